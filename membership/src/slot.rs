@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn crc16_xmodem_check_value() {
-        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31C3);
+        assert_eq!(
+            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
+            0x31C3
+        );
     }
 
     #[test]
@@ -84,7 +87,12 @@ mod tests {
             (b"foo{bar}{zap}", 5061),
         ];
         for (key, slot) in cases {
-            assert_eq!(Slot::for_key(key).get(), *slot, "key {:?}", String::from_utf8_lossy(key));
+            assert_eq!(
+                Slot::for_key(key).get(),
+                *slot,
+                "key {:?}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 

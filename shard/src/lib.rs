@@ -1,1 +1,21 @@
+//! AutoCache shard: a Redis-protocol cache server.
+//!
+//! The server is a library function, [`run`], so tests and the proxy's embedded mode start it
+//! on any listener; `main.rs` only loads configuration and calls it.
+#![forbid(unsafe_code)]
 
+mod clients;
+mod clock;
+mod cmd;
+pub mod config;
+mod connection;
+pub mod error;
+pub mod protocol;
+mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{Error, run};
+
+/// The Redis version this server reports (clients gate features on it).
+pub const REDIS_VERSION: &str = "7.2.4";

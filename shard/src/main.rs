@@ -1,1 +1,117 @@
-fn main(){}
+//! `autocache-shard`: loads configuration, sets up logging, binds and serves.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use figment::providers::Serialized;
+use serde::Serialize;
+use shard::Config;
+use shard::config::{LogFormat, log_filter};
+
+/// AutoCache shard: a Redis-protocol cache server. Options take redis-server's names; each can
+/// also be set in the TOML file given by --config or as an AUTOCACHE_* environment variable
+/// (e.g. AUTOCACHE_MAXMEMORY_POLICY=allkeys-lru). Flags win over environment over file.
+#[derive(Parser, Serialize, Debug)]
+#[command(name = "autocache-shard", version)]
+struct Flags {
+    /// TOML configuration file.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Addresses to listen on (space- or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bind: Option<Vec<String>>,
+    /// TCP port.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// Data directory.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dir: Option<String>,
+    /// RAM budget, e.g. 100mb or 2gb (0 = unlimited).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maxmemory: Option<String>,
+    /// noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl.
+    #[arg(long = "maxmemory-policy")]
+    #[serde(rename = "maxmemory-policy", skip_serializing_if = "Option::is_none")]
+    maxmemory_policy: Option<String>,
+    /// Keys sampled per eviction.
+    #[arg(long = "maxmemory-samples")]
+    #[serde(rename = "maxmemory-samples", skip_serializing_if = "Option::is_none")]
+    maxmemory_samples: Option<u32>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requirepass: Option<String>,
+    /// Maximum simultaneous clients.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maxclients: Option<usize>,
+    /// Log level: debug, verbose, notice, warning (or a tracing filter).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loglevel: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log-format")]
+    #[serde(rename = "log-format", skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| log_filter(&cfg.loglevel))
+        .unwrap_or_else(|| "info".into());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let figment = Config::figment(flags.config.as_deref()).merge(Serialized::defaults(&flags));
+    let cfg = match Config::from_figment(&figment) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autocache-shard: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&cfg);
+    let addr = cfg
+        .bind
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
+    shard::run(listener, cfg, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Hash commands.
+
+use bytes::Bytes;
+use membership::command::CommandId;
+
+use super::key::{parse_cursor, scan_opts};
+use super::{Session, eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::{Args, Proto, Reply, format_double};
+use crate::store::{Entry, HashValue, SlotMap, Value, scan_fields};
+
+/// Runs `f` on the hash at `key`, creating it if absent (for writes).
+fn with_hash_mut<R>(
+    s: &Session,
+    key: &[u8],
+    f: impl FnOnce(&mut HashValue) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
+    let mut t = s.shared.db.for_key(key);
+    if !t.contains(key, s.now) {
+        t.insert(
+            Bytes::copy_from_slice(key),
+            Entry::new(Value::Hash(Box::default()), 0, s.now),
+        );
+    }
+    t.update(key, s.now, |v| match v {
+        Value::Hash(h) => f(h),
+        _ => Err(CmdError::WrongType),
+    })
+    .unwrap_or(Err(CmdError::WrongType))
+}
+
+/// Reads the hash at `key`: `Ok(None)` when absent.
+fn with_hash<R>(
+    t: &mut SlotMap,
+    key: &[u8],
+    now: u64,
+    f: impl FnOnce(&HashValue) -> R,
+) -> Result<Option<R>, CmdError> {
+    match t.lookup(key, now) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::Hash(h),
+            ..
+        }) => Ok(Some(f(h))),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+fn read<R>(
+    s: &Session,
+    key: &[u8],
+    f: impl FnOnce(&HashValue) -> R,
+) -> Result<Option<R>, CmdError> {
+    with_hash(&mut s.shared.db.for_key(key), key, s.now, f)
+}
+
+pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
+    if a.len() % 2 != 0 {
+        return Err(CmdError::WrongArity(
+            if legacy { "hmset" } else { "hset" }.into(),
+        ));
+    }
+    let pairs = a.slice(2);
+    let added = with_hash_mut(s, a.get(1), |h| {
+        Ok(pairs
+            .chunks_exact(2)
+            .filter(|fv| h.insert(owned(&fv[0]), owned(&fv[1])).is_none())
+            .count())
+    })?;
+    Ok(if legacy {
+        Reply::Ok
+    } else {
+        Reply::Int(added as i64)
+    })
+}
+
+pub fn hsetnx(s: &mut Session, a: &Args) -> CmdResult {
+    let (f, v) = (a.bytes(2), a.bytes(3));
+    let set = with_hash_mut(s, a.get(1), |h| {
+        if h.contains_key(&f) {
+            return Ok(false);
+        }
+        h.insert(owned(&f), owned(&v));
+        Ok(true)
+    })?;
+    Ok(Reply::Int(i64::from(set)))
+}
+
+pub fn hget(s: &mut Session, a: &Args) -> CmdResult {
+    let v = read(s, a.get(1), |h| h.get(a.get(2)).cloned())?.flatten();
+    s.hit(v.is_some());
+    Ok(Reply::opt_bulk(v))
+}
+
+pub fn hmget(s: &mut Session, a: &Args) -> CmdResult {
+    let fields = a.slice(2);
+    let vals = read(s, a.get(1), |h| {
+        fields
+            .iter()
+            .map(|f| Reply::opt_bulk(h.get(f).cloned()))
+            .collect()
+    })?;
+    Ok(Reply::Array(
+        vals.unwrap_or_else(|| vec![Reply::Nil; fields.len()]),
+    ))
+}
+
+pub fn hdel(s: &mut Session, a: &Args) -> CmdResult {
+    let key = a.get(1);
+    let mut t = s.shared.db.for_key(key);
+    let n = t.update(key, s.now, |v| match v {
+        Value::Hash(h) => Ok(a
+            .slice(2)
+            .iter()
+            .filter(|f| h.remove(&f[..]).is_some())
+            .count()),
+        _ => Err(CmdError::WrongType),
+    });
+    Ok(Reply::Int(n.transpose()?.unwrap_or(0) as i64))
+}
+
+pub fn hexists(s: &mut Session, a: &Args) -> CmdResult {
+    Ok(Reply::Int(i64::from(
+        read(s, a.get(1), |h| h.contains_key(a.get(2)))?.unwrap_or(false),
+    )))
+}
+
+pub fn hlen(s: &mut Session, a: &Args) -> CmdResult {
+    Ok(Reply::Int(
+        read(s, a.get(1), |h| h.len() as i64)?.unwrap_or(0),
+    ))
+}
+
+pub fn hstrlen(s: &mut Session, a: &Args) -> CmdResult {
+    Ok(Reply::Int(
+        read(s, a.get(1), |h| {
+            h.get(a.get(2)).map_or(0, |v| v.len() as i64)
+        })?
+        .unwrap_or(0),
+    ))
+}
+
+pub fn hgetall(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let reply = read(s, a.get(1), |h| match id {
+        CommandId::Hkeys => Reply::Array(h.keys().cloned().map(Reply::Bulk).collect()),
+        CommandId::Hvals => Reply::Array(h.values().cloned().map(Reply::Bulk).collect()),
+        _ => Reply::Map(
+            h.iter()
+                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                .collect(),
+        ),
+    })?;
+    Ok(reply.unwrap_or_else(|| {
+        if id == CommandId::Hgetall {
+            Reply::Map(vec![])
+        } else {
+            Reply::Array(vec![])
+        }
+    }))
+}
+
+pub fn hincrby(s: &mut Session, a: &Args) -> CmdResult {
+    let by = parse_i64(a.get(3))?;
+    let f = a.bytes(2);
+    let new = with_hash_mut(s, a.get(1), |h| {
+        let cur = match h.get(&f) {
+            None => 0,
+            Some(v) => strict_i64(v).ok_or(CmdError::HashNotInteger)?,
+        };
+        let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
+        h.insert(owned(&f), Bytes::from(new.to_string()));
+        Ok(new)
+    })?;
+    Ok(Reply::Int(new))
+}
+
+pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
+    let by = parse_f64(a.get(3))?;
+    let f = a.bytes(2);
+    let new = with_hash_mut(s, a.get(1), |h| {
+        let cur = match h.get(&f) {
+            None => 0.0,
+            Some(v) => strict_f64(v).ok_or(CmdError::HashNotFloat)?,
+        };
+        let new = cur + by;
+        if !new.is_finite() {
+            return Err(CmdError::NanOrInfinity);
+        }
+        let text = Bytes::from(format_double(new));
+        h.insert(owned(&f), text.clone());
+        Ok(text)
+    })?;
+    Ok(Reply::Bulk(new))
+}
+
+pub fn hscan(s: &mut Session, a: &Args) -> CmdResult {
+    let cursor = parse_cursor(a.get(2))?;
+    let (pattern, count, _) = scan_opts(a, 3, false)?;
+    let (next, pairs) =
+        read(s, a.get(1), |h| scan_fields(h, cursor, count, pattern))?.unwrap_or((0, vec![]));
+    let flat = pairs
+        .into_iter()
+        .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
+        .collect();
+    Ok(Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::Array(flat),
+    ]))
+}
+
+pub fn hrandfield(s: &mut Session, a: &Args) -> CmdResult {
+    let count = if a.len() >= 3 {
+        Some(parse_i64(a.get(2))?)
+    } else {
+        None
+    };
+    let withvalues = match a.len() {
+        2 | 3 => false,
+        4 if eq(a.get(3), "withvalues") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    if count.is_some_and(|c| c.unsigned_abs() > (i64::MAX / 2) as u64) {
+        return Err(CmdError::OutOfRange);
+    }
+    let proto = s.proto;
+    let reply = read(s, a.get(1), |h| {
+        let fields: Vec<(&Bytes, &Bytes)> = h.iter().collect();
+        if fields.is_empty() {
+            return Reply::Nil;
+        }
+        let Some(count) = count else {
+            return Reply::Bulk(fields[fastrand::usize(..fields.len())].0.clone());
+        };
+        let picks: Vec<(&Bytes, &Bytes)> = if count >= 0 {
+            // Distinct fields: a random subset in random order.
+            let mut all = fields;
+            fastrand::shuffle(&mut all);
+            all.truncate(count as usize);
+            all
+        } else {
+            (0..count.unsigned_abs())
+                .map(|_| fields[fastrand::usize(..fields.len())])
+                .collect()
+        };
+        let pair = |(f, v): (&Bytes, &Bytes)| match (withvalues, proto) {
+            (true, Proto::Resp3) => vec![Reply::Array(vec![
+                Reply::Bulk(f.clone()),
+                Reply::Bulk(v.clone()),
+            ])],
+            (true, Proto::Resp2) => vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
+            (false, _) => vec![Reply::Bulk(f.clone())],
+        };
+        Reply::Array(picks.into_iter().flat_map(pair).collect())
+    })?;
+    Ok(reply.unwrap_or(if count.is_some() {
+        Reply::Array(vec![])
+    } else {
+        Reply::Nil
+    }))
+}

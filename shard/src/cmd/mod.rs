@@ -1,0 +1,320 @@
+//! Command dispatch: look the command up in the shared table, check arity, authentication and
+//! memory, then run its handler. Handlers live one file per command family and return
+//! `Result<Reply, CmdError>`; errors become replies in `error.rs`.
+
+mod connection;
+mod hash;
+mod key;
+mod server;
+mod string;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use membership::command::{self, CommandId, CommandSpec, Flags};
+
+use crate::clients::ClientHandle;
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::{Args, Proto, Reply};
+use crate::server::Shared;
+
+/// Per-connection state that commands read and change.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    pub handle: Arc<ClientHandle>,
+    pub proto: Proto,
+    pub authenticated: bool,
+    pub close_after_reply: bool,
+    /// Unix ms, fixed for the batch being executed.
+    pub now: u64,
+    hits: u64,
+    misses: u64,
+    commands: u64,
+    last_cmd: &'static str,
+}
+
+impl Session {
+    pub fn new(shared: &Arc<Shared>, handle: Arc<ClientHandle>) -> Session {
+        Session {
+            authenticated: shared.requirepass().is_none(),
+            shared: shared.clone(),
+            handle,
+            proto: Proto::Resp2,
+            close_after_reply: false,
+            now: 0,
+            hits: 0,
+            misses: 0,
+            commands: 0,
+            last_cmd: "",
+        }
+    }
+
+    pub fn begin_batch(&mut self) {
+        self.now = self.shared.clock.now_ms();
+    }
+
+    /// Publishes the batch's counters: one atomic add per counter per batch, not per command.
+    pub fn end_batch(&mut self) {
+        let stats = &self.shared.stats;
+        if self.commands > 0 {
+            stats
+                .total_commands
+                .fetch_add(std::mem::take(&mut self.commands), Relaxed);
+            self.handle.record_activity(self.now, self.last_cmd);
+        }
+        if self.hits > 0 {
+            stats
+                .keyspace_hits
+                .fetch_add(std::mem::take(&mut self.hits), Relaxed);
+        }
+        if self.misses > 0 {
+            stats
+                .keyspace_misses
+                .fetch_add(std::mem::take(&mut self.misses), Relaxed);
+        }
+    }
+
+    /// Counts a keyspace lookup for INFO's hit/miss statistics.
+    pub fn hit(&mut self, found: bool) {
+        if found {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+    }
+}
+
+/// Executes one request and returns its reply.
+pub fn execute(s: &mut Session, args: Args) -> Reply {
+    match dispatch(s, &args) {
+        Ok(r) => r,
+        Err(e) => e.into(),
+    }
+}
+
+fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
+    let name = args.get(0);
+    let Some((top, sub)) = command::resolve(name, args.len().gt(&1).then(|| args.get(1))) else {
+        return Err(CmdError::UnknownCommand {
+            name: String::from_utf8_lossy(name).into_owned(),
+            args: args
+                .slice(1)
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+        });
+    };
+    let spec = match (top.is_container(), sub) {
+        (false, _) => top,
+        (true, Some(sub)) => sub,
+        (true, None) if args.len() < 2 => return Err(CmdError::WrongArity(top.name.into())),
+        (true, None) => {
+            return Err(CmdError::UnknownSubcommand {
+                container: top.name,
+                sub: String::from_utf8_lossy(args.get(1)).into_owned(),
+            });
+        }
+    };
+    s.commands += 1;
+    s.last_cmd = top.name;
+    if !spec.arity_ok(args.len()) {
+        return Err(CmdError::WrongArity(full_name(top, spec)));
+    }
+    if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        return Err(CmdError::NoAuth);
+    }
+    if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
+        return Err(CmdError::Oom);
+    }
+    run(s, spec, args)
+}
+
+/// `client|setname` style name for subcommands, as Redis reports them.
+pub fn full_name(top: &CommandSpec, spec: &CommandSpec) -> String {
+    if std::ptr::eq(top, spec) {
+        top.name.to_string()
+    } else {
+        format!("{}|{}", top.name, spec.name)
+    }
+}
+
+fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
+    use CommandId::*;
+    match spec.id {
+        Ping => connection::ping(a),
+        Echo => Ok(Reply::Bulk(a.bytes(1))),
+        Hello => connection::hello(s, a),
+        Auth => connection::auth(s, a),
+        Select => connection::select(a),
+        Quit => {
+            s.close_after_reply = true;
+            Ok(Reply::Ok)
+        }
+        Reset => connection::reset(s),
+        ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
+        | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
+
+        CommandCount | CommandInfo | CommandDocs | CommandList | CommandGetkeys | CommandHelp
+        | Command => server::command(spec.id, a),
+        Info => server::info(s, a),
+        Dbsize => Ok(Reply::Int(s.shared.db.len() as i64)),
+        Flushdb | Flushall => server::flush(s, a),
+        ConfigGet | ConfigSet | ConfigResetstat | ConfigHelp => server::config(s, spec.id, a),
+        Time => server::time(),
+        Shutdown => server::shutdown(s, a),
+
+        Get => string::get(s, a),
+        Set => string::set(s, a),
+        Setnx => string::setnx(s, a),
+        Setex | Psetex => string::setex(s, a, spec.id == Psetex),
+        Getset => string::getset(s, a),
+        Getdel => string::getdel(s, a),
+        Getex => string::getex(s, a),
+        Mget => string::mget(s, a),
+        Mset => string::mset(s, a, false),
+        Msetnx => string::mset(s, a, true),
+        Incr => string::incr_by(s, a.get(1), 1),
+        Decr => string::incr_by(s, a.get(1), -1),
+        Incrby => string::incr_by(s, a.get(1), parse_i64(a.get(2))?),
+        Decrby => {
+            let by = parse_i64(a.get(2))?
+                .checked_neg()
+                .ok_or(CmdError::Overflow)?;
+            string::incr_by(s, a.get(1), by)
+        }
+        Incrbyfloat => string::incr_by_float(s, a),
+        Append => string::append(s, a),
+        Strlen => string::strlen(s, a),
+        Getrange => string::getrange(s, a),
+        Setrange => string::setrange(s, a),
+
+        Del | Unlink => key::del(s, a),
+        Exists => key::exists(s, a, false),
+        Touch => key::exists(s, a, true),
+        Expire | Pexpire | Expireat | Pexpireat => key::expire(s, spec, a),
+        Ttl | Pttl | Expiretime | Pexpiretime => key::ttl(s, spec.id, a),
+        Persist => key::persist(s, a),
+        Type => key::type_(s, a),
+        Rename => key::rename(s, a, false),
+        Renamenx => key::rename(s, a, true),
+        Keys => Ok(Reply::Array(
+            s.shared
+                .db
+                .keys(a.get(1), s.now)
+                .into_iter()
+                .map(Reply::Bulk)
+                .collect(),
+        )),
+        Scan => key::scan(s, a),
+        Randomkey => Ok(Reply::opt_bulk(s.shared.db.random_key(s.now))),
+        ObjectEncoding | ObjectFreq | ObjectIdletime | ObjectRefcount | ObjectHelp => {
+            key::object(s, spec.id, a)
+        }
+
+        Hset | Hmset => hash::hset(s, a, spec.id == Hmset),
+        Hsetnx => hash::hsetnx(s, a),
+        Hget => hash::hget(s, a),
+        Hmget => hash::hmget(s, a),
+        Hdel => hash::hdel(s, a),
+        Hexists => hash::hexists(s, a),
+        Hlen => hash::hlen(s, a),
+        Hkeys | Hvals | Hgetall => hash::hgetall(s, spec.id, a),
+        Hincrby => hash::hincrby(s, a),
+        Hincrbyfloat => hash::hincrbyfloat(s, a),
+        Hstrlen => hash::hstrlen(s, a),
+        Hscan => hash::hscan(s, a),
+        Hrandfield => hash::hrandfield(s, a),
+
+        Client | Config | Object => Err(CmdError::WrongArity(spec.name.into())),
+    }
+}
+
+// ---- argument parsing shared by the command families ----
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, no `+`, no leading zeros,
+/// no spaces, within i64.
+pub fn parse_i64(b: &[u8]) -> Result<i64, CmdError> {
+    strict_i64(b).ok_or(CmdError::NotInteger)
+}
+
+pub fn strict_i64(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.len() > 1 && digits[0] == b'0' {
+        return None;
+    }
+    if b == b"-0" {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Parses a finite float like Redis's `string2ld`: no spaces, no NaN or infinity.
+pub fn parse_f64(b: &[u8]) -> Result<f64, CmdError> {
+    strict_f64(b).ok_or(CmdError::NotFloat)
+}
+
+pub fn strict_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_whitespace())
+        || s.ends_with(|c: char| c.is_whitespace())
+    {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+pub fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// Copies a key or value out of the request buffer so the store never pins a whole read
+/// buffer for one small slice of it.
+pub fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(strict_i64(b"0"), Some(0));
+        assert_eq!(strict_i64(b"-12"), Some(-12));
+        assert_eq!(strict_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(strict_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b"+1"[..],
+            b"01",
+            b" 1",
+            b"1 ",
+            b"",
+            b"-",
+            b"-0",
+            b"9223372036854775808",
+            b"1.0",
+            b"0x10",
+        ] {
+            assert_eq!(strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn floats_are_finite() {
+        assert_eq!(strict_f64(b"1.5"), Some(1.5));
+        assert_eq!(strict_f64(b"-.5"), Some(-0.5));
+        assert_eq!(strict_f64(b"1e3"), Some(1000.0));
+        for bad in [&b"inf"[..], b"-inf", b"nan", b" 1", b"", b"abc", b"1e400"] {
+            assert_eq!(strict_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

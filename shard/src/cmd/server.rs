@@ -1,0 +1,579 @@
+//! Server commands: COMMAND, INFO, CONFIG, FLUSH*, TIME, SHUTDOWN.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use membership::command::{COMMANDS, CommandId, CommandSpec, Flags, Merge, Route, lookup, resolve};
+
+use super::{Session, eq, full_name, parse_i64};
+use crate::config::parse_memory;
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::{Args, Reply};
+use crate::store::{Policy, glob::glob_match};
+
+/// A `HELP` reply: the header line, the lines, and the closing HELP entry.
+pub fn help(container: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::Status(format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    out.extend(lines.iter().map(|l| Reply::Status((*l).to_string())));
+    out.push(Reply::Simple("HELP"));
+    out.push(Reply::Simple("    Print this help."));
+    Reply::Array(out)
+}
+
+// ---- COMMAND ----
+
+pub fn command(id: CommandId, a: &Args) -> CmdResult {
+    let all = || COMMANDS.iter();
+    match id {
+        CommandId::Command => Ok(Reply::Array(all().map(|c| info_entry(c, c)).collect())),
+        CommandId::CommandCount => Ok(Reply::Int(COMMANDS.len() as i64)),
+        CommandId::CommandInfo => Ok(Reply::Array(if a.len() == 2 {
+            all().map(|c| info_entry(c, c)).collect()
+        } else {
+            a.slice(2)
+                .iter()
+                .map(|n| find(n).map_or(Reply::Nil, |(t, s)| info_entry(t, s)))
+                .collect()
+        })),
+        CommandId::CommandDocs => Ok(Reply::Map(if a.len() == 2 {
+            all()
+                .map(|c| (Reply::str(c.name), docs_entry(c, c)))
+                .collect()
+        } else {
+            a.slice(2)
+                .iter()
+                .filter_map(|n| {
+                    find(n).map(|(t, s)| (Reply::str(&full_name(t, s)), docs_entry(t, s)))
+                })
+                .collect()
+        })),
+        CommandId::CommandList => command_list(a),
+        CommandId::CommandGetkeys => getkeys(a),
+        _ => Ok(help(
+            "COMMAND",
+            &[
+                "(no subcommand)",
+                "    Return details about all commands.",
+                "COUNT",
+                "    Return the total number of commands in this server.",
+                "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+                "    Return a list of all commands in this server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple commands.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple commands.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full command.",
+            ],
+        )),
+    }
+}
+
+/// Finds `name` or `container|sub`.
+fn find(name: &[u8]) -> Option<(&'static CommandSpec, &'static CommandSpec)> {
+    match name.iter().position(|&b| b == b'|') {
+        Some(bar) => {
+            let top = lookup(&name[..bar])?;
+            Some((top, top.subcommand(&name[bar + 1..])?))
+        }
+        None => lookup(name).map(|c| (c, c)),
+    }
+}
+
+fn tips(spec: &CommandSpec) -> Vec<&'static str> {
+    match spec.route {
+        Route::FanOut(Merge::KeyOrder) | Route::FanOut(Merge::AllOk) => {
+            vec!["request_policy:multi_shard"]
+        }
+        Route::FanOut(_) => vec!["request_policy:multi_shard", "response_policy:agg_sum"],
+        Route::AllShards(Merge::Sum) => {
+            vec!["request_policy:all_shards", "response_policy:agg_sum"]
+        }
+        Route::AllShards(Merge::AllOk) => {
+            vec!["request_policy:all_shards", "response_policy:all_succeeded"]
+        }
+        Route::AllShards(Merge::Concat) => {
+            vec!["request_policy:all_shards", "nondeterministic_output_order"]
+        }
+        Route::AllShards(Merge::Cursor) => {
+            vec![
+                "nondeterministic_output",
+                "request_policy:special",
+                "response_policy:special",
+            ]
+        }
+        Route::AllShards(_) => vec![
+            "request_policy:all_shards",
+            "response_policy:special",
+            "nondeterministic_output",
+        ],
+        _ => vec![],
+    }
+}
+
+fn info_entry(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
+    let key_specs = if spec.keys.is_none() {
+        vec![]
+    } else {
+        let flags: &[&str] = if spec.flags.contains(Flags::WRITE) {
+            &["RW", "UPDATE"]
+        } else {
+            &["RO", "ACCESS"]
+        };
+        let lastkey = if spec.keys.last < 0 {
+            i64::from(spec.keys.last)
+        } else {
+            i64::from(spec.keys.last - spec.keys.first)
+        };
+        vec![Reply::Map(vec![
+            (
+                Reply::str("flags"),
+                Reply::Set(flags.iter().map(|f| Reply::Simple(f)).collect()),
+            ),
+            (
+                Reply::str("begin_search"),
+                Reply::Map(vec![
+                    (Reply::str("type"), Reply::str("index")),
+                    (
+                        Reply::str("spec"),
+                        Reply::Map(vec![(
+                            Reply::str("index"),
+                            Reply::Int(i64::from(spec.keys.first)),
+                        )]),
+                    ),
+                ]),
+            ),
+            (
+                Reply::str("find_keys"),
+                Reply::Map(vec![
+                    (Reply::str("type"), Reply::str("range")),
+                    (
+                        Reply::str("spec"),
+                        Reply::Map(vec![
+                            (Reply::str("lastkey"), Reply::Int(lastkey)),
+                            (Reply::str("keystep"), Reply::Int(i64::from(spec.keys.step))),
+                            (Reply::str("limit"), Reply::Int(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])]
+    };
+    Reply::Array(vec![
+        Reply::str(&full_name(top, spec)),
+        Reply::Int(i64::from(spec.arity)),
+        Reply::Set(spec.flags.names().map(Reply::Simple).collect()),
+        Reply::Int(i64::from(spec.keys.first)),
+        Reply::Int(i64::from(spec.keys.last)),
+        Reply::Int(i64::from(spec.keys.step)),
+        Reply::Set(
+            spec.acl_categories()
+                .into_iter()
+                .map(Reply::Simple)
+                .collect(),
+        ),
+        Reply::Set(tips(spec).into_iter().map(Reply::str).collect()),
+        Reply::Array(key_specs),
+        Reply::Array(
+            spec.subcommands
+                .iter()
+                .map(|s| info_entry(top, s))
+                .collect(),
+        ),
+    ])
+}
+
+fn docs_entry(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
+    let mut m = vec![
+        (Reply::str("summary"), Reply::str(spec.summary)),
+        (Reply::str("since"), Reply::str(spec.since)),
+        (Reply::str("group"), Reply::str(spec.group)),
+    ];
+    if std::ptr::eq(top, spec) && !spec.subcommands.is_empty() {
+        let subs = spec
+            .subcommands
+            .iter()
+            .map(|s| (Reply::str(&full_name(top, s)), docs_entry(top, s)))
+            .collect();
+        m.push((Reply::str("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(m)
+}
+
+fn command_list(a: &Args) -> CmdResult {
+    let names = COMMANDS
+        .iter()
+        .flat_map(|c| std::iter::once((c, c)).chain(c.subcommands.iter().map(move |s| (c, s))));
+    let keep: Box<dyn Fn(&CommandSpec, &CommandSpec) -> bool> = match a.len() {
+        2 => Box::new(|_, _| true),
+        5 if eq(a.get(2), "filterby") => {
+            let (kind, arg) = (a.get(3), String::from_utf8_lossy(a.get(4)).into_owned());
+            if eq(kind, "module") {
+                Box::new(|_, _| false)
+            } else if eq(kind, "aclcat") {
+                let cat = format!("@{}", arg.to_ascii_lowercase());
+                Box::new(move |_, s| s.acl_categories().contains(&cat.as_str()))
+            } else if eq(kind, "pattern") {
+                Box::new(move |t, s| glob_match(arg.as_bytes(), full_name(t, s).as_bytes(), true))
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    Ok(Reply::Array(
+        names
+            .filter(|(t, s)| keep(t, s))
+            .map(|(t, s)| Reply::str(&full_name(t, s)))
+            .collect(),
+    ))
+}
+
+fn getkeys(a: &Args) -> CmdResult {
+    let argv = a.slice(2);
+    let (top, sub) = resolve(&argv[0], argv.get(1).map(|b| &b[..]))
+        .ok_or_else(|| CmdError::err("Invalid command specified"))?;
+    let spec = sub.unwrap_or(top);
+    if !spec.arity_ok(argv.len()) {
+        return Err(CmdError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    if spec.keys.is_none() {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    Ok(Reply::Array(
+        spec.keys
+            .indices(argv.len())
+            .filter_map(|i| argv.get(i))
+            .cloned()
+            .map(Reply::Bulk)
+            .collect(),
+    ))
+}
+
+// ---- INFO ----
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.2}{}", UNITS[u])
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+const DEFAULT_SECTIONS: [&str; 5] = ["server", "clients", "memory", "stats", "keyspace"];
+
+pub fn info(s: &mut Session, a: &Args) -> CmdResult {
+    let wanted: Vec<String> = a
+        .slice(1)
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).to_ascii_lowercase())
+        .collect();
+    let everything = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let mut out = String::with_capacity(2048);
+    for section in DEFAULT_SECTIONS {
+        if everything || wanted.iter().any(|w| w == section) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            info_section(s, section, &mut out);
+        }
+    }
+    Ok(Reply::Verbatim(out))
+}
+
+fn info_section(s: &Session, section: &str, out: &mut String) {
+    let sh = &s.shared;
+    let db = &sh.db;
+    let st = &sh.stats;
+    let header = match section {
+        "server" => "# Server",
+        "clients" => "# Clients",
+        "memory" => "# Memory",
+        "stats" => "# Stats",
+        _ => "# Keyspace",
+    };
+    out.push_str(header);
+    out.push_str("\r\n");
+    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{k}:{v}\r\n");
+    };
+    match section {
+        "server" => {
+            let uptime = sh.clock.uptime_secs();
+            line("redis_version", &crate::REDIS_VERSION);
+            line("autocache_version", &env!("CARGO_PKG_VERSION"));
+            line("redis_mode", &"standalone");
+            line("os", &std::env::consts::OS);
+            line("arch_bits", &(usize::BITS));
+            line("multiplexing_api", &"epoll");
+            line("process_id", &std::process::id());
+            line("run_id", &sh.run_id);
+            line("tcp_port", &sh.local_addr.port());
+            line("uptime_in_seconds", &uptime);
+            line("uptime_in_days", &(uptime / 86400));
+            line("hz", &sh.config.hz);
+            line(
+                "executable",
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+        }
+        "clients" => {
+            line("connected_clients", &sh.clients.count());
+            line("maxclients", &sh.runtime.maxclients.load(Relaxed));
+            line("blocked_clients", &0);
+        }
+        "memory" => {
+            let used = db.used_memory() as u64;
+            line("used_memory", &used);
+            line("used_memory_human", &human(used));
+            line("used_memory_rss", &rss_bytes());
+            line("maxmemory", &db.maxmemory());
+            line("maxmemory_human", &human(db.maxmemory()));
+            line("maxmemory_policy", &db.policy().name());
+            line("mem_allocator", &"libc");
+        }
+        "stats" => {
+            line(
+                "total_connections_received",
+                &st.total_connections.load(Relaxed),
+            );
+            line("total_commands_processed", &st.total_commands.load(Relaxed));
+            line("total_net_input_bytes", &st.net_input_bytes.load(Relaxed));
+            line("total_net_output_bytes", &st.net_output_bytes.load(Relaxed));
+            line(
+                "rejected_connections",
+                &st.rejected_connections.load(Relaxed),
+            );
+            line("expired_keys", &db.stats.expired_keys.load(Relaxed));
+            line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
+            line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
+            line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
+        }
+        _ => {
+            if !db.is_empty() {
+                line(
+                    "db0",
+                    &format_args!("keys={},expires={},avg_ttl=0", db.len(), db.volatile_len()),
+                );
+            }
+        }
+    }
+}
+
+// ---- CONFIG ----
+
+const PARAMS: [&str; 15] = [
+    "bind",
+    "port",
+    "dir",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "requirepass",
+    "maxclients",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "hz",
+    "loglevel",
+    "save",
+    "appendonly",
+    "databases",
+];
+
+fn config_value(s: &Session, name: &str) -> String {
+    let sh = &s.shared;
+    let c = &sh.config;
+    match name {
+        "bind" => c.bind.join(" "),
+        "port" => sh.local_addr.port().to_string(),
+        "dir" => c.dir.display().to_string(),
+        "maxmemory" => sh.db.maxmemory().to_string(),
+        "maxmemory-policy" => sh.db.policy().name().to_string(),
+        "maxmemory-samples" => sh.db.limits.samples.load(Relaxed).to_string(),
+        "requirepass" => sh
+            .requirepass()
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .unwrap_or_default(),
+        "maxclients" => sh.runtime.maxclients.load(Relaxed).to_string(),
+        "proto-max-bulk-len" => c.proto_max_bulk_len.to_string(),
+        "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
+        "hz" => c.hz.to_string(),
+        "loglevel" => c.loglevel.clone(),
+        "appendonly" => "no".into(),
+        "databases" => "1".into(),
+        _ => String::new(),
+    }
+}
+
+/// A validated CONFIG SET assignment, applied only once every pair has validated.
+enum Assign {
+    Maxmemory(u64),
+    Policy(Policy),
+    Samples(u32),
+    Maxclients(usize),
+    Requirepass(Option<Bytes>),
+}
+
+fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
+    let text = String::from_utf8_lossy(v);
+    let bad =
+        |why: &str| format!("CONFIG SET failed (possibly related to argument '{name}') - {why}");
+    match name {
+        "maxmemory" => parse_memory(&text).map(Assign::Maxmemory).ok_or_else(|| bad("argument must be a memory value")),
+        "maxmemory-policy" => Policy::parse(&text).map(Assign::Policy).ok_or_else(|| bad("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction")),
+        "maxmemory-samples" => parse_i64(v)
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .map(|n| Assign::Samples(n as u32))
+            .ok_or_else(|| bad("argument must be between 1 and 64 inclusive")),
+        "maxclients" => parse_i64(v)
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(|n| Assign::Maxclients(n as usize))
+            .ok_or_else(|| bad("argument must be between 1 and 2147483647 inclusive")),
+        "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
+        _ if PARAMS.contains(&name) => Err(bad("can't set immutable config")),
+        _ => Err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")),
+    }
+}
+
+pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    match id {
+        CommandId::ConfigGet => {
+            let mut pairs: Vec<(Reply, Reply)> = Vec::new();
+            for p in PARAMS {
+                if a.slice(2)
+                    .iter()
+                    .any(|pat| glob_match(pat, p.as_bytes(), true))
+                {
+                    pairs.push((Reply::str(p), Reply::str(&config_value(s, p))));
+                }
+            }
+            Ok(Reply::Map(pairs))
+        }
+        CommandId::ConfigSet => {
+            if a.len() % 2 != 0 {
+                return Err(CmdError::WrongArity("config|set".into()));
+            }
+            let mut assigns = Vec::new();
+            for kv in a.slice(2).chunks_exact(2) {
+                let name = String::from_utf8_lossy(&kv[0]).to_ascii_lowercase();
+                assigns.push(parse_assign(&name, &kv[1]).map_err(CmdError::err)?);
+            }
+            let sh = &s.shared;
+            for asg in assigns {
+                match asg {
+                    Assign::Maxmemory(m) => sh.db.limits.maxmemory.store(m, Relaxed),
+                    Assign::Policy(p) => sh.db.limits.policy.store(p as u8, Relaxed),
+                    Assign::Samples(n) => sh.db.limits.samples.store(n, Relaxed),
+                    Assign::Maxclients(n) => sh.runtime.maxclients.store(n, Relaxed),
+                    Assign::Requirepass(p) => *sh.runtime.requirepass.write() = p,
+                }
+            }
+            // Lowering maxmemory takes effect now, not at the next write.
+            let _ = sh.db.make_room(s.now);
+            Ok(Reply::Ok)
+        }
+        CommandId::ConfigResetstat => {
+            let st = &s.shared.stats;
+            for c in [
+                &st.total_commands,
+                &st.keyspace_hits,
+                &st.keyspace_misses,
+                &st.rejected_connections,
+            ] {
+                c.store(0, Relaxed);
+            }
+            for c in [
+                &st.net_input_bytes,
+                &st.net_output_bytes,
+                &st.total_connections,
+            ] {
+                c.store(0, Relaxed);
+            }
+            s.shared.db.stats.expired_keys.store(0, Relaxed);
+            s.shared.db.stats.evicted_keys.store(0, Relaxed);
+            Ok(Reply::Ok)
+        }
+        _ => Ok(help(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+            ],
+        )),
+    }
+}
+
+// ---- the rest ----
+
+pub fn flush(s: &mut Session, a: &Args) -> CmdResult {
+    match a.len() {
+        1 => {}
+        2 if eq(a.get(1), "async") || eq(a.get(1), "sync") => {}
+        _ => return Err(CmdError::Syntax),
+    }
+    s.shared.db.flush();
+    Ok(Reply::Ok)
+}
+
+pub fn time() -> CmdResult {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::Bulk(Bytes::from(d.as_secs().to_string())),
+        Reply::Bulk(Bytes::from(d.subsec_micros().to_string())),
+    ]))
+}
+
+pub fn shutdown(s: &mut Session, a: &Args) -> CmdResult {
+    for w in a.slice(1) {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|o| eq(w, o))
+        {
+            return Err(CmdError::Syntax);
+        }
+        if eq(w, "abort") {
+            return Err(CmdError::err("No shutdown in progress."));
+        }
+    }
+    tracing::info!(client = s.handle.id, "SHUTDOWN requested by client");
+    s.shared.shutdown.cancel();
+    s.close_after_reply = true;
+    Ok(Reply::Ok)
+}

@@ -1,0 +1,503 @@
+//! The wire layer: request framing (RESP multibulk via `redis-protocol`, plus inline commands)
+//! and reply encoding for RESP2 and RESP3.
+//!
+//! Requests are checked before they are parsed: a header scan enforces Redis's limits (multibulk
+//! length, bulk length, inline size, nesting) so the decoder only ever sees a complete, bounded
+//! array of bulk strings. An incomplete frame is not an error.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+
+/// Redis's limit on the element count of one request.
+const MAX_MULTIBULK: usize = 1024 * 1024;
+/// Redis's limit on an inline request and on a header line.
+const MAX_INLINE: usize = 64 * 1024;
+
+/// A protocol violation: the connection gets `-ERR Protocol error: ...` and is closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+fn proto_err(msg: impl Into<String>) -> ProtocolError {
+    ProtocolError(msg.into())
+}
+
+/// The arguments of one request; `argv[0]` is the command name.
+#[derive(Debug, Clone, Default)]
+pub struct Args(Vec<Bytes>);
+
+impl Args {
+    pub fn new(v: Vec<Bytes>) -> Args {
+        Args(v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Argument `i` as bytes; empty when absent (callers check arity first).
+    pub fn get(&self, i: usize) -> &[u8] {
+        self.0.get(i).map(|b| &b[..]).unwrap_or(&[])
+    }
+
+    /// Argument `i` as a cheaply cloned `Bytes`.
+    pub fn bytes(&self, i: usize) -> Bytes {
+        self.0.get(i).cloned().unwrap_or_default()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.0.iter()
+    }
+
+    pub fn slice(&self, from: usize) -> &[Bytes] {
+        self.0.get(from..).unwrap_or(&[])
+    }
+}
+
+/// Limits applied while framing requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bulk_len: usize,
+}
+
+/// Takes the next complete request off the front of `buf`.
+/// `Ok(None)` means more bytes are needed. Empty requests (`*0`, blank inline lines) are skipped.
+pub fn next_request(buf: &mut BytesMut, limits: Limits) -> Result<Option<Args>, ProtocolError> {
+    loop {
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        let args = if first == b'*' {
+            match scan_multibulk(buf, limits)? {
+                Scan::Incomplete => return Ok(None),
+                Scan::Empty(consumed) => {
+                    let _ = buf.split_to(consumed);
+                    continue;
+                }
+                Scan::Complete => decode_multibulk(buf)?,
+            }
+        } else {
+            match parse_inline(buf)? {
+                None => return Ok(None),
+                Some(args) if args.is_empty() => continue,
+                Some(args) => args,
+            }
+        };
+        return Ok(Some(args));
+    }
+}
+
+enum Scan {
+    Incomplete,
+    /// `*0` or `*-1`: nothing to execute; this many bytes to drop.
+    Empty(usize),
+    Complete,
+}
+
+/// Reads a `\r\n`-terminated header line starting at `at` (after the type byte) as an integer.
+/// Returns the value and the offset after the line, or `None` if the line is incomplete.
+fn header_int(buf: &[u8], at: usize, what: &str) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let rest = buf.get(at..).unwrap_or(&[]);
+    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        if rest.len() > MAX_INLINE {
+            return Err(proto_err(format!("too big {what} count string")));
+        }
+        return Ok(None);
+    };
+    let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
+    let n = std::str::from_utf8(line)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    match n {
+        Some(n) => Ok(Some((n, at + nl + 1))),
+        None => Err(proto_err(format!("invalid {what} length"))),
+    }
+}
+
+/// Checks the headers of the multibulk at the front of `buf` against the limits without
+/// copying anything.
+fn scan_multibulk(buf: &[u8], limits: Limits) -> Result<Scan, ProtocolError> {
+    let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
+        return Ok(Scan::Incomplete);
+    };
+    if count <= 0 {
+        return Ok(Scan::Empty(pos));
+    }
+    if count as usize > MAX_MULTIBULK {
+        return Err(proto_err("invalid multibulk length"));
+    }
+    for _ in 0..count {
+        let Some(&kind) = buf.get(pos) else {
+            return Ok(Scan::Incomplete);
+        };
+        if kind != b'$' {
+            return Err(proto_err(format!("expected '$', got '{}'", kind as char)));
+        }
+        let Some((len, body)) = header_int(buf, pos + 1, "bulk")? else {
+            return Ok(Scan::Incomplete);
+        };
+        if len < 0 || len as u64 > limits.max_bulk_len as u64 {
+            return Err(proto_err("invalid bulk length"));
+        }
+        pos = body + len as usize + 2;
+        if pos > buf.len() {
+            return Ok(Scan::Incomplete);
+        }
+    }
+    Ok(Scan::Complete)
+}
+
+/// Decodes a multibulk already checked by `scan_multibulk` into its arguments.
+fn decode_multibulk(buf: &mut BytesMut) -> Result<Args, ProtocolError> {
+    match decode_bytes_mut(buf) {
+        Ok(Some((BytesFrame::Array(items), _, _))) => items
+            .into_iter()
+            .map(|f| match f {
+                BytesFrame::BulkString(b) => Ok(b),
+                _ => Err(proto_err("expected '$'")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Args),
+        Ok(Some(_)) => Err(proto_err("invalid multibulk length")),
+        Ok(None) => Err(proto_err("incomplete frame after header check")),
+        Err(e) => Err(proto_err(e.details().to_string())),
+    }
+}
+
+/// Parses one inline command line (`PING\r\n` from telnet), with Redis's quoting rules.
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Args>, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > MAX_INLINE {
+            return Err(proto_err("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(nl + 1);
+    let line = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
+    split_args(line)
+        .map(|v| Some(Args(v)))
+        .ok_or_else(|| proto_err("unbalanced quotes in request"))
+}
+
+/// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separates, `"..."`
+/// takes C escapes (`\n`, `\xHH`, ...), `'...'` takes only `\'`. `None` on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            break;
+        }
+        let mut cur = Vec::new();
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            let c = line.get(i).copied();
+            if in_dq {
+                match c? {
+                    b'\\'
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                            && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
+                    {
+                        let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                        cur.push(u8::from_str_radix(hex, 16).ok()?);
+                        i += 3;
+                    }
+                    b'\\' if i + 1 < line.len() => {
+                        i += 1;
+                        cur.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                    }
+                    b'"' => {
+                        // A closing quote must be followed by a space or the end.
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => cur.push(other),
+                }
+            } else if in_sq {
+                match c? {
+                    b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    b'\'' => {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => cur.push(other),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(b) if b.is_ascii_whitespace() => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(b) => cur.push(b),
+                }
+            }
+            i += 1;
+        }
+        out.push(Bytes::from(cur));
+    }
+    Some(out)
+}
+
+/// Protocol version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Resp2,
+    Resp3,
+}
+
+/// A reply in RESP3's vocabulary; encoding downgrades it for RESP2 clients.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ok,
+    Simple(&'static str),
+    Status(String),
+    /// A full error line without the leading `-`, e.g. `ERR syntax error`.
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// RESP2 `$-1`, RESP3 `_`.
+    Nil,
+    /// RESP2 `*-1`, RESP3 `_`.
+    NilArray,
+    Array(Vec<Reply>),
+    /// RESP2: a flat array of key, value, ...
+    Map(Vec<(Reply, Reply)>),
+    /// RESP2: an array.
+    Set(Vec<Reply>),
+    /// RESP2: a bulk string.
+    Double(f64),
+    /// RESP2: a bulk string (text).
+    Verbatim(String),
+}
+
+impl Reply {
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+
+    pub fn str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn opt_bulk(b: Option<Bytes>) -> Reply {
+        b.map_or(Reply::Nil, Reply::Bulk)
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+fn put_int_line(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut b = itoa::Buffer::new();
+    let s = b.format(n);
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn put_len(out: &mut BytesMut, prefix: u8, n: usize) {
+    put_int_line(out, prefix, n as i64);
+}
+
+fn put_line(out: &mut BytesMut, prefix: u8, s: &[u8]) {
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    // Simple strings and errors cannot carry newlines.
+    out.extend(
+        s.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.put_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    put_len(out, b'$', b.len());
+    out.reserve(b.len() + 2);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+/// Formats a double the way Redis prints them in replies (shortest round-trip form).
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    let s = d.to_string();
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Appends the encoding of `reply` in protocol `proto` to `out`.
+pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
+    let v3 = proto == Proto::Resp3;
+    match reply {
+        Reply::Ok => out.put_slice(b"+OK\r\n"),
+        Reply::Simple(s) => put_line(out, b'+', s.as_bytes()),
+        Reply::Status(s) => put_line(out, b'+', s.as_bytes()),
+        Reply::Error(e) => put_line(out, b'-', e.as_bytes()),
+        Reply::Int(n) => put_int_line(out, b':', *n),
+        Reply::Bulk(b) => put_bulk(out, b),
+        Reply::Nil if v3 => out.put_slice(b"_\r\n"),
+        Reply::Nil => out.put_slice(b"$-1\r\n"),
+        Reply::NilArray if v3 => out.put_slice(b"_\r\n"),
+        Reply::NilArray => out.put_slice(b"*-1\r\n"),
+        Reply::Array(items) => {
+            put_len(out, b'*', items.len());
+            items.iter().for_each(|r| encode(r, proto, out));
+        }
+        Reply::Set(items) => {
+            put_len(out, if v3 { b'~' } else { b'*' }, items.len());
+            items.iter().for_each(|r| encode(r, proto, out));
+        }
+        Reply::Map(pairs) => {
+            if v3 {
+                put_len(out, b'%', pairs.len());
+            } else {
+                put_len(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) if v3 => put_line(out, b',', format_double(*d).as_bytes()),
+        Reply::Double(d) => put_bulk(out, format_double(*d).as_bytes()),
+        Reply::Verbatim(s) if v3 => {
+            put_len(out, b'=', s.len() + 4);
+            out.put_slice(b"txt:");
+            out.put_slice(s.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        Reply::Verbatim(s) => put_bulk(out, s.as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_bulk_len: 512 * 1024 * 1024,
+    };
+
+    fn args(buf: &mut BytesMut) -> Result<Option<Vec<String>>, ProtocolError> {
+        next_request(buf, LIMITS).map(|o| {
+            o.map(|a| {
+                a.iter()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .collect()
+            })
+        })
+    }
+
+    #[test]
+    fn multibulk_complete_and_partial() {
+        let full = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        for cut in 0..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert_eq!(args(&mut buf), Ok(None), "cut at {cut}");
+            assert_eq!(buf.len(), cut, "nothing consumed on partial input");
+        }
+        let mut buf = BytesMut::from(&full[..]);
+        assert_eq!(args(&mut buf), Ok(Some(vec!["GET".into(), "k".into()])));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn pipelined_requests_come_out_in_order() {
+        let mut buf = BytesMut::from(
+            &b"*1\r\n$4\r\nPING\r\n*0\r\nPING\r\n\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n"[..],
+        );
+        assert_eq!(args(&mut buf), Ok(Some(vec!["PING".into()])));
+        assert_eq!(args(&mut buf), Ok(Some(vec!["PING".into()])));
+        assert_eq!(args(&mut buf), Ok(Some(vec!["ECHO".into(), "hi".into()])));
+        assert_eq!(args(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn limits_and_malformed_input() {
+        let err = |b: &[u8]| args(&mut BytesMut::from(b)).expect_err("must fail").0;
+        assert_eq!(err(b"*2\r\n$3\r\nGET\r\n:1\r\n"), "expected '$', got ':'");
+        assert_eq!(err(b"*1\r\n*1\r\n$1\r\na\r\n"), "expected '$', got '*'");
+        assert_eq!(err(b"*x\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*99999999\r\n"), "invalid multibulk length");
+        assert_eq!(err(b"*1\r\n$-5\r\n"), "invalid bulk length");
+        assert_eq!(err(b"*1\r\n$536870913\r\n"), "invalid bulk length");
+        assert_eq!(err(b"SET k \"abc\r\n"), "unbalanced quotes in request");
+        let big = vec![b'a'; MAX_INLINE + 1];
+        assert_eq!(err(&big), "too big inline request");
+    }
+
+    #[test]
+    fn inline_quoting() {
+        let split =
+            |s: &[u8]| split_args(s).map(|v| v.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+        assert_eq!(
+            split(b"set  k  v"),
+            Some(vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()])
+        );
+        assert_eq!(
+            split(b"set k \"a b\\n\\x41\""),
+            Some(vec![b"set".to_vec(), b"k".to_vec(), b"a b\nA".to_vec()])
+        );
+        assert_eq!(
+            split(b"echo 'it\\'s'"),
+            Some(vec![b"echo".to_vec(), b"it's".to_vec()])
+        );
+        assert_eq!(split(b"echo \"a\"b"), None);
+        assert_eq!(split(b"   "), Some(vec![]));
+    }
+
+    #[test]
+    fn encodes_resp2_and_resp3() {
+        let enc = |r: &Reply, p| {
+            let mut b = BytesMut::new();
+            encode(r, p, &mut b);
+            String::from_utf8(b.to_vec()).expect("utf8")
+        };
+        let map = Reply::Map(vec![(Reply::str("a"), Reply::Int(1))]);
+        assert_eq!(enc(&map, Proto::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, Proto::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Nil, Proto::Resp2), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, Proto::Resp3), "_\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(2.0), Proto::Resp2), "$1\r\n2\r\n");
+        assert_eq!(
+            enc(&Reply::Verbatim("x".into()), Proto::Resp3),
+            "=5\r\ntxt:x\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Error("ERR a\r\nb".into()), Proto::Resp2),
+            "-ERR a  b\r\n"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The accept loop and the state every connection shares.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::Clients;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connection;
+use crate::store::Db;
+
+/// How long shutdown waits for connections to finish the batch they are executing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Server-wide counters for INFO stats.
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+/// Settings that CONFIG SET changes at run time (the memory ones live in `Db::limits`).
+pub struct Runtime {
+    pub requirepass: RwLock<Option<Bytes>>,
+    pub maxclients: AtomicUsize,
+}
+
+/// State shared by all connections of one server.
+pub struct Shared {
+    pub db: Db,
+    pub clock: Clock,
+    pub config: Config,
+    pub runtime: Runtime,
+    pub clients: Clients,
+    pub stats: Stats,
+    pub local_addr: SocketAddr,
+    pub run_id: String,
+    /// Cancelled to stop the server (SHUTDOWN or the `shutdown` future).
+    pub shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub fn requirepass(&self) -> Option<Bytes> {
+        self.runtime.requirepass.read().clone()
+    }
+}
+
+/// Serves the Redis protocol on `listener` until `shutdown` resolves (or a client sends
+/// SHUTDOWN), then stops accepting, lets connections finish their current batch, and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    config.validate()?;
+    let local_addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        db: Db::new(
+            config.maxmemory,
+            config.maxmemory_policy,
+            config.maxmemory_samples,
+        ),
+        clock: Clock::new(),
+        runtime: Runtime {
+            requirepass: RwLock::new(config.requirepass.clone().map(Bytes::from)),
+            maxclients: AtomicUsize::new(config.maxclients),
+        },
+        config,
+        clients: Clients::default(),
+        stats: Stats::default(),
+        local_addr,
+        run_id: format!(
+            "{:016x}{:016x}{:08x}",
+            fastrand::u64(..),
+            fastrand::u64(..),
+            fastrand::u32(..)
+        ),
+        shutdown: CancellationToken::new(),
+    });
+    tracing::info!(addr = %local_addr, "shard listening");
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(background(shared.clone()));
+    let stop = shared.shutdown.clone();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr),
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if tasks.len() > 1 => {}
+        }
+    }
+    drop(listener);
+    shared.shutdown.cancel();
+    tracing::info!(clients = shared.clients.count(), "shutting down");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("connections did not finish in time; aborting them");
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    shared.stats.total_connections.fetch_add(1, Relaxed);
+    let now = shared.clock.now_ms();
+    let max = shared.runtime.maxclients.load(Relaxed);
+    let laddr = stream.local_addr().unwrap_or(shared.local_addr);
+    match shared
+        .clients
+        .register(addr, laddr, now, max, &shared.shutdown)
+    {
+        Some(handle) => {
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                connection::serve(&shared, stream, &handle).await;
+                shared.clients.unregister(handle.id);
+            });
+        }
+        None => {
+            shared.stats.rejected_connections.fetch_add(1, Relaxed);
+            tasks.spawn(async move {
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+        }
+    }
+}
+
+/// Periodic work: active expiry `hz` times a second.
+async fn background(shared: Arc<Shared>) {
+    let period = Duration::from_millis(1000 / u64::from(shared.config.hz.max(1)));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Sweep the whole keyspace about once a second.
+    let per_tick = (usize::from(membership::SLOT_COUNT) / shared.config.hz.max(1) as usize).max(1);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                shared.db.active_expire(shared.clock.now_ms(), per_tick);
+            }
+        }
+    }
+}

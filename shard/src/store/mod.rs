@@ -1,0 +1,544 @@
+//! The RAM tier: 16384 slot tables, one per Redis Cluster slot, each behind its own lock.
+//!
+//! Partitioning by slot serves three needs at once: connections on different cores rarely
+//! contend (no global lock), a slot's keys can be listed and moved as a unit (cluster
+//! migration, warm-tier layout), and `COUNTKEYSINSLOT` is a counter read. Global counters (keys,
+//! keys with a TTL, accounted bytes) are kept exact by `SlotGuard`, which applies each table's
+//! change when its lock is released, so no mutation can forget the bookkeeping.
+
+mod evict;
+mod expire;
+pub mod glob;
+mod scan;
+
+pub use evict::Policy;
+pub use scan::{ScanFilter, scan_fields};
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+use membership::{SLOT_COUNT, Slot};
+use parking_lot::{Mutex, MutexGuard};
+
+/// Accounted bytes per key beyond key and value bytes: table slot, entry header, allocations.
+pub const ENTRY_OVERHEAD: usize = 96;
+/// Accounted bytes per hash field beyond field and value bytes.
+pub const FIELD_OVERHEAD: usize = 48;
+/// Redis's initial LFU counter for new keys.
+const LFU_INIT: u8 = 5;
+const LFU_LOG_FACTOR: u32 = 10;
+const LFU_DECAY_MS: u32 = 60_000;
+
+/// A hash value: field → value.
+pub type HashValue = HashMap<Bytes, Bytes>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Bytes),
+    Hash(Box<HashValue>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Value::Str(b) => b.len(),
+            Value::Hash(h) => h
+                .iter()
+                .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
+                .sum(),
+        }
+    }
+}
+
+/// One key's entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 = no TTL.
+    expire_at: u64,
+    /// Last access, Unix milliseconds truncated to 32 bits (compared with wrapping arithmetic).
+    last_access: u32,
+    /// Redis-style logarithmic access counter.
+    freq: u8,
+}
+
+impl Entry {
+    pub fn new(value: Value, expire_at: u64, now: u64) -> Entry {
+        Entry {
+            value,
+            expire_at,
+            last_access: now as u32,
+            freq: LFU_INIT,
+        }
+    }
+
+    pub fn expire_at(&self) -> u64 {
+        self.expire_at
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now
+    }
+
+    /// Milliseconds since the last access.
+    pub fn idle_ms(&self, now: u64) -> u64 {
+        u64::from((now as u32).wrapping_sub(self.last_access))
+    }
+
+    /// The LFU counter after decay for the time since the last access.
+    pub fn freq(&self, now: u64) -> u8 {
+        let periods = (now as u32).wrapping_sub(self.last_access) / LFU_DECAY_MS;
+        self.freq.saturating_sub(periods.min(255) as u8)
+    }
+
+    fn touch(&mut self, now: u64) {
+        let mut f = self.freq(now);
+        if f < 255 {
+            let base = u32::from(f.saturating_sub(LFU_INIT));
+            // Increment with probability 1 / (base * factor + 1), as Redis does.
+            if fastrand::u32(..base * LFU_LOG_FACTOR + 1) == 0 {
+                f += 1;
+            }
+        }
+        self.freq = f;
+        self.last_access = now as u32;
+    }
+
+    fn cost(key: &[u8], value: &Value) -> usize {
+        key.len() + value.payload_bytes() + ENTRY_OVERHEAD
+    }
+}
+
+/// The keys of one slot.
+#[derive(Default)]
+pub struct SlotMap {
+    map: HashMap<Bytes, Entry>,
+    volatile: usize,
+    bytes: usize,
+    expired: u64,
+}
+
+impl SlotMap {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The live entry for `key`, counting it as an access. An expired entry is removed.
+    pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        if self.map.get(key)?.is_expired(now) {
+            self.remove(key);
+            self.expired += 1;
+            return None;
+        }
+        let e = self.map.get_mut(key)?;
+        e.touch(now);
+        Some(e)
+    }
+
+    /// Like `lookup` without counting an access (TTL, TYPE, OBJECT, SCAN).
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        if self.map.get(key)?.is_expired(now) {
+            self.remove(key);
+            self.expired += 1;
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
+        self.peek(key, now).is_some()
+    }
+
+    /// Inserts or replaces `key`, returning the previous entry (expired or not).
+    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        self.bytes += Entry::cost(&key, &entry.value);
+        self.volatile += usize::from(entry.expire_at != 0);
+        let old = self.map.insert(key.clone(), entry);
+        if let Some(o) = &old {
+            self.unaccount(&key, o);
+        }
+        old
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (k, e) = self.map.remove_entry(key)?;
+        self.unaccount(&k, &e);
+        Some(e)
+    }
+
+    fn unaccount(&mut self, key: &[u8], e: &Entry) {
+        self.bytes = self.bytes.saturating_sub(Entry::cost(key, &e.value));
+        self.volatile -= usize::from(e.expire_at != 0);
+    }
+
+    /// Sets or clears (0) the TTL of a live key. Returns false if the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let Some(e) = self.map.get_mut(key) else {
+            return false;
+        };
+        self.volatile = self.volatile + usize::from(expire_at != 0) - usize::from(e.expire_at != 0);
+        e.expire_at = expire_at;
+        true
+    }
+
+    /// Runs `f` on the live entry's value and re-accounts its size afterwards. If the value
+    /// ends up an empty hash, the key is deleted (Redis never keeps empty aggregates).
+    pub fn update<R>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        f: impl FnOnce(&mut Value) -> R,
+    ) -> Option<R> {
+        let e = self.lookup(key, now)?;
+        let before = e.value.payload_bytes();
+        let r = f(&mut e.value);
+        let after = e.value.payload_bytes();
+        let empty = matches!(&e.value, Value::Hash(h) if h.is_empty());
+        self.bytes = (self.bytes + after).saturating_sub(before);
+        if empty {
+            self.remove(key);
+        }
+        Some(r)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter()
+    }
+
+    /// Removes every expired entry; returns how many.
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        if self.volatile == 0 {
+            return 0;
+        }
+        let expired: Vec<Bytes> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.is_expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            self.remove(k);
+        }
+        self.expired += expired.len() as u64;
+        expired.len()
+    }
+
+    /// A pseudo-random sample of up to `n` entries (for eviction and RANDOMKEY).
+    pub fn sample(&self, n: usize) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        let skip = if self.map.len() > n {
+            fastrand::usize(..self.map.len().min(64))
+        } else {
+            0
+        };
+        self.map
+            .iter()
+            .cycle()
+            .skip(skip)
+            .take(n.min(self.map.len()))
+    }
+}
+
+/// Counters the INFO command reports.
+#[derive(Default)]
+pub struct DbStats {
+    pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
+}
+
+/// Memory limits, changeable at run time with CONFIG SET.
+pub struct MemoryLimits {
+    pub maxmemory: AtomicU64,
+    pub policy: AtomicU8,
+    pub samples: AtomicU32,
+}
+
+/// The whole RAM keyspace.
+pub struct Db {
+    slots: Box<[Mutex<SlotMap>]>,
+    lens: Box<[AtomicU32]>,
+    keys: AtomicUsize,
+    volatile: AtomicUsize,
+    used: AtomicUsize,
+    expire_cursor: AtomicUsize,
+    pub stats: DbStats,
+    pub limits: MemoryLimits,
+}
+
+impl Db {
+    pub fn new(maxmemory: u64, policy: Policy, samples: u32) -> Db {
+        Db {
+            slots: (0..SLOT_COUNT)
+                .map(|_| Mutex::new(SlotMap::default()))
+                .collect(),
+            lens: (0..SLOT_COUNT).map(|_| AtomicU32::new(0)).collect(),
+            keys: AtomicUsize::new(0),
+            volatile: AtomicUsize::new(0),
+            used: AtomicUsize::new(0),
+            expire_cursor: AtomicUsize::new(0),
+            stats: DbStats::default(),
+            limits: MemoryLimits {
+                maxmemory: AtomicU64::new(maxmemory),
+                policy: AtomicU8::new(policy as u8),
+                samples: AtomicU32::new(samples),
+            },
+        }
+    }
+
+    /// Locks the table of `slot`.
+    pub fn slot(&self, slot: Slot) -> SlotGuard<'_> {
+        let guard = self.slots[slot.index()].lock();
+        SlotGuard::new(self, slot, guard)
+    }
+
+    /// Locks the table that holds `key`.
+    pub fn for_key(&self, key: &[u8]) -> SlotGuard<'_> {
+        self.slot(Slot::for_key(key))
+    }
+
+    /// Locks the tables of all `keys` in slot order (the one global lock order, so multi-key
+    /// commands cannot deadlock) and gives out a view over them.
+    pub fn lock_keys<'a, K: AsRef<[u8]>>(
+        &'a self,
+        keys: impl Iterator<Item = K>,
+    ) -> MultiGuard<'a> {
+        let mut slots: Vec<Slot> = keys.map(|k| Slot::for_key(k.as_ref())).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        MultiGuard {
+            guards: slots.into_iter().map(|s| self.slot(s)).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.load(Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.load(Relaxed)
+    }
+
+    /// Accounted bytes of all entries.
+    pub fn used_memory(&self) -> usize {
+        self.used.load(Relaxed)
+    }
+
+    pub fn count_in_slot(&self, slot: Slot) -> usize {
+        self.lens[slot.index()].load(Relaxed) as usize
+    }
+
+    /// Removes every key.
+    pub fn flush(&self) {
+        for s in Slot::all() {
+            let mut g = self.slot(s);
+            if !g.is_empty() {
+                let m: &mut SlotMap = &mut g;
+                *m = SlotMap {
+                    expired: m.expired,
+                    ..SlotMap::default()
+                };
+            }
+        }
+    }
+
+    /// A random live key, or `None` when the keyspace is empty.
+    pub fn random_key(&self, now: u64) -> Option<Bytes> {
+        for _ in 0..100 {
+            let slot = self.random_nonempty_slot()?;
+            let mut g = self.slot(slot);
+            let Some(key) = g.sample(1).next().map(|(k, _)| k.clone()) else {
+                continue;
+            };
+            if g.contains(&key, now) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// A slot with at least one key, chosen at random (probing, then a scan from a random
+    /// start so a sparse keyspace still finds its keys).
+    fn random_nonempty_slot(&self) -> Option<Slot> {
+        if self.is_empty() {
+            return None;
+        }
+        for _ in 0..32 {
+            let s = fastrand::u16(..SLOT_COUNT);
+            if self.lens[usize::from(s)].load(Relaxed) > 0 {
+                return Slot::new(s);
+            }
+        }
+        let start = usize::from(fastrand::u16(..SLOT_COUNT));
+        (0..usize::from(SLOT_COUNT))
+            .map(|i| (start + i) % usize::from(SLOT_COUNT))
+            .find(|&i| self.lens[i].load(Relaxed) > 0)
+            .and_then(|i| Slot::new(i as u16))
+    }
+
+    /// All live keys matching `pattern`.
+    pub fn keys(&self, pattern: &[u8], now: u64) -> Vec<Bytes> {
+        let all = pattern == b"*";
+        let mut out = Vec::new();
+        for s in Slot::all() {
+            if self.lens[s.index()].load(Relaxed) == 0 {
+                continue;
+            }
+            let g = self.slot(s);
+            out.extend(
+                g.iter()
+                    .filter(|(k, e)| {
+                        !e.is_expired(now) && (all || glob::glob_match(pattern, k, false))
+                    })
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        out
+    }
+}
+
+/// A locked slot table. Dereferences to `SlotMap`; on release it publishes the table's change
+/// in key count, TTL count and bytes to the database-wide counters.
+pub struct SlotGuard<'a> {
+    db: &'a Db,
+    slot: Slot,
+    guard: MutexGuard<'a, SlotMap>,
+    len0: usize,
+    volatile0: usize,
+    bytes0: usize,
+    expired0: u64,
+}
+
+impl<'a> SlotGuard<'a> {
+    fn new(db: &'a Db, slot: Slot, guard: MutexGuard<'a, SlotMap>) -> Self {
+        let (len0, volatile0, bytes0, expired0) =
+            (guard.len(), guard.volatile, guard.bytes, guard.expired);
+        SlotGuard {
+            db,
+            slot,
+            guard,
+            len0,
+            volatile0,
+            bytes0,
+            expired0,
+        }
+    }
+
+    pub fn slot_id(&self) -> Slot {
+        self.slot
+    }
+}
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = SlotMap;
+    fn deref(&self) -> &SlotMap {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SlotMap {
+        &mut self.guard
+    }
+}
+
+fn apply_delta(counter: &AtomicUsize, before: usize, after: usize) {
+    if after > before {
+        counter.fetch_add(after - before, Relaxed);
+    } else if before > after {
+        counter.fetch_sub(before - after, Relaxed);
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let g = &self.guard;
+        if g.len() != self.len0 {
+            apply_delta(&self.db.keys, self.len0, g.len());
+            self.db.lens[self.slot.index()].store(g.len() as u32, Relaxed);
+        }
+        apply_delta(&self.db.volatile, self.volatile0, g.volatile);
+        apply_delta(&self.db.used, self.bytes0, g.bytes);
+        if g.expired != self.expired0 {
+            self.db
+                .stats
+                .expired_keys
+                .fetch_add(g.expired - self.expired0, Relaxed);
+        }
+    }
+}
+
+/// Several slot tables locked together for an atomic multi-key command.
+pub struct MultiGuard<'a> {
+    guards: Vec<SlotGuard<'a>>,
+}
+
+impl<'a> MultiGuard<'a> {
+    /// The table holding `key` (which must have been among the locked keys).
+    pub fn table(&mut self, key: &[u8]) -> &mut SlotMap {
+        let slot = Slot::for_key(key);
+        let i = self
+            .guards
+            .binary_search_by_key(&slot, |g| g.slot)
+            .unwrap_or_else(|_| {
+                unreachable!("key's slot was locked by lock_keys");
+            });
+        &mut self.guards[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::Str(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    #[test]
+    fn counters_follow_mutations() {
+        let db = Db::new(0, Policy::NoEviction, 5);
+        {
+            let mut g = db.for_key(b"a");
+            g.insert(Bytes::from_static(b"a"), Entry::new(s("1"), 0, 0));
+            g.insert(Bytes::from_static(b"a"), Entry::new(s("22"), 50, 0));
+        }
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.volatile_len(), 1);
+        assert_eq!(db.used_memory(), 1 + 2 + ENTRY_OVERHEAD);
+        assert_eq!(db.count_in_slot(Slot::for_key(b"a")), 1);
+        {
+            let mut g = db.for_key(b"a");
+            assert!(g.lookup(b"a", 100).is_none(), "expired on access");
+        }
+        assert_eq!((db.len(), db.volatile_len(), db.used_memory()), (0, 0, 0));
+        assert_eq!(db.stats.expired_keys.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn multi_guard_locks_in_slot_order() {
+        let db = Db::new(0, Policy::NoEviction, 5);
+        let keys: Vec<&[u8]> = vec![b"foo", b"bar", b"foo", b"{foo}x"];
+        let mut m = db.lock_keys(keys.iter());
+        for k in &keys {
+            m.table(k)
+                .insert(Bytes::copy_from_slice(k), Entry::new(s("v"), 0, 0));
+        }
+        drop(m);
+        assert_eq!(db.len(), 3);
+    }
+}
