@@ -639,7 +639,9 @@ impl Client {
         self.free.push(idx);
     }
 
-    /// Closes connection `i` and fails everything in flight on it.
+    /// Closes connection `i` and fails everything in flight on it. The client then stops
+    /// issuing (as memtier's clients do): re-issuing into a dead connection would spin on
+    /// instant failures. Its other connections drain.
     fn fail_conn(&mut self, i: usize, kind: &str, now: Instant) {
         let Some(slot) = self.conns.get_mut(i) else {
             return;
@@ -647,6 +649,7 @@ impl Client {
         let Some(conn) = slot.take() else {
             return;
         };
+        self.exhausted = true;
         for p in conn.inflight {
             if !p.asking {
                 self.sub_failed(p.logical, kind, now);
@@ -862,15 +865,17 @@ async fn ticker(
             if let Some(label) = &label {
                 let done_n: u64 = ops.iter().sum();
                 let pct = match (total, test_time) {
-                    (Some(t), _) if t > 0 => format!("{:.0}%", 100.0 * done_n as f64 / t as f64),
+                    (Some(t), _) if t > 0 => {
+                        format!(" {:.0}%", 100.0 * done_n as f64 / t as f64)
+                    }
                     (_, Some(tt)) => format!(
-                        "{:.0}%",
+                        " {:.0}%",
                         (100.0 * point.t_secs / tt.as_secs_f64()).min(100.0)
                     ),
                     _ => String::new(),
                 };
                 eprintln!(
-                    "[{label} {pct} {:.0}s] {:.0} ops/s (SET {:.0}, GET {:.0}, MGET {:.0}), {} requests, {} errors, avg {:.3} ms",
+                    "[{label}{pct} {:.0}s] {:.0} ops/s (SET {:.0}, GET {:.0}, MGET {:.0}), {} requests, {} errors, avg {:.3} ms",
                     point.t_secs,
                     point.ops_per_sec,
                     point.set_per_sec,
