@@ -108,6 +108,8 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     let spec = match (top.is_container(), sub) {
         (false, _) => top,
         (true, Some(sub)) => sub,
+        // COMMAND alone is valid; CLIENT alone is not.
+        (true, None) if args.len() < 2 && top.arity_ok(1) => top,
         (true, None) if args.len() < 2 => return Err(CmdError::WrongArity(top.name.into())),
         (true, None) => {
             return Err(CmdError::UnknownSubcommand {
