@@ -538,6 +538,11 @@ impl Client {
                         Action::Moved { slot, addr } | Action::Ask { slot, addr } => {
                             let ask = matches!(action, Action::Ask { .. });
                             l.redirects += 1;
+                            if ask {
+                                self.stats.asked += 1;
+                            } else {
+                                self.stats.moved += 1;
+                            }
                             match self.node_for_addr(addr).await {
                                 Some(node) => {
                                     if !ask {

@@ -31,6 +31,9 @@ pub struct Stats {
     pub get_misses: u64,
     pub mget_key_hits: u64,
     pub mget_key_misses: u64,
+    /// Cluster redirects followed.
+    pub moved: u64,
+    pub asked: u64,
     /// By the first word of the error reply, or `io`, `timeout`, `protocol`.
     pub errors: BTreeMap<String, u64>,
     pub first_send: Option<Instant>,
@@ -47,6 +50,8 @@ impl Default for Stats {
             get_misses: 0,
             mget_key_hits: 0,
             mget_key_misses: 0,
+            moved: 0,
+            asked: 0,
             errors: BTreeMap::new(),
             first_send: None,
             last_completion: None,
@@ -98,6 +103,8 @@ impl Stats {
         self.get_misses += other.get_misses;
         self.mget_key_hits += other.mget_key_hits;
         self.mget_key_misses += other.mget_key_misses;
+        self.moved += other.moved;
+        self.asked += other.asked;
         for (k, v) in &other.errors {
             self.count_error(k, *v);
         }
@@ -221,6 +228,9 @@ pub struct Report {
     pub misses: u64,
     pub mget_key_hits: u64,
     pub mget_key_misses: u64,
+    /// Cluster mode: -MOVED and -ASK redirects followed.
+    pub redirects_moved: u64,
+    pub redirects_ask: u64,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     /// Set when the run was cut at its hard deadline with requests still unanswered.
@@ -299,6 +309,8 @@ impl Report {
             misses,
             mget_key_hits: stats.mget_key_hits,
             mget_key_misses: stats.mget_key_misses,
+            redirects_moved: stats.moved,
+            redirects_ask: stats.asked,
             errors_total: stats.errors.values().sum(),
             errors: stats.errors.clone(),
             hit_hard_deadline: info.hit_hard_deadline,
@@ -380,6 +392,13 @@ impl Report {
                 s,
                 "MGET keys: {} hits, {} misses",
                 self.mget_key_hits, self.mget_key_misses
+            );
+        }
+        if self.redirects_moved + self.redirects_ask > 0 {
+            let _ = writeln!(
+                s,
+                "redirects followed: {} MOVED, {} ASK",
+                self.redirects_moved, self.redirects_ask
             );
         }
         if !self.errors.is_empty() {
