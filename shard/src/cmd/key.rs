@@ -148,7 +148,7 @@ pub fn rename(s: &mut Session, a: &Args, nx: bool) -> CmdResult {
     let Some(entry) = g.table(&src).remove(&src) else {
         return Err(CmdError::NoSuchKey);
     };
-    g.table(&dst).insert(dst.clone(), entry);
+    g.table(&dst).insert(&dst, entry);
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 

@@ -83,7 +83,7 @@ pub fn put(t: &mut SlotMap, key: &Bytes, value: Value, expire_at: u64, now: u64)
     if expire_at != 0 && expire_at <= now {
         t.remove(key);
     } else {
-        t.insert(owned(key), Entry::new(value, expire_at, now));
+        t.insert(key, Entry::new(value, expire_at, now));
     }
 }
 

@@ -141,7 +141,7 @@ impl Db {
                     _ => fastrand::u64(..),
                 };
                 if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
-                    best = Some((score, slot, key.clone()));
+                    best = Some((score, slot, Bytes::copy_from_slice(key)));
                 }
                 if taken >= samples {
                     break;
@@ -166,7 +166,7 @@ mod tests {
                 0
             };
             db.for_key(&key).insert(
-                key.clone(),
+                &key,
                 Entry::new(Value::Str(Bytes::from_static(b"v")), exp, now),
             );
         }

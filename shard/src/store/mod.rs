@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::R
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
 use membership::{SLOT_COUNT, Slot};
 use parking_lot::{Mutex, MutexGuard};
 
@@ -32,6 +33,10 @@ const LFU_DECAY_MS: u32 = 60_000;
 
 /// A hash value: field → value.
 pub type HashValue = HashMap<Bytes, Bytes>;
+
+/// A key as stored: keys up to 24 bytes live inline in the table bucket, so a lookup compares
+/// them without chasing a pointer (one cache miss fewer per command on typical keys).
+pub type Key = smallvec::SmallVec<[u8; 24]>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -120,7 +125,7 @@ impl Entry {
 /// The keys of one slot.
 #[derive(Default)]
 pub struct SlotMap {
-    map: HashMap<Bytes, Entry>,
+    map: HashMap<Key, Entry>,
     volatile: usize,
     bytes: usize,
     expired: u64,
@@ -137,14 +142,23 @@ impl SlotMap {
 
     /// The live entry for `key`, counting it as an access. An expired entry is removed.
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        if self.map.get(key)?.is_expired(now) {
-            self.remove(key);
-            self.expired += 1;
-            return None;
+        // One hash lookup on the hot path. Only fields disjoint from `map` are touched while
+        // the entry is borrowed.
+        match self.map.entry_ref(key) {
+            EntryRef::Vacant(_) => None,
+            EntryRef::Occupied(o) if o.get().is_expired(now) => {
+                let (k, e) = o.remove_entry();
+                self.bytes = self.bytes.saturating_sub(Entry::cost(&k, &e.value));
+                self.volatile -= usize::from(e.expire_at != 0);
+                self.expired += 1;
+                None
+            }
+            EntryRef::Occupied(o) => {
+                let e = o.into_mut();
+                e.touch(now);
+                Some(e)
+            }
         }
-        let e = self.map.get_mut(key)?;
-        e.touch(now);
-        Some(e)
     }
 
     /// Like `lookup` without counting an access (TTL, TYPE, OBJECT, SCAN).
@@ -162,12 +176,15 @@ impl SlotMap {
     }
 
     /// Inserts or replaces `key`, returning the previous entry (expired or not).
-    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
-        self.bytes += Entry::cost(&key, &entry.value);
+    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.bytes += Entry::cost(key, &entry.value);
         self.volatile += usize::from(entry.expire_at != 0);
-        let old = self.map.insert(key.clone(), entry);
+        let old = match self.map.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => self.map.insert(Key::from_slice(key), entry),
+        };
         if let Some(o) = &old {
-            self.unaccount(&key, o);
+            self.unaccount(key, o);
         }
         old
     }
@@ -213,7 +230,7 @@ impl SlotMap {
         Some(r)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.map.iter()
     }
 
@@ -222,7 +239,7 @@ impl SlotMap {
         if self.volatile == 0 {
             return 0;
         }
-        let expired: Vec<Bytes> = self
+        let expired: Vec<Key> = self
             .map
             .iter()
             .filter(|(_, e)| e.is_expired(now))
@@ -236,7 +253,7 @@ impl SlotMap {
     }
 
     /// A pseudo-random sample of up to `n` entries (for eviction and RANDOMKEY).
-    pub fn sample(&self, n: usize) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn sample(&self, n: usize) -> impl Iterator<Item = (&Key, &Entry)> {
         let skip = if self.map.len() > n {
             fastrand::usize(..self.map.len().min(64))
         } else {
@@ -361,7 +378,7 @@ impl Db {
         for _ in 0..100 {
             let slot = self.random_nonempty_slot()?;
             let mut g = self.slot(slot);
-            let Some(key) = g.sample(1).next().map(|(k, _)| k.clone()) else {
+            let Some(key) = g.sample(1).next().map(|(k, _)| Bytes::copy_from_slice(k)) else {
                 continue;
             };
             if g.contains(&key, now) {
@@ -404,7 +421,7 @@ impl Db {
                     .filter(|(k, e)| {
                         !e.is_expired(now) && (all || glob::glob_match(pattern, k, false))
                     })
-                    .map(|(k, _)| k.clone()),
+                    .map(|(k, _)| Bytes::copy_from_slice(k)),
             );
         }
         out
@@ -514,8 +531,8 @@ mod tests {
         let db = Db::new(0, Policy::NoEviction, 5);
         {
             let mut g = db.for_key(b"a");
-            g.insert(Bytes::from_static(b"a"), Entry::new(s("1"), 0, 0));
-            g.insert(Bytes::from_static(b"a"), Entry::new(s("22"), 50, 0));
+            g.insert(b"a", Entry::new(s("1"), 0, 0));
+            g.insert(b"a", Entry::new(s("22"), 50, 0));
         }
         assert_eq!(db.len(), 1);
         assert_eq!(db.volatile_len(), 1);
@@ -535,8 +552,7 @@ mod tests {
         let keys: Vec<&[u8]> = vec![b"foo", b"bar", b"foo", b"{foo}x"];
         let mut m = db.lock_keys(keys.iter());
         for k in &keys {
-            m.table(k)
-                .insert(Bytes::copy_from_slice(k), Entry::new(s("v"), 0, 0));
+            m.table(k).insert(k, Entry::new(s("v"), 0, 0));
         }
         drop(m);
         assert_eq!(db.len(), 3);

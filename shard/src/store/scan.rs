@@ -73,7 +73,7 @@ impl Db {
                 let items: Vec<(u64, (Bytes, bool))> = g
                     .iter()
                     .filter(|(_, e)| !e.is_expired(now))
-                    .map(|(k, e)| (position(k), (k.clone(), filter.keeps(k, e))))
+                    .map(|(k, e)| (position(k), (Bytes::copy_from_slice(k), filter.keeps(k, e))))
                     .filter(|(p, _)| *p >= from)
                     .collect();
                 let want = (count - taken).max(g.len() / 64).max(1);
@@ -142,7 +142,7 @@ mod tests {
         for i in 0..n {
             let k = Bytes::from(format!("k{i}"));
             db.for_key(&k)
-                .insert(k.clone(), Entry::new(Value::Str(Bytes::new()), 0, 0));
+                .insert(&k, Entry::new(Value::Str(Bytes::new()), 0, 0));
         }
         db
     }
@@ -182,7 +182,7 @@ mod tests {
             for j in 0..20 {
                 let k = Bytes::from(format!("new{call}:{j}"));
                 db.for_key(&k)
-                    .insert(k.clone(), Entry::new(Value::Str(Bytes::new()), 0, 0));
+                    .insert(&k, Entry::new(Value::Str(Bytes::new()), 0, 0));
             }
             let victim = format!("k{}", 1000 + call % 1000);
             db.for_key(victim.as_bytes()).remove(victim.as_bytes());
