@@ -148,6 +148,8 @@ pub struct Client {
     stats: Stats,
     local: LocalCounts,
     poll_from: usize,
+    /// When the window last went from full to having a free slot (open loop).
+    unblocked_at: Instant,
 }
 
 /// Encodes one command for `keys` into `wbuf`.
@@ -258,6 +260,7 @@ impl Client {
             stats: Stats::default(),
             local: LocalCounts::default(),
             poll_from: 0,
+            unblocked_at: Instant::now(),
         })
     }
 
@@ -296,7 +299,14 @@ impl Client {
                         }
                         let due = next_due;
                         next_due += iv;
-                        due
+                        // Coordinated omission: the time a due request waited for a free slot
+                        // (replies the server owed us) counts as latency. The client's own
+                        // lateness (timer granularity is 1 ms) does not; it is reported apart
+                        // as the send lag.
+                        let blocked = self.unblocked_at.saturating_duration_since(due);
+                        let lag = now.saturating_duration_since(due).saturating_sub(blocked);
+                        self.stats.record_lag(lag.as_micros() as u64);
+                        now.checked_sub(blocked).unwrap_or(due).max(due)
                     }
                 };
                 if self.stats.first_send.is_none() {
@@ -641,6 +651,9 @@ impl Client {
         self.local.ops[op.index()] += 1;
         self.stats.last_completion = Some(now);
         self.outstanding = self.outstanding.saturating_sub(1);
+        if self.free.is_empty() {
+            self.unblocked_at = now;
+        }
         self.free.push(idx);
     }
 

@@ -139,6 +139,7 @@ pub async fn measure(config: &Config, ep: &Endpoint, label: &str) -> anyhow::Res
             Vec::new()
         },
         open_loop: config.rate.is_some(),
+        target_rate: config.rate,
         connections: config.connections(),
         pipeline: config.pipeline,
         duration_secs: out.duration.as_secs_f64(),

@@ -34,6 +34,10 @@ pub struct Stats {
     /// Cluster redirects followed.
     pub moved: u64,
     pub asked: u64,
+    /// Open loop: how late requests were sent against their schedule (µs).
+    pub lag_sum_us: u64,
+    pub lag_n: u64,
+    pub lag_max_us: u64,
     /// By the first word of the error reply, or `io`, `timeout`, `protocol`.
     pub errors: BTreeMap<String, u64>,
     pub first_send: Option<Instant>,
@@ -52,6 +56,9 @@ impl Default for Stats {
             mget_key_misses: 0,
             moved: 0,
             asked: 0,
+            lag_sum_us: 0,
+            lag_n: 0,
+            lag_max_us: 0,
             errors: BTreeMap::new(),
             first_send: None,
             last_completion: None,
@@ -68,6 +75,12 @@ impl Stats {
         if h.record(latency_us.max(1)).is_err() {
             h.saturating_record(latency_us.max(1));
         }
+    }
+
+    pub fn record_lag(&mut self, us: u64) {
+        self.lag_sum_us += us;
+        self.lag_n += 1;
+        self.lag_max_us = self.lag_max_us.max(us);
     }
 
     pub fn record_failed(&mut self, op: OpKind, kind: &str) {
@@ -105,6 +118,9 @@ impl Stats {
         self.mget_key_misses += other.mget_key_misses;
         self.moved += other.moved;
         self.asked += other.asked;
+        self.lag_sum_us += other.lag_sum_us;
+        self.lag_n += other.lag_n;
+        self.lag_max_us = self.lag_max_us.max(other.lag_max_us);
         for (k, v) in &other.errors {
             self.count_error(k, *v);
         }
@@ -231,6 +247,11 @@ pub struct Report {
     /// Cluster mode: -MOVED and -ASK redirects followed.
     pub redirects_moved: u64,
     pub redirects_ask: u64,
+    /// Open loop: the target rate, and how late the client sent against its schedule (the part
+    /// not caused by a full in-flight window; not counted as latency).
+    pub target_rate: Option<f64>,
+    pub send_lag_mean_ms: f64,
+    pub send_lag_max_ms: f64,
     pub errors: BTreeMap<String, u64>,
     pub errors_total: u64,
     /// Set when the run was cut at its hard deadline with requests still unanswered.
@@ -254,6 +275,7 @@ pub struct RunInfo {
     pub target: String,
     pub cluster_nodes: Vec<String>,
     pub open_loop: bool,
+    pub target_rate: Option<f64>,
     pub connections: usize,
     pub pipeline: usize,
     pub duration_secs: f64,
@@ -311,6 +333,13 @@ impl Report {
             mget_key_misses: stats.mget_key_misses,
             redirects_moved: stats.moved,
             redirects_ask: stats.asked,
+            target_rate: info.target_rate,
+            send_lag_mean_ms: if stats.lag_n > 0 {
+                stats.lag_sum_us as f64 / stats.lag_n as f64 / 1000.0
+            } else {
+                0.0
+            },
+            send_lag_max_ms: ms(stats.lag_max_us),
             errors_total: stats.errors.values().sum(),
             errors: stats.errors.clone(),
             hit_hard_deadline: info.hit_hard_deadline,
@@ -394,6 +423,13 @@ impl Report {
                 self.mget_key_hits, self.mget_key_misses
             );
         }
+        if let Some(rate) = self.target_rate {
+            let _ = writeln!(
+                s,
+                "open loop: target {rate:.0} req/s, achieved {:.0}; send lag behind schedule mean {:.3} ms, max {:.3} ms",
+                self.ops_per_sec, self.send_lag_mean_ms, self.send_lag_max_ms
+            );
+        }
         if self.redirects_moved + self.redirects_ask > 0 {
             let _ = writeln!(
                 s,
@@ -428,6 +464,7 @@ mod tests {
             target: "127.0.0.1:1".into(),
             cluster_nodes: vec![],
             open_loop: false,
+            target_rate: None,
             connections: 2,
             pipeline: 1,
             duration_secs: 2.0,
