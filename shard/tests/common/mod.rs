@@ -273,3 +273,59 @@ pub fn assert_err(v: &V, prefix: &str) {
         other => panic!("expected error {prefix:?}, got {other:?}"),
     }
 }
+
+/// Encodes a command with binary arguments as a RESP multibulk.
+pub fn encode_bytes(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Raw {
+    /// The exact bytes of the next complete reply (its length found by the independent decoder,
+    /// RESP2 or RESP3 per `resp3`).
+    pub async fn read_reply_bytes(&mut self) -> Vec<u8> {
+        loop {
+            if let Some((_, n)) = self.decode_one() {
+                return self.buf.split_to(n).to_vec();
+            }
+            let n =
+                tokio::time::timeout(Duration::from_secs(60), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .expect("reply within 60s")
+                    .expect("read");
+            assert!(n > 0, "connection closed before a complete reply");
+        }
+    }
+
+    /// Bytes received but not yet consumed as replies.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// The value of `field` in an INFO text (`field:value` lines).
+pub fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim_end().to_string())
+}
+
+impl TestServer {
+    /// A `redis` crate connection speaking RESP3 (`HELLO 3` on connect); same timeouts as
+    /// [`TestServer::redis`].
+    pub async fn redis_resp3(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(format!("{}?protocol=resp3", self.url())).expect("client");
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(Duration::from_secs(60)))
+            .set_connection_timeout(Some(Duration::from_secs(60)));
+        client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .expect("connect")
+    }
+}
