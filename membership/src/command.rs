@@ -1506,9 +1506,9 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
 
 /// Resolves a command and, for containers, its subcommand from the first two arguments.
 /// Returns the container itself when the subcommand is missing or unknown.
-pub fn resolve<'a>(
+pub fn resolve(
     argv0: &[u8],
-    argv1: Option<&'a [u8]>,
+    argv1: Option<&[u8]>,
 ) -> Option<(&'static CommandSpec, Option<&'static CommandSpec>)> {
     let top = lookup(argv0)?;
     let sub = if top.is_container() {
@@ -1517,6 +1517,91 @@ pub fn resolve<'a>(
         None
     };
     Some((top, sub))
+}
+
+/// Commands a stateless proxy cannot serve, with the reason it gives (`-ERR <name> is not
+/// supported through the proxy: <reason>`). They are not in [`COMMANDS`]; this list only lets a
+/// proxy say why instead of "unknown command".
+pub static PROXY_UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "blpop",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "brpop",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "brpoplpush",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "blmove",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "blmpop",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "bzpopmin",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "bzpopmax",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "bzmpop",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "xread",
+        "blocking commands would hold a shared backend connection",
+    ),
+    (
+        "xreadgroup",
+        "blocking commands would hold a shared backend connection",
+    ),
+    ("subscribe", "pub/sub needs a dedicated connection"),
+    ("psubscribe", "pub/sub needs a dedicated connection"),
+    ("ssubscribe", "pub/sub needs a dedicated connection"),
+    ("unsubscribe", "pub/sub needs a dedicated connection"),
+    ("punsubscribe", "pub/sub needs a dedicated connection"),
+    ("sunsubscribe", "pub/sub needs a dedicated connection"),
+    ("publish", "pub/sub needs a dedicated connection"),
+    ("spublish", "pub/sub needs a dedicated connection"),
+    ("multi", "transactions need a dedicated connection"),
+    ("exec", "transactions need a dedicated connection"),
+    ("discard", "transactions need a dedicated connection"),
+    ("watch", "transactions need a dedicated connection"),
+    ("unwatch", "transactions need a dedicated connection"),
+    (
+        "wait",
+        "replication acknowledgements are per backend connection",
+    ),
+    (
+        "waitaof",
+        "replication acknowledgements are per backend connection",
+    ),
+    ("monitor", "it needs a dedicated connection"),
+    ("sync", "replication is between shards"),
+    ("psync", "replication is between shards"),
+    ("asking", "the proxy follows redirects itself"),
+    ("readonly", "the proxy does not route to replicas"),
+    ("readwrite", "the proxy does not route to replicas"),
+    ("cluster", "the proxy presents the cluster as one server"),
+    ("move", "there is only database 0"),
+    ("swapdb", "there is only database 0"),
+];
+
+/// The reason a proxy cannot serve `name` (case-insensitive), if it is one of
+/// [`PROXY_UNSUPPORTED`].
+pub fn proxy_unsupported(name: &[u8]) -> Option<&'static str> {
+    PROXY_UNSUPPORTED
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, why)| *why)
 }
 
 #[cfg(test)]
@@ -1548,6 +1633,15 @@ mod tests {
         let (top, sub) = resolve(b"client", Some(b"SETNAME")).expect("client");
         assert_eq!(top.id, CommandId::Client);
         assert_eq!(sub.map(|s| s.id), Some(CommandId::ClientSetname));
+    }
+
+    #[test]
+    fn unsupported_commands_are_not_in_the_table() {
+        for (name, _) in PROXY_UNSUPPORTED {
+            assert!(lookup(name.as_bytes()).is_none(), "{name}");
+        }
+        assert!(proxy_unsupported(b"BLPOP").is_some());
+        assert!(proxy_unsupported(b"get").is_none());
     }
 
     #[test]

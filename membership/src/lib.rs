@@ -3,7 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod redirect;
 pub mod slot;
+pub mod topology;
 
 pub use command::{CommandSpec, lookup};
 pub use slot::{SLOT_COUNT, Slot};
+pub use topology::{Mode, SlotMap};

@@ -1,0 +1,234 @@
+//! What to do with a shard's reply: the MOVED/ASK/TRYAGAIN decision as a pure function.
+//!
+//! The proxy (and any cluster-aware client) calls [`decide`] with the raw reply and the number of
+//! redirects already followed for this request; it performs I/O according to the [`Action`]. No
+//! clock, no sockets: every branch is unit-tested below.
+
+use std::time::Duration;
+
+use crate::slot::Slot;
+
+/// Redirects followed per request before giving up (redis-rs and Jedis use 5 as well).
+pub const MAX_REDIRECTS: u32 = 5;
+
+/// First TRYAGAIN back-off; doubles per attempt up to [`TRYAGAIN_MAX_DELAY`].
+pub const TRYAGAIN_BASE_DELAY: Duration = Duration::from_millis(10);
+pub const TRYAGAIN_MAX_DELAY: Duration = Duration::from_millis(320);
+
+/// A parsed `-MOVED` or `-ASK` error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    pub slot: Slot,
+    /// `host:port` of the node to ask.
+    pub addr: String,
+}
+
+/// What the caller should do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The reply is final (including ordinary errors): hand it to the client.
+    Done,
+    /// The slot has a new owner: resend there and refresh the slot map.
+    RetryMoved(Redirect),
+    /// The slot is migrating: send `ASKING` and the command to that node; keep the map.
+    RetryAsk(Redirect),
+    /// The cluster asked us to retry (multi-key command during a migration): resend to the same
+    /// owner after this delay.
+    TryAgainAfter(Duration),
+    /// Redirect budget exhausted: answer the client with an error.
+    GiveUp,
+}
+
+/// Decides what to do with `reply` (the raw RESP reply bytes, `-MOVED 3999 127.0.0.1:6381\r\n`
+/// for instance), given that `attempt` redirects/retries were already followed for this request.
+pub fn decide(reply: &[u8], attempt: u32) -> Action {
+    decide_with_limit(reply, attempt, MAX_REDIRECTS)
+}
+
+/// [`decide`] with an explicit redirect budget.
+pub fn decide_with_limit(reply: &[u8], attempt: u32, max: u32) -> Action {
+    let Some(line) = reply.strip_prefix(b"-") else {
+        return Action::Done;
+    };
+    let line = error_line(line);
+    let kind = if line.starts_with(b"MOVED ") {
+        Kind::Moved
+    } else if line.starts_with(b"ASK ") {
+        Kind::Ask
+    } else if line.starts_with(b"TRYAGAIN") {
+        Kind::TryAgain
+    } else {
+        return Action::Done;
+    };
+    if attempt >= max {
+        return Action::GiveUp;
+    }
+    match kind {
+        Kind::TryAgain => Action::TryAgainAfter(tryagain_delay(attempt)),
+        Kind::Moved | Kind::Ask => match parse_redirect(line) {
+            Some(r) if kind == Kind::Moved => Action::RetryMoved(r),
+            Some(r) => Action::RetryAsk(r),
+            // A malformed redirect cannot be followed; pass it on rather than loop.
+            None => Action::Done,
+        },
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Kind {
+    Moved,
+    Ask,
+    TryAgain,
+}
+
+/// The delay before retry number `attempt` (0-based) after `-TRYAGAIN`.
+pub fn tryagain_delay(attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.min(16);
+    TRYAGAIN_BASE_DELAY
+        .saturating_mul(factor)
+        .min(TRYAGAIN_MAX_DELAY)
+}
+
+/// The error line without its trailing CRLF.
+fn error_line(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(line.len());
+    &line[..end]
+}
+
+/// Parses `MOVED <slot> <host>:<port>` or `ASK <slot> <host>:<port>` (without the `-`).
+/// An empty host (`MOVED 1 :6380`, sent by nodes that do not know their own IP) is returned as
+/// `:port`; the caller substitutes the host it used to reach the node.
+pub fn parse_redirect(line: &[u8]) -> Option<Redirect> {
+    let line = std::str::from_utf8(error_line(line)).ok()?;
+    let mut parts = line.split_ascii_whitespace();
+    let _kind = parts.next()?;
+    let slot = Slot::parse(parts.next()?.as_bytes())?;
+    let addr = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let (host, port) = addr.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    if host.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(Redirect {
+        slot,
+        addr: addr.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(n: u16) -> Slot {
+        Slot::new(n).expect("slot")
+    }
+
+    #[test]
+    fn ordinary_replies_are_done() {
+        for r in [
+            &b"+OK\r\n"[..],
+            b"$3\r\nbar\r\n",
+            b":1\r\n",
+            b"*-1\r\n",
+            b"-ERR unknown command 'foo'\r\n",
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            b"-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+            b"",
+        ] {
+            assert_eq!(
+                decide(r, 0),
+                Action::Done,
+                "{:?}",
+                String::from_utf8_lossy(r)
+            );
+        }
+    }
+
+    #[test]
+    fn moved_is_followed_and_updates_the_map() {
+        assert_eq!(
+            decide(b"-MOVED 3999 127.0.0.1:6381\r\n", 0),
+            Action::RetryMoved(Redirect {
+                slot: slot(3999),
+                addr: "127.0.0.1:6381".into()
+            })
+        );
+    }
+
+    #[test]
+    fn ask_is_followed_without_a_map_change() {
+        assert_eq!(
+            decide(b"-ASK 12182 10.0.0.2:7002\r\n", 2),
+            Action::RetryAsk(Redirect {
+                slot: slot(12182),
+                addr: "10.0.0.2:7002".into()
+            })
+        );
+    }
+
+    #[test]
+    fn ipv6_and_empty_hosts_parse() {
+        assert_eq!(
+            parse_redirect(b"MOVED 1 ::1:7000").map(|r| r.addr),
+            Some("::1:7000".into())
+        );
+        assert_eq!(
+            parse_redirect(b"MOVED 1 :7000").map(|r| r.addr),
+            Some(":7000".into())
+        );
+    }
+
+    #[test]
+    fn tryagain_backs_off_exponentially_and_caps() {
+        assert_eq!(
+            decide(
+                b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+                0
+            ),
+            Action::TryAgainAfter(Duration::from_millis(10))
+        );
+        assert_eq!(
+            decide(b"-TRYAGAIN\r\n", 3),
+            Action::TryAgainAfter(Duration::from_millis(80))
+        );
+        assert_eq!(tryagain_delay(30), TRYAGAIN_MAX_DELAY);
+    }
+
+    #[test]
+    fn redirects_are_bounded() {
+        let moved = b"-MOVED 1 127.0.0.1:7000\r\n";
+        assert!(matches!(
+            decide(moved, MAX_REDIRECTS - 1),
+            Action::RetryMoved(_)
+        ));
+        assert_eq!(decide(moved, MAX_REDIRECTS), Action::GiveUp);
+        assert_eq!(decide(b"-ASK 1 h:1\r\n", MAX_REDIRECTS), Action::GiveUp);
+        assert_eq!(decide(b"-TRYAGAIN\r\n", MAX_REDIRECTS), Action::GiveUp);
+        assert_eq!(decide_with_limit(moved, 0, 0), Action::GiveUp);
+    }
+
+    #[test]
+    fn malformed_redirects_are_passed_through() {
+        for r in [
+            &b"-MOVED\r\n"[..],
+            b"-MOVED abc 127.0.0.1:7000\r\n",
+            b"-MOVED 16384 127.0.0.1:7000\r\n",
+            b"-MOVED 1 127.0.0.1\r\n",
+            b"-MOVED 1 127.0.0.1:notaport\r\n",
+            b"-ASK 1 a:1 extra\r\n",
+        ] {
+            assert_eq!(
+                decide(r, 0),
+                Action::Done,
+                "{:?}",
+                String::from_utf8_lossy(r)
+            );
+        }
+    }
+}
