@@ -52,10 +52,14 @@ impl LocalCounts {
                 a.fetch_add(n, Ordering::Relaxed);
             }
         }
-        c.errors.fetch_add(self.errors, Ordering::Relaxed);
-        c.latency_us_sum
-            .fetch_add(self.latency_us_sum, Ordering::Relaxed);
-        c.latency_n.fetch_add(self.latency_n, Ordering::Relaxed);
+        if self.errors > 0 {
+            c.errors.fetch_add(self.errors, Ordering::Relaxed);
+        }
+        if self.latency_n > 0 {
+            c.latency_us_sum
+                .fetch_add(self.latency_us_sum, Ordering::Relaxed);
+            c.latency_n.fetch_add(self.latency_n, Ordering::Relaxed);
+        }
         *self = LocalCounts::default();
     }
 }
@@ -275,6 +279,7 @@ impl Client {
         let sleep = tokio::time::sleep_until(sched.hard_deadline);
         tokio::pin!(sleep);
         let mut sleep_at = sched.hard_deadline;
+        let mut publish_at = sched.start;
         loop {
             let now = Instant::now();
             if now >= sched.hard_deadline {
@@ -315,7 +320,11 @@ impl Client {
                 self.issue(intended, now);
             }
             self.flush_all(now);
-            self.local.publish(&self.p.counters);
+            // Batched so the shared counters' cache line isn't bounced on every reply.
+            if now >= publish_at {
+                self.local.publish(&self.p.counters);
+                publish_at = now + Duration::from_millis(20);
+            }
             if self.outstanding == 0 && (stopping || self.exhausted || self.all_conns_dead()) {
                 break;
             }
