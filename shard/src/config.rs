@@ -293,6 +293,7 @@ fn as_memory(v: &Value) -> Result<u64, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
     use figment::Jail;

@@ -110,11 +110,10 @@ fn header_int(buf: &[u8], at: usize, what: &str) -> Result<Option<(i64, usize)>,
         return Ok(None);
     };
     let line = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]);
-    let n = std::str::from_utf8(line)
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok());
+    let n = strict_i64(line);
     match n {
         Some(n) => Ok(Some((n, at + nl + 1))),
+        None if what == "mbulk" => Err(proto_err("invalid multibulk length")),
         None => Err(proto_err(format!("invalid {what} length"))),
     }
 }
@@ -122,7 +121,7 @@ fn header_int(buf: &[u8], at: usize, what: &str) -> Result<Option<(i64, usize)>,
 /// Checks the headers of the multibulk at the front of `buf` against the limits without
 /// copying anything.
 fn scan_multibulk(buf: &[u8], limits: Limits) -> Result<Scan, ProtocolError> {
-    let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
+    let Some((count, mut pos)) = header_int(buf, 1, "mbulk")? else {
         return Ok(Scan::Incomplete);
     };
     if count <= 0 {
@@ -261,6 +260,19 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
         out.push(Bytes::from(cur));
     }
     Some(out)
+}
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, no `+`, no leading zeros,
+/// no spaces, within i64. Used for protocol headers and command arguments alike.
+pub fn strict_i64(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if (digits.len() > 1 && digits[0] == b'0') || b == b"-0" {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// Protocol version a connection speaks.

@@ -281,7 +281,7 @@ fn client_kill(s: &mut Session, a: &Args) -> CmdResult {
         }
         return Ok(Reply::Ok);
     }
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let (mut id, mut addr, mut laddr, mut skipme, mut maxage) = (None, None, None, true, None);

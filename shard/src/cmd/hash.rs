@@ -52,7 +52,7 @@ fn read<R>(
 }
 
 pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(
             if legacy { "hmset" } else { "hset" }.into(),
         ));
@@ -192,7 +192,8 @@ pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn hscan(s: &mut Session, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let (pattern, count, _) = scan_opts(a, 3, false)?;
+    let opts = scan_opts(a, 3, false)?;
+    let (pattern, count) = (opts.pattern, opts.count);
     let (next, pairs) =
         read(s, a.get(1), |h| scan_fields(h, cursor, count, pattern))?.unwrap_or((0, vec![]));
     let flat = pairs

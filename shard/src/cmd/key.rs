@@ -161,12 +161,15 @@ pub fn parse_cursor(b: &[u8]) -> Result<u64, CmdError> {
         .ok_or_else(|| CmdError::err("invalid cursor"))
 }
 
+/// SCAN options: MATCH pattern (None for `*`), COUNT, TYPE.
+pub struct ScanOpts<'a> {
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+    pub type_name: Option<String>,
+}
+
 /// MATCH / COUNT (/ TYPE when `with_type`) options from index `i`.
-pub fn scan_opts(
-    a: &Args,
-    mut i: usize,
-    with_type: bool,
-) -> Result<(Option<&[u8]>, usize, Option<String>), CmdError> {
+pub fn scan_opts(a: &Args, mut i: usize, with_type: bool) -> Result<ScanOpts<'_>, CmdError> {
     let (mut pattern, mut count, mut ty) = (None, 10usize, None);
     while i < a.len() {
         let w = a.get(i);
@@ -188,17 +191,21 @@ pub fn scan_opts(
         }
         i += 2;
     }
-    Ok((pattern, count, ty))
+    Ok(ScanOpts {
+        pattern,
+        count,
+        type_name: ty,
+    })
 }
 
 pub fn scan(s: &mut Session, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(1))?;
-    let (pattern, count, ty) = scan_opts(a, 2, true)?;
+    let opts = scan_opts(a, 2, true)?;
     let filter = ScanFilter {
-        pattern,
-        type_name: ty.as_deref(),
+        pattern: opts.pattern,
+        type_name: opts.type_name.as_deref(),
     };
-    let (next, keys) = s.shared.db.scan(cursor, count, &filter, s.now);
+    let (next, keys) = s.shared.db.scan(cursor, opts.count, &filter, s.now);
     Ok(Reply::Array(vec![
         Reply::Bulk(Bytes::from(next.to_string())),
         Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),

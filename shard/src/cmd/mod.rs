@@ -16,6 +16,7 @@ use membership::command::{self, CommandId, CommandSpec, Flags};
 
 use crate::clients::ClientHandle;
 use crate::error::{CmdError, CmdResult};
+pub use crate::protocol::strict_i64;
 use crate::protocol::{Args, Proto, Reply};
 use crate::server::Shared;
 
@@ -238,20 +239,6 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
 /// no spaces, within i64.
 pub fn parse_i64(b: &[u8]) -> Result<i64, CmdError> {
     strict_i64(b).ok_or(CmdError::NotInteger)
-}
-
-pub fn strict_i64(b: &[u8]) -> Option<i64> {
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if digits.len() > 1 && digits[0] == b'0' {
-        return None;
-    }
-    if b == b"-0" {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// Parses a finite float like Redis's `string2ld`: no spaces, no NaN or infinity.

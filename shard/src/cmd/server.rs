@@ -208,7 +208,8 @@ fn command_list(a: &Args) -> CmdResult {
     let names = COMMANDS
         .iter()
         .flat_map(|c| std::iter::once((c, c)).chain(c.subcommands.iter().map(move |s| (c, s))));
-    let keep: Box<dyn Fn(&CommandSpec, &CommandSpec) -> bool> = match a.len() {
+    type Filter = Box<dyn Fn(&CommandSpec, &CommandSpec) -> bool>;
+    let keep: Filter = match a.len() {
         2 => Box::new(|_, _| true),
         5 if eq(a.get(2), "filterby") => {
             let (kind, arg) = (a.get(3), String::from_utf8_lossy(a.get(4)).into_owned());
@@ -481,7 +482,7 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             Ok(Reply::Map(pairs))
         }
         CommandId::ConfigSet => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return Err(CmdError::WrongArity("config|set".into()));
             }
             let mut assigns = Vec::new();

@@ -244,7 +244,7 @@ pub fn mget(s: &mut Session, a: &Args) -> CmdResult {
 }
 
 pub fn mset(s: &mut Session, a: &Args, nx: bool) -> CmdResult {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(
             if nx { "msetnx" } else { "mset" }.into(),
         ));
