@@ -48,7 +48,7 @@ async fn main_async(config: &Config) -> anyhow::Result<()> {
             serde_json::to_writer_pretty(f, &cmp)?;
         }
         if let Some(dir) = &config.plot_dir {
-            let runs: Vec<(String, &loadtest::Report)> = cmp
+            let runs: Vec<(String, usize, &loadtest::Report)> = cmp
                 .rounds
                 .iter()
                 .enumerate()
@@ -56,6 +56,7 @@ async fn main_async(config: &Config) -> anyhow::Result<()> {
                     runs.iter().enumerate().map(move |(i, rep)| {
                         (
                             format!("{} r{}", loadtest::compare::target_letter(i), r + 1),
+                            i,
                             rep,
                         )
                     })
@@ -75,7 +76,7 @@ async fn main_async(config: &Config) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(f, &report)?;
     }
     if let Some(dir) = &config.plot_dir {
-        for p in plot::write_plots(dir, &[(report.target.clone(), &report)])? {
+        for p in plot::write_plots(dir, &[(report.target.clone(), 0, &report)])? {
             eprintln!("wrote {}", p.display());
         }
     }

@@ -13,6 +13,8 @@ use crate::report::Report;
 #[derive(Clone, Debug)]
 pub struct Series {
     pub label: String,
+    /// Lines of one group share a colour (compare mode: one colour per target).
+    pub group: usize,
     pub points: Vec<(f64, f64)>,
 }
 
@@ -87,8 +89,8 @@ pub fn throughput_svg(path: &Path, title: &str, series: &[Series]) -> anyhow::Re
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(err)?;
-    for (i, s) in series.iter().enumerate() {
-        let c = color(i);
+    for s in series {
+        let c = color(s.group);
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
             .map_err(err)?
@@ -133,8 +135,8 @@ pub fn latency_svg(path: &Path, title: &str, series: &[Series]) -> anyhow::Resul
         .y_label_formatter(&|y| format!("{y:.3}"))
         .draw()
         .map_err(err)?;
-    for (i, s) in series.iter().enumerate() {
-        let c = color(i);
+    for s in series {
+        let c = color(s.group);
         let clipped = s.points.iter().map(|&(x, y)| (x, y.max(ymin)));
         chart
             .draw_series(LineSeries::new(clipped, c.stroke_width(2)))
@@ -153,19 +155,20 @@ pub fn latency_svg(path: &Path, title: &str, series: &[Series]) -> anyhow::Resul
     Ok(())
 }
 
-/// `throughput.svg` and `latency.svg` for labelled reports (one report, or every run of a
-/// comparison). With one report, the lines are per operation type; with several, one line per
-/// report (totals).
+/// `throughput.svg` and `latency.svg` for reports labelled and grouped (one report, or every run
+/// of a comparison, grouped by target). With one report, the lines are per operation type; with
+/// several, one line per report (totals), coloured by group.
 pub fn write_plots(
     dir: &Path,
-    reports: &[(String, &Report)],
+    reports: &[(String, usize, &Report)],
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut thr = Vec::new();
     let mut lat = Vec::new();
-    if let [(label, r)] = reports {
+    if let [(_, _, r)] = reports {
         thr.push(Series {
             label: "total".into(),
+            group: 0,
             points: r
                 .timeline
                 .iter()
@@ -178,10 +181,11 @@ pub fn write_plots(
             ("GET", |p| p.get_per_sec, r.gets.count),
             ("MGET", |p| p.mget_per_sec, r.mgets.count),
         ];
-        for (name, f, count) in per_op {
+        for (i, (name, f, count)) in per_op.into_iter().enumerate() {
             if count > 0 {
                 thr.push(Series {
                     label: name.into(),
+                    group: i + 1,
                     points: r.timeline.iter().map(|p| (p.t_secs, f(p))).collect(),
                 });
             }
@@ -189,22 +193,24 @@ pub fn write_plots(
         if let Some(h) = &r.histograms {
             lat.push(Series {
                 label: "total".into(),
+                group: 0,
                 points: percentile_curve(&h.total),
             });
             for (name, i) in [("SET", 0), ("GET", 1), ("MGET", 2)] {
                 if !h.per_op[i].is_empty() {
                     lat.push(Series {
                         label: name.into(),
+                        group: i + 1,
                         points: percentile_curve(&h.per_op[i]),
                     });
                 }
             }
         }
-        let _ = label;
     } else {
-        for (label, r) in reports {
+        for (label, group, r) in reports {
             thr.push(Series {
                 label: label.clone(),
+                group: *group,
                 points: r
                     .timeline
                     .iter()
@@ -214,13 +220,14 @@ pub fn write_plots(
             if let Some(h) = &r.histograms {
                 lat.push(Series {
                     label: label.clone(),
+                    group: *group,
                     points: percentile_curve(&h.total),
                 });
             }
         }
     }
     let title = match reports {
-        [(label, _)] => label.clone(),
+        [(label, _, _)] => label.clone(),
         _ => "comparison".into(),
     };
     let t = dir.join("throughput.svg");
@@ -256,6 +263,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("loadtest-plot-{}", std::process::id()));
         let s = vec![Series {
             label: "x".into(),
+            group: 0,
             points: vec![(0.0, 1.0), (1.0, 2.0), (2.0, 1.5)],
         }];
         std::fs::create_dir_all(&dir).expect("dir");
