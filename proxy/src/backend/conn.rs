@@ -1,0 +1,354 @@
+//! One long-lived, pipelined connection to a shard, multiplexing many clients' requests.
+//!
+//! A [`ConnHandle`] sends [`Batch`]es over a bounded channel to a writer task, which takes
+//! whatever is queued, records each batch in the in-flight FIFO (another bounded channel) and
+//! writes them with one syscall. A reader task cuts replies off the socket in order and
+//! completes the oldest batch once it has all its replies. Redis answers in order on one
+//! connection, so FIFO matching is exact. When either side fails, every pending and queued batch
+//! is answered with an error: nothing waits forever.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::BackendError;
+use crate::protocol::{Request, reply_len};
+
+/// Replies to one batch, in request order.
+pub type BatchResult = Result<Vec<Bytes>, BackendError>;
+
+/// Requests written back to back; `count` replies complete it.
+pub struct Batch {
+    pub bytes: Bytes,
+    pub count: usize,
+    pub done: oneshot::Sender<BatchResult>,
+}
+
+impl Batch {
+    /// Answers the batch with an error (the receiver may be gone; that is fine).
+    pub fn fail(self, e: BackendError) {
+        let _ = self.done.send(Err(e));
+    }
+}
+
+/// How to reach and talk to one shard.
+#[derive(Debug, Clone)]
+pub struct ConnSettings {
+    pub addr: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout: Duration,
+    /// A request unanswered this long closes the connection (failing everything on it).
+    pub request_timeout: Duration,
+    /// Batches queued per connection before senders wait.
+    pub queue: usize,
+}
+
+/// A cloneable handle to a connection's driver tasks.
+#[derive(Clone)]
+pub struct ConnHandle {
+    tx: mpsc::Sender<Batch>,
+    closed: CancellationToken,
+    addr: Arc<str>,
+}
+
+/// Largest write the writer assembles from queued batches.
+const MAX_WRITE: usize = 256 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+impl ConnHandle {
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Queues a batch; if the connection is closed the batch is failed.
+    pub async fn send(&self, batch: Batch) {
+        if let Err(mpsc::error::SendError(b)) = self.tx.send(batch).await {
+            b.fail(self.lost("connection closed"));
+        }
+    }
+
+    /// Sends requests and waits for their replies.
+    pub async fn call(&self, bytes: Bytes, count: usize) -> BatchResult {
+        let (done, rx) = oneshot::channel();
+        self.send(Batch { bytes, count, done }).await;
+        rx.await
+            .unwrap_or_else(|_| Err(self.lost("connection closed")))
+    }
+
+    /// A PING round trip (health checks and deadpool's recycle).
+    pub async fn ping(&self, timeout: Duration) -> Result<(), BackendError> {
+        let ping = Request::from_args(&["PING"]).raw;
+        match tokio::time::timeout(timeout, self.call(ping, 1)).await {
+            Err(_) => Err(BackendError::Timeout {
+                addr: self.addr.to_string(),
+                ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(r)) if r.first().is_some_and(|r| r.starts_with(b"+PONG")) => Ok(()),
+            Ok(Ok(r)) => Err(BackendError::Protocol {
+                addr: self.addr.to_string(),
+                reason: format!(
+                    "PING answered {:?}",
+                    r.first()
+                        .map(|b| String::from_utf8_lossy(b).trim_end().to_string())
+                ),
+            }),
+        }
+    }
+
+    /// Stops the driver tasks; pending requests fail.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    fn lost(&self, reason: &str) -> BackendError {
+        BackendError::Lost {
+            addr: self.addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Connects, authenticates, and starts the driver tasks. `on_close` is notified when the
+/// connection dies, so its owner can replace it.
+pub async fn connect(
+    settings: &ConnSettings,
+    on_close: Arc<Notify>,
+) -> Result<ConnHandle, BackendError> {
+    let addr = settings.addr.clone();
+    let unavailable = |reason: String| BackendError::Unavailable {
+        addr: addr.clone(),
+        reason,
+    };
+    let mut stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| unavailable("connect timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    if let Some(pass) = &settings.password {
+        let auth = match &settings.username {
+            Some(user) => Request::from_args(&["AUTH", user.as_str(), pass.as_str()]),
+            None => Request::from_args(&["AUTH", pass.as_str()]),
+        };
+        let reply =
+            tokio::time::timeout(settings.connect_timeout, roundtrip(&mut stream, &auth.raw))
+                .await
+                .map_err(|_| unavailable("AUTH timed out".into()))?
+                .map_err(unavailable)?;
+        if !reply.starts_with(b"+OK") {
+            return Err(BackendError::Auth {
+                addr,
+                reason: String::from_utf8_lossy(&reply).trim_end().to_string(),
+            });
+        }
+    }
+    let (r, w) = stream.into_split();
+    let queue = settings.queue.max(1);
+    let (tx, rx) = mpsc::channel(queue);
+    let (inflight_tx, inflight_rx) = mpsc::channel(queue * 2);
+    let closed = CancellationToken::new();
+    let addr: Arc<str> = Arc::from(addr.as_str());
+    tokio::spawn(writer(
+        w,
+        rx,
+        inflight_tx,
+        closed.clone(),
+        settings.request_timeout,
+        addr.clone(),
+    ));
+    tokio::spawn(reader(
+        r,
+        inflight_rx,
+        closed.clone(),
+        addr.clone(),
+        on_close,
+        settings.request_timeout,
+    ));
+    Ok(ConnHandle { tx, closed, addr })
+}
+
+/// Writes one request on a fresh connection and reads one reply (setup only).
+pub async fn roundtrip(stream: &mut TcpStream, req: &[u8]) -> Result<Bytes, String> {
+    stream.write_all(req).await.map_err(|e| e.to_string())?;
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        match reply_len(&buf) {
+            Ok(Some(n)) => return Ok(buf.split_to(n).freeze()),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => return Err("connection closed by server".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+struct Pending {
+    count: usize,
+    replies: Vec<Bytes>,
+    done: oneshot::Sender<BatchResult>,
+    deadline: Instant,
+}
+
+async fn writer(
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Batch>,
+    inflight: mpsc::Sender<Pending>,
+    closed: CancellationToken,
+    timeout: Duration,
+    addr: Arc<str>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    'outer: loop {
+        let first = tokio::select! {
+            biased;
+            _ = closed.cancelled() => break,
+            b = rx.recv() => match b {
+                Some(b) => b,
+                None => break,
+            },
+        };
+        buf.clear();
+        let deadline = Instant::now() + timeout;
+        let mut next = Some(first);
+        while let Some(b) = next.take() {
+            // Registered before the bytes go out, so the reader always finds it.
+            let p = Pending {
+                count: b.count,
+                replies: Vec::with_capacity(b.count),
+                done: b.done,
+                deadline,
+            };
+            if inflight.send(p).await.is_err() {
+                break 'outer;
+            }
+            buf.extend_from_slice(&b.bytes);
+            if buf.len() < MAX_WRITE {
+                next = rx.try_recv().ok();
+            }
+        }
+        if w.write_all(&buf).await.is_err() {
+            break;
+        }
+        if buf.capacity() > 4 * MAX_WRITE {
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+    }
+    closed.cancel();
+    // Batches queued but never written: nobody else will answer them.
+    rx.close();
+    while let Ok(b) = rx.try_recv() {
+        b.fail(BackendError::Lost {
+            addr: addr.to_string(),
+            reason: "connection closed".into(),
+        });
+    }
+}
+
+async fn reader(
+    mut r: OwnedReadHalf,
+    mut inflight: mpsc::Receiver<Pending>,
+    closed: CancellationToken,
+    addr: Arc<str>,
+    on_close: Arc<Notify>,
+    timeout: Duration,
+) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let failure: BackendError = 'outer: loop {
+        let deadline = pending.front().map(|p| p.deadline);
+        tokio::select! {
+            biased;
+            _ = closed.cancelled() => break BackendError::Lost {
+                addr: addr.to_string(),
+                reason: "connection closed".into(),
+            },
+            p = inflight.recv() => {
+                match p {
+                    Some(p) => pending.push_back(p),
+                    None => break BackendError::Lost {
+                        addr: addr.to_string(),
+                        reason: "connection closed".into(),
+                    },
+                }
+                continue;
+            }
+            _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                break BackendError::Timeout {
+                    addr: addr.to_string(),
+                    ms: timeout.as_millis() as u64,
+                };
+            }
+            n = r.read_buf(&mut buf) => match n {
+                Ok(0) => break BackendError::Lost {
+                    addr: addr.to_string(),
+                    reason: "connection closed by server".into(),
+                },
+                Ok(_) => {}
+                Err(e) => break BackendError::Lost { addr: addr.to_string(), reason: e.to_string() },
+            },
+        }
+        loop {
+            match reply_len(&buf) {
+                Ok(Some(n)) => {
+                    let reply = buf.split_to(n).freeze();
+                    if pending.is_empty() {
+                        while let Ok(p) = inflight.try_recv() {
+                            pending.push_back(p);
+                        }
+                    }
+                    let Some(front) = pending.front_mut() else {
+                        break 'outer BackendError::Protocol {
+                            addr: addr.to_string(),
+                            reason: "reply without a request".into(),
+                        };
+                    };
+                    front.replies.push(reply);
+                    if front.replies.len() >= front.count
+                        && let Some(p) = pending.pop_front()
+                    {
+                        let _ = p.done.send(Ok(p.replies));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    break 'outer BackendError::Protocol {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    };
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+    };
+    closed.cancel();
+    tracing::debug!(backend = %addr, error = %failure, "backend connection closed");
+    on_close.notify_one();
+    inflight.close();
+    while let Ok(p) = inflight.try_recv() {
+        pending.push_back(p);
+    }
+    for p in pending {
+        let _ = p.done.send(Err(failure.clone()));
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

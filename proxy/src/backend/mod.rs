@@ -1,0 +1,357 @@
+//! Shards as the proxy sees them: a few multiplexed connections each ([`conn`]), their
+//! lifecycle managed by deadpool and a per-shard maintenance task ([`Backend`]), and the
+//! registry of every shard address seen ([`Backends`]).
+
+pub mod conn;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleError, RecycleResult};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use conn::{Batch, BatchResult, ConnHandle, ConnSettings};
+
+use crate::error::BackendError;
+
+/// deadpool manager: creates connections and recycles them with a PING.
+pub struct Manager {
+    settings: Arc<ConnSettings>,
+    on_close: Arc<Notify>,
+}
+
+impl managed::Manager for Manager {
+    type Type = ConnHandle;
+    type Error = BackendError;
+
+    async fn create(&self) -> Result<ConnHandle, BackendError> {
+        conn::connect(&self.settings, self.on_close.clone()).await
+    }
+
+    async fn recycle(&self, c: &mut ConnHandle, _: &Metrics) -> RecycleResult<BackendError> {
+        if c.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        c.ping(self.settings.connect_timeout)
+            .await
+            .map_err(RecycleError::Backend)
+    }
+}
+
+/// Backend health as INFO reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Never connected yet: senders wait up to the connect timeout.
+    Connecting,
+    Up,
+    /// No live connection: commands fail fast.
+    Down,
+}
+
+/// Settings shared by every backend.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub connections: usize,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub health_interval: Duration,
+    pub queue: usize,
+}
+
+/// One shard: `connections` long-lived connections. Connection `i` of a shard always carries a
+/// given client session's requests (`hint % connections`), so one client's commands to one
+/// shard are never reordered across connections.
+pub struct Backend {
+    pub addr: String,
+    settings: Arc<ConnSettings>,
+    pool: Pool<Manager>,
+    /// Fixed-size: slot `i` is connection `i`, `None` while it is down.
+    conns: ArcSwap<Vec<Option<ConnHandle>>>,
+    state: AtomicU8,
+    last_error: Mutex<String>,
+    /// Woken when connections change (senders waiting in `Connecting`).
+    changed: Notify,
+    /// Wakes the maintenance task (a connection closed).
+    wake: Arc<Notify>,
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+    stop: CancellationToken,
+}
+
+impl Backend {
+    fn new(addr: &str, s: &BackendSettings, stop: CancellationToken) -> Arc<Backend> {
+        let settings = Arc::new(ConnSettings {
+            addr: addr.to_string(),
+            username: s.username.clone(),
+            password: s.password.clone(),
+            connect_timeout: s.connect_timeout,
+            request_timeout: s.request_timeout,
+            queue: s.queue,
+        });
+        let wake = Arc::new(Notify::new());
+        let manager = Manager {
+            settings: settings.clone(),
+            on_close: wake.clone(),
+        };
+        let n = s.connections.max(1);
+        // Building only fails without a runtime for the timeouts; we pass one.
+        let pool = Pool::builder(manager)
+            .max_size(n)
+            .runtime(deadpool::Runtime::Tokio1)
+            .create_timeout(Some(s.connect_timeout))
+            .wait_timeout(Some(s.connect_timeout))
+            .recycle_timeout(Some(s.connect_timeout))
+            .build();
+        let pool = match pool {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "deadpool build failed");
+                // Unreachable with the settings above; fall back to a pool without timeouts.
+                #[allow(clippy::expect_used)]
+                Pool::builder(Manager {
+                    settings: settings.clone(),
+                    on_close: wake.clone(),
+                })
+                .max_size(n)
+                .build()
+                .expect("pool without timeouts")
+            }
+        };
+        let b = Arc::new(Backend {
+            addr: addr.to_string(),
+            settings,
+            pool,
+            conns: ArcSwap::from_pointee(vec![None; n]),
+            state: AtomicU8::new(State::Connecting as u8),
+            last_error: Mutex::new("not connected yet".into()),
+            changed: Notify::new(),
+            wake,
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            stop,
+        });
+        tokio::spawn(maintain(b.clone(), s.health_interval));
+        b
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Relaxed) {
+            0 => State::Connecting,
+            1 => State::Up,
+            _ => State::Down,
+        }
+    }
+
+    pub fn last_error(&self) -> String {
+        self.last_error.lock().clone()
+    }
+
+    /// Live connections and the configured number.
+    pub fn live(&self) -> (usize, usize) {
+        let c = self.conns.load();
+        (
+            c.iter().flatten().filter(|c| !c.is_closed()).count(),
+            c.len(),
+        )
+    }
+
+    fn unavailable(&self) -> BackendError {
+        BackendError::Unavailable {
+            addr: self.addr.clone(),
+            reason: self.last_error(),
+        }
+    }
+
+    /// The connection for session `hint`, or the next live one; fails fast when the shard is
+    /// down (waits up to the connect timeout only before the first connection).
+    pub async fn pick(&self, hint: usize) -> Result<ConnHandle, BackendError> {
+        for attempt in 0..2 {
+            let notified = self.changed.notified();
+            {
+                let conns = self.conns.load();
+                let n = conns.len();
+                for k in 0..n {
+                    if let Some(Some(c)) = conns.get((hint + k) % n)
+                        && !c.is_closed()
+                    {
+                        return Ok(c.clone());
+                    }
+                }
+            }
+            if attempt == 0 && self.state() == State::Connecting {
+                let _ = tokio::time::timeout(self.settings.connect_timeout, notified).await;
+                continue;
+            }
+            break;
+        }
+        Err(self.unavailable())
+    }
+
+    /// Queues a batch on the session's connection; a down shard fails it at once.
+    pub async fn send(&self, hint: usize, batch: Batch) {
+        self.requests.fetch_add(batch.count as u64, Relaxed);
+        match self.pick(hint).await {
+            Ok(c) => c.send(batch).await,
+            Err(e) => {
+                self.failures.fetch_add(batch.count as u64, Relaxed);
+                batch.fail(e);
+            }
+        }
+    }
+
+    /// Sends requests and waits for their replies.
+    pub async fn call(&self, hint: usize, bytes: Bytes, count: usize) -> BatchResult {
+        let (done, rx) = oneshot::channel();
+        self.send(hint, Batch { bytes, count, done }).await;
+        rx.await.unwrap_or_else(|_| Err(self.unavailable()))
+    }
+
+    fn publish(&self, held: &[Option<Object<Manager>>], error: Option<String>) {
+        let conns: Vec<Option<ConnHandle>> = held
+            .iter()
+            .map(|o| o.as_ref().map(|o| ConnHandle::clone(o)))
+            .collect();
+        let live = conns.iter().flatten().count();
+        self.conns.store(Arc::new(conns));
+        if let Some(e) = error {
+            *self.last_error.lock() = e;
+        }
+        let state = if live > 0 {
+            State::Up
+        } else if self.state() == State::Connecting && self.last_error() == "not connected yet" {
+            State::Connecting
+        } else {
+            State::Down
+        };
+        let old = self.state.swap(state as u8, Relaxed);
+        if old != state as u8 {
+            match state {
+                State::Up => tracing::info!(backend = %self.addr, "backend up"),
+                State::Down => {
+                    tracing::warn!(backend = %self.addr, error = %self.last_error(), "backend down")
+                }
+                State::Connecting => {}
+            }
+        }
+        self.changed.notify_waiters();
+    }
+}
+
+fn describe(e: PoolError<BackendError>) -> String {
+    match e {
+        PoolError::Backend(BackendError::Unavailable { reason, .. }) => reason,
+        PoolError::Backend(e) => e.to_string(),
+        PoolError::Timeout(_) => "connect timed out".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Keeps `connections` connections open: replaces dead ones (deadpool recycles or recreates
+/// them), PINGs live ones every `health` interval, and retries a down shard at that pace.
+async fn maintain(b: Arc<Backend>, health: Duration) {
+    let n = b.conns.load().len();
+    let mut held: Vec<Option<Object<Manager>>> = (0..n).map(|_| None).collect();
+    loop {
+        let mut changed = false;
+        for h in held.iter_mut() {
+            if h.as_ref().is_some_and(|o| o.is_closed()) {
+                // Back to the pool; its recycle check discards it and the next get() creates a
+                // fresh connection.
+                *h = None;
+                changed = true;
+            }
+        }
+        let mut error = None;
+        for h in held.iter_mut() {
+            if h.is_none() {
+                match b.pool.get().await {
+                    Ok(o) => {
+                        *h = Some(o);
+                        changed = true;
+                    }
+                    Err(e) => {
+                        error = Some(describe(e));
+                        break;
+                    }
+                }
+            }
+        }
+        if changed || error.is_some() {
+            b.publish(&held, error);
+        }
+        let idle = if held.iter().all(Option::is_some) {
+            health
+        } else {
+            // Down or partly down: retry soon, but do not spin on a flapping server.
+            health.min(Duration::from_millis(500))
+        };
+        tokio::select! {
+            _ = b.stop.cancelled() => break,
+            _ = b.wake.notified() => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ = tokio::time::sleep(idle) => {
+                for h in held.iter_mut() {
+                    if let Some(o) = h
+                        && let Err(e) = o.ping(b.settings.connect_timeout.max(Duration::from_secs(1))).await
+                    {
+                        tracing::warn!(backend = %b.addr, error = %e, "health check failed");
+                        o.close();
+                        *h = None;
+                        *b.last_error.lock() = e.to_string();
+                    }
+                }
+            }
+        }
+    }
+    for h in held.iter().flatten() {
+        h.close();
+    }
+    b.conns.store(Arc::new(vec![None; n]));
+}
+
+/// Every shard address the proxy has seen, each with its connections.
+pub struct Backends {
+    settings: BackendSettings,
+    map: Mutex<HashMap<String, Arc<Backend>>>,
+    stop: CancellationToken,
+}
+
+impl Backends {
+    pub fn new(settings: BackendSettings, stop: CancellationToken) -> Backends {
+        Backends {
+            settings,
+            map: Mutex::new(HashMap::new()),
+            stop,
+        }
+    }
+
+    /// The backend for `addr`, connecting to it on first use.
+    pub fn get(&self, addr: &str) -> Arc<Backend> {
+        let mut map = self.map.lock();
+        if let Some(b) = map.get(addr) {
+            return b.clone();
+        }
+        let b = Backend::new(addr, &self.settings, self.stop.child_token());
+        map.insert(addr.to_string(), b.clone());
+        b
+    }
+
+    pub fn all(&self) -> Vec<Arc<Backend>> {
+        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
+        v.sort_by(|a, b| a.addr.cmp(&b.addr));
+        v
+    }
+
+    pub fn settings(&self) -> &BackendSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,387 @@
+//! Proxy configuration: a typed struct with defaults, loaded by figment from (in rising
+//! precedence) defaults, a TOML file, `AUTOCACHE_*` environment variables and command-line
+//! flags — the same scheme and key style as the shard (`backend-connections`, `requirepass`).
+//! Every problem in the merged configuration is reported at once, with where it came from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses to listen on (used by the binary; the library gets a bound listener).
+    pub bind: Vec<String>,
+    pub port: u16,
+    /// `host:port` of cluster nodes or standalone servers. Empty: start an embedded local
+    /// cluster (binary only).
+    pub seeds: Vec<String>,
+    /// Password clients must AUTH with (the proxy's own).
+    pub requirepass: Option<String>,
+    /// Credentials the proxy uses towards the shards.
+    pub backend_user: Option<String>,
+    pub backend_password: Option<String>,
+    /// Long-lived pipelined connections per shard.
+    pub backend_connections: usize,
+    pub connect_timeout: Duration,
+    /// A backend request unanswered this long closes its connection.
+    pub backend_timeout: Duration,
+    /// PING interval per backend connection, and retry pace for a down shard.
+    pub health_interval: Duration,
+    /// Periodic slot-map refresh (cluster mode).
+    pub refresh_interval: Duration,
+    pub maxclients: usize,
+    /// Runtime worker threads; 0 = one per CPU (binary only).
+    pub threads: usize,
+    /// Data directory of the embedded shards.
+    pub dir: PathBuf,
+    /// Shards the zero-config mode starts.
+    pub embedded_shards: usize,
+    pub proto_max_bulk_len: u64,
+    pub loglevel: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".into()],
+            port: 6379,
+            seeds: Vec::new(),
+            requirepass: None,
+            backend_user: None,
+            backend_password: None,
+            backend_connections: 2,
+            connect_timeout: Duration::from_millis(1000),
+            backend_timeout: Duration::from_millis(5000),
+            health_interval: Duration::from_millis(1000),
+            refresh_interval: Duration::from_millis(10_000),
+            maxclients: 10_000,
+            threads: 0,
+            dir: PathBuf::from("./data"),
+            embedded_shards: 3,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            loglevel: "notice".into(),
+        }
+    }
+}
+
+/// Everything wrong with a configuration, one line per problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parses a Redis memory value: a plain byte count or a number with a unit
+/// (`k`/`m`/`g` = powers of 1000, `kb`/`mb`/`gb` = powers of 1024), case-insensitive.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `AUTOCACHE_*` environment variables
+    /// (`AUTOCACHE_BACKEND_CONNECTIONS=4`). Merge flags on top, then call
+    /// [`Config::from_figment`].
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut f = Figment::new();
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f.merge(
+            Env::prefixed("AUTOCACHE_")
+                .ignore(&["config"])
+                .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
+        )
+    }
+
+    /// Extracts and validates a configuration, reporting every problem at once.
+    pub fn from_figment(figment: &Figment) -> Result<Config, ConfigErrors> {
+        let dict: Dict = figment
+            .extract()
+            .map_err(|e| ConfigErrors(e.into_iter().map(|e| e.to_string()).collect()))?;
+        let mut cfg = Config::default();
+        let mut errs = Vec::new();
+        for (raw_key, value) in &dict {
+            let key = raw_key.replace('_', "-");
+            let origin = || {
+                figment
+                    .find_metadata(raw_key)
+                    .map(|m| match &m.source {
+                        Some(src) => format!(" (from {} {src})", m.name),
+                        None => format!(" (from {})", m.name),
+                    })
+                    .unwrap_or_default()
+            };
+            if let Err(msg) = cfg.set_value(&key, value) {
+                errs.push(format!("`{key}`: {msg}{}", origin()));
+            }
+        }
+        errs.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
+        if errs.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+
+    fn set_value(&mut self, key: &str, v: &Value) -> Result<(), String> {
+        match key {
+            "bind" => self.bind = as_list(v)?,
+            "seeds" => self.seeds = as_list(v)?,
+            "port" => {
+                self.port = as_int(v)?
+                    .try_into()
+                    .map_err(|_| "must be between 0 and 65535")?
+            }
+            "requirepass" => self.requirepass = as_opt_string(v)?,
+            "backend-user" => self.backend_user = as_opt_string(v)?,
+            "backend-password" => self.backend_password = as_opt_string(v)?,
+            "backend-connections" => {
+                self.backend_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "connect-timeout-ms" => self.connect_timeout = as_ms(v)?,
+            "backend-timeout-ms" => self.backend_timeout = as_ms(v)?,
+            "health-interval-ms" => self.health_interval = as_ms(v)?,
+            "refresh-interval-ms" => self.refresh_interval = as_ms(v)?,
+            "maxclients" => self.maxclients = as_int(v)?.try_into().map_err(|_| "out of range")?,
+            "threads" => self.threads = as_int(v)?.try_into().map_err(|_| "out of range")?,
+            "dir" => self.dir = PathBuf::from(as_string(v)?),
+            "embedded-shards" => {
+                self.embedded_shards = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
+            "loglevel" => self.loglevel = as_string(v)?,
+            _ => return Err("unknown configuration key".into()),
+        }
+        Ok(())
+    }
+
+    /// Cross-field and range checks.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errs = Vec::new();
+        if self.bind.is_empty() {
+            errs.push("`bind`: at least one address is required".into());
+        }
+        for s in &self.seeds {
+            let ok = s
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                errs.push(format!("`seeds`: '{s}' is not host:port"));
+            }
+        }
+        if !(1..=64).contains(&self.backend_connections) {
+            errs.push("`backend-connections`: must be between 1 and 64".into());
+        }
+        for (name, d) in [
+            ("connect-timeout-ms", self.connect_timeout),
+            ("backend-timeout-ms", self.backend_timeout),
+            ("health-interval-ms", self.health_interval),
+            ("refresh-interval-ms", self.refresh_interval),
+        ] {
+            if d < Duration::from_millis(10) {
+                errs.push(format!("`{name}`: must be at least 10"));
+            }
+        }
+        if self.maxclients == 0 {
+            errs.push("`maxclients`: must be at least 1".into());
+        }
+        if self.threads > 1024 {
+            errs.push("`threads`: at most 1024".into());
+        }
+        if !(1..=64).contains(&self.embedded_shards) {
+            errs.push("`embedded-shards`: must be between 1 and 64".into());
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
+        }
+        if log_filter(&self.loglevel).is_none() {
+            errs.push(format!(
+                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
+                self.loglevel
+            ));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+}
+
+/// Maps Redis log level names (and tracing's) to a tracing filter directive.
+pub fn log_filter(level: &str) -> Option<String> {
+    let l = level.to_ascii_lowercase();
+    let mapped = match l.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "notice" | "info" => "info",
+        "warning" | "warn" => "warn",
+        "nothing" | "off" => "off",
+        "trace" | "error" => l.as_str(),
+        _ if l.contains('=') => l.as_str(),
+        _ => return None,
+    };
+    Some(mapped.to_string())
+}
+
+/// Any integer figment holds (TOML gives signed, serialized flags may give unsigned).
+fn num_i128(n: &figment::value::Num) -> Option<i128> {
+    n.to_i128()
+        .or_else(|| n.to_u128().and_then(|u| i128::try_from(u).ok()))
+}
+
+fn as_string(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(_, s) => Ok(s.clone()),
+        Value::Num(_, n) => Ok(num_i128(n).map(|n| n.to_string()).unwrap_or_default()),
+        _ => Err("expected a string".into()),
+    }
+}
+
+fn as_int(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Num(_, n) => num_i128(n)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| "expected an integer".into()),
+        Value::String(_, s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected an integer, got '{s}'")),
+        _ => Err("expected an integer".into()),
+    }
+}
+
+fn as_memory(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::Num(_, n) => num_i128(n)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| "expected a byte count".into()),
+        Value::String(_, s) => parse_memory(s)
+            .ok_or_else(|| format!("expected a memory size like 100mb or 2gb, got '{s}'")),
+        _ => Err("expected a memory size".into()),
+    }
+}
+
+fn as_opt_string(v: &Value) -> Result<Option<String>, String> {
+    let s = as_string(v)?;
+    Ok((!s.is_empty()).then_some(s))
+}
+
+/// A list from a TOML array or a comma/space-separated string.
+fn as_list(v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::String(_, s) => Ok(s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()),
+        Value::Array(_, items) => items.iter().map(as_string).collect(),
+        _ => Err("expected a string or a list of strings".into()),
+    }
+}
+
+fn as_ms(v: &Value) -> Result<Duration, String> {
+    let n = as_int(v)?;
+    u64::try_from(n)
+        .map(Duration::from_millis)
+        .map_err(|_| "expected milliseconds (a non-negative integer)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use figment::providers::Serialized;
+
+    #[test]
+    fn layers_defaults_file_env_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "proxy.toml",
+                "port = 7000\nseeds = [\"127.0.0.1:7001\", \"127.0.0.1:7002\"]\nbackend-connections = 3\n",
+            )?;
+            jail.set_env("AUTOCACHE_BACKEND_CONNECTIONS", "4");
+            jail.set_env("AUTOCACHE_REQUIREPASS", "s3cret");
+            let fig = Config::figment(Some(Path::new("proxy.toml")))
+                .merge(Serialized::default("port", 7100));
+            let cfg = Config::from_figment(&fig).expect("valid");
+            assert_eq!(cfg.port, 7100, "flags beat file");
+            assert_eq!(cfg.seeds, ["127.0.0.1:7001", "127.0.0.1:7002"]);
+            assert_eq!(cfg.backend_connections, 4, "env beats file");
+            assert_eq!(cfg.requirepass.as_deref(), Some("s3cret"));
+            assert_eq!(
+                cfg.refresh_interval,
+                Duration::from_secs(10),
+                "default kept"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn seeds_from_a_comma_list() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AUTOCACHE_SEEDS", "a:1,b:2 c:3");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            assert_eq!(cfg.seeds, ["a:1", "b:2", "c:3"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_origin() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "bad.toml",
+                "port = 70000\nseeds = [\"nohost\"]\nbackend-connections = 0\ncolour = \"blue\"\n",
+            )?;
+            jail.set_env("AUTOCACHE_LOGLEVEL", "chatty");
+            let errs = Config::from_figment(&Config::figment(Some(Path::new("bad.toml"))))
+                .expect_err("invalid");
+            let text = errs.to_string();
+            for needle in [
+                "`port`",
+                "`seeds`",
+                "`backend-connections`",
+                "`colour`: unknown",
+                "`loglevel`",
+                "bad.toml",
+            ] {
+                assert!(text.contains(needle), "missing {needle} in:\n{text}");
+            }
+            assert_eq!(errs.0.len(), 5, "{text}");
+            Ok(())
+        });
+    }
+}

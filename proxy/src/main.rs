@@ -1,0 +1,151 @@
+//! `autocache-proxy`: loads configuration, sets up logging, binds, and calls `proxy::run`.
+//! With no seeds it first starts an embedded local cluster of shards.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use figment::providers::Serialized;
+use proxy::Config;
+use proxy::config::log_filter;
+use proxy::embedded::LocalCluster;
+use serde::Serialize;
+
+/// AutoCache proxy: one Redis endpoint in front of a Redis Cluster, standalone Redis servers or
+/// AutoCache shards. Each option can also be set in the TOML file given by --config or as an
+/// AUTOCACHE_* environment variable (AUTOCACHE_BACKEND_CONNECTIONS=4). Flags win over
+/// environment over file. Without seeds, starts a local cluster of 3 shards in-process.
+#[derive(Parser, Serialize, Debug)]
+#[command(name = "autocache-proxy", version)]
+struct Flags {
+    /// TOML configuration file.
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Addresses to listen on (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bind: Option<Vec<String>>,
+    /// TCP port.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// Shards or cluster nodes, host:port,... (none: embedded local cluster).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seeds: Option<Vec<String>>,
+    /// Password clients must AUTH with.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requirepass: Option<String>,
+    /// Password the proxy sends to the shards.
+    #[arg(long = "backend-password")]
+    #[serde(rename = "backend-password", skip_serializing_if = "Option::is_none")]
+    backend_password: Option<String>,
+    /// Pipelined connections per shard.
+    #[arg(long = "backend-connections")]
+    #[serde(
+        rename = "backend-connections",
+        skip_serializing_if = "Option::is_none"
+    )]
+    backend_connections: Option<usize>,
+    /// Runtime worker threads (0 = one per CPU).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    /// Data directory of the embedded shards.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dir: Option<String>,
+    /// Log level: debug, verbose, notice, warning (or a tracing filter).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loglevel: Option<String>,
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| log_filter(&cfg.loglevel))
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let figment = Config::figment(flags.config.as_deref()).merge(Serialized::defaults(&flags));
+    let cfg = match Config::from_figment(&figment) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autocache-proxy: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&cfg);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.threads > 0 {
+        rt.worker_threads(cfg.threads);
+    }
+    rt.enable_all().build()?.block_on(serve(cfg))
+}
+
+async fn serve(mut cfg: Config) -> anyhow::Result<()> {
+    let addr = cfg
+        .bind
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
+    let local = listener.local_addr()?;
+    let embedded = if cfg.seeds.is_empty() {
+        let cluster = LocalCluster::start(cfg.embedded_shards, &cfg.dir)
+            .await
+            .with_context(|| format!("cannot start embedded shards under {}", cfg.dir.display()))?;
+        cfg.seeds = cluster.seeds();
+        Some(cluster)
+    } else {
+        None
+    };
+    let banner = match &embedded {
+        Some(c) => format!(
+            "autocache-proxy listening on {local}; started an embedded local cluster of {} shards ({}) with data under {}, static slot split",
+            c.addrs.len(),
+            cfg.seeds.join(", "),
+            cfg.dir.display()
+        ),
+        None => format!(
+            "autocache-proxy listening on {local}; seeds {}",
+            cfg.seeds.join(", ")
+        ),
+    };
+    proxy::run_with_ready(listener, cfg, shutdown_signal(), move || {
+        println!("{banner}")
+    })
+    .await?;
+    if let Some(c) = embedded {
+        c.stop().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! Routing: turns each request into an [`Item`] of the client's reply queue, appending what must
+//! go to shards to per-backend groups of the current chunk (one batch per backend per chunk).
+//! The command table in `membership` decides everything: arity, key positions, route, merge.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use membership::command::{CommandId, CommandSpec, Merge, Route, proxy_unsupported};
+use membership::{Mode, Slot, lookup};
+
+use crate::backend::Backend;
+use crate::error::CmdError;
+use crate::local;
+use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
+use crate::server::Shared;
+use crate::session::Session;
+use crate::topology::Topology;
+
+/// Where one request's reply comes from: request `idx` of chunk group `group`.
+pub struct Part {
+    pub group: u32,
+    pub idx: u32,
+    /// The bytes sent, kept to resend on MOVED/ASK/TRYAGAIN.
+    pub req: Bytes,
+    pub slot: Option<Slot>,
+}
+
+/// How a RESP2 backend reply is shaped for a RESP3 client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conv {
+    Plain,
+    /// Flat field/value array → map (HGETALL).
+    Map,
+    /// Flat field/value array → array of pairs (HRANDFIELD ... WITHVALUES).
+    Pairs,
+}
+
+/// One entry of a client's reply queue.
+pub enum Item {
+    /// Answered by the proxy (already encoded for the client's protocol).
+    Ready(Bytes),
+    /// Forwarded to one shard.
+    Fwd { part: Part, conv: Conv },
+    /// Split by shard (or slot); `positions[i]` = the key ordinal of the part's i-th key.
+    Fan {
+        parts: Vec<(Part, Vec<u32>)>,
+        nkeys: usize,
+        merge: Merge,
+    },
+    /// Sent to every shard.
+    All { parts: Vec<Part>, merge: Merge },
+    /// SCAN on shard `shard` of `nshards`.
+    Scan {
+        part: Part,
+        shard: u64,
+        nshards: u64,
+    },
+}
+
+/// Requests for one backend in this chunk.
+pub struct GroupBuf {
+    pub backend: Arc<Backend>,
+    pub buf: BytesMut,
+    pub count: u32,
+}
+
+/// The items and backend groups of one client read.
+pub struct ChunkBuilder {
+    pub items: Vec<Item>,
+    pub groups: Vec<GroupBuf>,
+    pub proto: Proto,
+}
+
+impl ChunkBuilder {
+    pub fn new(proto: Proto) -> ChunkBuilder {
+        ChunkBuilder {
+            items: Vec::new(),
+            groups: Vec::new(),
+            proto,
+        }
+    }
+
+    fn add(&mut self, backend: &Arc<Backend>, req: Bytes, slot: Option<Slot>) -> Part {
+        let group = match self
+            .groups
+            .iter()
+            .position(|g| Arc::ptr_eq(&g.backend, backend))
+        {
+            Some(g) => g,
+            None => {
+                self.groups.push(GroupBuf {
+                    backend: backend.clone(),
+                    buf: BytesMut::new(),
+                    count: 0,
+                });
+                self.groups.len() - 1
+            }
+        };
+        let g = &mut self.groups[group];
+        g.buf.extend_from_slice(&req);
+        g.count += 1;
+        Part {
+            group: group as u32,
+            idx: g.count - 1,
+            req,
+            slot,
+        }
+    }
+
+    fn ready(&mut self, r: Reply) {
+        self.items
+            .push(Item::Ready(encode_to_bytes(&r, self.proto)));
+    }
+}
+
+fn err(chunk: &mut ChunkBuilder, e: CmdError) {
+    chunk.ready(e.into());
+}
+
+/// Encodes `*N` + the given arguments.
+fn encode_args<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> Bytes {
+    let mut out = BytesMut::new();
+    let mut n = itoa::Buffer::new();
+    out.put_u8(b'*');
+    out.put_slice(n.format(args.len()).as_bytes());
+    out.put_slice(b"\r\n");
+    for a in args {
+        out.put_u8(b'$');
+        out.put_slice(n.format(a.len()).as_bytes());
+        out.put_slice(b"\r\n");
+        out.put_slice(a);
+        out.put_slice(b"\r\n");
+    }
+    out.freeze()
+}
+
+fn full_name(top: &CommandSpec, spec: &CommandSpec) -> String {
+    if std::ptr::eq(top, spec) {
+        top.name.to_string()
+    } else {
+        format!("{}|{}", top.name, spec.name)
+    }
+}
+
+/// Plans one request.
+pub fn plan(
+    sess: &mut Session,
+    shared: &Shared,
+    topo: &Topology,
+    req: Request,
+    chunk: &mut ChunkBuilder,
+) {
+    let name = req.arg(0);
+    let Some(top) = lookup(name) else {
+        let name_s = String::from_utf8_lossy(name).into_owned();
+        if !sess.authed {
+            return err(chunk, CmdError::NoAuth);
+        }
+        let e = match proxy_unsupported(name) {
+            Some(reason) => CmdError::Unsupported {
+                name: name_s,
+                reason,
+            },
+            None => CmdError::UnknownCommand {
+                name: name_s,
+                args: req
+                    .args()
+                    .skip(1)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect(),
+            },
+        };
+        return err(chunk, e);
+    };
+    if !sess.authed
+        && !matches!(
+            top.id,
+            CommandId::Auth | CommandId::Hello | CommandId::Quit | CommandId::Reset
+        )
+    {
+        return err(chunk, CmdError::NoAuth);
+    }
+    let spec = if top.is_container() {
+        if req.argc() < 2 {
+            return err(chunk, CmdError::WrongArity(top.name.into()));
+        }
+        match top.subcommand(req.arg(1)) {
+            Some(s) => s,
+            None => {
+                return err(
+                    chunk,
+                    CmdError::UnknownSubcommand {
+                        container: top.name.into(),
+                        sub: String::from_utf8_lossy(req.arg(1)).into_owned(),
+                    },
+                );
+            }
+        }
+    } else {
+        top
+    };
+    if !spec.arity_ok(req.argc()) {
+        return err(chunk, CmdError::WrongArity(full_name(top, spec)));
+    }
+    match spec.route {
+        Route::Local => {
+            let reply = local::execute(sess, shared, topo, spec, &req);
+            // HELLO may have switched protocols: its reply uses the new one (the session
+            // starts a new chunk for what follows).
+            chunk
+                .items
+                .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
+        }
+        Route::SingleKey | Route::SameSlot => single(topo, spec, req, chunk),
+        Route::FanOut(merge) => fan(topo, spec, req, merge, chunk),
+        Route::AllShards(Merge::Cursor) => scan(topo, req, chunk),
+        Route::AllShards(merge) => {
+            let parts = topo
+                .backends
+                .iter()
+                .map(|b| chunk.add(b, req.raw.clone(), None))
+                .collect();
+            chunk.items.push(Item::All { parts, merge });
+        }
+        Route::AnyShard => match topo.backends.first() {
+            Some(b) => {
+                let part = chunk.add(b, req.raw.clone(), None);
+                chunk.items.push(Item::Fwd {
+                    part,
+                    conv: Conv::Plain,
+                });
+            }
+            None => err(chunk, CmdError::ClusterDown(0)),
+        },
+    }
+}
+
+fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
+    match spec.id {
+        CommandId::Hgetall => Conv::Map,
+        CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
+        _ => Conv::Plain,
+    }
+}
+
+fn single(topo: &Topology, spec: &CommandSpec, req: Request, chunk: &mut ChunkBuilder) {
+    let mut slot: Option<Slot> = None;
+    for i in spec.keys.indices(req.argc()) {
+        let s = Slot::for_key(req.arg(i));
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return err(chunk, CmdError::CrossSlot),
+            Some(_) => {}
+        }
+    }
+    let backend = match slot {
+        Some(s) => topo.owner(s),
+        None => topo.backends.first(),
+    };
+    let Some(backend) = backend else {
+        return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
+    };
+    let conv = conv_for(spec, &req);
+    let part = chunk.add(backend, req.raw, slot);
+    chunk.items.push(Item::Fwd { part, conv });
+}
+
+/// Splits a multi-key command: one sub-command per shard (per slot against a real cluster,
+/// which refuses cross-slot multi-key commands even on one node).
+fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &mut ChunkBuilder) {
+    let step = spec.keys.step.max(1) as usize;
+    let argc = req.argc();
+    if (argc - 1) % step != 0 {
+        return err(chunk, CmdError::WrongArity(spec.name.into()));
+    }
+    let per_slot = topo.mode() == Mode::Cluster;
+    // (owner index, slot if per-slot, key arg indices, key ordinals)
+    let mut groups: Vec<(usize, Option<Slot>, Vec<usize>, Vec<u32>)> = Vec::new();
+    let mut index: std::collections::HashMap<(usize, Option<Slot>), usize> =
+        std::collections::HashMap::new();
+    let mut nkeys = 0usize;
+    for (ordinal, i) in spec.keys.indices(argc).enumerate() {
+        nkeys += 1;
+        let slot = Slot::for_key(req.arg(i));
+        let Some(owner) = topo.map.owner(slot) else {
+            return err(chunk, CmdError::ClusterDown(slot.get()));
+        };
+        let key = (owner, per_slot.then_some(slot));
+        // Linear search while small; an index once the key count grows.
+        let g = if groups.len() <= 16 {
+            groups.iter().position(|g| (g.0, g.1) == key)
+        } else {
+            if index.is_empty() {
+                for (n, g) in groups.iter().enumerate() {
+                    index.insert((g.0, g.1), n);
+                }
+            }
+            index.get(&key).copied()
+        };
+        let g = match g {
+            Some(g) => g,
+            None => {
+                groups.push((key.0, key.1, Vec::new(), Vec::new()));
+                if !index.is_empty() {
+                    index.insert(key, groups.len() - 1);
+                }
+                groups.len() - 1
+            }
+        };
+        groups[g].2.push(i);
+        groups[g].3.push(ordinal as u32);
+    }
+    if groups.len() <= 1 {
+        // Everything on one shard: forward the request unchanged; the reply needs no merge.
+        let Some((owner, slot, ..)) = groups.first() else {
+            return err(chunk, CmdError::WrongArity(spec.name.into()));
+        };
+        let Some(b) = topo.backends.get(*owner) else {
+            return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
+        };
+        let slot = slot.or_else(|| {
+            spec.keys
+                .indices(argc)
+                .next()
+                .map(|i| Slot::for_key(req.arg(i)))
+        });
+        let part = chunk.add(b, req.raw, slot);
+        chunk.items.push(Item::Fwd {
+            part,
+            conv: Conv::Plain,
+        });
+        return;
+    }
+    let name = req.arg(0);
+    let mut parts = Vec::with_capacity(groups.len());
+    for (owner, slot, key_args, ordinals) in groups {
+        let Some(b) = topo.backends.get(owner) else {
+            return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
+        };
+        let mut args: Vec<&[u8]> = Vec::with_capacity(1 + key_args.len() * step);
+        args.push(name);
+        for i in &key_args {
+            for k in 0..step {
+                args.push(req.arg(i + k));
+            }
+        }
+        let sub = encode_args(args.into_iter());
+        let first_slot = slot.or_else(|| key_args.first().map(|&i| Slot::for_key(req.arg(i))));
+        parts.push((chunk.add(b, sub, first_slot), ordinals));
+    }
+    chunk.items.push(Item::Fan {
+        parts,
+        nkeys,
+        merge,
+    });
+}
+
+/// SCAN: the proxy cursor is `shard_cursor * nshards + shard`; shards are walked in map order.
+fn scan(topo: &Topology, req: Request, chunk: &mut ChunkBuilder) {
+    let n = topo.backends.len() as u64;
+    let cursor = std::str::from_utf8(req.arg(1))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let Some(cursor) = cursor else {
+        return err(chunk, CmdError::err("invalid cursor"));
+    };
+    if n == 0 {
+        return err(chunk, CmdError::ClusterDown(0));
+    }
+    let (shard, shard_cursor) = (cursor % n, cursor / n);
+    let Some(b) = topo.backends.get(shard as usize) else {
+        return err(chunk, CmdError::err("invalid cursor"));
+    };
+    let c = shard_cursor.to_string();
+    let args = req
+        .args()
+        .enumerate()
+        .map(|(i, a)| if i == 1 { c.as_bytes() } else { a })
+        .collect::<Vec<&[u8]>>();
+    let sub = encode_args(args.into_iter());
+    let part = chunk.add(b, sub, None);
+    chunk.items.push(Item::Scan {
+        part,
+        shard,
+        nshards: n,
+    });
+}

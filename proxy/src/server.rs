@@ -1,0 +1,197 @@
+//! The accept loop, shared state, and graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{BackendSettings, Backends};
+use crate::config::{Config, ConfigErrors};
+use crate::session;
+use crate::topology::{self, TopologyCell};
+
+/// How long shutdown waits for sessions to deliver replies already in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no seeds configured")]
+    NoSeeds,
+}
+
+/// Proxy-wide counters for INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub moved: AtomicU64,
+    pub ask: AtomicU64,
+    pub tryagain: AtomicU64,
+}
+
+/// A connected client, for CLIENT LIST.
+#[derive(Clone)]
+pub struct ClientEntry {
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub resp: u8,
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub topology: Arc<TopologyCell>,
+    pub backends: Arc<Backends>,
+    pub clients: Mutex<BTreeMap<u64, ClientEntry>>,
+    pub next_client_id: AtomicU64,
+    pub stats: Stats,
+    pub started: Instant,
+    pub run_id: String,
+    pub local_addr: SocketAddr,
+    /// Cancelled when the proxy stops: sessions stop reading and drain.
+    pub drain: CancellationToken,
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
+/// the requests they already read (up to 5 s), and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    run_with_ready(listener, config, shutdown, || {}).await
+}
+
+/// [`run`], calling `ready` once a slot map is installed and clients are being served.
+pub async fn run_with_ready(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
+) -> Result<(), Error> {
+    config.validate()?;
+    if config.seeds.is_empty() {
+        return Err(Error::NoSeeds);
+    }
+    let local_addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let backends = Arc::new(Backends::new(
+        BackendSettings {
+            connections: config.backend_connections,
+            username: config.backend_user.clone(),
+            password: config.backend_password.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.backend_timeout,
+            health_interval: config.health_interval,
+            queue: 1024,
+        },
+        stop.child_token(),
+    ));
+    let cell = Arc::new(TopologyCell::default());
+    let shared = Arc::new(Shared {
+        topology: cell.clone(),
+        backends: backends.clone(),
+        clients: Mutex::new(BTreeMap::new()),
+        next_client_id: AtomicU64::new(1),
+        stats: Stats::default(),
+        started: Instant::now(),
+        run_id: run_id(),
+        local_addr,
+        drain: CancellationToken::new(),
+        config,
+    });
+    let refresher = tokio::spawn(topology::maintain(
+        cell.clone(),
+        backends,
+        shared.config.seeds.clone(),
+        shared.config.refresh_interval,
+        shared.config.connect_timeout,
+        stop.child_token(),
+    ));
+
+    tokio::pin!(shutdown);
+    // Serve only once a slot map exists; connections wait in the listen backlog meanwhile.
+    tokio::select! {
+        _ = &mut shutdown => {
+            stop.cancel();
+            let _ = refresher.await;
+            return Ok(());
+        }
+        t = cell.wait_ready() => {
+            tracing::info!(addr = %local_addr, mode = ?t.mode(), shards = t.map.nodes().len(), "proxy serving");
+        }
+    }
+    ready();
+
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => accept(&shared, &mut tasks, stream, addr),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    tracing::info!(clients = tasks.len(), "shutting down; draining sessions");
+    // Sessions stop reading new requests but deliver the replies to those they have read;
+    // backends stay up until they are done.
+    shared.drain.cancel();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("sessions did not drain in time; aborting them");
+        tasks.shutdown().await;
+    }
+    stop.cancel();
+    let _ = refresher.await;
+    Ok(())
+}
+
+fn run_id() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:040x}", t ^ (u128::from(std::process::id()) << 64))
+}
+
+fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    shared.stats.total_connections.fetch_add(1, Relaxed);
+    if tasks.len() >= shared.config.maxclients {
+        shared.stats.rejected_connections.fetch_add(1, Relaxed);
+        tasks.spawn(async move {
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+        });
+        return;
+    }
+    let shared = shared.clone();
+    tasks.spawn(async move {
+        session::serve(shared, stream, addr).await;
+    });
+}

@@ -1,0 +1,500 @@
+//! One client connection: a reader that frames and routes requests, and a writer that answers
+//! them in request order.
+//!
+//! Each client read becomes one chunk: its requests are planned into a FIFO of [`Item`]s, and
+//! the requests bound for each backend are sent as one batch (so requests to different shards
+//! proceed in parallel). The writer takes chunks in order, waits for their batches, renders
+//! every item (merging fan-outs, following redirects) and writes the whole chunk with one
+//! syscall. Both channels are bounded: a slow client stops its reader, not the proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use membership::command::Merge;
+use membership::redirect::{self, Action};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::{Backend, Batch, BatchResult};
+use crate::error::{BackendError, CmdError};
+use crate::plan::{self, ChunkBuilder, Conv, Item, Part};
+use crate::protocol::{Proto, Reply, decode_reply, encode, encode_to_bytes, next_request};
+use crate::server::{ClientEntry, Shared};
+
+/// Requests planned per chunk before it is dispatched (bounds memory per client read).
+const MAX_CHUNK_ITEMS: usize = 1024;
+/// Chunks queued between a client's reader and writer.
+const CHUNK_QUEUE: usize = 32;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Per-connection state the planner and local commands use.
+pub struct Session {
+    pub id: u64,
+    pub proto: Proto,
+    pub authed: bool,
+    /// Close after the replies queued so far (QUIT, protocol errors).
+    pub close: bool,
+}
+
+struct GroupRx {
+    backend: Arc<Backend>,
+    rx: oneshot::Receiver<BatchResult>,
+}
+
+struct Chunk {
+    items: Vec<Item>,
+    groups: Vec<GroupRx>,
+    proto: Proto,
+    close: bool,
+}
+
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let id = shared.next_client_id.fetch_add(1, Relaxed);
+    let laddr = stream.local_addr().unwrap_or(shared.local_addr);
+    shared.clients.lock().insert(
+        id,
+        ClientEntry {
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: String::new(),
+            lib_name: String::new(),
+            lib_ver: String::new(),
+            resp: 2,
+        },
+    );
+    let (mut r, w) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Chunk>(CHUNK_QUEUE);
+    let writer = tokio::spawn(writer(shared.clone(), w, rx, id as usize));
+    let mut sess = Session {
+        id,
+        proto: Proto::Resp2,
+        authed: shared.config.requirepass.is_none(),
+        close: false,
+    };
+    let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
+    let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    'conn: loop {
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = shared.drain.cancelled() => break,
+            r = r.read_buf(&mut input) => r,
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let Some(topo) = shared.topology.load() else {
+            break;
+        };
+        let mut chunk = ChunkBuilder::new(sess.proto);
+        let mut commands = 0u64;
+        loop {
+            match next_request(&mut input, max_bulk) {
+                Ok(Some(req)) => {
+                    commands += 1;
+                    if sess.proto != chunk.proto {
+                        let next = ChunkBuilder::new(sess.proto);
+                        let done = std::mem::replace(&mut chunk, next);
+                        if !dispatch(&tx, done, id as usize, false).await {
+                            break 'conn;
+                        }
+                    }
+                    plan::plan(&mut sess, &shared, &topo, req, &mut chunk);
+                    if sess.close {
+                        break;
+                    }
+                    if chunk.items.len() >= MAX_CHUNK_ITEMS {
+                        let next = ChunkBuilder::new(sess.proto);
+                        let done = std::mem::replace(&mut chunk, next);
+                        if !dispatch(&tx, done, id as usize, false).await {
+                            break 'conn;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client = id, error = %e, "closing client after protocol error");
+                    chunk.items.push(Item::Ready(encode_to_bytes(
+                        &Reply::Error(format!("ERR {e}")),
+                        sess.proto,
+                    )));
+                    sess.close = true;
+                    break;
+                }
+            }
+        }
+        shared.stats.total_commands.fetch_add(commands, Relaxed);
+        if !sess.close && input.len() > query_limit {
+            tracing::warn!(
+                client = id,
+                "closing client that reached max query buffer length"
+            );
+            sess.close = true;
+        }
+        if !dispatch(&tx, chunk, id as usize, sess.close).await || sess.close {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    shared.clients.lock().remove(&id);
+}
+
+/// Sends the chunk's backend batches, then queues the chunk for the writer. False when the
+/// writer is gone (client disconnected).
+async fn dispatch(tx: &mpsc::Sender<Chunk>, chunk: ChunkBuilder, hint: usize, close: bool) -> bool {
+    if chunk.items.is_empty() && !close {
+        return true;
+    }
+    let mut groups = Vec::with_capacity(chunk.groups.len());
+    for g in chunk.groups {
+        let (done, rx) = oneshot::channel();
+        g.backend
+            .send(
+                hint,
+                Batch {
+                    bytes: g.buf.freeze(),
+                    count: g.count as usize,
+                    done,
+                },
+            )
+            .await;
+        groups.push(GroupRx {
+            backend: g.backend,
+            rx,
+        });
+    }
+    tx.send(Chunk {
+        items: chunk.items,
+        groups,
+        proto: chunk.proto,
+        close,
+    })
+    .await
+    .is_ok()
+}
+
+async fn writer(
+    shared: Arc<Shared>,
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Chunk>,
+    hint: usize,
+) {
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    while let Some(chunk) = rx.recv().await {
+        let mut results: Vec<(Arc<Backend>, BatchResult)> = Vec::with_capacity(chunk.groups.len());
+        for g in chunk.groups {
+            let r = g.rx.await.unwrap_or_else(|_| {
+                Err(BackendError::Lost {
+                    addr: g.backend.addr.clone(),
+                    reason: "request dropped".into(),
+                })
+            });
+            results.push((g.backend, r));
+        }
+        let ctx = Ctx {
+            shared: &shared,
+            hint,
+            results: &results,
+            proto: chunk.proto,
+        };
+        for item in chunk.items {
+            ctx.render(item, &mut out).await;
+        }
+        if !out.is_empty() {
+            if w.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+            if out.capacity() > 1 << 20 {
+                out = BytesMut::with_capacity(READ_CHUNK);
+            }
+        }
+        if chunk.close {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+fn err_bytes(e: CmdError) -> Bytes {
+    encode_to_bytes(&e.into(), Proto::Resp2)
+}
+
+struct Ctx<'a> {
+    shared: &'a Shared,
+    hint: usize,
+    results: &'a [(Arc<Backend>, BatchResult)],
+    proto: Proto,
+}
+
+impl Ctx<'_> {
+    /// The final reply to one part, after following redirects.
+    async fn part_reply(&self, part: &Part) -> Bytes {
+        let raw = match self.results.get(part.group as usize) {
+            Some((_, Ok(replies))) => match replies.get(part.idx as usize) {
+                Some(r) => r.clone(),
+                None => return err_bytes(CmdError::err("internal error: missing reply")),
+            },
+            Some((_, Err(e))) => return err_bytes(e.clone().into()),
+            None => return err_bytes(CmdError::err("internal error: missing batch")),
+        };
+        if raw.first() == Some(&b'-') {
+            self.follow(part, raw).await
+        } else {
+            raw
+        }
+    }
+
+    /// Follows MOVED/ASK/TRYAGAIN as [`redirect::decide`] says, at most `MAX_REDIRECTS` times.
+    async fn follow(&self, part: &Part, mut reply: Bytes) -> Bytes {
+        let shared = self.shared;
+        let mut attempt = 0;
+        loop {
+            let action = redirect::decide(&reply, attempt);
+            attempt += 1;
+            let result = match action {
+                Action::Done => return reply,
+                Action::GiveUp => {
+                    let line = String::from_utf8_lossy(&reply)
+                        .trim()
+                        .trim_start_matches('-')
+                        .to_string();
+                    return err_bytes(CmdError::TooManyRedirects(line));
+                }
+                Action::RetryMoved(r) => {
+                    shared.stats.moved.fetch_add(1, Relaxed);
+                    shared.topology.moved(r.slot, &r.addr, &shared.backends);
+                    shared
+                        .backends
+                        .get(&r.addr)
+                        .call(self.hint, part.req.clone(), 1)
+                        .await
+                }
+                Action::RetryAsk(r) => {
+                    shared.stats.ask.fetch_add(1, Relaxed);
+                    let mut b = BytesMut::from(&b"*1\r\n$6\r\nASKING\r\n"[..]);
+                    b.extend_from_slice(&part.req);
+                    shared
+                        .backends
+                        .get(&r.addr)
+                        .call(self.hint, b.freeze(), 2)
+                        .await
+                }
+                Action::TryAgainAfter(delay) => {
+                    shared.stats.tryagain.fetch_add(1, Relaxed);
+                    tokio::time::sleep(delay).await;
+                    let target = part
+                        .slot
+                        .and_then(|s| shared.topology.load().and_then(|t| t.owner(s).cloned()))
+                        .or_else(|| {
+                            self.results
+                                .get(part.group as usize)
+                                .map(|(b, _)| b.clone())
+                        });
+                    match target {
+                        Some(b) => b.call(self.hint, part.req.clone(), 1).await,
+                        None => return reply,
+                    }
+                }
+            };
+            reply = match result {
+                // The command's reply is the last one (after ASKING's +OK).
+                Ok(mut v) => match v.pop() {
+                    Some(r) => r,
+                    None => return err_bytes(CmdError::err("internal error: empty reply")),
+                },
+                Err(e) => return err_bytes(e.into()),
+            };
+        }
+    }
+
+    async fn render(&self, item: Item, out: &mut BytesMut) {
+        match item {
+            Item::Ready(b) => out.extend_from_slice(&b),
+            Item::Fwd { part, conv } => {
+                let r = self.part_reply(&part).await;
+                self.forward(&r, conv, out);
+            }
+            Item::Fan {
+                parts,
+                nkeys,
+                merge,
+            } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for (p, positions) in parts {
+                    replies.push((self.part_reply(&p).await, positions));
+                }
+                let merged = merge_fan(replies, nkeys, merge);
+                encode(&merged, self.proto, out);
+            }
+            Item::All { parts, merge } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in parts {
+                    replies.push(self.part_reply(&p).await);
+                }
+                let merged = merge_all(replies, merge);
+                encode(&merged, self.proto, out);
+            }
+            Item::Scan {
+                part,
+                shard,
+                nshards,
+            } => {
+                let r = self.part_reply(&part).await;
+                encode(&merge_scan(&r, shard, nshards), self.proto, out);
+            }
+        }
+    }
+
+    /// Copies a backend reply through; RESP3 clients get nulls, maps and pairs converted.
+    fn forward(&self, r: &Bytes, conv: Conv, out: &mut BytesMut) {
+        if self.proto == Proto::Resp2 {
+            out.extend_from_slice(r);
+            return;
+        }
+        let simple = match r.first() {
+            Some(b'+' | b'-' | b':') => true,
+            Some(b'$') => !r.starts_with(b"$-1"),
+            _ => false,
+        };
+        if simple {
+            out.extend_from_slice(r);
+            return;
+        }
+        let reply = match decode_reply(r) {
+            Ok(rep) => rep,
+            Err(e) => Reply::Error(format!("ERR backend {e}")),
+        };
+        let reply = match (conv, reply) {
+            (Conv::Map, Reply::Array(items)) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                Reply::Map(pairs)
+            }
+            (Conv::Pairs, Reply::Array(items)) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push(Reply::Array(vec![k, v]));
+                }
+                Reply::Array(pairs)
+            }
+            (_, r) => r,
+        };
+        encode(&reply, self.proto, out);
+    }
+}
+
+fn decoded(r: &Bytes) -> Reply {
+    decode_reply(r).unwrap_or_else(|e| Reply::Error(format!("ERR backend {e}")))
+}
+
+/// Merges a split multi-key command. Any part's error becomes the whole reply (all-or-nothing,
+/// like the command on a single server).
+fn merge_fan(replies: Vec<(Bytes, Vec<u32>)>, nkeys: usize, merge: Merge) -> Reply {
+    match merge {
+        Merge::KeyOrder => {
+            let mut values = vec![Reply::Nil; nkeys];
+            for (r, positions) in replies {
+                match decoded(&r) {
+                    Reply::Array(items) if items.len() == positions.len() => {
+                        for (v, p) in items.into_iter().zip(positions) {
+                            if let Some(slot) = values.get_mut(p as usize) {
+                                *slot = v;
+                            }
+                        }
+                    }
+                    e @ Reply::Error(_) => return e,
+                    other => {
+                        return Reply::Error(format!(
+                            "ERR unexpected backend reply to a split command: {other:?}"
+                        ));
+                    }
+                }
+            }
+            Reply::Array(values)
+        }
+        other => merge_all(replies.into_iter().map(|(r, _)| r).collect(), other),
+    }
+}
+
+fn merge_all(replies: Vec<Bytes>, merge: Merge) -> Reply {
+    let mut sum = 0i64;
+    let mut concat = Vec::new();
+    let mut any = Reply::Nil;
+    for r in &replies {
+        let r = decoded(r);
+        if let Reply::Error(_) = r {
+            return r;
+        }
+        match (merge, r) {
+            (Merge::Sum, Reply::Int(n)) => sum = sum.saturating_add(n),
+            (Merge::AllOk, Reply::Status(s)) if s == "OK" => {}
+            (Merge::Concat | Merge::KeyOrder, Reply::Array(items)) => concat.extend(items),
+            (Merge::Any, r @ Reply::Bulk(_)) => {
+                if any == Reply::Nil {
+                    any = r;
+                }
+            }
+            (Merge::Any, Reply::Nil) => {}
+            (_, other) => {
+                return Reply::Error(format!(
+                    "ERR unexpected backend reply to a fanned-out command: {other:?}"
+                ));
+            }
+        }
+    }
+    match merge {
+        Merge::Sum => Reply::Int(sum),
+        Merge::AllOk => Reply::ok(),
+        Merge::Concat | Merge::KeyOrder => Reply::Array(concat),
+        Merge::Any => any,
+        Merge::Cursor => Reply::Error("ERR internal error: cursor merge".into()),
+    }
+}
+
+/// Rewrites a shard's SCAN reply cursor into the proxy cursor.
+fn merge_scan(r: &Bytes, shard: u64, nshards: u64) -> Reply {
+    let reply = decoded(r);
+    let Reply::Array(mut items) = reply else {
+        return reply;
+    };
+    let (Some(keys), Some(Reply::Bulk(c))) = (items.pop(), items.pop()) else {
+        return Reply::Error("ERR unexpected backend reply to SCAN".into());
+    };
+    let Some(c) = std::str::from_utf8(&c)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return Reply::Error("ERR unexpected backend SCAN cursor".into());
+    };
+    let next = if c != 0 {
+        match c.checked_mul(nshards).and_then(|v| v.checked_add(shard)) {
+            Some(v) => v,
+            None => {
+                return Reply::Error(format!(
+                    "ERR SCAN cursor {c} of shard {shard} does not fit the proxy cursor"
+                ));
+            }
+        }
+    } else if shard + 1 < nshards {
+        shard + 1
+    } else {
+        0
+    };
+    Reply::Array(vec![Reply::str(&next.to_string()), keys])
+}
