@@ -349,7 +349,8 @@ impl Client {
             };
             self.poll_from = self.poll_from.wrapping_add(1);
             match event {
-                None => {}
+                // A completed `Sleep` stays ready: force a reset before it is polled again.
+                None => sleep_at = sched.start,
                 Some(Event::Writable(i)) => {
                     if let Some(Some(c)) = self.conns.get_mut(i)
                         && let Err(e) = c.try_flush()
