@@ -319,6 +319,8 @@ fn as_ms(v: &Value) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
+// figment::Jail's closures return figment's large error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -265,17 +265,19 @@ fn single(topo: &Topology, spec: &CommandSpec, req: Request, chunk: &mut ChunkBu
     chunk.items.push(Item::Fwd { part, conv });
 }
 
+/// (owner index, slot when split per slot, key argument indices, key ordinals)
+type FanGroup = (usize, Option<Slot>, Vec<usize>, Vec<u32>);
+
 /// Splits a multi-key command: one sub-command per shard (per slot against a real cluster,
 /// which refuses cross-slot multi-key commands even on one node).
 fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &mut ChunkBuilder) {
     let step = spec.keys.step.max(1) as usize;
     let argc = req.argc();
-    if (argc - 1) % step != 0 {
+    if !(argc - 1).is_multiple_of(step) {
         return err(chunk, CmdError::WrongArity(spec.name.into()));
     }
     let per_slot = topo.mode() == Mode::Cluster;
-    // (owner index, slot if per-slot, key arg indices, key ordinals)
-    let mut groups: Vec<(usize, Option<Slot>, Vec<usize>, Vec<u32>)> = Vec::new();
+    let mut groups: Vec<FanGroup> = Vec::new();
     let mut index: std::collections::HashMap<(usize, Option<Slot>), usize> =
         std::collections::HashMap::new();
     let mut nkeys = 0usize;

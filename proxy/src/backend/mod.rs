@@ -145,7 +145,8 @@ impl Backend {
     pub fn state(&self) -> State {
         match self.state.load(Relaxed) {
             0 => State::Connecting,
-            1 => State::Up,
+            // Connections can die between maintenance passes.
+            1 if self.live().0 > 0 => State::Up,
             _ => State::Down,
         }
     }
@@ -215,10 +216,7 @@ impl Backend {
     }
 
     fn publish(&self, held: &[Option<Object<Manager>>], error: Option<String>) {
-        let conns: Vec<Option<ConnHandle>> = held
-            .iter()
-            .map(|o| o.as_ref().map(|o| ConnHandle::clone(o)))
-            .collect();
+        let conns: Vec<Option<ConnHandle>> = held.iter().map(|o| o.as_deref().cloned()).collect();
         let live = conns.iter().flatten().count();
         self.conns.store(Arc::new(conns));
         if let Some(e) = error {
@@ -226,7 +224,9 @@ impl Backend {
         }
         let state = if live > 0 {
             State::Up
-        } else if self.state() == State::Connecting && self.last_error() == "not connected yet" {
+        } else if self.state.load(Relaxed) == State::Connecting as u8
+            && self.last_error() == "not connected yet"
+        {
             State::Connecting
         } else {
             State::Down
@@ -263,6 +263,7 @@ async fn maintain(b: Arc<Backend>, health: Duration) {
         let mut changed = false;
         for h in held.iter_mut() {
             if h.as_ref().is_some_and(|o| o.is_closed()) {
+                *b.last_error.lock() = "connection lost".into();
                 // Back to the pool; its recycle check discards it and the next get() creates a
                 // fresh connection.
                 *h = None;

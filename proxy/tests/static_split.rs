@@ -1,0 +1,466 @@
+//! The proxy over in-process AutoCache shards (standalone servers → static slot split).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use redis::AsyncCommands;
+
+async fn three() -> (Vec<Shard>, Proxy) {
+    let shards = vec![
+        Shard::start().await,
+        Shard::start().await,
+        Shard::start().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    (shards, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_mixing_all_shards_returns_in_order() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    let mut req = Vec::new();
+    let mut expected: Vec<String> = Vec::new();
+    for i in 0..200 {
+        let k = format!("key:{i}");
+        req.extend(resp(&["SET", &k, &format!("v{i}")]));
+        expected.push("+OK\r\n".into());
+        req.extend(resp(&["GET", &k]));
+        let v = format!("v{i}");
+        expected.push(format!("${}\r\n{v}\r\n", v.len()));
+        req.extend(resp(&["INCR", &format!("ctr:{}", i % 7)]));
+        expected.push(format!(":{}\r\n", i / 7 + 1));
+        if i % 10 == 0 {
+            req.extend(resp(&["PING"]));
+            expected.push("+PONG\r\n".into());
+            req.extend(resp(&["GET", &format!("missing:{i}")]));
+            expected.push("$-1\r\n".into());
+            let a = format!("key:{}", i / 2);
+            let b = format!("key:{i}");
+            req.extend(resp(&["MGET", &a, &b, "nope"]));
+            let va = format!("v{}", i / 2);
+            let vb = format!("v{i}");
+            expected.push(format!(
+                "*3\r\n${}\r\n{va}\r\n${}\r\n{vb}\r\n$-1\r\n",
+                va.len(),
+                vb.len()
+            ));
+            req.extend(resp(&["NOSUCHCMD", "x"]));
+            expected.push(
+                "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' \r\n".into(),
+            );
+        }
+    }
+    // One write: the proxy sees large chunks mixing every shard.
+    raw.send(&req).await;
+    for (n, want) in expected.iter().enumerate() {
+        let got = String::from_utf8_lossy(&raw.reply().await).into_owned();
+        assert_eq!(&got, want, "reply #{n}");
+    }
+    // Byte-at-a-time framing keeps order too.
+    let small = [
+        resp(&["SET", "a", "1"]),
+        resp(&["GET", "a"]),
+        resp(&["ECHO", "hi"]),
+    ]
+    .concat();
+    for b in &small {
+        raw.send(std::slice::from_ref(b)).await;
+    }
+    assert_eq!(raw.reply().await, b"+OK\r\n");
+    assert_eq!(raw.reply().await, b"$1\r\n1\r\n");
+    assert_eq!(raw.reply().await, b"$2\r\nhi\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mget_mset_del_exists_of_100_keys_over_3_shards() {
+    let (shards, proxy) = three().await;
+    let mut c = proxy.redis().await;
+    let keys = spread_keys(100);
+    let owners: HashSet<usize> = keys.iter().map(|k| owner_3(k)).collect();
+    assert_eq!(owners.len(), 3, "keys cover every shard");
+    let pairs: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.clone(), format!("val-{k}")))
+        .collect();
+    let _: () = c.mset(&pairs).await.expect("mset");
+    // Interleave missing keys to check key-order reassembly.
+    let mut ask = Vec::new();
+    for k in &keys {
+        ask.push(k.clone());
+        ask.push(format!("{k}:missing"));
+    }
+    let vals: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&ask)
+        .query_async(&mut c)
+        .await
+        .expect("mget");
+    for (i, v) in vals.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(v.as_deref(), Some(format!("val-{}", ask[i]).as_str()));
+        } else {
+            assert_eq!(v, &None);
+        }
+    }
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(&ask)
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(n, 100);
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut c)
+        .await
+        .expect("dbsize");
+    assert_eq!(n, 100);
+    // Every shard really holds its part.
+    for (i, s) in shards.iter().enumerate() {
+        let mut d = connect_url(&format!("redis://{}/", s.addr)).await;
+        let n: i64 = redis::cmd("DBSIZE")
+            .query_async(&mut d)
+            .await
+            .expect("dbsize");
+        let want = keys.iter().filter(|k| owner_3(k) == i).count() as i64;
+        assert_eq!(n, want, "shard {i}");
+    }
+    let n: i64 = redis::cmd("DEL")
+        .arg(&ask)
+        .query_async(&mut c)
+        .await
+        .expect("del");
+    assert_eq!(n, 100);
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut c)
+        .await
+        .expect("dbsize");
+    assert_eq!(n, 0);
+    // FLUSHALL answers OK from every shard; KEYS concatenates.
+    let _: () = c.set("x", 1).await.expect("set");
+    let keys_now: Vec<String> = c.keys("*").await.expect("keys");
+    assert_eq!(keys_now, vec!["x".to_string()]);
+    let ok: String = redis::cmd("FLUSHALL")
+        .query_async(&mut c)
+        .await
+        .expect("flushall");
+    assert_eq!(ok, "OK");
+    let r: Option<String> = redis::cmd("RANDOMKEY")
+        .query_async(&mut c)
+        .await
+        .expect("randomkey");
+    assert_eq!(r, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_multi_key_commands_need_one_slot() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(raw.cmd(&["MSETNX", "a", "1", "b", "2"]).await, cross);
+    assert_eq!(raw.cmd(&["SET", "a", "1"]).await, "+OK\r\n");
+    assert_eq!(raw.cmd(&["RENAME", "a", "b"]).await, cross);
+    assert_eq!(
+        raw.cmd(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
+        ":1\r\n"
+    );
+    assert_eq!(raw.cmd(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
+    assert_eq!(raw.cmd(&["GET", "{t}c"]).await, "$1\r\n1\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_across_shards_returns_every_key_exactly_once() {
+    let (_shards, proxy) = three().await;
+    let mut c = proxy.redis().await;
+    let keys = spread_keys(700);
+    for chunk in keys.chunks(100) {
+        let pairs: Vec<(&str, i32)> = chunk.iter().map(|k| (k.as_str(), 1)).collect();
+        let _: () = c.mset(&pairs).await.expect("mset");
+    }
+    let mut seen = Vec::new();
+    let mut cursor: u64 = 0;
+    let mut rounds = 0;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(50)
+            .query_async(&mut c)
+            .await
+            .expect("scan");
+        seen.extend(page);
+        rounds += 1;
+        assert!(rounds < 10_000, "scan does not terminate");
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no duplicates");
+    assert_eq!(unique.len(), keys.len(), "every key");
+    // MATCH is forwarded.
+    let matched: Vec<String> = {
+        let mut out = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("key:1?")
+                .query_async(&mut c)
+                .await
+                .expect("scan");
+            out.extend(page);
+            if next == 0 {
+                break out;
+            }
+            cursor = next;
+        }
+    };
+    assert_eq!(matched.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_via_hello_3() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    let hello = raw.cmd(&["HELLO", "3"]).await;
+    assert!(hello.starts_with("%7\r\n"), "{hello}");
+    assert!(hello.contains("proto\r\n:3"), "{hello}");
+    assert_eq!(
+        raw.cmd(&["HSET", "h", "f1", "v1", "f2", "v2"]).await,
+        ":2\r\n"
+    );
+    let all = raw.cmd(&["HGETALL", "h"]).await;
+    assert!(
+        all.starts_with("%2\r\n"),
+        "HGETALL is a map in RESP3: {all}"
+    );
+    assert_eq!(raw.cmd(&["GET", "nope"]).await, "_\r\n");
+    assert_eq!(raw.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
+    let m = raw.cmd(&["MGET", "k", "nope", "key:1", "key:2"]).await;
+    assert_eq!(m, "*4\r\n$1\r\nv\r\n_\r\n_\r\n_\r\n");
+    // Back to RESP2.
+    assert!(raw.cmd(&["HELLO", "2"]).await.starts_with("*14\r\n"));
+    assert_eq!(raw.cmd(&["GET", "nope"]).await, "$-1\r\n");
+    assert!(raw.cmd(&["HGETALL", "h"]).await.starts_with("*4\r\n"));
+    assert_eq!(
+        raw.cmd(&["HELLO", "4"]).await,
+        "-NOPROTO unsupported protocol version\r\n"
+    );
+
+    // A RESP3 client library end to end.
+    let mut c = connect_url(&format!("{}?protocol=resp3", proxy.url())).await;
+    let _: () = c
+        .hset_multiple("h3", &[("a", "1"), ("b", "2")])
+        .await
+        .expect("hset");
+    let m: std::collections::HashMap<String, String> = c.hgetall("h3").await.expect("hgetall");
+    assert_eq!(m.get("a").map(String::as_str), Some("1"));
+    let v: Option<String> = c.get("missing").await.expect("get");
+    assert_eq!(v, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_shard_fails_only_its_slots_and_comes_back() {
+    let shards = vec![
+        Shard::start().await,
+        Shard::start().await,
+        Shard::start().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    let mut raw = proxy.raw().await;
+    let keys = spread_keys(30);
+    for k in &keys {
+        assert_eq!(raw.cmd(&["SET", k, "v"]).await, "+OK\r\n");
+    }
+    let mut shards = shards;
+    let dead = shards.remove(1);
+    let dead_addr = dead.addr;
+    dead.stop().await;
+    // Commands for the dead shard fail fast with a clear error; others keep working.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for k in &keys {
+        let started = Instant::now();
+        let r = raw.cmd(&["GET", k]).await;
+        if owner_3(k) == 1 {
+            assert!(
+                r.starts_with(&format!("-ERR backend {dead_addr}")),
+                "{k}: {r}"
+            );
+        } else {
+            assert_eq!(r, "$1\r\nv\r\n", "{k}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "failed fast");
+    }
+    // A fan-out touching the dead shard reports it; one that does not still works.
+    let on: Vec<&str> = keys
+        .iter()
+        .filter(|k| owner_3(k) != 1)
+        .map(String::as_str)
+        .collect();
+    let mut args = vec!["MGET"];
+    args.extend(&on);
+    assert!(
+        raw.cmd(&args)
+            .await
+            .starts_with(&format!("*{}\r\n", on.len()))
+    );
+    loop {
+        let info = raw.cmd(&["INFO", "shards"]).await;
+        if info.contains("status=down") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Unavailable wording once reconnects have failed.
+    let k1 = keys
+        .iter()
+        .find(|k| owner_3(k) == 1)
+        .expect("key on shard 1");
+    let r = raw.cmd(&["GET", k1]).await;
+    assert!(r.contains("unavailable") || r.contains("connection"), "{r}");
+
+    // The shard returns on the same port (empty: in-memory); the proxy reconnects.
+    let back = Shard::start_on(&dead_addr.to_string()).await;
+    loop {
+        let r = raw.cmd(&["SET", k1, "again"]).await;
+        if r == "+OK\r\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no reconnect: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(raw.cmd(&["GET", k1]).await, "$5\r\nagain\r\n");
+    back.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_and_local_commands() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    for (cmd, word) in [
+        (vec!["BLPOP", "l", "0"], "BLPOP"),
+        (vec!["SUBSCRIBE", "ch"], "SUBSCRIBE"),
+        (vec!["MULTI"], "MULTI"),
+        (vec!["WATCH", "k"], "WATCH"),
+        (vec!["WAIT", "1", "0"], "WAIT"),
+    ] {
+        let r = raw.cmd(&cmd).await;
+        assert!(
+            r.starts_with(&format!("-ERR {word} is not supported through the proxy: ")),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        raw.cmd(&["GET"]).await,
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    assert_eq!(raw.cmd(&["SELECT", "0"]).await, "+OK\r\n");
+    assert!(raw.cmd(&["SELECT", "1"]).await.starts_with("-ERR"));
+    assert_eq!(raw.cmd(&["CLIENT", "SETNAME", "me"]).await, "+OK\r\n");
+    assert_eq!(raw.cmd(&["CLIENT", "GETNAME"]).await, "$2\r\nme\r\n");
+    assert!(raw.cmd(&["CLIENT", "ID"]).await.starts_with(':'));
+    assert!(raw.cmd(&["CLIENT", "LIST"]).await.contains("name=me"));
+    let count = raw.cmd(&["COMMAND", "COUNT"]).await;
+    assert_eq!(
+        count,
+        format!(":{}\r\n", membership::command::COMMANDS.len())
+    );
+    let info = raw.cmd(&["INFO"]).await;
+    for s in [
+        "# Server",
+        "proxy_mode:static",
+        "# Shards",
+        "shard0:addr=",
+        "slots=5461",
+    ] {
+        assert!(info.contains(s), "{s} in {info}");
+    }
+    assert_eq!(raw.cmd(&["QUIT"]).await, "+OK\r\n");
+    assert!(raw.closed().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirepass_gates_commands() {
+    let shards = [Shard::start().await];
+    let mut cfg = config(&[shards[0].addr.to_string()]);
+    cfg.requirepass = Some("s3cret".into());
+    let proxy = Proxy::start(cfg).await;
+    let mut raw = proxy.raw().await;
+    assert_eq!(
+        raw.cmd(&["GET", "k"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert!(raw.cmd(&["AUTH", "nope"]).await.starts_with("-WRONGPASS"));
+    assert_eq!(raw.cmd(&["AUTH", "s3cret"]).await, "+OK\r\n");
+    assert_eq!(raw.cmd(&["GET", "k"]).await, "$-1\r\n");
+    let mut c = connect_url(&format!("redis://:s3cret@{}/", proxy.addr)).await;
+    let _: () = c.set("k", "v").await.expect("set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_answers_what_was_read() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    let mut req = Vec::new();
+    for i in 0..500 {
+        req.extend(resp(&["SET", &format!("key:{i}"), "v"]));
+    }
+    raw.send(&req).await;
+    // The first reply proves the batch was read; then stop the proxy mid-stream.
+    assert_eq!(raw.reply().await, b"+OK\r\n");
+    let stopping = tokio::spawn(proxy.stop());
+    for _ in 1..500 {
+        assert_eq!(raw.reply().await, b"+OK\r\n");
+    }
+    stopping.await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_works_through_the_proxy() {
+    if std::process::Command::new("redis-cli")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("AUTOCACHE_SKIP_EXTERNAL").as_deref() == Ok("1") {
+            return;
+        }
+        panic!(
+            "redis-cli not found: install it with `apt-get install redis-tools` (or set AUTOCACHE_SKIP_EXTERNAL=1)"
+        );
+    }
+    let (_shards, proxy) = three().await;
+    let port = proxy.addr.port().to_string();
+    let cli = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        async move {
+            let out = tokio::time::timeout(TIMEOUT, cmd.output())
+                .await
+                .expect("redis-cli in time")
+                .expect("redis-cli runs");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        }
+    };
+    assert_eq!(cli(&["SET", "foo", "bar"]).await, "OK");
+    assert_eq!(cli(&["GET", "foo"]).await, "bar");
+    assert_eq!(
+        cli(&["MSET", "key:1", "a", "key:2", "b", "key:3", "c"]).await,
+        "OK"
+    );
+    assert_eq!(cli(&["MGET", "key:1", "key:2", "key:3"]).await, "a\nb\nc");
+    assert_eq!(cli(&["DBSIZE"]).await, "4");
+    let mut scanned: Vec<String> = cli(&["--scan"]).await.lines().map(str::to_string).collect();
+    scanned.sort();
+    assert_eq!(scanned, ["foo", "key:1", "key:2", "key:3"]);
+    assert!(
+        cli(&["INFO", "server"])
+            .await
+            .contains("autocache_proxy_version")
+    );
+}
