@@ -33,6 +33,22 @@ pub struct Config {
     pub hz: u32,
     pub loglevel: String,
     pub log_format: LogFormat,
+    /// Keep entries demoted from RAM in a redb database under `dir` instead of evicting them.
+    pub warm_tier: bool,
+    /// Warm-tier budget in bytes (0 = unlimited); beyond it warm keys are evicted.
+    pub warm_maxbytes: u64,
+    pub warm_promotion: WarmPromotion,
+    /// Second-access promotion window in milliseconds.
+    pub warm_promotion_window_ms: u64,
+    /// On a planned shutdown, move the RAM tier to the warm tier so a restart loses nothing.
+    pub warm_demote_on_shutdown: bool,
+}
+
+/// When a warm key that a command reads moves back to RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarmPromotion {
+    Always,
+    SecondAccess,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +73,11 @@ impl Default for Config {
             hz: 10,
             loglevel: "notice".into(),
             log_format: LogFormat::Text,
+            warm_tier: false,
+            warm_maxbytes: 0,
+            warm_promotion: WarmPromotion::SecondAccess,
+            warm_promotion_window_ms: 60_000,
+            warm_demote_on_shutdown: true,
         }
     }
 }
@@ -198,6 +219,25 @@ impl Config {
                     }
                 }
             }
+            "warm-tier" => self.warm_tier = as_bool(v)?,
+            "warm-maxbytes" => self.warm_maxbytes = as_memory(v)?,
+            "warm-promotion" => {
+                self.warm_promotion = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "always" => WarmPromotion::Always,
+                    "second-access" => WarmPromotion::SecondAccess,
+                    other => {
+                        return Err(format!(
+                            "unknown promotion policy '{other}' (expected always or second-access)"
+                        ));
+                    }
+                }
+            }
+            "warm-promotion-window" => {
+                self.warm_promotion_window_ms = as_int(v)?
+                    .try_into()
+                    .map_err(|_| "must be a non-negative number of milliseconds")?
+            }
+            "warm-demote-on-shutdown" => self.warm_demote_on_shutdown = as_bool(v)?,
             _ => return Err("unknown configuration key".into()),
         }
         Ok(())
@@ -265,6 +305,19 @@ fn as_string(v: &Value) -> Result<String, String> {
         Value::String(_, s) => Ok(s.clone()),
         Value::Num(_, n) => Ok(num_i128(n).map(|n| n.to_string()).unwrap_or_default()),
         _ => Err("expected a string".into()),
+    }
+}
+
+fn as_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(_, b) => Ok(*b),
+        Value::String(_, s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => Ok(true),
+            "no" | "false" | "off" | "0" => Ok(false),
+            _ => Err(format!("expected yes or no, got '{s}'")),
+        },
+        Value::Num(_, n) => Ok(num_i128(n).is_some_and(|n| n != 0)),
+        _ => Err("expected yes or no".into()),
     }
 }
 

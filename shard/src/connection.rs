@@ -46,7 +46,19 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
         loop {
             match protocol::next_request(&mut input, limits) {
                 Ok(Some(args)) => {
+                    // Keys this command names that live in the warm tier are loaded into RAM
+                    // first (off the async workers); the command then runs against RAM only.
+                    let plan = cmd::warm_plan(&session, &args);
+                    if let Some(plan) = &plan {
+                        if let Err(e) = cmd::load_warm(&session, &args, plan).await {
+                            protocol::encode(&Reply::from(e), session.proto, &mut output);
+                            continue;
+                        }
+                    }
                     let reply = cmd::execute(&mut session, args);
+                    if let Some(plan) = plan {
+                        cmd::settle_warm(&session, plan);
+                    }
                     protocol::encode(&reply, session.proto, &mut output);
                     if session.close_after_reply {
                         break;

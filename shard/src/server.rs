@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, WarmPromotion};
 use crate::connection;
-use crate::store::Db;
+use crate::store::{Db, Promotion, WarmStore};
 
 /// How long shutdown waits for connections to finish the batch they are executing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +27,13 @@ pub enum Error {
     Config(#[from] crate::config::ConfigErrors),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Warm(#[from] crate::store::warm::WarmError),
+    #[error("cannot create data directory {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Server-wide counters for INFO stats.
@@ -76,13 +83,11 @@ pub async fn run(
 ) -> Result<(), Error> {
     config.validate()?;
     let local_addr = listener.local_addr()?;
+    let clock = Clock::new();
+    let db = open_db(&config, clock.now_ms()).await?;
     let shared = Arc::new(Shared {
-        db: Db::new(
-            config.maxmemory,
-            config.maxmemory_policy,
-            config.maxmemory_samples,
-        ),
-        clock: Clock::new(),
+        db,
+        clock,
         runtime: Runtime {
             requirepass: RwLock::new(config.requirepass.clone().map(Bytes::from)),
             maxclients: AtomicUsize::new(config.maxclients),
@@ -131,7 +136,45 @@ pub async fn run(
         tracing::warn!("connections did not finish in time; aborting them");
         tasks.shutdown().await;
     }
+    if shared.db.warm().is_some() {
+        let sh = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if sh.config.warm_demote_on_shutdown {
+                sh.db.demote_all();
+            }
+            if let Some(w) = sh.db.warm() {
+                w.close();
+            }
+        })
+        .await;
+    }
     Ok(())
+}
+
+/// The keyspace, with the warm tier opened (and its index rebuilt) when configured.
+async fn open_db(config: &Config, now: u64) -> Result<Db, Error> {
+    let db = Db::new(
+        config.maxmemory,
+        config.maxmemory_policy,
+        config.maxmemory_samples,
+    );
+    if !config.warm_tier {
+        return Ok(db);
+    }
+    let dir = config.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Dir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let path = dir.join("warm.redb");
+    let (store, loaded) = tokio::task::spawn_blocking(move || WarmStore::open(&path, now))
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let promotion = match config.warm_promotion {
+        WarmPromotion::Always => Promotion::Always,
+        WarmPromotion::SecondAccess => Promotion::SecondAccess(config.warm_promotion_window_ms),
+    };
+    Ok(db.with_warm(store, loaded, config.warm_maxbytes, promotion))
 }
 
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, addr: SocketAddr) {

@@ -19,6 +19,7 @@ use crate::error::{CmdError, CmdResult};
 pub use crate::protocol::strict_i64;
 use crate::protocol::{Args, Proto, Reply};
 use crate::server::Shared;
+use crate::store::WarmKey;
 
 /// Per-connection state that commands read and change.
 pub struct Session {
@@ -83,6 +84,81 @@ impl Session {
         } else {
             self.misses += 1;
         }
+    }
+}
+
+/// Warm keys a request needs in RAM before it runs.
+pub struct WarmPlan {
+    keys: Vec<WarmKey>,
+    wrote: bool,
+}
+
+fn request_keys<'a>(args: &'a Args) -> Option<(bool, impl Iterator<Item = &'a Bytes>)> {
+    let (top, sub) = command::resolve(args.get(0), (args.len() > 1).then(|| args.get(1)))?;
+    let spec = sub.unwrap_or(top);
+    if spec.keys.is_none() || !spec.arity_ok(args.len()) {
+        return None;
+    }
+    let all = args.slice(0);
+    Some((
+        spec.is_write(),
+        spec.keys
+            .indices(args.len())
+            .filter_map(move |i| all.get(i)),
+    ))
+}
+
+/// Which keys of this request must be loaded from the warm tier (None: nothing to do, the
+/// common case, decided without locking when the warm tier is empty or off).
+pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
+    let db = &s.shared.db;
+    if db.warm().is_none() || db.warm_len() == 0 {
+        return None;
+    }
+    let (wrote, keys) = request_keys(args)?;
+    let keys = db.warm_keys(keys, s.now);
+    (!keys.is_empty()).then_some(WarmPlan { keys, wrote })
+}
+
+/// Loads the planned keys on the blocking pool and installs them in RAM. A key demoted again
+/// while it was being read is planned and loaded again (bounded).
+pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), CmdError> {
+    let mut todo = plan.keys.clone();
+    for _ in 0..4 {
+        let shared = s.shared.clone();
+        let keys = todo.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            let w = shared
+                .db
+                .warm()
+                .ok_or_else(|| CmdError::err("warm tier is not enabled"))?;
+            keys.iter()
+                .map(|k| w.read(k.slot, &k.key, k.generation))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CmdError::err(format!("warm tier read failed: {e}")))
+        })
+        .await
+        .map_err(|e| CmdError::err(format!("warm tier read failed: {e}")))??;
+        for (k, rec) in todo.iter().zip(records) {
+            s.shared.db.install(k, rec, s.now);
+        }
+        match request_keys(args) {
+            Some((_, keys)) => todo = s.shared.db.warm_keys(keys, s.now),
+            None => return Ok(()),
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(CmdError::Raw(
+        "TRYAGAIN keys kept moving between tiers; retry the command".into(),
+    ))
+}
+
+/// After the command: promote what it touched, or return read-only keys to the warm tier.
+pub fn settle_warm(s: &Session, plan: WarmPlan) {
+    for k in &plan.keys {
+        s.shared.db.settle(k, plan.wrote, s.now);
     }
 }
 

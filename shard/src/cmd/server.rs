@@ -285,7 +285,9 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-const DEFAULT_SECTIONS: [&str; 5] = ["server", "clients", "memory", "stats", "keyspace"];
+const DEFAULT_SECTIONS: [&str; 6] = [
+    "server", "clients", "memory", "stats", "tiering", "keyspace",
+];
 
 pub fn info(s: &mut Session, a: &Args) -> CmdResult {
     let wanted: Vec<String> = a
@@ -318,6 +320,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "clients" => "# Clients",
         "memory" => "# Memory",
         "stats" => "# Stats",
+        "tiering" => "# Tiering",
         _ => "# Keyspace",
     };
     out.push_str(header);
@@ -378,6 +381,38 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
             line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
+        }
+        "tiering" => {
+            line(
+                "warm_tier",
+                &if db.warm().is_some() {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+            );
+            line("hot_keys", &db.hot_len());
+            line("hot_bytes", &db.used_memory());
+            line("warm_keys", &db.warm_len());
+            line("warm_bytes", &db.warm_memory());
+            line("warm_maxbytes", &db.limits.warm_maxbytes.load(Relaxed));
+            if let Some(w) = db.warm() {
+                let ws = &w.stats;
+                line("promotions", &ws.promotions.load(Relaxed));
+                line("demotions", &ws.demotions.load(Relaxed));
+                line("warm_hits", &ws.hits.load(Relaxed));
+                line(
+                    "hot_hits",
+                    &st.keyspace_hits
+                        .load(Relaxed)
+                        .saturating_sub(ws.hits.load(Relaxed)),
+                );
+                line("warm_evictions", &ws.evictions.load(Relaxed));
+                line("warm_pending_ops", &w.pending_ops());
+                line("warm_pending_bytes", &w.pending_bytes());
+                line("warm_commits", &ws.commits.load(Relaxed));
+                line("warm_write_errors", &ws.write_errors.load(Relaxed));
+            }
         }
         _ => {
             if !db.is_empty() {

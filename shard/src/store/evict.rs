@@ -94,20 +94,43 @@ impl Db {
 
     /// Evicts until accounted memory is within `maxmemory`. Must be called without holding any
     /// slot lock.
+    ///
+    /// With a warm tier, victims are demoted to disk instead of evicted (under `noeviction`
+    /// they are chosen as by `allkeys-lru`), and the warm tier is then trimmed to its budget.
     pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
-        let policy = self.policy();
-        for _ in 0..MAX_EVICTIONS_PER_CALL {
-            if !self.over_limit() {
-                return Ok(());
-            }
-            if policy == Policy::NoEviction {
-                return Err(OutOfMemory);
-            }
-            let (slot, key) = self.pick_victim(policy, now).ok_or(OutOfMemory)?;
-            if self.slot(slot).remove(&key).is_some() {
-                self.stats.evicted_keys.fetch_add(1, Relaxed);
-            }
+        let mut policy = self.policy();
+        let warm = self.warm();
+        if warm.is_some() && policy == Policy::NoEviction {
+            policy = Policy::AllKeysLru;
         }
+        let mut demoted = false;
+        let result = (|| {
+            for _ in 0..MAX_EVICTIONS_PER_CALL {
+                if !self.over_limit() {
+                    return Ok(());
+                }
+                if policy == Policy::NoEviction {
+                    return Err(OutOfMemory);
+                }
+                if let Some(w) = warm {
+                    // Back-pressure: do not let unwritten demotions pile up without bound.
+                    if w.pending_bytes() as u64 > self.maxmemory().max(64 << 20) {
+                        return Err(OutOfMemory);
+                    }
+                }
+                let (slot, key) = self.pick_victim(policy, now).ok_or(OutOfMemory)?;
+                if warm.is_some() {
+                    demoted |= self.demote(slot, &key);
+                } else if self.slot(slot).remove(&key).is_some() {
+                    self.stats.evicted_keys.fetch_add(1, Relaxed);
+                }
+            }
+            Ok(())
+        })();
+        if demoted {
+            self.trim_warm();
+        }
+        result?;
         if self.over_limit() {
             Err(OutOfMemory)
         } else {

@@ -10,10 +10,15 @@ mod evict;
 mod expire;
 pub mod glob;
 mod scan;
+mod tiering;
+pub mod warm;
 
 pub use evict::Policy;
 pub use scan::{ScanFilter, scan_fields};
+pub use tiering::WarmKey;
+pub use warm::{WarmMeta, WarmStore};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
@@ -52,7 +57,7 @@ impl Value {
         }
     }
 
-    fn payload_bytes(&self) -> usize {
+    pub(crate) fn payload_bytes(&self) -> usize {
         match self {
             Value::Str(b) => b.len(),
             Value::Hash(h) => h
@@ -69,6 +74,10 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 = no TTL.
     expire_at: u64,
+    /// While non-zero, the warm tier still holds an identical copy of this entry under this
+    /// generation (the key was just loaded for a command). Any change clears it and deletes
+    /// that copy, so a key never has two differing values.
+    warm_generation: u64,
     /// Last access, Unix milliseconds truncated to 32 bits (compared with wrapping arithmetic).
     last_access: u32,
     /// Redis-style logarithmic access counter.
@@ -80,6 +89,7 @@ impl Entry {
         Entry {
             value,
             expire_at,
+            warm_generation: 0,
             last_access: now as u32,
             freq: LFU_INIT,
         }
@@ -122,22 +132,37 @@ impl Entry {
     }
 }
 
-/// The keys of one slot.
+/// The keys of one slot: the RAM tier's entries and the index of the slot's warm keys.
 #[derive(Default)]
 pub struct SlotMap {
     map: HashMap<Key, Entry>,
+    warm: HashMap<Key, WarmMeta>,
     volatile: usize,
     bytes: usize,
+    warm_bytes: usize,
     expired: u64,
+    /// Warm copies made stale by a change, to delete when the lock is released.
+    stale: Vec<(Key, u64)>,
 }
 
 impl SlotMap {
+    /// Keys in the RAM tier.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    pub fn warm_len(&self) -> usize {
+        self.warm.len()
+    }
+
+    fn mark_stale(stale: &mut Vec<(Key, u64)>, key: &[u8], e: &Entry) {
+        if e.warm_generation != 0 {
+            stale.push((Key::from_slice(key), e.warm_generation));
+        }
     }
 
     /// The live entry for `key`, counting it as an access. An expired entry is removed.
@@ -151,6 +176,7 @@ impl SlotMap {
                 self.bytes = self.bytes.saturating_sub(Entry::cost(&k, &e.value));
                 self.volatile -= usize::from(e.expire_at != 0);
                 self.expired += 1;
+                Self::mark_stale(&mut self.stale, &k, &e);
                 None
             }
             EntryRef::Occupied(o) => {
@@ -185,11 +211,19 @@ impl SlotMap {
         };
         if let Some(o) = &old {
             self.unaccount(key, o);
+            Self::mark_stale(&mut self.stale, key, o);
         }
         old
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.remove_raw(key)?;
+        Self::mark_stale(&mut self.stale, key, &e);
+        Some(e)
+    }
+
+    /// Removes an entry without touching its warm copy (demotion and un-installing).
+    fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, e) = self.map.remove_entry(key)?;
         self.unaccount(&k, &e);
         Some(e)
@@ -207,6 +241,10 @@ impl SlotMap {
         };
         self.volatile = self.volatile + usize::from(expire_at != 0) - usize::from(e.expire_at != 0);
         e.expire_at = expire_at;
+        if e.warm_generation != 0 {
+            self.stale
+                .push((Key::from_slice(key), std::mem::take(&mut e.warm_generation)));
+        }
         true
     }
 
@@ -223,6 +261,10 @@ impl SlotMap {
         let r = f(&mut e.value);
         let after = e.value.payload_bytes();
         let empty = matches!(&e.value, Value::Hash(h) if h.is_empty());
+        let generation = std::mem::take(&mut e.warm_generation);
+        if generation != 0 {
+            self.stale.push((Key::from_slice(key), generation));
+        }
         self.bytes = (self.bytes + after).saturating_sub(before);
         if empty {
             self.remove(key);
@@ -234,9 +276,24 @@ impl SlotMap {
         self.map.iter()
     }
 
-    /// Removes every expired entry; returns how many.
+    /// Live keys of both tiers with their type name.
+    pub fn all_keys(&self, now: u64) -> impl Iterator<Item = (&Key, &'static str)> {
+        let hot = self
+            .map
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
+            .map(|(k, e)| (k, e.value.type_name()));
+        let warm = self
+            .warm
+            .iter()
+            .filter(move |(_, m)| !m.is_expired(now))
+            .map(|(k, m)| (k, m.type_name()));
+        hot.chain(warm)
+    }
+
+    /// Removes every expired entry of both tiers; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        if self.volatile == 0 {
+        if self.volatile == 0 && self.warm.values().all(|m| m.expire_at == 0) {
             return 0;
         }
         let expired: Vec<Key> = self
@@ -248,8 +305,20 @@ impl SlotMap {
         for k in &expired {
             self.remove(k);
         }
-        self.expired += expired.len() as u64;
-        expired.len()
+        let warm_expired: Vec<Key> = self
+            .warm
+            .iter()
+            .filter(|(_, m)| m.is_expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &warm_expired {
+            if let Some(m) = self.warm_remove(k) {
+                self.stale.push((k.clone(), m.generation));
+            }
+        }
+        let n = expired.len() + warm_expired.len();
+        self.expired += n as u64;
+        n
     }
 
     /// A pseudo-random sample of up to `n` entries (for eviction and RANDOMKEY).
@@ -265,6 +334,58 @@ impl SlotMap {
             .skip(skip)
             .take(n.min(self.map.len()))
     }
+
+    // ---- the warm index ----
+
+    pub fn warm_meta(&self, key: &[u8]) -> Option<&WarmMeta> {
+        self.warm.get(key)
+    }
+
+    fn warm_insert(&mut self, key: &[u8], meta: WarmMeta) {
+        self.warm_bytes += meta.size as usize;
+        if let Some(old) = self.warm.insert(Key::from_slice(key), meta) {
+            self.warm_bytes = self.warm_bytes.saturating_sub(old.size as usize);
+        }
+    }
+
+    fn warm_remove(&mut self, key: &[u8]) -> Option<WarmMeta> {
+        let m = self.warm.remove(key)?;
+        self.warm_bytes = self.warm_bytes.saturating_sub(m.size as usize);
+        Some(m)
+    }
+
+    /// Moves a RAM entry to the warm index. Returns the entry and whether the warm tier must
+    /// write it (false when it already holds an identical copy).
+    fn demote(
+        &mut self,
+        key: &[u8],
+        generation: impl FnOnce() -> u64,
+    ) -> Option<(Entry, u64, bool)> {
+        let e = self.remove_raw(key)?;
+        let (generation, write) = if e.warm_generation != 0 {
+            (e.warm_generation, false)
+        } else {
+            (generation(), true)
+        };
+        let kind = if matches!(e.value, Value::Hash(_)) {
+            1
+        } else {
+            0
+        };
+        let size = Entry::cost(key, &e.value) as u32;
+        let last_access = 0;
+        self.warm_insert(
+            key,
+            WarmMeta {
+                generation,
+                expire_at: e.expire_at,
+                size,
+                kind,
+                last_access,
+            },
+        );
+        Some((e, generation, write))
+    }
 }
 
 /// Counters the INFO command reports.
@@ -279,18 +400,34 @@ pub struct MemoryLimits {
     pub maxmemory: AtomicU64,
     pub policy: AtomicU8,
     pub samples: AtomicU32,
+    /// Warm-tier budget in bytes; 0 = unlimited.
+    pub warm_maxbytes: AtomicU64,
 }
 
-/// The whole RAM keyspace.
+/// When a warm key read by a command moves back to RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    /// On every access.
+    Always,
+    /// On a second read within this many milliseconds of the first (writes always promote).
+    SecondAccess(u64),
+}
+
+/// The whole keyspace: the RAM tier and, when enabled, the warm tier's index.
 pub struct Db {
     slots: Box<[Mutex<SlotMap>]>,
+    /// Keys per slot, both tiers.
     lens: Box<[AtomicU32]>,
     keys: AtomicUsize,
+    warm_keys: AtomicUsize,
     volatile: AtomicUsize,
     used: AtomicUsize,
+    warm_used: AtomicUsize,
     expire_cursor: AtomicUsize,
     pub stats: DbStats,
     pub limits: MemoryLimits,
+    warm: Option<Arc<WarmStore>>,
+    promotion: Promotion,
 }
 
 impl Db {
@@ -301,16 +438,42 @@ impl Db {
                 .collect(),
             lens: (0..SLOT_COUNT).map(|_| AtomicU32::new(0)).collect(),
             keys: AtomicUsize::new(0),
+            warm_keys: AtomicUsize::new(0),
             volatile: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
+            warm_used: AtomicUsize::new(0),
             expire_cursor: AtomicUsize::new(0),
             stats: DbStats::default(),
             limits: MemoryLimits {
                 maxmemory: AtomicU64::new(maxmemory),
                 policy: AtomicU8::new(policy as u8),
                 samples: AtomicU32::new(samples),
+                warm_maxbytes: AtomicU64::new(0),
             },
+            warm: None,
+            promotion: Promotion::Always,
         }
+    }
+
+    /// Attaches a warm tier and the index of what it already holds.
+    pub fn with_warm(
+        mut self,
+        store: Arc<WarmStore>,
+        loaded: Vec<warm::Loaded>,
+        maxbytes: u64,
+        promotion: Promotion,
+    ) -> Db {
+        self.limits.warm_maxbytes.store(maxbytes, Relaxed);
+        self.promotion = promotion;
+        for l in loaded {
+            self.slot(l.slot).warm_insert(&l.key, l.meta);
+        }
+        self.warm = Some(store);
+        self
+    }
+
+    pub fn warm(&self) -> Option<&Arc<WarmStore>> {
+        self.warm.as_ref()
     }
 
     /// Locks the table of `slot`.
@@ -338,38 +501,67 @@ impl Db {
         }
     }
 
+    /// Keys in both tiers.
     pub fn len(&self) -> usize {
-        self.keys.load(Relaxed)
+        self.keys.load(Relaxed) + self.warm_keys.load(Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    pub fn hot_len(&self) -> usize {
+        self.keys.load(Relaxed)
+    }
+
+    pub fn warm_len(&self) -> usize {
+        self.warm_keys.load(Relaxed)
+    }
+
+    /// Keys with a TTL in the RAM tier.
     pub fn volatile_len(&self) -> usize {
         self.volatile.load(Relaxed)
     }
 
-    /// Accounted bytes of all entries.
+    /// Accounted bytes of RAM-tier entries.
     pub fn used_memory(&self) -> usize {
         self.used.load(Relaxed)
     }
 
+    /// Accounted bytes of warm-tier entries.
+    pub fn warm_memory(&self) -> usize {
+        self.warm_used.load(Relaxed)
+    }
+
+    /// Keys in `slot`, both tiers.
     pub fn count_in_slot(&self, slot: Slot) -> usize {
         self.lens[slot.index()].load(Relaxed) as usize
     }
 
-    /// Removes every key.
+    /// Up to `count` live keys of `slot`, both tiers.
+    pub fn keys_in_slot(&self, slot: Slot, count: usize, now: u64) -> Vec<Bytes> {
+        let g = self.slot(slot);
+        g.all_keys(now)
+            .take(count)
+            .map(|(k, _)| Bytes::copy_from_slice(k))
+            .collect()
+    }
+
+    /// Removes every key of both tiers.
     pub fn flush(&self) {
+        if let Some(w) = &self.warm {
+            w.clear();
+        }
         for s in Slot::all() {
-            let mut g = self.slot(s);
-            if !g.is_empty() {
-                let m: &mut SlotMap = &mut g;
-                *m = SlotMap {
-                    expired: m.expired,
-                    ..SlotMap::default()
-                };
+            if self.lens[s.index()].load(Relaxed) == 0 {
+                continue;
             }
+            let mut g = self.slot(s);
+            let m: &mut SlotMap = &mut g;
+            *m = SlotMap {
+                expired: m.expired,
+                ..SlotMap::default()
+            };
         }
     }
 
@@ -377,12 +569,10 @@ impl Db {
     pub fn random_key(&self, now: u64) -> Option<Bytes> {
         for _ in 0..100 {
             let slot = self.random_nonempty_slot()?;
-            let mut g = self.slot(slot);
-            let Some(key) = g.sample(1).next().map(|(k, _)| Bytes::copy_from_slice(k)) else {
-                continue;
-            };
-            if g.contains(&key, now) {
-                return Some(key);
+            let g = self.slot(slot);
+            let live: Vec<&Key> = g.all_keys(now).take(64).map(|(k, _)| k).collect();
+            if !live.is_empty() {
+                return Some(Bytes::copy_from_slice(live[fastrand::usize(..live.len())]));
             }
         }
         None
@@ -407,7 +597,7 @@ impl Db {
             .and_then(|i| Slot::new(i as u16))
     }
 
-    /// All live keys matching `pattern`.
+    /// All live keys matching `pattern`, both tiers.
     pub fn keys(&self, pattern: &[u8], now: u64) -> Vec<Bytes> {
         let all = pattern == b"*";
         let mut out = Vec::new();
@@ -417,10 +607,8 @@ impl Db {
             }
             let g = self.slot(s);
             out.extend(
-                g.iter()
-                    .filter(|(k, e)| {
-                        !e.is_expired(now) && (all || glob::glob_match(pattern, k, false))
-                    })
+                g.all_keys(now)
+                    .filter(|(k, _)| all || glob::glob_match(pattern, k, false))
                     .map(|(k, _)| Bytes::copy_from_slice(k)),
             );
         }
@@ -429,29 +617,32 @@ impl Db {
 }
 
 /// A locked slot table. Dereferences to `SlotMap`; on release it publishes the table's change
-/// in key count, TTL count and bytes to the database-wide counters.
+/// in key counts, TTL count and bytes to the database-wide counters, and queues deletion of
+/// warm copies the change made stale.
 pub struct SlotGuard<'a> {
     db: &'a Db,
     slot: Slot,
     guard: MutexGuard<'a, SlotMap>,
     len0: usize,
+    warm_len0: usize,
     volatile0: usize,
     bytes0: usize,
+    warm_bytes0: usize,
     expired0: u64,
 }
 
 impl<'a> SlotGuard<'a> {
     fn new(db: &'a Db, slot: Slot, guard: MutexGuard<'a, SlotMap>) -> Self {
-        let (len0, volatile0, bytes0, expired0) =
-            (guard.len(), guard.volatile, guard.bytes, guard.expired);
         SlotGuard {
             db,
             slot,
+            len0: guard.len(),
+            warm_len0: guard.warm.len(),
+            volatile0: guard.volatile,
+            bytes0: guard.bytes,
+            warm_bytes0: guard.warm_bytes,
+            expired0: guard.expired,
             guard,
-            len0,
-            volatile0,
-            bytes0,
-            expired0,
         }
     }
 
@@ -483,18 +674,29 @@ fn apply_delta(counter: &AtomicUsize, before: usize, after: usize) {
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        let g = &self.guard;
-        if g.len() != self.len0 {
-            apply_delta(&self.db.keys, self.len0, g.len());
-            self.db.lens[self.slot.index()].store(g.len() as u32, Relaxed);
+        let db = self.db;
+        let g = &mut self.guard;
+        let (len, warm_len) = (g.len(), g.warm.len());
+        if len != self.len0 || warm_len != self.warm_len0 {
+            apply_delta(&db.keys, self.len0, len);
+            apply_delta(&db.warm_keys, self.warm_len0, warm_len);
+            db.lens[self.slot.index()].store((len + warm_len) as u32, Relaxed);
         }
-        apply_delta(&self.db.volatile, self.volatile0, g.volatile);
-        apply_delta(&self.db.used, self.bytes0, g.bytes);
+        apply_delta(&db.volatile, self.volatile0, g.volatile);
+        apply_delta(&db.used, self.bytes0, g.bytes);
+        apply_delta(&db.warm_used, self.warm_bytes0, g.warm_bytes);
         if g.expired != self.expired0 {
-            self.db
-                .stats
+            db.stats
                 .expired_keys
                 .fetch_add(g.expired - self.expired0, Relaxed);
+        }
+        if !g.stale.is_empty() {
+            let stale = std::mem::take(&mut g.stale);
+            if let Some(w) = &db.warm {
+                for (k, generation) in stale {
+                    w.delete(self.slot, &k, generation);
+                }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::hash::BuildHasher;
 use bytes::Bytes;
 use membership::{SLOT_COUNT, Slot};
 
-use super::{Db, Entry, HashValue, glob::glob_match};
+use super::{Db, HashValue, glob::glob_match};
 
 const POS_BITS: u32 = 48;
 const POS_MASK: u64 = (1 << POS_BITS) - 1;
@@ -30,11 +30,11 @@ pub struct ScanFilter<'a> {
 }
 
 impl ScanFilter<'_> {
-    fn keeps(&self, key: &[u8], e: &Entry) -> bool {
+    fn keeps(&self, key: &[u8], type_name: &str) -> bool {
         self.pattern.is_none_or(|p| glob_match(p, key, false))
             && self
                 .type_name
-                .is_none_or(|t| t.eq_ignore_ascii_case(e.value.type_name()))
+                .is_none_or(|t| t.eq_ignore_ascii_case(type_name))
     }
 }
 
@@ -71,12 +71,11 @@ impl Db {
                 };
                 let g = self.slot(s);
                 let items: Vec<(u64, (Bytes, bool))> = g
-                    .iter()
-                    .filter(|(_, e)| !e.is_expired(now))
-                    .map(|(k, e)| (position(k), (Bytes::copy_from_slice(k), filter.keeps(k, e))))
+                    .all_keys(now)
+                    .map(|(k, t)| (position(k), (Bytes::copy_from_slice(k), filter.keeps(k, t))))
                     .filter(|(p, _)| *p >= from)
                     .collect();
-                let want = (count - taken).max(g.len() / 64).max(1);
+                let want = (count - taken).max((g.len() + g.warm_len()) / 64).max(1);
                 drop(g);
                 let (keys, next) = page(items, want);
                 taken += keys.len();
@@ -134,7 +133,7 @@ pub fn scan_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Policy, Value};
+    use crate::store::{Entry, Policy, Value};
     use std::collections::HashSet;
 
     fn db_with(n: usize) -> Db {

@@ -1,0 +1,559 @@
+//! The warm tier: entries demoted from RAM live in a redb database on disk, laid out by slot
+//! (`slot (u16 BE) ++ key`) so a slot's keys are one contiguous range.
+//!
+//! All redb writes happen on one dedicated thread that batches queued operations into few
+//! write transactions. Until its batch commits, a demoted entry stays readable from the
+//! pending map, so there is no window in which a key is in neither tier. Reads run on tokio's
+//! blocking pool (redb read transactions are concurrent), never on the async workers.
+//!
+//! Each stored record carries a generation number. A key demoted again gets a new generation,
+//! and a delete only removes the record of the generation it names, so operations that race
+//! across threads cannot delete a newer copy.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use membership::Slot;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{HashValue, Key, Value};
+
+const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
+const FORMAT: u8 = 1;
+const KIND_STR: u8 = 0;
+const KIND_HASH: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    #[error("warm tier database: {0}")]
+    Db(#[from] redb::DatabaseError),
+    #[error("warm tier transaction: {0}")]
+    Txn(#[from] redb::TransactionError),
+    #[error("warm tier table: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("warm tier storage: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("warm tier commit: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("warm tier record for a key is corrupt")]
+    Corrupt,
+}
+
+/// What the RAM index knows about a warm key (the value itself is on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmMeta {
+    pub generation: u64,
+    /// Absolute Unix ms; 0 = no TTL.
+    pub expire_at: u64,
+    /// Accounted bytes of key and value.
+    pub size: u32,
+    pub kind: u8,
+    /// Unix ms of the last access that did not promote (for second-access promotion); 0 = none.
+    pub last_access: u64,
+}
+
+impl WarmMeta {
+    pub fn type_name(&self) -> &'static str {
+        if self.kind == KIND_HASH {
+            "hash"
+        } else {
+            "string"
+        }
+    }
+
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now
+    }
+}
+
+/// A record as stored: generation, expiry and value.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub generation: u64,
+    pub expire_at: u64,
+    pub value: Value,
+}
+
+enum Op {
+    Put {
+        db_key: Vec<u8>,
+        bytes: Vec<u8>,
+        key: Key,
+        generation: u64,
+    },
+    Delete {
+        db_key: Vec<u8>,
+        generation: u64,
+    },
+    Clear,
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Op>,
+    /// Demoted records not yet committed, readable by key.
+    pending: HashMap<Key, Record>,
+    pending_bytes: usize,
+    queued: u64,
+    committed: u64,
+    closed: bool,
+}
+
+/// Counters for INFO tiering.
+#[derive(Default)]
+pub struct WarmStats {
+    pub promotions: AtomicU64,
+    pub demotions: AtomicU64,
+    pub hits: AtomicU64,
+    pub evictions: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+pub struct WarmStore {
+    db: Arc<Database>,
+    queue: Arc<(Mutex<Queue>, Condvar)>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    next_generation: AtomicU64,
+    pub stats: Arc<WarmStats>,
+}
+
+fn db_key(slot: Slot, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + key.len());
+    k.extend_from_slice(&slot.get().to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+pub fn encode(generation: u64, expire_at: u64, value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18 + value.payload_bytes());
+    out.push(FORMAT);
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(&expire_at.to_be_bytes());
+    match value {
+        Value::Str(b) => {
+            out.push(KIND_STR);
+            out.extend_from_slice(b);
+        }
+        Value::Hash(h) => {
+            out.push(KIND_HASH);
+            for (f, v) in h.iter() {
+                out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+                out.extend_from_slice(f);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+fn header(b: &[u8]) -> Option<(u64, u64, u8)> {
+    if b.len() < 18 || b[0] != FORMAT {
+        return None;
+    }
+    let generation = u64::from_be_bytes(b[1..9].try_into().ok()?);
+    let expire_at = u64::from_be_bytes(b[9..17].try_into().ok()?);
+    Some((generation, expire_at, b[17]))
+}
+
+pub fn decode(b: &[u8]) -> Option<Record> {
+    let (generation, expire_at, kind) = header(b)?;
+    let payload = &b[18..];
+    let value = match kind {
+        KIND_STR => Value::Str(Bytes::copy_from_slice(payload)),
+        KIND_HASH => {
+            let mut h = HashValue::default();
+            let mut p = payload;
+            let take = |p: &mut &[u8]| -> Option<Bytes> {
+                let len = u32::from_be_bytes(p.get(..4)?.try_into().ok()?) as usize;
+                let v = Bytes::copy_from_slice(p.get(4..4 + len)?);
+                *p = &p[4 + len..];
+                Some(v)
+            };
+            while !p.is_empty() {
+                let f = take(&mut p)?;
+                let v = take(&mut p)?;
+                h.insert(f, v);
+            }
+            Value::Hash(Box::new(h))
+        }
+        _ => return None,
+    };
+    Some(Record {
+        generation,
+        expire_at,
+        value,
+    })
+}
+
+/// A warm key found on disk at start-up.
+pub struct Loaded {
+    pub slot: Slot,
+    pub key: Key,
+    pub meta: WarmMeta,
+}
+
+impl WarmStore {
+    /// Opens (or creates) the warm tier at `path` and returns it with the index of what it
+    /// holds. Records that fail to decode are reported and dropped, never served.
+    pub fn open(path: &Path, now: u64) -> Result<(Arc<WarmStore>, Vec<Loaded>), WarmError> {
+        let db = Database::create(path)?;
+        let mut loaded = Vec::new();
+        let mut max_generation = 0;
+        let mut corrupt = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let wtx = db.begin_write()?;
+            wtx.open_table(ENTRIES)?;
+            wtx.commit()?;
+        }
+        {
+            let rtx = db.begin_read()?;
+            let table = rtx.open_table(ENTRIES)?;
+            for item in table.iter()? {
+                let (k, v) = item?;
+                let (k, v) = (k.value(), v.value());
+                let parsed = header(v).filter(|_| k.len() >= 2);
+                let Some((generation, expire_at, kind)) = parsed else {
+                    corrupt.push(k.to_vec());
+                    continue;
+                };
+                max_generation = max_generation.max(generation);
+                if expire_at != 0 && expire_at <= now {
+                    expired.push(k.to_vec());
+                    continue;
+                }
+                let slot = Slot::new(u16::from_be_bytes([k[0], k[1]])).ok_or(WarmError::Corrupt)?;
+                let key = Key::from_slice(&k[2..]);
+                let size = (key.len() + v.len() - 18 + super::ENTRY_OVERHEAD) as u32;
+                loaded.push(Loaded {
+                    slot,
+                    key,
+                    meta: WarmMeta {
+                        generation,
+                        expire_at,
+                        size,
+                        kind,
+                        last_access: 0,
+                    },
+                });
+            }
+        }
+        if !corrupt.is_empty() {
+            tracing::error!(
+                records = corrupt.len(),
+                "dropping undecodable warm-tier records"
+            );
+        }
+        if !corrupt.is_empty() || !expired.is_empty() {
+            let wtx = db.begin_write()?;
+            {
+                let mut t = wtx.open_table(ENTRIES)?;
+                for k in corrupt.iter().chain(&expired) {
+                    t.remove(k.as_slice())?;
+                }
+            }
+            wtx.commit()?;
+        }
+        let store = Arc::new(WarmStore {
+            db: Arc::new(db),
+            queue: Arc::new((Mutex::new(Queue::default()), Condvar::new())),
+            writer: Mutex::new(None),
+            next_generation: AtomicU64::new(max_generation + 1),
+            stats: Arc::new(WarmStats::default()),
+        });
+        let writer = {
+            let (db, queue, stats) = (store.db.clone(), store.queue.clone(), store.stats.clone());
+            std::thread::Builder::new()
+                .name("warm-writer".into())
+                .spawn(move || writer_loop(&db, &queue, &stats))
+                .map_err(|e| WarmError::Storage(redb::StorageError::Io(e)))?
+        };
+        *lock(&store.writer) = Some(writer);
+        tracing::info!(path = %path.display(), keys = loaded.len(), "warm tier opened");
+        Ok((store, loaded))
+    }
+
+    pub fn next_generation(&self) -> u64 {
+        self.next_generation.fetch_add(1, Relaxed)
+    }
+
+    fn push(&self, op: Op, pending: Option<(Key, Record, usize)>) {
+        let (m, cv) = &*self.queue;
+        let mut q = lock(m);
+        if let Some((key, rec, bytes)) = pending {
+            q.pending_bytes += bytes;
+            if let Some(old) = q.pending.insert(key, rec) {
+                q.pending_bytes = q.pending_bytes.saturating_sub(old.value.payload_bytes());
+            }
+        }
+        q.ops.push(op);
+        q.queued += 1;
+        cv.notify_one();
+    }
+
+    /// Queues a demoted entry for writing; it stays readable from memory until committed.
+    pub fn put(&self, slot: Slot, key: &[u8], generation: u64, expire_at: u64, value: Value) {
+        let bytes = encode(generation, expire_at, &value);
+        let size = value.payload_bytes();
+        let key = Key::from_slice(key);
+        let op = Op::Put {
+            db_key: db_key(slot, &key),
+            bytes,
+            key: key.clone(),
+            generation,
+        };
+        self.push(
+            op,
+            Some((
+                key,
+                Record {
+                    generation,
+                    expire_at,
+                    value,
+                },
+                size,
+            )),
+        );
+        self.stats.demotions.fetch_add(1, Relaxed);
+    }
+
+    /// Queues removal of the record of `generation` (a newer record of the key is kept).
+    pub fn delete(&self, slot: Slot, key: &[u8], generation: u64) {
+        self.push(
+            Op::Delete {
+                db_key: db_key(slot, key),
+                generation,
+            },
+            None,
+        );
+        let (m, _) = &*self.queue;
+        let mut q = lock(m);
+        if q.pending
+            .get(key)
+            .is_some_and(|r| r.generation == generation)
+        {
+            if let Some(r) = q.pending.remove(key) {
+                q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
+            }
+        }
+    }
+
+    /// Queues removal of everything.
+    pub fn clear(&self) {
+        let (m, _) = &*self.queue;
+        {
+            let mut q = lock(m);
+            q.pending.clear();
+            q.pending_bytes = 0;
+        }
+        self.push(Op::Clear, None);
+    }
+
+    /// Bytes of demoted values waiting to be written.
+    pub fn pending_bytes(&self) -> usize {
+        lock(&self.queue.0).pending_bytes
+    }
+
+    /// Queued operations not yet committed.
+    pub fn pending_ops(&self) -> u64 {
+        let q = lock(&self.queue.0);
+        q.queued - q.committed
+    }
+
+    /// Reads the record of `key` at `generation` (blocking: call from a blocking thread).
+    /// `Ok(None)` if that generation is gone (the key changed meanwhile).
+    pub fn read(
+        &self,
+        slot: Slot,
+        key: &[u8],
+        generation: u64,
+    ) -> Result<Option<Record>, WarmError> {
+        if let Some(r) = lock(&self.queue.0).pending.get(key) {
+            if r.generation == generation {
+                return Ok(Some(r.clone()));
+            }
+        }
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(ENTRIES)?;
+        let Some(v) = table.get(db_key(slot, key).as_slice())? else {
+            return Ok(None);
+        };
+        let rec = decode(v.value()).ok_or(WarmError::Corrupt)?;
+        Ok((rec.generation == generation).then_some(rec))
+    }
+
+    /// Blocks until everything queued so far is committed.
+    pub fn flush(&self) {
+        let (m, cv) = &*self.queue;
+        let mut q = lock(m);
+        let target = q.queued;
+        while q.committed < target && !q.closed {
+            q = cv
+                .wait_timeout(q, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Flushes and stops the writer thread.
+    pub fn close(&self) {
+        self.flush();
+        {
+            let (m, cv) = &*self.queue;
+            lock(m).closed = true;
+            cv.notify_all();
+        }
+        if let Some(h) = lock(&self.writer).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn writer_loop(db: &Database, queue: &(Mutex<Queue>, Condvar), stats: &WarmStats) {
+    let (m, cv) = queue;
+    loop {
+        let ops = {
+            let mut q = lock(m);
+            while q.ops.is_empty() && !q.closed {
+                q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.ops.is_empty() && q.closed {
+                return;
+            }
+            std::mem::take(&mut q.ops)
+        };
+        // Retry until the batch commits: demoted data exists nowhere else.
+        let mut backoff = Duration::from_millis(10);
+        while let Err(e) = apply(db, &ops) {
+            stats.write_errors.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, ops = ops.len(), "warm tier write failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        stats.commits.fetch_add(1, Relaxed);
+        let mut q = lock(m);
+        for op in &ops {
+            if let Op::Put {
+                key, generation, ..
+            } = op
+            {
+                if q.pending
+                    .get(key)
+                    .is_some_and(|r| r.generation == *generation)
+                {
+                    if let Some(r) = q.pending.remove(key) {
+                        q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
+                    }
+                }
+            }
+        }
+        q.committed += ops.len() as u64;
+        cv.notify_all();
+    }
+}
+
+fn apply(db: &Database, ops: &[Op]) -> Result<(), WarmError> {
+    let wtx = db.begin_write()?;
+    {
+        let mut t = wtx.open_table(ENTRIES)?;
+        for op in ops {
+            match op {
+                Op::Put { db_key, bytes, .. } => {
+                    t.insert(db_key.as_slice(), bytes.as_slice())?;
+                }
+                Op::Delete { db_key, generation } => {
+                    let current = t
+                        .get(db_key.as_slice())?
+                        .and_then(|v| header(v.value()))
+                        .map(|h| h.0);
+                    if current == Some(*generation) {
+                        t.remove(db_key.as_slice())?;
+                    }
+                }
+                Op::Clear => {
+                    t.retain(|_, _| false)?;
+                }
+            }
+        }
+    }
+    wtx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let mut h = HashValue::default();
+        h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
+        h.insert(Bytes::from_static(b""), Bytes::from_static(b"empty field"));
+        for value in [
+            Value::Str(Bytes::from_static(b"hello")),
+            Value::Str(Bytes::new()),
+            Value::Hash(Box::new(h)),
+        ] {
+            let rec = decode(&encode(7, 99, &value)).expect("decodes");
+            assert_eq!((rec.generation, rec.expire_at), (7, 99));
+            assert_eq!(rec.value, value);
+        }
+        assert!(decode(&[9, 9, 9]).is_none());
+        let mut bad = encode(1, 0, &Value::Hash(Box::default()));
+        bad.extend_from_slice(&[0, 0, 0, 9, b'x']);
+        assert!(
+            decode(&bad).is_none(),
+            "truncated field is corrupt, not a panic"
+        );
+    }
+
+    #[test]
+    fn put_read_delete_by_generation_and_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("warm.redb");
+        let slot = Slot::for_key(b"k");
+        {
+            let (w, loaded) = WarmStore::open(&path, 0).expect("open");
+            assert!(loaded.is_empty());
+            w.put(slot, b"k", 1, 0, Value::Str(Bytes::from_static(b"v1")));
+            // Readable before the writer commits, and after.
+            assert!(w.read(slot, b"k", 1).expect("read").is_some());
+            w.flush();
+            assert_eq!(w.pending_bytes(), 0);
+            assert!(w.read(slot, b"k", 1).expect("read").is_some());
+            assert!(
+                w.read(slot, b"k", 2).expect("read").is_none(),
+                "other generation"
+            );
+            w.put(slot, b"k", 2, 0, Value::Str(Bytes::from_static(b"v2")));
+            w.delete(slot, b"k", 1); // stale delete: must not remove generation 2
+            w.put(
+                Slot::for_key(b"gone"),
+                b"gone",
+                3,
+                0,
+                Value::Str(Bytes::from_static(b"x")),
+            );
+            w.delete(Slot::for_key(b"gone"), b"gone", 3);
+            w.close();
+        }
+        let (w, loaded) = WarmStore::open(&path, 0).expect("reopen");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].meta.generation, 2);
+        let rec = w.read(slot, b"k", 2).expect("read").expect("present");
+        assert_eq!(rec.value, Value::Str(Bytes::from_static(b"v2")));
+        assert!(w.next_generation() > 2);
+        w.close();
+    }
+}
