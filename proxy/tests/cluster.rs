@@ -1,0 +1,295 @@
+//! The core suite against a real Redis Cluster: 3 `redis-server --cluster-enabled yes` on free
+//! loopback ports, created with `redis-cli --cluster create`, killed by a Drop guard.
+//! Needs redis-server and redis-cli (`apt-get install redis-server redis-tools`); set
+//! AUTOCACHE_SKIP_EXTERNAL=1 to skip when they are missing.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use redis::AsyncCommands;
+
+struct RedisCluster {
+    ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tools_present() -> bool {
+    let ok = |b: &str| {
+        Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("redis-server") && ok("redis-cli") {
+        return true;
+    }
+    if std::env::var("AUTOCACHE_SKIP_EXTERNAL").as_deref() == Ok("1") {
+        eprintln!("redis-server/redis-cli missing; skipped (AUTOCACHE_SKIP_EXTERNAL=1)");
+        return false;
+    }
+    panic!(
+        "redis-server and redis-cli are needed: `apt-get install -y redis-server redis-tools` (or set AUTOCACHE_SKIP_EXTERNAL=1 to skip)"
+    );
+}
+
+/// A port free on loopback whose cluster bus port (+10000) is free too.
+fn free_port(taken: &[u16]) -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = l.local_addr().expect("addr").port();
+        drop(l);
+        if p < 50000
+            && !taken.contains(&p)
+            && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = temp_dir("redis-cluster");
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            ports.push(free_port(&ports));
+        }
+        let mut rc = RedisCluster {
+            ports: ports.clone(),
+            children: Vec::new(),
+            dir: dir.clone(),
+        };
+        for p in &ports {
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &p.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                ])
+                .args([
+                    "--cluster-config-file",
+                    &format!("nodes-{p}.conf"),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--dir",
+                    &dir.display().to_string(),
+                    "--logfile",
+                    &format!("redis-{p}.log"),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            rc.children.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for p in &ports {
+            while cli(*p, &["PING"]) != "PONG" {
+                assert!(Instant::now() < deadline, "redis-server {p} did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for p in &ports {
+            while !cli(*p, &["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+                assert!(Instant::now() < deadline, "cluster not ok on {p}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        rc
+    }
+
+    fn seeds(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_suite_against_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let rc = RedisCluster::start();
+    // One seed is enough: the rest comes from CLUSTER SHARDS.
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    let mut raw = proxy.raw().await;
+    let info = raw.cmd(&["INFO"]).await;
+    assert!(info.contains("proxy_mode:cluster"), "{info}");
+    assert_eq!(info.matches("slots=").count(), 3, "{info}");
+
+    // Ordered pipeline over every node.
+    let mut req = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..150 {
+        let k = format!("key:{i}");
+        req.extend(resp(&["SET", &k, &i.to_string()]));
+        expected.push("+OK\r\n".to_string());
+        req.extend(resp(&["GET", &k]));
+        expected.push(format!("${}\r\n{i}\r\n", i.to_string().len()));
+        if i % 15 == 0 {
+            req.extend(resp(&["MGET", &k, "nope", &format!("key:{}", i / 2)]));
+            let h = (i / 2).to_string();
+            expected.push(format!(
+                "*3\r\n${}\r\n{i}\r\n$-1\r\n${}\r\n{h}\r\n",
+                i.to_string().len(),
+                h.len()
+            ));
+        }
+    }
+    raw.send(&req).await;
+    for (n, want) in expected.iter().enumerate() {
+        let got = String::from_utf8_lossy(&raw.reply().await).into_owned();
+        assert_eq!(&got, want, "reply #{n}");
+    }
+    assert_eq!(raw.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+
+    // 100-key MSET/MGET/EXISTS/DEL (split per slot: the cluster refuses cross-slot).
+    let mut c = proxy.redis().await;
+    let keys = spread_keys(100);
+    let pairs: Vec<(String, String)> = keys.iter().map(|k| (k.clone(), format!("v-{k}"))).collect();
+    let _: () = c.mset(&pairs).await.expect("mset");
+    let vals: Vec<Option<String>> = c.mget(&keys).await.expect("mget");
+    for (k, v) in keys.iter().zip(&vals) {
+        assert_eq!(v.as_deref(), Some(format!("v-{k}").as_str()));
+    }
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(&keys)
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(n, 100);
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut c)
+        .await
+        .expect("dbsize");
+    assert_eq!(n, 100);
+    for p in &rc.ports {
+        let n: i64 = cli(*p, &["DBSIZE"]).parse().expect("dbsize");
+        assert!(n > 10, "node {p} holds part of the keys ({n})");
+    }
+
+    // SCAN walks node after node; every key exactly once.
+    let mut seen = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(7)
+            .query_async(&mut c)
+            .await
+            .expect("scan");
+        seen.extend(page);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!((unique.len(), seen.len()), (100, 100));
+    let n: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut c)
+        .await
+        .expect("del");
+    assert_eq!(n, 100);
+
+    // CROSSSLOT for atomic multi-key commands; same-slot works.
+    let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(raw.cmd(&["MSETNX", "a", "1", "b", "2"]).await, cross);
+    assert_eq!(
+        raw.cmd(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
+        ":1\r\n"
+    );
+    assert_eq!(raw.cmd(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
+
+    // RESP3 for the client while the backends speak RESP2.
+    let mut r3 = proxy.raw().await;
+    assert!(r3.cmd(&["HELLO", "3"]).await.starts_with('%'));
+    assert_eq!(r3.cmd(&["HSET", "h", "f", "v"]).await, ":1\r\n");
+    assert_eq!(
+        r3.cmd(&["HGETALL", "h"]).await,
+        "%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
+    assert_eq!(r3.cmd(&["GET", "nope"]).await, "_\r\n");
+
+    // MOVED: move an empty slot to another node behind the proxy's back.
+    let key = "moved-key";
+    let slot = membership::Slot::for_key(key.as_bytes()).get().to_string();
+    let owner_port = rc
+        .ports
+        .iter()
+        .copied()
+        .find(|p| {
+            cli(*p, &["CLUSTER", "COUNTKEYSINSLOT", &slot]) == "0"
+                && cli(*p, &["GET", key]).is_empty()
+                && !cli(*p, &["SET", key, "x"]).starts_with("MOVED")
+        })
+        .expect("owner");
+    let _ = cli(owner_port, &["DEL", key]);
+    let target_port = *rc.ports.iter().find(|p| **p != owner_port).expect("target");
+    let target_id = cli(target_port, &["CLUSTER", "MYID"]);
+    for p in &rc.ports {
+        let r = cli(*p, &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id]);
+        assert_eq!(r, "OK", "setslot on {p}");
+    }
+    assert_eq!(raw.cmd(&["SET", key, "after-move"]).await, "+OK\r\n");
+    assert_eq!(cli(target_port, &["GET", key]), "after-move");
+    assert_eq!(raw.cmd(&["GET", key]).await, "$10\r\nafter-move\r\n");
+    let stats = raw.cmd(&["INFO", "stats"]).await;
+    assert!(!stats.contains("redirects_moved:0"), "{stats}");
+
+    // redis-cli through the proxy.
+    let port = proxy.addr.port();
+    assert_eq!(cli(port, &["SET", "cli", "works"]), "OK");
+    assert_eq!(cli(port, &["GET", "cli"]), "works");
+
+    proxy.stop().await;
+    drop(rc);
+}
