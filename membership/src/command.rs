@@ -205,6 +205,7 @@ pub enum CommandId {
     Scan,
     Randomkey,
     Object,
+    Cluster,
     // hashes
     Hset,
     Hsetnx,
@@ -247,6 +248,10 @@ pub enum CommandId {
     ObjectIdletime,
     ObjectRefcount,
     ObjectHelp,
+    ClusterKeyslot,
+    ClusterCountkeysinslot,
+    ClusterGetkeysinslot,
+    ClusterHelp,
 }
 
 /// One row of the command table.
@@ -670,6 +675,54 @@ static OBJECT_SUBS: &[CommandSpec] = &[
         Local,
         "generic",
         "6.2.0",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+/// CLUSTER subcommands a standalone shard answers (the rest arrive with cluster mode).
+static CLUSTER_SUBS: &[CommandSpec] = &[
+    spec!(
+        ClusterKeyslot,
+        "keyslot",
+        3,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the hash slot for a key."
+    ),
+    spec!(
+        ClusterCountkeysinslot,
+        "countkeysinslot",
+        3,
+        N.union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the number of keys in a hash slot."
+    ),
+    spec!(
+        ClusterGetkeysinslot,
+        "getkeysinslot",
+        4,
+        N.union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the key names in a hash slot."
+    ),
+    spec!(
+        ClusterHelp,
+        "help",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "5.0.0",
         "Returns helpful text about the different subcommands."
     ),
 ];
@@ -1307,6 +1360,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for object introspection commands.",
         OBJECT_SUBS
     ),
+    spec!(
+        Cluster,
+        "cluster",
+        -2,
+        N,
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "A container for Redis Cluster commands.",
+        CLUSTER_SUBS
+    ),
     // hashes
     spec!(
         Hset,
@@ -1590,7 +1655,6 @@ pub static PROXY_UNSUPPORTED: &[(&str, &str)] = &[
     ("asking", "the proxy follows redirects itself"),
     ("readonly", "the proxy does not route to replicas"),
     ("readwrite", "the proxy does not route to replicas"),
-    ("cluster", "the proxy presents the cluster as one server"),
     ("move", "there is only database 0"),
     ("swapdb", "there is only database 0"),
 ];

@@ -2,6 +2,7 @@
 //! memory, then run its handler. Handlers live one file per command family and return
 //! `Result<Reply, CmdError>`; errors become replies in `error.rs`.
 
+mod cluster;
 mod connection;
 mod hash;
 mod key;
@@ -188,6 +189,7 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
         // COMMAND alone is valid; CLIENT alone is not.
         (true, None) if args.len() < 2 && top.arity_ok(1) => top,
         (true, None) if args.len() < 2 => return Err(CmdError::WrongArity(top.name.into())),
+        (true, None) if top.id == CommandId::Cluster => return Err(cluster::disabled()),
         (true, None) => {
             return Err(CmdError::UnknownSubcommand {
                 container: top.name,
@@ -305,7 +307,10 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Hscan => hash::hscan(s, a),
         Hrandfield => hash::hrandfield(s, a),
 
-        Client | Config | Object => Err(CmdError::WrongArity(spec.name.into())),
+        ClusterKeyslot | ClusterCountkeysinslot | ClusterGetkeysinslot | ClusterHelp => {
+            cluster::cluster(s, spec.id, a)
+        }
+        Client | Config | Object | Cluster => Err(CmdError::WrongArity(spec.name.into())),
     }
 }
 
