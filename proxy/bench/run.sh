@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# run.sh — autocache-proxy over a 3-node Redis Cluster vs twemproxy over 3 redis-servers vs
+# direct redis-server, same machine, same run, via /work/shared/bench/peers.sh (medians of REPS).
+# Then one unpipelined client (-c 1) per system for the per-hop latency.
+#
+# Usage: bash proxy/bench/run.sh        (env: REPS=3 SCALE=0.5 THREADS=1 OUT=<dir>)
+# Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy
+#        (cargo build --release -p autocache-proxy).
+# Everything runs on 127.0.0.1, every load is bounded (request counts + timeouts), and every
+# process started here is stopped by PID on exit.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PEERS=${PEERS:-/work/shared/bench/peers.sh}
+REPS=${REPS:-3}
+SCALE=${SCALE:-0.5}
+THREADS=${THREADS:-1}
+OUT=${OUT:-${TMPDIR:-/tmp}/autocache-proxy-bench-$(date +%Y%m%d-%H%M%S)}
+BIN=${BIN:-$ROOT/target/release/autocache-proxy}
+P_PROXY=17500; P_CL=(17501 17502 17503)
+P_C1_DIRECT=17600; P_C1_SH=(17601 17602 17603); P_C1_TWEM=17610
+mkdir -p "$OUT"/{logs,c1}
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
+
+start_redis() { # port [args...]
+  local port=$1; shift; local d="$OUT/logs/redis-$port"; mkdir -p "$d"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
+    --logfile "$d/redis.log" "$@" >/dev/null 2>&1 &
+  PIDS+=("$!")
+  for i in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis $port failed to start" >&2; exit 1
+}
+
+# 1. Our system: the proxy over a 3-master Redis Cluster.
+hp=""
+for i in 0 1 2; do p=${P_CL[$i]}
+  start_redis "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port $((27501+i))
+  hp="$hp 127.0.0.1:$p"; done
+redis-cli --cluster create $hp --cluster-replicas 0 --cluster-yes >"$OUT/logs/cluster-create.log" 2>&1
+for i in $(seq 100); do ok=0
+  for p in "${P_CL[@]}"; do redis-cli -p $p cluster info | grep -q 'cluster_state:ok' && ok=$((ok+1)); done
+  [ $ok -eq 3 ] && break; sleep 0.2; done
+"$BIN" --port $P_PROXY --seeds 127.0.0.1:${P_CL[0]} --threads "$THREADS" --loglevel warning \
+  >"$OUT/logs/proxy.out" 2>&1 &
+PROXY_PID=$!; PIDS+=("$PROXY_PID")
+for i in $(seq 100); do redis-cli -p $P_PROXY ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+echo "proxy pid $PROXY_PID on $P_PROXY (threads=$THREADS) over cluster ${P_CL[*]}"
+
+# 2. Throughput: peers.sh runs direct and twemproxy itself and measures ours as "custom"
+#    (CUSTOM_PIDS = the proxy only, so its "servers" CPU columns are the proxy's CPU).
+SYSTEMS="direct twemproxy custom" CUSTOM_PORT=$P_PROXY CUSTOM_PIDS="$PROXY_PID" \
+  TESTS="set_p1 get_p1 set_p16 get_p16 mget_p1 mget_p16" REPS=$REPS SCALE=$SCALE OUT="$OUT/peers" \
+  bash "$PEERS" 2>&1 | tee "$OUT/peers.log"
+
+# 3. One unpipelined client: per-hop latency (p50/p99 in ms) and requests per second.
+start_redis $P_C1_DIRECT
+for p in "${P_C1_SH[@]}"; do start_redis "$p"; done
+cat > "$OUT/logs/nutcracker-c1.yml" <<YML
+c1:
+  listen: 127.0.0.1:$P_C1_TWEM
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  auto_eject_hosts: false
+  timeout: 5000
+  servers:
+   - 127.0.0.1:${P_C1_SH[0]}:1 s1
+   - 127.0.0.1:${P_C1_SH[1]}:1 s2
+   - 127.0.0.1:${P_C1_SH[2]}:1 s3
+YML
+nutcracker -c "$OUT/logs/nutcracker-c1.yml" -o "$OUT/logs/nutcracker-c1.log" -s 17611 -a 127.0.0.1 &
+PIDS+=("$!")
+for i in $(seq 50); do redis-cli -p $P_C1_TWEM ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+echo -e "system\ttest\trps\tp50_ms\tp99_ms" > "$OUT/c1/c1.tsv"
+for rep in $(seq "$REPS"); do
+  for sys in direct:$P_C1_DIRECT twemproxy:$P_C1_TWEM autocache-proxy:$P_PROXY; do
+    name=${sys%%:*}; port=${sys##*:}
+    for t in get set; do
+      row=$(timeout 60 redis-benchmark -p "$port" -c 1 -n 20000 -r 100000 -d 64 -t $t -P 1 --csv --precision 3 \
+        | tail -1 | tr -d '"' | awk -F, '{print $2"\t"$6"\t"$8}')
+      echo -e "$name\t$t\t$row" | tee -a "$OUT/c1/c1.tsv"
+    done
+  done
+done
+# CPU time of the proxy per request over the whole run (all tests, all reps).
+read -r ut st < <(awk '{print $14, $15}' /proc/$PROXY_PID/stat)
+echo "proxy total cpu seconds: $(awk -v u=$ut -v s=$st -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", (u+s)/hz}')" | tee "$OUT/proxy_cpu.txt"
+redis-cli -p $P_PROXY info stats | grep -E 'total_commands|redirects' | tee -a "$OUT/proxy_cpu.txt"
+echo "c1 medians:"; awk -F'\t' 'NR>1{k=$1" "$2; n[k]++; r[k]=r[k]" "$3; a[k]=a[k]" "$4; b[k]=b[k]" "$5}
+  END{for (k in n) print k": rps"r[k]" | p50"a[k]" | p99"b[k]}' "$OUT/c1/c1.tsv" | sort | tee "$OUT/c1/summary.txt"
+echo "results in $OUT"
