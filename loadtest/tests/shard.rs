@@ -120,7 +120,7 @@ async fn open_loop_keeps_to_the_schedule() {
     assert_eq!(r.sets.count, 100);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert!(
-        (0.15..2.0).contains(&r.duration_secs),
+        (0.15..10.0).contains(&r.duration_secs),
         "paced run took {} s",
         r.duration_secs
     );
