@@ -287,6 +287,27 @@ impl Config {
         if self.timeout.is_zero() {
             errs.push("--timeout must be > 0".into());
         }
+        // Deadlines are `Instant + Duration`, which panics on overflow: keep them sane.
+        const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+        for (name, d) in [
+            ("--test-time", self.test_time),
+            ("--timeout", Some(self.timeout)),
+            ("--grace", Some(self.grace)),
+            ("--hard-timeout", self.hard_timeout),
+        ] {
+            if d.is_some_and(|d| d > WEEK) {
+                errs.push(format!("{name} must be at most a week"));
+            }
+        }
+        if let Some(r) = self.rate
+            && r > 0.0
+            && self.connections() as f64 / r > 3600.0
+        {
+            errs.push(format!(
+                "--rate {r} is below one request per hour per connection ({} connections)",
+                self.connections()
+            ));
+        }
         if self.targets.len() > 1 && self.rounds == 0 {
             errs.push("--rounds must be at least 1".into());
         }
@@ -497,6 +518,20 @@ mod tests {
         ])
         .expect_err("invalid");
         assert_eq!(errs.len(), 5, "{errs:?}");
+    }
+
+    #[test]
+    fn absurd_durations_and_rates_are_refused() {
+        let errs = parse(&[
+            "--test-time",
+            "18446744073709551615",
+            "--hard-timeout",
+            "1e300",
+            "--rate",
+            "1e-9",
+        ])
+        .expect_err("invalid");
+        assert_eq!(errs.len(), 3, "{errs:?}");
     }
 
     #[test]

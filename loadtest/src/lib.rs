@@ -79,7 +79,10 @@ fn params(config: &Config, ep: &Endpoint, prefill: bool) -> Params {
             config.pipeline
         },
         interval: match (prefill, config.rate) {
-            (false, Some(r)) => Some(Duration::from_secs_f64(conns as f64 / r)),
+            // `validate` keeps this under an hour; the fallback only guards direct callers.
+            (false, Some(r)) => Some(
+                Duration::try_from_secs_f64(conns as f64 / r).unwrap_or(Duration::from_secs(3600)),
+            ),
             _ => None,
         },
         limit: if prefill { None } else { config.requests },
