@@ -49,13 +49,14 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
                     // Keys this command names that live in the warm tier are loaded into RAM
                     // first (off the async workers); the command then runs against RAM only.
                     let plan = cmd::warm_plan(&session, &args);
-                    if let Some(plan) = &plan {
-                        if let Err(e) = cmd::load_warm(&session, &args, plan).await {
-                            protocol::encode(&Reply::from(e), session.proto, &mut output);
-                            continue;
-                        }
-                    }
-                    let reply = cmd::execute(&mut session, args);
+                    let loaded = match &plan {
+                        Some(p) => cmd::load_warm(&session, &args, p).await,
+                        None => Ok(()),
+                    };
+                    let reply = match loaded {
+                        Ok(()) => cmd::execute(&mut session, args),
+                        Err(e) => Reply::from(e),
+                    };
                     if let Some(plan) = plan {
                         cmd::settle_warm(&session, plan);
                     }

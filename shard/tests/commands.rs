@@ -2,11 +2,36 @@
 
 mod common;
 
+/// Runs each listed suite twice: against the RAM tier alone, and with a warm tier and a RAM
+/// budget so small that every key goes through redb. Both must answer identically.
+macro_rules! both_tiers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn ram() {
+                super::$name(super::common::TestServer::default().await).await
+            }
+            #[tokio::test]
+            async fn warm() {
+                super::$name(super::common::TestServer::tiny_warm().await).await
+            }
+        }
+    )*};
+}
+
+both_tiers!(
+    strings,
+    keys_and_ttls,
+    scan_walks_everything_once_with_filters,
+    hashes,
+    wrongtype_arity_and_unknown_commands,
+    server_and_connection_commands,
+    command_introspection
+);
+
 use common::{TestServer, V, assert_err};
 
-#[tokio::test]
-async fn strings() {
-    let srv = TestServer::default().await;
+async fn strings(srv: TestServer) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["GET", "k"]).await, V::s("v"));
@@ -136,9 +161,7 @@ async fn strings() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn keys_and_ttls() {
-    let srv = TestServer::default().await;
+async fn keys_and_ttls(srv: TestServer) {
     let mut c = srv.raw().await;
     c.cmd(&["MSET", "a", "1", "b", "2", "c", "3"]).await;
     assert_eq!(c.cmd(&["EXISTS", "a", "a", "x"]).await, V::Int(2));
@@ -249,9 +272,7 @@ async fn scan_all(addr: std::net::SocketAddr, opts: &[&str]) -> (Vec<String>, us
     }
 }
 
-#[tokio::test]
-async fn scan_walks_everything_once_with_filters() {
-    let srv = TestServer::default().await;
+async fn scan_walks_everything_once_with_filters(srv: TestServer) {
     let mut c = srv.raw().await;
     let mut mset = vec!["MSET".to_string()];
     for i in 0..1000 {
@@ -281,9 +302,7 @@ async fn scan_walks_everything_once_with_filters() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn hashes() {
-    let srv = TestServer::default().await;
+async fn hashes(srv: TestServer) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["HSET", "h", "a", "1", "b", "2"]).await, V::Int(2));
     assert_eq!(c.cmd(&["HSET", "h", "a", "10", "c", "3"]).await, V::Int(1));
@@ -371,9 +390,7 @@ async fn hashes() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn wrongtype_arity_and_unknown_commands() {
-    let srv = TestServer::default().await;
+async fn wrongtype_arity_and_unknown_commands(srv: TestServer) {
     let mut c = srv.raw().await;
     c.cmd(&["SET", "s", "v"]).await;
     c.cmd(&["HSET", "h", "f", "v"]).await;
@@ -437,9 +454,7 @@ async fn wrongtype_arity_and_unknown_commands() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn server_and_connection_commands() {
-    let srv = TestServer::default().await;
+async fn server_and_connection_commands(srv: TestServer) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["PING", "hi"]).await, V::s("hi"));
     assert_eq!(c.cmd(&["ECHO", "x y"]).await, V::s("x y"));
@@ -564,9 +579,7 @@ async fn server_and_connection_commands() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn command_introspection() {
-    let srv = TestServer::default().await;
+async fn command_introspection(srv: TestServer) {
     let mut c = srv.raw().await;
     let count = c.cmd(&["COMMAND", "COUNT"]).await.as_int();
     assert!(count >= 70, "{count}");

@@ -88,13 +88,15 @@ impl Session {
     }
 }
 
-/// Warm keys a request needs in RAM before it runs.
+/// Warm-tier work around one request: its keys are pinned in RAM while it runs, and those
+/// found on disk are loaded first.
 pub struct WarmPlan {
+    pinned: Vec<Bytes>,
     keys: Vec<WarmKey>,
     wrote: bool,
 }
 
-fn request_keys<'a>(args: &'a Args) -> Option<(bool, impl Iterator<Item = &'a Bytes>)> {
+fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
     let (top, sub) = command::resolve(args.get(0), (args.len() > 1).then(|| args.get(1)))?;
     let spec = sub.unwrap_or(top);
     if spec.keys.is_none() || !spec.arity_ok(args.len()) {
@@ -113,18 +115,25 @@ fn request_keys<'a>(args: &'a Args) -> Option<(bool, impl Iterator<Item = &'a By
 /// common case, decided without locking when the warm tier is empty or off).
 pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
     let db = &s.shared.db;
-    if db.warm().is_none() || db.warm_len() == 0 {
-        return None;
-    }
+    db.warm()?;
     let (wrote, keys) = request_keys(args)?;
-    let keys = db.warm_keys(keys, s.now);
-    (!keys.is_empty()).then_some(WarmPlan { keys, wrote })
+    let pinned: Vec<Bytes> = keys.cloned().collect();
+    db.pin(&pinned);
+    let keys = db.warm_keys(pinned.iter(), s.now);
+    Some(WarmPlan {
+        pinned,
+        keys,
+        wrote,
+    })
 }
 
 /// Loads the planned keys on the blocking pool and installs them in RAM. A key demoted again
 /// while it was being read is planned and loaded again (bounded).
 pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), CmdError> {
     let mut todo = plan.keys.clone();
+    if todo.is_empty() {
+        return Ok(());
+    }
     for _ in 0..4 {
         let shared = s.shared.clone();
         let keys = todo.clone();
@@ -161,6 +170,7 @@ pub fn settle_warm(s: &Session, plan: WarmPlan) {
     for k in &plan.keys {
         s.shared.db.settle(k, plan.wrote, s.now);
     }
+    s.shared.db.unpin(&plan.pinned);
 }
 
 /// Executes one request and returns its reply.

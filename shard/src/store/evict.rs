@@ -118,24 +118,31 @@ impl Db {
                         return Err(OutOfMemory);
                     }
                 }
-                let (slot, key) = self.pick_victim(policy, now).ok_or(OutOfMemory)?;
+                let Some((slot, key)) = self.pick_victim(policy, now) else {
+                    // With a warm tier, what is left in RAM is pinned by commands in flight:
+                    // admit the write (it overshoots by its own size, as in Redis).
+                    return if warm.is_some() {
+                        Ok(())
+                    } else {
+                        Err(OutOfMemory)
+                    };
+                };
                 if warm.is_some() {
                     demoted |= self.demote(slot, &key);
                 } else if self.slot(slot).remove(&key).is_some() {
                     self.stats.evicted_keys.fetch_add(1, Relaxed);
                 }
             }
-            Ok(())
+            if self.over_limit() {
+                Err(OutOfMemory)
+            } else {
+                Ok(())
+            }
         })();
         if demoted {
             self.trim_warm();
         }
-        result?;
-        if self.over_limit() {
-            Err(OutOfMemory)
-        } else {
-            Ok(())
-        }
+        result
     }
 
     /// Samples `maxmemory-samples` keys and returns the best one to evict under `policy`.
@@ -152,7 +159,7 @@ impl Db {
             let slot = self.random_nonempty_slot()?;
             let g = self.slot(slot);
             for (key, e) in g.sample(samples) {
-                if policy.volatile_only() && e.expire_at() == 0 {
+                if (policy.volatile_only() && e.expire_at() == 0) || g.is_pinned(key) {
                     continue;
                 }
                 taken += 1;

@@ -143,6 +143,8 @@ pub struct SlotMap {
     expired: u64,
     /// Warm copies made stale by a change, to delete when the lock is released.
     stale: Vec<(Key, u64)>,
+    /// Keys named by commands in flight (warm tier only): never demoted until released.
+    pins: HashMap<Key, u32>,
 }
 
 impl SlotMap {
@@ -333,6 +335,11 @@ impl SlotMap {
             .cycle()
             .skip(skip)
             .take(n.min(self.map.len()))
+    }
+
+    /// Whether a command in flight needs this key in RAM.
+    pub fn is_pinned(&self, key: &[u8]) -> bool {
+        !self.pins.is_empty() && self.pins.contains_key(key)
     }
 
     // ---- the warm index ----

@@ -41,6 +41,26 @@ impl Db {
         true
     }
 
+    /// Keeps `keys` in RAM (no demotion) until `unpin`: a command's keys must not move to
+    /// disk between being loaded and being used.
+    pub fn pin(&self, keys: &[Bytes]) {
+        for k in keys {
+            *self.for_key(k).pins.entry(Key::from_slice(k)).or_insert(0) += 1;
+        }
+    }
+
+    pub fn unpin(&self, keys: &[Bytes]) {
+        for k in keys {
+            let mut g = self.for_key(k);
+            if let Some(n) = g.pins.get_mut(&k[..]) {
+                *n -= 1;
+                if *n == 0 {
+                    g.pins.remove(&k[..]);
+                }
+            }
+        }
+    }
+
     /// Which of `keys` live in the warm tier (to load before the command). Expired warm keys
     /// are deleted on the way, as a RAM lookup would.
     pub fn warm_keys<'k>(&self, keys: impl Iterator<Item = &'k Bytes>, now: u64) -> Vec<WarmKey> {

@@ -338,10 +338,9 @@ impl WarmStore {
         if q.pending
             .get(key)
             .is_some_and(|r| r.generation == generation)
+            && let Some(r) = q.pending.remove(key)
         {
-            if let Some(r) = q.pending.remove(key) {
-                q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
-            }
+            q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
         }
     }
 
@@ -375,10 +374,10 @@ impl WarmStore {
         key: &[u8],
         generation: u64,
     ) -> Result<Option<Record>, WarmError> {
-        if let Some(r) = lock(&self.queue.0).pending.get(key) {
-            if r.generation == generation {
-                return Ok(Some(r.clone()));
-            }
+        if let Some(r) = lock(&self.queue.0).pending.get(key)
+            && r.generation == generation
+        {
+            return Ok(Some(r.clone()));
         }
         let rtx = self.db.begin_read()?;
         let table = rtx.open_table(ENTRIES)?;
@@ -447,15 +446,12 @@ fn writer_loop(db: &Database, queue: &(Mutex<Queue>, Condvar), stats: &WarmStats
             if let Op::Put {
                 key, generation, ..
             } = op
-            {
-                if q.pending
+                && q.pending
                     .get(key)
                     .is_some_and(|r| r.generation == *generation)
-                {
-                    if let Some(r) = q.pending.remove(key) {
-                        q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
-                    }
-                }
+                && let Some(r) = q.pending.remove(key)
+            {
+                q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
             }
         }
         q.committed += ops.len() as u64;

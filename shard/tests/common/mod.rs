@@ -19,6 +19,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), shard::Error>>>,
+    /// The data directory of a server with a warm tier (removed on drop).
+    pub dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -33,7 +35,17 @@ impl TestServer {
             addr,
             stop: Some(tx),
             task: Some(task),
+            dir: None,
         }
+    }
+
+    /// A server with a warm tier and a RAM budget so small that every key goes through redb:
+    /// each write first demotes everything in RAM, and a key read once goes back to disk.
+    pub async fn tiny_warm() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut srv = TestServer::start(warm_config(dir.path(), 1)).await;
+        srv.dir = Some(dir);
+        srv
     }
 
     pub async fn default() -> TestServer {
@@ -67,6 +79,16 @@ impl TestServer {
 
     pub async fn raw(&self) -> Raw {
         Raw::connect(self.addr).await
+    }
+}
+
+/// A configuration with the warm tier on in `dir` and the given RAM budget.
+pub fn warm_config(dir: &std::path::Path, maxmemory: u64) -> Config {
+    Config {
+        dir: dir.to_path_buf(),
+        warm_tier: true,
+        maxmemory,
+        ..Config::default()
     }
 }
 
