@@ -59,6 +59,32 @@ struct Flags {
     #[arg(long = "log-format")]
     #[serde(rename = "log-format", skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
+    /// Keep keys demoted from RAM in a redb database under --dir instead of evicting them (yes/no).
+    #[arg(long = "warm-tier")]
+    #[serde(rename = "warm-tier", skip_serializing_if = "Option::is_none")]
+    warm_tier: Option<String>,
+    /// Warm-tier budget, e.g. 20gb (0 = unlimited); beyond it warm keys are evicted.
+    #[arg(long = "warm-maxbytes")]
+    #[serde(rename = "warm-maxbytes", skip_serializing_if = "Option::is_none")]
+    warm_maxbytes: Option<String>,
+    /// When a warm key that is read moves back to RAM: always or second-access.
+    #[arg(long = "warm-promotion")]
+    #[serde(rename = "warm-promotion", skip_serializing_if = "Option::is_none")]
+    warm_promotion: Option<String>,
+    /// Second-access promotion window in milliseconds.
+    #[arg(long = "warm-promotion-window")]
+    #[serde(
+        rename = "warm-promotion-window",
+        skip_serializing_if = "Option::is_none"
+    )]
+    warm_promotion_window: Option<u64>,
+    /// On a planned shutdown, demote the RAM tier to disk first (yes/no).
+    #[arg(long = "warm-demote-on-shutdown")]
+    #[serde(
+        rename = "warm-demote-on-shutdown",
+        skip_serializing_if = "Option::is_none"
+    )]
+    warm_demote_on_shutdown: Option<String>,
 }
 
 fn init_logging(cfg: &Config) {

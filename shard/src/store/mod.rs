@@ -204,7 +204,10 @@ impl SlotMap {
     }
 
     /// Inserts or replaces `key`, returning the previous entry (expired or not).
-    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
+        // Only `install` marks an entry as having a warm copy (of this very key): an entry
+        // moved here from elsewhere (RENAME) has none.
+        entry.warm_generation = 0;
         self.bytes += Entry::cost(key, &entry.value);
         self.volatile += usize::from(entry.expire_at != 0);
         let old = match self.map.get_mut(key) {

@@ -108,9 +108,10 @@ impl Db {
             return false;
         };
         g.warm_remove(&wk.key);
-        let mut e = Entry::new(rec.value, rec.expire_at, now);
-        e.warm_generation = wk.generation;
-        g.insert(&wk.key, e);
+        g.insert(&wk.key, Entry::new(rec.value, rec.expire_at, now));
+        if let Some(e) = g.map.get_mut(&wk.key[..]) {
+            e.warm_generation = wk.generation;
+        }
         if let Some(w) = &self.warm {
             w.stats.hits.fetch_add(1, Relaxed);
         }
