@@ -1,0 +1,352 @@
+//! The warm tier: demotion instead of eviction, promotion, TTLs across tiers, restart from
+//! disk, crash consistency, and slot introspection over both tiers.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Config, Raw, TestServer, V, info_field, warm_config};
+
+async fn tiering(c: &mut Raw, field: &str) -> i64 {
+    let info = c.cmd(&["INFO", "tiering"]).await;
+    info_field(info.as_str(), field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {info:?}"))
+}
+
+async fn set_many(c: &mut Raw, prefix: &str, n: usize, value: impl Fn(usize) -> String) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+        let mut buf = Vec::new();
+        for &i in chunk {
+            buf.extend(common::encode(&["SET", &format!("{prefix}{i}"), &value(i)]));
+        }
+        c.send(&buf).await;
+        for _ in chunk {
+            assert_eq!(c.read().await, V::s("OK"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ram_overflow_is_demoted_not_lost_and_reads_promote() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let srv = TestServer::start(warm_config(dir.path(), 50_000)).await;
+    let mut c = srv.raw().await;
+    let value = |i: usize| format!("{i:0>100}");
+    set_many(&mut c, "k", 1000, value).await;
+    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(1000));
+    let warm = tiering(&mut c, "warm_keys").await;
+    let hot = tiering(&mut c, "hot_keys").await;
+    assert_eq!(warm + hot, 1000);
+    assert!(warm > 500, "most keys went to disk: {warm} warm, {hot} hot");
+    assert!(tiering(&mut c, "hot_bytes").await <= 50_000 + 1_000);
+    assert!(
+        c.cmd(&["INFO", "stats"])
+            .await
+            .as_str()
+            .contains("evicted_keys:0")
+    );
+
+    // Every key answers from whichever tier holds it.
+    for i in 0..1000 {
+        assert_eq!(
+            c.cmd(&["GET", &format!("k{i}")]).await,
+            V::s(&value(i)),
+            "k{i}"
+        );
+    }
+    let stats = c.cmd(&["INFO", "stats"]).await;
+    assert_eq!(
+        info_field(stats.as_str(), "keyspace_misses").as_deref(),
+        Some("0")
+    );
+    assert!(tiering(&mut c, "warm_hits").await >= warm);
+
+    // Second-access promotion: one read leaves a warm key on disk, a second read within the
+    // window brings it back to RAM.
+    let k = "k0".to_string();
+    let before = tiering(&mut c, "promotions").await;
+    c.cmd(&["SET", "filler", "x"]).await; // a write demotes what it can
+    c.cmd(&["GET", &k]).await;
+    c.cmd(&["GET", &k]).await;
+    assert!(
+        tiering(&mut c, "promotions").await > before,
+        "second read promoted"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_introspection_counts_both_tiers() {
+    let srv = TestServer::tiny_warm().await;
+    let mut c = srv.raw().await;
+    set_many(&mut c, "{tag}:", 50, |i| i.to_string()).await;
+    c.cmd(&["HSET", "{tag}:h", "f", "v"]).await;
+    assert!(tiering(&mut c, "warm_keys").await >= 50);
+    let slot = c
+        .cmd(&["CLUSTER", "KEYSLOT", "{tag}:1"])
+        .await
+        .as_int()
+        .to_string();
+    assert_eq!(
+        c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", &slot]).await,
+        V::Int(51)
+    );
+    let keys: HashSet<String> = c
+        .cmd(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+        .await
+        .as_arr()
+        .iter()
+        .map(|v| v.as_str().to_string())
+        .collect();
+    assert_eq!(keys.len(), 51);
+    assert!(keys.contains("{tag}:h") && keys.contains("{tag}:49"));
+    assert_eq!(
+        c.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot, "5"])
+            .await
+            .as_arr()
+            .len(),
+        5
+    );
+    common::assert_err(
+        &c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]).await,
+        "ERR Invalid slot",
+    );
+    common::assert_err(
+        &c.cmd(&["CLUSTER", "SHARDS"]).await,
+        "ERR This instance has cluster support disabled",
+    );
+    assert_eq!(c.cmd(&["TYPE", "{tag}:h"]).await, V::s("hash"));
+    let (_, all) = {
+        let r = c.cmd(&["SCAN", "0", "COUNT", "1000", "TYPE", "hash"]).await;
+        (r.as_arr()[0].clone(), r.as_arr()[1].clone())
+    };
+    assert_eq!(
+        all,
+        V::strs(&["{tag}:h"]),
+        "SCAN TYPE sees warm keys' types"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttls_survive_demotion_and_expired_warm_keys_are_purged() {
+    let srv = TestServer::tiny_warm().await;
+    let mut c = srv.raw().await;
+    for i in 0..200 {
+        c.cmd(&["SET", &format!("t{i}"), "v", "PX", "5000"]).await;
+    }
+    for i in 0..10 {
+        c.cmd(&["SET", &format!("p{i}"), "v"]).await;
+    }
+    c.cmd(&["SET", "long", "v", "EX", "1000"]).await;
+    c.cmd(&["SET", "last", "v"]).await; // demotes "long"
+    assert!(tiering(&mut c, "warm_keys").await >= 200);
+    let pttl = c.cmd(&["PTTL", "t7"]).await.as_int();
+    assert!((1..=5000).contains(&pttl), "TTL kept on disk: {pttl}");
+    let ttl = c.cmd(&["TTL", "long"]).await.as_int();
+    assert!((990..=1000).contains(&ttl), "{ttl}");
+    // Nobody reads the short-lived keys again; the background cycle must reclaim them.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(12));
+    let stats = c.cmd(&["INFO", "stats"]).await;
+    let expired: i64 = info_field(stats.as_str(), "expired_keys")
+        .and_then(|v| v.parse().ok())
+        .expect("expired_keys");
+    assert!(expired >= 199, "{expired}");
+    assert_eq!(c.cmd(&["GET", "t0"]).await, V::Nil);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_restart_serves_everything_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = warm_config(dir.path(), 200_000);
+    let srv = TestServer::start(cfg.clone()).await;
+    let mut c = srv.raw().await;
+    set_many(&mut c, "s", 500, |i| format!("value-{i}")).await;
+    for i in 0..20 {
+        c.cmd(&["HSET", &format!("h{i}"), "a", &i.to_string(), "b", "x"])
+            .await;
+    }
+    c.cmd(&["SET", "ttl", "v", "EX", "1000"]).await;
+    assert!(
+        tiering(&mut c, "hot_keys").await > 0,
+        "some keys only in RAM before shutdown"
+    );
+    drop(c);
+    srv.stop().await; // graceful: RAM is demoted first
+
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.raw().await;
+    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(521));
+    assert_eq!(tiering(&mut c, "hot_keys").await, 0);
+    for i in 0..500 {
+        assert_eq!(
+            c.cmd(&["GET", &format!("s{i}")]).await,
+            V::s(&format!("value-{i}"))
+        );
+    }
+    assert_eq!(c.cmd(&["HGET", "h7", "a"]).await, V::s("7"));
+    assert!((990..=1000).contains(&c.cmd(&["TTL", "ttl"]).await.as_int()));
+    srv.stop().await;
+
+    // Without demote-on-shutdown, what was only in RAM is gone but the warm tier stays.
+    let cfg = Config {
+        warm_demote_on_shutdown: false,
+        ..warm_config(dir.path(), 200_000)
+    };
+    let srv = TestServer::start(cfg.clone()).await;
+    let mut c = srv.raw().await;
+    c.cmd(&["SET", "ram-only", "v"]).await;
+    drop(c);
+    srv.stop().await;
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.raw().await;
+    assert_eq!(c.cmd(&["EXISTS", "ram-only"]).await, V::Int(0));
+    assert_eq!(
+        c.cmd(&["GET", "s499"]).await,
+        V::s("value-499"),
+        "warm data survives"
+    );
+    srv.stop().await;
+}
+
+// ---- crash consistency, with the real binary and SIGKILL ----
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+async fn spawn_shard(dir: &std::path::Path, port: u16) -> (Proc, Raw) {
+    let child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_autocache-shard"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--maxmemory",
+                "64kb",
+                "--warm-tier",
+                "yes",
+                "--loglevel",
+                "warning",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn autocache-shard"),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..600 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            drop(stream);
+            return (child, Raw::connect(addr).await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("shard did not start on {addr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_load_leaves_a_consistent_warm_tier() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let (proc_, mut c) = spawn_shard(dir.path(), port).await;
+    // Phase 1: 3000 keys, far over the 64 kB RAM budget; wait until every demotion is on disk.
+    set_many(&mut c, "k", 3000, |i| format!("k{i}-v1-{}", "x".repeat(64))).await;
+    for _ in 0..600 {
+        if tiering(&mut c, "warm_pending_ops").await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tiering(&mut c, "warm_pending_ops").await, 0);
+    // Keys still only in RAM now may legitimately be lost in the crash; everything else of
+    // phase 1 is committed to disk.
+    let hot_after_phase1 = tiering(&mut c, "hot_keys").await;
+    assert!(hot_after_phase1 < 1000, "{hot_after_phase1} keys in RAM");
+
+    // Phase 2: overwrite k0..k999 and add new keys, pipelined, and kill -9 in the middle.
+    let mut acked: HashMap<String, HashSet<String>> = HashMap::new();
+    for i in 0..3000 {
+        acked
+            .entry(format!("k{i}"))
+            .or_default()
+            .insert(format!("k{i}-v1-{}", "x".repeat(64)));
+    }
+    let writer = tokio::spawn(async move {
+        let mut acked2: Vec<(String, String)> = Vec::new();
+        for round in 0..1000 {
+            let mut buf = Vec::new();
+            let mut batch = Vec::new();
+            for j in 0..50 {
+                let i = (round * 50 + j) % 1000;
+                let (k, v) = (
+                    format!("k{i}"),
+                    format!("k{i}-v2-{round}-{}", "y".repeat(64)),
+                );
+                buf.extend(common::encode(&["SET", &k, &v]));
+                batch.push((k, v));
+            }
+            c.send(&buf).await;
+            for kv in batch {
+                match c.try_read().await {
+                    Some(V::Str(ok)) if ok == "OK" => acked2.push(kv),
+                    _ => return acked2,
+                }
+            }
+        }
+        acked2
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(proc_); // SIGKILL
+    let acked2 = writer.await.expect("writer");
+    assert!(!acked2.is_empty(), "the crash happened mid-load");
+    for (k, v) in acked2 {
+        acked.entry(k).or_default().insert(v);
+    }
+
+    // Restart on the same directory and check every key against what was acknowledged.
+    let (_proc, mut c) = spawn_shard(dir.path(), free_port()).await;
+    let (mut present, mut untouched_missing) = (0, 0);
+    for i in 0..3000 {
+        let k = format!("k{i}");
+        match c.cmd(&["GET", &k]).await {
+            V::Nil => {
+                untouched_missing += usize::from(i >= 1000);
+            }
+            V::Str(v) => {
+                assert!(
+                    acked[&k].contains(&v),
+                    "{k} has a value that was never acknowledged: {v:?}"
+                );
+                present += 1;
+            }
+            other => panic!("{k}: {other:?}"),
+        }
+    }
+    // Only keys that were in RAM (never committed) can be missing among those phase 2 did not
+    // touch.
+    assert!(
+        untouched_missing as i64 <= hot_after_phase1,
+        "{untouched_missing} untouched keys lost, but only {hot_after_phase1} were RAM-only"
+    );
+    assert!(present >= 1500, "{present} keys survived");
+}
