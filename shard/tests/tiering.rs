@@ -80,6 +80,32 @@ async fn ram_overflow_is_demoted_not_lost_and_reads_promote() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_budget_evicts_the_coldest_warm_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config {
+        warm_maxbytes: 40_000,
+        ..warm_config(dir.path(), 10_000)
+    };
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.raw().await;
+    set_many(&mut c, "k", 1000, |i| format!("{i:0>100}")).await;
+    let warm_bytes = tiering(&mut c, "warm_bytes").await;
+    assert!(
+        warm_bytes <= 40_000 + 1_000,
+        "warm tier within budget: {warm_bytes}"
+    );
+    assert!(tiering(&mut c, "warm_evictions").await > 500);
+    let keys = c.cmd(&["DBSIZE"]).await.as_int();
+    assert!(
+        (100..700).contains(&keys),
+        "{keys} keys kept in 10 kB RAM + 40 kB disk"
+    );
+    // The most recent keys are the ones kept.
+    assert_eq!(c.cmd(&["EXISTS", "k999"]).await, V::Int(1));
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slot_introspection_counts_both_tiers() {
     let srv = TestServer::tiny_warm().await;
     let mut c = srv.raw().await;

@@ -119,12 +119,33 @@ pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
     let (wrote, keys) = request_keys(args)?;
     let pinned: Vec<Bytes> = keys.cloned().collect();
     db.pin(&pinned);
+    if blind_overwrite(args) {
+        db.forget_warm(pinned.iter());
+        return Some(WarmPlan {
+            pinned,
+            keys: Vec::new(),
+            wrote,
+        });
+    }
     let keys = db.warm_keys(pinned.iter(), s.now);
     Some(WarmPlan {
         pinned,
         keys,
         wrote,
     })
+}
+
+/// Commands whose effect and reply do not depend on the old values of their keys.
+fn blind_overwrite(args: &Args) -> bool {
+    let name = args.get(0);
+    if eq(name, "setex") || eq(name, "psetex") || eq(name, "mset") {
+        return true;
+    }
+    eq(name, "set")
+        && !args
+            .slice(3)
+            .iter()
+            .any(|o| ["nx", "xx", "get", "keepttl"].iter().any(|w| eq(o, w)))
 }
 
 /// Loads the planned keys on the blocking pool and installs them in RAM. A key demoted again

@@ -418,7 +418,11 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             if !db.is_empty() {
                 line(
                     "db0",
-                    &format_args!("keys={},expires={},avg_ttl=0", db.len(), db.volatile_len()),
+                    &format_args!(
+                        "keys={},expires={},avg_ttl=0",
+                        db.len(),
+                        db.volatile_len() + db.warm_volatile_len()
+                    ),
                 );
             }
         }

@@ -11,7 +11,7 @@ use super::Db;
 impl Db {
     /// Sweeps up to `max_slots` slot tables for expired keys; returns the number removed.
     pub fn active_expire(&self, now: u64, max_slots: usize) -> usize {
-        if self.volatile_len() == 0 && self.warm_len() == 0 {
+        if self.volatile_len() == 0 && self.warm_volatile_len() == 0 {
             return 0;
         }
         let start = self.expire_cursor.load(Relaxed);

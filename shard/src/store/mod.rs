@@ -140,6 +140,7 @@ pub struct SlotMap {
     volatile: usize,
     bytes: usize,
     warm_bytes: usize,
+    warm_volatile: usize,
     expired: u64,
     /// Warm copies made stale by a change, to delete when the lock is released.
     stale: Vec<(Key, u64)>,
@@ -298,7 +299,7 @@ impl SlotMap {
 
     /// Removes every expired entry of both tiers; returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        if self.volatile == 0 && self.warm.values().all(|m| m.expire_at == 0) {
+        if self.volatile == 0 && self.warm_volatile == 0 {
             return 0;
         }
         let expired: Vec<Key> = self
@@ -353,14 +354,17 @@ impl SlotMap {
 
     fn warm_insert(&mut self, key: &[u8], meta: WarmMeta) {
         self.warm_bytes += meta.size as usize;
+        self.warm_volatile += usize::from(meta.expire_at != 0);
         if let Some(old) = self.warm.insert(Key::from_slice(key), meta) {
             self.warm_bytes = self.warm_bytes.saturating_sub(old.size as usize);
+            self.warm_volatile -= usize::from(old.expire_at != 0);
         }
     }
 
     fn warm_remove(&mut self, key: &[u8]) -> Option<WarmMeta> {
         let m = self.warm.remove(key)?;
         self.warm_bytes = self.warm_bytes.saturating_sub(m.size as usize);
+        self.warm_volatile -= usize::from(m.expire_at != 0);
         Some(m)
     }
 
@@ -433,6 +437,7 @@ pub struct Db {
     volatile: AtomicUsize,
     used: AtomicUsize,
     warm_used: AtomicUsize,
+    warm_volatile: AtomicUsize,
     expire_cursor: AtomicUsize,
     pub stats: DbStats,
     pub limits: MemoryLimits,
@@ -452,6 +457,7 @@ impl Db {
             volatile: AtomicUsize::new(0),
             used: AtomicUsize::new(0),
             warm_used: AtomicUsize::new(0),
+            warm_volatile: AtomicUsize::new(0),
             expire_cursor: AtomicUsize::new(0),
             stats: DbStats::default(),
             limits: MemoryLimits {
@@ -531,6 +537,11 @@ impl Db {
     /// Keys with a TTL in the RAM tier.
     pub fn volatile_len(&self) -> usize {
         self.volatile.load(Relaxed)
+    }
+
+    /// Keys with a TTL in the warm tier.
+    pub fn warm_volatile_len(&self) -> usize {
+        self.warm_volatile.load(Relaxed)
     }
 
     /// Accounted bytes of RAM-tier entries.
@@ -638,6 +649,7 @@ pub struct SlotGuard<'a> {
     volatile0: usize,
     bytes0: usize,
     warm_bytes0: usize,
+    warm_volatile0: usize,
     expired0: u64,
 }
 
@@ -651,6 +663,7 @@ impl<'a> SlotGuard<'a> {
             volatile0: guard.volatile,
             bytes0: guard.bytes,
             warm_bytes0: guard.warm_bytes,
+            warm_volatile0: guard.warm_volatile,
             expired0: guard.expired,
             guard,
         }
@@ -695,6 +708,7 @@ impl Drop for SlotGuard<'_> {
         apply_delta(&db.volatile, self.volatile0, g.volatile);
         apply_delta(&db.used, self.bytes0, g.bytes);
         apply_delta(&db.warm_used, self.warm_bytes0, g.warm_bytes);
+        apply_delta(&db.warm_volatile, self.warm_volatile0, g.warm_volatile);
         if g.expired != self.expired0 {
             db.stats
                 .expired_keys

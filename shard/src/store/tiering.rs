@@ -95,6 +95,23 @@ impl Db {
         out
     }
 
+    /// Drops the warm copies of `keys` without reading them, for commands that overwrite a
+    /// key regardless of its old value (plain SET, SETEX, MSET): no disk read on a blind write.
+    pub fn forget_warm<'k>(&self, keys: impl Iterator<Item = &'k Bytes>) {
+        if self.warm.is_none() || self.warm_len() == 0 {
+            return;
+        }
+        for key in keys {
+            let mut g = self.for_key(key);
+            if g.map.contains_key(&key[..]) {
+                continue;
+            }
+            if let Some(meta) = g.warm_remove(key) {
+                g.stale.push((Key::from_slice(key), meta.generation));
+            }
+        }
+    }
+
     /// Installs a loaded record in RAM if the key is still warm at that generation.
     pub fn install(&self, wk: &WarmKey, record: Option<Record>, now: u64) -> bool {
         let mut g = self.slot(wk.slot);

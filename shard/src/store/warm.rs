@@ -388,6 +388,31 @@ impl WarmStore {
         Ok((rec.generation == generation).then_some(rec))
     }
 
+    /// Every committed record of `slot`, in key order: one range scan, since keys are laid out
+    /// by slot (what slot migration streams). Blocking.
+    pub fn slot_records(&self, slot: Slot) -> Result<Vec<(Key, Record)>, WarmError> {
+        let (lo, hi) = (
+            slot.get().to_be_bytes(),
+            (u32::from(slot.get()) + 1).to_be_bytes(),
+        );
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(ENTRIES)?;
+        let mut out = Vec::new();
+        let start: &[u8] = &lo;
+        let range = if slot.get() == membership::SLOT_COUNT - 1 {
+            table.range(start..)?
+        } else {
+            let end: &[u8] = &hi[2..];
+            table.range(start..end)?
+        };
+        for item in range {
+            let (k, v) = item?;
+            let rec = decode(v.value()).ok_or(WarmError::Corrupt)?;
+            out.push((Key::from_slice(&k.value()[2..]), rec));
+        }
+        Ok(out)
+    }
+
     /// Blocks until everything queued so far is committed.
     pub fn flush(&self) {
         let (m, cv) = &*self.queue;
@@ -546,6 +571,14 @@ mod tests {
         }
         let (w, loaded) = WarmStore::open(&path, 0).expect("reopen");
         assert_eq!(loaded.len(), 1);
+        let in_slot = w.slot_records(slot).expect("range");
+        assert_eq!(in_slot.len(), 1);
+        assert_eq!(&in_slot[0].0[..], b"k");
+        assert!(
+            w.slot_records(Slot::new(slot.get() ^ 1).expect("slot"))
+                .expect("range")
+                .is_empty()
+        );
         assert_eq!(loaded[0].meta.generation, 2);
         let rec = w.read(slot, b"k", 2).expect("read").expect("present");
         assert_eq!(rec.value, Value::Str(Bytes::from_static(b"v2")));
