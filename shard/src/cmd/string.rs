@@ -94,8 +94,19 @@ fn get_str(t: &mut SlotMap, key: &[u8], now: u64) -> Result<Option<Bytes>, CmdEr
         Some(Entry {
             value: Value::Str(b),
             ..
-        }) => Ok(Some(b.clone())),
+        }) => Ok(Some(share(b))),
         Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+/// A reply's copy of a stored value. Small values are copied: a fresh thread-local allocation
+/// is cheaper than touching the stored buffer's shared reference count (another cache miss,
+/// and an atomic operation that two cores contend on for hot keys). Large values share.
+pub fn share(b: &Bytes) -> Bytes {
+    if b.len() <= 4096 {
+        Bytes::copy_from_slice(b)
+    } else {
+        b.clone()
     }
 }
 
