@@ -512,4 +512,81 @@ mod tests {
             "-ERR a  b\r\n"
         );
     }
+    fn encode_args(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Random pipelines cut into random pieces parse to exactly what was sent, whatever the
+    /// bytes inside the arguments (CR, LF, `*`, `$`, NUL).
+    #[test]
+    fn random_pipelines_survive_any_chunking() {
+        let mut rng = fastrand::Rng::with_seed(0xA11CE);
+        for _ in 0..300 {
+            let cmds: Vec<Vec<Vec<u8>>> = (0..rng.usize(1..20))
+                .map(|_| {
+                    (0..rng.usize(1..6))
+                        .map(|_| {
+                            let alphabet = b"ab\r\n*$:-+0 \x00";
+                            (0..rng.usize(0..40))
+                                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            let wire: Vec<u8> = cmds.iter().flat_map(|c| encode_args(c)).collect();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < wire.len() {
+                let n = rng.usize(1..=64).min(wire.len() - pos);
+                buf.extend_from_slice(&wire[pos..pos + n]);
+                pos += n;
+                while let Some(args) = next_request(&mut buf, LIMITS).expect("valid input") {
+                    got.push(args.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+                }
+            }
+            assert!(buf.is_empty());
+            assert_eq!(got, cmds);
+        }
+    }
+
+    /// Corrupted input never panics and never makes the parser consume nothing while
+    /// claiming progress: each call either yields, waits for more, or reports an error.
+    #[test]
+    fn corrupted_input_never_panics() {
+        let mut rng = fastrand::Rng::with_seed(0xBAD);
+        let limits = Limits {
+            max_bulk_len: 1 << 20,
+        };
+        for _ in 0..3000 {
+            let mut wire = encode_args(&[
+                b"SET".to_vec(),
+                b"key".to_vec(),
+                vec![b'v'; rng.usize(0..50)],
+            ]);
+            wire.extend(encode_args(&[b"GET".to_vec(), b"key".to_vec()]));
+            for _ in 0..rng.usize(1..4) {
+                let i = rng.usize(..wire.len());
+                wire[i] = rng.u8(..);
+            }
+            if rng.bool() {
+                wire.truncate(rng.usize(..wire.len()));
+            }
+            let mut buf = BytesMut::from(&wire[..]);
+            for _ in 0..wire.len() + 1 {
+                let before = buf.len();
+                match next_request(&mut buf, limits) {
+                    Ok(Some(_)) => assert!(buf.len() < before, "a request consumes input"),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
 }
