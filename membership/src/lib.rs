@@ -1,9 +1,13 @@
-//! The cluster vocabulary shared by AutoCache's proxy and shard: key slots, the static command
-//! table, and (in later modules) topology, redirects and SWIM membership.
+//! What AutoCache's proxy, shard and load generator share: the cluster vocabulary (key slots,
+//! the static command table, slot maps, redirects, SWIM membership), the RESP reply type and
+//! its encoder, and the configuration and process plumbing of the binaries.
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod process;
 pub mod redirect;
+pub mod resp;
+pub mod settings;
 pub mod slot;
 pub mod topology;
 

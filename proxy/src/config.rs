@@ -3,13 +3,13 @@
 //! flags — the same scheme and key style as the shard (`backend-connections`, `requirepass`).
 //! Every problem in the merged configuration is reported at once, with where it came from.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
-use figment::value::{Dict, Value};
+use figment::value::Value;
+use membership::settings::{self, as_int, as_list, as_memory, as_ms, as_opt_string, as_string};
+pub use membership::settings::{ConfigErrors, log_filter, parse_memory};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -68,84 +68,18 @@ impl Default for Config {
     }
 }
 
-/// Everything wrong with a configuration, one line per problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "invalid configuration ({} problem{}):",
-            self.0.len(),
-            if self.0.len() == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// Parses a Redis memory value: a plain byte count or a number with a unit
-/// (`k`/`m`/`g` = powers of 1000, `kb`/`mb`/`gb` = powers of 1024), case-insensitive.
-pub fn parse_memory(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let mul: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    num.parse::<u64>().ok()?.checked_mul(mul)
-}
-
 impl Config {
     /// Defaults, then the TOML file (if any), then `AUTOCACHE_*` environment variables
     /// (`AUTOCACHE_BACKEND_CONNECTIONS=4`). Merge flags on top, then call
     /// [`Config::from_figment`].
     pub fn figment(file: Option<&Path>) -> Figment {
-        let mut f = Figment::new();
-        if let Some(path) = file {
-            f = f.merge(Toml::file_exact(path));
-        }
-        f.merge(
-            Env::prefixed("AUTOCACHE_")
-                .ignore(&["config"])
-                .map(|k| k.as_str().replace("__", ".").replace('_', "-").into()),
-        )
+        settings::figment(file)
     }
 
     /// Extracts and validates a configuration, reporting every problem at once.
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigErrors> {
-        let dict: Dict = figment
-            .extract()
-            .map_err(|e| ConfigErrors(e.into_iter().map(|e| e.to_string()).collect()))?;
         let mut cfg = Config::default();
-        let mut errs = Vec::new();
-        for (raw_key, value) in &dict {
-            let key = raw_key.replace('_', "-");
-            let origin = || {
-                figment
-                    .find_metadata(raw_key)
-                    .map(|m| match &m.source {
-                        Some(src) => format!(" (from {} {src})", m.name),
-                        None => format!(" (from {})", m.name),
-                    })
-                    .unwrap_or_default()
-            };
-            if let Err(msg) = cfg.set_value(&key, value) {
-                errs.push(format!("`{key}`: {msg}{}", origin()));
-            }
-        }
+        let mut errs = settings::apply(figment, |key, value| cfg.set_value(key, value));
         errs.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
         if errs.is_empty() {
             Ok(cfg)
@@ -237,85 +171,6 @@ impl Config {
             Err(ConfigErrors(errs))
         }
     }
-}
-
-/// Maps Redis log level names (and tracing's) to a tracing filter directive.
-pub fn log_filter(level: &str) -> Option<String> {
-    let l = level.to_ascii_lowercase();
-    let mapped = match l.as_str() {
-        "debug" => "debug",
-        "verbose" => "info",
-        "notice" | "info" => "info",
-        "warning" | "warn" => "warn",
-        "nothing" | "off" => "off",
-        "trace" | "error" => l.as_str(),
-        _ if l.contains('=') => l.as_str(),
-        _ => return None,
-    };
-    Some(mapped.to_string())
-}
-
-/// Any integer figment holds (TOML gives signed, serialized flags may give unsigned).
-fn num_i128(n: &figment::value::Num) -> Option<i128> {
-    n.to_i128()
-        .or_else(|| n.to_u128().and_then(|u| i128::try_from(u).ok()))
-}
-
-fn as_string(v: &Value) -> Result<String, String> {
-    match v {
-        Value::String(_, s) => Ok(s.clone()),
-        Value::Num(_, n) => Ok(num_i128(n).map(|n| n.to_string()).unwrap_or_default()),
-        _ => Err("expected a string".into()),
-    }
-}
-
-fn as_int(v: &Value) -> Result<i64, String> {
-    match v {
-        Value::Num(_, n) => num_i128(n)
-            .and_then(|n| i64::try_from(n).ok())
-            .ok_or_else(|| "expected an integer".into()),
-        Value::String(_, s) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("expected an integer, got '{s}'")),
-        _ => Err("expected an integer".into()),
-    }
-}
-
-fn as_memory(v: &Value) -> Result<u64, String> {
-    match v {
-        Value::Num(_, n) => num_i128(n)
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| "expected a byte count".into()),
-        Value::String(_, s) => parse_memory(s)
-            .ok_or_else(|| format!("expected a memory size like 100mb or 2gb, got '{s}'")),
-        _ => Err("expected a memory size".into()),
-    }
-}
-
-fn as_opt_string(v: &Value) -> Result<Option<String>, String> {
-    let s = as_string(v)?;
-    Ok((!s.is_empty()).then_some(s))
-}
-
-/// A list from a TOML array or a comma/space-separated string.
-fn as_list(v: &Value) -> Result<Vec<String>, String> {
-    match v {
-        Value::String(_, s) => Ok(s
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()),
-        Value::Array(_, items) => items.iter().map(as_string).collect(),
-        _ => Err("expected a string or a list of strings".into()),
-    }
-}
-
-fn as_ms(v: &Value) -> Result<Duration, String> {
-    let n = as_int(v)?;
-    u64::try_from(n)
-        .map(Duration::from_millis)
-        .map_err(|_| "expected milliseconds (a non-negative integer)".into())
 }
 
 #[cfg(test)]

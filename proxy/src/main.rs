@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Parser;
 use figment::providers::Serialized;
 use proxy::Config;
-use proxy::config::log_filter;
 use proxy::embedded::LocalCluster;
 use serde::Serialize;
 
@@ -63,34 +62,6 @@ struct Flags {
     loglevel: Option<String>,
 }
 
-fn init_logging(cfg: &Config) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .or_else(|| log_filter(&cfg.loglevel))
-        .unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .init();
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let figment = Config::figment(flags.config.as_deref()).merge(Serialized::defaults(&flags));
@@ -101,7 +72,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    init_logging(&cfg);
+    membership::process::init_logging(&cfg.loglevel, false);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.threads > 0 {
         rt.worker_threads(cfg.threads);
@@ -140,9 +111,12 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
             cfg.seeds.join(", ")
         ),
     };
-    proxy::run_with_ready(listener, cfg, shutdown_signal(), move || {
-        println!("{banner}")
-    })
+    proxy::run_with_ready(
+        listener,
+        cfg,
+        membership::process::shutdown_signal(),
+        move || println!("{banner}"),
+    )
     .await?;
     if let Some(c) = embedded {
         c.stop().await;

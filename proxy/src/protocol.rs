@@ -10,7 +10,9 @@
 //! [`Reply`] and [`encode`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-use redis_protocol::resp2::types::BytesFrame;
+pub use membership::resp::{
+    Proto, Reply, encode, encode_to_bytes, put_len, split_args, strict_i64,
+};
 
 /// Redis's limit on the element count of one request.
 const MAX_MULTIBULK: usize = 1024 * 1024;
@@ -94,7 +96,7 @@ pub fn next_request(buf: &mut BytesMut, max_bulk: usize) -> Result<Option<Reques
             }
             return Ok(Some(Request::from_args(&args)));
         }
-        let Some((count, mut pos)) = header_int(buf, 1, "multibulk")? else {
+        let Some((count, mut pos)) = header_int(buf, 1, "mbulk")? else {
             return Ok(None);
         };
         if count <= 0 {
@@ -144,14 +146,11 @@ fn header_int(buf: &[u8], at: usize, what: &str) -> Result<Option<(i64, usize)>,
     };
     let line = &rest[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    match parse_i64(line) {
+    match strict_i64(line) {
         Some(n) => Ok(Some((n, at + nl + 1))),
+        None if what == "mbulk" => Err(proto_err("invalid multibulk length")),
         None => Err(proto_err(format!("invalid {what} length"))),
     }
-}
-
-fn parse_i64(s: &[u8]) -> Option<i64> {
-    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 /// Length of the complete reply at the front of `buf` (RESP2 and RESP3 types), or `None` if
@@ -175,7 +174,7 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         match kind {
             b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => pos = line_end,
             b'$' | b'=' | b'!' => {
-                let n = parse_i64(body).ok_or_else(|| proto_err("bad bulk length"))?;
+                let n = strict_i64(body).ok_or_else(|| proto_err("bad bulk length"))?;
                 pos = if n < 0 {
                     line_end
                 } else {
@@ -187,7 +186,7 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
                 };
             }
             b'*' | b'~' | b'>' | b'%' | b'|' => {
-                let n = parse_i64(body).ok_or_else(|| proto_err("bad aggregate length"))?;
+                let n = strict_i64(body).ok_or_else(|| proto_err("bad aggregate length"))?;
                 pos = line_end;
                 if n > 0 {
                     children = n as u64 * if matches!(kind, b'%' | b'|') { 2 } else { 1 };
@@ -226,133 +225,6 @@ pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
     }
 }
 
-/// Splits an inline line into arguments like Redis's `sdssplitargs`.
-pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= line.len() {
-            break;
-        }
-        let mut cur = Vec::new();
-        let (mut in_dq, mut in_sq) = (false, false);
-        loop {
-            let c = line.get(i).copied();
-            if in_dq {
-                match c? {
-                    b'\\'
-                        if line.get(i + 1) == Some(&b'x')
-                            && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-                            && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
-                    {
-                        let hex = std::str::from_utf8(line.get(i + 2..i + 4)?).ok()?;
-                        cur.push(u8::from_str_radix(hex, 16).ok()?);
-                        i += 3;
-                    }
-                    b'\\' if i + 1 < line.len() => {
-                        i += 1;
-                        cur.push(match line[i] {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 0x08,
-                            b'a' => 0x07,
-                            other => other,
-                        });
-                    }
-                    b'"' => {
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    other => cur.push(other),
-                }
-            } else if in_sq {
-                match c? {
-                    b'\\' if line.get(i + 1) == Some(&b'\'') => {
-                        i += 1;
-                        cur.push(b'\'');
-                    }
-                    b'\'' => {
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    other => cur.push(other),
-                }
-            } else {
-                match c {
-                    None => break,
-                    Some(b) if b.is_ascii_whitespace() => break,
-                    Some(b'"') => in_dq = true,
-                    Some(b'\'') => in_sq = true,
-                    Some(b) => cur.push(b),
-                }
-            }
-            i += 1;
-        }
-        out.push(cur);
-    }
-    Some(out)
-}
-
-/// Protocol version a client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proto {
-    Resp2,
-    Resp3,
-}
-
-/// A reply in RESP3's vocabulary; encoding downgrades it for RESP2 clients.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    Status(String),
-    /// A full error line without the leading `-`.
-    Error(String),
-    Int(i64),
-    Bulk(Bytes),
-    /// RESP2 `$-1`, RESP3 `_`.
-    Nil,
-    /// RESP2 `*-1`, RESP3 `_`.
-    NilArray,
-    Array(Vec<Reply>),
-    /// RESP2: a flat array of key, value, ...
-    Map(Vec<(Reply, Reply)>),
-    /// RESP2: a bulk string.
-    Verbatim(String),
-}
-
-impl Reply {
-    pub fn ok() -> Reply {
-        Reply::Status("OK".into())
-    }
-
-    pub fn str(s: &str) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-    }
-
-    /// Converts a decoded RESP2 backend reply.
-    pub fn from_frame(f: BytesFrame) -> Reply {
-        match f {
-            BytesFrame::SimpleString(s) => Reply::Status(String::from_utf8_lossy(&s).into_owned()),
-            BytesFrame::Error(e) => Reply::Error(e.to_string()),
-            BytesFrame::Integer(n) => Reply::Int(n),
-            BytesFrame::BulkString(b) => Reply::Bulk(b),
-            BytesFrame::Array(items) => {
-                Reply::Array(items.into_iter().map(Reply::from_frame).collect())
-            }
-            BytesFrame::Null => Reply::Nil,
-        }
-    }
-}
-
 /// Decodes one complete RESP2 reply (as cut by [`reply_len`]).
 pub fn decode_reply(raw: &Bytes) -> Result<Reply, ProtocolError> {
     // `*-1` decodes to Null as well; keep the distinction for RESP2 clients.
@@ -364,80 +236,6 @@ pub fn decode_reply(raw: &Bytes) -> Result<Reply, ProtocolError> {
         Ok(None) => Err(proto_err("incomplete backend reply")),
         Err(e) => Err(proto_err(e.details().to_string())),
     }
-}
-
-fn put_int_line(out: &mut BytesMut, prefix: u8, n: i64) {
-    let mut b = itoa::Buffer::new();
-    let s = b.format(n);
-    out.reserve(s.len() + 3);
-    out.put_u8(prefix);
-    out.put_slice(s.as_bytes());
-    out.put_slice(b"\r\n");
-}
-
-fn put_len(out: &mut BytesMut, prefix: u8, n: usize) {
-    put_int_line(out, prefix, n as i64);
-}
-
-fn put_line(out: &mut BytesMut, prefix: u8, s: &[u8]) {
-    out.reserve(s.len() + 3);
-    out.put_u8(prefix);
-    // Simple strings and errors cannot carry newlines.
-    out.extend(
-        s.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
-    out.put_slice(b"\r\n");
-}
-
-fn put_bulk(out: &mut BytesMut, b: &[u8]) {
-    put_len(out, b'$', b.len());
-    out.reserve(b.len() + 2);
-    out.put_slice(b);
-    out.put_slice(b"\r\n");
-}
-
-/// Appends the encoding of `reply` in protocol `proto`.
-pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
-    let v3 = proto == Proto::Resp3;
-    match reply {
-        Reply::Status(s) => put_line(out, b'+', s.as_bytes()),
-        Reply::Error(e) => put_line(out, b'-', e.as_bytes()),
-        Reply::Int(n) => put_int_line(out, b':', *n),
-        Reply::Bulk(b) => put_bulk(out, b),
-        Reply::Nil | Reply::NilArray if v3 => out.put_slice(b"_\r\n"),
-        Reply::Nil => out.put_slice(b"$-1\r\n"),
-        Reply::NilArray => out.put_slice(b"*-1\r\n"),
-        Reply::Array(items) => {
-            put_len(out, b'*', items.len());
-            items.iter().for_each(|r| encode(r, proto, out));
-        }
-        Reply::Map(pairs) => {
-            if v3 {
-                put_len(out, b'%', pairs.len());
-            } else {
-                put_len(out, b'*', pairs.len() * 2);
-            }
-            for (k, v) in pairs {
-                encode(k, proto, out);
-                encode(v, proto, out);
-            }
-        }
-        Reply::Verbatim(s) if v3 => {
-            put_len(out, b'=', s.len() + 4);
-            out.put_slice(b"txt:");
-            out.put_slice(s.as_bytes());
-            out.put_slice(b"\r\n");
-        }
-        Reply::Verbatim(s) => put_bulk(out, s.as_bytes()),
-    }
-}
-
-/// Encodes `reply` into a fresh buffer.
-pub fn encode_to_bytes(reply: &Reply, proto: Proto) -> Bytes {
-    let mut out = BytesMut::new();
-    encode(reply, proto, &mut out);
-    out.freeze()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use clap::Parser;
 use figment::providers::Serialized;
 use serde::Serialize;
 use shard::Config;
-use shard::config::{LogFormat, log_filter};
+use shard::config::LogFormat;
 
 /// AutoCache shard: a Redis-protocol cache server. Options take redis-server's names; each can
 /// also be set in the TOML file given by --config or as an AUTOCACHE_* environment variable
@@ -87,37 +87,6 @@ struct Flags {
     warm_demote_on_shutdown: Option<String>,
 }
 
-fn init_logging(cfg: &Config) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .or_else(|| log_filter(&cfg.loglevel))
-        .unwrap_or_else(|| "info".into());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
-    match cfg.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
@@ -129,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    init_logging(&cfg);
+    membership::process::init_logging(&cfg.loglevel, cfg.log_format == LogFormat::Json);
     let addr = cfg
         .bind
         .first()
@@ -138,6 +107,6 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
-    shard::run(listener, cfg, shutdown_signal()).await?;
+    shard::run(listener, cfg, membership::process::shutdown_signal()).await?;
     Ok(())
 }

@@ -1,0 +1,314 @@
+//! The RESP vocabulary shared by the shard, the proxy and the load generator: the reply type
+//! (RESP3's types, downgraded for RESP2 clients in one place), its encoder, Redis's strict
+//! integer syntax and inline-command splitting.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use redis_protocol::resp2::types::BytesFrame;
+
+/// Splits a line into arguments like Redis's `sdssplitargs`: whitespace separates, `"..."`
+/// takes C escapes (`\n`, `\xHH`, ...), `'...'` takes only `\'`. `None` on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            break;
+        }
+        let mut cur = Vec::new();
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            let c = line.get(i).copied();
+            if in_dq {
+                match c? {
+                    b'\\'
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                            && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
+                    {
+                        let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                        cur.push(u8::from_str_radix(hex, 16).ok()?);
+                        i += 3;
+                    }
+                    b'\\' if i + 1 < line.len() => {
+                        i += 1;
+                        cur.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                    }
+                    b'"' => {
+                        // A closing quote must be followed by a space or the end.
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => cur.push(other),
+                }
+            } else if in_sq {
+                match c? {
+                    b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    b'\'' => {
+                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    other => cur.push(other),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(b) if b.is_ascii_whitespace() => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(b) => cur.push(b),
+                }
+            }
+            i += 1;
+        }
+        out.push(Bytes::from(cur));
+    }
+    Some(out)
+}
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, no `+`, no leading zeros,
+/// no spaces, within i64. Used for protocol headers and command arguments alike.
+pub fn strict_i64(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if (digits.len() > 1 && digits[0] == b'0') || b == b"-0" {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Protocol version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Resp2,
+    Resp3,
+}
+
+/// A reply in RESP3's vocabulary; encoding downgrades it for RESP2 clients.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ok,
+    Simple(&'static str),
+    Status(String),
+    /// A full error line without the leading `-`, e.g. `ERR syntax error`.
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// RESP2 `$-1`, RESP3 `_`.
+    Nil,
+    /// RESP2 `*-1`, RESP3 `_`.
+    NilArray,
+    Array(Vec<Reply>),
+    /// RESP2: a flat array of key, value, ...
+    Map(Vec<(Reply, Reply)>),
+    /// RESP2: an array.
+    Set(Vec<Reply>),
+    /// RESP2: a bulk string.
+    Double(f64),
+    /// RESP2: a bulk string (text).
+    Verbatim(String),
+}
+
+impl Reply {
+    /// `+OK`.
+    pub fn ok() -> Reply {
+        Reply::Ok
+    }
+
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+
+    pub fn str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn opt_bulk(b: Option<Bytes>) -> Reply {
+        b.map_or(Reply::Nil, Reply::Bulk)
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}
+
+fn put_int_line(out: &mut BytesMut, prefix: u8, n: i64) {
+    let mut b = itoa::Buffer::new();
+    let s = b.format(n);
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+/// Writes an aggregate or bulk header such as `*3\r\n` or `$5\r\n`.
+pub fn put_len(out: &mut BytesMut, prefix: u8, n: usize) {
+    put_int_line(out, prefix, n as i64);
+}
+
+fn put_line(out: &mut BytesMut, prefix: u8, s: &[u8]) {
+    out.reserve(s.len() + 3);
+    out.put_u8(prefix);
+    // Simple strings and errors cannot carry newlines.
+    out.extend(
+        s.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.put_slice(b"\r\n");
+}
+
+fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    put_len(out, b'$', b.len());
+    out.reserve(b.len() + 2);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
+}
+
+/// Formats a double the way Redis prints them in replies (shortest round-trip form).
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    let s = d.to_string();
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Appends the encoding of `reply` in protocol `proto` to `out`.
+pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
+    let v3 = proto == Proto::Resp3;
+    match reply {
+        Reply::Ok => out.put_slice(b"+OK\r\n"),
+        Reply::Simple(s) => put_line(out, b'+', s.as_bytes()),
+        Reply::Status(s) => put_line(out, b'+', s.as_bytes()),
+        Reply::Error(e) => put_line(out, b'-', e.as_bytes()),
+        Reply::Int(n) => put_int_line(out, b':', *n),
+        Reply::Bulk(b) => put_bulk(out, b),
+        Reply::Nil if v3 => out.put_slice(b"_\r\n"),
+        Reply::Nil => out.put_slice(b"$-1\r\n"),
+        Reply::NilArray if v3 => out.put_slice(b"_\r\n"),
+        Reply::NilArray => out.put_slice(b"*-1\r\n"),
+        Reply::Array(items) => {
+            put_len(out, b'*', items.len());
+            items.iter().for_each(|r| encode(r, proto, out));
+        }
+        Reply::Set(items) => {
+            put_len(out, if v3 { b'~' } else { b'*' }, items.len());
+            items.iter().for_each(|r| encode(r, proto, out));
+        }
+        Reply::Map(pairs) => {
+            if v3 {
+                put_len(out, b'%', pairs.len());
+            } else {
+                put_len(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(k, proto, out);
+                encode(v, proto, out);
+            }
+        }
+        Reply::Double(d) if v3 => put_line(out, b',', format_double(*d).as_bytes()),
+        Reply::Double(d) => put_bulk(out, format_double(*d).as_bytes()),
+        Reply::Verbatim(s) if v3 => {
+            put_len(out, b'=', s.len() + 4);
+            out.put_slice(b"txt:");
+            out.put_slice(s.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        Reply::Verbatim(s) => put_bulk(out, s.as_bytes()),
+    }
+}
+
+impl Reply {
+    /// Converts a decoded RESP2 reply (from a backend).
+    pub fn from_frame(f: BytesFrame) -> Reply {
+        match f {
+            BytesFrame::SimpleString(s) => Reply::Status(String::from_utf8_lossy(&s).into_owned()),
+            BytesFrame::Error(e) => Reply::Error(e.to_string()),
+            BytesFrame::Integer(n) => Reply::Int(n),
+            BytesFrame::BulkString(b) => Reply::Bulk(b),
+            BytesFrame::Array(items) => {
+                Reply::Array(items.into_iter().map(Reply::from_frame).collect())
+            }
+            BytesFrame::Null => Reply::Nil,
+        }
+    }
+}
+
+/// Encodes `reply` into a fresh buffer.
+pub fn encode_to_bytes(reply: &Reply, proto: Proto) -> Bytes {
+    let mut out = BytesMut::new();
+    encode(reply, proto, &mut out);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_quoting() {
+        let split =
+            |s: &[u8]| split_args(s).map(|v| v.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+        assert_eq!(
+            split(b"set  k  v"),
+            Some(vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()])
+        );
+        assert_eq!(
+            split(b"set k \"a b\\n\\x41\""),
+            Some(vec![b"set".to_vec(), b"k".to_vec(), b"a b\nA".to_vec()])
+        );
+        assert_eq!(
+            split(b"echo 'it\\'s'"),
+            Some(vec![b"echo".to_vec(), b"it's".to_vec()])
+        );
+        assert_eq!(split(b"echo \"a\"b"), None);
+        assert_eq!(split(b"   "), Some(vec![]));
+    }
+
+    #[test]
+    fn encodes_resp2_and_resp3() {
+        let enc = |r: &Reply, p| {
+            let mut b = BytesMut::new();
+            encode(r, p, &mut b);
+            String::from_utf8(b.to_vec()).expect("utf8")
+        };
+        let map = Reply::Map(vec![(Reply::str("a"), Reply::Int(1))]);
+        assert_eq!(enc(&map, Proto::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&map, Proto::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Nil, Proto::Resp2), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, Proto::Resp3), "_\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(2.0), Proto::Resp2), "$1\r\n2\r\n");
+        assert_eq!(
+            enc(&Reply::Verbatim("x".into()), Proto::Resp3),
+            "=5\r\ntxt:x\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Error("ERR a\r\nb".into()), Proto::Resp2),
+            "-ERR a  b\r\n"
+        );
+    }
+}
