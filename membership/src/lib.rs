@@ -9,6 +9,7 @@ pub mod redirect;
 pub mod resp;
 pub mod settings;
 pub mod slot;
+pub mod swim;
 pub mod topology;
 
 pub use command::{CommandSpec, lookup};

@@ -1,0 +1,804 @@
+//! The membership agent: one task owns [`Foca`] and the slot table. It selects over commands,
+//! incoming datagrams and one ordered timer queue, drains foca's runtime queues after every
+//! call, and publishes [`ClusterView`] snapshots (ArcSwap for lock-free reads, `watch` for
+//! change notification) plus [`MemberEvent`]s.
+//!
+//! Wire format of the agent's datagrams: one tag byte, then
+//! * [`TAG_FOCA`]: a foca packet (members, probes, claim broadcasts);
+//! * [`TAG_DIGEST`]: the sender's slot-table digest (u64), anti-entropy;
+//! * [`TAG_CLAIMS`]: a flags byte (bit 0: "send me yours") and whole claims — a table, in as
+//!   many datagrams as needed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::ArcSwap;
+use bytes::{BufMut, Bytes, BytesMut};
+use foca::{AccumulatingRuntime, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::broadcast::{CLAIM_LEN, Claim, ClaimError, ClaimHandler, SlotOwnership, SlotTable};
+use super::config::{ClusterConfig, ConfigError, RebalanceMode};
+use super::identity::{NodeId, NodeIdentity, NodeInfo};
+use super::rebalance::{self, Move};
+use super::scheduler::TimerQueue;
+use super::transport::Transport;
+
+pub const TAG_FOCA: u8 = 1;
+pub const TAG_DIGEST: u8 = 2;
+pub const TAG_CLAIMS: u8 = 3;
+const FLAG_WANT_REPLY: u8 = 1;
+
+/// A member's liveness as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    Alive,
+    Suspect,
+    Down,
+}
+
+/// Another node, as known to this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub info: NodeInfo,
+    pub state: MemberState,
+}
+
+/// Membership changes, in the order this node noticed them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    Up(NodeInfo),
+    Suspect(NodeInfo),
+    Down(NodeInfo),
+    /// The slot table changed; `config_epoch` is its highest epoch.
+    SlotsChanged { config_epoch: u64 },
+}
+
+/// A consistent snapshot of what this node knows.
+#[derive(Clone, Debug)]
+pub struct ClusterView {
+    pub me: NodeInfo,
+    /// Every other node ever seen, with its state, by id.
+    pub members: BTreeMap<NodeId, Member>,
+    pub slots: Arc<SlotOwnership>,
+    /// In [`RebalanceMode::Manual`], the moves that would balance the slots (empty when
+    /// balanced); the shard migrates them one at a time and claims each when done.
+    pub plan: Vec<Move>,
+    /// Snapshots published so far (grows by one per change).
+    pub version: u64,
+}
+
+impl ClusterView {
+    /// Ids of live members (alive or suspect) including this node, sorted.
+    pub fn live_ids(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.state != MemberState::Down)
+            .map(|(id, _)| *id)
+            .collect();
+        v.push(self.me.id);
+        v.sort();
+        v
+    }
+
+    pub fn state_of(&self, id: &NodeId) -> Option<MemberState> {
+        if *id == self.me.id {
+            return Some(MemberState::Alive);
+        }
+        self.members.get(id).map(|m| m.state)
+    }
+}
+
+/// Why the agent refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the membership agent has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+}
+
+enum Command {
+    Join(Vec<SocketAddr>),
+    Claim {
+        first: u16,
+        last: u16,
+        owner: NodeId,
+        reply: oneshot::Sender<Result<u64, ClaimError>>,
+    },
+    Leave(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The shard's (and tests') handle on a running agent. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentHandle {
+    cmd: mpsc::Sender<Command>,
+    view: Arc<ArcSwap<ClusterView>>,
+    watch: watch::Receiver<Arc<ClusterView>>,
+    events: broadcast::Sender<MemberEvent>,
+    me: NodeInfo,
+}
+
+impl AgentHandle {
+    /// This node.
+    pub fn me(&self) -> &NodeInfo {
+        &self.me
+    }
+
+    /// The current snapshot; never blocks.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.load_full()
+    }
+
+    /// The current slot ownership; never blocks.
+    pub fn slots(&self) -> Arc<SlotOwnership> {
+        self.view.load().slots.clone()
+    }
+
+    /// A receiver that wakes on every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ClusterView>> {
+        self.watch.clone()
+    }
+
+    /// Member events from now on (a slow reader loses the oldest ones).
+    pub fn events(&self) -> broadcast::Receiver<MemberEvent> {
+        self.events.subscribe()
+    }
+
+    /// Waits until `pred` holds for a snapshot, returning it.
+    pub async fn wait_for(
+        &self,
+        mut pred: impl FnMut(&ClusterView) -> bool,
+    ) -> Result<Arc<ClusterView>, AgentError> {
+        let mut rx = self.watch.clone();
+        let v = rx
+            .wait_for(|v| pred(v))
+            .await
+            .map_err(|_| AgentError::Stopped)?;
+        Ok(v.clone())
+    }
+
+    async fn send(&self, c: Command) -> Result<(), AgentError> {
+        self.cmd.send(c).await.map_err(|_| AgentError::Stopped)
+    }
+
+    /// Announces to more seeds (in addition to the configured ones).
+    pub async fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), AgentError> {
+        self.send(Command::Join(seeds)).await
+    }
+
+    /// Announces that `first..=last` now belongs to `owner`, at a new config epoch (returned).
+    /// The shard calls this after migrating a range of a [`ClusterView::plan`].
+    pub async fn claim(&self, first: u16, last: u16, owner: NodeId) -> Result<u64, AgentError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Claim {
+            first,
+            last,
+            owner,
+            reply,
+        })
+        .await?;
+        Ok(rx.await.map_err(|_| AgentError::Stopped)??)
+    }
+
+    /// Hands this node's slots to the others, tells the cluster it is leaving, and stops the
+    /// agent.
+    pub async fn leave(&self) -> Result<(), AgentError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Leave(reply)).await?;
+        rx.await.map_err(|_| AgentError::Stopped)
+    }
+
+    /// Stops the agent without telling anyone (the others will detect it as failed).
+    pub async fn shutdown(&self) -> Result<(), AgentError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Shutdown(reply)).await?;
+        rx.await.map_err(|_| AgentError::Stopped)
+    }
+}
+
+/// Starts an agent on `transport`. The node's cluster address is the transport's; the node id
+/// comes from the config (or is random). Without seeds the node bootstraps a cluster owning
+/// every slot; with seeds it announces to them and waits to learn the slot table.
+pub fn spawn<T: Transport>(
+    config: ClusterConfig,
+    transport: T,
+) -> Result<(AgentHandle, JoinHandle<()>), AgentError> {
+    config.validate()?;
+    let info = NodeInfo {
+        id: config.node_id().unwrap_or_else(NodeId::random),
+        client_addr: config.client_addr.clone(),
+        cluster_addr: transport.local_addr(),
+    };
+    let me = NodeIdentity::new(info.clone());
+    let seed = config.rng_seed.unwrap_or_else(rand::random);
+    let table = Arc::new(Mutex::new(SlotTable::new()));
+    let changed = Arc::new(Mutex::new(false));
+    let foca = Foca::with_custom_broadcast(
+        me.clone(),
+        config.foca_config(transport.max_datagram_size()),
+        StdRng::seed_from_u64(seed),
+        PostcardCodec,
+        ClaimHandler::new(table.clone(), changed.clone()),
+    );
+    let first = Arc::new(ClusterView {
+        me: info.clone(),
+        members: BTreeMap::new(),
+        slots: Arc::new(SlotOwnership::default()),
+        plan: Vec::new(),
+        version: 0,
+    });
+    let view = Arc::new(ArcSwap::from(first.clone()));
+    let (watch_tx, watch_rx) = watch::channel(first);
+    let (events, _) = broadcast::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let agent = Agent {
+        foca,
+        rt: AccumulatingRuntime::new(),
+        timers: TimerQueue::default(),
+        transport,
+        cmds: cmd_rx,
+        table,
+        table_changed: changed,
+        seeds: config.seeds.clone(),
+        me,
+        members: BTreeMap::new(),
+        members_changed: true,
+        last_member_change: Instant::now(),
+        bootstrapped: false,
+        rng: StdRng::seed_from_u64(seed.wrapping_add(1)),
+        plan: Vec::new(),
+        view: view.clone(),
+        watch: watch_tx,
+        events: events.clone(),
+        version: 0,
+        leaving: None,
+        config,
+    };
+    let task = tokio::spawn(agent.run());
+    Ok((
+        AgentHandle {
+            cmd: cmd_tx,
+            view,
+            watch: watch_rx,
+            events,
+            me: info,
+        },
+        task,
+    ))
+}
+
+enum Tick {
+    Foca(Timer<NodeIdentity>),
+    Sync,
+    Plan,
+    Announce,
+    LeaveDone,
+}
+
+struct Agent<T> {
+    foca: Foca<NodeIdentity, PostcardCodec, StdRng, ClaimHandler>,
+    rt: AccumulatingRuntime<NodeIdentity>,
+    timers: TimerQueue<Tick>,
+    transport: T,
+    cmds: mpsc::Receiver<Command>,
+    /// Shared with foca's [`ClaimHandler`]; both run on this task only.
+    table: Arc<Mutex<SlotTable>>,
+    table_changed: Arc<Mutex<bool>>,
+    config: ClusterConfig,
+    me: NodeIdentity,
+    seeds: Vec<SocketAddr>,
+    members: BTreeMap<NodeId, Member>,
+    members_changed: bool,
+    /// When a member last changed state (takeover waits for a quiet period after it).
+    last_member_change: Instant,
+    /// Whether this node may take over unowned slots: a bootstrapping node from the start, a
+    /// joining one once it has learned some of the table (else it would claim everything
+    /// before hearing about the existing owners).
+    bootstrapped: bool,
+    rng: StdRng,
+    plan: Vec<Move>,
+    view: Arc<ArcSwap<ClusterView>>,
+    watch: watch::Sender<Arc<ClusterView>>,
+    events: broadcast::Sender<MemberEvent>,
+    version: u64,
+    leaving: Option<oneshot::Sender<()>>,
+}
+
+impl<T: Transport> Agent<T> {
+    fn table(&self) -> MutexGuard<'_, SlotTable> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn run(mut self) {
+        let now = Instant::now();
+        self.timers.push(now, Tick::Plan);
+        self.timers
+            .push(now + ClusterConfig::ms(self.config.sync_interval_ms), Tick::Sync);
+        self.timers.push(now, Tick::Announce);
+        if self.seeds.is_empty() {
+            info!(node = %self.me.id(), "bootstrapping a new cluster");
+            self.bootstrapped = true;
+            self.announce_claims(vec![rebalance::bootstrap(self.me.id())]);
+        }
+        self.after_call();
+        self.publish();
+        loop {
+            let deadline = self.timers.next_deadline();
+            let flow = tokio::select! {
+                biased;
+                cmd = self.cmds.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => ControlFlow::Break(()),
+                },
+                pkt = self.transport.recv() => match pkt {
+                    Some((from, data)) => {
+                        self.on_packet(from, &data);
+                        ControlFlow::Continue(())
+                    }
+                    None => ControlFlow::Break(()),
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => {
+                    self.fire_timers()
+                }
+            };
+            self.publish();
+            if flow.is_break() {
+                break;
+            }
+        }
+        debug!(node = %self.me.id(), "membership agent stopped");
+    }
+
+    /// Empties foca's runtime queues: packets out, timers in, notifications handled.
+    fn after_call(&mut self) {
+        while let Some((to, data)) = self.rt.to_send() {
+            let mut buf = BytesMut::with_capacity(1 + data.len());
+            buf.put_u8(TAG_FOCA);
+            buf.extend_from_slice(&data);
+            self.transport.send(to.addr(), buf.freeze());
+        }
+        let now = Instant::now();
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            self.timers.push(now + after, Tick::Foca(timer));
+        }
+        while let Some(n) = self.rt.to_notify() {
+            match n {
+                OwnedNotification::Rejoin(id) => {
+                    info!(node = %self.me.id(), bump = id.bump, "declared down; rejoined");
+                    self.me = id;
+                }
+                OwnedNotification::Defunct => warn!(node = %self.me.id(), "identity defunct"),
+                OwnedNotification::Idle => debug!(node = %self.me.id(), "no live members"),
+                _ => {}
+            }
+            self.members_changed = true;
+        }
+    }
+
+    fn on_command(&mut self, c: Command) -> ControlFlow<()> {
+        match c {
+            Command::Join(seeds) => {
+                for s in seeds {
+                    if !self.seeds.contains(&s) && s != self.me.addr() {
+                        self.seeds.push(s);
+                    }
+                }
+                self.announce_to_seeds();
+            }
+            Command::Claim {
+                first,
+                last,
+                owner,
+                reply,
+            } => {
+                let epoch = self.table().max_epoch() + 1;
+                let claim = Claim {
+                    first,
+                    last,
+                    owner,
+                    epoch,
+                };
+                let r = claim.validate().map(|()| {
+                    self.announce_claims(vec![claim]);
+                    epoch
+                });
+                let _ = reply.send(r);
+            }
+            Command::Leave(reply) => {
+                self.start_leave();
+                self.leaving = Some(reply);
+            }
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_packet(&mut self, from: SocketAddr, data: &[u8]) {
+        if self.leaving.is_some() {
+            // After leaving, answering would make foca rejoin under a new identity.
+            return;
+        }
+        let Some((&tag, body)) = data.split_first() else {
+            return;
+        };
+        match tag {
+            TAG_FOCA => {
+                if let Err(e) = self.foca.handle_data(body, &mut self.rt) {
+                    debug!(node = %self.me.id(), %from, "foca rejected a packet: {e}");
+                }
+                self.after_call();
+                self.refresh_members();
+            }
+            TAG_DIGEST => {
+                let Ok(digest) = <[u8; 8]>::try_from(body).map(u64::from_be_bytes) else {
+                    return;
+                };
+                if digest != self.table().digest() {
+                    self.send_table(from, true);
+                }
+            }
+            TAG_CLAIMS => {
+                let Some((&flags, claims)) = body.split_first() else {
+                    return;
+                };
+                let mut changed = 0;
+                {
+                    let mut t = self.table();
+                    for c in claims.chunks(CLAIM_LEN) {
+                        match Claim::decode(c) {
+                            Ok(c) => changed += t.apply(&c),
+                            Err(e) => {
+                                debug!(%from, "bad claim in table sync: {e}");
+                                break;
+                            }
+                        }
+                    }
+                }
+                if changed > 0 {
+                    self.set_table_changed();
+                }
+                if flags & FLAG_WANT_REPLY != 0 {
+                    self.send_table(from, false);
+                }
+            }
+            _ => debug!(%from, tag, "unknown datagram tag"),
+        }
+    }
+
+    fn set_table_changed(&self) {
+        *self
+            .table_changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    fn fire_timers(&mut self) -> ControlFlow<()> {
+        let now = Instant::now();
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                Tick::Foca(timer) => {
+                    if self.leaving.is_some() {
+                        continue;
+                    }
+                    if let Err(e) = self.foca.handle_timer(timer, &mut self.rt) {
+                        debug!(node = %self.me.id(), "foca timer: {e}");
+                    }
+                    self.after_call();
+                    self.refresh_members();
+                }
+                Tick::Sync => {
+                    self.timers
+                        .push(now + ClusterConfig::ms(self.config.sync_interval_ms), Tick::Sync);
+                    self.sync_with_random_member();
+                }
+                Tick::Plan => {
+                    self.timers
+                        .push(now + ClusterConfig::ms(self.config.plan_interval_ms), Tick::Plan);
+                    if self.leaving.is_none() {
+                        self.plan_tick();
+                    }
+                }
+                Tick::Announce => {
+                    self.timers.push(
+                        now + ClusterConfig::ms(self.config.announce_interval_ms),
+                        Tick::Announce,
+                    );
+                    if self.leaving.is_none() && self.foca.iter_members().next().is_none() {
+                        self.announce_to_seeds();
+                    }
+                }
+                Tick::LeaveDone => {
+                    if let Some(reply) = self.leaving.take() {
+                        let _ = reply.send(());
+                    }
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn announce_to_seeds(&mut self) {
+        for s in self.seeds.clone() {
+            if let Err(e) = self.foca.announce(NodeIdentity::seed(s), &mut self.rt) {
+                debug!("announce to {s}: {e}");
+            }
+        }
+        self.after_call();
+    }
+
+    /// Queues our claims as foca broadcasts (which also merges them into our table) and pushes
+    /// them out at once.
+    fn announce_claims(&mut self, claims: Vec<Claim>) {
+        if claims.is_empty() {
+            return;
+        }
+        for c in &claims {
+            debug!(node = %self.me.id(), first = c.first, last = c.last, owner = %c.owner, epoch = c.epoch, "claim");
+            if let Err(e) = self.foca.add_broadcast(&c.to_broadcast()) {
+                warn!("could not queue claim: {e}");
+            }
+        }
+        self.set_table_changed();
+        if let Err(e) = self.foca.broadcast(&mut self.rt) {
+            debug!("broadcast: {e}");
+        }
+        self.after_call();
+    }
+
+    fn live_members(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self.foca.iter_members().map(|m| m.id().id()).collect();
+        v.push(self.me.id());
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Takeover of orphaned slots (with quorum), else rebalancing.
+    fn plan_tick(&mut self) {
+        let me = self.me.id();
+        let survivors = self.live_members();
+        let shared = self.table.clone();
+        let (claims, plan) = {
+            let table = shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if !self.bootstrapped {
+                if table.is_empty() {
+                    return;
+                }
+                self.bootstrapped = true;
+            }
+            let members = &self.members;
+            let dead = |id: &NodeId| {
+                members
+                    .get(id)
+                    .is_some_and(|m| m.state == MemberState::Down)
+            };
+            let takeover = rebalance::plan_takeover(&table, &survivors, dead);
+            if !takeover.is_empty() {
+                // Quorum counts members known alive, not suspects: during a partition the
+                // other side turns suspect before it turns down.
+                let alive: Vec<NodeId> = members
+                    .iter()
+                    .filter(|(_, m)| m.state == MemberState::Alive)
+                    .map(|(id, _)| *id)
+                    .chain([me])
+                    .collect();
+                if !rebalance::has_quorum(&table, &alive) {
+                    debug!(node = %me, "orphaned slots but no quorum; waiting");
+                    return;
+                }
+                let quiet = ClusterConfig::ms(self.config.takeover_delay_ms);
+                if self.last_member_change.elapsed() < quiet && !table.is_empty() {
+                    return;
+                }
+                let epoch = table.max_epoch() + 1;
+                let mine: Vec<Claim> = takeover
+                    .iter()
+                    .filter(|m| m.to == me)
+                    .map(|m| m.claim(epoch))
+                    .collect();
+                (mine, Vec::new())
+            } else {
+                let plan = rebalance::plan_rebalance(&table, &survivors);
+                let coordinator = survivors.first() == Some(&me);
+                match self.config.rebalance {
+                    RebalanceMode::Auto if coordinator && !plan.is_empty() => {
+                        let epoch = table.max_epoch() + 1;
+                        (plan.iter().map(|m| m.claim(epoch)).collect(), Vec::new())
+                    }
+                    RebalanceMode::Auto => (Vec::new(), Vec::new()),
+                    RebalanceMode::Manual => (Vec::new(), plan),
+                }
+            }
+        };
+        if plan != self.plan {
+            self.plan = plan;
+            self.members_changed = true;
+        }
+        if !claims.is_empty() {
+            info!(node = %me, n = claims.len(), "claiming slots");
+        }
+        self.announce_claims(claims);
+    }
+
+    fn start_leave(&mut self) {
+        let me = self.me.id();
+        let members = self.live_members();
+        let claims: Vec<Claim> = {
+            let table = self.table();
+            let epoch = table.max_epoch() + 1;
+            rebalance::plan_leave(&table, me, &members)
+                .iter()
+                .map(|m| m.claim(epoch))
+                .collect()
+        };
+        info!(node = %me, n = claims.len(), "leaving; handing slots over");
+        self.announce_claims(claims);
+        // Push the whole table to a few members directly too: broadcasts are best effort.
+        let mut peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr()).collect();
+        peers.sort();
+        for _ in 0..3 {
+            if peers.is_empty() {
+                break;
+            }
+            let i = self.rng.random_range(0..peers.len());
+            let p = peers.swap_remove(i);
+            self.send_table(p, false);
+        }
+        if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
+            debug!("leave: {e}");
+        }
+        self.after_call();
+        // Linger one probe period so the datagrams above get out before the task ends.
+        self.timers.push(
+            Instant::now() + ClusterConfig::ms(self.config.probe_period_ms),
+            Tick::LeaveDone,
+        );
+    }
+
+    fn sync_with_random_member(&mut self) {
+        if self.leaving.is_some() {
+            return;
+        }
+        let n = self.foca.iter_members().count();
+        if n == 0 {
+            return;
+        }
+        let i = self.rng.random_range(0..n);
+        let Some(peer) = self.foca.iter_members().nth(i).map(|m| m.id().addr()) else {
+            return;
+        };
+        let mut buf = BytesMut::with_capacity(9);
+        buf.put_u8(TAG_DIGEST);
+        buf.put_u64(self.table().digest());
+        self.transport.send(peer, buf.freeze());
+    }
+
+    /// Sends our whole table to `to` as claims, split into datagrams.
+    fn send_table(&mut self, to: SocketAddr, want_reply: bool) {
+        let claims = self.table().claims();
+        let per = (self.transport.max_datagram_size().saturating_sub(2) / CLAIM_LEN).max(1);
+        let mut first = true;
+        let mut chunks = claims.chunks(per).peekable();
+        if chunks.peek().is_none() && !want_reply {
+            return;
+        }
+        loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let mut buf = Vec::with_capacity(2 + chunk.len() * CLAIM_LEN);
+            buf.push(TAG_CLAIMS);
+            buf.push(if first && want_reply { FLAG_WANT_REPLY } else { 0 });
+            for c in chunk {
+                c.encode(&mut buf);
+            }
+            self.transport.send(to, Bytes::from(buf));
+            first = false;
+            if chunks.peek().is_none() {
+                break;
+            }
+        }
+    }
+
+    /// Re-reads foca's member list and emits events for state changes.
+    fn refresh_members(&mut self) {
+        let mut seen: HashMap<NodeId, (NodeInfo, MemberState)> = HashMap::new();
+        for m in self.foca.iter_membership_state() {
+            let state = match m.state() {
+                State::Alive => MemberState::Alive,
+                State::Suspect => MemberState::Suspect,
+                State::Down => MemberState::Down,
+            };
+            let info = &m.id().info;
+            if info.id == self.me.id() || info.id == NodeId::UNKNOWN {
+                continue;
+            }
+            // Two identities of one node (renamed): the live one decides.
+            match seen.get(&info.id) {
+                Some((_, s)) if *s != MemberState::Down => {}
+                _ => {
+                    seen.insert(info.id, (info.clone(), state));
+                }
+            }
+        }
+        for (id, (info, state)) in seen {
+            let prev = self.members.get(&id).map(|m| m.state);
+            if prev == Some(state) {
+                continue;
+            }
+            let event = match state {
+                MemberState::Alive => MemberEvent::Up(info.clone()),
+                MemberState::Suspect => MemberEvent::Suspect(info.clone()),
+                MemberState::Down => MemberEvent::Down(info.clone()),
+            };
+            debug!(node = %self.me.id(), peer = %id, ?state, "member state");
+            let _ = self.events.send(event);
+            self.members.insert(id, Member { info, state });
+            self.members_changed = true;
+            self.last_member_change = Instant::now();
+        }
+        // Members foca forgot (removed after being down) stay in our directory as down.
+    }
+
+    fn publish(&mut self) {
+        let table_changed = std::mem::take(
+            &mut *self
+                .table_changed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if !table_changed && !self.members_changed {
+            return;
+        }
+        self.members_changed = false;
+        let prev = self.view.load_full();
+        let slots = if table_changed || prev.slots.table().is_empty() {
+            let mut nodes: HashMap<NodeId, NodeInfo> = self
+                .members
+                .iter()
+                .map(|(id, m)| (*id, m.info.clone()))
+                .collect();
+            nodes.insert(self.me.id(), self.me.info.clone());
+            let table = self.table().clone();
+            let epoch = table.max_epoch();
+            if table_changed {
+                let _ = self.events.send(MemberEvent::SlotsChanged {
+                    config_epoch: epoch,
+                });
+            }
+            Arc::new(SlotOwnership::new(table, nodes))
+        } else {
+            let mut nodes: HashMap<NodeId, NodeInfo> = self
+                .members
+                .iter()
+                .map(|(id, m)| (*id, m.info.clone()))
+                .collect();
+            nodes.insert(self.me.id(), self.me.info.clone());
+            Arc::new(SlotOwnership::new(prev.slots.table().clone(), nodes))
+        };
+        self.version += 1;
+        let view = Arc::new(ClusterView {
+            me: self.me.info.clone(),
+            members: self.members.clone(),
+            slots,
+            plan: self.plan.clone(),
+            version: self.version,
+        });
+        self.view.store(view.clone());
+        self.watch.send_replace(view);
+    }
+}
