@@ -58,7 +58,9 @@ pub enum MemberEvent {
     Suspect(NodeInfo),
     Down(NodeInfo),
     /// The slot table changed; `config_epoch` is its highest epoch.
-    SlotsChanged { config_epoch: u64 },
+    SlotsChanged {
+        config_epoch: u64,
+    },
 }
 
 /// A consistent snapshot of what this node knows.
@@ -221,8 +223,8 @@ pub fn spawn<T: Transport>(
         client_addr: config.client_addr.clone(),
         cluster_addr: transport.local_addr(),
     };
-    let me = NodeIdentity::new(info.clone());
     let seed = config.rng_seed.unwrap_or_else(rand::random);
+    let me = NodeIdentity::new(info.clone(), StdRng::seed_from_u64(seed ^ 0xb0b).random());
     let table = Arc::new(Mutex::new(SlotTable::new()));
     let changed = Arc::new(Mutex::new(false));
     let foca = Foca::with_custom_broadcast(
@@ -243,6 +245,7 @@ pub fn spawn<T: Transport>(
     let (watch_tx, watch_rx) = watch::channel(first);
     let (events, _) = broadcast::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let datagram_limit = transport.max_datagram_size();
     let agent = Agent {
         foca,
         rt: AccumulatingRuntime::new(),
@@ -256,6 +259,10 @@ pub fn spawn<T: Transport>(
         members: BTreeMap::new(),
         members_changed: true,
         last_member_change: Instant::now(),
+        plan_dirty: true,
+        digest: None,
+        datagram_limit,
+        foca_sized_for: 1,
         bootstrapped: false,
         rng: StdRng::seed_from_u64(seed.wrapping_add(1)),
         plan: Vec::new(),
@@ -303,6 +310,13 @@ struct Agent<T> {
     members_changed: bool,
     /// When a member last changed state (takeover waits for a quiet period after it).
     last_member_change: Instant,
+    /// Whether the table or membership changed since the last plan tick.
+    plan_dirty: bool,
+    /// Cached digest of the table; cleared when it changes.
+    digest: Option<u64>,
+    datagram_limit: usize,
+    /// Cluster size foca's retransmission count was last computed for.
+    foca_sized_for: usize,
     /// Whether this node may take over unowned slots: a bootstrapping node from the start, a
     /// joining one once it has learned some of the table (else it would claim everything
     /// before hearing about the existing owners).
@@ -324,8 +338,10 @@ impl<T: Transport> Agent<T> {
     async fn run(mut self) {
         let now = Instant::now();
         self.timers.push(now, Tick::Plan);
-        self.timers
-            .push(now + ClusterConfig::ms(self.config.sync_interval_ms), Tick::Sync);
+        self.timers.push(
+            now + ClusterConfig::ms(self.config.sync_interval_ms),
+            Tick::Sync,
+        );
         self.timers.push(now, Tick::Announce);
         if self.seeds.is_empty() {
             info!(node = %self.me.id(), "bootstrapping a new cluster");
@@ -448,7 +464,7 @@ impl<T: Transport> Agent<T> {
                 let Ok(digest) = <[u8; 8]>::try_from(body).map(u64::from_be_bytes) else {
                     return;
                 };
-                if digest != self.table().digest() {
+                if digest != self.digest() {
                     self.send_table(from, true);
                 }
             }
@@ -502,13 +518,17 @@ impl<T: Transport> Agent<T> {
                     self.refresh_members();
                 }
                 Tick::Sync => {
-                    self.timers
-                        .push(now + ClusterConfig::ms(self.config.sync_interval_ms), Tick::Sync);
+                    self.timers.push(
+                        now + ClusterConfig::ms(self.config.sync_interval_ms),
+                        Tick::Sync,
+                    );
                     self.sync_with_random_member();
                 }
                 Tick::Plan => {
-                    self.timers
-                        .push(now + ClusterConfig::ms(self.config.plan_interval_ms), Tick::Plan);
+                    self.timers.push(
+                        now + ClusterConfig::ms(self.config.plan_interval_ms),
+                        Tick::Plan,
+                    );
                     if self.leaving.is_none() {
                         self.plan_tick();
                     }
@@ -518,8 +538,8 @@ impl<T: Transport> Agent<T> {
                         now + ClusterConfig::ms(self.config.announce_interval_ms),
                         Tick::Announce,
                     );
-                    if self.leaving.is_none() && self.foca.iter_members().next().is_none() {
-                        self.announce_to_seeds();
+                    if self.leaving.is_none() {
+                        self.announce_tick();
                     }
                 }
                 Tick::LeaveDone => {
@@ -531,6 +551,43 @@ impl<T: Transport> Agent<T> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Announces (addressed by cluster address, which foca accepts whatever the receiver's
+    /// current identity) to the seeds when alone, and to one live and up to two down members.
+    ///
+    /// This heals what foca's own periodic announces, addressed to identities, cannot: after a
+    /// partition both sides declare each other down and every node renews its identity at
+    /// once, so packets addressed to the old identities are all dropped. An announce carries
+    /// our current identity and is answered with the receiver's member list.
+    fn announce_tick(&mut self) {
+        if self.foca.iter_members().next().is_none() {
+            self.announce_to_seeds();
+        }
+        let mut targets = Vec::new();
+        let live: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr()).collect();
+        if !live.is_empty() {
+            targets.push(live[self.rng.random_range(0..live.len())]);
+        }
+        let mut down: Vec<SocketAddr> = self
+            .members
+            .values()
+            .filter(|m| m.state == MemberState::Down)
+            .map(|m| m.info.cluster_addr)
+            .filter(|a| !live.contains(a))
+            .collect();
+        for _ in 0..2 {
+            if down.is_empty() {
+                break;
+            }
+            targets.push(down.swap_remove(self.rng.random_range(0..down.len())));
+        }
+        for t in targets {
+            if let Err(e) = self.foca.announce(NodeIdentity::seed(t), &mut self.rt) {
+                debug!("announce to {t}: {e}");
+            }
+        }
+        self.after_call();
     }
 
     fn announce_to_seeds(&mut self) {
@@ -571,6 +628,11 @@ impl<T: Transport> Agent<T> {
 
     /// Takeover of orphaned slots (with quorum), else rebalancing.
     fn plan_tick(&mut self) {
+        if !self.plan_dirty {
+            return;
+        }
+        // Cleared here, set again below while a takeover waits for quiet or quorum.
+        self.plan_dirty = false;
         let me = self.me.id();
         let survivors = self.live_members();
         let shared = self.table.clone();
@@ -600,10 +662,12 @@ impl<T: Transport> Agent<T> {
                     .collect();
                 if !rebalance::has_quorum(&table, &alive) {
                     debug!(node = %me, "orphaned slots but no quorum; waiting");
+                    self.plan_dirty = true;
                     return;
                 }
                 let quiet = ClusterConfig::ms(self.config.takeover_delay_ms);
                 if self.last_member_change.elapsed() < quiet && !table.is_empty() {
+                    self.plan_dirty = true;
                     return;
                 }
                 let epoch = table.max_epoch() + 1;
@@ -685,7 +749,8 @@ impl<T: Transport> Agent<T> {
         };
         let mut buf = BytesMut::with_capacity(9);
         buf.put_u8(TAG_DIGEST);
-        buf.put_u64(self.table().digest());
+        let digest = self.digest();
+        buf.put_u64(digest);
         self.transport.send(peer, buf.freeze());
     }
 
@@ -702,7 +767,11 @@ impl<T: Transport> Agent<T> {
             let chunk = chunks.next().unwrap_or(&[]);
             let mut buf = Vec::with_capacity(2 + chunk.len() * CLAIM_LEN);
             buf.push(TAG_CLAIMS);
-            buf.push(if first && want_reply { FLAG_WANT_REPLY } else { 0 });
+            buf.push(if first && want_reply {
+                FLAG_WANT_REPLY
+            } else {
+                0
+            });
             for c in chunk {
                 c.encode(&mut buf);
             }
@@ -714,9 +783,11 @@ impl<T: Transport> Agent<T> {
         }
     }
 
-    /// Re-reads foca's member list and emits events for state changes.
+    /// Re-reads foca's member list and emits events for state changes. Allocation-free when
+    /// nothing changed (it runs after every packet).
     fn refresh_members(&mut self) {
-        let mut seen: HashMap<NodeId, (NodeInfo, MemberState)> = HashMap::new();
+        let me = self.me.id();
+        let mut changes: Vec<(NodeInfo, MemberState)> = Vec::new();
         for m in self.foca.iter_membership_state() {
             let state = match m.state() {
                 State::Alive => MemberState::Alive,
@@ -724,20 +795,19 @@ impl<T: Transport> Agent<T> {
                 State::Down => MemberState::Down,
             };
             let info = &m.id().info;
-            if info.id == self.me.id() || info.id == NodeId::UNKNOWN {
+            if info.id == me || info.id == NodeId::UNKNOWN {
                 continue;
             }
-            // Two identities of one node (renamed): the live one decides.
-            match seen.get(&info.id) {
-                Some((_, s)) if *s != MemberState::Down => {}
-                _ => {
-                    seen.insert(info.id, (info.clone(), state));
-                }
+            if self.members.get(&info.id).map(|m| m.state) != Some(state) {
+                changes.push((info.clone(), state));
             }
         }
-        for (id, (info, state)) in seen {
-            let prev = self.members.get(&id).map(|m| m.state);
-            if prev == Some(state) {
+        for (info, state) in changes {
+            // A renamed node can briefly be listed under its old identity (down) and its new
+            // one (alive): the live identity decides.
+            if state == MemberState::Down
+                && self.foca.iter_members().any(|m| m.id().id() == info.id)
+            {
                 continue;
             }
             let event = match state {
@@ -745,13 +815,29 @@ impl<T: Transport> Agent<T> {
                 MemberState::Suspect => MemberEvent::Suspect(info.clone()),
                 MemberState::Down => MemberEvent::Down(info.clone()),
             };
-            debug!(node = %self.me.id(), peer = %id, ?state, "member state");
+            debug!(node = %me, peer = %info.id, ?state, "member state");
             let _ = self.events.send(event);
-            self.members.insert(id, Member { info, state });
+            self.members.insert(info.id, Member { info, state });
             self.members_changed = true;
+            self.plan_dirty = true;
             self.last_member_change = Instant::now();
         }
         // Members foca forgot (removed after being down) stay in our directory as down.
+        self.resize_foca();
+    }
+
+    /// Keeps foca's retransmission count in step with the cluster size (SWIM needs about
+    /// log(n) transmissions per update to reach everyone).
+    fn resize_foca(&mut self) {
+        let n = self.foca.num_members() + 1;
+        if n <= self.foca_sized_for && n * 2 > self.foca_sized_for {
+            return;
+        }
+        let cfg = self.config.foca_config_sized(self.datagram_limit, n);
+        match self.foca.set_config(cfg) {
+            Ok(()) => self.foca_sized_for = n,
+            Err(e) => debug!("foca config: {e}"),
+        }
     }
 
     fn publish(&mut self) {
@@ -764,41 +850,50 @@ impl<T: Transport> Agent<T> {
         if !table_changed && !self.members_changed {
             return;
         }
-        self.members_changed = false;
         let prev = self.view.load_full();
-        let slots = if table_changed || prev.slots.table().is_empty() {
+        let nodes = if self.members_changed {
             let mut nodes: HashMap<NodeId, NodeInfo> = self
                 .members
                 .iter()
                 .map(|(id, m)| (*id, m.info.clone()))
                 .collect();
             nodes.insert(self.me.id(), self.me.info.clone());
-            let table = self.table().clone();
-            let epoch = table.max_epoch();
-            if table_changed {
-                let _ = self.events.send(MemberEvent::SlotsChanged {
-                    config_epoch: epoch,
-                });
-            }
-            Arc::new(SlotOwnership::new(table, nodes))
+            Arc::new(nodes)
         } else {
-            let mut nodes: HashMap<NodeId, NodeInfo> = self
-                .members
-                .iter()
-                .map(|(id, m)| (*id, m.info.clone()))
-                .collect();
-            nodes.insert(self.me.id(), self.me.info.clone());
-            Arc::new(SlotOwnership::new(prev.slots.table().clone(), nodes))
+            prev.slots.nodes_arc()
         };
+        let table = if table_changed {
+            self.digest = None;
+            self.plan_dirty = true;
+            let table = self.table().clone();
+            let _ = self.events.send(MemberEvent::SlotsChanged {
+                config_epoch: table.max_epoch(),
+            });
+            Arc::new(table)
+        } else {
+            prev.slots.table_arc()
+        };
+        self.members_changed = false;
         self.version += 1;
         let view = Arc::new(ClusterView {
             me: self.me.info.clone(),
             members: self.members.clone(),
-            slots,
+            slots: Arc::new(SlotOwnership::from_parts(table, nodes)),
             plan: self.plan.clone(),
             version: self.version,
         });
         self.view.store(view.clone());
         self.watch.send_replace(view);
+    }
+
+    fn digest(&mut self) -> u64 {
+        match self.digest {
+            Some(d) => d,
+            None => {
+                let d = self.table().digest();
+                self.digest = Some(d);
+                d
+            }
+        }
     }
 }

@@ -82,8 +82,8 @@ impl ClusterCredential {
             secret.as_bytes(),
             &mut seed,
         );
-        let pair =
-            ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).map_err(|_| AuthError::Key)?;
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| AuthError::Key)?;
         let mut public_key = [0u8; 32];
         public_key.copy_from_slice(ring::signature::KeyPair::public_key(&pair).as_ref());
         let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
@@ -154,7 +154,11 @@ impl PinnedKey {
     fn check_cert(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         let mut spki = ED25519_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(&self.public_key);
-        if cert.as_ref().windows(spki.len()).any(|w| w == spki.as_slice()) {
+        if cert
+            .as_ref()
+            .windows(spki.len())
+            .any(|w| w == spki.as_slice())
+        {
             Ok(())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -296,10 +300,22 @@ mod tests {
         };
         let v = a.verifier();
         let ed = SignatureScheme::ED25519;
-        assert!(v.verify_raw(b"transcript", ed, &sign(&a, b"transcript")).is_ok());
-        assert!(v.verify_raw(b"transcript", ed, &sign(&c, b"transcript")).is_err());
-        assert!(v.verify_raw(b"other", ed, &sign(&a, b"transcript")).is_err());
+        assert!(
+            v.verify_raw(b"transcript", ed, &sign(&a, b"transcript"))
+                .is_ok()
+        );
+        assert!(
+            v.verify_raw(b"transcript", ed, &sign(&c, b"transcript"))
+                .is_err()
+        );
+        assert!(
+            v.verify_raw(b"other", ed, &sign(&a, b"transcript"))
+                .is_err()
+        );
         let sig = sign(&a, b"transcript");
-        assert!(v.verify_raw(b"transcript", SignatureScheme::ECDSA_NISTP256_SHA256, &sig).is_err());
+        assert!(
+            v.verify_raw(b"transcript", SignatureScheme::ECDSA_NISTP256_SHA256, &sig)
+                .is_err()
+        );
     }
 }

@@ -134,8 +134,28 @@ pub struct SlotTable {
 /// Equal when every slot has the same owner and epoch (however the owners were interned).
 impl PartialEq for SlotTable {
     fn eq(&self, other: &Self) -> bool {
-        self.epoch == other.epoch
-            && (0..usize::from(SLOT_COUNT)).all(|s| self.owner_at(s) == other.owner_at(s))
+        if self.epoch != other.epoch {
+            return false;
+        }
+        // Translate our owner indexes into the other table's once, then compare slot by slot.
+        let map: Vec<u16> = self
+            .ids
+            .iter()
+            .map(|id| {
+                other
+                    .ids
+                    .iter()
+                    .position(|o| o == id)
+                    .map_or(NO_OWNER - 1, |i| i as u16)
+            })
+            .collect();
+        self.owner.iter().zip(other.owner.iter()).all(|(&a, &b)| {
+            if a == NO_OWNER {
+                b == NO_OWNER
+            } else {
+                map.get(usize::from(a)) == Some(&b) && b != NO_OWNER - 1
+            }
+        })
     }
 }
 
@@ -370,19 +390,12 @@ impl<T> BroadcastHandler<T> for ClaimHandler {
 
 /// A read-only snapshot of slot ownership with node addresses, for routing and for rendering
 /// `CLUSTER SLOTS` / `CLUSTER SHARDS`.
-#[derive(Clone, Debug)]
+///
+/// Both parts are shared between successive snapshots when only the other one changed.
+#[derive(Clone, Debug, Default)]
 pub struct SlotOwnership {
-    table: SlotTable,
-    nodes: HashMap<NodeId, NodeInfo>,
-}
-
-impl Default for SlotOwnership {
-    fn default() -> Self {
-        SlotOwnership {
-            table: SlotTable::new(),
-            nodes: HashMap::new(),
-        }
-    }
+    table: Arc<SlotTable>,
+    nodes: Arc<HashMap<NodeId, NodeInfo>>,
 }
 
 /// One range of [`SlotOwnership::ranges`] with the owner's addresses (when known).
@@ -397,7 +410,25 @@ pub struct OwnedRange<'a> {
 
 impl SlotOwnership {
     pub fn new(table: SlotTable, nodes: HashMap<NodeId, NodeInfo>) -> SlotOwnership {
+        SlotOwnership {
+            table: Arc::new(table),
+            nodes: Arc::new(nodes),
+        }
+    }
+
+    pub(crate) fn from_parts(
+        table: Arc<SlotTable>,
+        nodes: Arc<HashMap<NodeId, NodeInfo>>,
+    ) -> SlotOwnership {
         SlotOwnership { table, nodes }
+    }
+
+    pub(crate) fn table_arc(&self) -> Arc<SlotTable> {
+        self.table.clone()
+    }
+
+    pub(crate) fn nodes_arc(&self) -> Arc<HashMap<NodeId, NodeInfo>> {
+        self.nodes.clone()
     }
 
     pub fn table(&self) -> &SlotTable {
@@ -517,8 +548,16 @@ mod tests {
     fn highest_epoch_wins_then_node_id() {
         let mut t = SlotTable::new();
         assert_eq!(t.apply(&claim(0, 16383, 1, 1)), 16384);
-        assert_eq!(t.apply(&claim(0, 99, 2, 1)), 100, "same epoch, larger id wins");
-        assert_eq!(t.apply(&claim(0, 99, 1, 1)), 0, "same epoch, smaller id loses");
+        assert_eq!(
+            t.apply(&claim(0, 99, 2, 1)),
+            100,
+            "same epoch, larger id wins"
+        );
+        assert_eq!(
+            t.apply(&claim(0, 99, 1, 1)),
+            0,
+            "same epoch, smaller id loses"
+        );
         assert_eq!(t.apply(&claim(50, 149, 1, 2)), 100, "higher epoch wins");
         assert_eq!(t.apply(&claim(50, 149, 3, 1)), 0, "lower epoch loses");
         assert_eq!(t.owner(Slot::new(0).expect("slot")), Some(id(2)));
@@ -577,9 +616,7 @@ mod tests {
         let info = |n: u8, port: u16| NodeInfo {
             id: id(n),
             client_addr: format!("127.0.0.1:{port}"),
-            cluster_addr: format!("127.0.0.1:{}", port + 10000)
-                .parse()
-                .expect("addr"),
+            cluster_addr: format!("127.0.0.1:{}", port + 10000).parse().expect("addr"),
         };
         let nodes = [(id(1), info(1, 7001)), (id(2), info(2, 7002))].into();
         let snap = SlotOwnership::new(t, nodes);

@@ -139,7 +139,9 @@ impl ClusterConfig {
             errs.push("probe_rtt_ms must be shorter than probe_period_ms".into());
         }
         if self.max_packet_size != 0 && self.max_packet_size < MIN_PACKET_SIZE {
-            errs.push(format!("max_packet_size must be at least {MIN_PACKET_SIZE}"));
+            errs.push(format!(
+                "max_packet_size must be at least {MIN_PACKET_SIZE}"
+            ));
         }
         if self.seeds.contains(&self.cluster_addr) {
             errs.push("seeds must not contain this node's own cluster_addr".into());
@@ -162,7 +164,16 @@ impl ClusterConfig {
     /// The foca configuration for a transport whose datagrams hold `datagram_limit` bytes
     /// (one of which the agent uses for its message tag).
     pub(crate) fn foca_config(&self, datagram_limit: usize) -> foca::Config {
-        let hint = NonZeroU32::new(self.cluster_size_hint.max(1)).unwrap_or(NonZeroU32::MIN);
+        self.foca_config_sized(datagram_limit, 1)
+    }
+
+    /// [`ClusterConfig::foca_config`] for a cluster of `members` nodes: only the number of
+    /// times an update is retransmitted depends on it (4·log10(n+1), as foca computes it).
+    pub(crate) fn foca_config_sized(&self, datagram_limit: usize, members: usize) -> foca::Config {
+        let n = u32::try_from(members)
+            .unwrap_or(u32::MAX)
+            .max(self.cluster_size_hint);
+        let hint = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
         let mut c = foca::Config::new_lan(hint);
         c.probe_period = Self::ms(self.probe_period_ms);
         c.probe_rtt = Self::ms(self.probe_rtt_ms);
@@ -173,12 +184,21 @@ impl ClusterConfig {
             0 => limit,
             n => n.min(limit),
         };
-        c.max_packet_size = NonZeroUsize::new(size.max(MIN_PACKET_SIZE)).unwrap_or(NonZeroUsize::MIN);
-        c.max_transmissions = c.max_transmissions.max(NonZeroU8::new(4).unwrap_or(NonZeroU8::MIN));
+        c.max_packet_size =
+            NonZeroUsize::new(size.max(MIN_PACKET_SIZE)).unwrap_or(NonZeroUsize::MIN);
+        c.max_transmissions = c
+            .max_transmissions
+            .max(NonZeroU8::new(4).unwrap_or(NonZeroU8::MIN));
         let three = NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN);
         c.periodic_gossip = Some(foca::PeriodicParams {
             frequency: Self::ms(self.gossip_interval_ms),
             num_members: three,
+        });
+        // Announcing to a random member returns its member list: anti-entropy for membership
+        // updates that ran out of retransmissions before reaching everyone.
+        c.periodic_announce = Some(foca::PeriodicParams {
+            frequency: Self::ms(self.announce_interval_ms),
+            num_members: NonZeroUsize::MIN,
         });
         c.periodic_announce_to_down_members = Some(foca::PeriodicParams {
             frequency: Self::ms(self.announce_interval_ms),

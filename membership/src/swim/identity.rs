@@ -100,13 +100,11 @@ impl fmt::Debug for NodeIdentity {
 }
 
 impl NodeIdentity {
-    pub fn new(info: NodeInfo) -> NodeIdentity {
-        // A random starting bump: a node restarted at the same address with the same id must
-        // not be mistaken for its previous (possibly declared down) incarnation.
-        NodeIdentity {
-            info,
-            bump: rand::random(),
-        }
+    /// A new identity with starting bump `bump`. Pass a random one (the agent derives it from
+    /// its RNG): a node restarted at the same address with the same id must not be mistaken
+    /// for its previous (possibly declared down) incarnation.
+    pub fn new(info: NodeInfo, bump: u16) -> NodeIdentity {
+        NodeIdentity { info, bump }
     }
 
     /// The identity used to announce to a seed we only know by address.
@@ -143,8 +141,7 @@ impl foca::Identity for NodeIdentity {
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
         // Serial-number comparison so that wrapping past u16::MAX still counts as newer.
         let newer = self.bump.wrapping_sub(adversary.bump);
-        newer != 0 && newer < u16::MAX / 2
-            || (newer == 0 && self.info.id > adversary.info.id)
+        newer != 0 && newer < u16::MAX / 2 || (newer == 0 && self.info.id > adversary.info.id)
     }
 }
 
@@ -169,7 +166,10 @@ mod tests {
         let id = NodeId::random();
         let s = id.to_string();
         assert_eq!(s.len(), 40);
-        assert!(s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_eq!(s.parse::<NodeId>(), Ok(id));
         assert!("abc".parse::<NodeId>().is_err());
         assert!("zz".repeat(20).parse::<NodeId>().is_err());

@@ -138,7 +138,8 @@ impl QuicTransport {
         transport
             .keep_alive_interval(Some(Duration::from_secs(2)))
             .max_idle_timeout(Some(
-                quinn::IdleTimeout::try_from(Duration::from_secs(10)).map_err(|_| QuicError::Closed)?,
+                quinn::IdleTimeout::try_from(Duration::from_secs(10))
+                    .map_err(|_| QuicError::Closed)?,
             ))
             .datagram_receive_buffer_size(Some(1 << 20));
         let transport = Arc::new(transport);

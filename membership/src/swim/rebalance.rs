@@ -161,6 +161,15 @@ pub fn plan_takeover(
     if survivors.is_empty() {
         return Vec::new();
     }
+    // Fast path (this runs on every plan tick): nothing unowned and no dead owner.
+    if table.unowned() == 0
+        && !table
+            .owners()
+            .iter()
+            .any(|o| is_dead(o) && !survivors.contains(o))
+    {
+        return Vec::new();
+    }
     let orphans: Vec<(u16, Option<NodeId>)> = (0..SLOT_COUNT)
         .filter_map(|s| {
             let owner = crate::slot::Slot::new(s).and_then(|slot| table.owner(slot));
@@ -182,12 +191,17 @@ pub fn plan_takeover(
         .iter()
         .zip(&target)
         .map(|(m, &t)| {
-            let want = t.saturating_sub(counts.get(m).copied().unwrap_or(0)).min(left);
+            let want = t
+                .saturating_sub(counts.get(m).copied().unwrap_or(0))
+                .min(left);
             left -= want;
             want
         })
         .collect();
-    debug_assert_eq!(left, 0, "targets sum to the total, so deficits cover the orphans");
+    debug_assert_eq!(
+        left, 0,
+        "targets sum to the total, so deficits cover the orphans"
+    );
     let mut moves: Vec<Move> = Vec::new();
     let mut next = orphans.iter();
     for (to, q) in survivors.iter().zip(quotas) {

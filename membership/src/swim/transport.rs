@@ -248,13 +248,19 @@ mod tests {
         b.send(addr(1), Bytes::from_static(b"lost"));
         net.heal();
         a.send(addr(2), Bytes::from_static(b"after"));
-        assert_eq!(b.recv().await.map(|p| p.1), Some(Bytes::from_static(b"after")));
+        assert_eq!(
+            b.recv().await.map(|p| p.1),
+            Some(Bytes::from_static(b"after"))
+        );
 
         net.kill(addr(2));
         a.send(addr(2), Bytes::from_static(b"dead"));
         net.revive(addr(2));
         a.send(addr(2), Bytes::from_static(b"alive"));
-        assert_eq!(b.recv().await.map(|p| p.1), Some(Bytes::from_static(b"alive")));
+        assert_eq!(
+            b.recv().await.map(|p| p.1),
+            Some(Bytes::from_static(b"alive"))
+        );
         assert_eq!(net.stats(addr(1)).dropped, 2);
         assert_eq!(net.stats(addr(2)).dropped, 1);
 
