@@ -206,6 +206,9 @@ pub enum CommandId {
     Randomkey,
     Object,
     Cluster,
+    Asking,
+    Readonly,
+    Readwrite,
     // hashes
     Hset,
     Hsetnx,
@@ -252,6 +255,11 @@ pub enum CommandId {
     ClusterCountkeysinslot,
     ClusterGetkeysinslot,
     ClusterHelp,
+    ClusterSlots,
+    ClusterShards,
+    ClusterNodes,
+    ClusterInfo,
+    ClusterMyid,
 }
 
 /// One row of the command table.
@@ -713,6 +721,61 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "cluster",
         "3.0.0",
         "Returns the key names in a hash slot."
+    ),
+    spec!(
+        ClusterSlots,
+        "slots",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the mapping of cluster slots to nodes."
+    ),
+    spec!(
+        ClusterShards,
+        "shards",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "7.0.0",
+        "Returns the mapping of cluster slots to shards."
+    ),
+    spec!(
+        ClusterNodes,
+        "nodes",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the cluster configuration for a node."
+    ),
+    spec!(
+        ClusterInfo,
+        "info",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns information about the state of a node."
+    ),
+    spec!(
+        ClusterMyid,
+        "myid",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Returns the ID of a node."
     ),
     spec!(
         ClusterHelp,
@@ -1371,6 +1434,39 @@ pub static COMMANDS: &[CommandSpec] = &[
         "3.0.0",
         "A container for Redis Cluster commands.",
         CLUSTER_SUBS
+    ),
+    spec!(
+        Asking,
+        "asking",
+        1,
+        F,
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Signals that a cluster client is following an -ASK redirect."
+    ),
+    spec!(
+        Readonly,
+        "readonly",
+        1,
+        F.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Enables read-only queries for a connection to a Redis Cluster replica node."
+    ),
+    spec!(
+        Readwrite,
+        "readwrite",
+        1,
+        F.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "cluster",
+        "3.0.0",
+        "Enables read-write queries for a connection to a Redis Cluster replica node."
     ),
     // hashes
     spec!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::value::Value;
-use membership::settings::{self, as_bool, as_int, as_memory, as_string};
+use membership::settings::{self, as_bool, as_int, as_list, as_memory, as_opt_string, as_string};
 pub use membership::settings::{ConfigErrors, log_filter, parse_memory};
 
 use crate::store::Policy;
@@ -42,6 +42,17 @@ pub struct Config {
     pub warm_promotion_window_ms: u64,
     /// On a planned shutdown, move the RAM tier to the warm tier so a restart loses nothing.
     pub warm_demote_on_shutdown: bool,
+    /// Join or form a cluster (SWIM membership over QUIC); otherwise a standalone server.
+    pub cluster_enabled: bool,
+    /// UDP port of the cluster bus (QUIC); default: the client port + 10000 (or any free port
+    /// when the client port is 0).
+    pub cluster_port: Option<u16>,
+    /// Cluster-bus addresses (`host:port`) of nodes to join; none: bootstrap a new cluster.
+    pub cluster_seeds: Vec<String>,
+    /// Shared secret every node of the cluster holds; required in cluster mode.
+    pub cluster_secret: Option<String>,
+    /// IP announced to clients in MOVED and CLUSTER SLOTS; default: the bind address.
+    pub cluster_announce_ip: Option<String>,
 }
 
 /// When a warm key that a command reads moves back to RAM.
@@ -78,6 +89,11 @@ impl Default for Config {
             warm_promotion: WarmPromotion::SecondAccess,
             warm_promotion_window_ms: 60_000,
             warm_demote_on_shutdown: true,
+            cluster_enabled: false,
+            cluster_port: None,
+            cluster_seeds: Vec::new(),
+            cluster_secret: None,
+            cluster_announce_ip: None,
         }
     }
 }
@@ -172,6 +188,17 @@ impl Config {
                     .map_err(|_| "must be a non-negative number of milliseconds")?
             }
             "warm-demote-on-shutdown" => self.warm_demote_on_shutdown = as_bool(v)?,
+            "cluster-enabled" => self.cluster_enabled = as_bool(v)?,
+            "cluster-port" => {
+                self.cluster_port = Some(
+                    as_int(v)?
+                        .try_into()
+                        .map_err(|_| "must be between 0 and 65535")?,
+                )
+            }
+            "cluster-seeds" => self.cluster_seeds = as_list(v)?,
+            "cluster-secret" => self.cluster_secret = as_opt_string(v)?,
+            "cluster-announce-ip" => self.cluster_announce_ip = as_opt_string(v)?,
             _ => return Err("unknown configuration key".into()),
         }
         Ok(())
@@ -182,6 +209,20 @@ impl Config {
         let mut errs = Vec::new();
         if self.bind.is_empty() {
             errs.push("`bind`: at least one address is required".into());
+        }
+        if self.cluster_enabled && self.cluster_secret.is_none() {
+            errs.push("`cluster-secret`: required when `cluster-enabled` is yes (every node must hold the same secret)".into());
+        }
+        if self.cluster_secret.as_ref().is_some_and(|s| s.len() < 8) {
+            errs.push("`cluster-secret`: must be at least 8 bytes".into());
+        }
+        for seed in &self.cluster_seeds {
+            if seed
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                errs.push(format!("`cluster-seeds`: '{seed}' is not host:port"));
+            }
         }
         if self.maxclients == 0 {
             errs.push("`maxclients`: must be at least 1".into());

@@ -6,6 +6,7 @@
 
 mod clients;
 mod clock;
+pub mod cluster;
 mod cmd;
 pub mod config;
 mod connection;

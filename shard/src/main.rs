@@ -85,6 +85,29 @@ struct Flags {
         skip_serializing_if = "Option::is_none"
     )]
     warm_demote_on_shutdown: Option<String>,
+    /// Join or form a cluster (yes/no); otherwise a standalone server.
+    #[arg(long = "cluster-enabled")]
+    #[serde(rename = "cluster-enabled", skip_serializing_if = "Option::is_none")]
+    cluster_enabled: Option<String>,
+    /// UDP port of the cluster bus (QUIC); default: port + 10000.
+    #[arg(long = "cluster-port")]
+    #[serde(rename = "cluster-port", skip_serializing_if = "Option::is_none")]
+    cluster_port: Option<u16>,
+    /// Cluster-bus addresses of nodes to join (host:port,...); none: start a new cluster.
+    #[arg(long = "cluster-seeds")]
+    #[serde(rename = "cluster-seeds", skip_serializing_if = "Option::is_none")]
+    cluster_seeds: Option<String>,
+    /// The secret every node of the cluster holds (required in cluster mode).
+    #[arg(long = "cluster-secret")]
+    #[serde(rename = "cluster-secret", skip_serializing_if = "Option::is_none")]
+    cluster_secret: Option<String>,
+    /// IP announced to clients in MOVED and CLUSTER SLOTS (default: the bind address).
+    #[arg(long = "cluster-announce-ip")]
+    #[serde(
+        rename = "cluster-announce-ip",
+        skip_serializing_if = "Option::is_none"
+    )]
+    cluster_announce_ip: Option<String>,
 }
 
 #[tokio::main]

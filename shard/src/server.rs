@@ -29,6 +29,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Warm(#[from] crate::store::warm::WarmError),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("cannot create data directory {path}: {source}")]
     Dir {
         path: String,
@@ -66,6 +68,8 @@ pub struct Shared {
     pub run_id: String,
     /// Cancelled to stop the server (SHUTDOWN or the `shutdown` future).
     pub shutdown: CancellationToken,
+    /// Set once in cluster mode.
+    pub cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl Shared {
@@ -103,7 +107,12 @@ pub async fn run(
             fastrand::u32(..)
         ),
         shutdown: CancellationToken::new(),
+        cluster: std::sync::OnceLock::new(),
     });
+    if shared.config.cluster_enabled {
+        let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;
+        let _ = shared.cluster.set(c);
+    }
     tracing::info!(addr = %local_addr, "shard listening");
 
     let mut tasks = JoinSet::new();
@@ -135,6 +144,15 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("connections did not finish in time; aborting them");
         tasks.shutdown().await;
+    }
+    if let Some(c) = shared.cluster.get() {
+        // Hand this node's slots to the others before going away.
+        if tokio::time::timeout(Duration::from_secs(5), c.handle.leave())
+            .await
+            .is_err()
+        {
+            tracing::warn!("leaving the cluster timed out");
+        }
     }
     if shared.db.warm().is_some() {
         let sh = shared.clone();

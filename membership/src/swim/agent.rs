@@ -143,6 +143,12 @@ impl AgentHandle {
         self.view.load_full()
     }
 
+    /// The current snapshot as a guard: no reference-count traffic, for per-request routing
+    /// checks on hot paths. Do not hold it across an `.await`.
+    pub fn load(&self) -> arc_swap::Guard<Arc<ClusterView>> {
+        self.view.load()
+    }
+
     /// The current slot ownership; never blocks.
     pub fn slots(&self) -> Arc<SlotOwnership> {
         self.view.load().slots.clone()

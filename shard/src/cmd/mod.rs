@@ -220,7 +220,9 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
         // COMMAND alone is valid; CLIENT alone is not.
         (true, None) if args.len() < 2 && top.arity_ok(1) => top,
         (true, None) if args.len() < 2 => return Err(CmdError::WrongArity(top.name.into())),
-        (true, None) if top.id == CommandId::Cluster => return Err(cluster::disabled()),
+        (true, None) if top.id == CommandId::Cluster && s.shared.cluster.get().is_none() => {
+            return Err(cluster::disabled());
+        }
         (true, None) => {
             return Err(CmdError::UnknownSubcommand {
                 container: top.name,
@@ -235,6 +237,16 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     }
     if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
+    }
+    if let Some(c) = s.shared.cluster.get()
+        && !spec.keys.is_none()
+    {
+        let view = c.handle.load();
+        let slots = spec
+            .keys
+            .indices(args.len())
+            .map(|i| membership::Slot::for_key(args.get(i)));
+        crate::cluster::route(&view.slots, &c.me, slots).into_result()?;
     }
     if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
         return Err(CmdError::Oom);
@@ -338,9 +350,18 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Hscan => hash::hscan(s, a),
         Hrandfield => hash::hrandfield(s, a),
 
-        ClusterKeyslot | ClusterCountkeysinslot | ClusterGetkeysinslot | ClusterHelp => {
-            cluster::cluster(s, spec.id, a)
-        }
+        ClusterKeyslot
+        | ClusterCountkeysinslot
+        | ClusterGetkeysinslot
+        | ClusterHelp
+        | ClusterSlots
+        | ClusterShards
+        | ClusterNodes
+        | ClusterInfo
+        | ClusterMyid
+        | Asking
+        | Readonly
+        | Readwrite => cluster::cluster(s, spec.id, a),
         Client | Config | Object | Cluster => Err(CmdError::WrongArity(spec.name.into())),
     }
 }

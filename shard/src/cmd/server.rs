@@ -285,8 +285,8 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-const DEFAULT_SECTIONS: [&str; 6] = [
-    "server", "clients", "memory", "stats", "tiering", "keyspace",
+const DEFAULT_SECTIONS: [&str; 7] = [
+    "server", "clients", "memory", "stats", "tiering", "cluster", "keyspace",
 ];
 
 pub fn info(s: &mut Session, a: &Args) -> CmdResult {
@@ -321,6 +321,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "memory" => "# Memory",
         "stats" => "# Stats",
         "tiering" => "# Tiering",
+        "cluster" => "# Cluster",
         _ => "# Keyspace",
     };
     out.push_str(header);
@@ -381,6 +382,9 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
             line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
+        }
+        "cluster" => {
+            line("cluster_enabled", &u8::from(sh.cluster.get().is_some()));
         }
         "tiering" => {
             line(

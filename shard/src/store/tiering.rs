@@ -206,6 +206,26 @@ impl Db {
         }
     }
 
+    /// Removes every key of `slot` from both tiers (the slot now belongs to another node).
+    pub fn drop_slot(&self, slot: Slot) -> usize {
+        let mut g = self.slot(slot);
+        let n = g.len() + g.warm_len();
+        let keys: Vec<Key> = g.map.keys().cloned().collect();
+        for k in keys {
+            g.remove(&k);
+        }
+        let warm: Vec<(Key, u64)> = g
+            .warm
+            .iter()
+            .map(|(k, m)| (k.clone(), m.generation))
+            .collect();
+        for (k, generation) in warm {
+            g.warm_remove(&k);
+            g.stale.push((k, generation));
+        }
+        n
+    }
+
     /// Moves every RAM entry to the warm tier (planned shutdown), then waits for the writes.
     pub fn demote_all(&self) {
         let Some(w) = &self.warm else { return };

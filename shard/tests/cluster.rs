@@ -1,0 +1,218 @@
+//! Cluster mode end to end: three in-process shards form a cluster over QUIC on loopback, a
+//! Redis Cluster client reads and writes through MOVED redirects, a node that leaves hands its
+//! slots over, and a node without the secret cannot join.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Config, TestServer, V, assert_err, info_field};
+
+const SECRET: &str = "test-cluster-secret";
+
+fn cluster_config(dir: &std::path::Path, seeds: Vec<String>, secret: &str) -> Config {
+    Config {
+        dir: dir.to_path_buf(),
+        cluster_enabled: true,
+        cluster_port: Some(0),
+        cluster_seeds: seeds,
+        cluster_secret: Some(secret.into()),
+        ..Config::default()
+    }
+}
+
+/// The cluster-bus address of a node, from its `CLUSTER NODES` "myself" line.
+async fn bus_addr(srv: &TestServer) -> String {
+    let nodes = srv.raw().await.cmd(&["CLUSTER", "NODES"]).await;
+    let line = nodes
+        .as_str()
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line")
+        .to_string();
+    let field = line.split(' ').nth(1).expect("addr field");
+    let (ip_port, bus) = field.split_once('@').expect("@busport");
+    let ip = ip_port.rsplit_once(':').expect("ip:port").0;
+    format!("{ip}:{bus}")
+}
+
+async fn cluster_info(srv: &TestServer) -> String {
+    srv.raw()
+        .await
+        .cmd(&["CLUSTER", "INFO"])
+        .await
+        .as_str()
+        .to_string()
+}
+
+/// Polls until every node reports `size` masters and all slots served.
+async fn converge(nodes: &[&TestServer], size: usize) {
+    for _ in 0..600 {
+        let mut ok = true;
+        for n in nodes {
+            let info = cluster_info(n).await;
+            ok &= info_field(&info, "cluster_state").as_deref() == Some("ok")
+                && info_field(&info, "cluster_size").as_deref() == Some(&size.to_string());
+        }
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cluster of {size} did not converge in 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_form_a_cluster_that_cluster_clients_use() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let a = TestServer::start(cluster_config(dirs[0].path(), vec![], SECRET)).await;
+    converge(&[&a], 1).await;
+    let seed = bus_addr(&a).await;
+    let b = TestServer::start(cluster_config(dirs[1].path(), vec![seed.clone()], SECRET)).await;
+    let c = TestServer::start(cluster_config(dirs[2].path(), vec![seed.clone()], SECRET)).await;
+    converge(&[&a, &b, &c], 3).await;
+
+    // A Redis Cluster client discovers the slots (CLUSTER SLOTS) and routes by itself.
+    let client = redis::cluster::ClusterClientBuilder::new(vec![a.url()])
+        .response_timeout(Duration::from_secs(30))
+        .connection_timeout(Duration::from_secs(30))
+        .build()
+        .expect("cluster client");
+    let mut con = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("set");
+    }
+    for i in 0..200 {
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query_async(&mut con)
+            .await
+            .expect("get");
+        assert_eq!(v, i);
+    }
+    // Keys are spread over the three nodes, each holding only its own slots.
+    let mut total = 0;
+    for n in [&a, &b, &c] {
+        let k = n.raw().await.cmd(&["DBSIZE"]).await.as_int();
+        assert!(k > 20, "every node holds a share: {k}");
+        total += k;
+    }
+    assert_eq!(total, 200);
+
+    // A plain client gets Redis Cluster's redirects and errors.
+    let mut raw = a.raw().await;
+    let slots = raw.cmd(&["CLUSTER", "SLOTS"]).await;
+    let foreign = slots
+        .as_arr()
+        .iter()
+        .find(|r| r.as_arr()[2].as_arr()[1] != V::Int(i64::from(a.addr.port())))
+        .expect("a range owned by another node")
+        .clone();
+    let first_slot = foreign.as_arr()[0].as_int();
+    let key = (0..100_000).map(|i| format!("k{i}")).find(|k| {
+        let s = i64::from(membership::Slot::for_key(k.as_bytes()).get());
+        s == first_slot
+    });
+    let key = key.expect("a key in that slot");
+    let port = foreign.as_arr()[2].as_arr()[1].as_int();
+    assert_eq!(
+        raw.cmd(&["GET", &key]).await,
+        V::Err(format!("MOVED {first_slot} 127.0.0.1:{port}"))
+    );
+    assert_err(
+        &raw.cmd(&["MSET", "a", "1", "b", "2"]).await,
+        "CROSSSLOT Keys in request don't hash to the same slot",
+    );
+    let same_slot = raw.cmd(&["MSET", "{t}a", "1", "{t}b", "2"]).await;
+    assert!(
+        same_slot == V::s("OK") || matches!(&same_slot, V::Err(e) if e.starts_with("MOVED ")),
+        "keys of one slot are not CROSSSLOT: {same_slot:?}"
+    );
+    let myid = raw.cmd(&["CLUSTER", "MYID"]).await;
+    assert_eq!(myid.as_str().len(), 40);
+    assert_eq!(raw.cmd(&["READONLY"]).await, V::s("OK"));
+
+    // A node holding the wrong secret never becomes part of the cluster.
+    let stranger = TestServer::start(cluster_config(
+        dirs[3].path(),
+        vec![seed.clone()],
+        "not-the-secret",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let info = cluster_info(&a).await;
+    assert_eq!(
+        info_field(&info, "cluster_known_nodes").as_deref(),
+        Some("3"),
+        "{info}"
+    );
+    assert_ne!(
+        info_field(&cluster_info(&stranger).await, "cluster_state").as_deref(),
+        Some("ok")
+    );
+    stranger.stop().await;
+
+    // A node that leaves hands its slots over: the cluster serves every slot again.
+    c.stop().await;
+    converge(&[&a, &b], 2).await;
+    let client = redis::cluster::ClusterClientBuilder::new(vec![a.url()])
+        .response_timeout(Duration::from_secs(30))
+        .build()
+        .expect("cluster client");
+    let mut con = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("set after leave");
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn standalone_shards_say_cluster_support_is_disabled() {
+    let srv = TestServer::default().await;
+    let mut c = srv.raw().await;
+    for args in [
+        vec!["CLUSTER", "SLOTS"],
+        vec!["CLUSTER", "NODES"],
+        vec!["ASKING"],
+        vec!["READONLY"],
+    ] {
+        assert_err(
+            &c.cmd(&args).await,
+            "ERR This instance has cluster support disabled",
+        );
+    }
+    assert!(
+        c.cmd(&["INFO", "cluster"])
+            .await
+            .as_str()
+            .contains("cluster_enabled:0")
+    );
+    srv.stop().await;
+}
+
+#[test]
+fn cluster_mode_needs_a_secret() {
+    let cfg = Config {
+        cluster_enabled: true,
+        ..Config::default()
+    };
+    let errs = cfg.validate().expect_err("invalid");
+    assert!(errs.to_string().contains("`cluster-secret`"), "{errs}");
+}
