@@ -42,6 +42,8 @@ pub struct Config {
     pub warm_promotion_window_ms: u64,
     /// On a planned shutdown, move the RAM tier to the warm tier so a restart loses nothing.
     pub warm_demote_on_shutdown: bool,
+    /// Page cache of the warm tier's database (RAM outside `maxmemory`).
+    pub warm_cache_bytes: u64,
     /// Join or form a cluster (SWIM membership over QUIC); otherwise a standalone server.
     pub cluster_enabled: bool,
     /// UDP port of the cluster bus (QUIC); default: the client port + 10000 (or any free port
@@ -89,6 +91,7 @@ impl Default for Config {
             warm_promotion: WarmPromotion::SecondAccess,
             warm_promotion_window_ms: 60_000,
             warm_demote_on_shutdown: true,
+            warm_cache_bytes: 32 * 1024 * 1024,
             cluster_enabled: false,
             cluster_port: None,
             cluster_seeds: Vec::new(),
@@ -188,6 +191,7 @@ impl Config {
                     .map_err(|_| "must be a non-negative number of milliseconds")?
             }
             "warm-demote-on-shutdown" => self.warm_demote_on_shutdown = as_bool(v)?,
+            "warm-cache-bytes" => self.warm_cache_bytes = as_memory(v)?,
             "cluster-enabled" => self.cluster_enabled = as_bool(v)?,
             "cluster-port" => {
                 self.cluster_port = Some(

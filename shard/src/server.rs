@@ -185,7 +185,8 @@ async fn open_db(config: &Config, now: u64) -> Result<Db, Error> {
         source,
     })?;
     let path = dir.join("warm.redb");
-    let (store, loaded) = tokio::task::spawn_blocking(move || WarmStore::open(&path, now))
+    let cache = usize::try_from(config.warm_cache_bytes).unwrap_or(usize::MAX);
+    let (store, loaded) = tokio::task::spawn_blocking(move || WarmStore::open(&path, now, cache))
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     let promotion = match config.warm_promotion {
