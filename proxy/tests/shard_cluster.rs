@@ -1,0 +1,157 @@
+//! The proxy in front of AutoCache shards running in cluster mode: it learns the slot map from
+//! the shards' own `CLUSTER SHARDS` (not a static split) and fans commands out to the owners.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+struct ClusterShard {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: PathGuard,
+}
+
+struct PathGuard(std::path::PathBuf);
+
+impl Drop for PathGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl ClusterShard {
+    async fn start(tag: &str, seeds: Vec<String>) -> ClusterShard {
+        let dir = temp_dir(tag);
+        let cfg = shard::Config {
+            dir: dir.clone(),
+            cluster_enabled: true,
+            cluster_port: Some(0),
+            cluster_seeds: seeds,
+            cluster_secret: Some("proxy-test-secret".into()),
+            ..shard::Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(shard::run(listener, cfg, async {
+            let _ = rx.await;
+        }));
+        ClusterShard {
+            addr,
+            stop: Some(tx),
+            _dir: PathGuard(dir),
+        }
+    }
+
+    async fn cmd(&self, args: &[&str]) -> String {
+        let mut con = connect_url(&format!("redis://{}/", self.addr)).await;
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query_async(&mut con).await.expect("cluster command")
+    }
+
+    /// The cluster-bus address from the `CLUSTER NODES` "myself" line (`ip:port@busport`).
+    async fn bus(&self) -> String {
+        let nodes = self.cmd(&["CLUSTER", "NODES"]).await;
+        let line = nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .expect("myself")
+            .to_string();
+        let (ip_port, bus) = line
+            .split(' ')
+            .nth(1)
+            .and_then(|f| f.split_once('@'))
+            .expect("addr@bus");
+        format!("{}:{bus}", ip_port.rsplit_once(':').expect("ip:port").0)
+    }
+}
+
+impl Drop for ClusterShard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn converged(nodes: &[&ClusterShard], size: usize) {
+    for _ in 0..600 {
+        let mut ok = true;
+        for n in nodes {
+            let info = n.cmd(&["CLUSTER", "INFO"]).await;
+            ok &= info.contains("cluster_state:ok")
+                && info.contains(&format!("cluster_size:{size}\r"));
+        }
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("shard cluster did not converge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_routes_by_the_shards_own_slot_map() {
+    let a = ClusterShard::start("sc-a", vec![]).await;
+    converged(&[&a], 1).await;
+    let seed = a.bus().await;
+    let b = ClusterShard::start("sc-b", vec![seed.clone()]).await;
+    let c = ClusterShard::start("sc-c", vec![seed]).await;
+    converged(&[&a, &b, &c], 3).await;
+
+    let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
+    let info: String = redis::cmd("INFO")
+        .query_async(&mut proxy.redis().await)
+        .await
+        .expect("info");
+    assert!(
+        info.contains("proxy_mode:cluster"),
+        "the proxy read CLUSTER SHARDS:\n{info}"
+    );
+
+    let mut con = proxy.redis().await;
+    let keys: Vec<String> = (0..100).map(|i| format!("user:{i}")).collect();
+    let mut mset = redis::cmd("MSET");
+    for (i, k) in keys.iter().enumerate() {
+        mset.arg(k).arg(i);
+    }
+    let () = mset
+        .query_async(&mut con)
+        .await
+        .expect("MSET across shards");
+    let vals: Vec<Option<i64>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(&mut con)
+        .await
+        .expect("MGET");
+    assert_eq!(vals, (0..100).map(Some).collect::<Vec<_>>());
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(n, 100);
+    // Each shard holds only its own slots' keys.
+    for s in [&a, &b, &c] {
+        let mut sc = connect_url(&format!("redis://{}/", s.addr)).await;
+        let k: i64 = redis::cmd("DBSIZE")
+            .query_async(&mut sc)
+            .await
+            .expect("dbsize");
+        assert!((10..=60).contains(&k), "{k}");
+    }
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut con)
+        .await
+        .expect("DEL");
+    assert_eq!(deleted, 100);
+    proxy.stop().await;
+}
