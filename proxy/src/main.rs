@@ -101,7 +101,7 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     };
     let banner = match &embedded {
         Some(c) => format!(
-            "autocache-proxy listening on {local}; started an embedded local cluster of {} shards ({}) with data under {}, static slot split",
+            "autocache-proxy listening on {local}; started an embedded local cluster of {} shards ({}) with data under {}, cluster membership over QUIC on loopback",
             c.addrs.len(),
             cfg.seeds.join(", "),
             cfg.dir.display()
