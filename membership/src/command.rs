@@ -1748,9 +1748,6 @@ pub static PROXY_UNSUPPORTED: &[(&str, &str)] = &[
     ("monitor", "it needs a dedicated connection"),
     ("sync", "replication is between shards"),
     ("psync", "replication is between shards"),
-    ("asking", "the proxy follows redirects itself"),
-    ("readonly", "the proxy does not route to replicas"),
-    ("readwrite", "the proxy does not route to replicas"),
     ("move", "there is only database 0"),
     ("swapdb", "there is only database 0"),
 ];

@@ -237,6 +237,18 @@ fn run(
                 Reply::str(&now.subsec_micros().to_string()),
             ])
         }
+        CommandId::Asking => {
+            return Err(CmdError::Unsupported {
+                name: "asking".into(),
+                reason: "the proxy follows redirects itself",
+            });
+        }
+        CommandId::Readonly | CommandId::Readwrite => {
+            return Err(CmdError::Unsupported {
+                name: spec.name.into(),
+                reason: "the proxy does not route to replicas",
+            });
+        }
         CommandId::Shutdown => {
             return Err(CmdError::Unsupported {
                 name: "shutdown".into(),
