@@ -264,6 +264,46 @@ pub fn encode_to_bytes(reply: &Reply, proto: Proto) -> Bytes {
     out.freeze()
 }
 
+/// Redis's error lines shared by every server that answers clients (without the leading `-`).
+pub mod errors {
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+    pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+    pub const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the \
+                                           default user. Are you sure your configuration is correct?";
+    pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    /// Redis quotes at most 128 characters of user input in error messages.
+    pub fn clip(s: &str) -> String {
+        s.chars().take(128).collect()
+    }
+
+    pub fn unknown_command(name: &str, args: &[String]) -> String {
+        let mut s = format!(
+            "ERR unknown command '{}', with args beginning with: ",
+            clip(name)
+        );
+        for a in args.iter().take(20) {
+            s.push('\'');
+            s.push_str(&clip(a));
+            s.push_str("' ");
+        }
+        s
+    }
+
+    pub fn unknown_subcommand(container: &str, sub: &str) -> String {
+        format!(
+            "ERR unknown subcommand '{}'. Try {}|HELP.",
+            clip(sub),
+            container.to_ascii_uppercase()
+        )
+    }
+
+    pub fn wrong_arity(name: &str) -> String {
+        format!("ERR wrong number of arguments for '{name}' command")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

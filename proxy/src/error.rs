@@ -1,6 +1,7 @@
 //! Errors per layer, and the one place where they become Redis error replies.
 
 use crate::protocol::Reply;
+use membership::resp::errors;
 
 /// Backend (shard connection) failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,39 +71,25 @@ impl CmdError {
     /// The error line as Redis writes it (without the leading `-`).
     pub fn to_line(&self) -> String {
         match self {
-            CmdError::UnknownCommand { name, args } => {
-                let mut s = format!(
-                    "ERR unknown command '{}', with args beginning with: ",
-                    clip(name)
-                );
-                for a in args.iter().take(20) {
-                    s.push('\'');
-                    s.push_str(&clip(a));
-                    s.push_str("' ");
-                }
-                s
+            CmdError::UnknownCommand { name, args } => errors::unknown_command(name, args),
+            CmdError::UnknownSubcommand { container, sub } => {
+                errors::unknown_subcommand(container, sub)
             }
-            CmdError::UnknownSubcommand { container, sub } => format!(
-                "ERR unknown subcommand '{}'. Try {}|HELP.",
-                clip(sub),
-                container.to_ascii_uppercase()
-            ),
-            CmdError::WrongArity(name) => {
-                format!("ERR wrong number of arguments for '{name}' command")
-            }
+            CmdError::WrongArity(name) => errors::wrong_arity(name),
             CmdError::Unsupported { name, reason } => format!(
                 "ERR {} is not supported through the proxy: {reason}",
-                clip(&name.to_ascii_uppercase())
+                errors::clip(&name.to_ascii_uppercase())
             ),
-            CmdError::CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot".into(),
+            CmdError::CrossSlot => errors::CROSSSLOT.into(),
             CmdError::ClusterDown(slot) => format!("CLUSTERDOWN Hash slot {slot} not served"),
-            CmdError::NoAuth => "NOAUTH Authentication required.".into(),
-            CmdError::WrongPass => {
-                "WRONGPASS invalid username-password pair or user is disabled.".into()
-            }
-            CmdError::AuthNotConfigured => "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into(),
+            CmdError::NoAuth => errors::NOAUTH.into(),
+            CmdError::WrongPass => errors::WRONGPASS.into(),
+            CmdError::AuthNotConfigured => errors::AUTH_NOT_CONFIGURED.into(),
             CmdError::TooManyRedirects(last) => {
-                format!("ERR too many cluster redirects (last: {})", clip(last))
+                format!(
+                    "ERR too many cluster redirects (last: {})",
+                    errors::clip(last)
+                )
             }
             CmdError::Backend(e) => format!("ERR {e}"),
             CmdError::Err(m) => format!("ERR {m}"),
@@ -121,11 +108,6 @@ impl From<BackendError> for Reply {
     fn from(e: BackendError) -> Reply {
         CmdError::Backend(e).into()
     }
-}
-
-/// Redis quotes at most 128 characters of user input in error messages.
-fn clip(s: &str) -> String {
-    s.chars().take(128).collect()
 }
 
 #[cfg(test)]

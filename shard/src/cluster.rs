@@ -71,9 +71,7 @@ impl Route {
             Route::Local => Ok(()),
             Route::Moved(slot, addr) => Err(CmdError::Raw(format!("MOVED {slot} {addr}"))),
             Route::Down => Err(CmdError::Raw("CLUSTERDOWN Hash slot not served".into())),
-            Route::CrossSlot => Err(CmdError::Raw(
-                "CROSSSLOT Keys in request don't hash to the same slot".into(),
-            )),
+            Route::CrossSlot => Err(CmdError::Raw(membership::resp::errors::CROSSSLOT.into())),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Redis's wording.
 
 use crate::protocol::Reply;
+use membership::resp::errors;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CmdError {
@@ -62,29 +63,12 @@ impl CmdError {
     /// The error line as Redis writes it (without the leading `-`).
     pub fn to_line(&self) -> String {
         match self {
-            CmdError::UnknownCommand { name, args } => {
-                let mut s = format!(
-                    "ERR unknown command '{}', with args beginning with: ",
-                    clip(name)
-                );
-                for a in args.iter().take(20) {
-                    s.push('\'');
-                    s.push_str(&clip(a));
-                    s.push_str("' ");
-                }
-                s
+            CmdError::UnknownCommand { name, args } => errors::unknown_command(name, args),
+            CmdError::UnknownSubcommand { container, sub } => {
+                errors::unknown_subcommand(container, sub)
             }
-            CmdError::UnknownSubcommand { container, sub } => format!(
-                "ERR unknown subcommand '{}'. Try {}|HELP.",
-                clip(sub),
-                container.to_ascii_uppercase()
-            ),
-            CmdError::WrongArity(name) => {
-                format!("ERR wrong number of arguments for '{name}' command")
-            }
-            CmdError::WrongType => {
-                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
-            }
+            CmdError::WrongArity(name) => errors::wrong_arity(name),
+            CmdError::WrongType => errors::WRONGTYPE.into(),
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
             CmdError::NotFloat => "ERR value is not a valid float".into(),
             CmdError::HashNotInteger => "ERR hash value is not an integer".into(),
@@ -94,10 +78,8 @@ impl CmdError {
             CmdError::NoSuchKey => "ERR no such key".into(),
             CmdError::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command"),
             CmdError::Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
-            CmdError::NoAuth => "NOAUTH Authentication required.".into(),
-            CmdError::WrongPass => {
-                "WRONGPASS invalid username-password pair or user is disabled.".into()
-            }
+            CmdError::NoAuth => errors::NOAUTH.into(),
+            CmdError::WrongPass => errors::WRONGPASS.into(),
             CmdError::StringTooLong => {
                 "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into()
             }
@@ -113,11 +95,6 @@ impl From<CmdError> for Reply {
     fn from(e: CmdError) -> Reply {
         Reply::Error(e.to_line())
     }
-}
-
-/// Redis quotes at most 128 bytes of user input in error messages.
-fn clip(s: &str) -> String {
-    s.chars().take(128).collect()
 }
 
 #[cfg(test)]

@@ -37,9 +37,8 @@ pub fn auth(s: &mut Session, a: &Args) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if a.len() == 2 && s.shared.requirepass().is_none() {
-        return Err(CmdError::err(
-            "AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
+        return Err(CmdError::Raw(
+            membership::resp::errors::AUTH_NOT_CONFIGURED.into(),
         ));
     }
     let (user, pass) = if a.len() == 3 {
