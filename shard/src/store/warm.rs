@@ -451,48 +451,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How stale the durable state may get under constant load: batches commit without fsync, a
-/// commit after this interval is durable, and so is the state whenever the writer goes idle.
-/// A crash loses at most this much of the newest demotions and never leaves a torn record
-/// (redb recovers to its last durable commit). `pending_ops` counts until durable.
+/// How stale the durable state may get under constant load: batches commit without fsync and
+/// every commit after this interval (or when the queue drains) is durable. A crash loses at
+/// most this much of the newest demotions and never leaves a torn record (redb recovers to its
+/// last durable commit).
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 fn writer_loop(db: &Database, queue: &(Mutex<Queue>, Condvar), stats: &WarmStats) {
     let (m, cv) = queue;
     let mut last_durable = std::time::Instant::now();
-    // Operations applied by non-durable commits, not yet covered by a durable one.
-    let mut undurable: u64 = 0;
     loop {
-        let mut q = lock(m);
-        if q.ops.is_empty() && undurable > 0 {
-            // Idle: make what was applied durable before waiting.
-            drop(q);
-            retry(stats, 0, || apply(db, &[], true));
-            last_durable = std::time::Instant::now();
+        let ops = {
             let mut q = lock(m);
-            q.committed += std::mem::take(&mut undurable);
-            cv.notify_all();
-            continue;
-        }
-        while q.ops.is_empty() && !q.closed {
-            q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
-        if q.ops.is_empty() && q.closed {
-            return;
-        }
-        if q.ops.len() < 64 {
-            // Let a few more operations arrive so one commit carries many of them; demoted
-            // data stays readable from the queue meanwhile, so clients do not wait for this.
-            drop(q);
-            std::thread::sleep(Duration::from_millis(1));
-            q = lock(m);
-        }
-        let ops = std::mem::take(&mut q.ops);
-        drop(q);
-        let durable = last_durable.elapsed() >= DURABLE_EVERY;
+            while q.ops.is_empty() && !q.closed {
+                q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+            if q.ops.is_empty() && q.closed {
+                return;
+            }
+            std::mem::take(&mut q.ops)
+        };
         // Retry until the batch commits: demoted data exists nowhere else.
-        retry(stats, ops.len(), || apply(db, &ops, durable));
+        let mut backoff = Duration::from_millis(10);
+        let durable = last_durable.elapsed() >= DURABLE_EVERY || lock(m).ops.is_empty();
+        while let Err(e) = apply(db, &ops, durable) {
+            stats.write_errors.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, ops = ops.len(), "warm tier write failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
         stats.commits.fetch_add(1, Relaxed);
+        if durable {
+            last_durable = std::time::Instant::now();
+        }
         let mut q = lock(m);
         for op in &ops {
             if let Op::Put {
@@ -506,23 +497,8 @@ fn writer_loop(db: &Database, queue: &(Mutex<Queue>, Condvar), stats: &WarmStats
                 q.pending_bytes = q.pending_bytes.saturating_sub(r.value.payload_bytes());
             }
         }
-        if durable {
-            last_durable = std::time::Instant::now();
-            q.committed += std::mem::take(&mut undurable) + ops.len() as u64;
-        } else {
-            undurable += ops.len() as u64;
-        }
+        q.committed += ops.len() as u64;
         cv.notify_all();
-    }
-}
-
-fn retry(stats: &WarmStats, ops: usize, mut f: impl FnMut() -> Result<(), WarmError>) {
-    let mut backoff = Duration::from_millis(10);
-    while let Err(e) = f() {
-        stats.write_errors.fetch_add(1, Relaxed);
-        tracing::error!(error = %e, ops, "warm tier write failed; retrying");
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
