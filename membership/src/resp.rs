@@ -146,10 +146,6 @@ impl Reply {
     pub fn opt_bulk(b: Option<Bytes>) -> Reply {
         b.map_or(Reply::Nil, Reply::Bulk)
     }
-
-    pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
-    }
 }
 
 fn put_int_line(out: &mut BytesMut, prefix: u8, n: i64) {

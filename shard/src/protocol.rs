@@ -29,10 +29,6 @@ fn proto_err(msg: impl Into<String>) -> ProtocolError {
 pub struct Args(Vec<Bytes>);
 
 impl Args {
-    pub fn new(v: Vec<Bytes>) -> Args {
-        Args(v)
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -668,10 +668,6 @@ impl<'a> SlotGuard<'a> {
             guard,
         }
     }
-
-    pub fn slot_id(&self) -> Slot {
-        self.slot
-    }
 }
 
 impl std::ops::Deref for SlotGuard<'_> {
