@@ -235,6 +235,10 @@ pub enum CommandId {
     ClientList,
     ClientKill,
     ClientNoEvict,
+    ClientTracking,
+    ClientCaching,
+    ClientTrackinginfo,
+    ClientGetredir,
     ClientHelp,
     CommandCount,
     CommandInfo,
@@ -499,6 +503,58 @@ static CLIENT_SUBS: &[CommandSpec] = &[
         "connection",
         "7.0.0",
         "Sets the client eviction mode of the connection."
+    ),
+    spec!(
+        ClientTracking,
+        "tracking",
+        -3,
+        N.union(Flags::NOSCRIPT)
+            .union(Flags::LOADING)
+            .union(Flags::STALE),
+        K0,
+        Local,
+        "connection",
+        "6.0.0",
+        "Controls server-assisted client-side caching for the connection."
+    ),
+    spec!(
+        ClientCaching,
+        "caching",
+        3,
+        N.union(Flags::NOSCRIPT)
+            .union(Flags::LOADING)
+            .union(Flags::STALE),
+        K0,
+        Local,
+        "connection",
+        "6.0.0",
+        "Instructs the server whether to track the keys in the next request."
+    ),
+    spec!(
+        ClientTrackinginfo,
+        "trackinginfo",
+        2,
+        N.union(Flags::NOSCRIPT)
+            .union(Flags::LOADING)
+            .union(Flags::STALE),
+        K0,
+        Local,
+        "connection",
+        "6.2.0",
+        "Returns information about server-assisted client-side caching for the connection."
+    ),
+    spec!(
+        ClientGetredir,
+        "getredir",
+        2,
+        N.union(Flags::NOSCRIPT)
+            .union(Flags::LOADING)
+            .union(Flags::STALE),
+        K0,
+        Local,
+        "connection",
+        "6.0.0",
+        "Returns the client ID to which the connection's tracking notifications are redirected."
     ),
     spec!(
         ClientHelp,

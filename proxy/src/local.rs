@@ -128,6 +128,15 @@ fn run(
             Reply::Verbatim(s)
         }
         CommandId::ClientNoEvict => Reply::ok(),
+        CommandId::ClientTracking
+        | CommandId::ClientCaching
+        | CommandId::ClientTrackinginfo
+        | CommandId::ClientGetredir => {
+            return Err(CmdError::Unsupported {
+                name: format!("client {}", spec.name),
+                reason: "client-side caching needs a direct connection to the shards",
+            });
+        }
         CommandId::ClientKill => {
             return Err(CmdError::Unsupported {
                 name: "client kill".into(),

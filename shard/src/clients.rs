@@ -21,6 +21,8 @@ pub struct ClientHandle {
     meta: Mutex<ClientMeta>,
     /// Cancelled by CLIENT KILL (and, as a child of the server token, by shutdown).
     pub kill: CancellationToken,
+    /// Invalidation messages (CLIENT TRACKING) waiting to be written to this connection.
+    pub inbox: Arc<crate::tracking::Inbox>,
 }
 
 #[derive(Default)]
@@ -123,6 +125,7 @@ impl Clients {
             resp: AtomicU8::new(2),
             meta: Mutex::new(ClientMeta::default()),
             kill: parent.child_token(),
+            inbox: Arc::default(),
         });
         map.insert(id, h.clone());
         Some(h)
@@ -130,6 +133,10 @@ impl Clients {
 
     pub fn unregister(&self, id: u64) {
         self.map.lock().remove(&id);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.map.lock().get(&id).cloned()
     }
 
     pub fn count(&self) -> usize {

@@ -44,6 +44,8 @@ pub struct Config {
     pub warm_demote_on_shutdown: bool,
     /// Page cache of the warm tier's database (RAM outside `maxmemory`).
     pub warm_cache_bytes: u64,
+    /// Most keys remembered for CLIENT TRACKING's default mode (0 = unlimited).
+    pub tracking_table_max_keys: u64,
     /// Join or form a cluster (SWIM membership over QUIC); otherwise a standalone server.
     pub cluster_enabled: bool,
     /// UDP port of the cluster bus (QUIC); default: the client port + 10000 (or any free port
@@ -92,6 +94,7 @@ impl Default for Config {
             warm_promotion_window_ms: 60_000,
             warm_demote_on_shutdown: true,
             warm_cache_bytes: 32 * 1024 * 1024,
+            tracking_table_max_keys: 1_000_000,
             cluster_enabled: false,
             cluster_port: None,
             cluster_seeds: Vec::new(),
@@ -192,6 +195,11 @@ impl Config {
             }
             "warm-demote-on-shutdown" => self.warm_demote_on_shutdown = as_bool(v)?,
             "warm-cache-bytes" => self.warm_cache_bytes = as_memory(v)?,
+            "tracking-table-max-keys" => {
+                self.tracking_table_max_keys = as_int(v)?
+                    .try_into()
+                    .map_err(|_| "must be a non-negative number")?
+            }
             "cluster-enabled" => self.cluster_enabled = as_bool(v)?,
             "cluster-port" => {
                 self.cluster_port = Some(

@@ -33,6 +33,16 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
         let read = tokio::select! {
             biased;
             _ = handle.kill.cancelled() => break,
+            _ = handle.inbox.notify.notified() => {
+                handle.inbox.drain_into(session.proto, &mut output);
+                if !output.is_empty() {
+                    if stream.write_all(&output).await.is_err() {
+                        break;
+                    }
+                    output.clear();
+                }
+                continue;
+            }
             r = stream.read_buf(&mut input) => r,
         };
         let n = match read {
@@ -61,6 +71,11 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
                         cmd::settle_warm(&session, plan);
                     }
                     protocol::encode(&reply, session.proto, &mut output);
+                    // Invalidations go after the reply: a value read before a change is then
+                    // always followed by the change's message.
+                    if handle.inbox.has_pending() {
+                        handle.inbox.drain_into(session.proto, &mut output);
+                    }
                     if session.close_after_reply {
                         break;
                     }
@@ -106,5 +121,7 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
             break;
         }
     }
+    handle.inbox.close();
+    cmd::tracking_off(&mut session);
     let _ = stream.shutdown().await;
 }

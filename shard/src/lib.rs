@@ -14,6 +14,7 @@ pub mod error;
 pub mod protocol;
 mod server;
 pub mod store;
+mod tracking;
 
 pub use config::Config;
 pub use server::{Error, run};

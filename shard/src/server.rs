@@ -70,6 +70,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Set once in cluster mode.
     pub cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// CLIENT TRACKING state (client-side caching invalidations).
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 impl Shared {
@@ -89,6 +91,11 @@ pub async fn run(
     let local_addr = listener.local_addr()?;
     let clock = Clock::new();
     let db = open_db(&config, clock.now_ms()).await?;
+    let tracking = Arc::new(crate::tracking::Tracking::new(
+        config.tracking_table_max_keys,
+    ));
+    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers too.
+    db.set_key_listener(tracking.clone());
     let shared = Arc::new(Shared {
         db,
         clock,
@@ -108,6 +115,7 @@ pub async fn run(
         ),
         shutdown: CancellationToken::new(),
         cluster: std::sync::OnceLock::new(),
+        tracking,
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;

@@ -135,6 +135,7 @@ pub fn select(a: &Args) -> CmdResult {
 }
 
 pub fn reset(s: &mut Session) -> CmdResult {
+    super::tracking::off(s);
     s.proto = Proto::Resp2;
     s.handle.set_resp(2);
     s.handle.set_name(Bytes::new());

@@ -8,6 +8,9 @@ mod hash;
 mod key;
 mod server;
 mod string;
+mod tracking;
+
+pub use tracking::off as tracking_off;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,6 +32,10 @@ pub struct Session {
     pub proto: Proto,
     pub authenticated: bool,
     pub close_after_reply: bool,
+    /// CLIENT TRACKING settings (None: off).
+    pub tracking: Option<crate::tracking::Options>,
+    /// CLIENT CACHING yes|no, for the next command only.
+    pub caching_next: Option<bool>,
     /// Unix ms, fixed for the batch being executed.
     pub now: u64,
     hits: u64,
@@ -45,6 +52,8 @@ impl Session {
             handle,
             proto: Proto::Resp2,
             close_after_reply: false,
+            tracking: None,
+            caching_next: None,
             now: 0,
             hits: 0,
             misses: 0,
@@ -251,7 +260,10 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
         return Err(CmdError::Oom);
     }
-    run(s, spec, args)
+    tracking::before(s, spec, args);
+    let r = run(s, spec, args);
+    tracking::after(s, spec, args, r.is_ok());
+    r
 }
 
 /// `client|setname` style name for subcommands, as Redis reports them.
@@ -278,6 +290,9 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Reset => connection::reset(s),
         ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
         | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
+        ClientTracking | ClientCaching | ClientTrackinginfo | ClientGetredir => {
+            tracking::client(s, spec.id, a)
+        }
 
         CommandCount | CommandInfo | CommandDocs | CommandList | CommandGetkeys | CommandHelp
         | Command => server::command(spec.id, a),

@@ -129,8 +129,12 @@ impl Db {
                 };
                 if warm.is_some() {
                     demoted |= self.demote(slot, &key);
-                } else if self.slot(slot).remove(&key).is_some() {
-                    self.stats.evicted_keys.fetch_add(1, Relaxed);
+                } else {
+                    let mut g = self.slot(slot);
+                    if g.remove(&key).is_some() {
+                        g.note_gone(&key);
+                        self.stats.evicted_keys.fetch_add(1, Relaxed);
+                    }
                 }
             }
             if self.over_limit() {

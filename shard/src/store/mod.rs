@@ -146,6 +146,10 @@ pub struct SlotMap {
     stale: Vec<(Key, u64)>,
     /// Keys named by commands in flight (warm tier only): never demoted until released.
     pins: HashMap<Key, u32>,
+    /// Keys that vanished by themselves (expired, evicted, dropped) while a key listener
+    /// wants to hear of it; reported when the lock is released.
+    gone: Vec<Key>,
+    track_gone: bool,
 }
 
 impl SlotMap {
@@ -160,6 +164,13 @@ impl SlotMap {
 
     pub fn warm_len(&self) -> usize {
         self.warm.len()
+    }
+
+    /// Records that `key` vanished without a command naming it (see [`KeyListener`]).
+    pub fn note_gone(&mut self, key: &[u8]) {
+        if self.track_gone {
+            self.gone.push(Key::from_slice(key));
+        }
     }
 
     fn mark_stale(stale: &mut Vec<(Key, u64)>, key: &[u8], e: &Entry) {
@@ -180,6 +191,9 @@ impl SlotMap {
                 self.volatile -= usize::from(e.expire_at != 0);
                 self.expired += 1;
                 Self::mark_stale(&mut self.stale, &k, &e);
+                if self.track_gone {
+                    self.gone.push(k);
+                }
                 None
             }
             EntryRef::Occupied(o) => {
@@ -194,6 +208,7 @@ impl SlotMap {
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         if self.map.get(key)?.is_expired(now) {
             self.remove(key);
+            self.note_gone(key);
             self.expired += 1;
             return None;
         }
@@ -310,6 +325,7 @@ impl SlotMap {
             .collect();
         for k in &expired {
             self.remove(k);
+            self.note_gone(k);
         }
         let warm_expired: Vec<Key> = self
             .warm
@@ -320,6 +336,7 @@ impl SlotMap {
         for k in &warm_expired {
             if let Some(m) = self.warm_remove(k) {
                 self.stale.push((k.clone(), m.generation));
+                self.note_gone(k);
             }
         }
         let n = expired.len() + warm_expired.len();
@@ -402,6 +419,14 @@ impl SlotMap {
     }
 }
 
+/// Told of keys that vanish without a command naming them (expiry, eviction, a slot given
+/// away), so client-side caches hear of it like of any change.
+pub trait KeyListener: Send + Sync {
+    /// Whether anyone listens now (checked once per slot lock).
+    fn listening(&self) -> bool;
+    fn keys_gone(&self, keys: &[Key]);
+}
+
 /// Counters the INFO command reports.
 #[derive(Default)]
 pub struct DbStats {
@@ -443,6 +468,7 @@ pub struct Db {
     pub limits: MemoryLimits,
     warm: Option<Arc<WarmStore>>,
     promotion: Promotion,
+    listener: std::sync::OnceLock<Arc<dyn KeyListener>>,
 }
 
 impl Db {
@@ -468,6 +494,7 @@ impl Db {
             },
             warm: None,
             promotion: Promotion::Always,
+            listener: std::sync::OnceLock::new(),
         }
     }
 
@@ -486,6 +513,11 @@ impl Db {
         }
         self.warm = Some(store);
         self
+    }
+
+    /// Sets the listener told of keys that vanish by themselves (once; later calls are ignored).
+    pub fn set_key_listener(&self, l: Arc<dyn KeyListener>) {
+        let _ = self.listener.set(l);
     }
 
     pub fn warm(&self) -> Option<&Arc<WarmStore>> {
@@ -654,7 +686,8 @@ pub struct SlotGuard<'a> {
 }
 
 impl<'a> SlotGuard<'a> {
-    fn new(db: &'a Db, slot: Slot, guard: MutexGuard<'a, SlotMap>) -> Self {
+    fn new(db: &'a Db, slot: Slot, mut guard: MutexGuard<'a, SlotMap>) -> Self {
+        guard.track_gone = db.listener.get().is_some_and(|l| l.listening());
         SlotGuard {
             db,
             slot,
@@ -709,6 +742,12 @@ impl Drop for SlotGuard<'_> {
             db.stats
                 .expired_keys
                 .fetch_add(g.expired - self.expired0, Relaxed);
+        }
+        if !g.gone.is_empty() {
+            let gone = std::mem::take(&mut g.gone);
+            if let Some(l) = db.listener.get() {
+                l.keys_gone(&gone);
+            }
         }
         if !g.stale.is_empty() {
             let stale = std::mem::take(&mut g.stale);

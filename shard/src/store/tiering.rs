@@ -199,6 +199,7 @@ impl Db {
                 .map(|(k, m)| (k.clone(), m.generation));
             if let Some((k, generation)) = victim {
                 g.warm_remove(&k);
+                g.note_gone(&k);
                 w.delete(slot, &k, generation);
                 w.stats.evictions.fetch_add(1, Relaxed);
                 self.stats.evicted_keys.fetch_add(1, Relaxed);
@@ -213,6 +214,7 @@ impl Db {
         let keys: Vec<Key> = g.map.keys().cloned().collect();
         for k in keys {
             g.remove(&k);
+            g.note_gone(&k);
         }
         let warm: Vec<(Key, u64)> = g
             .warm
@@ -221,6 +223,7 @@ impl Db {
             .collect();
         for (k, generation) in warm {
             g.warm_remove(&k);
+            g.note_gone(&k);
             g.stale.push((k, generation));
         }
         n
