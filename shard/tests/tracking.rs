@@ -32,6 +32,15 @@ async fn default_mode_invalidates_once_per_read() {
     assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]).await, V::s("OK"));
     writer.cmd(&["SET", "k", "1"]).await;
     assert_eq!(reader.cmd(&["GET", "k"]).await, V::s("1"));
+    let info = writer.cmd(&["INFO"]).await;
+    assert_eq!(
+        common::info_field(info.as_str(), "tracking_clients").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        common::info_field(info.as_str(), "tracking_total_keys").as_deref(),
+        Some("1")
+    );
     // A key never read is not tracked.
     writer.cmd(&["SET", "other", "x"]).await;
     writer.cmd(&["SET", "k", "2"]).await;

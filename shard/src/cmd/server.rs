@@ -355,6 +355,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("connected_clients", &sh.clients.count());
             line("maxclients", &sh.runtime.maxclients.load(Relaxed));
             line("blocked_clients", &0);
+            line("tracking_clients", &sh.tracking.clients());
         }
         "memory" => {
             let used = db.used_memory() as u64;
@@ -382,6 +383,11 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
             line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
+            line("tracking_total_keys", &sh.tracking.tracked_keys());
+            line(
+                "tracking_invalidations",
+                &sh.tracking.invalidations.load(Relaxed),
+            );
         }
         "cluster" => {
             line("cluster_enabled", &u8::from(sh.cluster.get().is_some()));
@@ -416,6 +422,9 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 line("warm_pending_bytes", &w.pending_bytes());
                 line("warm_commits", &ws.commits.load(Relaxed));
                 line("warm_write_errors", &ws.write_errors.load(Relaxed));
+                line("warm_reads_inline", &ws.inline_reads.load(Relaxed));
+                line("warm_reads_pooled", &ws.pooled_reads.load(Relaxed));
+                line("warm_read_avg_us", &(ws.read_ns.load(Relaxed) / 1000));
             }
         }
         _ => {

@@ -113,6 +113,30 @@ pub struct WarmStats {
     pub evictions: AtomicU64,
     pub write_errors: AtomicU64,
     pub commits: AtomicU64,
+    /// Moving average of one read's duration in nanoseconds (decides where reads run).
+    pub read_ns: AtomicU64,
+    /// Reads served on the async worker itself vs handed to the blocking pool.
+    pub inline_reads: AtomicU64,
+    pub pooled_reads: AtomicU64,
+}
+
+/// Reads faster than this on average (the file's pages are in memory) run on the worker that
+/// needs them: a hand-off to the blocking pool and back costs more than the read. Slower ones
+/// (the disk is really read) go to the pool so they never stall other connections.
+pub const INLINE_READ_NS: u64 = 50_000;
+
+impl WarmStats {
+    /// Whether the next reads should run inline (see [`INLINE_READ_NS`]).
+    pub fn reads_are_fast(&self) -> bool {
+        self.read_ns.load(Relaxed) < INLINE_READ_NS
+    }
+
+    /// Folds one read's duration into the moving average (weight 1/16).
+    pub fn record_read(&self, ns: u64) {
+        let old = self.read_ns.load(Relaxed);
+        let new = old - old / 16 + ns / 16;
+        self.read_ns.store(new, Relaxed);
+    }
 }
 
 pub struct WarmStore {
