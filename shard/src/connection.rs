@@ -58,6 +58,7 @@ pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<Cli
                 Ok(Some(args)) => {
                     // Keys this command names that live in the warm tier are loaded into RAM
                     // first (off the async workers); the command then runs against RAM only.
+                    cmd::pace_writes(&session, &args).await;
                     let plan = cmd::warm_plan(&session, &args);
                     let loaded = match &plan {
                         Some(p) => cmd::load_warm(&session, &args, p).await,

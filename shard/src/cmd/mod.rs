@@ -120,6 +120,25 @@ fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
     ))
 }
 
+/// How long a write waits for a lagging warm-tier writer before it may get `-OOM`.
+const WARM_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Back-pressure by latency: when RAM is full and the warm tier's writer lags behind, a write
+/// waits for it (bounded) instead of failing at once. Reads never wait.
+pub async fn pace_writes(s: &Session, args: &Args) {
+    let db = &s.shared.db;
+    if db.warm().is_none() || !db.over_limit() {
+        return;
+    }
+    let Some((top, sub)) = command::resolve(args.get(0), (args.len() > 1).then(|| args.get(1)))
+    else {
+        return;
+    };
+    if sub.unwrap_or(top).flags.contains(Flags::DENYOOM) {
+        db.wait_for_warm_writer(WARM_WRITER_WAIT).await;
+    }
+}
+
 /// Which keys of this request must be loaded from the warm tier (None: nothing to do, the
 /// common case, decided without locking when the warm tier is empty or off).
 pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {

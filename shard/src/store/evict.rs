@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use membership::Slot;
 
-use super::Db;
+use super::{Db, WarmStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -97,6 +97,31 @@ impl Db {
     ///
     /// With a warm tier, victims are demoted to disk instead of evicted (under `noeviction`
     /// they are chosen as by `allkeys-lru`), and the warm tier is then trimmed to its budget.
+    /// Whether demotions not yet written exceed what the shard lets pile up in memory
+    /// (`maxmemory`, at least 64 MiB): writes then wait for the disk writer, or get `-OOM`.
+    pub fn warm_backlogged(&self, w: &WarmStore) -> bool {
+        w.pending_bytes() as u64 > self.maxmemory().max(64 << 20)
+    }
+
+    /// With a warm tier whose writer lags behind, waits (up to `limit`) until its queue is
+    /// below the back-pressure threshold, so a fast bulk load slows down instead of failing.
+    pub async fn wait_for_warm_writer(&self, limit: std::time::Duration) {
+        let Some(w) = self.warm() else { return };
+        if !self.over_limit() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let committed = w.stats.committed.notified();
+            if !self.warm_backlogged(w) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, committed).await.is_err() {
+                return;
+            }
+        }
+    }
+
     pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
         let mut policy = self.policy();
         let warm = self.warm();
@@ -114,7 +139,7 @@ impl Db {
                 }
                 if let Some(w) = warm {
                     // Back-pressure: do not let unwritten demotions pile up without bound.
-                    if w.pending_bytes() as u64 > self.maxmemory().max(64 << 20) {
+                    if self.warm_backlogged(w) {
                         return Err(OutOfMemory);
                     }
                 }

@@ -118,6 +118,8 @@ pub struct WarmStats {
     /// Reads served on the async worker itself vs handed to the blocking pool.
     pub inline_reads: AtomicU64,
     pub pooled_reads: AtomicU64,
+    /// Woken after every commit: writers held back by a full queue wait on it.
+    pub committed: tokio::sync::Notify,
 }
 
 /// Reads faster than this on average (the file's pages are in memory) run on the worker that
@@ -523,6 +525,8 @@ fn writer_loop(db: &Database, queue: &(Mutex<Queue>, Condvar), stats: &WarmStats
         }
         q.committed += ops.len() as u64;
         cv.notify_all();
+        drop(q);
+        stats.committed.notify_waiters();
     }
 }
 
