@@ -849,15 +849,24 @@ pub async fn run_source(ctx: Ctx, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// The next step of the balancing plan this node is the source of: the top slots of its
-/// first move (the plan gives from the top, so the rest of the move stays one range).
+/// first move that it still owns (the plan gives from the top, so the rest of the move stays
+/// one range; the published plan may lag the steps already taken by up to a plan period).
 pub fn next_auto_job(view: &ClusterView, me: &NodeId) -> Option<Job> {
+    let mine = |s: u16| Slot::new(s).is_some_and(|slot| view.slots.owner_id(slot) == Some(*me));
     view.plan
         .iter()
-        .find(|m| m.from == Some(*me) && view.state_of(&m.to) == Some(MemberState::Alive))
-        .map(|m| Job {
-            first: m.first.max(m.last.saturating_sub(AUTO_STEP_SLOTS - 1)),
-            last: m.last,
-            to: m.to,
+        .filter(|m| m.from == Some(*me) && view.state_of(&m.to) == Some(MemberState::Alive))
+        .find_map(|m| {
+            let last = (m.first..=m.last).rev().find(|&s| mine(s))?;
+            let mut first = last;
+            while first > m.first && last - first + 1 < AUTO_STEP_SLOTS && mine(first - 1) {
+                first -= 1;
+            }
+            Some(Job {
+                first,
+                last,
+                to: m.to,
+            })
         })
 }
 
@@ -1102,7 +1111,7 @@ mod tests {
 
     #[test]
     fn auto_jobs_take_the_top_of_this_nodes_first_move() {
-        use membership::swim::{Member, Move, NodeInfo, SlotOwnership};
+        use membership::swim::{Claim, Member, Move, NodeInfo, SlotOwnership, SlotTable};
         use std::collections::BTreeMap;
         let info = |n: u8| NodeInfo {
             id: NodeId([n; 20]),
@@ -1129,7 +1138,24 @@ mod tests {
         let mut view = ClusterView {
             me: a.clone(),
             members,
-            slots: Arc::new(SlotOwnership::default()),
+            slots: Arc::new(SlotOwnership::new(
+                SlotTable::from_claims(&[
+                    Claim {
+                        first: 0,
+                        last: 16383,
+                        owner: a.id,
+                        epoch: 1,
+                    },
+                    // Already moved by an earlier step the plan does not show yet.
+                    Claim {
+                        first: 8900,
+                        last: 8999,
+                        owner: b.id,
+                        epoch: 2,
+                    },
+                ]),
+                HashMap::new(),
+            )),
             plan: vec![
                 Move {
                     first: 0,
@@ -1170,8 +1196,8 @@ mod tests {
         assert_eq!(
             next_auto_job(&view, &a.id),
             Some(Job {
-                first: 9000 - AUTO_STEP_SLOTS,
-                last: 8999,
+                first: 8900 - AUTO_STEP_SLOTS,
+                last: 8899,
                 to: b.id
             })
         );

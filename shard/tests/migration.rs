@@ -114,8 +114,41 @@ fn cluster_client(seed: &TestServer) -> redis::cluster::ClusterClient {
         .expect("cluster client")
 }
 
+/// Loaded key `i` reads back with its value (and its TTL for the ones that have one).
+async fn check_loaded(con: &mut redis::cluster_async::ClusterConnection, i: usize) {
+    let key = format!("key:{i}");
+    match i % 4 {
+        0 => {
+            let f: String = redis::cmd("HGET")
+                .arg(&key)
+                .arg("f")
+                .query_async(con)
+                .await
+                .expect("hget");
+            assert_eq!(f, i.to_string(), "{key}");
+        }
+        k => {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(con)
+                .await
+                .expect("get");
+            assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "{key}");
+            if k == 1 {
+                let ttl: i64 = redis::cmd("PTTL")
+                    .arg(&key)
+                    .query_async(con)
+                    .await
+                    .expect("pttl");
+                assert!(ttl > 0 && ttl <= 600_000, "{key} kept its TTL: {ttl}");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost() {
+    let t0 = Instant::now();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
     let a = TestServer::start(warm_node_config(dirs[0].path(), vec![])).await;
     let seed = bus_addr(&a).await;
@@ -128,28 +161,40 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
 
     // 20k keys: strings, some with a TTL, and hashes; most of them end up in the warm tier.
     let client = cluster_client(&a);
-    let mut con = client.get_async_connection().await.expect("cluster conn");
+    let con = client.get_async_connection().await.expect("cluster conn");
     const KEYS: usize = 20_000;
-    for i in 0..KEYS {
-        let key = format!("key:{i}");
-        let c = match i % 4 {
-            0 => redis::cmd("HSET")
-                .arg(&key)
-                .arg("f")
-                .arg(i)
-                .arg("g")
-                .arg("x")
-                .to_owned(),
-            1 => redis::cmd("SET")
-                .arg(&key)
-                .arg(format!("v{i}"))
-                .arg("PX")
-                .arg(600_000)
-                .to_owned(),
-            _ => redis::cmd("SET").arg(&key).arg(format!("v{i}")).to_owned(),
-        };
-        let _: () = c.query_async(&mut con).await.expect("load");
+    const TASKS: usize = 8;
+    // Eight concurrent loaders over the multiplexed cluster connection.
+    let mut loaders = tokio::task::JoinSet::new();
+    for t in 0..TASKS {
+        let mut con = con.clone();
+        loaders.spawn(async move {
+            for i in (t..KEYS).step_by(TASKS) {
+                let key = format!("key:{i}");
+                let c = match i % 4 {
+                    0 => redis::cmd("HSET")
+                        .arg(&key)
+                        .arg("f")
+                        .arg(i)
+                        .arg("g")
+                        .arg("x")
+                        .to_owned(),
+                    1 => redis::cmd("SET")
+                        .arg(&key)
+                        .arg(format!("v{i}"))
+                        .arg("PX")
+                        .arg(600_000)
+                        .to_owned(),
+                    _ => redis::cmd("SET").arg(&key).arg(format!("v{i}")).to_owned(),
+                };
+                let _: () = c.query_async(&mut con).await.expect("load");
+            }
+        });
     }
+    while let Some(r) = loaders.join_next().await {
+        r.expect("loader");
+    }
+    eprintln!("{:?} loaded", t0.elapsed());
     let warm_before: i64 = {
         let mut n = 0;
         for s in [&a, &b] {
@@ -177,7 +222,7 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
             // Per key: the last acknowledged value, and later attempts whose outcome is unknown.
             let mut acked: HashMap<String, (i64, Vec<i64>)> = HashMap::new();
             let deadline = Instant::now() + Duration::from_secs(40);
-            let mut errors = 0;
+            let (mut errors, mut writes) = (0, 0);
             for i in 0..200_000i64 {
                 if Instant::now() > deadline {
                     break;
@@ -193,14 +238,17 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
                     .await;
                 let e = acked.entry(key).or_insert((-1, Vec::new()));
                 match r {
-                    Ok(()) => *e = (i, Vec::new()),
+                    Ok(()) => {
+                        writes += 1;
+                        *e = (i, Vec::new());
+                    }
                     Err(_) => {
                         errors += 1;
                         e.1.push(i);
                     }
                 }
             }
-            (acked, errors)
+            (acked, errors, writes)
         })
     };
 
@@ -222,8 +270,9 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
         true
     })
     .await;
+    eprintln!("{:?} balanced", t0.elapsed());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (acked, errors) = writer.await.expect("writer");
+    let (acked, errors, writes) = writer.await.expect("writer");
     assert!(acked.len() == 500, "the writer ran: {} keys", acked.len());
 
     // Every node's table agrees, and node C holds keys it did not have before.
@@ -246,6 +295,7 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
     };
     assert!(moved >= c_keys - 500, "moved {moved}, C holds {c_keys}");
 
+    eprintln!("{:?} checking", t0.elapsed());
     // Every loaded key reads back, TTLs kept; every write acknowledged reads back.
     let mut con = cluster_client(&a)
         .get_async_connection()
@@ -256,35 +306,17 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
         total += cmd(n, &["DBSIZE"]).await.as_int();
     }
     assert_eq!(total, (KEYS + 500) as i64, "no key lost or duplicated");
-    for i in 0..KEYS {
-        let key = format!("key:{i}");
-        match i % 4 {
-            0 => {
-                let f: String = redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("f")
-                    .query_async(&mut con)
-                    .await
-                    .expect("hget");
-                assert_eq!(f, i.to_string(), "{key}");
+    let mut checkers = tokio::task::JoinSet::new();
+    for t in 0..TASKS {
+        let mut con = con.clone();
+        checkers.spawn(async move {
+            for i in (t..KEYS).step_by(TASKS) {
+                check_loaded(&mut con, i).await;
             }
-            k => {
-                let v: Option<String> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut con)
-                    .await
-                    .expect("get");
-                assert_eq!(v.as_deref(), Some(format!("v{i}").as_str()), "{key}");
-                if k == 1 {
-                    let ttl: i64 = redis::cmd("PTTL")
-                        .arg(&key)
-                        .query_async(&mut con)
-                        .await
-                        .expect("pttl");
-                    assert!(ttl > 0 && ttl <= 600_000, "{key} kept its TTL: {ttl}");
-                }
-            }
-        }
+        });
+    }
+    while let Some(r) = checkers.join_next().await {
+        r.expect("checker");
     }
     for (key, (last, unknown)) in &acked {
         let v: Option<i64> = redis::cmd("GET")
@@ -299,7 +331,7 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
         );
     }
     eprintln!(
-        "writer: {} keys, {errors} errors; migrated {moved} keys",
+        "writer: {writes} writes acknowledged over {} keys, {errors} errors; migrated {moved} keys",
         acked.len()
     );
     for n in [a, b, c] {
