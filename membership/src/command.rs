@@ -264,6 +264,7 @@ pub enum CommandId {
     ClusterNodes,
     ClusterInfo,
     ClusterMyid,
+    ClusterMigrate,
 }
 
 /// One row of the command table.
@@ -832,6 +833,17 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
         "cluster",
         "3.0.0",
         "Returns the ID of a node."
+    ),
+    spec!(
+        ClusterMigrate,
+        "migrate",
+        5,
+        A,
+        K0,
+        Local,
+        "cluster",
+        "1.0.0",
+        "Moves a range of hash slots this node owns, with their keys, to another node."
     ),
     spec!(
         ClusterHelp,

@@ -155,3 +155,65 @@ async fn proxy_routes_by_the_shards_own_slot_map() {
     assert_eq!(deleted, 100);
     proxy.stop().await;
 }
+
+/// A shard joins while clients work through the proxy: slots migrate online with their keys,
+/// and the proxy follows the shards' ASK, TRYAGAIN and MOVED redirects without losing a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_follows_an_online_slot_migration() {
+    let a = ClusterShard::start("sm-a", vec![]).await;
+    converged(&[&a], 1).await;
+    let seed = a.bus().await;
+    let b = ClusterShard::start("sm-b", vec![seed.clone()]).await;
+    converged(&[&a, &b], 2).await;
+    let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
+    let mut con = proxy.redis().await;
+    for i in 0..3000 {
+        let () = redis::cmd("SET")
+            .arg(format!("m:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("load");
+    }
+    let c = ClusterShard::start("sm-c", vec![seed]).await;
+    // Overwrite every key (bounded: one pass) while C takes its share.
+    for i in 0..3000 {
+        let () = redis::cmd("SET")
+            .arg(format!("m:{i}"))
+            .arg(i + 1)
+            .query_async(&mut con)
+            .await
+            .expect("write during migration");
+    }
+    converged(&[&a, &b, &c], 3).await;
+    let mut migrating = true;
+    for _ in 0..600 {
+        let mut busy = false;
+        for s in [&a, &b, &c] {
+            let info = s.cmd(&["CLUSTER", "INFO"]).await;
+            busy |= !info.contains("cluster_slots_migrating:0\r")
+                || !info.contains("cluster_slots_importing:0\r");
+        }
+        if !busy {
+            migrating = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!migrating, "migrations did not finish");
+    for i in 0..3000 {
+        let v: i64 = redis::cmd("GET")
+            .arg(format!("m:{i}"))
+            .query_async(&mut con)
+            .await
+            .expect("read after migration");
+        assert_eq!(v, i + 1, "m:{i}");
+    }
+    let mut sc = connect_url(&format!("redis://{}/", c.addr)).await;
+    let k: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut sc)
+        .await
+        .expect("dbsize");
+    assert!(k > 500, "C holds migrated keys: {k}");
+    proxy.stop().await;
+}

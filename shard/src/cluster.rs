@@ -1,6 +1,7 @@
 //! Cluster mode: this shard as one node of a cluster whose membership and slot ownership come
 //! from SWIM over QUIC (`membership::swim`). Routing checks are pure functions of the current
-//! ownership snapshot; a background task drops the data of slots this node no longer owns.
+//! ownership snapshot and the slot's migration state; background tasks migrate slots
+//! (`crate::migrate`) and drop the data of slots this node no longer owns.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,11 +9,12 @@ use std::sync::Arc;
 
 use membership::Slot;
 use membership::swim::{
-    self, AgentHandle, ClusterConfig, ClusterView, NodeId, QuicTransport, SlotOwnership,
+    self, AgentHandle, ClusterConfig, NodeId, QuicTransport, RebalanceMode, SlotOwnership,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Rebalance};
 use crate::error::CmdError;
+use crate::migrate::{self, Migrations};
 use crate::server::Shared;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,7 @@ pub struct Cluster {
     pub handle: AgentHandle,
     pub me: NodeId,
     pub bus_addr: SocketAddr,
+    pub migrations: Arc<Migrations>,
 }
 
 /// The outcome of checking a keyed command against slot ownership.
@@ -41,16 +44,56 @@ pub enum Route {
     Local,
     /// `-MOVED slot host:port`.
     Moved(Slot, String),
+    /// `-ASK slot host:port`: the slot is migrating and this key has already left.
+    Ask(Slot, String),
+    /// `-TRYAGAIN`: a key is being transferred right now (or a multi-key command's keys are
+    /// split between the two nodes of a migration).
+    TryAgain,
     /// Nobody serves the slot (yet).
     Down,
     CrossSlot,
 }
 
-/// Where a command on `slots` must run, given the ownership snapshot. Pure.
+/// A slot's migration state on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    Stable,
+    /// This node owns the slot and is moving its keys to `to`.
+    Migrating {
+        to: NodeId,
+    },
+    /// Another node is moving the slot's keys here.
+    Importing {
+        from: NodeId,
+    },
+}
+
+/// Where a migrating command's keys are (counted by the caller, under the slot's gate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// Keys with a value here.
+    pub present: usize,
+    /// Keys taken out and in transfer to the destination.
+    pub in_flight: usize,
+    /// Keys with no value here.
+    pub missing: usize,
+}
+
+/// Where a command on `slots` must run, given the ownership snapshot, the slot's migration
+/// state, whether the client sent ASKING just before, and (asked only for a migrating or
+/// importing slot) where its keys are. Pure; follows Redis Cluster's rules:
+///
+/// * owner, migrating: all keys here → local; a key in transfer → TRYAGAIN; no key here → ASK
+///   to the destination; some here, some gone → TRYAGAIN;
+/// * importing, after ASKING: local, except a multi-key command missing keys → TRYAGAIN;
+/// * otherwise the owner serves it (MOVED elsewhere).
 pub fn route(
     ownership: &SlotOwnership,
     me: &NodeId,
     mut slots: impl Iterator<Item = Slot>,
+    state: impl FnOnce(Slot) -> SlotState,
+    asking: bool,
+    presence: impl FnOnce() -> Presence,
 ) -> Route {
     let Some(first) = slots.next() else {
         return Route::Local;
@@ -58,10 +101,32 @@ pub fn route(
     if slots.any(|s| s != first) {
         return Route::CrossSlot;
     }
-    match ownership.owner(first) {
-        Some(n) if n.id == *me => Route::Local,
-        Some(n) => Route::Moved(first, n.client_addr.clone()),
-        None => Route::Down,
+    match (ownership.owner(first), state(first)) {
+        (Some(n), SlotState::Migrating { to }) if n.id == *me => {
+            let p = presence();
+            if p.in_flight > 0 || (p.present > 0 && p.missing > 0) {
+                Route::TryAgain
+            } else if p.missing == 0 {
+                Route::Local
+            } else {
+                match ownership.node(&to) {
+                    Some(dest) => Route::Ask(first, dest.client_addr.clone()),
+                    // The destination is unknown here: wait for membership to catch up.
+                    None => Route::TryAgain,
+                }
+            }
+        }
+        (Some(n), _) if n.id == *me => Route::Local,
+        (_, SlotState::Importing { .. }) if asking => {
+            let p = presence();
+            if p.missing > 0 && p.present + p.missing + p.in_flight > 1 {
+                Route::TryAgain
+            } else {
+                Route::Local
+            }
+        }
+        (Some(n), _) => Route::Moved(first, n.client_addr.clone()),
+        (None, _) => Route::Down,
     }
 }
 
@@ -70,6 +135,10 @@ impl Route {
         match self {
             Route::Local => Ok(()),
             Route::Moved(slot, addr) => Err(CmdError::Raw(format!("MOVED {slot} {addr}"))),
+            Route::Ask(slot, addr) => Err(CmdError::Raw(format!("ASK {slot} {addr}"))),
+            Route::TryAgain => Err(CmdError::Raw(
+                "TRYAGAIN Multiple keys request during rehashing of slot".into(),
+            )),
             Route::Down => Err(CmdError::Raw("CLUSTERDOWN Hash slot not served".into())),
             Route::CrossSlot => Err(CmdError::Raw(membership::resp::errors::CROSSSLOT.into())),
         }
@@ -112,7 +181,7 @@ pub async fn start(
     });
     let bus = SocketAddr::new(bind_ip, port);
     let secret = config.cluster_secret.clone().unwrap_or_default();
-    let (transport, _streams) = QuicTransport::bind(bus, &secret)
+    let (transport, streams) = QuicTransport::bind(bus, &secret)
         .map_err(|e| ClusterError::Addr(bus.to_string(), e.to_string()))?;
     let bus_addr = membership::swim::Transport::local_addr(&transport);
     let mut seeds = Vec::new();
@@ -134,44 +203,35 @@ pub async fn start(
         cluster_addr: bus_addr,
         seeds,
         secret,
+        // The agent only publishes the balancing plan; this shard moves the data and claims
+        // each range when it is empty (`crate::migrate`). The agent's own instant claims would
+        // start moved slots empty.
+        rebalance: RebalanceMode::Manual,
         ..ClusterConfig::default()
     };
     let (handle, _task) =
         swim::spawn(cfg, transport).map_err(|e| ClusterError::Agent(e.to_string()))?;
     let me = handle.me().id;
     tracing::info!(node = %me, bus = %bus_addr, "cluster membership started");
-    tokio::spawn(drop_lost_slots(handle.clone(), me, shared));
+    let (migrations, jobs) = Migrations::new();
+    let migrations = Arc::new(migrations);
+    let ctx = migrate::Ctx {
+        shared,
+        handle: handle.clone(),
+        me,
+        streams,
+        migrations: migrations.clone(),
+        auto: config.cluster_rebalance == Rebalance::Auto,
+    };
+    tokio::spawn(migrate::maintain(ctx.clone()));
+    tokio::spawn(migrate::run_destination(ctx.clone()));
+    tokio::spawn(migrate::run_source(ctx, jobs));
     Ok(Cluster {
         handle,
         me,
         bus_addr,
+        migrations,
     })
-}
-
-/// Keeps the store to the slots this node owns: when ownership moves away, the slot's keys
-/// (both tiers) are dropped, so they neither answer nor take memory.
-async fn drop_lost_slots(handle: AgentHandle, me: NodeId, shared: Arc<Shared>) {
-    let (db, stop) = (&shared.db, shared.shutdown.clone());
-    let mut rx = handle.subscribe();
-    loop {
-        let view: Arc<ClusterView> = rx.borrow_and_update().clone();
-        let mut dropped = 0usize;
-        for slot in Slot::all() {
-            if db.count_in_slot(slot) > 0 && view.slots.owner_id(slot).is_some_and(|o| o != me) {
-                dropped += db.drop_slot(slot);
-            }
-        }
-        if dropped > 0 {
-            tracing::info!(
-                keys = dropped,
-                "dropped keys of slots now owned by other nodes"
-            );
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            r = rx.changed() => if r.is_err() { return },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -188,8 +248,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn routing_decisions() {
+    fn two_nodes() -> (NodeInfo, NodeInfo, SlotOwnership) {
         let (a, b) = (node(1, 7001), node(2, 7002));
         let table = SlotTable::from_claims(&[
             Claim {
@@ -206,23 +265,140 @@ mod tests {
             },
         ]);
         let own = SlotOwnership::new(table, HashMap::from([(a.id, a.clone()), (b.id, b.clone())]));
-        let s = |n: u16| Slot::new(n).expect("slot");
-        assert_eq!(route(&own, &a.id, [s(5)].into_iter()), Route::Local);
-        assert_eq!(route(&own, &a.id, std::iter::empty()), Route::Local);
+        (a, b, own)
+    }
+
+    fn s(n: u16) -> Slot {
+        Slot::new(n).expect("slot")
+    }
+
+    fn p(present: usize, in_flight: usize, missing: usize) -> Presence {
+        Presence {
+            present,
+            in_flight,
+            missing,
+        }
+    }
+
+    /// Routes one command on `slots` in `state`, with keys found as `presence`; panics if the
+    /// presence is consulted for a stable slot (it costs a lock there).
+    fn r(
+        own: &SlotOwnership,
+        me: &NodeId,
+        slots: &[u16],
+        state: SlotState,
+        asking: bool,
+        presence: Presence,
+    ) -> Route {
+        route(
+            own,
+            me,
+            slots.iter().map(|&n| s(n)),
+            |_| state,
+            asking,
+            || {
+                assert_ne!(state, SlotState::Stable, "presence asked for a stable slot");
+                presence
+            },
+        )
+    }
+
+    #[test]
+    fn routing_decisions() {
+        let (a, _, own) = two_nodes();
+        let st = SlotState::Stable;
+        let none = Presence::default();
+        assert_eq!(r(&own, &a.id, &[5], st, false, none), Route::Local);
+        assert_eq!(r(&own, &a.id, &[], st, false, none), Route::Local);
         assert_eq!(
-            route(&own, &a.id, [s(9000)].into_iter()),
+            r(&own, &a.id, &[9000], st, false, none),
             Route::Moved(s(9000), "127.0.0.1:7002".into())
         );
-        assert_eq!(route(&own, &a.id, [s(16383)].into_iter()), Route::Down);
+        // ASKING alone does not make a stable foreign slot local.
         assert_eq!(
-            route(&own, &a.id, [s(5), s(6)].into_iter()),
-            Route::CrossSlot
+            r(&own, &a.id, &[9000], st, true, none),
+            Route::Moved(s(9000), "127.0.0.1:7002".into())
         );
-        assert_eq!(route(&own, &a.id, [s(5), s(5)].into_iter()), Route::Local);
+        assert_eq!(r(&own, &a.id, &[16383], st, false, none), Route::Down);
+        assert_eq!(r(&own, &a.id, &[5, 6], st, false, none), Route::CrossSlot);
+        assert_eq!(r(&own, &a.id, &[5, 5], st, false, none), Route::Local);
         let moved = Route::Moved(s(9000), "127.0.0.1:7002".into())
             .into_result()
             .expect_err("err")
             .to_line();
         assert_eq!(moved, "MOVED 9000 127.0.0.1:7002");
+    }
+
+    #[test]
+    fn routing_at_the_source_of_a_migration() {
+        let (a, b, own) = two_nodes();
+        let mig = SlotState::Migrating { to: b.id };
+        let ask = Route::Ask(s(5), "127.0.0.1:7002".into());
+        // Single key: here, in transfer, gone.
+        assert_eq!(r(&own, &a.id, &[5], mig, false, p(1, 0, 0)), Route::Local);
+        assert_eq!(
+            r(&own, &a.id, &[5], mig, false, p(0, 1, 0)),
+            Route::TryAgain
+        );
+        assert_eq!(r(&own, &a.id, &[5], mig, false, p(0, 0, 1)), ask);
+        // ASKING changes nothing at the source.
+        assert_eq!(r(&own, &a.id, &[5], mig, true, p(0, 0, 1)), ask);
+        // Multi-key: all here, split, one in transfer, none here.
+        assert_eq!(
+            r(&own, &a.id, &[5, 5], mig, false, p(2, 0, 0)),
+            Route::Local
+        );
+        assert_eq!(
+            r(&own, &a.id, &[5, 5], mig, false, p(1, 0, 1)),
+            Route::TryAgain
+        );
+        assert_eq!(
+            r(&own, &a.id, &[5, 5], mig, false, p(1, 1, 0)),
+            Route::TryAgain
+        );
+        assert_eq!(r(&own, &a.id, &[5, 5], mig, false, p(0, 0, 2)), ask);
+        // Once the claim flipped ownership, the owner's MOVED wins over the stale state.
+        assert_eq!(
+            r(&own, &a.id, &[9000], mig, false, p(0, 0, 1)),
+            Route::Moved(s(9000), "127.0.0.1:7002".into())
+        );
+        // A destination this node does not know (yet): retry rather than redirect nowhere.
+        let ghost = SlotState::Migrating {
+            to: NodeId([9; 20]),
+        };
+        assert_eq!(
+            r(&own, &a.id, &[5], ghost, false, p(0, 0, 1)),
+            Route::TryAgain
+        );
+        let line = |r: Route| r.into_result().expect_err("err").to_line();
+        assert_eq!(line(ask), "ASK 5 127.0.0.1:7002");
+        assert!(line(Route::TryAgain).starts_with("TRYAGAIN "));
+    }
+
+    #[test]
+    fn routing_at_the_destination_of_a_migration() {
+        let (a, b, own) = two_nodes();
+        let imp = SlotState::Importing { from: a.id };
+        let moved = Route::Moved(s(5), "127.0.0.1:7001".into());
+        // Without ASKING the owner (the source) is named.
+        assert_eq!(r(&own, &b.id, &[5], imp, false, p(1, 0, 0)), moved);
+        // After ASKING: served, found or not.
+        assert_eq!(r(&own, &b.id, &[5], imp, true, p(1, 0, 0)), Route::Local);
+        assert_eq!(r(&own, &b.id, &[5], imp, true, p(0, 0, 1)), Route::Local);
+        // A multi-key command missing keys waits for the migration, as in Redis.
+        assert_eq!(
+            r(&own, &b.id, &[5, 5], imp, true, p(1, 0, 1)),
+            Route::TryAgain
+        );
+        assert_eq!(r(&own, &b.id, &[5, 5], imp, true, p(2, 0, 0)), Route::Local);
+        // Once the slot is ours, importing state or not, it is local.
+        assert_eq!(
+            r(&own, &b.id, &[9000], imp, false, p(0, 0, 1)),
+            Route::Local
+        );
+        assert_eq!(
+            r(&own, &b.id, &[9000], SlotState::Stable, true, p(0, 0, 0)),
+            Route::Local
+        );
     }
 }

@@ -57,6 +57,17 @@ pub struct Config {
     pub cluster_secret: Option<String>,
     /// IP announced to clients in MOVED and CLUSTER SLOTS; default: the bind address.
     pub cluster_announce_ip: Option<String>,
+    /// Whether this node migrates slots by itself to keep the cluster balanced.
+    pub cluster_rebalance: Rebalance,
+}
+
+/// Who moves slots when the cluster is out of balance (a node joined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebalance {
+    /// Each node migrates its share of the balancing plan online, one range at a time.
+    Auto,
+    /// Only operators move slots (`CLUSTER MIGRATE`).
+    Manual,
 }
 
 /// When a warm key that a command reads moves back to RAM.
@@ -100,6 +111,7 @@ impl Default for Config {
             cluster_seeds: Vec::new(),
             cluster_secret: None,
             cluster_announce_ip: None,
+            cluster_rebalance: Rebalance::Auto,
         }
     }
 }
@@ -211,6 +223,17 @@ impl Config {
             "cluster-seeds" => self.cluster_seeds = as_list(v)?,
             "cluster-secret" => self.cluster_secret = as_opt_string(v)?,
             "cluster-announce-ip" => self.cluster_announce_ip = as_opt_string(v)?,
+            "cluster-rebalance" => {
+                self.cluster_rebalance = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "auto" => Rebalance::Auto,
+                    "manual" => Rebalance::Manual,
+                    other => {
+                        return Err(format!(
+                            "unknown rebalance mode '{other}' (expected auto or manual)"
+                        ));
+                    }
+                }
+            }
             _ => return Err("unknown configuration key".into()),
         }
         Ok(())

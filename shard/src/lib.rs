@@ -11,6 +11,7 @@ mod cmd;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod migrate;
 pub mod protocol;
 mod server;
 pub mod store;

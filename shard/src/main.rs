@@ -108,6 +108,10 @@ struct Flags {
         skip_serializing_if = "Option::is_none"
     )]
     cluster_announce_ip: Option<String>,
+    /// Who moves slots when a node joins: auto (this node migrates online) or manual.
+    #[arg(long = "cluster-rebalance")]
+    #[serde(rename = "cluster-rebalance", skip_serializing_if = "Option::is_none")]
+    cluster_rebalance: Option<String>,
 }
 
 #[tokio::main]

@@ -17,7 +17,8 @@ pub enum RebalanceMode {
     #[default]
     Auto,
     /// Plans are only published ([`super::ClusterView::plan`]); the shard migrates each range
-    /// and then announces it with [`super::AgentHandle::claim`].
+    /// and then announces it with [`super::AgentHandle::claim`]. AutoCache shards always run
+    /// their agent in this mode, so moved slots keep their keys.
     Manual,
 }
 

@@ -16,6 +16,6 @@ pub use agent::{AgentError, AgentHandle, ClusterView, Member, MemberEvent, Membe
 pub use broadcast::{Claim, SlotOwnership, SlotRange, SlotTable};
 pub use config::{ClusterConfig, ConfigError, RebalanceMode};
 pub use identity::{NodeId, NodeIdentity, NodeInfo};
-pub use quic::{QuicError, QuicStreams, QuicTransport};
+pub use quic::{IncomingStream, QuicError, QuicStreams, QuicTransport};
 pub use rebalance::Move;
 pub use transport::{SimConfig, SimNetwork, SimStats, SimTransport, Transport};

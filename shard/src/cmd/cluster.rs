@@ -36,7 +36,7 @@ fn cluster_mode(s: &Session, id: CommandId) -> CmdResult {
     let own = &view.slots;
     Ok(match id {
         CommandId::ClusterMyid => Reply::str(&c.me.to_string()),
-        CommandId::Asking | CommandId::Readonly | CommandId::Readwrite => Reply::Ok,
+        CommandId::Readonly | CommandId::Readwrite => Reply::Ok,
         CommandId::ClusterSlots => Reply::Array(
             own.ranges()
                 .into_iter()
@@ -137,13 +137,75 @@ fn cluster_mode(s: &Session, id: CommandId) -> CmdResult {
             Reply::Verbatim(format!(
                 "cluster_enabled:1\r\ncluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\n\
                  cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{known}\r\ncluster_size:{owners}\r\n\
-                 cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
+                 cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n{}",
                 if unowned == 0 { "ok" } else { "fail" },
                 own.config_epoch(),
                 own.config_epoch(),
+                migration_lines(&c.migrations, "\r\n"),
             ))
         }
     })
+}
+
+/// Migration lines of CLUSTER INFO and INFO cluster.
+pub fn migration_lines(m: &crate::migrate::Migrations, eol: &str) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (migrating, importing) = m.counts();
+    let st = &m.stats;
+    let kb = st.bytes_sent.load(Relaxed);
+    [
+        ("cluster_slots_migrating", migrating as u64),
+        ("cluster_slots_importing", importing as u64),
+        ("cluster_migrated_slots", st.slots_moved.load(Relaxed)),
+        ("cluster_migrated_keys", st.keys_sent.load(Relaxed)),
+        ("cluster_migrated_bytes", kb),
+        ("cluster_imported_keys", st.keys_received.load(Relaxed)),
+        ("cluster_migrations_done", st.ranges_done.load(Relaxed)),
+        ("cluster_migrations_failed", st.ranges_failed.load(Relaxed)),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}:{v}{eol}"))
+    .collect()
+}
+
+/// CLUSTER MIGRATE <first> <last> <node-id>: queues an online migration of slots this node
+/// owns; progress shows in CLUSTER INFO, completion in CLUSTER SLOTS.
+fn migrate(s: &Session, a: &Args) -> CmdResult {
+    let Some(c) = s.shared.cluster.get() else {
+        return Err(disabled());
+    };
+    let (first, last) = (slot_arg(a.get(2))?, slot_arg(a.get(3))?);
+    if first > last {
+        return Err(CmdError::err(
+            "Invalid slot range: first slot is after last slot",
+        ));
+    }
+    let to: membership::swim::NodeId = std::str::from_utf8(a.get(4))
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| CmdError::err("Invalid node id"))?;
+    let view = c.handle.load();
+    if to == c.me {
+        return Err(CmdError::err("The destination is this node"));
+    }
+    if view.state_of(&to) != Some(membership::swim::MemberState::Alive) {
+        return Err(CmdError::err(format!("Unknown or unreachable node {to}")));
+    }
+    if let Some(s) = (first.get()..=last.get())
+        .find(|&n| Slot::new(n).and_then(|n| view.slots.owner_id(n)) != Some(c.me))
+    {
+        return Err(CmdError::err(format!(
+            "Slot {s} is not owned by this node; send CLUSTER MIGRATE to the slot's owner"
+        )));
+    }
+    c.migrations
+        .submit(crate::migrate::Job {
+            first: first.get(),
+            last: last.get(),
+            to,
+        })
+        .map_err(CmdError::err)?;
+    Ok(Reply::Ok)
 }
 
 pub fn cluster(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
@@ -153,9 +215,9 @@ pub fn cluster(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         | CommandId::ClusterNodes
         | CommandId::ClusterInfo
         | CommandId::ClusterMyid
-        | CommandId::Asking
         | CommandId::Readonly
         | CommandId::Readwrite => cluster_mode(s, id),
+        CommandId::ClusterMigrate => migrate(s, a),
         CommandId::ClusterKeyslot => Ok(Reply::Int(i64::from(Slot::for_key(a.get(2)).get()))),
         CommandId::ClusterCountkeysinslot => Ok(Reply::Int(
             s.shared.db.count_in_slot(slot_arg(a.get(2))?) as i64,
@@ -178,6 +240,8 @@ pub fn cluster(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                 "    Return key names stored by current node in a slot.",
                 "KEYSLOT <key>",
                 "    Return the hash slot for <key>.",
+                "MIGRATE <first-slot> <last-slot> <node-id>",
+                "    Move the slots (owned by this node) and their keys online to <node-id>.",
             ],
         )),
     }

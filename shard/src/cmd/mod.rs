@@ -36,6 +36,8 @@ pub struct Session {
     pub tracking: Option<crate::tracking::Options>,
     /// CLIENT CACHING yes|no, for the next command only.
     pub caching_next: Option<bool>,
+    /// Set by ASKING for the next command only (Redis Cluster's one-shot flag).
+    pub asking: bool,
     /// Unix ms, fixed for the batch being executed.
     pub now: u64,
     hits: u64,
@@ -54,6 +56,7 @@ impl Session {
             close_after_reply: false,
             tracking: None,
             caching_next: None,
+            asking: false,
             now: 0,
             hits: 0,
             misses: 0,
@@ -288,23 +291,60 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
     }
-    if let Some(c) = s.shared.cluster.get()
-        && !spec.keys.is_none()
-    {
-        let view = c.handle.load();
-        let slots = spec
-            .keys
-            .indices(args.len())
-            .map(|i| membership::Slot::for_key(args.get(i)));
-        crate::cluster::route(&view.slots, &c.me, slots).into_result()?;
+    let asking = std::mem::take(&mut s.asking);
+    if s.shared.cluster.get().is_some() && !spec.keys.is_none() {
+        return dispatch_cluster(s, spec, args, asking);
     }
     if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
         return Err(CmdError::Oom);
     }
+    run_tracked(s, spec, args)
+}
+
+/// Runs the command between CLIENT TRACKING's bookkeeping: keys a tracking connection reads
+/// are remembered before, keys a write names are invalidated after.
+fn run_tracked(s: &mut Session, spec: &'static CommandSpec, args: &Args) -> CmdResult {
     tracking::before(s, spec, args);
     let r = run(s, spec, args);
     tracking::after(s, spec, args, r.is_ok());
     r
+}
+
+/// A keyed command in cluster mode: routed by slot ownership and migration state, and run
+/// holding the slot's migration gate so a migration cannot move its keys meanwhile.
+fn dispatch_cluster(
+    s: &mut Session,
+    spec: &'static CommandSpec,
+    args: &Args,
+    asking: bool,
+) -> CmdResult {
+    let shared = s.shared.clone();
+    let Some(c) = shared.cluster.get() else {
+        return run_tracked(s, spec, args);
+    };
+    let keys = || spec.keys.indices(args.len()).map(|i| args.get(i));
+    let first = keys().next().map(membership::Slot::for_key);
+    let _gate = first.map(|slot| c.migrations.gate(slot));
+    {
+        let view = c.handle.load();
+        let (db, now) = (&shared.db, s.now);
+        crate::cluster::route(
+            &view.slots,
+            &c.me,
+            keys().map(membership::Slot::for_key),
+            |slot| c.migrations.state(slot),
+            asking,
+            || match first {
+                Some(slot) => c.migrations.presence(db, slot, keys(), now),
+                None => crate::cluster::Presence::default(),
+            },
+        )
+        .into_result()?;
+    }
+    if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
+        return Err(CmdError::Oom);
+    }
+    run_tracked(s, spec, args)
 }
 
 /// `client|setname` style name for subcommands, as Redis reports them.
@@ -415,9 +455,16 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         | ClusterNodes
         | ClusterInfo
         | ClusterMyid
-        | Asking
+        | ClusterMigrate
         | Readonly
         | Readwrite => cluster::cluster(s, spec.id, a),
+        Asking => {
+            if s.shared.cluster.get().is_none() {
+                return Err(cluster::disabled());
+            }
+            s.asking = true;
+            Ok(Reply::Ok)
+        }
         Client | Config | Object | Cluster => Err(CmdError::WrongArity(spec.name.into())),
     }
 }

@@ -9,11 +9,13 @@
 mod evict;
 mod expire;
 pub mod glob;
+mod migrate;
 mod scan;
 mod tiering;
 pub mod warm;
 
 pub use evict::Policy;
+pub use migrate::Taken;
 pub use scan::{ScanFilter, scan_fields};
 pub use tiering::WarmKey;
 pub use warm::{WarmMeta, WarmStore};

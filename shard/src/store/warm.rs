@@ -421,6 +421,37 @@ impl WarmStore {
         Ok((rec.generation == generation).then_some(rec))
     }
 
+    /// Like [`WarmStore::read`] for many keys of one slot, in one read transaction (slot
+    /// migration reads whole batches). Blocking.
+    pub fn read_many<'k>(
+        &self,
+        slot: Slot,
+        keys: impl Iterator<Item = (&'k [u8], u64)>,
+    ) -> Result<Vec<Option<Record>>, WarmError> {
+        // Pending (uncommitted) records first, then one transaction begun afterwards: a record
+        // committed in between is then in the transaction's snapshot.
+        let mut out: Vec<(&[u8], u64, Option<Record>)> = {
+            let q = lock(&self.queue.0);
+            keys.map(|(key, generation)| {
+                let r = q.pending.get(key).filter(|r| r.generation == generation);
+                (key, generation, r.cloned())
+            })
+            .collect()
+        };
+        let rtx = self.db.begin_read()?;
+        let table = rtx.open_table(ENTRIES)?;
+        for (key, generation, rec) in out.iter_mut() {
+            if rec.is_some() {
+                continue;
+            }
+            if let Some(v) = table.get(db_key(slot, key).as_slice())? {
+                let r = decode(v.value()).ok_or(WarmError::Corrupt)?;
+                *rec = (r.generation == *generation).then_some(r);
+            }
+        }
+        Ok(out.into_iter().map(|(_, _, r)| r).collect())
+    }
+
     /// Every committed record of `slot`, in key order: one range scan, since keys are laid out
     /// by slot (what slot migration streams). Blocking.
     pub fn slot_records(&self, slot: Slot) -> Result<Vec<(Key, Record)>, WarmError> {
