@@ -189,6 +189,19 @@ impl Migrations {
         (inner.outgoing.len(), inner.incoming.len())
     }
 
+    /// Slots in transfer, in slot order: (slot, outgoing, the other node).
+    pub fn open_slots(&self) -> Vec<(u16, bool, NodeId)> {
+        let inner = self.inner.lock();
+        let mut v: Vec<(u16, bool, NodeId)> = inner
+            .outgoing
+            .iter()
+            .map(|(s, o)| (*s, true, o.to))
+            .chain(inner.incoming.iter().map(|(s, i)| (*s, false, i.from)))
+            .collect();
+        v.sort_unstable_by_key(|(s, out, _)| (*s, !*out));
+        v
+    }
+
     /// Queues an operator's migration for the worker.
     pub fn submit(&self, job: Job) -> Result<(), String> {
         self.jobs

@@ -577,6 +577,11 @@ async fn the_source_answers_ask_and_tryagain_while_a_batch_is_in_flight() {
         .find(|k| !inflight.contains(k))
         .expect("a key not in the batch");
     assert_eq!(field(&info(&a).await, "cluster_slots_migrating"), 1);
+    let nodes = cmd(&a, &["CLUSTER", "NODES"]).await;
+    assert!(
+        nodes.as_str().contains(&format!("[{slot}->-{fake_id}]")),
+        "CLUSTER NODES shows the open slot: {nodes:?}"
+    );
 
     // Held mid-batch: keys still here are served, keys in flight get TRYAGAIN, unknown keys
     // (and new ones) are asked of the destination, mixed multi-key commands get TRYAGAIN.
@@ -684,6 +689,13 @@ async fn the_destination_serves_an_importing_slot_only_after_asking() {
     .expect("batch");
     assert_eq!(read_ack(&mut recv).await, (0, 1), "one key installed");
     assert_eq!(field(&info(&b).await, "cluster_slots_importing"), 1);
+    let nodes = cmd(&b, &["CLUSTER", "NODES"]).await;
+    assert!(
+        nodes
+            .as_str()
+            .contains(&format!("[{}-<-{}]", slot.get(), fake.id)),
+        "CLUSTER NODES shows the open slot: {nodes:?}"
+    );
 
     let moved = V::Err(format!("MOVED {} {}", slot.get(), fake.client_addr));
     assert_eq!(rb.cmd(&["GET", "{d}1"]).await, moved, "no ASKING: MOVED");

@@ -107,6 +107,16 @@ fn cluster_mode(s: &Session, id: CommandId) -> CmdResult {
                         })
                     })
                     .collect();
+                let mut ranges = ranges;
+                if info.id == c.me {
+                    // Open slots, as Redis shows them: `[slot->-dest]`, `[slot-<-source]`.
+                    ranges.extend(c.migrations.open_slots().into_iter().map(
+                        |(slot, outgoing, peer)| {
+                            let arrow = if outgoing { "->-" } else { "-<-" };
+                            format!("[{slot}{arrow}{peer}]")
+                        },
+                    ));
+                }
                 let state = if flags.contains("fail") {
                     "disconnected"
                 } else {
