@@ -386,3 +386,223 @@ async fn near_cache_off_forwards_every_read() {
     }
     proxy.stop().await;
 }
+
+/// A scripted standalone shard for the race: it answers HELLO / CLIENT TRACKING like a real
+/// one, sends `invalidate` pushes when told to, and can hold the reply to a GET it has already
+/// read, so a test can interleave "read at the shard" and "invalidation" exactly.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    st: std::sync::Arc<ScriptState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ScriptState {
+    value: parking_lot::Mutex<String>,
+    gets: std::sync::atomic::AtomicUsize,
+    /// Hold the next GET's reply: (value read, release) goes to the test.
+    hold: parking_lot::Mutex<
+        Option<tokio::sync::mpsc::Sender<(String, tokio::sync::oneshot::Sender<()>)>>,
+    >,
+    links: parking_lot::Mutex<
+        Vec<(
+            tokio::sync::mpsc::Sender<Vec<u8>>,
+            tokio_util::sync::CancellationToken,
+        )>,
+    >,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    async fn start() -> Scripted {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let st: std::sync::Arc<ScriptState> = std::sync::Arc::default();
+        let st2 = st.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let st = st2.clone();
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.into_split();
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+                    let writer = tokio::spawn(async move {
+                        while let Some(b) = rx.recv().await {
+                            if w.write_all(&b).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    let mut buf = bytes::BytesMut::new();
+                    let closed = tokio_util::sync::CancellationToken::new();
+                    loop {
+                        let read = tokio::select! {
+                            _ = closed.cancelled() => break,
+                            read = r.read_buf(&mut buf) => read,
+                        };
+                        match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                        while let Ok(Some(req)) = proxy::protocol::next_request(&mut buf, 1 << 20) {
+                            let argv: Vec<String> = req
+                                .args()
+                                .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+                                .collect();
+                            let reply = match argv[0].as_str() {
+                                "CLUSTER" => {
+                                    "-ERR This instance has cluster support disabled\r\n".into()
+                                }
+                                "HELLO" => "%1\r\n+server\r\n+scripted\r\n".into(),
+                                "CLIENT" if argv.get(1).map(String::as_str) == Some("TRACKING") => {
+                                    st.links.lock().push((tx.clone(), closed.clone()));
+                                    "+OK\r\n".into()
+                                }
+                                "PING" => "+PONG\r\n".into(),
+                                "GET" => {
+                                    st.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                    let v = st.value.lock().clone();
+                                    let hold = st.hold.lock().take();
+                                    if let Some(h) = hold {
+                                        let (rel_tx, rel_rx) = tokio::sync::oneshot::channel();
+                                        let _ = h.send((v.clone(), rel_tx)).await;
+                                        let _ = rel_rx.await;
+                                    }
+                                    bulk(&v)
+                                }
+                                _ => "-ERR scripted shard: unexpected command\r\n".into(),
+                            };
+                            if tx.send(reply.into_bytes()).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    writer.abort();
+                });
+            }
+        });
+        Scripted { addr, st, task }
+    }
+
+    fn set(&self, v: &str) {
+        *self.st.value.lock() = v.to_string();
+    }
+
+    /// A write at the shard: the value changes and every tracking link gets the push.
+    async fn write(&self, key: &str, v: &str) {
+        self.set(v);
+        let push = format!(">2\r\n$10\r\ninvalidate\r\n*1\r\n{}", bulk(key));
+        let links = self.st.links.lock().clone();
+        for (l, _) in links {
+            let _ = l.send(push.clone().into_bytes()).await;
+        }
+    }
+
+    /// Closes every tracking link's connection.
+    fn drop_links(&self) {
+        for (_, closed) in self.st.links.lock().drain(..) {
+            closed.cancel();
+        }
+    }
+
+    fn hold_next_get(
+        &self,
+    ) -> tokio::sync::mpsc::Receiver<(String, tokio::sync::oneshot::Sender<()>)> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        *self.st.hold.lock() = Some(tx);
+        rx
+    }
+
+    fn gets(&self) -> usize {
+        self.st.gets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn until_field(raw: &mut Raw, name: &str, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while field(&raw.cmd(&["INFO", "hotkeys"]).await, name) < at_least {
+        assert!(Instant::now() < deadline, "{name} never reached {at_least}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The race, step by step: a fill's read happens at the shard, then the key changes and its
+/// invalidation arrives, then the old reply reaches the proxy. The old value goes to the client
+/// that asked (its read began before the write) but is not cached: the next read gets the new
+/// value. A coalesced waiter on that fill reads for itself. Same with a link drop instead of a
+/// push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
+    let shard = Scripted::start().await;
+    let proxy = Proxy::start(hot_config(&[shard.addr.to_string()])).await;
+    let mut raw = proxy.raw().await;
+    until_links(&mut raw, "1/1").await;
+    shard.set("v0");
+    until_cached(&mut raw, &["GET", "k"], &bulk("v0")).await;
+
+    for round in 1..=5u64 {
+        let old = format!("v{}", 2 * round - 2);
+        let new = format!("v{}", 2 * round - 1);
+        // Drop the cached copy (a write of the same value), so the next read is a fill.
+        let inv = field(
+            &raw.cmd(&["INFO", "hotkeys"]).await,
+            "near_cache_invalidations",
+        );
+        shard.write("k", &old).await;
+        until_field(&mut raw, "near_cache_invalidations", inv + 1).await;
+
+        let mut held = shard.hold_next_get();
+        let mut filler = proxy.raw().await;
+        filler.send(&resp(&["GET", "k"])).await;
+        let (read, release) = held.recv().await.expect("held read");
+        assert_eq!(read, old);
+        // A second client misses too and waits for that fill.
+        let mut waiter = proxy.raw().await;
+        let coalesced = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_coalesced");
+        waiter.send(&resp(&["GET", "k"])).await;
+        until_field(&mut raw, "near_cache_coalesced", coalesced + 1).await;
+
+        // The key changes (push, or on odd rounds the link drops) before the old reply lands.
+        let inv = field(
+            &raw.cmd(&["INFO", "hotkeys"]).await,
+            "near_cache_invalidations",
+        );
+        let clears = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_clears");
+        if round % 2 == 1 {
+            shard.write("k", &new).await;
+            until_field(&mut raw, "near_cache_invalidations", inv + 1).await;
+        } else {
+            shard.set(&new);
+            shard.drop_links();
+            until_field(&mut raw, "near_cache_clears", clears + 1).await;
+        }
+        // The waiter was sent to read for itself: it sees the new value.
+        assert_eq!(String::from_utf8_lossy(&waiter.reply().await), bulk(&new));
+        let discarded = field(
+            &raw.cmd(&["INFO", "hotkeys"]).await,
+            "near_cache_fills_discarded",
+        );
+        let _ = release.send(());
+        assert_eq!(String::from_utf8_lossy(&filler.reply().await), bulk(&old));
+        until_field(&mut raw, "near_cache_fills_discarded", discarded + 1).await;
+        if round % 2 == 0 {
+            until_links(&mut raw, "1/1").await;
+        }
+        // Never the old value again; the new one is cached afresh.
+        let gets = shard.gets();
+        assert_eq!(raw.cmd(&["GET", "k"]).await, bulk(&new), "round {round}");
+        assert!(
+            shard.gets() > gets,
+            "round {round}: the stale reply was cached"
+        );
+        until_cached(&mut raw, &["GET", "k"], &bulk(&new)).await;
+    }
+    proxy.stop().await;
+}
