@@ -396,20 +396,20 @@ struct Scripted {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A held GET: the value it read, and the trigger that lets its reply go.
+type Held = (String, tokio::sync::oneshot::Sender<()>);
+type Link = (
+    tokio::sync::mpsc::Sender<Vec<u8>>,
+    tokio_util::sync::CancellationToken,
+);
+
 #[derive(Default)]
 struct ScriptState {
     value: parking_lot::Mutex<String>,
     gets: std::sync::atomic::AtomicUsize,
     /// Hold the next GET's reply: (value read, release) goes to the test.
-    hold: parking_lot::Mutex<
-        Option<tokio::sync::mpsc::Sender<(String, tokio::sync::oneshot::Sender<()>)>>,
-    >,
-    links: parking_lot::Mutex<
-        Vec<(
-            tokio::sync::mpsc::Sender<Vec<u8>>,
-            tokio_util::sync::CancellationToken,
-        )>,
-    >,
+    hold: parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<Held>>>,
+    links: parking_lot::Mutex<Vec<Link>>,
 }
 
 impl Drop for Scripted {
@@ -512,9 +512,7 @@ impl Scripted {
         }
     }
 
-    fn hold_next_get(
-        &self,
-    ) -> tokio::sync::mpsc::Receiver<(String, tokio::sync::oneshot::Sender<()>)> {
+    fn hold_next_get(&self) -> tokio::sync::mpsc::Receiver<Held> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         *self.st.hold.lock() = Some(tx);
         rx
