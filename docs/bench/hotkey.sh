@@ -7,7 +7,7 @@
 #   zipf-on / zipf-off : autocache-loadtest -t 1 -c 50 --ratio 1:19 (95% GETs)
 #                        --key-pattern Z:Z --key-zipf-exp 1.1 --key-maximum 999999 -d 64
 #                        --test-time $SECS, through a fresh proxy with the near cache on / off
-#                        (AUTOCACHE_NEAR_CACHE). Per-shard load = the requests the proxy sent
+#                        (AUTOCACHE_NEAR_CACHE, hotkey-threshold $THRESHOLD). Per-shard load = the requests the proxy sent
 #                        to each shard during the run (INFO shards, before/after), max/mean.
 #   cold-on / cold-off : the same with uniform keys (R:R, 0:1 reads only) and hot-key detection
 #                        on / off (AUTOCACHE_HOTKEY_ENABLED): the cost of detection on cold keys.
@@ -18,6 +18,7 @@ set -u
 cd "$(dirname "$0")/../.."
 REPS=${REPS:-3}
 SECS=${SECS:-10}
+THRESHOLD=${THRESHOLD:-100}   # hotkey-threshold (ops/s) of the zipf runs
 OUT=${OUT:-/tmp/autocache-hotkey-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 cargo build --release -q -p autocache-shard -p autocache-proxy -p autocache-loadtest || exit 1
@@ -55,8 +56,8 @@ printf 'run\trep\tops_per_sec\tp99_ms\terrors\tshard_requests_before\tshard_requ
 for rep in $(seq 1 "$REPS"); do
   for run in zipf-on zipf-off cold-on cold-off; do
     case $run in
-      zipf-on)  ENVV=(AUTOCACHE_NEAR_CACHE=yes); KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
-      zipf-off) ENVV=(AUTOCACHE_NEAR_CACHE=no);  KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
+      zipf-on)  ENVV=(AUTOCACHE_NEAR_CACHE=yes AUTOCACHE_HOTKEY_THRESHOLD=$THRESHOLD); KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
+      zipf-off) ENVV=(AUTOCACHE_NEAR_CACHE=no AUTOCACHE_HOTKEY_THRESHOLD=$THRESHOLD);  KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
       cold-on)  ENVV=(AUTOCACHE_HOTKEY_ENABLED=yes); KP=(--ratio 0:1 --key-pattern R:R) ;;
       cold-off) ENVV=(AUTOCACHE_HOTKEY_ENABLED=no);  KP=(--ratio 0:1 --key-pattern R:R) ;;
     esac

@@ -150,15 +150,16 @@ impl HotKeys {
         let Some(cache) = &self.cache else {
             return ReadHook::Forward(None);
         };
-        let variant = match spec.id {
-            CommandId::Get => Variant::Get,
-            CommandId::Hgetall => Variant::Hgetall,
-            CommandId::Hget if req.argc() == 3 => Variant::Hget(Bytes::copy_from_slice(req.arg(2))),
-            _ => return ReadHook::Forward(None),
-        };
-        if !d.is_hot(key) {
+        let cacheable = matches!(spec.id, CommandId::Get | CommandId::Hgetall)
+            || (spec.id == CommandId::Hget && req.argc() == 3);
+        if !cacheable || !d.is_hot(key) {
             return ReadHook::Forward(None);
         }
+        let variant = match spec.id {
+            CommandId::Hgetall => Variant::Hgetall,
+            CommandId::Hget => Variant::Hget(Bytes::copy_from_slice(req.arg(2))),
+            _ => Variant::Get,
+        };
         let slot = Slot::for_key(key);
         let Some(owner) = topo.owner(slot) else {
             return ReadHook::Forward(None);
