@@ -21,7 +21,7 @@ SECS=${SECS:-10}
 THRESHOLD=${THRESHOLD:-100}   # hotkey-threshold (ops/s) of the zipf runs
 OUT=${OUT:-/tmp/autocache-hotkey-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-cargo build --release -q -p autocache-shard -p autocache-proxy -p autocache-loadtest || exit 1
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p autocache-shard -p autocache-proxy -p autocache-loadtest || exit 1
 S=./target/release/autocache-shard
 P=./target/release/autocache-proxy
 L=./target/release/autocache-loadtest
