@@ -13,6 +13,7 @@
 #                        on / off (AUTOCACHE_HOTKEY_ENABLED): the cost of detection on cold keys.
 # Staleness: proxies A (17610) and B (17611), docs/bench/staleness.py: SET through B, time
 # until A returns the new value, 1000 samples, with the key hot and cached on A.
+# PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
 # Output: $OUT/runs.tsv, $OUT/staleness.json, logs.
 set -u
 cd "$(dirname "$0")/../.."
@@ -40,7 +41,7 @@ done
 
 start_proxy() { # port, env...
   local port=$1; shift
-  env "$@" $P --port "$port" --seeds $SEEDS --loglevel warning >>"$OUT/proxy-$port.log" 2>&1 &
+  env ${PROXY_ENV:-} "$@" $P --port "$port" --seeds $SEEDS --loglevel warning >>"$OUT/proxy-$port.log" 2>&1 &
   PROXY_PID=$!
   wait_port "$port" || { echo "proxy $port did not start"; exit 1; }
 }
