@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::value::Value;
-use membership::settings::{self, as_int, as_list, as_memory, as_ms, as_opt_string, as_string};
+use membership::settings::{
+    self, as_bool, as_int, as_list, as_memory, as_ms, as_opt_string, as_string,
+};
 pub use membership::settings::{ConfigErrors, log_filter, parse_memory};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,24 @@ pub struct Config {
     pub embedded_shards: usize,
     pub proto_max_bulk_len: u64,
     pub loglevel: String,
+    // Hot keys and the near cache (see docs/proxy.md).
+    /// Detect hot keys (the near cache needs it).
+    pub hotkey_enabled: bool,
+    /// Operations per second from which a key is hot.
+    pub hotkey_threshold: u64,
+    /// Keys the detector tracks (constant memory).
+    pub hotkey_capacity: usize,
+    /// Rates are measured over this window (counts halve at every window).
+    pub hotkey_window: Duration,
+    /// Count one request in this many.
+    pub hotkey_sample: u32,
+    /// INFO shows key hashes instead of names.
+    pub hotkey_hide_names: bool,
+    /// Serve hot keys' values from the proxy's memory.
+    pub near_cache: bool,
+    pub near_cache_bytes: u64,
+    /// How long a miss waits for another client's read of the same key.
+    pub near_cache_wait: Duration,
 }
 
 impl Default for Config {
@@ -64,6 +84,15 @@ impl Default for Config {
             embedded_shards: 3,
             proto_max_bulk_len: 512 * 1024 * 1024,
             loglevel: "notice".into(),
+            hotkey_enabled: true,
+            hotkey_threshold: 1000,
+            hotkey_capacity: 256,
+            hotkey_window: Duration::from_millis(1000),
+            hotkey_sample: 8,
+            hotkey_hide_names: false,
+            near_cache: true,
+            near_cache_bytes: 64 * 1024 * 1024,
+            near_cache_wait: Duration::from_millis(50),
         }
     }
 }
@@ -115,6 +144,21 @@ impl Config {
             }
             "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
             "loglevel" => self.loglevel = as_string(v)?,
+            "hotkey-enabled" => self.hotkey_enabled = as_bool(v)?,
+            "hotkey-threshold" => {
+                self.hotkey_threshold = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-capacity" => {
+                self.hotkey_capacity = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-window-ms" => self.hotkey_window = as_ms(v)?,
+            "hotkey-sample" => {
+                self.hotkey_sample = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-hide-names" => self.hotkey_hide_names = as_bool(v)?,
+            "near-cache" => self.near_cache = as_bool(v)?,
+            "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
+            "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
             _ => return Err("unknown configuration key".into()),
         }
         Ok(())
@@ -158,6 +202,24 @@ impl Config {
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
+        }
+        if self.hotkey_threshold == 0 {
+            errs.push("`hotkey-threshold`: must be at least 1 (operations per second)".into());
+        }
+        if !(1..=65_536).contains(&self.hotkey_capacity) {
+            errs.push("`hotkey-capacity`: must be between 1 and 65536".into());
+        }
+        if !(1..=1024).contains(&self.hotkey_sample) {
+            errs.push("`hotkey-sample`: must be between 1 and 1024".into());
+        }
+        if self.hotkey_window < Duration::from_millis(10) {
+            errs.push("`hotkey-window-ms`: must be at least 10".into());
+        }
+        if self.near_cache_wait > Duration::from_secs(10) {
+            errs.push("`near-cache-wait-ms`: at most 10000".into());
+        }
+        if self.near_cache_bytes > usize::MAX as u64 {
+            errs.push("`near-cache-bytes`: too large for this machine".into());
         }
         if log_filter(&self.loglevel).is_none() {
             errs.push(format!(

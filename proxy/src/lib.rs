@@ -12,6 +12,7 @@ pub mod backend;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod hotkey;
 mod local;
 mod plan;
 pub mod protocol;

@@ -545,6 +545,9 @@ fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
             topo.epoch,
         ));
     }
+    if want("hotkeys") {
+        out.push_str(&shared.hotkeys.info());
+    }
     if want("shards") {
         out.push_str("# Shards\r\n");
         for (i, b) in topo.backends.iter().enumerate() {

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use membership::command::{CommandId, CommandSpec, Merge, Route, proxy_unsupported};
 use membership::{Mode, Slot, lookup};
+use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::error::CmdError;
+use crate::hotkey::{self, ReadHook};
 use crate::local;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
 use crate::server::Shared;
@@ -55,6 +57,24 @@ pub enum Item {
         shard: u64,
         nshards: u64,
     },
+    // Hot keys (crate::hotkey).
+    /// Served from the near cache: a backend reply, shaped like `Fwd`'s.
+    Cached { reply: Bytes, conv: Conv },
+    /// Forwarded; the reply fills the near cache unless the key changed meanwhile.
+    Fill {
+        part: Part,
+        conv: Conv,
+        fill: hotkey::Fill,
+    },
+    /// Waits for another client's fill of the same key; reads itself if that fails.
+    Wait {
+        rx: watch::Receiver<hotkey::FillState>,
+        req: Bytes,
+        slot: Slot,
+        conv: Conv,
+    },
+    /// Lowers the fences of the writes before it, once they have been answered.
+    Release(Vec<hotkey::Fence>),
 }
 
 /// Requests for one backend in this chunk.
@@ -202,6 +222,22 @@ pub fn plan(
     if !spec.arity_ok(req.argc()) {
         return err(chunk, CmdError::WrongArity(full_name(top, spec)));
     }
+    // Hot keys: a write drops its keys from the near cache before it is forwarded.
+    let fences = shared.hotkeys.on_write(spec, &req);
+    route(sess, shared, topo, spec, req, chunk);
+    if let Some(f) = fences {
+        chunk.items.push(Item::Release(f));
+    }
+}
+
+fn route(
+    sess: &mut Session,
+    shared: &Shared,
+    topo: &Topology,
+    spec: &'static CommandSpec,
+    req: Request,
+    chunk: &mut ChunkBuilder,
+) {
     match spec.route {
         Route::Local => {
             let reply = local::execute(sess, shared, topo, spec, &req);
@@ -211,7 +247,19 @@ pub fn plan(
                 .items
                 .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
         }
-        Route::SingleKey | Route::SameSlot => single(topo, spec, req, chunk),
+        Route::SingleKey | Route::SameSlot => match shared.hotkeys.on_read(topo, spec, &req) {
+            ReadHook::Forward(fill) => single(topo, spec, req, chunk, fill),
+            ReadHook::Hit(reply) => chunk.items.push(Item::Cached {
+                reply,
+                conv: conv_for(spec, &req),
+            }),
+            ReadHook::Wait(rx, slot) => chunk.items.push(Item::Wait {
+                rx,
+                conv: conv_for(spec, &req),
+                req: req.raw,
+                slot,
+            }),
+        },
         Route::FanOut(merge) => fan(topo, spec, req, merge, chunk),
         Route::AllShards(Merge::Cursor) => scan(topo, req, chunk),
         Route::AllShards(merge) => {
@@ -243,7 +291,13 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
     }
 }
 
-fn single(topo: &Topology, spec: &CommandSpec, req: Request, chunk: &mut ChunkBuilder) {
+fn single(
+    topo: &Topology,
+    spec: &CommandSpec,
+    req: Request,
+    chunk: &mut ChunkBuilder,
+    fill: Option<hotkey::Fill>,
+) {
     let mut slot: Option<Slot> = None;
     for i in spec.keys.indices(req.argc()) {
         let s = Slot::for_key(req.arg(i));
@@ -262,7 +316,10 @@ fn single(topo: &Topology, spec: &CommandSpec, req: Request, chunk: &mut ChunkBu
     };
     let conv = conv_for(spec, &req);
     let part = chunk.add(backend, req.raw, slot);
-    chunk.items.push(Item::Fwd { part, conv });
+    chunk.items.push(match fill {
+        Some(fill) => Item::Fill { part, conv, fill },
+        None => Item::Fwd { part, conv },
+    });
 }
 
 /// (owner index, slot when split per slot, key argument indices, key ordinals)

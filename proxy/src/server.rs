@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendSettings, Backends};
 use crate::config::{Config, ConfigErrors};
+use crate::hotkey::{HotKeys, LinkSettings};
 use crate::session;
 use crate::topology::{self, TopologyCell};
 
@@ -65,6 +66,8 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// Cancelled when the proxy stops: sessions stop reading and drain.
     pub drain: CancellationToken,
+    /// Hot-key detection and the near cache.
+    pub hotkeys: Arc<HotKeys>,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
@@ -103,6 +106,17 @@ pub async fn run_with_ready(
         stop.child_token(),
     ));
     let cell = Arc::new(TopologyCell::default());
+    let hotkeys = Arc::new(HotKeys::new(&config));
+    hotkeys.start(
+        cell.clone(),
+        LinkSettings {
+            username: config.backend_user.clone(),
+            password: config.backend_password.clone(),
+            connect_timeout: config.connect_timeout,
+            health_interval: config.health_interval,
+        },
+        stop.child_token(),
+    );
     let shared = Arc::new(Shared {
         topology: cell.clone(),
         backends: backends.clone(),
@@ -113,6 +127,7 @@ pub async fn run_with_ready(
         run_id: run_id(),
         local_addr,
         drain: CancellationToken::new(),
+        hotkeys,
         config,
     });
     let refresher = tokio::spawn(topology::maintain(

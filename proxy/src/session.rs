@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Backend, Batch, BatchResult};
 use crate::error::{BackendError, CmdError};
+use crate::hotkey;
 use crate::plan::{self, ChunkBuilder, Conv, Item, Part};
 use crate::protocol::{Proto, Reply, decode_reply, encode, encode_to_bytes, next_request};
 use crate::server::{ClientEntry, Shared};
@@ -354,6 +355,56 @@ impl Ctx<'_> {
                 let r = self.part_reply(&part).await;
                 encode(&merge_scan(&r, shard, nshards), self.proto, out);
             }
+            // Hot keys (crate::hotkey).
+            Item::Cached { reply, conv } => self.forward(&reply, conv, out),
+            Item::Fill { part, conv, fill } => {
+                let r = self.part_reply(&part).await;
+                fill.complete(&r);
+                self.forward(&r, conv, out);
+            }
+            Item::Wait {
+                rx,
+                req,
+                slot,
+                conv,
+            } => {
+                let r = match hotkey::cache::wait_fill(rx, self.shared.hotkeys.wait).await {
+                    Some(r) => r,
+                    None => self.read(req, slot).await,
+                };
+                self.forward(&r, conv, out);
+            }
+            Item::Release(fences) => drop(fences),
+        }
+    }
+
+    /// Sends one request to its slot's owner now (a coalesced read whose fill failed).
+    async fn read(&self, req: Bytes, slot: membership::Slot) -> Bytes {
+        let Some(b) = self
+            .shared
+            .topology
+            .load()
+            .and_then(|t| t.owner(slot).cloned())
+        else {
+            return err_bytes(CmdError::ClusterDown(slot.get()));
+        };
+        let part = Part {
+            group: u32::MAX,
+            idx: 0,
+            req,
+            slot: Some(slot),
+        };
+        let raw = match b.call(self.hint, part.req.clone(), 1).await {
+            Ok(mut v) => match v.pop() {
+                Some(r) => r,
+                None => return err_bytes(CmdError::err("internal error: empty reply")),
+            },
+            Err(e) => return err_bytes(e.into()),
+        };
+        if raw.first() == Some(&b'-') {
+            self.follow(&part, raw).await
+        } else {
+            raw
         }
     }
 

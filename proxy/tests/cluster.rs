@@ -293,3 +293,90 @@ async fn core_suite_against_a_real_redis_cluster() {
     proxy.stop().await;
     drop(rc);
 }
+
+/// The near cache in front of a real Redis Cluster: its nodes' CLIENT TRACKING keeps two
+/// proxies' copies coherent, for writes through the other proxy and straight to a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_in_front_of_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let rc = RedisCluster::start();
+    let hot = |seeds: &[String]| proxy::Config {
+        hotkey_threshold: 20,
+        hotkey_window: Duration::from_millis(100),
+        hotkey_sample: 1,
+        ..config(seeds)
+    };
+    let a = Proxy::start(hot(&rc.seeds()[..1])).await;
+    let b = Proxy::start(hot(&rc.seeds()[1..2])).await;
+    let mut ra = a.raw().await;
+    let mut rb = b.raw().await;
+    let hits = |info: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("near_cache_hits:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no near_cache_hits in {info}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in [&mut ra, &mut rb] {
+        while !r
+            .cmd(&["INFO", "hotkeys"])
+            .await
+            .contains("near_cache_links_coherent:3/3")
+        {
+            assert!(Instant::now() < deadline, "links never subscribed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    for (i, key) in ["hot:a", "hot:b", "hot:c"].iter().enumerate() {
+        let v = format!("v{i}");
+        assert_eq!(rb.cmd(&["SET", key, &v]).await, "+OK\r\n");
+        // Hot, then served from A's memory.
+        let want = format!("${}\r\n{v}\r\n", v.len());
+        loop {
+            let before = hits(&ra.cmd(&["INFO", "hotkeys"]).await);
+            for _ in 0..10 {
+                assert_eq!(ra.cmd(&["GET", key]).await, want);
+            }
+            if hits(&ra.cmd(&["INFO", "hotkeys"]).await) > before {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{key} never cached");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A write through B, then one straight to the owning node (found by trying: the
+        // others answer MOVED).
+        for (n, v) in ["via-b", "direct"].iter().enumerate() {
+            if n == 0 {
+                assert_eq!(rb.cmd(&["SET", key, v]).await, "+OK\r\n");
+            } else {
+                let done = rc.ports.iter().any(|p| cli(*p, &["SET", key, v]) == "OK");
+                assert!(done, "no node took the write");
+            }
+            let want = format!("${}\r\n{v}\r\n", v.len());
+            let start = Instant::now();
+            while ra.cmd(&["GET", key]).await != want {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "{key} never became {v} through A"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    // Read-your-writes through A itself.
+    for i in 0..50 {
+        let v = format!("ryw{i}");
+        assert_eq!(ra.cmd(&["SET", "hot:a", &v]).await, "+OK\r\n");
+        assert_eq!(
+            ra.cmd(&["GET", "hot:a"]).await,
+            format!("${}\r\n{v}\r\n", v.len())
+        );
+    }
+    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    assert!(hits(&info) > 0, "{info}");
+    a.stop().await;
+    b.stop().await;
+    drop(rc);
+}

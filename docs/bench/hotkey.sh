@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# hotkey.sh — the proxy's near cache under a Zipf(1.1) load, on vs off, and its staleness.
+#
+# 3 autocache-shard (ports 17601-17603) behind autocache-proxy (17610, static split), all
+# release builds, started here and stopped by PID at exit. The keyspace (1M keys, 64 B) is
+# prefilled once through the proxy. Then, REPS times, interleaved:
+#   zipf-on / zipf-off : autocache-loadtest -t 1 -c 50 --ratio 1:19 (95% GETs)
+#                        --key-pattern Z:Z --key-zipf-exp 1.1 --key-maximum 999999 -d 64
+#                        --test-time $SECS, through a fresh proxy with the near cache on / off
+#                        (AUTOCACHE_NEAR_CACHE, hotkey-threshold $THRESHOLD). Per-shard load = the requests the proxy sent
+#                        to each shard during the run (INFO shards, before/after), max/mean.
+#   cold-on / cold-off : the same with uniform keys (R:R, 0:1 reads only) and hot-key detection
+#                        on / off (AUTOCACHE_HOTKEY_ENABLED): the cost of detection on cold keys.
+# Staleness: proxies A (17610) and B (17611), docs/bench/staleness.py: SET through B, time
+# until A returns the new value, 1000 samples, with the key hot and cached on A.
+# PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
+# Output: $OUT/runs.tsv, $OUT/staleness.json, logs.
+set -u
+cd "$(dirname "$0")/../.."
+REPS=${REPS:-3}
+SECS=${SECS:-10}
+THRESHOLD=${THRESHOLD:-100}   # hotkey-threshold (ops/s) of the zipf runs
+OUT=${OUT:-/tmp/autocache-hotkey-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p autocache-shard -p autocache-proxy -p autocache-loadtest || exit 1
+S=./target/release/autocache-shard
+P=./target/release/autocache-proxy
+L=./target/release/autocache-loadtest
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+
+SEEDS=127.0.0.1:17601,127.0.0.1:17602,127.0.0.1:17603
+for port in 17601 17602 17603; do
+  mkdir -p "$OUT/shard-$port"
+  $S --port $port --dir "$OUT/shard-$port" --loglevel warning >"$OUT/shard-$port.log" 2>&1 &
+  PIDS+=($!)
+  wait_port $port || { echo "shard $port did not start"; exit 1; }
+done
+
+start_proxy() { # port, env...
+  local port=$1; shift
+  env ${PROXY_ENV:-} "$@" $P --port "$port" --seeds $SEEDS --loglevel warning >>"$OUT/proxy-$port.log" 2>&1 &
+  PROXY_PID=$!
+  wait_port "$port" || { echo "proxy $port did not start"; exit 1; }
+}
+stop_proxy() { kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null; }
+shard_requests() { redis-cli -p 17610 INFO shards | tr -d '\r' | sed -n 's/.*requests=\([0-9]*\).*/\1/p' | tr '\n' ' '; }
+
+start_proxy 17610
+$L -p 17610 -t 1 -c 50 --prefill --ratio 1:0 --key-minimum 0 --key-maximum 999999 -d 64 \
+  -n 1 --hide-progress >"$OUT/prefill.log" 2>&1
+stop_proxy
+
+printf 'run\trep\tops_per_sec\tp99_ms\terrors\tshard_requests_before\tshard_requests_after\n' >"$OUT/runs.tsv"
+for rep in $(seq 1 "$REPS"); do
+  for run in zipf-on zipf-off cold-on cold-off; do
+    case $run in
+      zipf-on)  ENVV=(AUTOCACHE_NEAR_CACHE=yes AUTOCACHE_HOTKEY_THRESHOLD=$THRESHOLD); KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
+      zipf-off) ENVV=(AUTOCACHE_NEAR_CACHE=no AUTOCACHE_HOTKEY_THRESHOLD=$THRESHOLD);  KP=(--ratio 1:19 --key-pattern Z:Z --key-zipf-exp 1.1) ;;
+      cold-on)  ENVV=(AUTOCACHE_HOTKEY_ENABLED=yes); KP=(--ratio 0:1 --key-pattern R:R) ;;
+      cold-off) ENVV=(AUTOCACHE_HOTKEY_ENABLED=no);  KP=(--ratio 0:1 --key-pattern R:R) ;;
+    esac
+    start_proxy 17610 "${ENVV[@]}"
+    before=$(shard_requests)
+    $L -p 17610 -t 1 -c 50 "${KP[@]}" --key-minimum 0 --key-maximum 999999 -d 64 \
+      --test-time "$SECS" --hide-progress --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
+    after=$(shard_requests)
+    redis-cli -p 17610 INFO hotkeys | tr -d '\r' | grep -E '^near_cache_(hits|misses|invalidations|fills)' >"$OUT/$run-$rep.hotkeys"
+    stop_proxy
+    python3 - "$OUT/$run-$rep.json" "$run" "$rep" "$before" "$after" >>"$OUT/runs.tsv" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["totals"]
+print("\t".join([sys.argv[2], sys.argv[3], "%.0f" % t["ops_per_sec"], "%.3f" % t["p99_ms"],
+                 str(t["errors"]), sys.argv[4].strip(), sys.argv[5].strip()]))
+PY
+  done
+done
+
+start_proxy 17610
+A=$PROXY_PID
+start_proxy 17611
+python3 docs/bench/staleness.py 17610 17611 1000 >"$OUT/staleness.json"
+kill $A 2>/dev/null; stop_proxy
+python3 - "$OUT/runs.tsv" <<'PY'
+import sys, statistics as st, collections
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+by = collections.defaultdict(list)
+for run, rep, ops, p99, err, b, a in rows:
+    b = list(map(int, b.split())); a = list(map(int, a.split()))
+    d = [y - x for x, y in zip(b, a)]
+    bal = max(d) / (sum(d) / len(d)) if sum(d) else float("nan")
+    by[run].append((float(ops), float(p99), int(err), bal, sum(d)))
+print("| run | ops/s (median of %d) | p99 ms | errors | shard max/mean | shard requests |" % len(rows and by[rows[0][0]]))
+print("|---|---|---|---|---|---|")
+for run, v in by.items():
+    m = lambda i: st.median(x[i] for x in v)
+    print("| %s | %.0f | %.3f | %d | %.2f | %.0f |" % (run, m(0), m(1), sum(x[2] for x in v), m(3), m(4)))
+PY
+cat "$OUT/staleness.json"
+echo "results in $OUT"

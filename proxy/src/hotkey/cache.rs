@@ -1,0 +1,530 @@
+//! The near cache: replies to reads of hot keys, with the fill tickets and write fences that
+//! keep it coherent.
+//!
+//! Invariants (each enforced under the lock of the key's map shard):
+//! - A value is inserted only by the fill whose ticket is still registered, in the epoch it was
+//!   registered in. Every invalidation of the key (a shard's push, a write through this proxy,
+//!   a flush, a link drop, a slot-map change) removes the key's tickets and values, so a reply
+//!   read before a change can never be cached after the change's invalidation.
+//! - No ticket is registered for a key while a write to it through this proxy is in flight (its
+//!   fence is up from planning the write until its reply has been rendered). A read sent before
+//!   such a write reaches the shard could otherwise be cached after the write's local
+//!   invalidation and before the shard's push, and the writer's next read would see the old
+//!   value (read-your-writes).
+//! - `live` counts map entries; a writer that increments a fence and then sees `live == 0`
+//!   knows no ticket can slip in unseen (the filler checks the fence after raising `live`; both
+//!   sides use `SeqCst`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+const SHARDS: usize = 64;
+const FENCES: usize = 4096;
+/// Distinct HGET fields cached per key (bounds one key's entries).
+const MAX_VARIANTS: usize = 16;
+/// Per-entry bookkeeping charged against the byte budget besides key and value.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// Which read of the key a cached reply answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    Get,
+    Hget(Bytes),
+    Hgetall,
+}
+
+impl Variant {
+    fn size(&self) -> usize {
+        match self {
+            Variant::Hget(f) => f.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a pending fill ends with, for coalesced readers.
+#[derive(Clone, Debug)]
+pub enum FillState {
+    Pending,
+    Done(Bytes),
+    /// Invalidated (or failed): waiters read for themselves.
+    Cancelled,
+}
+
+struct Entry {
+    variant: Variant,
+    value: Option<Bytes>,
+    fill: Option<(u64, watch::Sender<FillState>)>,
+}
+
+#[derive(Default)]
+struct KeyEntries {
+    entries: Vec<Entry>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Bytes, KeyEntries>,
+}
+
+/// Counters for INFO and metrics (`autocache_hotkey_cache_*`).
+#[derive(Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Keys dropped because they changed (pushes, local writes, flushes).
+    pub invalidations: AtomicU64,
+    /// Whole-cache clears (link drops, resubscriptions, slot-map changes).
+    pub clears: AtomicU64,
+    pub fills: AtomicU64,
+    /// Fills whose ticket was gone when the reply arrived (the race the tickets close).
+    pub fills_discarded: AtomicU64,
+    /// Misses that waited for another client's fill instead of reading.
+    pub coalesced: AtomicU64,
+    /// Fills refused because the byte budget was full.
+    pub rejected: AtomicU64,
+}
+
+pub struct NearCache {
+    shards: Box<[Mutex<Shard>]>,
+    fences: Box<[AtomicU32]>,
+    /// Raised while a FLUSHALL/FLUSHDB through this proxy is in flight.
+    fence_all: AtomicU32,
+    live: AtomicUsize,
+    bytes: AtomicUsize,
+    budget: usize,
+    epoch: AtomicU64,
+    next_ticket: AtomicU64,
+    pub stats: CacheStats,
+}
+
+/// Result of looking a hot key up.
+pub enum Lookup {
+    Hit(Bytes),
+    /// Another fill is in flight: wait for it.
+    Wait(watch::Receiver<FillState>),
+    /// This request fills the cache.
+    Fill(Fill),
+    /// Not cacheable now (a write is in flight, or the key has too many variants): forward.
+    Bypass,
+}
+
+/// A fill ticket: completing it caches the reply if nothing invalidated the key meanwhile.
+/// Dropped without completing (client gone, error), it cancels itself.
+pub struct Fill {
+    cache: Arc<NearCache>,
+    key: Bytes,
+    variant: Variant,
+    id: u64,
+    epoch: u64,
+}
+
+/// A write's fence: lowered when dropped (after the write's reply was rendered).
+pub struct Fence {
+    cache: Arc<NearCache>,
+    /// `None`: the flush-all fence.
+    slot: Option<usize>,
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        match self.slot {
+            Some(i) => {
+                if let Some(f) = self.cache.fences.get(i) {
+                    f.fetch_sub(1, SeqCst);
+                }
+            }
+            None => {
+                self.cache.fence_all.fetch_sub(1, SeqCst);
+            }
+        }
+    }
+}
+
+fn hash(key: &[u8]) -> u64 {
+    // FNV-1a: only spreads keys over shards and fences, needs no DoS resistance (the maps
+    // inside use the standard hasher).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl NearCache {
+    pub fn new(budget: usize) -> NearCache {
+        NearCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            fences: (0..FENCES).map(|_| AtomicU32::new(0)).collect(),
+            fence_all: AtomicU32::new(0),
+            live: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            budget,
+            epoch: AtomicU64::new(0),
+            next_ticket: AtomicU64::new(1),
+            stats: CacheStats::default(),
+        }
+    }
+
+    fn shard(&self, h: u64) -> &Mutex<Shard> {
+        let i = (h as usize) % SHARDS;
+        // `shards` has SHARDS entries; the modulo keeps `i` in range.
+        &self.shards[i]
+    }
+
+    fn fence_slot(h: u64) -> usize {
+        ((h >> 32) as usize) % FENCES
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Relaxed)
+    }
+
+    pub fn keys(&self) -> usize {
+        self.live.load(Relaxed)
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(SeqCst)
+    }
+
+    /// Looks up a read of a hot key.
+    pub fn lookup(self: &Arc<Self>, key: &[u8], variant: Variant) -> Lookup {
+        let h = hash(key);
+        let fence = Self::fence_slot(h);
+        let mut shard = self.shard(h).lock();
+        if let Some(ke) = shard.map.get(key)
+            && let Some(e) = ke.entries.iter().find(|e| e.variant == variant)
+        {
+            if let Some(v) = &e.value {
+                self.stats.hits.fetch_add(1, Relaxed);
+                return Lookup::Hit(v.clone());
+            }
+            if let Some((_, tx)) = &e.fill {
+                self.stats.coalesced.fetch_add(1, Relaxed);
+                return Lookup::Wait(tx.subscribe());
+            }
+        }
+        self.stats.misses.fetch_add(1, Relaxed);
+        // Register first (raising `live`), then check the fences: see the module invariants.
+        let created = !shard.map.contains_key(key);
+        if created {
+            self.live.fetch_add(1, SeqCst);
+        }
+        let fenced = self.fences.get(fence).is_some_and(|f| f.load(SeqCst) > 0)
+            || self.fence_all.load(SeqCst) > 0;
+        let ke = shard.map.entry(Bytes::copy_from_slice(key)).or_default();
+        if fenced || ke.entries.len() >= MAX_VARIANTS {
+            if created {
+                shard.map.remove(key);
+                self.live.fetch_sub(1, SeqCst);
+            }
+            return Lookup::Bypass;
+        }
+        let id = self.next_ticket.fetch_add(1, Relaxed);
+        let (tx, _) = watch::channel(FillState::Pending);
+        ke.entries.push(Entry {
+            variant: variant.clone(),
+            value: None,
+            fill: Some((id, tx)),
+        });
+        Lookup::Fill(Fill {
+            cache: self.clone(),
+            key: Bytes::copy_from_slice(key),
+            variant,
+            id,
+            epoch: self.epoch(),
+        })
+    }
+
+    /// A write through this proxy to `key`: fences it and drops what is cached.
+    pub fn write(self: &Arc<Self>, key: &[u8]) -> Fence {
+        let h = hash(key);
+        let slot = Self::fence_slot(h);
+        if let Some(f) = self.fences.get(slot) {
+            f.fetch_add(1, SeqCst);
+        }
+        self.invalidate_hashed(key, h);
+        Fence {
+            cache: self.clone(),
+            slot: Some(slot),
+        }
+    }
+
+    /// FLUSHALL/FLUSHDB through this proxy.
+    pub fn write_all(self: &Arc<Self>) -> Fence {
+        self.fence_all.fetch_add(1, SeqCst);
+        self.clear();
+        Fence {
+            cache: self.clone(),
+            slot: None,
+        }
+    }
+
+    /// The key changed: drops its values and cancels its fills.
+    pub fn invalidate(&self, key: &[u8]) {
+        self.invalidate_hashed(key, hash(key));
+    }
+
+    fn invalidate_hashed(&self, key: &[u8], h: u64) {
+        if self.live.load(SeqCst) == 0 {
+            return;
+        }
+        let removed = self.shard(h).lock().map.remove(key);
+        if let Some(ke) = removed {
+            self.live.fetch_sub(1, SeqCst);
+            self.bytes.fetch_sub(ke.bytes, Relaxed);
+            self.stats.invalidations.fetch_add(1, Relaxed);
+            for e in ke.entries {
+                if let Some((_, tx)) = e.fill {
+                    let _ = tx.send(FillState::Cancelled);
+                }
+            }
+        }
+    }
+
+    /// Drops everything and starts a new epoch: fills registered before cannot insert.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, SeqCst);
+        self.stats.clears.fetch_add(1, Relaxed);
+        for s in self.shards.iter() {
+            let drained: Vec<KeyEntries> = {
+                let mut s = s.lock();
+                let n = s.map.len();
+                if n == 0 {
+                    continue;
+                }
+                self.live.fetch_sub(n, SeqCst);
+                s.map.drain().map(|(_, v)| v).collect()
+            };
+            for ke in drained {
+                self.bytes.fetch_sub(ke.bytes, Relaxed);
+                for e in ke.entries {
+                    if let Some((_, tx)) = e.fill {
+                        let _ = tx.send(FillState::Cancelled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops a key that is no longer hot, unless a fill for it is in flight.
+    pub fn evict(&self, key: &[u8]) {
+        let h = hash(key);
+        let mut s = self.shard(h).lock();
+        let idle = s
+            .map
+            .get(key)
+            .is_some_and(|ke| ke.entries.iter().all(|e| e.fill.is_none()));
+        if idle && let Some(ke) = s.map.remove(key) {
+            self.live.fetch_sub(1, SeqCst);
+            self.bytes.fetch_sub(ke.bytes, Relaxed);
+        }
+    }
+
+    fn finish(&self, f: &Fill, reply: Option<&Bytes>) {
+        let h = hash(&f.key);
+        let mut s = self.shard(h).lock();
+        let Some(ke) = s.map.get_mut(&f.key) else {
+            if reply.is_some() {
+                self.stats.fills_discarded.fetch_add(1, Relaxed);
+            }
+            return;
+        };
+        let Some(pos) = ke
+            .entries
+            .iter()
+            .position(|e| e.variant == f.variant && e.fill.as_ref().is_some_and(|t| t.0 == f.id))
+        else {
+            if reply.is_some() {
+                self.stats.fills_discarded.fetch_add(1, Relaxed);
+            }
+            return;
+        };
+        let current = self.epoch.load(SeqCst) == f.epoch;
+        let size = reply.map_or(0, |r| {
+            r.len() + f.key.len() + f.variant.size() + ENTRY_OVERHEAD
+        });
+        let fits = self.bytes.load(Relaxed) + size <= self.budget;
+        let value = match reply {
+            Some(r) if current && fits => Some(r.clone()),
+            Some(_) if !current => {
+                self.stats.fills_discarded.fetch_add(1, Relaxed);
+                None
+            }
+            Some(_) => {
+                self.stats.rejected.fetch_add(1, Relaxed);
+                None
+            }
+            None => None,
+        };
+        let Some(entry) = ke.entries.get_mut(pos) else {
+            return;
+        };
+        let tx = entry.fill.take().map(|t| t.1);
+        match value {
+            Some(v) => {
+                self.stats.fills.fetch_add(1, Relaxed);
+                entry.value = Some(v.clone());
+                ke.bytes += size;
+                self.bytes.fetch_add(size, Relaxed);
+                if let Some(tx) = tx {
+                    let _ = tx.send(FillState::Done(v));
+                }
+            }
+            None => {
+                ke.entries.remove(pos);
+                if ke.entries.is_empty() {
+                    s.map.remove(&f.key);
+                    self.live.fetch_sub(1, SeqCst);
+                }
+                if let Some(tx) = tx {
+                    let _ = tx.send(FillState::Cancelled);
+                }
+            }
+        }
+    }
+}
+
+impl Fill {
+    /// The backend's reply to the fill's read: cached if still valid and cacheable.
+    pub fn complete(self, reply: &Bytes) {
+        let cacheable = matches!(reply.first(), Some(b'$' | b'*' | b'_'));
+        if cacheable {
+            self.cache.finish(&self, Some(reply));
+        } else {
+            self.cache.finish(&self, None);
+        }
+        // `self` is dropped here; its ticket is gone, so the drop cancels nothing.
+    }
+}
+
+impl Drop for Fill {
+    fn drop(&mut self) {
+        self.cache.finish(self, None);
+    }
+}
+
+/// Waits (at most `limit`) for another client's fill; `None` when it was cancelled, failed, or
+/// took too long: the caller reads for itself.
+pub async fn wait_fill(mut rx: watch::Receiver<FillState>, limit: Duration) -> Option<Bytes> {
+    let r = tokio::time::timeout(limit, rx.wait_for(|s| !matches!(s, FillState::Pending))).await;
+    match r {
+        Ok(Ok(s)) => match &*s {
+            FillState::Done(v) => Some(v.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(c: &Arc<NearCache>, key: &[u8]) -> Fill {
+        match c.lookup(key, Variant::Get) {
+            Lookup::Fill(f) => f,
+            _ => panic!("expected a fill ticket"),
+        }
+    }
+
+    fn hit(c: &Arc<NearCache>, key: &[u8]) -> Option<Bytes> {
+        match c.lookup(key, Variant::Get) {
+            Lookup::Hit(v) => Some(v),
+            Lookup::Fill(_) | Lookup::Bypass | Lookup::Wait(_) => None,
+        }
+    }
+
+    #[test]
+    fn fill_then_hit_then_invalidate() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        fill(&c, b"k").complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+        assert_eq!(hit(&c, b"k").as_deref(), Some(&b"$1\r\nv\r\n"[..]));
+        c.invalidate(b"k");
+        assert_eq!(c.keys(), 0);
+        assert_eq!(c.bytes(), 0);
+        assert!(hit(&c, b"k").is_none());
+    }
+
+    #[test]
+    fn a_read_before_an_invalidation_is_not_cached_after_it() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        let f = fill(&c, b"k");
+        c.invalidate(b"k");
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        assert_eq!(c.stats.fills_discarded.load(Relaxed), 1);
+        assert!(hit(&c, b"k").is_none(), "the stale reply was not cached");
+        // A clear (link drop) does the same through the epoch.
+        let f = fill(&c, b"j");
+        c.clear();
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        assert!(hit(&c, b"j").is_none());
+    }
+
+    #[test]
+    fn a_write_in_flight_fences_its_key() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        let fence = c.write(b"k");
+        assert!(matches!(c.lookup(b"k", Variant::Get), Lookup::Bypass));
+        drop(fence);
+        assert!(matches!(c.lookup(b"k", Variant::Get), Lookup::Fill(_)));
+        let all = c.write_all();
+        assert!(matches!(c.lookup(b"x", Variant::Get), Lookup::Bypass));
+        drop(all);
+        assert_eq!(
+            c.keys(),
+            0,
+            "bypassed and dropped fills leave nothing behind"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_misses_wait_for_one_fill() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        let f = fill(&c, b"k");
+        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get) else {
+            panic!("second miss should wait");
+        };
+        let waiter = tokio::spawn(wait_fill(rx, Duration::from_secs(1)));
+        f.complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+        assert_eq!(
+            waiter.await.ok().flatten().as_deref(),
+            Some(&b"$1\r\nv\r\n"[..])
+        );
+        // A cancelled fill sends its waiters to read for themselves.
+        c.invalidate(b"k");
+        let f = fill(&c, b"k");
+        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get) else {
+            panic!("second miss should wait");
+        };
+        let waiter = tokio::spawn(wait_fill(rx, Duration::from_secs(1)));
+        c.invalidate(b"k");
+        assert_eq!(waiter.await.ok().flatten(), None);
+        drop(f);
+    }
+
+    #[test]
+    fn budget_and_errors() {
+        let c = Arc::new(NearCache::new(100));
+        fill(&c, b"big").complete(&Bytes::from(vec![b'$'; 200]));
+        assert!(hit(&c, b"big").is_none());
+        assert_eq!(c.stats.rejected.load(Relaxed), 1);
+        fill(&c, b"e").complete(&Bytes::from_static(b"-WRONGTYPE x\r\n"));
+        assert!(hit(&c, b"e").is_none());
+        assert_eq!(c.keys(), 0);
+        assert_eq!(c.bytes(), 0);
+    }
+}
