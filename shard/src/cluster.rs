@@ -197,10 +197,23 @@ pub async fn start(
         .cluster_announce_ip
         .clone()
         .unwrap_or_else(|| client.ip().to_string());
+    // Peers reach the bus at the announced IP too: a shard bound to 0.0.0.0 (containers)
+    // announces its routable address instead of the wildcard.
+    let announced_bus = match announce.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => SocketAddr::new(ip, bus_addr.port()),
+        _ => bus_addr,
+    };
+    if announced_bus.ip().is_unspecified() {
+        tracing::warn!(
+            bus = %announced_bus,
+            "cluster mode on a wildcard address without cluster-announce-ip: peers and clients \
+             cannot reach this node; set cluster-announce-ip"
+        );
+    }
     let cfg = ClusterConfig {
         node_id: node_id(&config.dir)?,
         client_addr: format!("{announce}:{}", client.port()),
-        cluster_addr: bus_addr,
+        cluster_addr: announced_bus,
         seeds,
         secret,
         // The agent only publishes the balancing plan; this shard moves the data and claims
