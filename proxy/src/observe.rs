@@ -118,9 +118,7 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
     let s = w.clone();
     m.gauge("autocache_backends", "Shards in the slot map.", move || {
         with(&s, |sh| {
-            sh.topology
-                .load()
-                .map_or(0, |t| t.backends.len() as i64)
+            sh.topology.load().map_or(0, |t| t.backends.len() as i64)
         })
     });
 }

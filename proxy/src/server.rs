@@ -249,15 +249,11 @@ pub async fn run_with_admin(
 }
 
 /// Stops the admin server and flushes traces.
-async fn finish(
-    shared: &Shared,
-    admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-) {
-    if let Some(t) = admin {
-        match t.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
-            Ok(Ok(())) | Err(_) => {}
-        }
+async fn finish(shared: &Shared, admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>) {
+    if let Some(t) = admin
+        && let Ok(Err(e)) = t.await
+    {
+        tracing::error!(error = %e, "admin server failed");
     }
     if let Some(m) = shared.metrics.get() {
         m.shutdown();

@@ -24,9 +24,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// A shard started with `run_with_admin` and a configuration of the test's choosing.
@@ -198,7 +202,10 @@ async fn proxy_metrics_and_readiness() {
         .expect_err("arity error");
     assert!(e.to_string().contains("wrong number"), "{e}");
     // Keys on both shards: fanned out to 2.
-    let vals: Vec<Option<String>> = con.mget(&["k0", "k1", "k2", "k3", "k4", "k5"]).await.expect("mget");
+    let vals: Vec<Option<String>> = con
+        .mget(&["k0", "k1", "k2", "k3", "k4", "k5"])
+        .await
+        .expect("mget");
     assert_eq!(vals.len(), 6);
 
     let (status, text) = http_get(p.admin, "/metrics").await.expect("scrape");
@@ -206,7 +213,10 @@ async fn proxy_metrics_and_readiness() {
     for (series, want) in [
         ("autocache_commands_total{cmd=\"set\",status=\"ok\"}", 7.0),
         ("autocache_commands_total{cmd=\"get\",status=\"ok\"}", 8.0),
-        ("autocache_commands_total{cmd=\"get\",status=\"error\"}", 1.0),
+        (
+            "autocache_commands_total{cmd=\"get\",status=\"error\"}",
+            1.0,
+        ),
         ("autocache_commands_total{cmd=\"mget\",status=\"ok\"}", 1.0),
         ("autocache_command_duration_seconds_count{cmd=\"get\"}", 9.0),
         ("autocache_command_duration_seconds_count{cmd=\"set\"}", 7.0),
@@ -232,9 +242,12 @@ async fn proxy_metrics_and_readiness() {
         })
         .sum();
     assert!(backend_calls >= 16.0, "{backend_calls} in\n{text}");
-    assert!(value(&text, "autocache_topology_refreshes_total{result=\"ok\"}").is_some_and(|v| v >= 1.0));
     assert!(
-        text.lines().any(|l| l.starts_with("autocache_info{") && l.contains("role=\"proxy\"")),
+        value(&text, "autocache_topology_refreshes_total{result=\"ok\"}").is_some_and(|v| v >= 1.0)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("autocache_info{") && l.contains("role=\"proxy\"")),
         "{text}"
     );
     drop(con);
@@ -258,10 +271,12 @@ async fn receive(State(c): State<Collector>, body: Bytes) -> Vec<u8> {
                 .iter()
                 .flat_map(|r| r.attributes.iter())
                 .find(|kv| kv.key == "service.name")
-                .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    Some(Value::StringValue(s)) => Some(s.clone()),
-                    _ => None,
-                })
+                .and_then(
+                    |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(Value::StringValue(s)) => Some(s.clone()),
+                        _ => None,
+                    },
+                )
                 .unwrap_or_default();
             for ss in rs.scope_spans {
                 for s in ss.spans {
@@ -274,14 +289,13 @@ async fn receive(State(c): State<Collector>, body: Bytes) -> Vec<u8> {
 }
 
 fn attr(s: &Span, key: &str) -> Option<String> {
-    s.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+    s.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
             Some(Value::StringValue(s)) => Some(s.clone()),
             Some(Value::IntValue(i)) => Some(i.to_string()),
             _ => None,
-        })
+        }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +332,10 @@ async fn mget_over_three_shards_is_one_trace_with_a_child_per_shard() {
     }
     // A connection learns whether its server is an AutoCache shard when it opens; DBSIZE goes
     // to every shard, so once it is answered every shard has a connection and is known.
-    let n: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.expect("dbsize");
+    let n: i64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("dbsize");
     assert_eq!(n, 2);
     let vals: Vec<Option<String>> = con.mget(&keys).await.expect("mget");
     assert_eq!(vals, vec![Some("v".into()), Some("v".into()), None]);
@@ -332,7 +349,9 @@ async fn mget_over_three_shards_is_one_trace_with_a_child_per_shard() {
     let spans = collector.spans.lock().expect("lock").clone();
     let root = spans
         .iter()
-        .find(|(svc, s)| svc == "autocache-proxy" && s.name == "MGET" && s.parent_span_id.is_empty())
+        .find(|(svc, s)| {
+            svc == "autocache-proxy" && s.name == "MGET" && s.parent_span_id.is_empty()
+        })
         .map(|(_, s)| s.clone())
         .unwrap_or_else(|| panic!("no MGET span from the proxy in {:?}", names(&spans)));
     assert_eq!(attr(&root, "db.system").as_deref(), Some("redis"));
@@ -359,7 +378,13 @@ async fn mget_over_three_shards_is_one_trace_with_a_child_per_shard() {
             .filter(|(svc, s)| svc == "autocache-shard" && s.parent_span_id == c.span_id)
             .map(|(_, s)| s)
             .collect();
-        assert_eq!(inside.len(), 1, "shard span under {}: {:?}", c.name, names(&spans));
+        assert_eq!(
+            inside.len(),
+            1,
+            "shard span under {}: {:?}",
+            c.name,
+            names(&spans)
+        );
         let s = inside[0];
         assert_eq!(s.trace_id, root.trace_id);
         assert_eq!(s.name, "MGET");
@@ -373,7 +398,11 @@ async fn mget_over_three_shards_is_one_trace_with_a_child_per_shard() {
     for (_, s) in &spans {
         for kv in &s.attributes {
             let v = format!("{:?}", kv.value);
-            assert!(!keys.iter().any(|k| v.contains(k.as_str())), "{} = {v}", kv.key);
+            assert!(
+                !keys.iter().any(|k| v.contains(k.as_str())),
+                "{} = {v}",
+                kv.key
+            );
         }
     }
 }

@@ -30,7 +30,12 @@ pub fn ready(sh: &Shared) -> Result<(), String> {
         return Ok(());
     };
     let view = c.handle.load();
-    let owns = view.slots.table().counts().get(&c.me).is_some_and(|n| *n > 0);
+    let owns = view
+        .slots
+        .table()
+        .counts()
+        .get(&c.me)
+        .is_some_and(|n| *n > 0);
     let importing = view.plan.iter().any(|m| m.to == c.me);
     if owns || importing {
         Ok(())
@@ -88,13 +93,17 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
         move || with(&s, |sh| sh.stats.keyspace_misses.load(Relaxed)),
     );
     let s = w.clone();
-    m.gauge("autocache_keys_total", "Keys stored (both tiers).", move || {
-        with(&s, |sh| sh.db.len() as i64)
-    });
+    m.gauge(
+        "autocache_keys_total",
+        "Keys stored (both tiers).",
+        move || with(&s, |sh| sh.db.len() as i64),
+    );
     let s = w.clone();
-    m.counter("autocache_keys_expired", "Keys removed because their TTL passed.", move || {
-        with(&s, |sh| sh.db.stats.expired_keys.load(Relaxed))
-    });
+    m.counter(
+        "autocache_keys_expired",
+        "Keys removed because their TTL passed.",
+        move || with(&s, |sh| sh.db.stats.expired_keys.load(Relaxed)),
+    );
     let s = w.clone();
     m.counter(
         "autocache_keys_evicted",

@@ -62,9 +62,13 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 
 /// The value of the sample whose name and labels are exactly `series`.
 fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,10 +110,19 @@ async fn metrics_count_known_traffic_exactly() {
     assert_eq!(status, 200, "{text}");
     for (series, want) in [
         ("autocache_commands_total{cmd=\"set\",status=\"ok\"}", 7.0),
-        ("autocache_commands_total{cmd=\"set\",status=\"error\"}", 0.0),
+        (
+            "autocache_commands_total{cmd=\"set\",status=\"error\"}",
+            0.0,
+        ),
         ("autocache_commands_total{cmd=\"get\",status=\"ok\"}", 8.0),
-        ("autocache_commands_total{cmd=\"get\",status=\"error\"}", 1.0),
-        ("autocache_commands_total{cmd=\"unknown\",status=\"error\"}", 1.0),
+        (
+            "autocache_commands_total{cmd=\"get\",status=\"error\"}",
+            1.0,
+        ),
+        (
+            "autocache_commands_total{cmd=\"unknown\",status=\"error\"}",
+            1.0,
+        ),
         ("autocache_command_duration_seconds_count{cmd=\"set\"}", 7.0),
         ("autocache_command_duration_seconds_count{cmd=\"get\"}", 9.0),
         (

@@ -65,10 +65,8 @@ impl TraceParent {
         let trace_id = TraceId::from_hex(trace).ok()?;
         let span_id = SpanId::from_hex(span).ok()?;
         u8::from_str_radix(flags, 16).ok()?;
-        (trace_id != TraceId::INVALID && span_id != SpanId::INVALID).then_some(TraceParent {
-            trace_id,
-            span_id,
-        })
+        (trace_id != TraceId::INVALID && span_id != SpanId::INVALID)
+            .then_some(TraceParent { trace_id, span_id })
     }
 
     /// The `traceparent` value (always sampled: only traced commands carry one).
@@ -110,7 +108,9 @@ pub fn new_span_id() -> SpanId {
 /// The wall-clock time of an earlier `Instant`.
 pub fn wall(at: Instant) -> SystemTime {
     let ago = at.elapsed();
-    SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH)
+    SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// One finished span, emitted after the fact with explicit ids.
@@ -147,7 +147,9 @@ impl IdGenerator for ChosenIds {
     }
 
     fn new_span_id(&self) -> SpanId {
-        CHOSEN.with(Cell::get).map_or_else(new_span_id, |p| p.span_id)
+        CHOSEN
+            .with(Cell::get)
+            .map_or_else(new_span_id, |p| p.span_id)
     }
 }
 
@@ -307,7 +309,10 @@ mod tests {
         assert_eq!(TraceParent::parse(s.as_bytes()), Some(p));
         let w3c = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let q = TraceParent::parse(w3c).expect("valid");
-        assert_eq!(format!("{:032x}", q.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            format!("{:032x}", q.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         for bad in [
             &b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..],
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
@@ -317,7 +322,12 @@ mod tests {
             b"garbage",
             b"",
         ] {
-            assert_eq!(TraceParent::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                TraceParent::parse(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -325,7 +335,10 @@ mod tests {
     fn traces_url_appends_the_signal_path() {
         assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
         assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
     }
 
     #[test]

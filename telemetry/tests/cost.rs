@@ -38,23 +38,39 @@ fn cost_of_recording_a_command() {
     });
 
     let stats = CommandStats::default();
-    per_op("LocalStats::record, flushed every 16 (pipelined batch)", || {
-        let mut l = LocalStats::default();
-        for i in 0..N {
-            l.record(&stats, black_box(get), true, Some(black_box(20_000 + i % 1000)));
-            if i % 16 == 15 {
+    per_op(
+        "LocalStats::record, flushed every 16 (pipelined batch)",
+        || {
+            let mut l = LocalStats::default();
+            for i in 0..N {
+                l.record(
+                    &stats,
+                    black_box(get),
+                    true,
+                    Some(black_box(20_000 + i % 1000)),
+                );
+                if i % 16 == 15 {
+                    l.flush(&stats);
+                }
+            }
+            l.flush(&stats);
+        },
+    );
+    per_op(
+        "LocalStats::record, flushed every command (no pipelining)",
+        || {
+            let mut l = LocalStats::default();
+            for i in 0..N {
+                l.record(
+                    &stats,
+                    black_box(get),
+                    true,
+                    Some(black_box(20_000 + i % 1000)),
+                );
                 l.flush(&stats);
             }
-        }
-        l.flush(&stats);
-    });
-    per_op("LocalStats::record, flushed every command (no pipelining)", || {
-        let mut l = LocalStats::default();
-        for i in 0..N {
-            l.record(&stats, black_box(get), true, Some(black_box(20_000 + i % 1000)));
-            l.flush(&stats);
-        }
-    });
+        },
+    );
     let c = stats.get("get").expect("get");
     assert_eq!(c.ok.load(Relaxed), 2 * N);
     assert_eq!(c.latency.count(), 2 * N);
@@ -71,12 +87,7 @@ fn cost_of_recording_a_command() {
     let meter = provider.meter("cost");
     let hist = meter
         .f64_histogram("latency")
-        .with_boundaries(
-            LATENCY_BOUNDS_NS
-                .iter()
-                .map(|b| *b as f64 / 1e9)
-                .collect(),
-        )
+        .with_boundaries(LATENCY_BOUNDS_NS.iter().map(|b| *b as f64 / 1e9).collect())
         .build();
     let counter = meter.u64_counter("commands").build();
     let attrs = [KeyValue::new("cmd", "get"), KeyValue::new("status", "ok")];
@@ -86,12 +97,15 @@ fn cost_of_recording_a_command() {
             hist.record(black_box(20e-6 + (i % 1000) as f64 * 1e-9), &cmd_only);
         }
     });
-    per_op("OTel Counter::add + Histogram::record (one command)", || {
-        for i in 0..N {
-            counter.add(1, &attrs);
-            hist.record(black_box(20e-6 + (i % 1000) as f64 * 1e-9), &cmd_only);
-        }
-    });
+    per_op(
+        "OTel Counter::add + Histogram::record (one command)",
+        || {
+            for i in 0..N {
+                counter.add(1, &attrs);
+                hist.record(black_box(20e-6 + (i % 1000) as f64 * 1e-9), &cmd_only);
+            }
+        },
+    );
     let _ = provider.shutdown();
     black_box(Duration::ZERO);
 }

@@ -435,7 +435,9 @@ async fn reader(
                         if stats.timed {
                             // The deadline is the write time plus the timeout.
                             let sent = p.deadline.checked_sub(timeout).unwrap_or(p.deadline);
-                            stats.latency.record_duration(Instant::now().saturating_duration_since(sent));
+                            stats
+                                .latency
+                                .record_duration(Instant::now().saturating_duration_since(sent));
                         }
                         let _ = p.done.send(Ok(p.replies));
                     }

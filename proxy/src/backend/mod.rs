@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use conn::{Batch, BatchResult, BackendStats, ConnHandle, ConnSettings, ErrorKind};
+pub use conn::{BackendStats, Batch, BatchResult, ConnHandle, ConnSettings, ErrorKind};
 
 use crate::error::BackendError;
 
