@@ -4,6 +4,7 @@
 #
 #   apt-get install -y prometheus redis-tools curl   # Debian/Ubuntu
 #   docs/bench/prometheus.sh
+#   PROFILE=debug docs/bench/prometheus.sh     # with the debug binaries (faster to build)
 #
 # Exits non-zero unless Prometheus returns a non-zero command rate for both jobs.
 set -euo pipefail
@@ -12,7 +13,13 @@ cd "$(dirname "$0")/../.."
 for bin in prometheus redis-benchmark curl python3; do
   command -v "$bin" >/dev/null || { echo "missing $bin (apt-get install prometheus redis-tools curl python3)" >&2; exit 1; }
 done
-cargo build --release -q -p autocache-shard -p autocache-proxy
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p autocache-shard -p autocache-proxy
+else
+  cargo build -q -p autocache-shard -p autocache-proxy
+fi
+BIN=./target/$PROFILE
 
 OUT=$(mktemp -d /tmp/autocache-prometheus.XXXXXX)
 SHARD_PORT=${SHARD_PORT:-7451}; SHARD_ADMIN=${SHARD_ADMIN:-9451}
@@ -22,9 +29,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-./target/release/autocache-shard --port "$SHARD_PORT" --admin-port "$SHARD_ADMIN" --dir "$OUT/shard" --loglevel warning >"$OUT/shard.log" 2>&1 &
+"$BIN/autocache-shard" --port "$SHARD_PORT" --admin-port "$SHARD_ADMIN" --dir "$OUT/shard" --loglevel warning >"$OUT/shard.log" 2>&1 &
 PIDS+=($!)
-./target/release/autocache-proxy --port "$PROXY_PORT" --admin-port "$PROXY_ADMIN" --seeds "127.0.0.1:$SHARD_PORT" --loglevel warning >"$OUT/proxy.log" 2>&1 &
+"$BIN/autocache-proxy" --port "$PROXY_PORT" --admin-port "$PROXY_ADMIN" --seeds "127.0.0.1:$SHARD_PORT" --loglevel warning >"$OUT/proxy.log" 2>&1 &
 PIDS+=($!)
 
 wait_http() { # url, tries (0.1 s apart)
