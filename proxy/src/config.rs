@@ -62,6 +62,16 @@ pub struct Config {
     pub near_cache_bytes: u64,
     /// How long a miss waits for another client's read of the same key.
     pub near_cache_wait: Duration,
+    /// Log lines as text or JSON objects.
+    pub log_format: LogFormat,
+    /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
+    pub telemetry: telemetry::Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -93,6 +103,8 @@ impl Default for Config {
             near_cache: true,
             near_cache_bytes: 64 * 1024 * 1024,
             near_cache_wait: Duration::from_millis(50),
+            log_format: LogFormat::Text,
+            telemetry: telemetry::Settings::default(),
         }
     }
 }
@@ -159,7 +171,23 @@ impl Config {
             "near-cache" => self.near_cache = as_bool(v)?,
             "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
             "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
-            _ => return Err("unknown configuration key".into()),
+            "log-format" => {
+                self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(format!(
+                            "unknown log format '{other}' (expected text or json)"
+                        ));
+                    }
+                }
+            }
+            other => {
+                return self
+                    .telemetry
+                    .set_value(other, v)
+                    .unwrap_or_else(|| Err("unknown configuration key".into()));
+            }
         }
         Ok(())
     }

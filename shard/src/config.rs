@@ -59,6 +59,8 @@ pub struct Config {
     pub cluster_announce_ip: Option<String>,
     /// Whether this node migrates slots by itself to keep the cluster balanced.
     pub cluster_rebalance: Rebalance,
+    /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
+    pub telemetry: telemetry::Settings,
 }
 
 /// Who moves slots when the cluster is out of balance (a node joined).
@@ -112,6 +114,7 @@ impl Default for Config {
             cluster_secret: None,
             cluster_announce_ip: None,
             cluster_rebalance: Rebalance::Auto,
+            telemetry: telemetry::Settings::default(),
         }
     }
 }
@@ -234,7 +237,12 @@ impl Config {
                     }
                 }
             }
-            _ => return Err("unknown configuration key".into()),
+            other => {
+                return self
+                    .telemetry
+                    .set_value(other, v)
+                    .unwrap_or_else(|| Err("unknown configuration key".into()));
+            }
         }
         Ok(())
     }

@@ -12,13 +12,14 @@ pub mod config;
 mod connection;
 pub mod error;
 pub mod migrate;
+pub mod observe;
 pub mod protocol;
 mod server;
 pub mod store;
 mod tracking;
 
 pub use config::Config;
-pub use server::{Error, run};
+pub use server::{Error, run, run_with_admin};
 
 /// The Redis version this server reports (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.2.4";
