@@ -339,3 +339,78 @@ async fn hundred_nodes_converge() {
     );
     assert!(pkts < 100.0, "{pkts} datagrams per node per second");
 }
+
+/// Converges `n` nodes and lets them settle.
+async fn settled(n: usize) -> Cluster {
+    let mut c = Cluster::new();
+    c.start_n(n);
+    let all: Vec<usize> = (0..n).collect();
+    wait_converged(&c.running(&all), &ids(&all), Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn planned_restart_keeps_slots_and_rejoins_quickly() {
+    let mut c = settled(3).await;
+    let all = [0, 1, 2];
+    let before = c.handle(0).slots().table().clone();
+    let mine = before.counts()[&node_id(2)];
+    let state = c
+        .handle(2)
+        .restart(Duration::from_secs(30))
+        .await
+        .expect("restart");
+    c.nodes[2] = None;
+    assert_eq!(state.peers.len(), 2, "{state:?}");
+    // Away for 10 s: the others see it down but keep its slots reserved (no new claim).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for i in [0, 1] {
+        let v = c.handle(i).view();
+        assert_eq!(v.state_of(&node_id(2)), Some(MemberState::Down));
+        assert_eq!(v.slots.table(), &before, "node {i} kept the table");
+    }
+    // Back on the same address with the same id, announcing to the peers it knew.
+    let mut cfg = config(2, state.peers.clone());
+    cfg.initial_bump = Some(state.next_bump());
+    cfg.rng_seed = Some(9_999);
+    let (h, _task) = spawn(cfg, c.net.endpoint(addr(2))).expect("spawn");
+    c.nodes[2] = Some(h);
+    let start = Instant::now();
+    let t = wait_converged(&c.running(&all), &ids(&all), Duration::from_secs(10)).await;
+    println!("restarted node rejoined in {:?}", start.elapsed().max(t));
+    assert!(t < Duration::from_secs(3), "rejoin took {t:?}");
+    for i in all {
+        assert_eq!(c.handle(i).slots().table(), &before, "node {i}");
+    }
+    assert_eq!(c.handle(2).slots().table().counts()[&node_id(2)], mine);
+    // The notice is spent: a crash now is taken over as usual.
+    c.net.kill(addr(2));
+    let rest = [0, 1];
+    let t = wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(5)).await;
+    assert!(
+        t < Duration::from_secs(3),
+        "takeover after a crash took {t:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarting_node_that_does_not_return_is_taken_over_after_its_grace() {
+    let mut c = settled(3).await;
+    let before = c.handle(0).slots().table().clone();
+    let start = Instant::now();
+    c.handle(2)
+        .restart(Duration::from_secs(8))
+        .await
+        .expect("restart");
+    c.nodes[2] = None;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(c.handle(0).slots().table(), &before, "grace still running");
+    assert_eq!(c.handle(1).slots().table(), &before, "grace still running");
+    let rest = [0, 1];
+    wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(10)).await;
+    let took = start.elapsed();
+    println!("slots of a node that did not return taken over after {took:?}");
+    assert!(took >= Duration::from_secs(8), "{took:?}");
+    assert!(took < Duration::from_secs(11), "{took:?}");
+}

@@ -66,6 +66,11 @@ pub struct ClusterConfig {
     pub rebalance: RebalanceMode,
     /// Seed for the protocol's random choices; `None`: from the OS (tests pin it).
     pub rng_seed: Option<u64>,
+    /// Starting incarnation ("bump") of this node's identity; `None`: a random one. A node
+    /// coming back from a planned restart passes the bump it left with plus one
+    /// ([`super::RestartState::next_bump`]), so the others accept the new incarnation at once
+    /// instead of ignoring it as an older one until they forget the old (`remove_down_after_ms`).
+    pub initial_bump: Option<u16>,
 }
 
 impl Default for ClusterConfig {
@@ -92,6 +97,7 @@ impl Default for ClusterConfig {
             cluster_size_hint: 16,
             rebalance: RebalanceMode::Auto,
             rng_seed: None,
+            initial_bump: None,
         }
     }
 }
