@@ -59,6 +59,21 @@ pub struct Config {
     pub cluster_announce_ip: Option<String>,
     /// Whether this node migrates slots by itself to keep the cluster balanced.
     pub cluster_rebalance: Rebalance,
+    /// What a planned shutdown (SIGTERM, SHUTDOWN) does in cluster mode.
+    pub cluster_shutdown: ClusterShutdown,
+    /// How long the others keep this node's slots for it after a planned restart, in
+    /// milliseconds; if it is not back by then they take the slots over (empty).
+    pub cluster_restart_grace_ms: u64,
+}
+
+/// What a cluster-mode shard does with its slots on a planned shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterShutdown {
+    /// Keep them: tell the others it will be back within `cluster-restart-grace`, demote RAM
+    /// to the warm tier and exit; restarted on the same `dir` it serves its keys again.
+    Restart,
+    /// Hand them to the others (empty) and leave the cluster: for decommissioning a node.
+    Leave,
 }
 
 /// Who moves slots when the cluster is out of balance (a node joined).
@@ -112,6 +127,8 @@ impl Default for Config {
             cluster_secret: None,
             cluster_announce_ip: None,
             cluster_rebalance: Rebalance::Auto,
+            cluster_shutdown: ClusterShutdown::Restart,
+            cluster_restart_grace_ms: 30_000,
         }
     }
 }
@@ -233,6 +250,24 @@ impl Config {
                         ));
                     }
                 }
+            }
+            "cluster-shutdown" => {
+                self.cluster_shutdown = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "restart" => ClusterShutdown::Restart,
+                    "leave" => ClusterShutdown::Leave,
+                    other => {
+                        return Err(format!(
+                            "unknown shutdown mode '{other}' (expected restart or leave)"
+                        ));
+                    }
+                }
+            }
+            "cluster-restart-grace" => {
+                self.cluster_restart_grace_ms = as_int(v)?
+                    .try_into()
+                    .ok()
+                    .filter(|&ms: &u64| (1..=3_600_000).contains(&ms))
+                    .ok_or("must be between 1 and 3600000 milliseconds")?
             }
             _ => return Err("unknown configuration key".into()),
         }

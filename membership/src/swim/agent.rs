@@ -306,7 +306,11 @@ pub fn spawn<T: Transport>(
         cmds: cmd_rx,
         table,
         table_changed: changed,
-        seeds: config.seeds.clone(),
+        seeds: {
+            let mut s = config.seeds.clone();
+            s.extend(config.rejoin.iter().filter(|a| !config.seeds.contains(a)));
+            s
+        },
         me,
         members: BTreeMap::new(),
         members_changed: true,
@@ -345,6 +349,9 @@ enum Tick {
     Plan,
     Announce,
     LeaveDone,
+    /// A node that bootstrapped the cluster, back from a restart: bootstrap again unless it
+    /// learned the table by now.
+    Bootstrap,
 }
 
 struct Agent<T> {
@@ -398,10 +405,13 @@ impl<T: Transport> Agent<T> {
             Tick::Sync,
         );
         self.timers.push(now, Tick::Announce);
-        if self.seeds.is_empty() {
-            info!(node = %self.me.id(), "bootstrapping a new cluster");
-            self.bootstrapped = true;
-            self.announce_claims(vec![rebalance::bootstrap(self.me.id())]);
+        if self.config.seeds.is_empty() {
+            if self.config.rejoin.is_empty() {
+                self.bootstrap();
+            } else {
+                let wait = ClusterConfig::ms(self.config.sync_interval_ms) * 4;
+                self.timers.push(now + wait, Tick::Bootstrap);
+            }
         }
         self.after_call();
         self.publish();
@@ -612,6 +622,11 @@ impl<T: Transport> Agent<T> {
                         self.announce_tick();
                     }
                 }
+                Tick::Bootstrap => {
+                    if self.leaving.is_none() && self.table().is_empty() {
+                        self.bootstrap();
+                    }
+                }
                 Tick::LeaveDone => {
                     match self.leaving.take() {
                         Some(Departure::Leave(reply)) => {
@@ -627,6 +642,12 @@ impl<T: Transport> Agent<T> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    fn bootstrap(&mut self) {
+        info!(node = %self.me.id(), "bootstrapping a new cluster");
+        self.bootstrapped = true;
+        self.announce_claims(vec![rebalance::bootstrap(self.me.id())]);
     }
 
     /// Announces (addressed by cluster address, which foca accepts whatever the receiver's

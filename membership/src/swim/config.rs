@@ -71,6 +71,11 @@ pub struct ClusterConfig {
     /// ([`super::RestartState::next_bump`]), so the others accept the new incarnation at once
     /// instead of ignoring it as an older one until they forget the old (`remove_down_after_ms`).
     pub initial_bump: Option<u16>,
+    /// Cluster addresses of members this node knew before a planned restart: announced to like
+    /// seeds. A node without `seeds` (it bootstrapped the cluster) that has some waits a few
+    /// anti-entropy rounds to learn the table from them, and bootstraps only if nobody has
+    /// one (the whole cluster restarted).
+    pub rejoin: Vec<SocketAddr>,
 }
 
 impl Default for ClusterConfig {
@@ -98,6 +103,7 @@ impl Default for ClusterConfig {
             rebalance: RebalanceMode::Auto,
             rng_seed: None,
             initial_bump: None,
+            rejoin: Vec::new(),
         }
     }
 }
