@@ -373,6 +373,28 @@ mod tests {
     }
 
     #[test]
+    fn cluster_shutdown_and_restart_grace() {
+        Jail::expect_with(|jail| {
+            let cfg = Config::from_figment(&Config::figment(None)).expect("defaults");
+            assert_eq!(cfg.cluster_shutdown, ClusterShutdown::Restart);
+            assert_eq!(cfg.cluster_restart_grace_ms, 30_000);
+            jail.set_env("AUTOCACHE_CLUSTER_SHUTDOWN", "LEAVE");
+            jail.set_env("AUTOCACHE_CLUSTER_RESTART_GRACE", "5000");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            assert_eq!(cfg.cluster_shutdown, ClusterShutdown::Leave);
+            assert_eq!(cfg.cluster_restart_grace_ms, 5000);
+            jail.set_env("AUTOCACHE_CLUSTER_SHUTDOWN", "pause");
+            jail.set_env("AUTOCACHE_CLUSTER_RESTART_GRACE", "0");
+            let errs = Config::from_figment(&Config::figment(None)).expect_err("invalid");
+            let text = errs.to_string();
+            assert!(text.contains("`cluster-shutdown`"), "{text}");
+            assert!(text.contains("`cluster-restart-grace`"), "{text}");
+            assert_eq!(errs.0.len(), 2, "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn missing_file_is_an_error() {
         Jail::expect_with(|_| {
             let errs = Config::from_figment(&Config::figment(Some(Path::new("nope.toml"))))
