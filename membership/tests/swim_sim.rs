@@ -392,11 +392,12 @@ async fn planned_restart_of(v: usize) {
         assert_eq!(c.handle(i).slots().table(), &before, "node {i}");
     }
     assert_eq!(c.handle(v).slots().table().counts()[&node_id(v)], mine);
-    // The notice is spent: a crash now is taken over as usual.
+    // The notice is spent: a crash now is taken over after the usual failure detection (about
+    // 2-3 s), not held for the 30 s grace.
     c.net.kill(addr(v));
-    let t = wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(5)).await;
+    let t = wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(10)).await;
     assert!(
-        t < Duration::from_secs(3),
+        t < Duration::from_secs(5),
         "takeover after a crash took {t:?}"
     );
 }
