@@ -339,3 +339,96 @@ async fn hundred_nodes_converge() {
     );
     assert!(pkts < 100.0, "{pkts} datagrams per node per second");
 }
+
+/// Converges `n` nodes and lets them settle.
+async fn settled(n: usize) -> Cluster {
+    let mut c = Cluster::new();
+    c.start_n(n);
+    let all: Vec<usize> = (0..n).collect();
+    wait_converged(&c.running(&all), &ids(&all), Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c
+}
+
+/// Node `v` of three stops for a planned restart, stays away 10 s and comes back on the same
+/// address with the same id: nobody claims its slots meanwhile, and it rejoins with them.
+async fn planned_restart_of(v: usize) {
+    let mut c = settled(3).await;
+    let all = [0, 1, 2];
+    let rest: Vec<usize> = all.into_iter().filter(|&i| i != v).collect();
+    let before = c.handle(0).slots().table().clone();
+    let mine = before.counts()[&node_id(v)];
+    let state = c
+        .handle(v)
+        .restart(Duration::from_secs(30))
+        .await
+        .expect("restart");
+    c.nodes[v] = None;
+    assert_eq!(state.peers.len(), 2, "{state:?}");
+    // Away for 10 s: the others see it down but keep its slots reserved (no new claim).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for &i in &rest {
+        let view = c.handle(i).view();
+        assert_eq!(view.state_of(&node_id(v)), Some(MemberState::Down));
+        assert_eq!(view.slots.table(), &before, "node {i} kept the table");
+    }
+    // Back with its configured seeds (none for node 0, which bootstrapped the cluster) plus
+    // the peers it knew, and the next incarnation.
+    let seeds = if v == 0 { vec![] } else { vec![addr(0)] };
+    let mut cfg = config(v, seeds);
+    cfg.rejoin = state.peers.clone();
+    cfg.initial_bump = Some(state.next_bump());
+    cfg.rng_seed = Some(9_999);
+    let (h, _task) = spawn(cfg, c.net.endpoint(addr(v))).expect("spawn");
+    c.nodes[v] = Some(h);
+    let start = Instant::now();
+    let t = wait_converged(&c.running(&all), &ids(&all), Duration::from_secs(10)).await;
+    println!(
+        "restarted node {v} rejoined in {:?}",
+        start.elapsed().max(t)
+    );
+    assert!(t < Duration::from_secs(3), "rejoin took {t:?}");
+    for i in all {
+        assert_eq!(c.handle(i).slots().table(), &before, "node {i}");
+    }
+    assert_eq!(c.handle(v).slots().table().counts()[&node_id(v)], mine);
+    // The notice is spent: a crash now is taken over after the usual failure detection (about
+    // 2-3 s), not held for the 30 s grace.
+    c.net.kill(addr(v));
+    let t = wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(10)).await;
+    assert!(
+        t < Duration::from_secs(5),
+        "takeover after a crash took {t:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn planned_restart_keeps_slots_and_rejoins_quickly() {
+    planned_restart_of(2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn planned_restart_of_the_bootstrap_node_keeps_its_slots() {
+    planned_restart_of(0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarting_node_that_does_not_return_is_taken_over_after_its_grace() {
+    let mut c = settled(3).await;
+    let before = c.handle(0).slots().table().clone();
+    let start = Instant::now();
+    c.handle(2)
+        .restart(Duration::from_secs(8))
+        .await
+        .expect("restart");
+    c.nodes[2] = None;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(c.handle(0).slots().table(), &before, "grace still running");
+    assert_eq!(c.handle(1).slots().table(), &before, "grace still running");
+    let rest = [0, 1];
+    wait_converged(&c.running(&rest), &ids(&rest), Duration::from_secs(10)).await;
+    let took = start.elapsed();
+    println!("slots of a node that did not return taken over after {took:?}");
+    assert!(took >= Duration::from_secs(8), "{took:?}");
+    assert!(took < Duration::from_secs(11), "{took:?}");
+}

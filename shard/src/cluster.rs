@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use membership::Slot;
 use membership::swim::{
-    self, AgentHandle, ClusterConfig, NodeId, QuicTransport, RebalanceMode, SlotOwnership,
+    self, AgentHandle, ClusterConfig, NodeId, QuicTransport, RebalanceMode, RestartState,
+    SlotOwnership,
 };
 
 use crate::config::{Config, Rebalance};
@@ -163,6 +164,46 @@ fn node_id(dir: &Path) -> Result<String, ClusterError> {
     Ok(id)
 }
 
+/// Name of the file under `dir` where a node stopping for a planned restart keeps what it
+/// needs to rejoin quickly: its identity incarnation and the members it knew.
+const RESTART_STATE: &str = "cluster-restart";
+
+/// Writes `state` to `dir` (atomically: a crash leaves the old file or the new one).
+pub fn save_restart_state(dir: &Path, state: &RestartState) -> std::io::Result<()> {
+    let mut text = format!("bump {}\n", state.bump);
+    for p in &state.peers {
+        text.push_str(&format!("peer {p}\n"));
+    }
+    let tmp = dir.join(format!("{RESTART_STATE}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dir.join(RESTART_STATE))
+}
+
+/// Reads and removes the state a planned restart left in `dir`: it is good for one return
+/// only (after a later crash, the incarnation in it would be stale). Unreadable lines are
+/// skipped: the node then rejoins as after a crash, only more slowly.
+fn take_restart_state(dir: &Path) -> Option<RestartState> {
+    let path = dir.join(RESTART_STATE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove the restart state");
+    }
+    parse_restart_state(&text)
+}
+
+fn parse_restart_state(text: &str) -> Option<RestartState> {
+    let mut bump = None;
+    let mut peers = Vec::new();
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("bump", b)) => bump = b.trim().parse().ok(),
+            Some(("peer", p)) => peers.extend(p.trim().parse::<SocketAddr>().ok()),
+            _ => {}
+        }
+    }
+    Some(RestartState { bump: bump?, peers })
+}
+
 /// Joins (or bootstraps) the cluster and starts the task that drops data of lost slots.
 pub async fn start(
     config: &Config,
@@ -193,6 +234,19 @@ pub async fn start(
             .ok_or_else(|| ClusterError::Addr(s.clone(), "cannot resolve".into()))?;
         seeds.push(addr);
     }
+    // Back from a planned restart: announce to the members we knew as well (a node that
+    // bootstrapped the cluster learns the table from them rather than claiming every slot
+    // again), with an incarnation the others take as newer than the one they saw leave.
+    let restart = take_restart_state(&config.dir);
+    let mut rejoin = Vec::new();
+    if let Some(r) = &restart {
+        rejoin.extend(r.peers.iter().filter(|p| **p != bus_addr));
+        tracing::info!(
+            bump = r.bump,
+            peers = r.peers.len(),
+            "back from a planned restart"
+        );
+    }
     let announce = config
         .cluster_announce_ip
         .clone()
@@ -220,6 +274,8 @@ pub async fn start(
         // each range when it is empty (`crate::migrate`). The agent's own instant claims would
         // start moved slots empty.
         rebalance: RebalanceMode::Manual,
+        initial_bump: restart.as_ref().map(RestartState::next_bump),
+        rejoin,
         ..ClusterConfig::default()
     };
     let (handle, _task) =
@@ -314,6 +370,29 @@ mod tests {
                 presence
             },
         )
+    }
+
+    #[test]
+    fn restart_state_round_trips_and_is_taken_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let state = RestartState {
+            bump: 65535,
+            peers: vec![
+                "127.0.0.1:17001".parse().expect("addr"),
+                "[::1]:17002".parse().expect("addr"),
+            ],
+        };
+        save_restart_state(dir.path(), &state).expect("save");
+        assert_eq!(take_restart_state(dir.path()), Some(state));
+        assert_eq!(take_restart_state(dir.path()), None);
+        assert_eq!(
+            parse_restart_state("peer nonsense\nbump 7\n"),
+            Some(RestartState {
+                bump: 7,
+                peers: vec![]
+            })
+        );
+        assert_eq!(parse_restart_state("peer 127.0.0.1:1\n"), None);
     }
 
     #[test]

@@ -61,6 +61,21 @@ pub struct Config {
     pub cluster_rebalance: Rebalance,
     /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
     pub telemetry: telemetry::Settings,
+    /// What a planned shutdown (SIGTERM, SHUTDOWN) does in cluster mode.
+    pub cluster_shutdown: ClusterShutdown,
+    /// How long the others keep this node's slots for it after a planned restart, in
+    /// milliseconds; if it is not back by then they take the slots over (empty).
+    pub cluster_restart_grace_ms: u64,
+}
+
+/// What a cluster-mode shard does with its slots on a planned shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterShutdown {
+    /// Keep them: tell the others it will be back within `cluster-restart-grace`, demote RAM
+    /// to the warm tier and exit; restarted on the same `dir` it serves its keys again.
+    Restart,
+    /// Hand them to the others (empty) and leave the cluster: for decommissioning a node.
+    Leave,
 }
 
 /// Who moves slots when the cluster is out of balance (a node joined).
@@ -115,6 +130,8 @@ impl Default for Config {
             cluster_announce_ip: None,
             cluster_rebalance: Rebalance::Auto,
             telemetry: telemetry::Settings::default(),
+            cluster_shutdown: ClusterShutdown::Restart,
+            cluster_restart_grace_ms: 30_000,
         }
     }
 }
@@ -237,6 +254,24 @@ impl Config {
                     }
                 }
             }
+            "cluster-shutdown" => {
+                self.cluster_shutdown = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "restart" => ClusterShutdown::Restart,
+                    "leave" => ClusterShutdown::Leave,
+                    other => {
+                        return Err(format!(
+                            "unknown shutdown mode '{other}' (expected restart or leave)"
+                        ));
+                    }
+                }
+            }
+            "cluster-restart-grace" => {
+                self.cluster_restart_grace_ms = as_int(v)?
+                    .try_into()
+                    .ok()
+                    .filter(|&ms: &u64| (1..=3_600_000).contains(&ms))
+                    .ok_or("must be between 1 and 3600000 milliseconds")?
+            }
             other => {
                 return self
                     .telemetry
@@ -341,6 +376,28 @@ mod tests {
                 assert!(text.contains(needle), "missing {needle} in:\n{text}");
             }
             assert_eq!(errs.0.len(), 5, "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cluster_shutdown_and_restart_grace() {
+        Jail::expect_with(|jail| {
+            let cfg = Config::from_figment(&Config::figment(None)).expect("defaults");
+            assert_eq!(cfg.cluster_shutdown, ClusterShutdown::Restart);
+            assert_eq!(cfg.cluster_restart_grace_ms, 30_000);
+            jail.set_env("AUTOCACHE_CLUSTER_SHUTDOWN", "LEAVE");
+            jail.set_env("AUTOCACHE_CLUSTER_RESTART_GRACE", "5000");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            assert_eq!(cfg.cluster_shutdown, ClusterShutdown::Leave);
+            assert_eq!(cfg.cluster_restart_grace_ms, 5000);
+            jail.set_env("AUTOCACHE_CLUSTER_SHUTDOWN", "pause");
+            jail.set_env("AUTOCACHE_CLUSTER_RESTART_GRACE", "0");
+            let errs = Config::from_figment(&Config::figment(None)).expect_err("invalid");
+            let text = errs.to_string();
+            assert!(text.contains("`cluster-shutdown`"), "{text}");
+            assert!(text.contains("`cluster-restart-grace`"), "{text}");
+            assert_eq!(errs.0.len(), 2, "{text}");
             Ok(())
         });
     }

@@ -128,6 +128,17 @@ struct Flags {
     #[arg(long = "otel-sample-ratio")]
     #[serde(rename = "otel-sample-ratio", skip_serializing_if = "Option::is_none")]
     otel_sample_ratio: Option<f64>,
+    /// Planned shutdown in cluster mode: restart (keep the slots for the grace) or leave.
+    #[arg(long = "cluster-shutdown")]
+    #[serde(rename = "cluster-shutdown", skip_serializing_if = "Option::is_none")]
+    cluster_shutdown: Option<String>,
+    /// Milliseconds the others keep a restarting node's slots for it.
+    #[arg(long = "cluster-restart-grace")]
+    #[serde(
+        rename = "cluster-restart-grace",
+        skip_serializing_if = "Option::is_none"
+    )]
+    cluster_restart_grace: Option<u64>,
 }
 
 #[tokio::main]

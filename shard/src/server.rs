@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::clock::Clock;
-use crate::config::{Config, WarmPromotion};
+use crate::config::{ClusterShutdown, Config, WarmPromotion};
 use crate::connection;
 use crate::store::{Db, Promotion, WarmStore};
 
@@ -208,13 +208,7 @@ pub async fn run_with_admin(
         tasks.shutdown().await;
     }
     if let Some(c) = shared.cluster.get() {
-        // Hand this node's slots to the others before going away.
-        if tokio::time::timeout(Duration::from_secs(5), c.handle.leave())
-            .await
-            .is_err()
-        {
-            tracing::warn!("leaving the cluster timed out");
-        }
+        leave_or_pause(&shared.config, &c.handle).await;
     }
     if let Some(m) = shared.metrics.get() {
         m.shutdown();
@@ -304,6 +298,36 @@ async fn background(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
                 shared.db.active_expire(shared.clock.now_ms(), per_tick);
+            }
+        }
+    }
+}
+
+/// A planned shutdown in cluster mode: either keep this node's slots reserved for its return
+/// (the default; the warm tier keeps its keys) or hand them over and leave.
+async fn leave_or_pause(config: &Config, handle: &membership::swim::AgentHandle) {
+    const TIMEOUT: Duration = Duration::from_secs(5);
+    match config.cluster_shutdown {
+        ClusterShutdown::Leave => {
+            // Hand this node's slots to the others before going away.
+            if tokio::time::timeout(TIMEOUT, handle.leave()).await.is_err() {
+                tracing::warn!("leaving the cluster timed out");
+            }
+        }
+        ClusterShutdown::Restart => {
+            let grace = Duration::from_millis(config.cluster_restart_grace_ms);
+            match tokio::time::timeout(TIMEOUT, handle.restart(grace)).await {
+                Ok(Ok(state)) => {
+                    if let Err(e) = crate::cluster::save_restart_state(&config.dir, &state) {
+                        tracing::warn!(error = %e, "could not save the restart state; the return will be slower");
+                    }
+                    tracing::info!(
+                        ?grace,
+                        "stopped for a restart; the cluster keeps this node's slots"
+                    );
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "restart notice failed"),
+                Err(_) => tracing::warn!("restart notice timed out"),
             }
         }
     }

@@ -1,12 +1,14 @@
 //! Cluster mode end to end: three in-process shards form a cluster over QUIC on loopback, a
 //! Redis Cluster client reads and writes through MOVED redirects, a node that leaves hands its
-//! slots over, and a node without the secret cannot join.
+//! slots over, a node without the secret cannot join, and a node restarted on its data
+//! directory keeps its slots and serves its keys again.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Config, TestServer, V, assert_err, info_field};
+use shard::config::ClusterShutdown;
 
 const SECRET: &str = "test-cluster-secret";
 
@@ -69,7 +71,12 @@ async fn shards_form_a_cluster_that_cluster_clients_use() {
     converge(&[&a], 1).await;
     let seed = bus_addr(&a).await;
     let b = TestServer::start(cluster_config(dirs[1].path(), vec![seed.clone()], SECRET)).await;
-    let c = TestServer::start(cluster_config(dirs[2].path(), vec![seed.clone()], SECRET)).await;
+    let c = TestServer::start(Config {
+        // Decommissioned at the end of this test: it hands its slots over.
+        cluster_shutdown: ClusterShutdown::Leave,
+        ..cluster_config(dirs[2].path(), vec![seed.clone()], SECRET)
+    })
+    .await;
     converge(&[&a, &b, &c], 3).await;
 
     // A Redis Cluster client discovers the slots (CLUSTER SLOTS) and routes by itself.
@@ -215,4 +222,123 @@ fn cluster_mode_needs_a_secret() {
     };
     let errs = cfg.validate().expect_err("invalid");
     assert!(errs.to_string().contains("`cluster-secret`"), "{errs}");
+}
+
+/// A cluster-mode shard with a warm tier in `dir` (RAM only until a planned shutdown demotes it).
+fn warm_cluster_config(dir: &std::path::Path, seeds: Vec<String>, bus_port: u16) -> Config {
+    Config {
+        warm_tier: true,
+        cluster_port: Some(bus_port),
+        ..cluster_config(dir, seeds, SECRET)
+    }
+}
+
+async fn cluster_connection(seed: &TestServer) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClientBuilder::new(vec![seed.url()])
+        .response_timeout(Duration::from_secs(30))
+        .connection_timeout(Duration::from_secs(30))
+        .retries(10)
+        .build()
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("cluster connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_restart_keeps_slots_and_warm_data() {
+    const KEYS: usize = 1500;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let a = TestServer::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
+    converge(&[&a], 1).await;
+    let seed = bus_addr(&a).await;
+    let b = TestServer::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
+    let c = TestServer::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
+    converge(&[&a, &b, &c], 3).await;
+
+    let mut con = cluster_connection(&a).await;
+    for i in 0..KEYS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("set");
+    }
+    let c_keys = c.raw().await.cmd(&["DBSIZE"]).await.as_int();
+    assert!(c_keys > 100, "c holds a share: {c_keys}");
+    let myid = c.raw().await.cmd(&["CLUSTER", "MYID"]).await;
+    let (c_addr, c_bus) = (c.addr, bus_addr(&c).await);
+    let slots_before = a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await;
+
+    // A planned shutdown (the default `cluster-shutdown restart`): the others keep its slots.
+    c.stop().await;
+    assert!(dirs[2].path().join("cluster-restart").exists());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let info = cluster_info(&a).await;
+    assert_eq!(
+        info_field(&info, "cluster_slots_assigned").as_deref(),
+        Some("16384"),
+        "{info}"
+    );
+    assert_eq!(
+        a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await,
+        slots_before,
+        "no slot changed owner while the node was away"
+    );
+
+    // Back on the same directory and ports.
+    let bus_port: u16 = c_bus
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("bus port");
+    let listener = tokio::net::TcpListener::bind(c_addr).await.expect("rebind");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let c2 = tokio::spawn(shard::run(
+        listener,
+        warm_cluster_config(dirs[2].path(), vec![seed.clone()], bus_port),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let mut raw = common::Raw::connect(c_addr).await;
+    assert_eq!(raw.cmd(&["CLUSTER", "MYID"]).await, myid);
+    // The restarted node learns the table (its own claims still standing) from the others.
+    let start = std::time::Instant::now();
+    let mut back = false;
+    for _ in 0..600 {
+        let info = raw.cmd(&["CLUSTER", "INFO"]).await;
+        let info = info.as_str();
+        if info_field(info, "cluster_state").as_deref() == Some("ok")
+            && info_field(info, "cluster_known_nodes").as_deref() == Some("3")
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the restarted node did not rejoin in 30 s");
+    println!(
+        "restarted node serving its slots {:?} after start",
+        start.elapsed()
+    );
+    converge(&[&a, &b], 3).await;
+    assert_eq!(a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await, slots_before);
+    assert_eq!(raw.cmd(&["DBSIZE"]).await.as_int(), c_keys);
+
+    // Every key reads back through a fresh cluster client.
+    let mut con = cluster_connection(&a).await;
+    for i in 0..KEYS {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query_async(&mut con)
+            .await
+            .expect("get");
+        assert_eq!(v, Some(i as i64), "key:{i}");
+    }
+    drop(raw);
+    let _ = tx.send(());
+    c2.await.expect("task").expect("restarted shard");
+    a.stop().await;
+    b.stop().await;
 }

@@ -7,12 +7,15 @@
 //! * [`TAG_FOCA`]: a foca packet (members, probes, claim broadcasts);
 //! * [`TAG_DIGEST`]: the sender's slot-table digest (u64), anti-entropy;
 //! * [`TAG_CLAIMS`]: a flags byte (bit 0: "send me yours") and whole claims — a table, in as
-//!   many datagrams as needed.
+//!   many datagrams as needed;
+//! * [`TAG_RESTART`]: a restart notice: the sender's node id (20 bytes) and the grace in
+//!   milliseconds (u64) within which it will be back; until then its slots are not taken over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,6 +37,9 @@ use super::transport::Transport;
 pub const TAG_FOCA: u8 = 1;
 pub const TAG_DIGEST: u8 = 2;
 pub const TAG_CLAIMS: u8 = 3;
+pub const TAG_RESTART: u8 = 4;
+/// Longest grace a restart notice may ask for; longer ones are cut to it.
+pub const MAX_RESTART_GRACE: Duration = Duration::from_secs(3600);
 const FLAG_WANT_REPLY: u8 = 1;
 
 /// A member's liveness as this node sees it.
@@ -119,7 +125,34 @@ enum Command {
         reply: oneshot::Sender<Result<u64, ClaimError>>,
     },
     Leave(oneshot::Sender<()>),
+    Restart {
+        grace: Duration,
+        reply: oneshot::Sender<RestartState>,
+    },
     Shutdown(oneshot::Sender<()>),
+}
+
+/// What a node stopping for a planned restart should keep for its return (the shard writes it
+/// to its data directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartState {
+    /// The identity incarnation this node stopped with.
+    pub bump: u16,
+    /// Cluster addresses of the members it knew alive: extra seeds to announce to on return.
+    pub peers: Vec<SocketAddr>,
+}
+
+impl RestartState {
+    /// The incarnation to come back with: newer than the one the others remember.
+    pub fn next_bump(&self) -> u16 {
+        self.bump.wrapping_add(1)
+    }
+}
+
+/// How the agent is going away.
+enum Departure {
+    Leave(oneshot::Sender<()>),
+    Restart(oneshot::Sender<RestartState>, RestartState),
 }
 
 /// The shard's (and tests') handle on a running agent. Cheap to clone.
@@ -208,6 +241,16 @@ impl AgentHandle {
         rx.await.map_err(|_| AgentError::Stopped)
     }
 
+    /// A planned restart: tells the live members this node will be back within `grace` (so
+    /// they keep its slots for it instead of taking them over), leaves the SWIM group and
+    /// stops the agent. Returns what the node needs to rejoin quickly
+    /// ([`ClusterConfig::initial_bump`] and extra seeds).
+    pub async fn restart(&self, grace: Duration) -> Result<RestartState, AgentError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Restart { grace, reply }).await?;
+        rx.await.map_err(|_| AgentError::Stopped)
+    }
+
     /// Stops the agent without telling anyone (the others will detect it as failed).
     pub async fn shutdown(&self) -> Result<(), AgentError> {
         let (reply, rx) = oneshot::channel();
@@ -230,7 +273,10 @@ pub fn spawn<T: Transport>(
         cluster_addr: transport.local_addr(),
     };
     let seed = config.rng_seed.unwrap_or_else(rand::random);
-    let me = NodeIdentity::new(info.clone(), StdRng::seed_from_u64(seed ^ 0xb0b).random());
+    let bump = config
+        .initial_bump
+        .unwrap_or_else(|| StdRng::seed_from_u64(seed ^ 0xb0b).random());
+    let me = NodeIdentity::new(info.clone(), bump);
     let table = Arc::new(Mutex::new(SlotTable::new()));
     let changed = Arc::new(Mutex::new(false));
     let foca = Foca::with_custom_broadcast(
@@ -260,7 +306,11 @@ pub fn spawn<T: Transport>(
         cmds: cmd_rx,
         table,
         table_changed: changed,
-        seeds: config.seeds.clone(),
+        seeds: {
+            let mut s = config.seeds.clone();
+            s.extend(config.rejoin.iter().filter(|a| !config.seeds.contains(a)));
+            s
+        },
         me,
         members: BTreeMap::new(),
         members_changed: true,
@@ -277,6 +327,7 @@ pub fn spawn<T: Transport>(
         events: events.clone(),
         version: 0,
         leaving: None,
+        restarting: HashMap::new(),
         config,
     };
     let task = tokio::spawn(agent.run());
@@ -298,6 +349,9 @@ enum Tick {
     Plan,
     Announce,
     LeaveDone,
+    /// A node that bootstrapped the cluster, back from a restart: bootstrap again unless it
+    /// learned the table by now.
+    Bootstrap,
 }
 
 struct Agent<T> {
@@ -333,7 +387,9 @@ struct Agent<T> {
     watch: watch::Sender<Arc<ClusterView>>,
     events: broadcast::Sender<MemberEvent>,
     version: u64,
-    leaving: Option<oneshot::Sender<()>>,
+    leaving: Option<Departure>,
+    /// Members that announced a planned restart, with the end of their grace.
+    restarting: HashMap<NodeId, Instant>,
 }
 
 impl<T: Transport> Agent<T> {
@@ -349,10 +405,13 @@ impl<T: Transport> Agent<T> {
             Tick::Sync,
         );
         self.timers.push(now, Tick::Announce);
-        if self.seeds.is_empty() {
-            info!(node = %self.me.id(), "bootstrapping a new cluster");
-            self.bootstrapped = true;
-            self.announce_claims(vec![rebalance::bootstrap(self.me.id())]);
+        if self.config.seeds.is_empty() {
+            if self.config.rejoin.is_empty() {
+                self.bootstrap();
+            } else {
+                let wait = ClusterConfig::ms(self.config.sync_interval_ms) * 4;
+                self.timers.push(now + wait, Tick::Bootstrap);
+            }
         }
         self.after_call();
         self.publish();
@@ -440,7 +499,11 @@ impl<T: Transport> Agent<T> {
             }
             Command::Leave(reply) => {
                 self.start_leave();
-                self.leaving = Some(reply);
+                self.leaving = Some(Departure::Leave(reply));
+            }
+            Command::Restart { grace, reply } => {
+                let state = self.start_restart(grace);
+                self.leaving = Some(Departure::Restart(reply, state));
             }
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -498,6 +561,17 @@ impl<T: Transport> Agent<T> {
                     self.send_table(from, false);
                 }
             }
+            TAG_RESTART => {
+                let Some((id, grace)) = decode_restart(body) else {
+                    debug!(%from, "bad restart notice");
+                    return;
+                };
+                if id != self.me.id() {
+                    info!(node = %self.me.id(), peer = %id, ?grace, "peer restarting; keeping its slots");
+                    self.restarting.insert(id, Instant::now() + grace);
+                    self.plan_dirty = true;
+                }
+            }
             _ => debug!(%from, tag, "unknown datagram tag"),
         }
     }
@@ -548,15 +622,32 @@ impl<T: Transport> Agent<T> {
                         self.announce_tick();
                     }
                 }
+                Tick::Bootstrap => {
+                    if self.leaving.is_none() && self.table().is_empty() {
+                        self.bootstrap();
+                    }
+                }
                 Tick::LeaveDone => {
-                    if let Some(reply) = self.leaving.take() {
-                        let _ = reply.send(());
+                    match self.leaving.take() {
+                        Some(Departure::Leave(reply)) => {
+                            let _ = reply.send(());
+                        }
+                        Some(Departure::Restart(reply, state)) => {
+                            let _ = reply.send(state);
+                        }
+                        None => {}
                     }
                     return ControlFlow::Break(());
                 }
             }
         }
         ControlFlow::Continue(())
+    }
+
+    fn bootstrap(&mut self) {
+        info!(node = %self.me.id(), "bootstrapping a new cluster");
+        self.bootstrapped = true;
+        self.announce_claims(vec![rebalance::bootstrap(self.me.id())]);
     }
 
     /// Announces (addressed by cluster address, which foca accepts whatever the receiver's
@@ -651,12 +742,23 @@ impl<T: Transport> Agent<T> {
                 self.bootstrapped = true;
             }
             let members = &self.members;
+            let restarting = &self.restarting;
+            let now = Instant::now();
+            let held = std::cell::Cell::new(false);
             let dead = |id: &NodeId| {
-                members
+                let down = members
                     .get(id)
-                    .is_some_and(|m| m.state == MemberState::Down)
+                    .is_some_and(|m| m.state == MemberState::Down);
+                let back_by = restarting.get(id).copied();
+                let take = rebalance::may_take_over(down, back_by, now);
+                held.set(held.get() || (down && !take));
+                take
             };
             let takeover = rebalance::plan_takeover(&table, &survivors, dead);
+            if held.get() {
+                // A restarting member's grace is running: look again at the next tick.
+                self.plan_dirty = true;
+            }
             if !takeover.is_empty() {
                 // Quorum counts members known alive, not suspects: during a partition the
                 // other side turns suspect before it turns down.
@@ -741,6 +843,38 @@ impl<T: Transport> Agent<T> {
         );
     }
 
+    /// Sends the restart notice to every member foca knows alive (directly: broadcasts are best
+    /// effort and this node will not be around to retransmit), leaves the SWIM group so the
+    /// others see it down at once, and lingers a probe period so the datagrams get out.
+    fn start_restart(&mut self, grace: Duration) -> RestartState {
+        let me = self.me.id();
+        let grace = grace.min(MAX_RESTART_GRACE);
+        let mut peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr()).collect();
+        peers.sort();
+        peers.dedup();
+        let mut buf = BytesMut::with_capacity(1 + 20 + 8);
+        buf.put_u8(TAG_RESTART);
+        buf.extend_from_slice(me.as_bytes());
+        buf.put_u64(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+        let notice = buf.freeze();
+        info!(node = %me, ?grace, peers = peers.len(), "restarting; keeping slots for the grace");
+        for &p in &peers {
+            self.transport.send(p, notice.clone());
+        }
+        if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
+            debug!("leave: {e}");
+        }
+        self.after_call();
+        self.timers.push(
+            Instant::now() + ClusterConfig::ms(self.config.probe_period_ms),
+            Tick::LeaveDone,
+        );
+        RestartState {
+            bump: self.me.bump,
+            peers,
+        }
+    }
+
     fn sync_with_random_member(&mut self) {
         if self.leaving.is_some() {
             return;
@@ -822,6 +956,9 @@ impl<T: Transport> Agent<T> {
                 MemberState::Down => MemberEvent::Down(info.clone()),
             };
             debug!(node = %me, peer = %info.id, ?state, "member state");
+            if state == MemberState::Alive && self.restarting.remove(&info.id).is_some() {
+                info!(node = %me, peer = %info.id, "restarted peer is back");
+            }
             let _ = self.events.send(event);
             self.members.insert(info.id, Member { info, state });
             self.members_changed = true;
@@ -902,4 +1039,13 @@ impl<T: Transport> Agent<T> {
             }
         }
     }
+}
+
+/// Parses a restart notice's body: node id and grace (capped at [`MAX_RESTART_GRACE`]).
+fn decode_restart(body: &[u8]) -> Option<(NodeId, Duration)> {
+    let b = <&[u8; 28]>::try_from(body).ok()?;
+    let (id, grace) = b.split_at(20);
+    let id = NodeId(id.try_into().ok()?);
+    let grace = u64::from_be_bytes(grace.try_into().ok()?);
+    (id != NodeId::UNKNOWN).then(|| (id, Duration::from_millis(grace).min(MAX_RESTART_GRACE)))
 }

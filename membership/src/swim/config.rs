@@ -66,6 +66,16 @@ pub struct ClusterConfig {
     pub rebalance: RebalanceMode,
     /// Seed for the protocol's random choices; `None`: from the OS (tests pin it).
     pub rng_seed: Option<u64>,
+    /// Starting incarnation ("bump") of this node's identity; `None`: a random one. A node
+    /// coming back from a planned restart passes the bump it left with plus one
+    /// ([`super::RestartState::next_bump`]), so the others accept the new incarnation at once
+    /// instead of ignoring it as an older one until they forget the old (`remove_down_after_ms`).
+    pub initial_bump: Option<u16>,
+    /// Cluster addresses of members this node knew before a planned restart: announced to like
+    /// seeds. A node without `seeds` (it bootstrapped the cluster) that has some waits a few
+    /// anti-entropy rounds to learn the table from them, and bootstraps only if nobody has
+    /// one (the whole cluster restarted).
+    pub rejoin: Vec<SocketAddr>,
 }
 
 impl Default for ClusterConfig {
@@ -92,6 +102,8 @@ impl Default for ClusterConfig {
             cluster_size_hint: 16,
             rebalance: RebalanceMode::Auto,
             rng_seed: None,
+            initial_bump: None,
+            rejoin: Vec::new(),
         }
     }
 }

@@ -12,7 +12,9 @@ pub mod rebalance;
 pub mod scheduler;
 pub mod transport;
 
-pub use agent::{AgentError, AgentHandle, ClusterView, Member, MemberEvent, MemberState, spawn};
+pub use agent::{
+    AgentError, AgentHandle, ClusterView, Member, MemberEvent, MemberState, RestartState, spawn,
+};
 pub use broadcast::{Claim, SlotOwnership, SlotRange, SlotTable};
 pub use config::{ClusterConfig, ConfigError, RebalanceMode};
 pub use identity::{NodeId, NodeIdentity, NodeInfo};

@@ -232,6 +232,16 @@ pub fn plan_takeover(
     moves
 }
 
+/// Whether a member's slots may be taken over: it is down, and it has not announced a planned
+/// restart whose grace is still running (`back_by`: when that grace ends, if it announced one).
+/// Generic over the clock so that the agent passes tokio instants and tests plain numbers.
+///
+/// A restarting node's slots stay reserved for it (unserved, but nobody claims them) until
+/// `back_by`; if it is not back by then, they are taken over as for a crash.
+pub fn may_take_over<T: PartialOrd>(down: bool, back_by: Option<T>, now: T) -> bool {
+    down && back_by.is_none_or(|t| now >= t)
+}
+
 /// Graceful leave: `me`'s slots split between the other `members`, as a takeover.
 pub fn plan_leave(table: &SlotTable, me: NodeId, members: &[NodeId]) -> Vec<Move> {
     let others: Vec<NodeId> = members.iter().copied().filter(|m| *m != me).collect();
@@ -427,6 +437,28 @@ mod tests {
         }
         let after = apply(&t, &plan, 3);
         assert!(balanced(&after, &survivors), "{:?}", after.counts());
+    }
+
+    #[test]
+    fn restarting_node_keeps_its_slots_until_its_grace_ends() {
+        let base = SlotTable::from_claims(&[bootstrap(id(1))]);
+        let all = ids(&[1, 2, 3]);
+        let t = apply(&base, &plan_rebalance(&base, &all), 2);
+        let survivors = ids(&[1, 3]);
+        // Node 2 is down and said it would be back by t=30.
+        let dead_at = |now: u64| move |n: &NodeId| may_take_over(*n == id(2), Some(30), now);
+        assert!(plan_takeover(&t, &survivors, dead_at(0)).is_empty());
+        assert!(plan_takeover(&t, &survivors, dead_at(29)).is_empty());
+        let late = plan_takeover(&t, &survivors, dead_at(30));
+        assert_eq!(
+            late.iter().map(Move::len).sum::<usize>(),
+            t.counts()[&id(2)]
+        );
+        assert!(late.iter().all(|m| m.from == Some(id(2))));
+        // Without a notice a down node is taken over at once; a live one never.
+        assert!(may_take_over(true, None::<u64>, 0));
+        assert!(!may_take_over(false, None::<u64>, 100));
+        assert!(!may_take_over(false, Some(1), 100));
     }
 
     #[test]
