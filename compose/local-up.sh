@@ -15,6 +15,7 @@
 # Environment:
 #   LOCAL_UP_DIR      data and log directory (default: a new /tmp/autocache-local-up.XXXXXX)
 #   LOCAL_UP_TIMEOUT  seconds to wait for each step (default 60)
+#   LOCAL_UP_BIN_DIR  run the binaries of this directory instead (nothing is built)
 # Needs: python3, curl, redis-cli (Debian: redis-tools) and, for Prometheus, Debian's prometheus.
 # AUTOCACHE_* variables of the calling shell are not passed on: the config files rule.
 set -euo pipefail
@@ -49,6 +50,9 @@ if [ "$smoke" = 1 ] && [ "$have_prometheus" = 0 ]; then
 fi
 
 bins="$root/target/$profile"
+if [ -n "${LOCAL_UP_BIN_DIR:-}" ]; then
+  bins=$LOCAL_UP_BIN_DIR build=0
+fi
 if [ "$build" = 1 ]; then
   flag=(); [ "$profile" = release ] && flag=(--release)
   say "cargo build ${flag[*]} (shard, proxy, loadtest)"
