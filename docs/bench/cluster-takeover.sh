@@ -15,7 +15,7 @@ trap 'stop_all; rm -rf "$D"' EXIT
 start() { # port seeds...
   local port=$1; shift
   mkdir -p "$D/$port"
-  $B --port "$port" --dir "$D/$port" --cluster-enabled yes --cluster-secret $S --loglevel warning "$@" >/dev/null 2>&1 &
+  $B --port "$port" --dir "$D/$port" --cluster-enabled yes --cluster-secret $S --admin-port 0 --loglevel warning "$@" >/dev/null 2>&1 &
   PIDS+=($!)
 }
 info() { redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r'; }

@@ -42,6 +42,16 @@ pub struct Config {
     pub embedded_shards: usize,
     pub proto_max_bulk_len: u64,
     pub loglevel: String,
+    /// Log lines as text or JSON objects.
+    pub log_format: LogFormat,
+    /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
+    pub telemetry: telemetry::Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Config {
@@ -64,6 +74,8 @@ impl Default for Config {
             embedded_shards: 3,
             proto_max_bulk_len: 512 * 1024 * 1024,
             loglevel: "notice".into(),
+            log_format: LogFormat::Text,
+            telemetry: telemetry::Settings::default(),
         }
     }
 }
@@ -115,7 +127,23 @@ impl Config {
             }
             "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
             "loglevel" => self.loglevel = as_string(v)?,
-            _ => return Err("unknown configuration key".into()),
+            "log-format" => {
+                self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(format!(
+                            "unknown log format '{other}' (expected text or json)"
+                        ));
+                    }
+                }
+            }
+            other => {
+                return self
+                    .telemetry
+                    .set_value(other, v)
+                    .unwrap_or_else(|| Err("unknown configuration key".into()));
+            }
         }
         Ok(())
     }

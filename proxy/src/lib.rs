@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 mod local;
+mod observe;
 mod plan;
 pub mod protocol;
 mod server;
@@ -20,7 +21,7 @@ mod session;
 pub mod topology;
 
 pub use config::Config;
-pub use server::{Error, run, run_with_ready};
+pub use server::{Error, run, run_with_admin, run_with_ready};
 
 /// The Redis version the proxy reports (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.2.4";

@@ -60,11 +60,34 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     loglevel: Option<String>,
+    /// Log format: text or json.
+    #[arg(long = "log-format")]
+    #[serde(rename = "log-format", skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+    /// Port of the admin HTTP server (/metrics, /health, /ready); 0 = none. Default 9121.
+    #[arg(long = "admin-port")]
+    #[serde(rename = "admin-port", skip_serializing_if = "Option::is_none")]
+    admin_port: Option<u16>,
+    /// Address of the admin HTTP server (default: the first --bind address).
+    #[arg(long = "admin-bind")]
+    #[serde(rename = "admin-bind", skip_serializing_if = "Option::is_none")]
+    admin_bind: Option<String>,
+    /// OTLP endpoint for traces, e.g. http://localhost:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT; none = no traces).
+    #[arg(long = "otel-endpoint")]
+    #[serde(rename = "otel-endpoint", skip_serializing_if = "Option::is_none")]
+    otel_endpoint: Option<String>,
+    /// Share of commands traced, 0 to 1 (default 0.01).
+    #[arg(long = "otel-sample-ratio")]
+    #[serde(rename = "otel-sample-ratio", skip_serializing_if = "Option::is_none")]
+    otel_sample_ratio: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    let figment = Config::figment(flags.config.as_deref()).merge(Serialized::defaults(&flags));
+    // The standard OTEL_* variables sit below everything else.
+    let figment = figment::Figment::from(telemetry::settings::otel_env(|k| std::env::var(k).ok()))
+        .merge(Config::figment(flags.config.as_deref()))
+        .merge(Serialized::defaults(&flags));
     let cfg = match Config::from_figment(&figment) {
         Ok(c) => c,
         Err(e) => {
@@ -72,7 +95,10 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    membership::process::init_logging(&cfg.loglevel, false);
+    membership::process::init_logging(
+        &cfg.loglevel,
+        cfg.log_format == proxy::config::LogFormat::Json,
+    );
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.threads > 0 {
         rt.worker_threads(cfg.threads);
@@ -90,6 +116,14 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
     let local = listener.local_addr()?;
+    let admin = match cfg.telemetry.admin_addr(&cfg.bind) {
+        Some((host, port)) => Some(
+            tokio::net::TcpListener::bind((host.as_str(), port))
+                .await
+                .with_context(|| format!("cannot listen on {host}:{port} (admin-port)"))?,
+        ),
+        None => None,
+    };
     let embedded = if cfg.seeds.is_empty() {
         let cluster = LocalCluster::start(cfg.embedded_shards, &cfg.dir)
             .await
@@ -111,8 +145,9 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
             cfg.seeds.join(", ")
         ),
     };
-    proxy::run_with_ready(
+    proxy::run_with_admin(
         listener,
+        admin,
         cfg,
         membership::process::shutdown_signal(),
         move || println!("{banner}"),

@@ -8,9 +8,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 use membership::command::{CommandId, CommandSpec, Merge, Route, proxy_unsupported};
 use membership::{Mode, Slot, lookup};
 
+use std::time::Instant;
+
+use telemetry::stats::slot_of;
+use telemetry::trace::{TRACE_COMMAND, TraceParent, new_span_id};
+
 use crate::backend::Backend;
 use crate::error::CmdError;
 use crate::local;
+use crate::observe::CmdTrace;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
 use crate::server::Shared;
 use crate::session::Session;
@@ -64,20 +70,51 @@ pub struct GroupBuf {
     pub count: u32,
 }
 
+/// What the metrics and traces need to know about one item (kept only while observing).
+pub struct Meta {
+    /// The command's slot in the command statistics.
+    pub stat: usize,
+    pub trace: Option<Box<CmdTrace>>,
+}
+
 /// The items and backend groups of one client read.
 pub struct ChunkBuilder {
     pub items: Vec<Item>,
     pub groups: Vec<GroupBuf>,
     pub proto: Proto,
+    /// Parallel to `items` while metrics or traces are on (else empty).
+    pub meta: Vec<Meta>,
+    /// When the client's bytes were read (metrics or traces on).
+    pub started: Option<Instant>,
+    /// The command being planned, once known.
+    pub cur: Option<&'static CommandSpec>,
+    /// The trace of the command being planned, when it is sampled.
+    pub trace: Option<Box<CmdTrace>>,
 }
 
 impl ChunkBuilder {
-    pub fn new(proto: Proto) -> ChunkBuilder {
+    pub fn new(proto: Proto, started: Option<Instant>) -> ChunkBuilder {
         ChunkBuilder {
             items: Vec::new(),
             groups: Vec::new(),
             proto,
+            meta: Vec::new(),
+            started,
+            cur: None,
+            trace: None,
         }
+    }
+
+    /// Closes the metadata of the request just planned (each request yields one item).
+    pub fn note(&mut self) {
+        while self.meta.len() < self.items.len() {
+            self.meta.push(Meta {
+                stat: slot_of(self.cur.map(|s| s.id)),
+                trace: self.trace.take(),
+            });
+        }
+        self.cur = None;
+        self.trace = None;
     }
 
     fn add(&mut self, backend: &Arc<Backend>, req: Bytes, slot: Option<Slot>) -> Part {
@@ -97,6 +134,23 @@ impl ChunkBuilder {
             }
         };
         let g = &mut self.groups[group];
+        if let Some(t) = self.trace.as_mut() {
+            let span = new_span_id();
+            if backend.speaks_trace() {
+                // The shard continues the trace from this call's span; its +OK is not
+                // referenced by any part, so the client never sees it.
+                let tp = TraceParent {
+                    trace_id: t.ids.trace_id,
+                    span_id: span,
+                }
+                .encode();
+                g.buf.extend_from_slice(&encode_args(
+                    [TRACE_COMMAND.as_bytes(), tp.as_bytes()].into_iter(),
+                ));
+                g.count += 1;
+            }
+            t.children.push((span, group as u32));
+        }
         g.buf.extend_from_slice(&req);
         g.count += 1;
         Part {
@@ -172,6 +226,7 @@ pub fn plan(
         };
         return err(chunk, e);
     };
+    chunk.cur = Some(top);
     if !sess.authed
         && !matches!(
             top.id,
@@ -199,8 +254,14 @@ pub fn plan(
     } else {
         top
     };
+    chunk.cur = Some(spec);
     if !spec.arity_ok(req.argc()) {
         return err(chunk, CmdError::WrongArity(full_name(top, spec)));
+    }
+    if let Some(t) = chunk.trace.as_mut() {
+        let mut keys = spec.keys.indices(req.argc());
+        t.slot = keys.next().map(|i| Slot::for_key(req.arg(i)));
+        t.keys = usize::from(t.slot.is_some()) + keys.count();
     }
     match spec.route {
         Route::Local => {
@@ -212,14 +273,23 @@ pub fn plan(
                 .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
         }
         Route::SingleKey | Route::SameSlot => single(topo, spec, req, chunk),
-        Route::FanOut(merge) => fan(topo, spec, req, merge, chunk),
+        Route::FanOut(merge) => {
+            fan(topo, spec, req, merge, chunk);
+            if let Some(Item::Fan { parts, .. }) = chunk.items.last() {
+                let mut shards: Vec<u32> = parts.iter().map(|(p, _)| p.group).collect();
+                shards.sort_unstable();
+                shards.dedup();
+                shared.stats.fanout.record(shards.len() as u64);
+            }
+        }
         Route::AllShards(Merge::Cursor) => scan(topo, req, chunk),
         Route::AllShards(merge) => {
-            let parts = topo
+            let parts: Vec<Part> = topo
                 .backends
                 .iter()
                 .map(|b| chunk.add(b, req.raw.clone(), None))
                 .collect();
+            shared.stats.fanout.record(parts.len() as u64);
             chunk.items.push(Item::All { parts, merge });
         }
         Route::AnyShard => match topo.backends.first() {

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use parking_lot::Mutex;
+use telemetry::stats::{AtomicHistogram, WIDTH_BOUNDS};
+use telemetry::{Admin, Identity, Metrics, Tracing};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -28,10 +32,13 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("no seeds configured")]
     NoSeeds,
+    #[error("{0}")]
+    Trace(#[from] telemetry::trace::TraceError),
+    #[error("{0}")]
+    Metrics(#[from] telemetry::metrics::MetricsError),
 }
 
-/// Proxy-wide counters for INFO.
-#[derive(Default)]
+/// Proxy-wide counters for INFO and the metrics.
 pub struct Stats {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
@@ -39,6 +46,26 @@ pub struct Stats {
     pub moved: AtomicU64,
     pub ask: AtomicU64,
     pub tryagain: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    /// Shards per fanned-out command.
+    pub fanout: AtomicHistogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            total_commands: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
+            ask: AtomicU64::new(0),
+            tryagain: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            fanout: AtomicHistogram::new(&WIDTH_BOUNDS),
+        }
+    }
 }
 
 /// A connected client, for CLIENT LIST.
@@ -65,6 +92,9 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// Cancelled when the proxy stops: sessions stop reading and drain.
     pub drain: CancellationToken,
+    /// Metrics (set once before clients are served, when the admin server runs) and traces.
+    pub metrics: OnceLock<Arc<Metrics>>,
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
@@ -84,11 +114,25 @@ pub async fn run_with_ready(
     shutdown: impl std::future::Future<Output = ()> + Send,
     ready: impl FnOnce() + Send,
 ) -> Result<(), Error> {
+    run_with_admin(listener, None, config, shutdown, ready).await
+}
+
+/// [`run_with_ready`], plus the admin HTTP server (`/metrics`, `/health`, `/ready`) on `admin`
+/// when given, from the start (`/ready` answers 503 until a slot map is installed); per-command
+/// metrics are kept only then. Traces are exported when the configuration names an endpoint.
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
+) -> Result<(), Error> {
     config.validate()?;
     if config.seeds.is_empty() {
         return Err(Error::NoSeeds);
     }
     let local_addr = listener.local_addr()?;
+    let tracing = Tracing::start(&config.telemetry, "autocache-proxy")?;
     let stop = CancellationToken::new();
     let backends = Arc::new(Backends::new(
         BackendSettings {
@@ -99,6 +143,8 @@ pub async fn run_with_ready(
             request_timeout: config.backend_timeout,
             health_interval: config.health_interval,
             queue: 1024,
+            timed: admin.is_some() && config.telemetry.latency_tracking,
+            detect_autocache: tracing.is_some(),
         },
         stop.child_token(),
     ));
@@ -113,8 +159,38 @@ pub async fn run_with_ready(
         run_id: run_id(),
         local_addr,
         drain: CancellationToken::new(),
+        metrics: OnceLock::new(),
+        tracing,
         config,
     });
+    let admin_task = match admin {
+        Some(l) => {
+            let metrics = Arc::new(Metrics::new(
+                Identity {
+                    role: "proxy",
+                    version: env!("CARGO_PKG_VERSION"),
+                    node_id: shared.run_id.clone(),
+                },
+                shared.config.telemetry.latency_tracking,
+            )?);
+            crate::observe::register(&metrics, &shared);
+            let _ = shared.metrics.set(metrics.clone());
+            let cell = cell.clone();
+            let state = Arc::new(Admin {
+                metrics: Some(metrics),
+                ready: Box::new(move || match cell.load() {
+                    Some(_) => Ok(()),
+                    None => Err("no slot map yet".into()),
+                }),
+            });
+            Some(tokio::spawn(telemetry::admin::serve(
+                l,
+                state,
+                stop.child_token(),
+            )))
+        }
+        None => None,
+    };
     let refresher = tokio::spawn(topology::maintain(
         cell.clone(),
         backends,
@@ -130,6 +206,7 @@ pub async fn run_with_ready(
         _ = &mut shutdown => {
             stop.cancel();
             let _ = refresher.await;
+            finish(&shared, admin_task).await;
             return Ok(());
         }
         t = cell.wait_ready() => {
@@ -167,7 +244,27 @@ pub async fn run_with_ready(
     }
     stop.cancel();
     let _ = refresher.await;
+    finish(&shared, admin_task).await;
     Ok(())
+}
+
+/// Stops the admin server and flushes traces.
+async fn finish(
+    shared: &Shared,
+    admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) {
+    if let Some(t) = admin {
+        match t.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "admin server failed"),
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+    if let Some(m) = shared.metrics.get() {
+        m.shutdown();
+    }
+    if let Some(t) = shared.tracing.clone() {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
 }
 
 fn run_id() -> String {

@@ -20,9 +20,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
 
+use parking_lot::Mutex;
+use telemetry::stats::LocalStats;
+
 use crate::backend::{Backend, Batch, BatchResult};
 use crate::error::{BackendError, CmdError};
-use crate::plan::{self, ChunkBuilder, Conv, Item, Part};
+use crate::observe::{self, CmdTrace, Finished, Redirect};
+use crate::plan::{self, ChunkBuilder, Conv, Item, Meta, Part};
 use crate::protocol::{Proto, Reply, decode_reply, encode, encode_to_bytes, next_request};
 use crate::server::{ClientEntry, Shared};
 
@@ -48,6 +52,8 @@ struct GroupRx {
 
 struct Chunk {
     items: Vec<Item>,
+    meta: Vec<Meta>,
+    started: Option<Instant>,
     groups: Vec<GroupRx>,
     proto: Proto,
     close: bool,
@@ -80,6 +86,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let observing = shared.metrics.get().is_some() || shared.tracing.is_some();
     'conn: loop {
         if input.capacity() - input.len() < READ_CHUNK / 4 {
             input.reserve(READ_CHUNK);
@@ -91,30 +98,41 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         };
         match read {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(n) => {
+                shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            }
         }
         let Some(topo) = shared.topology.load() else {
             break;
         };
-        let mut chunk = ChunkBuilder::new(sess.proto);
+        let started = observing.then(Instant::now);
+        let mut chunk = ChunkBuilder::new(sess.proto, started);
         let mut commands = 0u64;
         loop {
             match next_request(&mut input, max_bulk) {
                 Ok(Some(req)) => {
                     commands += 1;
                     if sess.proto != chunk.proto {
-                        let next = ChunkBuilder::new(sess.proto);
+                        let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
                         if !dispatch(&tx, done, id as usize, false).await {
                             break 'conn;
                         }
                     }
+                    if let Some(t) = &shared.tracing
+                        && t.sample()
+                    {
+                        chunk.trace = Some(CmdTrace::new());
+                    }
                     plan::plan(&mut sess, &shared, &topo, req, &mut chunk);
+                    if observing {
+                        chunk.note();
+                    }
                     if sess.close {
                         break;
                     }
                     if chunk.items.len() >= MAX_CHUNK_ITEMS {
-                        let next = ChunkBuilder::new(sess.proto);
+                        let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
                         if !dispatch(&tx, done, id as usize, false).await {
                             break 'conn;
@@ -176,6 +194,8 @@ async fn dispatch(tx: &mpsc::Sender<Chunk>, chunk: ChunkBuilder, hint: usize, cl
     }
     tx.send(Chunk {
         items: chunk.items,
+        meta: chunk.meta,
+        started: chunk.started,
         groups,
         proto: chunk.proto,
         close,
@@ -191,8 +211,14 @@ async fn writer(
     hint: usize,
 ) {
     let mut out = BytesMut::with_capacity(READ_CHUNK);
-    while let Some(chunk) = rx.recv().await {
+    let metrics = shared.metrics.get().cloned();
+    let mut local = LocalStats::default();
+    // Per item of the current chunk: whether its reply is an error (metrics on).
+    let mut errors: Vec<bool> = Vec::new();
+    while let Some(mut chunk) = rx.recv().await {
+        let traced = chunk.meta.iter().any(|m| m.trace.is_some());
         let mut results: Vec<(Arc<Backend>, BatchResult)> = Vec::with_capacity(chunk.groups.len());
+        let mut arrivals: Vec<Instant> = Vec::new();
         for g in chunk.groups {
             let r = g.rx.await.unwrap_or_else(|_| {
                 Err(BackendError::Lost {
@@ -200,6 +226,9 @@ async fn writer(
                     reason: "request dropped".into(),
                 })
             });
+            if traced {
+                arrivals.push(Instant::now());
+            }
             results.push((g.backend, r));
         }
         let ctx = Ctx {
@@ -207,11 +236,90 @@ async fn writer(
             hint,
             results: &results,
             proto: chunk.proto,
+            redirects: traced.then(|| Mutex::new(Vec::new())),
         };
-        for item in chunk.items {
+        let mut finished: Vec<(usize, Option<String>, Vec<Redirect>)> = Vec::new();
+        errors.clear();
+        for (i, item) in chunk.items.into_iter().enumerate() {
+            let start = out.len();
+            if let Some(r) = &ctx.redirects {
+                r.lock().clear();
+            }
             ctx.render(item, &mut out).await;
+            let error = matches!(out.get(start), Some(b'-' | b'!'));
+            if chunk.started.is_some() {
+                errors.push(error);
+            }
+            if chunk.meta.get(i).is_some_and(|m| m.trace.is_some()) {
+                let text = error.then(|| error_line(&out[start..]));
+                let redirects = ctx
+                    .redirects
+                    .as_ref()
+                    .map(|r| std::mem::take(&mut *r.lock()))
+                    .unwrap_or_default();
+                finished.push((i, text, redirects));
+            }
+        }
+        if let Some(started) = chunk.started {
+            let took = started.elapsed();
+            let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+            if let Some(m) = &metrics {
+                let ns = m.latency.then_some(ns);
+                for (meta, error) in chunk.meta.iter().zip(&errors) {
+                    local.record(&m.commands, meta.stat, !error, ns);
+                }
+                local.flush(&m.commands);
+            }
+            if let Some(t) = &shared.tracing {
+                let groups: Vec<(&str, Instant)> = results
+                    .iter()
+                    .zip(arrivals.iter())
+                    .map(|((b, _), at)| (b.addr.as_str(), *at))
+                    .collect();
+                if t.is_slow(took) {
+                    // Slow but not sampled: the command's span alone.
+                    for (meta, error) in chunk.meta.iter().zip(&errors) {
+                        if meta.trace.is_none() {
+                            observe::emit(
+                                t,
+                                None,
+                                Finished {
+                                    cmd: telemetry::stats::label_at(meta.stat),
+                                    start: started,
+                                    error: error.then(|| "error reply".to_string()),
+                                    groups: &[],
+                                    redirects: Vec::new(),
+                                    dispatched: started,
+                                },
+                            );
+                        }
+                    }
+                }
+                for (i, error, redirects) in finished {
+                    let Some(meta) = chunk.meta.get_mut(i) else {
+                        continue;
+                    };
+                    let trace = meta.trace.take();
+                    observe::emit(
+                        t,
+                        trace,
+                        Finished {
+                            cmd: telemetry::stats::label_at(meta.stat),
+                            start: started,
+                            error,
+                            groups: &groups,
+                            redirects,
+                            dispatched: started,
+                        },
+                    );
+                }
+            }
         }
         if !out.is_empty() {
+            shared
+                .stats
+                .net_output_bytes
+                .fetch_add(out.len() as u64, Relaxed);
             if w.write_all(&out).await.is_err() {
                 return;
             }
@@ -236,9 +344,28 @@ struct Ctx<'a> {
     hint: usize,
     results: &'a [(Arc<Backend>, BatchResult)],
     proto: Proto,
+    /// Redirects followed for the item being rendered (chunks with traced items only).
+    redirects: Option<Mutex<Vec<Redirect>>>,
+}
+
+/// The first line of an error reply, without its type byte.
+fn error_line(reply: &[u8]) -> String {
+    let line = reply.split(|&b| b == b'\r').next().unwrap_or_default();
+    String::from_utf8_lossy(line.get(1..).unwrap_or_default()).into_owned()
 }
 
 impl Ctx<'_> {
+    fn note_redirect(&self, kind: &'static str, slot: u16, to: &str) {
+        if let Some(r) = &self.redirects {
+            r.lock().push(Redirect {
+                kind,
+                slot,
+                to: to.to_string(),
+                at: std::time::SystemTime::now(),
+            });
+        }
+    }
+
     /// The final reply to one part, after following redirects.
     async fn part_reply(&self, part: &Part) -> Bytes {
         let raw = match self.results.get(part.group as usize) {
@@ -274,6 +401,7 @@ impl Ctx<'_> {
                 }
                 Action::RetryMoved(r) => {
                     shared.stats.moved.fetch_add(1, Relaxed);
+                    self.note_redirect("moved", r.slot.get(), &r.addr);
                     shared.topology.moved(r.slot, &r.addr, &shared.backends);
                     shared
                         .backends
@@ -283,6 +411,7 @@ impl Ctx<'_> {
                 }
                 Action::RetryAsk(r) => {
                     shared.stats.ask.fetch_add(1, Relaxed);
+                    self.note_redirect("ask", r.slot.get(), &r.addr);
                     let mut b = BytesMut::from(&b"*1\r\n$6\r\nASKING\r\n"[..]);
                     b.extend_from_slice(&part.req);
                     shared

@@ -42,6 +42,7 @@ pub struct TopologyCell {
     ready: Notify,
     epoch: AtomicU64,
     pub refreshes: AtomicU64,
+    pub refresh_errors: AtomicU64,
 }
 
 impl Default for TopologyCell {
@@ -52,6 +53,7 @@ impl Default for TopologyCell {
             ready: Notify::new(),
             epoch: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            refresh_errors: AtomicU64::new(0),
         }
     }
 }
@@ -236,6 +238,7 @@ pub async fn maintain(
                     failures = 0;
                 }
                 Err(e) => {
+                    cell.refresh_errors.fetch_add(1, Relaxed);
                     failures += 1;
                     if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(error = %e, "cannot read the slot map");

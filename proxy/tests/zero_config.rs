@@ -16,6 +16,8 @@ async fn no_seeds_starts_an_embedded_local_cluster() {
         .args([
             "--port",
             "0",
+            "--admin-port",
+            "0",
             "--dir",
             &dir.display().to_string(),
             "--loglevel",

@@ -55,6 +55,8 @@ pub struct Config {
     pub cluster_secret: Option<String>,
     /// IP announced to clients in MOVED and CLUSTER SLOTS; default: the bind address.
     pub cluster_announce_ip: Option<String>,
+    /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
+    pub telemetry: telemetry::Settings,
 }
 
 /// When a warm key that a command reads moves back to RAM.
@@ -97,6 +99,7 @@ impl Default for Config {
             cluster_seeds: Vec::new(),
             cluster_secret: None,
             cluster_announce_ip: None,
+            telemetry: telemetry::Settings::default(),
         }
     }
 }
@@ -203,7 +206,12 @@ impl Config {
             "cluster-seeds" => self.cluster_seeds = as_list(v)?,
             "cluster-secret" => self.cluster_secret = as_opt_string(v)?,
             "cluster-announce-ip" => self.cluster_announce_ip = as_opt_string(v)?,
-            _ => return Err("unknown configuration key".into()),
+            other => {
+                return self
+                    .telemetry
+                    .set_value(other, v)
+                    .unwrap_or_else(|| Err("unknown configuration key".into()));
+            }
         }
         Ok(())
     }

@@ -10,13 +10,14 @@ pub mod cluster;
 mod cmd;
 pub mod config;
 mod connection;
+pub mod observe;
 pub mod error;
 pub mod protocol;
 mod server;
 pub mod store;
 
 pub use config::Config;
-pub use server::{Error, run};
+pub use server::{Error, run, run_with_admin};
 
 /// The Redis version this server reports (clients gate features on it).
 pub const REDIS_VERSION: &str = "7.2.4";

@@ -108,12 +108,31 @@ struct Flags {
         skip_serializing_if = "Option::is_none"
     )]
     cluster_announce_ip: Option<String>,
+    /// Port of the admin HTTP server (/metrics, /health, /ready); 0 = none. Default 9121.
+    #[arg(long = "admin-port")]
+    #[serde(rename = "admin-port", skip_serializing_if = "Option::is_none")]
+    admin_port: Option<u16>,
+    /// Address of the admin HTTP server (default: the first --bind address).
+    #[arg(long = "admin-bind")]
+    #[serde(rename = "admin-bind", skip_serializing_if = "Option::is_none")]
+    admin_bind: Option<String>,
+    /// OTLP endpoint for traces, e.g. http://localhost:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT; none = no traces).
+    #[arg(long = "otel-endpoint")]
+    #[serde(rename = "otel-endpoint", skip_serializing_if = "Option::is_none")]
+    otel_endpoint: Option<String>,
+    /// Share of commands traced, 0 to 1 (default 0.01).
+    #[arg(long = "otel-sample-ratio")]
+    #[serde(rename = "otel-sample-ratio", skip_serializing_if = "Option::is_none")]
+    otel_sample_ratio: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    let figment = Config::figment(flags.config.as_deref()).merge(Serialized::defaults(&flags));
+    // The standard OTEL_* variables sit below everything else.
+    let figment = figment::Figment::from(telemetry::settings::otel_env(|k| std::env::var(k).ok()))
+        .merge(Config::figment(flags.config.as_deref()))
+        .merge(Serialized::defaults(&flags));
     let cfg = match Config::from_figment(&figment) {
         Ok(c) => c,
         Err(e) => {
@@ -130,6 +149,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
-    shard::run(listener, cfg, membership::process::shutdown_signal()).await?;
+    let admin = match cfg.telemetry.admin_addr(&cfg.bind) {
+        Some((host, port)) => Some(
+            tokio::net::TcpListener::bind((host.as_str(), port))
+                .await
+                .with_context(|| format!("cannot listen on {host}:{port} (admin-port)"))?,
+        ),
+        None => None,
+    };
+    shard::run_with_admin(listener, admin, cfg, membership::process::shutdown_signal()).await?;
     Ok(())
 }

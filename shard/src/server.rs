@@ -31,6 +31,10 @@ pub enum Error {
     Warm(#[from] crate::store::warm::WarmError),
     #[error("{0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Trace(#[from] telemetry::trace::TraceError),
+    #[error("{0}")]
+    Metrics(#[from] telemetry::metrics::MetricsError),
     #[error("cannot create data directory {path}: {source}")]
     Dir {
         path: String,
@@ -70,6 +74,9 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Set once in cluster mode.
     pub cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// Metrics (set once, before clients are accepted, when the admin server runs) and traces.
+    pub metrics: std::sync::OnceLock<Arc<telemetry::Metrics>>,
+    pub tracing: Option<Arc<telemetry::Tracing>>,
 }
 
 impl Shared {
@@ -85,8 +92,21 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    run_with_admin(listener, None, config, shutdown).await
+}
+
+/// [`run`], plus the admin HTTP server (`/metrics`, `/health`, `/ready`) on `admin` when given;
+/// per-command metrics are kept only then. Traces are exported when the configuration names an
+/// OTLP endpoint.
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
     config.validate()?;
     let local_addr = listener.local_addr()?;
+    let tracing = telemetry::Tracing::start(&config.telemetry, "autocache-shard")?;
     let clock = Clock::new();
     let db = open_db(&config, clock.now_ms()).await?;
     let shared = Arc::new(Shared {
@@ -108,6 +128,8 @@ pub async fn run(
         ),
         shutdown: CancellationToken::new(),
         cluster: std::sync::OnceLock::new(),
+        metrics: std::sync::OnceLock::new(),
+        tracing,
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;
@@ -117,6 +139,38 @@ pub async fn run(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(background(shared.clone()));
+    if let Some(admin) = admin {
+        let node_id = match shared.cluster.get() {
+            Some(c) => c.me.to_string(),
+            None => shared.run_id.clone(),
+        };
+        let metrics = Arc::new(telemetry::Metrics::new(
+            telemetry::Identity {
+                role: "shard",
+                version: env!("CARGO_PKG_VERSION"),
+                node_id,
+            },
+            shared.config.telemetry.latency_tracking,
+        )?);
+        crate::observe::register(&metrics, &shared);
+        let _ = shared.metrics.set(metrics.clone());
+        let weak = Arc::downgrade(&shared);
+        let state = Arc::new(telemetry::Admin {
+            metrics: Some(metrics),
+            ready: Box::new(move || match weak.upgrade() {
+                Some(sh) => crate::observe::ready(&sh),
+                None => Err("stopped".into()),
+            }),
+        });
+        let stop = shared.shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = telemetry::admin::serve(admin, state, stop).await {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+    }
+    // Tasks that live as long as the server (the rest are connections).
+    let background_tasks = tasks.len();
     let stop = shared.shutdown.clone();
     tokio::pin!(shutdown);
     loop {
@@ -131,7 +185,7 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = tasks.join_next(), if tasks.len() > 1 => {}
+            Some(_) = tasks.join_next(), if tasks.len() > background_tasks => {}
         }
     }
     drop(listener);
@@ -153,6 +207,12 @@ pub async fn run(
         {
             tracing::warn!("leaving the cluster timed out");
         }
+    }
+    if let Some(m) = shared.metrics.get() {
+        m.shutdown();
+    }
+    if let Some(t) = shared.tracing.clone() {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     if shared.db.warm().is_some() {
         let sh = shared.clone();

@@ -18,7 +18,10 @@ impl Drop for Proc {
 }
 
 fn shard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_autocache-shard"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_autocache-shard"));
+    // Several shards run at once: none takes the default admin port.
+    c.args(["--admin-port", "0"]);
+    c
 }
 
 fn free_port() -> u16 {

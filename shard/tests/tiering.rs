@@ -263,6 +263,8 @@ async fn spawn_shard(dir: &std::path::Path, port: u16) -> (Proc, Raw) {
     let child = Proc(
         Command::new(env!("CARGO_BIN_EXE_autocache-shard"))
             .args([
+                "--admin-port",
+                "0",
                 "--port",
                 &port.to_string(),
                 "--maxmemory",

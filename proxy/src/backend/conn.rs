@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +19,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use telemetry::stats::{AtomicHistogram, LATENCY_BOUNDS_NS};
 
 use crate::error::BackendError;
 use crate::protocol::{Request, reply_len};
@@ -42,6 +45,11 @@ impl Batch {
 /// How to reach and talk to one shard.
 #[derive(Debug, Clone)]
 pub struct ConnSettings {
+    /// The shard's statistics (shared by its connections).
+    pub stats: Arc<BackendStats>,
+    /// Ask a new connection's server whether it is an AutoCache shard (`INFO server`), so
+    /// traced commands can carry their context to it.
+    pub detect_autocache: bool,
     pub addr: String,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -50,6 +58,96 @@ pub struct ConnSettings {
     pub request_timeout: Duration,
     /// Batches queued per connection before senders wait.
     pub queue: usize,
+}
+
+/// What the metrics say about one shard.
+pub struct BackendStats {
+    /// Round trips of request batches, in nanoseconds (kept when `timed`).
+    pub latency: AtomicHistogram,
+    pub timed: bool,
+    /// Failed requests by [`ErrorKind`].
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+    /// The server said it is an AutoCache shard.
+    pub autocache: AtomicBool,
+}
+
+impl std::fmt::Debug for BackendStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendStats")
+            .field("requests", &self.latency.count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why requests to a shard failed, as `autocache_backend_errors_total{kind}` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A connection attempt failed.
+    Connect,
+    Auth,
+    /// A request failed fast: no live connection.
+    Unavailable,
+    Timeout,
+    /// The connection broke with the request in flight.
+    Lost,
+    Protocol,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Connect,
+        ErrorKind::Auth,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Lost,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Lost => "lost",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+
+    pub fn of(e: &BackendError) -> ErrorKind {
+        match e {
+            BackendError::Unavailable { .. } => ErrorKind::Unavailable,
+            BackendError::Lost { .. } => ErrorKind::Lost,
+            BackendError::Timeout { .. } => ErrorKind::Timeout,
+            BackendError::Auth { .. } => ErrorKind::Auth,
+            BackendError::Protocol { .. } => ErrorKind::Protocol,
+        }
+    }
+}
+
+impl BackendStats {
+    pub fn new(timed: bool) -> BackendStats {
+        BackendStats {
+            latency: AtomicHistogram::new(&LATENCY_BOUNDS_NS),
+            timed,
+            errors: Default::default(),
+            autocache: AtomicBool::new(false),
+        }
+    }
+
+    pub fn error(&self, kind: ErrorKind, requests: u64) {
+        if let Some(c) = self.errors.get(kind as usize) {
+            c.fetch_add(requests, Relaxed);
+        }
+    }
+
+    /// `(kind, failed requests)` for every kind.
+    pub fn errors(&self) -> impl Iterator<Item = (ErrorKind, u64)> + '_ {
+        ErrorKind::ALL
+            .into_iter()
+            .zip(self.errors.iter())
+            .map(|(k, c)| (k, c.load(Relaxed)))
+    }
 }
 
 /// A cloneable handle to a connection's driver tasks.
@@ -151,6 +249,17 @@ pub async fn connect(
             });
         }
     }
+    if settings.detect_autocache && !settings.stats.autocache.load(Relaxed) {
+        let info = Request::from_args(&["INFO", "server"]);
+        if let Ok(Ok(reply)) =
+            tokio::time::timeout(settings.connect_timeout, roundtrip(&mut stream, &info.raw)).await
+        {
+            let is_autocache = reply
+                .windows(b"autocache_version:".len())
+                .any(|w| w == b"autocache_version:");
+            settings.stats.autocache.store(is_autocache, Relaxed);
+        }
+    }
     let (r, w) = stream.into_split();
     let queue = settings.queue.max(1);
     let (tx, rx) = mpsc::channel(queue);
@@ -164,6 +273,7 @@ pub async fn connect(
         closed.clone(),
         settings.request_timeout,
         addr.clone(),
+        settings.stats.clone(),
     ));
     tokio::spawn(reader(
         r,
@@ -172,6 +282,7 @@ pub async fn connect(
         addr.clone(),
         on_close,
         settings.request_timeout,
+        settings.stats.clone(),
     ));
     Ok(ConnHandle { tx, closed, addr })
 }
@@ -208,6 +319,7 @@ async fn writer(
     closed: CancellationToken,
     timeout: Duration,
     addr: Arc<str>,
+    stats: Arc<BackendStats>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     'outer: loop {
@@ -249,6 +361,7 @@ async fn writer(
     // Batches queued but never written: nobody else will answer them.
     rx.close();
     while let Ok(b) = rx.try_recv() {
+        stats.error(ErrorKind::Lost, b.count as u64);
         b.fail(BackendError::Lost {
             addr: addr.to_string(),
             reason: "connection closed".into(),
@@ -263,6 +376,7 @@ async fn reader(
     addr: Arc<str>,
     on_close: Arc<Notify>,
     timeout: Duration,
+    stats: Arc<BackendStats>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -318,6 +432,11 @@ async fn reader(
                     if front.replies.len() >= front.count
                         && let Some(p) = pending.pop_front()
                     {
+                        if stats.timed {
+                            // The deadline is the write time plus the timeout.
+                            let sent = p.deadline.checked_sub(timeout).unwrap_or(p.deadline);
+                            stats.latency.record_duration(Instant::now().saturating_duration_since(sent));
+                        }
                         let _ = p.done.send(Ok(p.replies));
                     }
                 }
@@ -341,7 +460,9 @@ async fn reader(
     while let Ok(p) = inflight.try_recv() {
         pending.push_back(p);
     }
+    let kind = ErrorKind::of(&failure);
     for p in pending {
+        stats.error(kind, p.count as u64);
         let _ = p.done.send(Err(failure.clone()));
     }
 }

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use conn::{Batch, BatchResult, ConnHandle, ConnSettings};
+pub use conn::{Batch, BatchResult, BackendStats, ConnHandle, ConnSettings, ErrorKind};
 
 use crate::error::BackendError;
 
@@ -31,7 +31,15 @@ impl managed::Manager for Manager {
     type Error = BackendError;
 
     async fn create(&self) -> Result<ConnHandle, BackendError> {
-        conn::connect(&self.settings, self.on_close.clone()).await
+        let r = conn::connect(&self.settings, self.on_close.clone()).await;
+        if let Err(e) = &r {
+            let kind = match e {
+                BackendError::Auth { .. } => ErrorKind::Auth,
+                _ => ErrorKind::Connect,
+            };
+            self.settings.stats.error(kind, 1);
+        }
+        r
     }
 
     async fn recycle(&self, c: &mut ConnHandle, _: &Metrics) -> RecycleResult<BackendError> {
@@ -64,6 +72,10 @@ pub struct BackendSettings {
     pub request_timeout: Duration,
     pub health_interval: Duration,
     pub queue: usize,
+    /// Time request batches per shard (metrics on).
+    pub timed: bool,
+    /// Find out which shards are AutoCache shards (traces on).
+    pub detect_autocache: bool,
 }
 
 /// One shard: `connections` long-lived connections. Connection `i` of a shard always carries a
@@ -89,6 +101,8 @@ pub struct Backend {
 impl Backend {
     fn new(addr: &str, s: &BackendSettings, stop: CancellationToken) -> Arc<Backend> {
         let settings = Arc::new(ConnSettings {
+            stats: Arc::new(BackendStats::new(s.timed)),
+            detect_autocache: s.detect_autocache,
             addr: addr.to_string(),
             username: s.username.clone(),
             password: s.password.clone(),
@@ -151,6 +165,15 @@ impl Backend {
         }
     }
 
+    pub fn stats(&self) -> &BackendStats {
+        &self.settings.stats
+    }
+
+    /// Whether traced commands can carry their context to this shard.
+    pub fn speaks_trace(&self) -> bool {
+        self.settings.stats.autocache.load(Relaxed)
+    }
+
     pub fn last_error(&self) -> String {
         self.last_error.lock().clone()
     }
@@ -203,6 +226,9 @@ impl Backend {
             Ok(c) => c.send(batch).await,
             Err(e) => {
                 self.failures.fetch_add(batch.count as u64, Relaxed);
+                self.settings
+                    .stats
+                    .error(ErrorKind::of(&e), batch.count as u64);
                 batch.fail(e);
             }
         }

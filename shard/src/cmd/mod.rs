@@ -35,6 +35,10 @@ pub struct Session {
     misses: u64,
     commands: u64,
     last_cmd: &'static str,
+    /// The table entry of the command just executed (`None`: unknown command).
+    pub last_spec: Option<&'static CommandSpec>,
+    /// Trace context for the next command, from `AUTOCACHE.TRACE`.
+    pub trace_next: Option<telemetry::TraceParent>,
 }
 
 impl Session {
@@ -50,6 +54,8 @@ impl Session {
             misses: 0,
             commands: 0,
             last_cmd: "",
+            last_spec: None,
+            trace_next: None,
         }
     }
 
@@ -76,6 +82,11 @@ impl Session {
                 .keyspace_misses
                 .fetch_add(std::mem::take(&mut self.misses), Relaxed);
         }
+    }
+
+    /// Keyspace hits and misses of the current batch so far.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 
     /// Counts a keyspace lookup for INFO's hit/miss statistics.
@@ -133,6 +144,13 @@ pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
         keys,
         wrote,
     })
+}
+
+impl WarmPlan {
+    /// Whether the request needed keys from the warm tier.
+    pub fn loaded_any(&self) -> bool {
+        !self.keys.is_empty()
+    }
 }
 
 /// Commands whose effect and reply do not depend on the old values of their keys.
@@ -196,6 +214,7 @@ pub fn settle_warm(s: &Session, plan: WarmPlan) {
 
 /// Executes one request and returns its reply.
 pub fn execute(s: &mut Session, args: Args) -> Reply {
+    s.last_spec = None;
     match dispatch(s, &args) {
         Ok(r) => r,
         Err(e) => e.into(),
@@ -232,6 +251,7 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     };
     s.commands += 1;
     s.last_cmd = top.name;
+    s.last_spec = Some(spec);
     if !spec.arity_ok(args.len()) {
         return Err(CmdError::WrongArity(full_name(top, spec)));
     }

@@ -1,0 +1,189 @@
+//! The admin HTTP server of an in-process shard: exact metric values after known traffic,
+//! `/health` and `/ready`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use telemetry::admin::http_get;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Running {
+    addr: SocketAddr,
+    admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), shard::Error>>,
+}
+
+async fn start(cfg: shard::Config) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let (addr, admin_addr) = (
+        listener.local_addr().expect("addr"),
+        admin.local_addr().expect("addr"),
+    );
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(shard::run_with_admin(listener, Some(admin), cfg, async {
+        let _ = rx.await;
+    }));
+    Running {
+        addr,
+        admin: admin_addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let r = tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("stops in time")
+            .expect("task");
+        r.expect("clean stop");
+    }
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "autocache-metrics-{}-{tag}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_known_traffic_exactly() {
+    let s = start(shard::Config {
+        dir: temp_dir("counts"),
+        ..shard::Config::default()
+    })
+    .await;
+    let client = redis::Client::open(format!("redis://{}/", s.addr)).expect("client");
+    let mut con = tokio::time::timeout(TIMEOUT, client.get_multiplexed_async_connection())
+        .await
+        .expect("in time")
+        .expect("connect");
+    for i in 0..7 {
+        let _: () = con.set(format!("k{i}"), "v").await.expect("set");
+    }
+    for i in 0..5 {
+        let v: Option<String> = con.get(format!("k{i}")).await.expect("get");
+        assert_eq!(v.as_deref(), Some("v"));
+    }
+    for i in 0..3 {
+        let v: Option<String> = con.get(format!("missing{i}")).await.expect("get");
+        assert_eq!(v, None);
+    }
+    // Wrong arity: an error reply counted against GET, with no keyspace lookup.
+    let e = redis::cmd("GET")
+        .query_async::<Option<String>>(&mut con)
+        .await
+        .expect_err("arity error");
+    assert!(e.to_string().contains("wrong number"), "{e}");
+    let _: Option<String> = redis::cmd("NOSUCHCOMMAND")
+        .query_async(&mut con)
+        .await
+        .ok()
+        .flatten();
+
+    let (status, text) = http_get(s.admin, "/metrics").await.expect("scrape");
+    assert_eq!(status, 200, "{text}");
+    for (series, want) in [
+        ("autocache_commands_total{cmd=\"set\",status=\"ok\"}", 7.0),
+        ("autocache_commands_total{cmd=\"set\",status=\"error\"}", 0.0),
+        ("autocache_commands_total{cmd=\"get\",status=\"ok\"}", 8.0),
+        ("autocache_commands_total{cmd=\"get\",status=\"error\"}", 1.0),
+        ("autocache_commands_total{cmd=\"unknown\",status=\"error\"}", 1.0),
+        ("autocache_command_duration_seconds_count{cmd=\"set\"}", 7.0),
+        ("autocache_command_duration_seconds_count{cmd=\"get\"}", 9.0),
+        (
+            "autocache_command_duration_seconds_bucket{cmd=\"get\",le=\"+Inf\"}",
+            9.0,
+        ),
+        ("autocache_cache_hits_total", 5.0),
+        ("autocache_cache_misses_total", 3.0),
+        ("autocache_keys_total", 7.0),
+        ("autocache_tiered_keys{tier=\"ram\"}", 7.0),
+        ("autocache_tiered_keys{tier=\"warm\"}", 0.0),
+        ("autocache_tier_hits_total{tier=\"ram\"}", 5.0),
+        ("autocache_connections", 1.0),
+        ("autocache_connections_received_total", 1.0),
+        ("autocache_connections_rejected_total", 0.0),
+        ("autocache_cluster_state", 1.0),
+        ("autocache_cluster_slots_assigned", 16384.0),
+        ("autocache_memory_bytes{type=\"maxmemory\"}", 0.0),
+    ] {
+        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+    }
+    for series in [
+        "autocache_network_bytes_total{direction=\"in\"}",
+        "autocache_network_bytes_total{direction=\"out\"}",
+        "autocache_memory_bytes{type=\"used\"}",
+        "autocache_uptime_seconds",
+        "autocache_command_duration_seconds_sum{cmd=\"get\"}",
+    ] {
+        assert!(
+            value(&text, series).is_some_and(|v| v > 0.0),
+            "{series} in\n{text}"
+        );
+    }
+    assert!(
+        text.lines().any(|l| l.starts_with("autocache_info{")
+            && l.contains("role=\"shard\"")
+            && l.ends_with(" 1")),
+        "{text}"
+    );
+    assert!(!text.contains("otel_scope"), "{text}");
+
+    assert_eq!(http_get(s.admin, "/health").await.expect("health").0, 200);
+    assert_eq!(http_get(s.admin, "/ready").await.expect("ready").0, 200);
+    assert_eq!(http_get(s.admin, "/nope").await.expect("404").0, 404);
+    drop(con);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_tracking_off_keeps_counts_without_timings() {
+    let mut cfg = shard::Config {
+        dir: temp_dir("nolatency"),
+        ..shard::Config::default()
+    };
+    cfg.telemetry.latency_tracking = false;
+    let s = start(cfg).await;
+    let client = redis::Client::open(format!("redis://{}/", s.addr)).expect("client");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for _ in 0..4 {
+        let _: () = con.set("a", "1").await.expect("set");
+    }
+    let (_, text) = http_get(s.admin, "/metrics").await.expect("scrape");
+    assert_eq!(
+        value(&text, "autocache_commands_total{cmd=\"set\",status=\"ok\"}"),
+        Some(4.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("autocache_command_duration_seconds"),
+        "{text}"
+    );
+    drop(con);
+    s.stop().await;
+}
