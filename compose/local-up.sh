@@ -219,6 +219,7 @@ check() {
   if "$@" >"$state/check.out" 2>&1; then
     passed=$((passed + 1))
     say "ok   $title"
+    sed 's/^/      /' "$state/check.out"
   else
     failures=$((failures + 1))
     say "FAIL $title"
