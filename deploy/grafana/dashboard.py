@@ -403,6 +403,21 @@ ROWS = [
                 "MOVED and ASK replies the proxies followed.",
             ),
             timeseries(
+                "Hot-key near cache",
+                "ops",
+                [
+                    (
+                        f"sum by (result) (rate(autocache_hotkey_cache_lookups_total{{{SEL}}}[{RATE}]))",
+                        "{{result}}",
+                    ),
+                    (
+                        f"sum(rate(autocache_hotkey_invalidations_total{{{SEL}}}[{RATE}]))",
+                        "invalidations",
+                    ),
+                ],
+                "Reads of hot keys served from the proxies' memory (hit) or the shards (miss).",
+            ),
+            timeseries(
                 "Topology refreshes",
                 "ops",
                 [

@@ -20,6 +20,44 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
         w.upgrade().map(|s| f(&s)).unwrap_or_default()
     }
     let s = w.clone();
+    m.counter_by(
+        "autocache_hotkey_cache_lookups",
+        "Reads of hot keys through the near cache, by result (hit: served from the proxy).",
+        "result",
+        move |emit| {
+            if let Some(c) = s.upgrade().and_then(|sh| sh.hotkeys.cache.clone()) {
+                emit("hit", c.stats.hits.load(Relaxed));
+                emit("miss", c.stats.misses.load(Relaxed));
+            }
+        },
+    );
+    let s = w.clone();
+    m.counter(
+        "autocache_hotkey_invalidations",
+        "Near-cache keys dropped because they changed (shard pushes, local writes, flushes).",
+        move || {
+            with(&s, |sh| {
+                sh.hotkeys
+                    .cache
+                    .as_ref()
+                    .map_or(0, |c| c.stats.invalidations.load(Relaxed))
+            })
+        },
+    );
+    let s = w.clone();
+    m.gauge(
+        "autocache_hotkeys",
+        "Keys currently rated hot.",
+        move || {
+            with(&s, |sh| {
+                sh.hotkeys
+                    .detector
+                    .as_ref()
+                    .map_or(0, |d| d.hot_len() as i64)
+            })
+        },
+    );
+    let s = w.clone();
     m.gauge("autocache_connections", "Connected clients.", move || {
         with(&s, |sh| sh.clients.lock().len() as i64)
     });

@@ -95,6 +95,9 @@ pub struct Meta {
     /// The command's slot in the command statistics.
     pub stat: usize,
     pub trace: Option<Box<CmdTrace>>,
+    /// False for an item a request adds after its own (a hot-key fence release): the
+    /// request is counted once.
+    pub counted: bool,
 }
 
 /// The items and backend groups of one client read.
@@ -125,12 +128,15 @@ impl ChunkBuilder {
         }
     }
 
-    /// Closes the metadata of the request just planned (each request yields one item).
+    /// Closes the metadata of the request just planned (its first item is the request's
+    /// reply; a write may add a fence release after it).
     pub fn note(&mut self) {
+        let mut first = true;
         while self.meta.len() < self.items.len() {
             self.meta.push(Meta {
                 stat: slot_of(self.cur.map(|s| s.id)),
                 trace: self.trace.take(),
+                counted: std::mem::take(&mut first),
             });
         }
         self.cur = None;

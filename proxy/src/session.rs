@@ -267,7 +267,9 @@ async fn writer(
             if let Some(m) = &metrics {
                 let ns = m.latency.then_some(ns);
                 for (meta, error) in chunk.meta.iter().zip(&errors) {
-                    local.record(&m.commands, meta.stat, !error, ns);
+                    if meta.counted {
+                        local.record(&m.commands, meta.stat, !error, ns);
+                    }
                 }
                 local.flush(&m.commands);
             }
@@ -280,7 +282,7 @@ async fn writer(
                 if t.is_slow(took) {
                     // Slow but not sampled: the command's span alone.
                     for (meta, error) in chunk.meta.iter().zip(&errors) {
-                        if meta.trace.is_none() {
+                        if meta.counted && meta.trace.is_none() {
                             observe::emit(
                                 t,
                                 None,

@@ -230,6 +230,19 @@ async fn proxy_metrics_and_readiness() {
     ] {
         assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
     }
+    // The near cache's series exist from the start (no hot key yet: no hits).
+    assert_eq!(
+        value(
+            &text,
+            "autocache_hotkey_cache_lookups_total{result=\"hit\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("autocache_hotkey_invalidations_total"),
+        "{text}"
+    );
     // Every forwarded command's round trip is timed, per shard.
     let backend_calls: f64 = [a.addr, b.addr]
         .iter()
