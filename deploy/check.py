@@ -56,6 +56,9 @@ COUNTERS_GAUGES = {
     "autocache_redirects_total",
     "autocache_topology_refreshes_total",
     "autocache_backends",
+    "autocache_hotkey_cache_lookups_total",
+    "autocache_hotkey_invalidations_total",
+    "autocache_hotkeys",
 }
 HISTOGRAMS = {
     "autocache_command_duration_seconds",
