@@ -49,7 +49,7 @@ if [ "$smoke" = 1 ] && [ "$have_prometheus" = 0 ]; then
   die "the smoke test needs prometheus (apt-get install prometheus)"
 fi
 
-bins="$root/target/$profile"
+bins="${CARGO_TARGET_DIR:-$root/target}/$profile"
 if [ -n "${LOCAL_UP_BIN_DIR:-}" ]; then
   bins=$LOCAL_UP_BIN_DIR build=0
 fi
