@@ -197,7 +197,10 @@ impl Backend {
     /// The connection for session `hint`, or the next live one; fails fast when the shard is
     /// down (waits up to the connect timeout only before the first connection).
     pub async fn pick(&self, hint: usize) -> Result<ConnHandle, BackendError> {
-        for attempt in 0..2 {
+        // A backend still making its first connections is waited for (up to the connect
+        // timeout, across however many updates it publishes meanwhile); a down one fails fast.
+        let deadline = tokio::time::Instant::now() + self.settings.connect_timeout;
+        loop {
             let notified = self.changed.notified();
             {
                 let conns = self.conns.load();
@@ -210,8 +213,8 @@ impl Backend {
                     }
                 }
             }
-            if attempt == 0 && self.state() == State::Connecting {
-                let _ = tokio::time::timeout(self.settings.connect_timeout, notified).await;
+            if self.state() == State::Connecting && tokio::time::Instant::now() < deadline {
+                let _ = tokio::time::timeout_at(deadline, notified).await;
                 continue;
             }
             break;
