@@ -598,6 +598,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_move_to_the_pool_when_slow_and_back_when_fast() {
+        let st = WarmStats::default();
+        assert!(st.reads_are_fast(), "inline until a read is measured");
+        st.record_read(5_000_000); // one 5 ms read (the disk is really read)
+        assert!(!st.reads_are_fast());
+        for _ in 0..200 {
+            st.record_read(5_000); // served from the page cache again
+        }
+        assert!(st.reads_are_fast());
+    }
+
+    #[test]
     fn records_round_trip() {
         let mut h = HashValue::default();
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
