@@ -228,7 +228,8 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
                     break;
                 }
                 let key = format!("w:{}", i % 500);
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // At least two full rounds over the 500 keys, however fast the rebalance is.
+                if i >= 1000 && stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
                 let r: redis::RedisResult<()> = redis::cmd("SET")
