@@ -82,11 +82,12 @@ async fn open_loop_charges_the_stall_to_every_request_due_during_it() {
     let r = loadtest::run(&c).await.expect("run");
     assert_eq!(r.requests, 600);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    // ~300 of 600 requests fell due during the stall, waiting 300..0 ms: the median request
-    // waited tens of ms, p90 well over 100 ms.
+    // ~300 of 600 requests fell due during the stall, waiting 300..0 ms (however fast the
+    // backlog drains afterwards): the mean is ~75 ms, p90 well over 100 ms. (The median sits at
+    // the edge of the stalled half, so it depends on the machine's speed: not asserted.)
     assert!(r.totals.max_ms >= 290.0, "max {}", r.totals.max_ms);
     assert!(r.totals.p90_ms >= 150.0, "p90 {}", r.totals.p90_ms);
-    assert!(r.totals.p50_ms >= 5.0, "p50 {}", r.totals.p50_ms);
+    assert!(r.totals.mean_ms >= 40.0, "mean {}", r.totals.mean_ms);
     // The client itself kept to the schedule apart from timer granularity.
     assert!(r.send_lag_mean_ms < 50.0, "lag {}", r.send_lag_mean_ms);
 }

@@ -3,7 +3,8 @@
 # direct redis-server, same machine, same run, via /work/shared/bench/peers.sh (medians of REPS).
 # Then one unpipelined client (-c 1) per system for the per-hop latency.
 #
-# Usage: bash proxy/bench/run.sh        (env: REPS=3 SCALE=0.5 THREADS=1 OUT=<dir>)
+# Usage: bash proxy/bench/run.sh        (env: REPS=3 SCALE=0.5 THREADS=1 OUT=<dir> BIN=<proxy>
+#        TESTS="set_p1 ..." SYSTEMS="direct twemproxy custom" C1=0 to skip the -c 1 part)
 # Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy
 #        (cargo build --release -p autocache-proxy).
 # Everything runs on 127.0.0.1, every load is bounded (request counts + timeouts), and every
@@ -56,9 +57,11 @@ echo "proxy pid $PROXY_PID on $P_PROXY (threads=$THREADS) over cluster ${P_CL[*]
 
 # 2. Throughput: peers.sh runs direct and twemproxy itself and measures ours as "custom"
 #    (CUSTOM_PIDS = the proxy only, so its "servers" CPU columns are the proxy's CPU).
-SYSTEMS="direct twemproxy custom" CUSTOM_PORT=$P_PROXY CUSTOM_PIDS="$PROXY_PID" \
-  TESTS="set_p1 get_p1 set_p16 get_p16 mget_p1 mget_p16" REPS=$REPS SCALE=$SCALE OUT="$OUT/peers" \
-  bash "$PEERS" 2>&1 | tee "$OUT/peers.log"
+#    The cluster nodes count as "other jobs" there, so ours is never "clean": no extra runs.
+SYSTEMS=${SYSTEMS:-"direct twemproxy custom"} CUSTOM_PORT=$P_PROXY CUSTOM_PIDS="$PROXY_PID" \
+  TESTS=${TESTS:-"set_p1 get_p1 set_p16 get_p16 mget_p1 mget_p16"} REPS=$REPS SCALE=$SCALE \
+  EXTRA_MAX=${EXTRA_MAX:-0} OUT="$OUT/peers" bash "$PEERS" 2>&1 | tee "$OUT/peers.log"
+[ "${C1:-1}" = 1 ] || { echo "results in $OUT"; exit 0; }
 
 # 3. One unpipelined client: per-hop latency (p50/p99 in ms) and requests per second.
 start_redis $P_C1_DIRECT

@@ -1,12 +1,15 @@
-//! One client connection: a reader that frames and routes requests, and a writer that answers
-//! them in request order.
+//! One client connection, served by one task that frames and routes requests and answers them
+//! in request order.
 //!
 //! Each client read becomes one chunk: its requests are planned into a FIFO of [`Item`]s, and
 //! the requests bound for each backend are sent as one batch (so requests to different shards
-//! proceed in parallel). The writer takes chunks in order, waits for their batches, renders
-//! every item (merging fan-outs, following redirects) and writes the whole chunk with one
-//! syscall. Both channels are bounded: a slow client stops its reader, not the proxy.
+//! proceed in parallel). Chunks wait in a bounded queue; when the oldest one's batches are all
+//! answered, the task renders every item (merging fan-outs, following redirects) and writes the
+//! whole chunk with one syscall. A full queue stops reading: a slow client stops itself, not
+//! the proxy. Reading and answering in the same task keeps an unpipelined request to two
+//! wake-ups of this task (its read and its backend reply).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -18,9 +21,10 @@ use membership::redirect::{self, Action};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use parking_lot::Mutex;
+use telemetry::Metrics;
 use telemetry::stats::LocalStats;
 
 use crate::backend::{Backend, Batch, BatchResult};
@@ -33,7 +37,7 @@ use crate::server::{ClientEntry, Shared};
 
 /// Requests planned per chunk before it is dispatched (bounds memory per client read).
 const MAX_CHUNK_ITEMS: usize = 1024;
-/// Chunks queued between a client's reader and writer.
+/// Chunks planned and sent but not yet answered, per client.
 const CHUNK_QUEUE: usize = 32;
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -49,6 +53,8 @@ pub struct Session {
 struct GroupRx {
     backend: Arc<Backend>,
     rx: oneshot::Receiver<BatchResult>,
+    /// The batch's replies once they arrived, and when (for traces).
+    result: Option<(BatchResult, Instant)>,
 }
 
 struct Chunk {
@@ -76,8 +82,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         },
     );
     let (mut r, w) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Chunk>(CHUNK_QUEUE);
-    let writer = tokio::spawn(writer(shared.clone(), w, rx, id as usize));
+    let mut replier = Replier::new(shared.clone(), w, id as usize);
+    let mut queue: VecDeque<Chunk> = VecDeque::with_capacity(4);
     let mut sess = Session {
         id,
         proto: Proto::Resp2,
@@ -88,17 +94,40 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let observing = shared.metrics.get().is_some() || shared.tracing.is_some();
-    'conn: loop {
+    // False once the client closed, the proxy drains or the session must close: what is queued
+    // is still answered.
+    let mut reading = true;
+    loop {
+        if !reading && queue.is_empty() {
+            break;
+        }
         if input.capacity() - input.len() < READ_CHUNK / 4 {
             input.reserve(READ_CHUNK);
         }
+        let (waiting, room) = (!queue.is_empty(), queue.len() < CHUNK_QUEUE);
         let read = tokio::select! {
             biased;
-            _ = shared.drain.cancelled() => break,
-            r = r.read_buf(&mut input) => r,
+            () = head_answered(&mut queue), if waiting => None,
+            _ = shared.drain.cancelled(), if reading => {
+                reading = false;
+                continue;
+            }
+            r = r.read_buf(&mut input), if reading && room => Some(r),
+        };
+        let Some(read) = read else {
+            let Some(chunk) = queue.pop_front() else {
+                continue;
+            };
+            if !replier.answer(chunk).await {
+                break;
+            }
+            continue;
         };
         match read {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => {
+                reading = false;
+                continue;
+            }
             Ok(n) => {
                 shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
             }
@@ -116,9 +145,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if sess.proto != chunk.proto {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        if !dispatch(&tx, done, id as usize, false).await {
-                            break 'conn;
-                        }
+                        dispatch(&mut queue, done, id as usize, false).await;
                     }
                     if let Some(t) = &shared.tracing
                         && t.sample()
@@ -135,9 +162,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if chunk.items.len() >= MAX_CHUNK_ITEMS {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        if !dispatch(&tx, done, id as usize, false).await {
-                            break 'conn;
-                        }
+                        dispatch(&mut queue, done, id as usize, false).await;
                     }
                 }
                 Ok(None) => break,
@@ -160,20 +185,19 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             );
             sess.close = true;
         }
-        if !dispatch(&tx, chunk, id as usize, sess.close).await || sess.close {
-            break;
+        dispatch(&mut queue, chunk, id as usize, sess.close).await;
+        if sess.close {
+            reading = false;
         }
     }
-    drop(tx);
-    let _ = writer.await;
+    replier.finish().await;
     shared.clients.lock().remove(&id);
 }
 
-/// Sends the chunk's backend batches, then queues the chunk for the writer. False when the
-/// writer is gone (client disconnected).
-async fn dispatch(tx: &mpsc::Sender<Chunk>, chunk: ChunkBuilder, hint: usize, close: bool) -> bool {
+/// Sends the chunk's backend batches, then queues the chunk to be answered.
+async fn dispatch(queue: &mut VecDeque<Chunk>, chunk: ChunkBuilder, hint: usize, close: bool) {
     if chunk.items.is_empty() && !close {
-        return true;
+        return;
     }
     let mut groups = Vec::with_capacity(chunk.groups.len());
     for g in chunk.groups {
@@ -191,44 +215,88 @@ async fn dispatch(tx: &mpsc::Sender<Chunk>, chunk: ChunkBuilder, hint: usize, cl
         groups.push(GroupRx {
             backend: g.backend,
             rx,
+            result: None,
         });
     }
-    tx.send(Chunk {
+    queue.push_back(Chunk {
         items: chunk.items,
         meta: chunk.meta,
         started: chunk.started,
         groups,
         proto: chunk.proto,
         close,
-    })
-    .await
-    .is_ok()
+    });
 }
 
-async fn writer(
-    shared: Arc<Shared>,
-    mut w: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Chunk>,
-    hint: usize,
-) {
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
-    let metrics = shared.metrics.get().cloned();
-    let mut local = LocalStats::default();
-    // Per item of the current chunk: whether its reply is an error (metrics on).
-    let mut errors: Vec<bool> = Vec::new();
-    while let Some(mut chunk) = rx.recv().await {
-        let traced = chunk.meta.iter().any(|m| m.trace.is_some());
-        let mut results: Vec<(Arc<Backend>, BatchResult)> = Vec::with_capacity(chunk.groups.len());
-        let mut arrivals: Vec<Instant> = Vec::new();
-        for g in chunk.groups {
-            let r = g.rx.await.unwrap_or_else(|_| {
+/// Completes when every batch of the oldest queued chunk has its replies. Cancel-safe: a reply
+/// that arrived is kept in its group.
+async fn head_answered(queue: &mut VecDeque<Chunk>) {
+    let Some(chunk) = queue.front_mut() else {
+        return;
+    };
+    for g in &mut chunk.groups {
+        if g.result.is_none() {
+            let r = (&mut g.rx).await.unwrap_or_else(|_| {
                 Err(BackendError::Lost {
                     addr: g.backend.addr.clone(),
                     reason: "request dropped".into(),
                 })
             });
+            g.result = Some((r, Instant::now()));
+        }
+    }
+}
+
+/// Renders answered chunks and writes them to the client.
+struct Replier {
+    shared: Arc<Shared>,
+    w: OwnedWriteHalf,
+    hint: usize,
+    out: BytesMut,
+    metrics: Option<Arc<Metrics>>,
+    local: LocalStats,
+    /// Per item of the current chunk: whether its reply is an error (metrics on).
+    errors: Vec<bool>,
+}
+
+impl Replier {
+    fn new(shared: Arc<Shared>, w: OwnedWriteHalf, hint: usize) -> Replier {
+        let metrics = shared.metrics.get().cloned();
+        Replier {
+            shared,
+            w,
+            hint,
+            out: BytesMut::with_capacity(READ_CHUNK),
+            metrics,
+            local: LocalStats::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    async fn finish(mut self) {
+        let _ = self.w.shutdown().await;
+    }
+
+    /// Answers one chunk whose batches all have replies. False when the session must end
+    /// (the client is gone, or the chunk closes it).
+    async fn answer(&mut self, mut chunk: Chunk) -> bool {
+        let shared = &*self.shared;
+        let (out, errors, local) = (&mut self.out, &mut self.errors, &mut self.local);
+        let metrics = &self.metrics;
+        let hint = self.hint;
+        let traced = chunk.meta.iter().any(|m| m.trace.is_some());
+        let mut results: Vec<(Arc<Backend>, BatchResult)> = Vec::with_capacity(chunk.groups.len());
+        let mut arrivals: Vec<Instant> = Vec::new();
+        for g in chunk.groups {
+            let (r, at) = g.result.unwrap_or_else(|| {
+                let e = BackendError::Lost {
+                    addr: g.backend.addr.clone(),
+                    reason: "request dropped".into(),
+                };
+                (Err(e), Instant::now())
+            });
             if traced {
-                arrivals.push(Instant::now());
+                arrivals.push(at);
             }
             results.push((g.backend, r));
         }
@@ -246,7 +314,7 @@ async fn writer(
             if let Some(r) = &ctx.redirects {
                 r.lock().clear();
             }
-            ctx.render(item, &mut out).await;
+            ctx.render(item, out).await;
             let error = matches!(out.get(start), Some(b'-' | b'!'));
             if chunk.started.is_some() {
                 errors.push(error);
@@ -266,7 +334,7 @@ async fn writer(
             let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             if let Some(m) = &metrics {
                 let ns = m.latency.then_some(ns);
-                for (meta, error) in chunk.meta.iter().zip(&errors) {
+                for (meta, error) in chunk.meta.iter().zip(errors.iter()) {
                     if meta.counted {
                         local.record(&m.commands, meta.stat, !error, ns);
                     }
@@ -281,7 +349,7 @@ async fn writer(
                     .collect();
                 if t.is_slow(took) {
                     // Slow but not sampled: the command's span alone.
-                    for (meta, error) in chunk.meta.iter().zip(&errors) {
+                    for (meta, error) in chunk.meta.iter().zip(errors.iter()) {
                         if meta.counted && meta.trace.is_none() {
                             observe::emit(
                                 t,
@@ -323,19 +391,16 @@ async fn writer(
                 .stats
                 .net_output_bytes
                 .fetch_add(out.len() as u64, Relaxed);
-            if w.write_all(&out).await.is_err() {
-                return;
+            if self.w.write_all(out).await.is_err() {
+                return false;
             }
             out.clear();
             if out.capacity() > 1 << 20 {
-                out = BytesMut::with_capacity(READ_CHUNK);
+                *out = BytesMut::with_capacity(READ_CHUNK);
             }
         }
-        if chunk.close {
-            break;
-        }
+        !chunk.close
     }
-    let _ = w.shutdown().await;
 }
 
 fn err_bytes(e: CmdError) -> Bytes {
@@ -386,7 +451,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Follows MOVED/ASK/TRYAGAIN as [`redirect::decide`] says, at most `MAX_REDIRECTS` times.
+    /// Follows MOVED/ASK/TRYAGAIN as [`redirect::decide`] says, within its budgets.
     async fn follow(&self, part: &Part, mut reply: Bytes) -> Bytes {
         let shared = self.shared;
         let mut attempt = 0;
@@ -466,6 +531,11 @@ impl Ctx<'_> {
                 let mut replies = Vec::with_capacity(parts.len());
                 for (p, positions) in parts {
                     replies.push((self.part_reply(&p).await, positions));
+                }
+                if matches!(merge, Merge::KeyOrder)
+                    && splice_key_order(&replies, nkeys, self.proto, out)
+                {
+                    return;
                 }
                 let merged = merge_fan(replies, nkeys, merge);
                 encode(&merged, self.proto, out);
@@ -581,6 +651,61 @@ impl Ctx<'_> {
     }
 }
 
+/// MGET's merge without decoding: every part's reply is an array of bulk strings (or nils)
+/// whose raw elements are copied to their keys' positions. Writes nothing and returns false
+/// when a reply is anything else (an error, say), for the decoding merge to handle.
+fn splice_key_order(
+    replies: &[(Bytes, Vec<u32>)],
+    nkeys: usize,
+    proto: Proto,
+    out: &mut BytesMut,
+) -> bool {
+    let mut at: Vec<&[u8]> = vec![&[]; nkeys];
+    for (r, positions) in replies {
+        let Some(head_end) = r.iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        let count = r
+            .get(..head_end.saturating_sub(1))
+            .and_then(|h| h.strip_prefix(b"*"))
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.parse::<usize>().ok());
+        if count != Some(positions.len()) {
+            return false;
+        }
+        let mut rest = &r[head_end + 1..];
+        for &p in positions {
+            let Ok(Some(n)) = crate::protocol::reply_len(rest) else {
+                return false;
+            };
+            let (elem, tail) = rest.split_at(n);
+            if elem.first() != Some(&b'$') {
+                return false;
+            }
+            match at.get_mut(p as usize) {
+                Some(slot) => *slot = elem,
+                None => return false,
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return false;
+        }
+    }
+    if at.iter().any(|e| e.is_empty()) {
+        return false;
+    }
+    out.extend_from_slice(format!("*{nkeys}\r\n").as_bytes());
+    for e in at {
+        if proto == Proto::Resp3 && e == b"$-1\r\n" {
+            out.extend_from_slice(b"_\r\n");
+        } else {
+            out.extend_from_slice(e);
+        }
+    }
+    true
+}
+
 fn decoded(r: &Bytes) -> Reply {
     decode_reply(r).unwrap_or_else(|e| Reply::Error(format!("ERR backend {e}")))
 }
@@ -679,4 +804,62 @@ fn merge_scan(r: &Bytes, shard: u64, nshards: u64) -> Reply {
         0
     };
     Reply::Array(vec![Reply::str(&next.to_string()), keys])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(raw: &str, positions: &[u32]) -> (Bytes, Vec<u32>) {
+        (Bytes::from(raw.to_string()), positions.to_vec())
+    }
+
+    #[test]
+    fn mget_parts_are_spliced_in_key_order() {
+        // Keys 0 and 2 on one shard, key 1 (missing) on another.
+        let replies = [
+            part("*2\r\n$1\r\na\r\n$3\r\nccc\r\n", &[0, 2]),
+            part("*1\r\n$-1\r\n", &[1]),
+        ];
+        let mut out = BytesMut::new();
+        assert!(splice_key_order(&replies, 3, Proto::Resp2, &mut out));
+        assert_eq!(&out[..], b"*3\r\n$1\r\na\r\n$-1\r\n$3\r\nccc\r\n");
+        let mut out = BytesMut::new();
+        assert!(splice_key_order(&replies, 3, Proto::Resp3, &mut out));
+        assert_eq!(&out[..], b"*3\r\n$1\r\na\r\n_\r\n$3\r\nccc\r\n");
+        // The spliced bytes are what the decoding merge encodes.
+        let merged = merge_fan(replies.to_vec(), 3, Merge::KeyOrder);
+        let mut enc = BytesMut::new();
+        encode(&merged, Proto::Resp2, &mut enc);
+        let mut out = BytesMut::new();
+        assert!(splice_key_order(&replies, 3, Proto::Resp2, &mut out));
+        assert_eq!(out, enc);
+    }
+
+    #[test]
+    fn anything_but_arrays_of_bulk_strings_is_left_to_the_decoding_merge() {
+        for bad in [
+            part("-MOVED 1 127.0.0.1:1\r\n", &[0]),
+            part("*2\r\n$1\r\na\r\n", &[0]),
+            part("*1\r\n:1\r\n", &[0]),
+            part("*1\r\n$5\r\nab", &[0]),
+            part("*1\r\n$1\r\na\r\n$1\r\nb\r\n", &[0]),
+            part("*1\r\n$1\r\na\r\n", &[7]),
+        ] {
+            let mut out = BytesMut::new();
+            assert!(
+                !splice_key_order(&[bad.clone()], 1, Proto::Resp2, &mut out),
+                "{bad:?}"
+            );
+            assert!(out.is_empty());
+        }
+        // A key no part answered.
+        let mut out = BytesMut::new();
+        assert!(!splice_key_order(
+            &[part("*1\r\n$1\r\na\r\n", &[0])],
+            2,
+            Proto::Resp2,
+            &mut out
+        ));
+    }
 }

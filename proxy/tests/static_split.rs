@@ -411,8 +411,25 @@ async fn graceful_shutdown_answers_what_was_read() {
         req.extend(resp(&["SET", &format!("key:{i}"), "v"]));
     }
     raw.send(&req).await;
-    // The first reply proves the batch was read; then stop the proxy mid-stream.
+    // Once the proxy has read all 500 (its command counter says so; the requests span more
+    // than one read), stop it mid-stream.
     assert_eq!(raw.reply().await, b"+OK\r\n");
+    let mut other = proxy.raw().await;
+    let mut read_all = false;
+    for _ in 0..500 {
+        let info = other.cmd(&["INFO", "stats"]).await;
+        let n: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if n >= 500 {
+            read_all = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(read_all, "the proxy read the pipeline");
     let stopping = tokio::spawn(proxy.stop());
     for _ in 1..500 {
         assert_eq!(raw.reply().await, b"+OK\r\n");

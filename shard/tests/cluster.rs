@@ -229,6 +229,9 @@ fn warm_cluster_config(dir: &std::path::Path, seeds: Vec<String>, bus_port: u16)
     Config {
         warm_tier: true,
         cluster_port: Some(bus_port),
+        // A restarted node has this long to come back before its slots are taken over; a
+        // loaded test machine must not turn a planned restart into a takeover.
+        cluster_restart_grace_ms: 120_000,
         ..cluster_config(dir, seeds, SECRET)
     }
 }

@@ -437,7 +437,7 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             1 => {
                 assert_eq!(rb.cmd(&["GET", &k]).await, V::s(&i.to_string()));
                 let ttl = rb.cmd(&["TTL", &k]).await.as_int();
-                assert!((990..=1000).contains(&ttl), "TTL kept: {ttl}");
+                assert!((900..=1000).contains(&ttl), "TTL kept: {ttl}");
             }
             _ => {
                 assert_eq!(rb.cmd(&["GET", &k]).await, V::s(&i.to_string()));
@@ -618,11 +618,12 @@ async fn the_source_answers_ask_and_tryagain_while_a_batch_is_in_flight() {
     assert_eq!((first, last), (slot, slot));
     ack(&mut send, 0).await;
     // The source claimed the slot for the destination: MOVED from now on.
+    // (The migration counter is cleared by the migrating task just after the claim.)
     wait_until(10, "MOVED", || async {
         cmd(&a, &["GET", &stayed]).await == V::Err(format!("MOVED {slot} {}", fake.client_addr))
+            && field(&info(&a).await, "cluster_slots_migrating") == 0
     })
     .await;
-    assert_eq!(field(&info(&a).await, "cluster_slots_migrating"), 0);
     assert_eq!(
         cmd(&a, &["CLUSTER", "COUNTKEYSINSLOT", &s]).await,
         V::Int(0)
@@ -733,9 +734,9 @@ async fn the_destination_serves_an_importing_slot_only_after_asking() {
         .expect("claim");
     wait_until(10, "B to own the slot", || async {
         cmd(&b, &["GET", "{d}1"]).await == V::s("one")
+            && field(&info(&b).await, "cluster_slots_importing") == 0
     })
     .await;
-    assert_eq!(field(&info(&b).await, "cluster_slots_importing"), 0);
     assert_eq!(cmd(&b, &["GET", "{d}newer"]).await, V::s("client"));
     b.stop().await;
 }

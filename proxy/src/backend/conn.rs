@@ -331,6 +331,12 @@ async fn writer(
                 None => break,
             },
         };
+        // Let the other ready tasks (clients planning their requests) queue their batches
+        // before this one goes out: one write then carries many. Without this, a client task
+        // that wakes this one and parks has its batch written alone, one syscall per request.
+        if rx.is_empty() {
+            tokio::task::yield_now().await;
+        }
         buf.clear();
         let deadline = Instant::now() + timeout;
         let mut next = Some(first);
