@@ -301,7 +301,7 @@ impl Replier {
             results.push((g.backend, r));
         }
         let ctx = Ctx {
-            shared: &shared,
+            shared,
             hint,
             results: &results,
             proto: chunk.proto,
@@ -848,7 +848,7 @@ mod tests {
         ] {
             let mut out = BytesMut::new();
             assert!(
-                !splice_key_order(&[bad.clone()], 1, Proto::Resp2, &mut out),
+                !splice_key_order(std::slice::from_ref(&bad), 1, Proto::Resp2, &mut out),
                 "{bad:?}"
             );
             assert!(out.is_empty());
