@@ -19,7 +19,7 @@ trap 'stop_all; rm -rf "$D"' EXIT
 args() { # port -> flags
   local seeds=""
   [ "$1" != 7701 ] && seeds="--cluster-seeds 127.0.0.1:17701"
-  echo "--port $1 --dir $D/$1 --warm-tier yes --cluster-enabled yes --cluster-secret $S --cluster-shutdown $MODE --loglevel warning $seeds"
+  echo "--port $1 --dir $D/$1 --warm-tier yes --cluster-enabled yes --cluster-secret $S --cluster-shutdown $MODE --admin-port 0 --loglevel warning $seeds"
 }
 start() { mkdir -p "$D/$1"; $B $(args "$1") >>"$D/$1.log" 2>&1 & PID[$1]=$!; }
 info() { redis-cli -p "$1" cluster info 2>/dev/null | tr -d '\r'; }

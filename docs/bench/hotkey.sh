@@ -14,6 +14,10 @@
 # Staleness: proxies A (17610) and B (17611), docs/bench/staleness.py: SET through B, time
 # until A returns the new value, 1000 samples, with the key hot and cached on A.
 # PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
+# SHARD_CPU=20 caps every shard at 20% of one core (a cgroup v1 cpu quota, as root): shards
+# then stand for separate, smaller machines, so the shard holding the hottest keys saturates
+# first, as it does in production; without it, on a 2-core machine the proxy and the load
+# generator are the bottleneck and the shards idle.
 # Output: $OUT/runs.tsv, $OUT/staleness.json, logs.
 set -u
 cd "$(dirname "$0")/../.."
@@ -27,21 +31,30 @@ S=./target/release/autocache-shard
 P=./target/release/autocache-proxy
 L=./target/release/autocache-loadtest
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+CG=/sys/fs/cgroup/cpu
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+  for port in 17601 17602 17603; do [ -d "$CG/autocache-hk-$port" ] && rmdir "$CG/autocache-hk-$port"; done
+}
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 
 SEEDS=127.0.0.1:17601,127.0.0.1:17602,127.0.0.1:17603
 for port in 17601 17602 17603; do
   mkdir -p "$OUT/shard-$port"
-  $S --port $port --dir "$OUT/shard-$port" --loglevel warning >"$OUT/shard-$port.log" 2>&1 &
+  $S --port $port --dir "$OUT/shard-$port" --admin-port 0 --loglevel warning >"$OUT/shard-$port.log" 2>&1 &
   PIDS+=($!)
+  if [ -n "${SHARD_CPU:-}" ]; then
+    mkdir -p "$CG/autocache-hk-$port" &&
+      echo $((SHARD_CPU * 1000)) >"$CG/autocache-hk-$port/cpu.cfs_quota_us" &&
+      echo "$!" >"$CG/autocache-hk-$port/cgroup.procs" || { echo "cannot cap shard CPU (cgroup v1 cpu, root)"; exit 1; }
+  fi
   wait_port $port || { echo "shard $port did not start"; exit 1; }
 done
 
 start_proxy() { # port, env...
   local port=$1; shift
-  env ${PROXY_ENV:-} "$@" $P --port "$port" --seeds $SEEDS --loglevel warning >>"$OUT/proxy-$port.log" 2>&1 &
+  env ${PROXY_ENV:-} "$@" $P --port "$port" --seeds $SEEDS --admin-port 0 --loglevel warning >>"$OUT/proxy-$port.log" 2>&1 &
   PROXY_PID=$!
   wait_port "$port" || { echo "proxy $port did not start"; exit 1; }
 }

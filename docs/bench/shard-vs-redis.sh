@@ -19,7 +19,7 @@ for bin in redis-server redis-benchmark python3; do
 done
 cargo build --release -q -p autocache-shard
 
-./target/release/autocache-shard --port "$SHARD_PORT" --loglevel warning >"$OUT/shard.log" 2>&1 &
+./target/release/autocache-shard --port "$SHARD_PORT" --admin-port 0 --loglevel warning >"$OUT/shard.log" 2>&1 &
 SHARD_PID=$!
 redis-server --port "$REDIS_PORT" --save '' --appendonly no --loglevel warning >"$OUT/redis.log" 2>&1 &
 REDIS_PID=$!

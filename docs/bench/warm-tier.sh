@@ -70,7 +70,7 @@ for sys in $SYSTEMS; do
     redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --loglevel warning \
       --dir "$OUT/data-$sys" --maxmemory "$MAXMEM" --maxmemory-policy allkeys-lru >"$OUT/$sys.log" 2>&1 &
   else
-    "$SHARD" --bind 127.0.0.1 --port "$port" --dir "$OUT/data-$sys" --loglevel warning \
+    "$SHARD" --bind 127.0.0.1 --port "$port" --dir "$OUT/data-$sys" --admin-port 0 --loglevel warning \
       --warm-demote-on-shutdown no "${args[@]}" >"$OUT/$sys.log" 2>&1 &
   fi
   PID[$sys]=$!; PIDS+=("$!")

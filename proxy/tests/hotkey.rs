@@ -14,6 +14,10 @@ fn hot_config(seeds: &[String]) -> proxy::Config {
         hotkey_threshold: 20,
         hotkey_window: Duration::from_millis(100),
         hotkey_sample: 1,
+        // Tests hold a shard's reply for a while (the race tests); the health check's PING
+        // queues behind it on the same connection and must not time out on a slow machine.
+        health_interval: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(10),
         ..config(seeds)
     }
 }
