@@ -62,6 +62,10 @@ pub struct Config {
     pub near_cache_bytes: u64,
     /// How long a miss waits for another client's read of the same key.
     pub near_cache_wait: Duration,
+    /// Invalidation links are subscribed while this proxy has hot keys and dropped after this
+    /// long without any (uniform traffic then costs the shards no invalidation pushes); zero
+    /// keeps them subscribed always.
+    pub near_cache_link_idle: Duration,
     /// Log lines as text or JSON objects.
     pub log_format: LogFormat,
     /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
@@ -103,6 +107,7 @@ impl Default for Config {
             near_cache: true,
             near_cache_bytes: 64 * 1024 * 1024,
             near_cache_wait: Duration::from_millis(50),
+            near_cache_link_idle: Duration::from_secs(30),
             log_format: LogFormat::Text,
             telemetry: telemetry::Settings::default(),
         }
@@ -171,6 +176,7 @@ impl Config {
             "near-cache" => self.near_cache = as_bool(v)?,
             "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
             "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
+            "near-cache-link-idle-ms" => self.near_cache_link_idle = as_ms(v)?,
             "log-format" => {
                 self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
                     "text" => LogFormat::Text,

@@ -160,6 +160,7 @@ pub async fn run_with_admin(
             password: config.backend_password.clone(),
             connect_timeout: config.connect_timeout,
             health_interval: config.health_interval,
+            idle: (!config.near_cache_link_idle.is_zero()).then_some(config.near_cache_link_idle),
         },
         stop.child_token(),
     );

@@ -306,6 +306,7 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
         hotkey_threshold: 20,
         hotkey_window: Duration::from_millis(100),
         hotkey_sample: 1,
+        near_cache_link_idle: Duration::ZERO,
         ..config(seeds)
     };
     let a = Proxy::start(hot(&rc.seeds()[..1])).await;

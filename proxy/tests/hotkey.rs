@@ -18,6 +18,8 @@ fn hot_config(seeds: &[String]) -> proxy::Config {
         // queues behind it on the same connection and must not time out on a slow machine.
         health_interval: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(10),
+        // Links subscribed from the start (the on-demand mode has its own test).
+        near_cache_link_idle: Duration::ZERO,
         ..config(seeds)
     }
 }
@@ -327,6 +329,49 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
     assert!(field(&info, "near_cache_hits") > 1000, "{info}");
     a.stop().await;
     b.stop().await;
+}
+
+/// By default a proxy subscribes its invalidation links only while it has hot keys, and drops
+/// them (and the cache) after `near-cache-link-idle-ms` without any: uniform traffic costs the
+/// shards no invalidation pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_subscribed_on_demand_and_dropped_when_idle() {
+    let shard = Shard::start().await;
+    let cfg = proxy::Config {
+        near_cache_link_idle: Duration::from_millis(300),
+        ..hot_config(&[shard.addr.to_string()])
+    };
+    let proxy = Proxy::start(cfg).await;
+    let mut raw = proxy.raw().await;
+    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    assert!(
+        !info.contains("subscribes=1"),
+        "no hot key, no link: {info}"
+    );
+    assert_eq!(raw.cmd(&["SET", "k", "v1"]).await, "+OK\r\n");
+    // Reading k makes it hot: the link comes up and k is served from the cache.
+    until_cached(&mut raw, &["GET", "k"], &bulk("v1")).await;
+    assert_eq!(coherent_links(&mut raw).await, "1/1");
+    // No reads: k cools down, and after the idle time the link is dropped with the cache.
+    until_links(&mut raw, "0/1").await;
+    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    assert_eq!(field(&info, "near_cache_keys"), 0, "{info}");
+    // A write straight to the shard while unsubscribed is never served stale.
+    let mut direct = Raw::connect(shard.addr).await;
+    assert_eq!(direct.cmd(&["SET", "k", "v2"]).await, "+OK\r\n");
+    assert_eq!(raw.cmd(&["GET", "k"]).await, bulk("v2"));
+    until_cached(&mut raw, &["GET", "k"], &bulk("v2")).await;
+    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    assert!(info.contains("subscribes=2"), "{info}");
+    assert!(
+        info.contains("drops=0"),
+        "an idle unsubscribe is not a drop: {info}"
+    );
+    // Coherent again once resubscribed.
+    assert_eq!(direct.cmd(&["SET", "k", "v3"]).await, "+OK\r\n");
+    until_value(&mut raw, "k", "v3").await;
+    proxy.stop().await;
+    shard.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,7 +55,13 @@ pub struct LinkSettings {
     pub connect_timeout: Duration,
     /// PING pace; a PING unanswered for this long (at least a second) drops the link.
     pub health_interval: Duration,
+    /// On demand: subscribe once this proxy has hot keys, unsubscribe after this long without
+    /// any. `None`: always subscribed.
+    pub idle: Option<Duration>,
 }
+
+/// How often an unsubscribed on-demand link looks for hot keys.
+const DEMAND_POLL: Duration = Duration::from_millis(50);
 
 /// Keeps one link per shard of the current slot map; clears the cache when the map changes.
 pub async fn follow(
@@ -117,13 +123,27 @@ pub async fn follow(
 async fn run(hk: Arc<HotKeys>, link: Arc<LinkState>, settings: LinkSettings) {
     let mut backoff = BACKOFF_MIN;
     loop {
+        if settings.idle.is_some() {
+            // On demand: nothing is cached without hot keys, so no link is needed.
+            while !hk.has_hot_keys() {
+                tokio::select! {
+                    _ = link.stop.cancelled() => return,
+                    _ = tokio::time::sleep(DEMAND_POLL) => {}
+                }
+            }
+        }
         let result = session(&hk, &link, &settings).await;
         let was = link.coherent.swap(false, SeqCst);
         if was && let Some(c) = &hk.cache {
             c.clear();
         }
         match result {
-            Ok(()) => break,
+            Ok(()) if link.stop.is_cancelled() => break,
+            Ok(()) => {
+                tracing::debug!(shard = %link.addr, "invalidation link idle: unsubscribed");
+                backoff = BACKOFF_MIN;
+                continue;
+            }
             Err(e) => {
                 if was {
                     link.drops.fetch_add(1, Relaxed);
@@ -217,6 +237,7 @@ async fn session(hk: &HotKeys, link: &LinkState, settings: &LinkSettings) -> Res
     let mut ping_sent: Option<Instant> = None;
     let mut tick = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let ping = Request::from_args(&["PING"]).raw;
+    let mut last_hot = Instant::now();
     loop {
         // Frames already buffered (the setup reads may have read past TRACKING's +OK).
         loop {
@@ -234,6 +255,14 @@ async fn session(hk: &HotKeys, link: &LinkState, settings: &LinkSettings) -> Res
                 Err(e) => return Err(e.to_string()),
             },
             _ = tick.tick() => {
+                if let Some(idle) = settings.idle {
+                    if hk.has_hot_keys() {
+                        last_hot = Instant::now();
+                    } else if last_hot.elapsed() >= idle {
+                        // Unsubscribing drops the cache (the caller clears it).
+                        return Ok(());
+                    }
+                }
                 if let Some(t) = ping_sent {
                     if t.elapsed() >= ping_deadline {
                         return Err("PING unanswered".into());

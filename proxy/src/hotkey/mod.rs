@@ -113,6 +113,11 @@ impl HotKeys {
     }
 
     /// Whether the shard at `addr` has a subscribed invalidation link.
+    /// Whether the detector rates any key hot now.
+    pub fn has_hot_keys(&self) -> bool {
+        self.detector.as_ref().is_some_and(|d| d.hot_len() > 0)
+    }
+
     pub fn coherent(&self, addr: &str) -> bool {
         self.links.load().get(addr).is_some_and(|l| l.coherent())
     }
