@@ -286,6 +286,7 @@ mod tests {
             )?;
             jail.set_env("AUTOCACHE_BACKEND_CONNECTIONS", "4");
             jail.set_env("AUTOCACHE_REQUIREPASS", "s3cret");
+            jail.set_env("AUTOCACHE_NEAR_CACHE_LINK_IDLE_MS", "0");
             let fig = Config::figment(Some(Path::new("proxy.toml")))
                 .merge(Serialized::default("port", 7100));
             let cfg = Config::from_figment(&fig).expect("valid");
@@ -293,6 +294,7 @@ mod tests {
             assert_eq!(cfg.seeds, ["127.0.0.1:7001", "127.0.0.1:7002"]);
             assert_eq!(cfg.backend_connections, 4, "env beats file");
             assert_eq!(cfg.requirepass.as_deref(), Some("s3cret"));
+            assert_eq!(cfg.near_cache_link_idle, Duration::ZERO, "links always on");
             assert_eq!(
                 cfg.refresh_interval,
                 Duration::from_secs(10),

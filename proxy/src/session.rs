@@ -695,7 +695,7 @@ fn splice_key_order(
     if at.iter().any(|e| e.is_empty()) {
         return false;
     }
-    out.extend_from_slice(format!("*{nkeys}\r\n").as_bytes());
+    membership::resp::put_len(out, b'*', nkeys);
     for e in at {
         if proto == Proto::Resp3 && e == b"$-1\r\n" {
             out.extend_from_slice(b"_\r\n");
