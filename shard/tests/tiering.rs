@@ -79,6 +79,77 @@ async fn ram_overflow_is_demoted_not_lost_and_reads_promote() {
     srv.stop().await;
 }
 
+/// Demotions that had to write a record (`demotions`) against keys that moved to the warm
+/// index (`warm_keys`), while `f` runs.
+async fn demoted_and_written(c: &mut Raw, f: impl AsyncFnOnce(&mut Raw)) -> (i64, i64) {
+    let (w0, d0) = (tiering(c, "warm_keys").await, tiering(c, "demotions").await);
+    f(c).await;
+    (
+        tiering(c, "warm_keys").await - w0,
+        tiering(c, "demotions").await - d0,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_promoted_by_reads_is_demoted_again_without_a_write_until_it_changes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = warm_config(dir.path(), 10_000);
+    let srv = TestServer::start(cfg.clone()).await;
+    let mut c = srv.raw().await;
+    let value = |i: usize| format!("{i:0>100}");
+    set_many(&mut c, "k", 300, value).await;
+    let promote = async |c: &mut Raw| {
+        let before = tiering(c, "promotions").await;
+        c.cmd(&["GET", "k0"]).await;
+        assert_eq!(c.cmd(&["GET", "k0"]).await, V::s(&value(0)));
+        assert!(tiering(c, "promotions").await > before, "k0 promoted");
+    };
+
+    // Read twice: k0 is back in RAM, its record stays on disk as a clean copy. Newer keys push
+    // it out again: exactly one demotion (k0's) writes nothing.
+    promote(&mut c).await;
+    let (moved, written) =
+        demoted_and_written(&mut c, async |c| set_many(c, "f", 200, value).await).await;
+    assert!(moved > 100, "{moved} keys demoted");
+    assert_eq!(moved - written, 1, "k0 went back to disk without a write");
+    assert_eq!(c.cmd(&["GET", "k0"]).await, V::s(&value(0)));
+
+    // Promoted again and changed: the clean copy is gone, and demoting k0 writes its new value.
+    promote(&mut c).await;
+    assert_eq!(c.cmd(&["APPEND", "k0", "-more"]).await, V::Int(105));
+    let (moved, written) =
+        demoted_and_written(&mut c, async |c| set_many(c, "g", 200, value).await).await;
+    assert!(moved > 100, "{moved} keys demoted");
+    assert_eq!(moved, written, "every demotion wrote its record");
+
+    // Promoted by reads, then expired: the copy must not come back.
+    c.cmd(&["SET", "t", "short-lived", "PX", "150"]).await;
+    set_many(&mut c, "h", 200, value).await; // t goes to disk
+    c.cmd(&["GET", "t"]).await;
+    c.cmd(&["GET", "t"]).await;
+    drop(c);
+    srv.stop().await;
+
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.raw().await;
+    let expected = format!("{}-more", value(0));
+    assert_eq!(c.cmd(&["GET", "k0"]).await, V::s(&expected));
+    assert_eq!(c.cmd(&["GET", "k1"]).await, V::s(&value(1)));
+    for _ in 0..100 {
+        if c.cmd(&["EXISTS", "t"]).await == V::Int(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        c.cmd(&["EXISTS", "t"]).await,
+        V::Int(0),
+        "expired, not resurrected"
+    );
+    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(900));
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_budget_evicts_the_coldest_warm_keys() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -300,12 +371,15 @@ async fn kill_9_mid_load_leaves_a_consistent_warm_tier() {
     // Phase 1: 3000 keys, far over the 64 kB RAM budget; wait until every demotion is on disk.
     set_many(&mut c, "k", 3000, |i| format!("k{i}-v1-{}", "x".repeat(64))).await;
     for _ in 0..600 {
-        if tiering(&mut c, "warm_pending_ops").await == 0 {
+        if tiering(&mut c, "warm_pending_ops").await == 0
+            && tiering(&mut c, "warm_unsynced_commits").await == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(tiering(&mut c, "warm_pending_ops").await, 0);
+    assert_eq!(tiering(&mut c, "warm_unsynced_commits").await, 0);
     // Keys still only in RAM now may legitimately be lost in the crash; everything else of
     // phase 1 is committed to disk.
     let hot_after_phase1 = tiering(&mut c, "hot_keys").await;

@@ -160,16 +160,7 @@ pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
     db.warm()?;
     let (wrote, keys) = request_keys(args)?;
     let pinned: Vec<Bytes> = keys.cloned().collect();
-    db.pin(&pinned);
-    if blind_overwrite(args) {
-        db.forget_warm(pinned.iter());
-        return Some(WarmPlan {
-            pinned,
-            keys: Vec::new(),
-            wrote,
-        });
-    }
-    let keys = db.warm_keys(pinned.iter(), s.now);
+    let keys = db.pin(&pinned, blind_overwrite(args), s.now);
     Some(WarmPlan {
         pinned,
         keys,
@@ -262,7 +253,7 @@ pub fn settle_warm(s: &Session, plan: WarmPlan) {
     for k in &plan.keys {
         s.shared.db.settle(k, plan.wrote, s.now);
     }
-    s.shared.db.unpin(&plan.pinned);
+    s.shared.db.unpin(&plan.pinned, plan.wrote);
 }
 
 /// Executes one request and returns its reply.

@@ -424,6 +424,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 line("warm_pending_ops", &w.pending_ops());
                 line("warm_pending_bytes", &w.pending_bytes());
                 line("warm_commits", &ws.commits.load(Relaxed));
+                line("warm_durable_commits", &ws.durable_commits.load(Relaxed));
+                line("warm_unsynced_commits", &ws.unsynced_commits.load(Relaxed));
                 line("warm_write_errors", &ws.write_errors.load(Relaxed));
                 line("warm_reads_inline", &ws.inline_reads.load(Relaxed));
                 line("warm_reads_pooled", &ws.pooled_reads.load(Relaxed));

@@ -92,15 +92,17 @@ impl Db {
         max != 0 && self.used_memory() as u64 > max
     }
 
-    /// Evicts until accounted memory is within `maxmemory`. Must be called without holding any
-    /// slot lock.
-    ///
-    /// With a warm tier, victims are demoted to disk instead of evicted (under `noeviction`
-    /// they are chosen as by `allkeys-lru`), and the warm tier is then trimmed to its budget.
     /// Whether demotions not yet written exceed what the shard lets pile up in memory
-    /// (`maxmemory`, at least 64 MiB): writes then wait for the disk writer, or get `-OOM`.
+    /// (`maxmemory`, at least 64 MiB): writes then wait for the disk writer.
     pub fn warm_backlogged(&self, w: &WarmStore) -> bool {
         w.pending_bytes() as u64 > self.maxmemory().max(64 << 20)
+    }
+
+    /// Whether unwritten demotions reached twice that: the writer is stalled rather than
+    /// behind (writes that waited for it in vain went ahead meanwhile), and writes that need
+    /// room get `-OOM` instead of growing memory without limit.
+    fn warm_overflowing(&self, w: &WarmStore) -> bool {
+        w.pending_bytes() as u64 > self.maxmemory().max(64 << 20).saturating_mul(2)
     }
 
     /// With a warm tier whose writer lags behind, waits (up to `limit`) until its queue is
@@ -122,6 +124,11 @@ impl Db {
         }
     }
 
+    /// Evicts until accounted memory is within `maxmemory`. Must be called without holding any
+    /// slot lock.
+    ///
+    /// With a warm tier, victims are demoted to disk instead of evicted (under `noeviction`
+    /// they are chosen as by `allkeys-lru`), and the warm tier is then trimmed to its budget.
     pub fn make_room(&self, now: u64) -> Result<(), OutOfMemory> {
         let mut policy = self.policy();
         let warm = self.warm();
@@ -139,7 +146,7 @@ impl Db {
                 }
                 if let Some(w) = warm {
                     // Back-pressure: do not let unwritten demotions pile up without bound.
-                    if self.warm_backlogged(w) {
+                    if self.warm_overflowing(w) {
                         return Err(OutOfMemory);
                     }
                 }

@@ -77,8 +77,8 @@ pub struct Entry {
     /// Absolute expiry in Unix milliseconds; 0 = no TTL.
     expire_at: u64,
     /// While non-zero, the warm tier still holds an identical copy of this entry under this
-    /// generation (the key was just loaded for a command). Any change clears it and deletes
-    /// that copy, so a key never has two differing values.
+    /// generation (the key was loaded from it and has not changed since). Any change clears it
+    /// and deletes that copy, so a key never has two differing values.
     warm_generation: u64,
     /// Last access, Unix milliseconds truncated to 32 bits (compared with wrapping arithmetic).
     last_access: u32,

@@ -6,8 +6,10 @@
 //! Promotion: before a command runs, every key it names that lives in the warm tier is loaded
 //! (off the async workers) and installed in RAM marked with its warm generation, so all
 //! commands run against RAM only and behave the same whichever tier held the key. After the
-//! command, the key either stays in RAM (its warm copy is deleted) or, for a read under the
-//! second-access policy, goes back to the warm index untouched (its warm copy is still exact).
+//! command, the key either stays in RAM or, for a read under the second-access policy, goes
+//! back to the warm index untouched (its warm copy is still exact). A key that stays in RAM
+//! after a read keeps its warm record as a clean copy until it changes; after a write the copy
+//! is deleted.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -27,6 +29,33 @@ pub struct WarmKey {
     pub last_access: u64,
 }
 
+/// `key`'s warm-tier entry if it has one and no RAM entry: expired ones are deleted (as a RAM
+/// lookup would), and with `forget` the warm copy is dropped rather than returned.
+fn warm_key(
+    g: &mut super::SlotMap,
+    slot: Slot,
+    key: &Bytes,
+    forget: bool,
+    now: u64,
+) -> Option<WarmKey> {
+    if g.warm_len() == 0 || g.map.contains_key(&key[..]) {
+        return None;
+    }
+    let meta = g.warm_meta(key).copied()?;
+    if forget || meta.is_expired(now) {
+        g.warm_remove(key);
+        g.stale.push((Key::from_slice(key), meta.generation));
+        g.expired += u64::from(!forget && meta.is_expired(now));
+        return None;
+    }
+    Some(WarmKey {
+        slot,
+        key: key.clone(),
+        generation: meta.generation,
+        last_access: meta.last_access,
+    })
+}
+
 impl Db {
     /// Demotes one RAM entry chosen by the caller. Returns false if it was gone.
     pub(super) fn demote(&self, slot: Slot, key: &[u8]) -> bool {
@@ -42,16 +71,38 @@ impl Db {
     }
 
     /// Keeps `keys` in RAM (no demotion) until `unpin`: a command's keys must not move to
-    /// disk between being loaded and being used.
-    pub fn pin(&self, keys: &[Bytes]) {
-        for k in keys {
-            *self.for_key(k).pins.entry(Key::from_slice(k)).or_insert(0) += 1;
+    /// disk between being loaded and being used. Returns the keys that live in the warm tier
+    /// (to load before the command), in the same pass (one slot lock per key). With `blind`
+    /// (the command overwrites its keys whatever their old values) their warm copies are
+    /// dropped instead: no disk read on a blind write.
+    pub fn pin(&self, keys: &[Bytes], blind: bool, now: u64) -> Vec<WarmKey> {
+        let mut out: Vec<WarmKey> = Vec::new();
+        for key in keys {
+            let slot = Slot::for_key(key);
+            let mut g = self.slot(slot);
+            *g.pins.entry(Key::from_slice(key)).or_insert(0) += 1;
+            if let Some(wk) = warm_key(&mut g, slot, key, blind, now)
+                && !out.iter().any(|w| w.key == wk.key)
+            {
+                out.push(wk);
+            }
         }
+        out
     }
 
-    pub fn unpin(&self, keys: &[Bytes]) {
+    /// Releases `pin`. After a write command, a RAM entry of these keys no longer counts as
+    /// identical to a warm copy it was promoted from: that copy is deleted (whatever path the
+    /// command took to change the entry).
+    pub fn unpin(&self, keys: &[Bytes], wrote: bool) {
         for k in keys {
             let mut g = self.for_key(k);
+            if wrote
+                && let Some(e) = g.map.get_mut(&k[..])
+                && e.warm_generation != 0
+            {
+                let generation = std::mem::take(&mut e.warm_generation);
+                g.stale.push((Key::from_slice(k), generation));
+            }
             if let Some(n) = g.pins.get_mut(&k[..]) {
                 *n -= 1;
                 if *n == 0 {
@@ -70,46 +121,13 @@ impl Db {
         let mut out: Vec<WarmKey> = Vec::new();
         for key in keys {
             let slot = Slot::for_key(key);
-            let mut g = self.slot(slot);
-            if g.map.contains_key(&key[..]) {
-                continue;
-            }
-            let Some(meta) = g.warm_meta(key).copied() else {
-                continue;
-            };
-            if meta.is_expired(now) {
-                g.warm_remove(key);
-                g.stale.push((Key::from_slice(key), meta.generation));
-                g.expired += 1;
-                continue;
-            }
-            if !out.iter().any(|w| w.key == *key) {
-                out.push(WarmKey {
-                    slot,
-                    key: key.clone(),
-                    generation: meta.generation,
-                    last_access: meta.last_access,
-                });
+            if let Some(wk) = warm_key(&mut self.slot(slot), slot, key, false, now)
+                && !out.iter().any(|w| w.key == wk.key)
+            {
+                out.push(wk);
             }
         }
         out
-    }
-
-    /// Drops the warm copies of `keys` without reading them, for commands that overwrite a
-    /// key regardless of its old value (plain SET, SETEX, MSET): no disk read on a blind write.
-    pub fn forget_warm<'k>(&self, keys: impl Iterator<Item = &'k Bytes>) {
-        if self.warm.is_none() || self.warm_len() == 0 {
-            return;
-        }
-        for key in keys {
-            let mut g = self.for_key(key);
-            if g.map.contains_key(&key[..]) {
-                continue;
-            }
-            if let Some(meta) = g.warm_remove(key) {
-                g.stale.push((Key::from_slice(key), meta.generation));
-            }
-        }
     }
 
     /// Installs a loaded record in RAM if the key is still warm at that generation.
@@ -154,8 +172,15 @@ impl Db {
                 }
             };
         if promote {
-            e.warm_generation = 0;
-            g.stale.push((Key::from_slice(&wk.key), wk.generation));
+            if wrote {
+                e.warm_generation = 0;
+                g.stale.push((Key::from_slice(&wk.key), wk.generation));
+            }
+            // A key promoted by a read keeps its warm record as a clean copy: demoting it
+            // again unchanged writes nothing, and any change deletes the copy (`unpin`, and
+            // every path that replaces, removes or expires an entry). This halves what the
+            // writer does under a read-mostly load (no delete at promotion, no put at the
+            // next demotion).
             w.stats.promotions.fetch_add(1, Relaxed);
         } else if let Some(e) = g.remove_raw(&wk.key) {
             let kind = if matches!(e.value, super::Value::Hash(_)) {
