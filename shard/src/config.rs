@@ -119,7 +119,7 @@ impl Default for Config {
             warm_tier: false,
             warm_maxbytes: 0,
             warm_promotion: WarmPromotion::SecondAccess,
-            warm_promotion_window_ms: 60_000,
+            warm_promotion_window_ms: 5_000,
             warm_demote_on_shutdown: true,
             warm_cache_bytes: 32 * 1024 * 1024,
             tracking_table_max_keys: 1_000_000,

@@ -619,6 +619,16 @@ fn writer_loop(db: &Database, shared: &Shared, stats: &WarmStats) {
             }
         }
         q.committed += ops.len() as u64;
+        if q.ops.is_empty() {
+            // A burst (a bulk load outrunning the disk) can queue millions of operations; do
+            // not keep that much capacity once it has drained.
+            if q.ops.capacity() > 4 * MAX_BATCH {
+                q.ops = std::collections::VecDeque::new();
+            }
+            if q.pending.capacity() > 4 * MAX_BATCH && q.pending.len() < MAX_BATCH {
+                q.pending.shrink_to(2 * MAX_BATCH);
+            }
+        }
         shared.done.notify_all();
         drop(q);
         stats.committed.notify_waiters();
