@@ -178,9 +178,8 @@ impl Db {
             }
             // A key promoted by a read keeps its warm record as a clean copy: demoting it
             // again unchanged writes nothing, and any change deletes the copy (`unpin`, and
-            // every path that replaces, removes or expires an entry). This halves what the
-            // writer does under a read-mostly load (no delete at promotion, no put at the
-            // next demotion).
+            // every path that replaces, removes or expires an entry). Under a read-mostly load
+            // that spares the writer a delete at promotion and a put at the next demotion.
             w.stats.promotions.fetch_add(1, Relaxed);
         } else if let Some(e) = g.remove_raw(&wk.key) {
             let kind = if matches!(e.value, super::Value::Hash(_)) {

@@ -636,8 +636,9 @@ fn writer_loop(db: &Database, shared: &Shared, stats: &WarmStats) {
 }
 
 /// The batch in key order (a stable sort, so one key's operations keep their order; a
-/// `Clear` stays a barrier): neighbouring operations then share the B-tree pages they copy
-/// and the cache's branch pages, which makes a large batch markedly cheaper.
+/// `Clear` stays a barrier), so that neighbouring operations can share the B-tree pages they
+/// copy and the cache's branch pages. Measured under a bulk load, the drain rate moved within
+/// noise (4.7 → 5.0 MB/s of demotions): with random keys a batch rarely hits a page twice.
 fn in_key_order(ops: &[Op]) -> Vec<&Op> {
     let mut out: Vec<&Op> = Vec::with_capacity(ops.len());
     for run in ops.split(|op| matches!(op, Op::Clear)) {
