@@ -381,3 +381,16 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
     b.stop().await;
     drop(rc);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_through_the_proxy_over_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let Some(python) = redis_py() else {
+        return;
+    };
+    let rc = RedisCluster::start();
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    run_redis_py(&python, proxy.addr).await;
+}

@@ -481,3 +481,12 @@ async fn redis_cli_works_through_the_proxy() {
             .contains("autocache_proxy_version")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_works_through_the_proxy() {
+    let Some(python) = redis_py() else {
+        return;
+    };
+    let (_shards, proxy) = three().await;
+    run_redis_py(&python, proxy.addr).await;
+}

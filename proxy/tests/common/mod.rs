@@ -243,3 +243,53 @@ pub fn owner_3(key: &str) -> usize {
         2
     }
 }
+
+/// A Python interpreter that can `import redis` (redis-py): `$AUTOCACHE_PYTHON`, `python3` on
+/// the PATH, or Debian's `/usr/bin/python3` with `python3-redis`. None (the test skips) only
+/// when AUTOCACHE_SKIP_EXTERNAL=1; otherwise a missing redis-py fails the test.
+pub fn redis_py() -> Option<String> {
+    let candidates = std::env::var("AUTOCACHE_PYTHON")
+        .into_iter()
+        .chain(["python3".to_string(), "/usr/bin/python3".to_string()]);
+    for py in candidates {
+        let ok = std::process::Command::new(&py)
+            .args(["-c", "import redis"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(py);
+        }
+    }
+    if std::env::var("AUTOCACHE_SKIP_EXTERNAL").as_deref() == Ok("1") {
+        eprintln!("redis-py missing; skipped (AUTOCACHE_SKIP_EXTERNAL=1)");
+        return None;
+    }
+    panic!(
+        "redis-py is needed: `apt-get install -y python3 python3-redis` (or set AUTOCACHE_SKIP_EXTERNAL=1 to skip)"
+    );
+}
+
+/// Runs tests/clients/redis_py.py against `addr` and fails with its output unless it passes.
+pub async fn run_redis_py(python: &str, addr: SocketAddr) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/redis_py.py");
+    let out = tokio::time::timeout(
+        TIMEOUT,
+        tokio::process::Command::new(python)
+            .arg(script)
+            .arg(addr.port().to_string())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("redis-py script in time")
+    .expect("python runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.trim() == "ok",
+        "redis-py script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
