@@ -94,7 +94,16 @@ pub fn strict_i64(b: &[u8]) -> Option<i64> {
     if (digits.len() > 1 && digits[0] == b'0') || b == b"-0" {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    // Accumulated negative so that i64::MIN parses; the checks catch overflow.
+    let mut acc: i64 = 0;
+    for &d in digits {
+        acc = acc.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if digits.len() == b.len() {
+        acc.checked_neg()
+    } else {
+        Some(acc)
+    }
 }
 
 /// Protocol version a connection speaks.
@@ -303,6 +312,32 @@ pub mod errors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_parse_like_string2ll() {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("7", Some(7)),
+            ("-7", Some(-7)),
+            ("1234567890", Some(1_234_567_890)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("99999999999999999999", None),
+            ("", None),
+            ("-", None),
+            ("-0", None),
+            ("01", None),
+            ("+1", None),
+            (" 1", None),
+            ("1 ", None),
+            ("1a", None),
+            ("--1", None),
+        ] {
+            assert_eq!(strict_i64(s.as_bytes()), want, "{s:?}");
+        }
+    }
 
     #[test]
     fn inline_quoting() {

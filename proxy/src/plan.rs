@@ -49,9 +49,12 @@ pub enum Item {
     Ready(Bytes),
     /// Forwarded to one shard.
     Fwd { part: Part, conv: Conv },
-    /// Split by shard (or slot); `positions[i]` = the key ordinal of the part's i-th key.
+    /// Split by shard (or slot). A part's `Range` indexes `order`, which lists key ordinals
+    /// (positions in the client's reply) part by part: the part's i-th key is key
+    /// `order[range.start + i]`.
     Fan {
-        parts: Vec<(Part, Vec<u32>)>,
+        parts: Vec<(Part, std::ops::Range<u32>)>,
+        order: Vec<u32>,
         nkeys: usize,
         merge: Merge,
     },
@@ -398,11 +401,10 @@ fn single(
     });
 }
 
-/// (owner index, slot when split per slot, key argument indices, key ordinals)
-type FanGroup = (usize, Option<Slot>, Vec<usize>, Vec<u32>);
-
 /// Splits a multi-key command: one sub-command per shard (per slot against a real cluster,
-/// which refuses cross-slot multi-key commands even on one node).
+/// which refuses cross-slot multi-key commands even on one node). The sub-commands are copied
+/// from the request's encoded arguments into one buffer: a handful of allocations per command
+/// however many parts it has.
 fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &mut ChunkBuilder) {
     let step = spec.keys.step.max(1) as usize;
     let argc = req.argc();
@@ -410,18 +412,18 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
         return err(chunk, CmdError::WrongArity(spec.name.into()));
     }
     let per_slot = topo.mode() == Mode::Cluster;
-    let mut groups: Vec<FanGroup> = Vec::new();
+    // (owner index, slot when split per slot, keys); per key ordinal: (group, argument index).
+    let mut groups: Vec<(usize, Option<Slot>, u32)> = Vec::new();
+    let mut keys: Vec<(u32, u32)> = Vec::with_capacity(argc / step);
     let mut index: std::collections::HashMap<(usize, Option<Slot>), usize> =
         std::collections::HashMap::new();
-    let mut nkeys = 0usize;
-    for (ordinal, i) in spec.keys.indices(argc).enumerate() {
-        nkeys += 1;
+    for i in spec.keys.indices(argc) {
         let slot = Slot::for_key(req.arg(i));
         let Some(owner) = topo.map.owner(slot) else {
             return err(chunk, CmdError::ClusterDown(slot.get()));
         };
         let key = (owner, per_slot.then_some(slot));
-        // Linear search while small; an index once the key count grows.
+        // Linear search while small; an index once the group count grows.
         let g = if groups.len() <= 16 {
             groups.iter().position(|g| (g.0, g.1) == key)
         } else {
@@ -435,29 +437,28 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
         let g = match g {
             Some(g) => g,
             None => {
-                groups.push((key.0, key.1, Vec::new(), Vec::new()));
+                groups.push((key.0, key.1, 0));
                 if !index.is_empty() {
                     index.insert(key, groups.len() - 1);
                 }
                 groups.len() - 1
             }
         };
-        groups[g].2.push(i);
-        groups[g].3.push(ordinal as u32);
+        groups[g].2 += 1;
+        keys.push((g as u32, i as u32));
     }
+    let nkeys = keys.len();
     if groups.len() <= 1 {
         // Everything on one shard: forward the request unchanged; the reply needs no merge.
-        let Some((owner, slot, ..)) = groups.first() else {
+        let Some(&(owner, slot, _)) = groups.first() else {
             return err(chunk, CmdError::WrongArity(spec.name.into()));
         };
-        let Some(b) = topo.backends.get(*owner) else {
+        let Some(b) = topo.backends.get(owner) else {
             return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
         };
         let slot = slot.or_else(|| {
-            spec.keys
-                .indices(argc)
-                .next()
-                .map(|i| Slot::for_key(req.arg(i)))
+            keys.first()
+                .map(|&(_, i)| Slot::for_key(req.arg(i as usize)))
         });
         let part = chunk.add(b, req.raw, slot);
         chunk.items.push(Item::Fwd {
@@ -466,25 +467,48 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
         });
         return;
     }
-    let name = req.arg(0);
+    // Key ordinals grouped part by part (a counting sort): `ends[g]` starts as the offset of
+    // group g in `order` and ends as the offset of group g + 1.
+    let mut ends: Vec<u32> = Vec::with_capacity(groups.len());
+    let mut at = 0u32;
+    for g in &groups {
+        ends.push(at);
+        at += g.2;
+    }
+    let mut order = vec![0u32; nkeys];
+    for (ordinal, &(g, _)) in keys.iter().enumerate() {
+        let end = &mut ends[g as usize];
+        order[*end as usize] = ordinal as u32;
+        *end += 1;
+    }
+    let name = req.arg_span(0);
+    let mut subs = BytesMut::with_capacity(req.raw.len() + groups.len() * (name.len() + 16));
     let mut parts = Vec::with_capacity(groups.len());
-    for (owner, slot, key_args, ordinals) in groups {
+    let mut start = 0u32;
+    for (&(owner, slot, count), &end) in groups.iter().zip(&ends) {
         let Some(b) = topo.backends.get(owner) else {
             return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
         };
-        let mut args: Vec<&[u8]> = Vec::with_capacity(1 + key_args.len() * step);
-        args.push(name);
-        for i in &key_args {
+        let mine = &order[start as usize..end as usize];
+        membership::resp::put_len(&mut subs, b'*', 1 + count as usize * step);
+        subs.put_slice(name);
+        for &ordinal in mine {
+            let arg = keys[ordinal as usize].1 as usize;
             for k in 0..step {
-                args.push(req.arg(i + k));
+                subs.put_slice(req.arg_span(arg + k));
             }
         }
-        let sub = encode_args(args.into_iter());
-        let first_slot = slot.or_else(|| key_args.first().map(|&i| Slot::for_key(req.arg(i))));
-        parts.push((chunk.add(b, sub, first_slot), ordinals));
+        let sub = subs.split().freeze();
+        let first_slot = slot.or_else(|| {
+            mine.first()
+                .map(|&o| Slot::for_key(req.arg(keys[o as usize].1 as usize)))
+        });
+        parts.push((chunk.add(b, sub, first_slot), start..end));
+        start = end;
     }
     chunk.items.push(Item::Fan {
         parts,
+        order,
         nkeys,
         merge,
     });

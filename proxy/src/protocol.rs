@@ -54,6 +54,24 @@ impl Request {
         (0..self.argc()).map(|i| self.arg(i))
     }
 
+    /// Argument `i` as encoded in the request (`$<len>\r\n<bytes>\r\n`), ready to be copied
+    /// into a sub-command; empty when absent. Arguments are contiguous after the `*<n>` header
+    /// in parsed and built requests alike.
+    pub fn arg_span(&self, i: usize) -> &[u8] {
+        let Some(&(_, end)) = self.args.get(i) else {
+            return &[];
+        };
+        let start = match i.checked_sub(1).and_then(|p| self.args.get(p)) {
+            Some(&(_, prev_end)) => prev_end as usize + 2,
+            None => self
+                .raw
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(0, |n| n + 1),
+        };
+        self.raw.get(start..end as usize + 2).unwrap_or(&[])
+    }
+
     /// Builds a request from arguments (sub-commands, inline requests, tests).
     pub fn from_args<A: AsRef<[u8]>>(args: &[A]) -> Request {
         let mut out = BytesMut::new();
@@ -266,6 +284,23 @@ mod tests {
         assert_eq!(&r.raw[..], &full[..]);
         let p = next_request(&mut buf, 1 << 20).expect("ok").expect("req");
         assert_eq!(&p.raw[..], b"*1\r\n$4\r\nPING\r\n");
+    }
+
+    #[test]
+    fn argument_spans_are_the_encoded_arguments() {
+        let mut parsed = BytesMut::from(&b"*3\r\n$4\r\nMGET\r\n$0\r\n\r\n$2\r\nk1\r\n"[..]);
+        let parsed = next_request(&mut parsed, 1 << 20)
+            .expect("ok")
+            .expect("req");
+        let inline = next_request(&mut BytesMut::from(&b"MGET \"\" k1\r\n"[..]), 1 << 20)
+            .expect("ok")
+            .expect("req");
+        for r in [parsed, inline] {
+            assert_eq!(r.arg_span(0), b"$4\r\nMGET\r\n");
+            assert_eq!(r.arg_span(1), b"$0\r\n\r\n");
+            assert_eq!(r.arg_span(2), b"$2\r\nk1\r\n");
+            assert_eq!(r.arg_span(3), b"");
+        }
     }
 
     #[test]

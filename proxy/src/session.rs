@@ -525,11 +525,15 @@ impl Ctx<'_> {
             }
             Item::Fan {
                 parts,
+                order,
                 nkeys,
                 merge,
             } => {
                 let mut replies = Vec::with_capacity(parts.len());
-                for (p, positions) in parts {
+                for (p, range) in parts {
+                    let positions = order
+                        .get(range.start as usize..range.end as usize)
+                        .unwrap_or_default();
                     replies.push((self.part_reply(&p).await, positions));
                 }
                 if matches!(merge, Merge::KeyOrder)
@@ -537,7 +541,7 @@ impl Ctx<'_> {
                 {
                     return;
                 }
-                let merged = merge_fan(replies, nkeys, merge);
+                let merged = merge_fan(&replies, nkeys, merge);
                 encode(&merged, self.proto, out);
             }
             Item::All { parts, merge } => {
@@ -545,7 +549,7 @@ impl Ctx<'_> {
                 for p in parts {
                     replies.push(self.part_reply(&p).await);
                 }
-                let merged = merge_all(replies, merge);
+                let merged = merge_all(&replies, merge);
                 encode(&merged, self.proto, out);
             }
             Item::Scan {
@@ -655,7 +659,7 @@ impl Ctx<'_> {
 /// whose raw elements are copied to their keys' positions. Writes nothing and returns false
 /// when a reply is anything else (an error, say), for the decoding merge to handle.
 fn splice_key_order(
-    replies: &[(Bytes, Vec<u32>)],
+    replies: &[(Bytes, &[u32])],
     nkeys: usize,
     proto: Proto,
     out: &mut BytesMut,
@@ -674,7 +678,7 @@ fn splice_key_order(
             return false;
         }
         let mut rest = &r[head_end + 1..];
-        for &p in positions {
+        for &p in positions.iter() {
             let Ok(Some(n)) = crate::protocol::reply_len(rest) else {
                 return false;
             };
@@ -712,14 +716,14 @@ fn decoded(r: &Bytes) -> Reply {
 
 /// Merges a split multi-key command. Any part's error becomes the whole reply (all-or-nothing,
 /// like the command on a single server).
-fn merge_fan(replies: Vec<(Bytes, Vec<u32>)>, nkeys: usize, merge: Merge) -> Reply {
+fn merge_fan(replies: &[(Bytes, &[u32])], nkeys: usize, merge: Merge) -> Reply {
     match merge {
         Merge::KeyOrder => {
             let mut values = vec![Reply::Nil; nkeys];
             for (r, positions) in replies {
-                match decoded(&r) {
+                match decoded(r) {
                     Reply::Array(items) if items.len() == positions.len() => {
-                        for (v, p) in items.into_iter().zip(positions) {
+                        for (v, &p) in items.into_iter().zip(positions.iter()) {
                             if let Some(slot) = values.get_mut(p as usize) {
                                 *slot = v;
                             }
@@ -735,15 +739,15 @@ fn merge_fan(replies: Vec<(Bytes, Vec<u32>)>, nkeys: usize, merge: Merge) -> Rep
             }
             Reply::Array(values)
         }
-        other => merge_all(replies.into_iter().map(|(r, _)| r).collect(), other),
+        other => merge_all(replies.iter().map(|(r, _)| r), other),
     }
 }
 
-fn merge_all(replies: Vec<Bytes>, merge: Merge) -> Reply {
+fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> Reply {
     let mut sum = 0i64;
     let mut concat = Vec::new();
     let mut any = Reply::Nil;
-    for r in &replies {
+    for r in replies {
         let r = decoded(r);
         if let Reply::Error(_) = r {
             return r;
@@ -810,8 +814,8 @@ fn merge_scan(r: &Bytes, shard: u64, nshards: u64) -> Reply {
 mod tests {
     use super::*;
 
-    fn part(raw: &str, positions: &[u32]) -> (Bytes, Vec<u32>) {
-        (Bytes::from(raw.to_string()), positions.to_vec())
+    fn part<'a>(raw: &str, positions: &'a [u32]) -> (Bytes, &'a [u32]) {
+        (Bytes::from(raw.to_string()), positions)
     }
 
     #[test]
@@ -828,7 +832,7 @@ mod tests {
         assert!(splice_key_order(&replies, 3, Proto::Resp3, &mut out));
         assert_eq!(&out[..], b"*3\r\n$1\r\na\r\n_\r\n$3\r\nccc\r\n");
         // The spliced bytes are what the decoding merge encodes.
-        let merged = merge_fan(replies.to_vec(), 3, Merge::KeyOrder);
+        let merged = merge_fan(&replies, 3, Merge::KeyOrder);
         let mut enc = BytesMut::new();
         encode(&merged, Proto::Resp2, &mut enc);
         let mut out = BytesMut::new();
