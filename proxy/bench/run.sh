@@ -4,7 +4,8 @@
 # Then one unpipelined client (-c 1) per system for the per-hop latency.
 #
 # Usage: bash proxy/bench/run.sh        (env: REPS=3 SCALE=0.5 THREADS=1 OUT=<dir> BIN=<proxy>
-#        TESTS="set_p1 ..." SYSTEMS="direct twemproxy custom" C1=0 to skip the -c 1 part)
+#        TESTS="set_p1 ..." SYSTEMS="direct twemproxy custom" C1=0 to skip the -c 1 part,
+#        PEERS_PART=0 to run only the -c 1 part)
 # Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy
 #        (cargo build --release -p autocache-proxy).
 # Everything runs on 127.0.0.1, every load is bounded (request counts + timeouts), and every
@@ -58,9 +59,11 @@ echo "proxy pid $PROXY_PID on $P_PROXY (threads=$THREADS) over cluster ${P_CL[*]
 # 2. Throughput: peers.sh runs direct and twemproxy itself and measures ours as "custom"
 #    (CUSTOM_PIDS = the proxy only, so its "servers" CPU columns are the proxy's CPU).
 #    The cluster nodes count as "other jobs" there, so ours is never "clean": no extra runs.
+if [ "${PEERS_PART:-1}" = 1 ]; then
 SYSTEMS=${SYSTEMS:-"direct twemproxy custom"} CUSTOM_PORT=$P_PROXY CUSTOM_PIDS="$PROXY_PID" \
   TESTS=${TESTS:-"set_p1 get_p1 set_p16 get_p16 mget_p1 mget_p16"} REPS=$REPS SCALE=$SCALE \
   EXTRA_MAX=${EXTRA_MAX:-0} OUT="$OUT/peers" bash "$PEERS" 2>&1 | tee "$OUT/peers.log"
+fi
 [ "${C1:-1}" = 1 ] || { echo "results in $OUT"; exit 0; }
 
 # 3. One unpipelined client: per-hop latency (p50/p99 in ms) and requests per second.

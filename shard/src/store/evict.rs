@@ -239,6 +239,32 @@ mod tests {
     }
 
     #[test]
+    fn a_victim_pinned_after_it_was_chosen_stays_in_ram() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (w, loaded) =
+            crate::store::WarmStore::open(&dir.path().join("warm.redb"), 0, 1 << 20).expect("open");
+        let db = Db::new(1, Policy::AllKeysLru, 5).with_warm(
+            w.clone(),
+            loaded,
+            0,
+            crate::store::Promotion::Always,
+        );
+        fill(&db, 1, false, 0);
+        let key = Bytes::from_static(b"key:0");
+        let slot = Slot::for_key(&key);
+        // make_room chose the key under one lock; a command pins it before the demotion.
+        let (chosen, picked) = db.pick_victim(Policy::AllKeysLru, 0).expect("a victim");
+        assert_eq!((chosen, &picked[..]), (slot, &key[..]));
+        assert!(db.pin(std::slice::from_ref(&key), false, 0).is_empty());
+        assert!(!db.demote(slot, &key), "pinned keys are not demoted");
+        assert!(db.slot(slot).contains(&key, 0));
+        db.unpin(std::slice::from_ref(&key), false);
+        assert!(db.demote(slot, &key));
+        assert!(!db.slot(slot).contains(&key, 0));
+        w.close();
+    }
+
+    #[test]
     fn policy_names_round_trip() {
         for p in Policy::ALL {
             assert_eq!(Policy::parse(p.name()), Some(p));

@@ -57,10 +57,15 @@ fn warm_key(
 }
 
 impl Db {
-    /// Demotes one RAM entry chosen by the caller. Returns false if it was gone.
+    /// Demotes one RAM entry chosen by the caller. Returns false if it was gone, or pinned
+    /// since it was chosen (the victim is picked under one lock and demoted under another: a
+    /// command that pinned the key meanwhile must still find it in RAM).
     pub(super) fn demote(&self, slot: Slot, key: &[u8]) -> bool {
         let Some(w) = &self.warm else { return false };
         let mut g = self.slot(slot);
+        if g.is_pinned(key) {
+            return false;
+        }
         let Some((e, generation, write)) = g.demote(key, || w.next_generation()) else {
             return false;
         };

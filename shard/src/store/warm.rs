@@ -3,8 +3,9 @@
 //!
 //! All redb writes happen on one dedicated thread that batches queued operations into few
 //! write transactions. Until its batch commits, a demoted entry stays readable from the
-//! pending map, so there is no window in which a key is in neither tier. Reads run on tokio's
-//! blocking pool (redb read transactions are concurrent), never on the async workers.
+//! pending map, so there is no window in which a key is in neither tier. Reads share one read
+//! snapshot per commit; they run on the async worker while they are served from memory and on
+//! tokio's blocking pool once they turn slow (see `cmd::load_warm`).
 //!
 //! Each stored record carries a generation number. A key demoted again gets a new generation,
 //! and a delete only removes the record of the generation it names, so operations that race
@@ -12,14 +13,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
 use membership::Slot;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{HashValue, Key, Value};
 
@@ -155,12 +159,18 @@ impl WarmStats {
     }
 }
 
+/// The entries table as of one commit of the writer.
+type Snapshot = Arc<ReadOnlyTable<&'static [u8], &'static [u8]>>;
+
 pub struct WarmStore {
     db: Arc<Database>,
     queue: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     next_generation: AtomicU64,
     pub stats: Arc<WarmStats>,
+    /// The read snapshot key reads share until the writer commits again, tagged with
+    /// `stats.commits` as it was before the snapshot was taken.
+    snapshot: Mutex<Option<(u64, Snapshot)>>,
 }
 
 fn db_key(slot: Slot, key: &[u8]) -> Vec<u8> {
@@ -314,6 +324,7 @@ impl WarmStore {
             writer: Mutex::new(None),
             next_generation: AtomicU64::new(max_generation + 1),
             stats: Arc::new(WarmStats::default()),
+            snapshot: Mutex::new(None),
         });
         let writer = {
             let (db, queue, stats) = (store.db.clone(), store.queue.clone(), store.stats.clone());
@@ -425,13 +436,30 @@ impl WarmStore {
         {
             return Ok(Some(r.clone()));
         }
-        let rtx = self.db.begin_read()?;
-        let table = rtx.open_table(ENTRIES)?;
+        let table = self.snapshot()?;
         let Some(v) = table.get(db_key(slot, key).as_slice())? else {
             return Ok(None);
         };
         let rec = decode(v.value()).ok_or(WarmError::Corrupt)?;
         Ok((rec.generation == generation).then_some(rec))
+    }
+
+    /// A read snapshot that contains every commit made before the caller looked at the
+    /// pending map. The writer counts a commit (`stats.commits`) before it drops the batch's
+    /// records from the pending map, so a record missing from the pending map is in every
+    /// snapshot tagged with the count read afterwards. One snapshot serves all reads until the
+    /// next commit: a read transaction and the table lookup cost as much as the key lookup.
+    fn snapshot(&self) -> Result<Snapshot, WarmError> {
+        let commits = self.stats.commits.load(Acquire);
+        let mut cached = lock(&self.snapshot);
+        if let Some((at, table)) = cached.as_ref()
+            && *at == commits
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(self.db.begin_read()?.open_table(ENTRIES)?);
+        *cached = Some((commits, table.clone()));
+        Ok(table)
     }
 
     /// Like [`WarmStore::read`] for many keys of one slot, in one read transaction (slot
@@ -597,7 +625,8 @@ fn writer_loop(db: &Database, shared: &Shared, stats: &WarmStats) {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        stats.commits.fetch_add(1, Relaxed);
+        // Counted before the batch leaves the pending map: see `WarmStore::snapshot`.
+        stats.commits.fetch_add(1, Release);
         if durable {
             last_durable = std::time::Instant::now();
             stats.unsynced_commits.store(0, Relaxed);
@@ -774,6 +803,29 @@ mod tests {
             decode(&bad).is_none(),
             "truncated field is corrupt, not a panic"
         );
+    }
+
+    #[test]
+    fn reads_see_every_commit_made_before_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (w, _) = WarmStore::open(&dir.path().join("warm.redb"), 0, 1 << 20).expect("open");
+        let (a, b) = (Slot::for_key(b"a"), Slot::for_key(b"b"));
+        w.put(a, b"a", 1, 0, Value::Str(Bytes::from_static(b"va")));
+        w.flush();
+        // This read takes the shared snapshot.
+        assert!(w.read(a, b"a", 1).expect("read").is_some());
+        // "b" is committed and leaves the pending map: the next read must not use the old
+        // snapshot, or the key would be in neither place.
+        w.put(b, b"b", 2, 0, Value::Str(Bytes::from_static(b"vb")));
+        w.flush();
+        assert_eq!(w.pending_bytes(), 0);
+        let rec = w.read(b, b"b", 2).expect("read").expect("committed record");
+        assert_eq!(rec.value, Value::Str(Bytes::from_static(b"vb")));
+        // Deletes commit the same way.
+        w.delete(a, b"a", 1);
+        w.flush();
+        assert!(w.read(a, b"a", 1).expect("read").is_none());
+        w.close();
     }
 
     #[test]
