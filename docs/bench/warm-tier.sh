@@ -4,6 +4,7 @@
 # Systems (all on 127.0.0.1, started and stopped by this script, data in a temp dir):
 #   warm-2nd     autocache-shard --maxmemory $MAXMEM --warm-tier yes --warm-promotion second-access
 #   warm-always  autocache-shard --maxmemory $MAXMEM --warm-tier yes --warm-promotion always
+#   warm-freq    autocache-shard --maxmemory $MAXMEM --warm-tier yes --warm-promotion frequency
 #   ram          autocache-shard --maxmemory 0 (everything in RAM, no warm tier)
 #   redis        redis-server --maxmemory $MAXMEM --maxmemory-policy allkeys-lru (misses what it evicted)
 #
@@ -62,6 +63,7 @@ for sys in $SYSTEMS; do
   case $sys in
     warm-2nd)    args=(--maxmemory "$MAXMEM" --warm-tier yes --warm-promotion second-access) ;;
     warm-always) args=(--maxmemory "$MAXMEM" --warm-tier yes --warm-promotion always) ;;
+    warm-freq)   args=(--maxmemory "$MAXMEM" --warm-tier yes --warm-promotion frequency) ;;
     ram)         args=(--maxmemory 0) ;;
     redis)       args=() ;;
     *) echo "unknown system $sys" >&2; exit 1 ;;

@@ -92,6 +92,7 @@ pub enum Rebalance {
 pub enum WarmPromotion {
     Always,
     SecondAccess,
+    Frequency,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +214,10 @@ impl Config {
                 self.warm_promotion = match as_string(v)?.to_ascii_lowercase().as_str() {
                     "always" => WarmPromotion::Always,
                     "second-access" => WarmPromotion::SecondAccess,
+                    "frequency" => WarmPromotion::Frequency,
                     other => {
                         return Err(format!(
-                            "unknown promotion policy '{other}' (expected always or second-access)"
+                            "unknown promotion policy '{other}' (expected always, second-access or frequency)"
                         ));
                     }
                 }

@@ -67,7 +67,7 @@ struct Flags {
     #[arg(long = "warm-maxbytes")]
     #[serde(rename = "warm-maxbytes", skip_serializing_if = "Option::is_none")]
     warm_maxbytes: Option<String>,
-    /// When a warm key that is read moves back to RAM: always or second-access.
+    /// When a warm key that is read moves back to RAM: always, second-access or frequency.
     #[arg(long = "warm-promotion")]
     #[serde(rename = "warm-promotion", skip_serializing_if = "Option::is_none")]
     warm_promotion: Option<String>,

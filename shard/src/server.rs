@@ -254,6 +254,7 @@ async fn open_db(config: &Config, now: u64) -> Result<Db, Error> {
     let promotion = match config.warm_promotion {
         WarmPromotion::Always => Promotion::Always,
         WarmPromotion::SecondAccess => Promotion::SecondAccess(config.warm_promotion_window_ms),
+        WarmPromotion::Frequency => Promotion::Frequency,
     };
     Ok(db.with_warm(store, loaded, config.warm_maxbytes, promotion))
 }

@@ -722,6 +722,18 @@ async fn random_operations_match_a_model_through_the_warm_tier() {
     model_run(TestServer::tiny_warm().await).await;
 }
 
+/// Again with frequency admission and a budget of a few keys: reads promote some warm keys and
+/// leave others on disk, by the sketch's counts.
+#[tokio::test]
+async fn random_operations_match_a_model_with_frequency_admission() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = shard::Config {
+        warm_promotion: shard::config::WarmPromotion::Frequency,
+        ..common::warm_config(dir.path(), 2_000)
+    };
+    model_run(TestServer::start(cfg).await).await;
+}
+
 async fn model_run(srv: TestServer) {
     // AUTOCACHE_MODEL_SEED=<n> explores other sequences; the default keeps CI reproducible.
     let seed: u64 = std::env::var("AUTOCACHE_MODEL_SEED")

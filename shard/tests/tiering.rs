@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Config, Raw, TestServer, V, info_field, warm_config};
+use shard::config::WarmPromotion;
 
 async fn tiering(c: &mut Raw, field: &str) -> i64 {
     let info = c.cmd(&["INFO", "tiering"]).await;
@@ -148,6 +149,62 @@ async fn a_key_promoted_by_reads_is_demoted_again_without_a_write_until_it_chang
     );
     assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(900));
     srv.stop().await;
+}
+
+/// How many of 10 hot keys (each read 10 times) a stream of 200 cold keys, each read twice,
+/// pushes out of a RAM tier that holds about 50 keys, under `promotion`.
+async fn hot_keys_displaced_by_a_cold_scan(promotion: WarmPromotion) -> i64 {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = Config {
+        warm_promotion: promotion,
+        ..warm_config(dir.path(), 10_000)
+    };
+    let srv = TestServer::start(cfg).await;
+    let mut c = srv.raw().await;
+    let value = |i: usize| format!("{i:0>100}");
+    set_many(&mut c, "k", 300, value).await;
+    for _ in 0..10 {
+        for i in 0..10 {
+            assert_eq!(c.cmd(&["GET", &format!("k{i}")]).await, V::s(&value(i)));
+        }
+    }
+    for i in 100..300 {
+        for _ in 0..2 {
+            assert_eq!(c.cmd(&["GET", &format!("k{i}")]).await, V::s(&value(i)));
+        }
+    }
+    let before = tiering(&mut c, "warm_hits").await;
+    for i in 0..10 {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]).await, V::s(&value(i)));
+    }
+    let displaced = tiering(&mut c, "warm_hits").await - before;
+    if promotion == WarmPromotion::Frequency {
+        let info = c.cmd(&["INFO", "tiering"]).await;
+        let bar: f64 = info_field(info.as_str(), "admission_frequency")
+            .and_then(|v| v.parse().ok())
+            .expect("admission_frequency");
+        assert!(bar > 0.0, "demoted keys were counted: {info:?}");
+    }
+    srv.stop().await;
+    displaced
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequency_admission_keeps_hot_keys_in_ram_through_a_cold_scan() {
+    // Second access: every cold key read twice is promoted and displaces an older one, the
+    // hot keys among them (the contrast shows the scenario can fail).
+    let second = hot_keys_displaced_by_a_cold_scan(WarmPromotion::SecondAccess).await;
+    assert!(
+        second >= 8,
+        "second access: {second} of 10 hot keys displaced"
+    );
+    // Frequency: the cold keys are used less often than the hot ones, so they only replace
+    // each other (a hot key goes only if all 5 sampled victims are hot: rare with 10 of ~50).
+    let frequency = hot_keys_displaced_by_a_cold_scan(WarmPromotion::Frequency).await;
+    assert!(
+        frequency <= 1,
+        "frequency: {frequency} of 10 hot keys displaced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

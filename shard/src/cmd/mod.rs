@@ -250,10 +250,17 @@ fn read_warm(
 
 /// After the command: promote what it touched, or return read-only keys to the warm tier.
 pub fn settle_warm(s: &Session, plan: WarmPlan) {
+    let db = &s.shared.db;
+    let mut promoted = false;
     for k in &plan.keys {
-        s.shared.db.settle(k, plan.wrote, s.now);
+        promoted |= db.settle(k, plan.wrote, s.now);
     }
-    s.shared.db.unpin(&plan.pinned, plan.wrote);
+    db.unpin(&plan.pinned, plan.wrote);
+    // A read that promoted grew RAM: demote to the budget now, not at the next write (a
+    // read-only load would otherwise keep growing it).
+    if promoted {
+        let _ = db.make_room(s.now);
+    }
 }
 
 /// Executes one request and returns its reply.

@@ -430,6 +430,13 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 line("warm_reads_inline", &ws.inline_reads.load(Relaxed));
                 line("warm_reads_pooled", &ws.pooled_reads.load(Relaxed));
                 line("warm_read_avg_us", &(ws.read_ns.load(Relaxed) / 1000));
+                if db.sketch_bytes() > 0 {
+                    line("frequency_sketch_bytes", &db.sketch_bytes());
+                    line(
+                        "admission_frequency",
+                        &format_args!("{:.2}", f64::from(db.admission_bar()) / 16.0),
+                    );
+                }
             }
         }
         _ => {

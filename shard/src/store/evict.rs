@@ -160,6 +160,7 @@ impl Db {
                     };
                 };
                 if warm.is_some() {
+                    self.note_victim(&key);
                     demoted |= self.demote(slot, &key);
                 } else {
                     let mut g = self.slot(slot);
@@ -200,10 +201,24 @@ impl Db {
                 }
                 taken += 1;
                 // Higher score = better victim.
-                let score = match policy {
-                    Policy::AllKeysLru | Policy::VolatileLru => e.idle_ms(now),
-                    Policy::AllKeysLfu | Policy::VolatileLfu => u64::from(255 - e.freq(now)),
-                    Policy::VolatileTtl => u64::MAX - e.expire_at(),
+                let score = match (policy, &self.sketch) {
+                    // TinyLFU: the least frequently used by the sketch, then the least
+                    // recently used.
+                    (
+                        Policy::AllKeysLru
+                        | Policy::VolatileLru
+                        | Policy::AllKeysLfu
+                        | Policy::VolatileLfu,
+                        Some(sk),
+                    ) => {
+                        let rare = u64::from(15 - sk.frequency(sk.hash(key)).min(15));
+                        rare << 40 | e.idle_ms(now).min((1 << 40) - 1)
+                    }
+                    (Policy::AllKeysLru | Policy::VolatileLru, None) => e.idle_ms(now),
+                    (Policy::AllKeysLfu | Policy::VolatileLfu, None) => {
+                        u64::from(255 - e.freq(now))
+                    }
+                    (Policy::VolatileTtl, _) => u64::MAX - e.expire_at(),
                     _ => fastrand::u64(..),
                 };
                 if best.as_ref().is_none_or(|(b, _, _)| score > *b) {

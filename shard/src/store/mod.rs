@@ -11,6 +11,7 @@ mod expire;
 pub mod glob;
 mod migrate;
 mod scan;
+pub mod sketch;
 mod tiering;
 pub mod warm;
 
@@ -452,7 +453,14 @@ pub enum Promotion {
     Always,
     /// On a second read within this many milliseconds of the first (writes always promote).
     SecondAccess(u64),
+    /// When the key is used more often than the keys RAM has been demoting lately, by a
+    /// frequency sketch of all keys (TinyLFU admission); RAM's victims are then the least
+    /// frequently used of the sampled keys.
+    Frequency,
 }
+
+/// Bytes of RAM budget per key the frequency sketch is sized for (a small entry).
+const SKETCH_BYTES_PER_KEY: u64 = 256;
 
 /// The whole keyspace: the RAM tier and, when enabled, the warm tier's index.
 pub struct Db {
@@ -470,6 +478,11 @@ pub struct Db {
     pub limits: MemoryLimits,
     warm: Option<Arc<WarmStore>>,
     promotion: Promotion,
+    /// Access frequencies of all keys, both tiers (with `Promotion::Frequency`).
+    sketch: Option<sketch::FrequencySketch>,
+    /// Moving average of the sketch frequency of demoted keys, times 16: what a warm key must
+    /// beat to be promoted.
+    victim_freq: AtomicU32,
     listener: std::sync::OnceLock<Arc<dyn KeyListener>>,
 }
 
@@ -496,6 +509,8 @@ impl Db {
             },
             warm: None,
             promotion: Promotion::Always,
+            sketch: None,
+            victim_freq: AtomicU32::new(0),
             listener: std::sync::OnceLock::new(),
         }
     }
@@ -510,6 +525,12 @@ impl Db {
     ) -> Db {
         self.limits.warm_maxbytes.store(maxbytes, Relaxed);
         self.promotion = promotion;
+        if promotion == Promotion::Frequency {
+            let keys = self.maxmemory() / SKETCH_BYTES_PER_KEY;
+            self.sketch = Some(sketch::FrequencySketch::new(
+                usize::try_from(keys).unwrap_or(usize::MAX),
+            ));
+        }
         for l in loaded {
             self.slot(l.slot).warm_insert(&l.key, l.meta);
         }

@@ -83,6 +83,9 @@ impl Db {
     pub fn pin(&self, keys: &[Bytes], blind: bool, now: u64) -> Vec<WarmKey> {
         let mut out: Vec<WarmKey> = Vec::new();
         for key in keys {
+            if let Some(sk) = &self.sketch {
+                sk.increment(sk.hash(key));
+            }
             let slot = Slot::for_key(key);
             let mut g = self.slot(slot);
             *g.pins.entry(Key::from_slice(key)).or_insert(0) += 1;
@@ -159,15 +162,16 @@ impl Db {
     }
 
     /// After the command: promote the key for good, or put it back in the warm index.
-    pub fn settle(&self, wk: &WarmKey, wrote: bool, now: u64) {
-        let Some(w) = &self.warm else { return };
+    /// Returns whether a read promoted it (RAM may then be over budget).
+    pub fn settle(&self, wk: &WarmKey, wrote: bool, now: u64) -> bool {
+        let Some(w) = &self.warm else { return false };
         let mut g = self.slot(wk.slot);
         let Some(e) = g.map.get_mut(&wk.key[..]) else {
-            return;
+            return false;
         };
         if e.warm_generation != wk.generation {
             // Changed or replaced: the stale copy was already queued for deletion.
-            return;
+            return false;
         }
         let promote = wrote
             || match self.promotion {
@@ -175,6 +179,7 @@ impl Db {
                 Promotion::SecondAccess(window) => {
                     wk.last_access != 0 && now.saturating_sub(wk.last_access) <= window
                 }
+                Promotion::Frequency => self.admits(&wk.key),
             };
         if promote {
             if wrote {
@@ -186,6 +191,7 @@ impl Db {
             // every path that replaces, removes or expires an entry). Under a read-mostly load
             // that spares the writer a delete at promotion and a put at the next demotion.
             w.stats.promotions.fetch_add(1, Relaxed);
+            return !wrote;
         } else if let Some(e) = g.remove_raw(&wk.key) {
             let kind = if matches!(e.value, super::Value::Hash(_)) {
                 1
@@ -202,6 +208,33 @@ impl Db {
             };
             g.warm_insert(&wk.key, meta);
         }
+        false
+    }
+
+    /// TinyLFU admission: whether a warm key just read earns its place in RAM. It does while
+    /// RAM has room (it is already loaded), else when it is used more often than the keys
+    /// RAM demoted lately: promoting it will demote one of those.
+    fn admits(&self, key: &[u8]) -> bool {
+        let Some(sk) = &self.sketch else { return true };
+        !self.over_limit() || u32::from(sk.frequency(sk.hash(key))) * 16 > self.admission_bar()
+    }
+
+    /// What a warm key's sketch frequency must exceed to be promoted, times 16.
+    pub fn admission_bar(&self) -> u32 {
+        self.victim_freq.load(Relaxed)
+    }
+
+    /// Folds a demoted key's sketch frequency into the admission bar (weight 1/8).
+    pub(super) fn note_victim(&self, key: &[u8]) {
+        let Some(sk) = &self.sketch else { return };
+        let f = u32::from(sk.frequency(sk.hash(key))) * 16;
+        let old = self.victim_freq.load(Relaxed);
+        self.victim_freq.store(old - old / 8 + f / 8, Relaxed);
+    }
+
+    /// Bytes of the frequency sketch (0 without one).
+    pub fn sketch_bytes(&self) -> usize {
+        self.sketch.as_ref().map_or(0, |s| s.bytes())
     }
 
     /// Evicts warm keys while the warm tier is over `warm-maxbytes` (sampled: the least
