@@ -173,6 +173,9 @@ async fn hot_keys_displaced_by_a_cold_scan(promotion: WarmPromotion) -> i64 {
             assert_eq!(c.cmd(&["GET", &format!("k{i}")]).await, V::s(&value(i)));
         }
     }
+    // Only reads since the SETs: promotions by reads keep RAM within its budget too.
+    let hot_bytes = tiering(&mut c, "hot_bytes").await;
+    assert!(hot_bytes <= 10_000 + 1_000, "RAM tier at {hot_bytes} B");
     let before = tiering(&mut c, "warm_hits").await;
     for i in 0..10 {
         assert_eq!(c.cmd(&["GET", &format!("k{i}")]).await, V::s(&value(i)));
