@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use membership::Slot;
 use membership::swim::{
-    self, AgentHandle, ClusterConfig, NodeId, QuicTransport, RebalanceMode, RestartState,
+    self, AgentHandle, Claim, ClusterConfig, NodeId, QuicTransport, RebalanceMode, RestartState,
     SlotOwnership,
 };
 
@@ -174,6 +174,12 @@ pub fn save_restart_state(dir: &Path, state: &RestartState) -> std::io::Result<(
     for p in &state.peers {
         text.push_str(&format!("peer {p}\n"));
     }
+    for c in &state.claims {
+        text.push_str(&format!(
+            "claim {} {} {} {}\n",
+            c.first, c.last, c.epoch, c.owner
+        ));
+    }
     let tmp = dir.join(format!("{RESTART_STATE}.tmp"));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, dir.join(RESTART_STATE))
@@ -194,14 +200,35 @@ fn take_restart_state(dir: &Path) -> Option<RestartState> {
 fn parse_restart_state(text: &str) -> Option<RestartState> {
     let mut bump = None;
     let mut peers = Vec::new();
+    let mut claims = Vec::new();
     for line in text.lines() {
         match line.split_once(' ') {
             Some(("bump", b)) => bump = b.trim().parse().ok(),
             Some(("peer", p)) => peers.extend(p.trim().parse::<SocketAddr>().ok()),
+            Some(("claim", c)) => claims.extend(parse_claim(c)),
             _ => {}
         }
     }
-    Some(RestartState { bump: bump?, peers })
+    Some(RestartState {
+        bump: bump?,
+        peers,
+        claims,
+    })
+}
+
+/// `FIRST LAST EPOCH OWNER` (a valid slot range).
+fn parse_claim(text: &str) -> Option<Claim> {
+    let mut it = text.split_whitespace();
+    let first: u16 = it.next()?.parse().ok()?;
+    let last: u16 = it.next()?.parse().ok()?;
+    let epoch: u64 = it.next()?.parse().ok()?;
+    let owner: NodeId = it.next()?.parse().ok()?;
+    (first <= last && last < membership::SLOT_COUNT).then_some(Claim {
+        first,
+        last,
+        owner,
+        epoch,
+    })
 }
 
 /// Joins (or bootstraps) the cluster and starts the task that drops data of lost slots.
@@ -276,6 +303,7 @@ pub async fn start(
         rebalance: RebalanceMode::Manual,
         initial_bump: restart.as_ref().map(RestartState::next_bump),
         rejoin,
+        restore: restart.map(|r| r.claims).unwrap_or_default(),
         ..ClusterConfig::default()
     };
     let (handle, _task) =
@@ -375,22 +403,41 @@ mod tests {
     #[test]
     fn restart_state_round_trips_and_is_taken_once() {
         let dir = tempfile::tempdir().expect("tmp");
+        let owner = NodeId::random();
         let state = RestartState {
             bump: 65535,
             peers: vec![
                 "127.0.0.1:17001".parse().expect("addr"),
                 "[::1]:17002".parse().expect("addr"),
             ],
+            claims: vec![
+                Claim {
+                    first: 0,
+                    last: 5460,
+                    owner,
+                    epoch: 1,
+                },
+                Claim {
+                    first: 16383,
+                    last: 16383,
+                    owner,
+                    epoch: 7,
+                },
+            ],
         };
         save_restart_state(dir.path(), &state).expect("save");
         assert_eq!(take_restart_state(dir.path()), Some(state));
         assert_eq!(take_restart_state(dir.path()), None);
         assert_eq!(
-            parse_restart_state("peer nonsense\nbump 7\n"),
+            parse_restart_state(&format!(
+                "peer nonsense\nbump 7\nclaim 5 4 1 {owner}\nclaim 0 16384 1 {owner}\nclaim 1 2 3 xyz\n"
+            )),
             Some(RestartState {
                 bump: 7,
-                peers: vec![]
-            })
+                peers: vec![],
+                claims: vec![],
+            }),
+            "bad lines are skipped"
         );
         assert_eq!(parse_restart_state("peer 127.0.0.1:1\n"), None);
     }

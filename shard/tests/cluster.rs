@@ -345,3 +345,73 @@ async fn planned_restart_keeps_slots_and_warm_data() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The bus port in a `host:port` bus address.
+fn port_of(bus: &str) -> u16 {
+    bus.rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("bus port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_keeps_slots_and_warm_data() {
+    const KEYS: usize = 1500;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let a = TestServer::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
+    converge(&[&a], 1).await;
+    let seed = bus_addr(&a).await;
+    let b = TestServer::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
+    let c = TestServer::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
+    converge(&[&a, &b, &c], 3).await;
+    let mut con = cluster_connection(&a).await;
+    for i in 0..KEYS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(i)
+            .query_async(&mut con)
+            .await
+            .expect("set");
+    }
+    drop(con);
+    let slots_before = a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await;
+    let mut places = Vec::new();
+    for n in [&a, &b, &c] {
+        places.push((n.addr, port_of(&bus_addr(n).await)));
+    }
+
+    // Every node stops for a planned restart, the last with nobody left to tell.
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+    for d in &dirs {
+        assert!(d.path().join("cluster-restart").exists());
+    }
+
+    // All back on their directories and ports; the first node has no seeds, as before.
+    let mut back = Vec::new();
+    for (i, (addr, bus_port)) in places.iter().enumerate() {
+        let seeds = if i == 0 { vec![] } else { vec![seed.clone()] };
+        let cfg = warm_cluster_config(dirs[i].path(), seeds, *bus_port);
+        back.push(TestServer::start_at(*addr, cfg).await);
+    }
+    converge(&[&back[0], &back[1], &back[2]], 3).await;
+    for n in &back {
+        assert_eq!(
+            n.raw().await.cmd(&["CLUSTER", "SLOTS"]).await,
+            slots_before,
+            "every node owns what it owned before"
+        );
+    }
+    let mut con = cluster_connection(&back[0]).await;
+    for i in 0..KEYS {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query_async(&mut con)
+            .await
+            .expect("get");
+        assert_eq!(v, Some(i as i64), "key:{i}");
+    }
+    for n in back {
+        n.stop().await;
+    }
+}

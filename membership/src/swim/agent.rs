@@ -140,6 +140,9 @@ pub struct RestartState {
     pub bump: u16,
     /// Cluster addresses of the members it knew alive: extra seeds to announce to on return.
     pub peers: Vec<SocketAddr>,
+    /// The slot ranges it owned, with their epochs: claimed again on return, so that a
+    /// whole cluster restarted at once comes back with its table instead of bootstrapping.
+    pub claims: Vec<Claim>,
 }
 
 impl RestartState {
@@ -405,7 +408,14 @@ impl<T: Transport> Agent<T> {
             Tick::Sync,
         );
         self.timers.push(now, Tick::Announce);
-        if self.config.seeds.is_empty() {
+        if !self.config.restore.is_empty() {
+            // Back from a planned restart: the slots this node owned are its own again (at
+            // their old epochs, so any newer claim made meanwhile wins).
+            info!(node = %self.me.id(), ranges = self.config.restore.len(), "claiming the slots owned before the restart");
+            self.bootstrapped = true;
+            let restore = self.config.restore.clone();
+            self.announce_claims(restore);
+        } else if self.config.seeds.is_empty() {
             if self.config.rejoin.is_empty() {
                 self.bootstrap();
             } else {
@@ -869,9 +879,16 @@ impl<T: Transport> Agent<T> {
             Instant::now() + ClusterConfig::ms(self.config.probe_period_ms),
             Tick::LeaveDone,
         );
+        let claims = self
+            .table()
+            .claims()
+            .into_iter()
+            .filter(|c| c.owner == me)
+            .collect();
         RestartState {
             bump: self.me.bump,
             peers,
+            claims,
         }
     }
 

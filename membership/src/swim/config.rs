@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::broadcast::Claim;
 use super::identity::NodeId;
 
 /// What the agent does when members join and the slots are out of balance.
@@ -76,6 +77,10 @@ pub struct ClusterConfig {
     /// anti-entropy rounds to learn the table from them, and bootstraps only if nobody has
     /// one (the whole cluster restarted).
     pub rejoin: Vec<SocketAddr>,
+    /// The claims this node held before a planned restart (`RestartState::claims`), announced
+    /// again at start. A node with some neither bootstraps nor waits to learn its slots.
+    #[serde(skip)]
+    pub restore: Vec<Claim>,
 }
 
 impl Default for ClusterConfig {
@@ -104,6 +109,7 @@ impl Default for ClusterConfig {
             rng_seed: None,
             initial_bump: None,
             rejoin: Vec::new(),
+            restore: Vec::new(),
         }
     }
 }

@@ -25,7 +25,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TestServer::start_at("127.0.0.1:0".parse().expect("addr"), config).await
+    }
+
+    /// A server on `addr` (a restarted node comes back where it was).
+    pub async fn start_at(addr: SocketAddr, config: Config) -> TestServer {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(shard::run(listener, config, async {
