@@ -304,6 +304,7 @@ pub async fn start(
         initial_bump: restart.as_ref().map(RestartState::next_bump),
         rejoin,
         restore: restart.map(|r| r.claims).unwrap_or_default(),
+        restore_hold_ms: config.cluster_restart_grace_ms,
         ..ClusterConfig::default()
     };
     let (handle, _task) =

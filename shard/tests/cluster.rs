@@ -346,6 +346,39 @@ async fn planned_restart_keeps_slots_and_warm_data() {
     b.stop().await;
 }
 
+/// How many slots a `CLUSTER SLOTS` reply gives the node serving clients at `addr`.
+fn slots_of(slots: &V, addr: std::net::SocketAddr) -> usize {
+    let V::Arr(ranges) = slots else {
+        panic!("CLUSTER SLOTS: {slots:?}")
+    };
+    ranges
+        .iter()
+        .filter_map(|r| match r {
+            V::Arr(f) => match (&f[0], &f[1], &f[2]) {
+                (V::Int(first), V::Int(last), V::Arr(node))
+                    if node.get(1) == Some(&V::Int(i64::from(addr.port()))) =>
+                {
+                    Some((last - first + 1) as usize)
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .sum()
+}
+
+/// A stopped node's QUIC endpoint closes shortly after its server returns: wait for the port
+/// before starting the node again on it (bounded: 10 s).
+async fn wait_until_udp_port_is_free(port: u16) {
+    for _ in 0..200 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("UDP port {port} still in use 10 s after its node stopped");
+}
+
 /// The bus port in a `host:port` bus address.
 fn port_of(bus: &str) -> u16 {
     bus.rsplit_once(':')
@@ -387,12 +420,24 @@ async fn whole_cluster_restart_keeps_slots_and_warm_data() {
         assert!(d.path().join("cluster-restart").exists());
     }
 
-    // All back on their directories and ports; the first node has no seeds, as before.
+    // All back on their directories and ports; the first node has no seeds, as before, and
+    // is back alone for a while (well past the 300 ms takeover delay): it must not take the
+    // others' slots over meanwhile.
     let mut back = Vec::new();
     for (i, (addr, bus_port)) in places.iter().enumerate() {
+        wait_until_udp_port_is_free(*bus_port).await;
         let seeds = if i == 0 { vec![] } else { vec![seed.clone()] };
         let cfg = warm_cluster_config(dirs[i].path(), seeds, *bus_port);
         back.push(TestServer::start_at(*addr, cfg).await);
+        if i == 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let info = cluster_info(&back[0]).await;
+            assert_eq!(
+                info_field(&info, "cluster_slots_assigned").as_deref(),
+                Some(slots_of(&slots_before, places[0].0).to_string().as_str()),
+                "alone, the first node claims only its own slots: {info}"
+            );
+        }
     }
     converge(&[&back[0], &back[1], &back[2]], 3).await;
     for n in &back {

@@ -331,6 +331,7 @@ pub fn spawn<T: Transport>(
         version: 0,
         leaving: None,
         restarting: HashMap::new(),
+        hold_unowned_until: None,
         config,
     };
     let task = tokio::spawn(agent.run());
@@ -393,6 +394,9 @@ struct Agent<T> {
     leaving: Option<Departure>,
     /// Members that announced a planned restart, with the end of their grace.
     restarting: HashMap<NodeId, Instant>,
+    /// Back from a planned restart with its claims: until then, unowned slots are not taken
+    /// over (their owners may be on their way back too).
+    hold_unowned_until: Option<Instant>,
 }
 
 impl<T: Transport> Agent<T> {
@@ -413,6 +417,7 @@ impl<T: Transport> Agent<T> {
             // their old epochs, so any newer claim made meanwhile wins).
             info!(node = %self.me.id(), ranges = self.config.restore.len(), "claiming the slots owned before the restart");
             self.bootstrapped = true;
+            self.hold_unowned_until = Some(now + ClusterConfig::ms(self.config.restore_hold_ms));
             let restore = self.config.restore.clone();
             self.announce_claims(restore);
         } else if self.config.seeds.is_empty() {
@@ -768,6 +773,12 @@ impl<T: Transport> Agent<T> {
             if held.get() {
                 // A restarting member's grace is running: look again at the next tick.
                 self.plan_dirty = true;
+            }
+            let holding = self.hold_unowned_until.is_some_and(|t| now < t);
+            if !takeover.is_empty() && holding && table.unowned() > 0 {
+                debug!(node = %me, "unowned slots after a restart; waiting for their owners");
+                self.plan_dirty = true;
+                return;
             }
             if !takeover.is_empty() {
                 // Quorum counts members known alive, not suspects: during a partition the

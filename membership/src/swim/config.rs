@@ -81,6 +81,10 @@ pub struct ClusterConfig {
     /// again at start. A node with some neither bootstraps nor waits to learn its slots.
     #[serde(skip)]
     pub restore: Vec<Claim>,
+    /// With `restore`: for this long after start, slots nobody claims are left alone instead
+    /// of taken over, since the nodes that owned them may be restarting too (a whole cluster
+    /// coming back in any order). The shard passes its `cluster-restart-grace`.
+    pub restore_hold_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -110,6 +114,7 @@ impl Default for ClusterConfig {
             initial_bump: None,
             rejoin: Vec::new(),
             restore: Vec::new(),
+            restore_hold_ms: 30_000,
         }
     }
 }
