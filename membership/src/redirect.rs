@@ -20,6 +20,10 @@ pub const MAX_TRYAGAIN: u32 = 12;
 pub const TRYAGAIN_BASE_DELAY: Duration = Duration::from_millis(10);
 pub const TRYAGAIN_MAX_DELAY: Duration = Duration::from_millis(320);
 
+/// Pause before a second MOVED/ASK for the same request; doubles per redirect up to
+/// [`TRYAGAIN_MAX_DELAY`].
+pub const REDIRECT_BASE_DELAY: Duration = Duration::from_millis(10);
+
 /// A parsed `-MOVED` or `-ASK` error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Redirect {
@@ -99,6 +103,20 @@ pub fn tryagain_delay(attempt: u32) -> Duration {
         .min(TRYAGAIN_MAX_DELAY)
 }
 
+/// The pause before following redirect number `attempt` (0-based) of one request. The first
+/// goes at once: the caller's slot map was stale. A further one means the cluster's own view
+/// is changing — a slot was handed over and its new owner has not heard yet, so the two answer
+/// MOVED to each other — which settles within milliseconds; retrying at once would spend the
+/// whole budget inside that window. With [`MAX_REDIRECTS`] the pauses add up to 150 ms.
+pub fn redirect_delay(attempt: u32) -> Duration {
+    match attempt.checked_sub(1) {
+        None => Duration::ZERO,
+        Some(n) => REDIRECT_BASE_DELAY
+            .saturating_mul(1u32 << n.min(16))
+            .min(TRYAGAIN_MAX_DELAY),
+    }
+}
+
 /// The error line without its trailing CRLF.
 fn error_line(line: &[u8]) -> &[u8] {
     let end = line
@@ -133,6 +151,15 @@ pub fn parse_redirect(line: &[u8]) -> Option<Redirect> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn repeated_redirects_wait_longer_each_time() {
+        let waits: Vec<u64> = (0..MAX_REDIRECTS)
+            .map(|a| redirect_delay(a).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [0, 10, 20, 40, 80]);
+        assert_eq!(redirect_delay(40), TRYAGAIN_MAX_DELAY);
+    }
+
     use super::*;
 
     fn slot(n: u16) -> Slot {

@@ -457,7 +457,11 @@ impl Ctx<'_> {
         let mut attempt = 0;
         loop {
             let action = redirect::decide(&reply, attempt);
+            let pause = redirect::redirect_delay(attempt);
             attempt += 1;
+            if matches!(action, Action::RetryMoved(_) | Action::RetryAsk(_)) && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             let result = match action {
                 Action::Done => return reply,
                 Action::GiveUp => {
