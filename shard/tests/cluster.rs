@@ -248,19 +248,21 @@ async fn cluster_connection(seed: &TestServer) -> redis::cluster_async::ClusterC
         .expect("cluster connection")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planned_restart_keeps_slots_and_warm_data() {
-    const KEYS: usize = 1500;
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+/// Three warm cluster nodes on `dirs` (the first bootstraps, the others join it), converged,
+/// with `keys` keys `key:I` = I written through a cluster client. Also returns the first
+/// node's bus address (the others' seed).
+async fn three_nodes_with_keys(
+    dirs: &[tempfile::TempDir],
+    keys: usize,
+) -> (TestServer, TestServer, TestServer, String) {
     let a = TestServer::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
     converge(&[&a], 1).await;
     let seed = bus_addr(&a).await;
     let b = TestServer::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
     let c = TestServer::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
     converge(&[&a, &b, &c], 3).await;
-
     let mut con = cluster_connection(&a).await;
-    for i in 0..KEYS {
+    for i in 0..keys {
         let _: () = redis::cmd("SET")
             .arg(format!("key:{i}"))
             .arg(i)
@@ -268,6 +270,27 @@ async fn planned_restart_keeps_slots_and_warm_data() {
             .await
             .expect("set");
     }
+    (a, b, c, seed)
+}
+
+/// Every key [`three_nodes_with_keys`] wrote reads back through a fresh cluster client.
+async fn assert_every_key_reads_back(seed: &TestServer, keys: usize) {
+    let mut con = cluster_connection(seed).await;
+    for i in 0..keys {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("key:{i}"))
+            .query_async(&mut con)
+            .await
+            .expect("get");
+        assert_eq!(v, Some(i as i64), "key:{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planned_restart_keeps_slots_and_warm_data() {
+    const KEYS: usize = 1500;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let (a, b, c, seed) = three_nodes_with_keys(&dirs, KEYS).await;
     let c_keys = c.raw().await.cmd(&["DBSIZE"]).await.as_int();
     assert!(c_keys > 100, "c holds a share: {c_keys}");
     let myid = c.raw().await.cmd(&["CLUSTER", "MYID"]).await;
@@ -329,16 +352,7 @@ async fn planned_restart_keeps_slots_and_warm_data() {
     assert_eq!(a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await, slots_before);
     assert_eq!(raw.cmd(&["DBSIZE"]).await.as_int(), c_keys);
 
-    // Every key reads back through a fresh cluster client.
-    let mut con = cluster_connection(&a).await;
-    for i in 0..KEYS {
-        let v: Option<i64> = redis::cmd("GET")
-            .arg(format!("key:{i}"))
-            .query_async(&mut con)
-            .await
-            .expect("get");
-        assert_eq!(v, Some(i as i64), "key:{i}");
-    }
+    assert_every_key_reads_back(&a, KEYS).await;
     drop(raw);
     let _ = tx.send(());
     c2.await.expect("task").expect("restarted shard");
@@ -390,22 +404,7 @@ fn port_of(bus: &str) -> u16 {
 async fn whole_cluster_restart_keeps_slots_and_warm_data() {
     const KEYS: usize = 1500;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
-    let a = TestServer::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
-    converge(&[&a], 1).await;
-    let seed = bus_addr(&a).await;
-    let b = TestServer::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
-    let c = TestServer::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
-    converge(&[&a, &b, &c], 3).await;
-    let mut con = cluster_connection(&a).await;
-    for i in 0..KEYS {
-        let _: () = redis::cmd("SET")
-            .arg(format!("key:{i}"))
-            .arg(i)
-            .query_async(&mut con)
-            .await
-            .expect("set");
-    }
-    drop(con);
+    let (a, b, c, seed) = three_nodes_with_keys(&dirs, KEYS).await;
     let slots_before = a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await;
     let mut places = Vec::new();
     for n in [&a, &b, &c] {
@@ -447,15 +446,7 @@ async fn whole_cluster_restart_keeps_slots_and_warm_data() {
             "every node owns what it owned before"
         );
     }
-    let mut con = cluster_connection(&back[0]).await;
-    for i in 0..KEYS {
-        let v: Option<i64> = redis::cmd("GET")
-            .arg(format!("key:{i}"))
-            .query_async(&mut con)
-            .await
-            .expect("get");
-        assert_eq!(v, Some(i as i64), "key:{i}");
-    }
+    assert_every_key_reads_back(&back[0], KEYS).await;
     for n in back {
         n.stop().await;
     }
