@@ -418,8 +418,16 @@ impl<T: Transport> Agent<T> {
             info!(node = %self.me.id(), ranges = self.config.restore.len(), "claiming the slots owned before the restart");
             self.bootstrapped = true;
             self.hold_unowned_until = Some(now + ClusterConfig::ms(self.config.restore_hold_ms));
-            let restore = self.config.restore.clone();
-            self.announce_claims(restore);
+            // Only this node's own claims: a restart file next to another node id (a data
+            // directory put together by hand) must not speak for that node.
+            let me = self.me.id();
+            let restore = self
+                .config
+                .restore
+                .iter()
+                .filter(|c| c.owner == me)
+                .copied();
+            self.announce_claims(restore.collect());
         } else if self.config.seeds.is_empty() {
             if self.config.rejoin.is_empty() {
                 self.bootstrap();
