@@ -8,6 +8,7 @@
 #   docs/bench/proxy-cost.sh                                  # SET, near cache default/always/off
 #   T=get REPS=5 docs/bench/proxy-cost.sh
 #   CONFIGS="default" STRACE=1 N=20000 docs/bench/proxy-cost.sh
+#   CONFIGS="default sample8 nodetect" T=get ...   # what hot-key detection costs a request
 # Loopback only; every run is bounded by -n.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,6 +42,8 @@ for conf in $CONFIGS; do
     default) env=() ;;
     always) env=(AUTOCACHE_NEAR_CACHE_LINK_IDLE_MS=0) ;;
     off) env=(AUTOCACHE_NEAR_CACHE=false) ;;
+    sample8) env=(AUTOCACHE_HOTKEY_SAMPLE=8) ;;
+    nodetect) env=(AUTOCACHE_HOTKEY_ENABLED=false) ;;
     *) echo "unknown config $conf" >&2; exit 1 ;;
   esac
   env "${env[@]}" $P --port 18800 --seeds 127.0.0.1:18801 --admin-port 0 --threads 1 --loglevel warning \

@@ -102,7 +102,7 @@ impl Default for Config {
             hotkey_threshold: 50,
             hotkey_capacity: 1024,
             hotkey_window: Duration::from_millis(1000),
-            hotkey_sample: 8,
+            hotkey_sample: 1,
             hotkey_hide_names: false,
             near_cache: true,
             near_cache_bytes: 64 * 1024 * 1024,

@@ -1,5 +1,5 @@
-//! The near cache: replies to reads of hot keys, with the fill tickets and write fences that
-//! keep it coherent.
+//! The near cache: replies to reads of popular keys, with the fill tickets and write fences
+//! that keep it coherent, bounded in bytes.
 //!
 //! Invariants (each enforced under the lock of the key's map shard):
 //! - A value is inserted only by the fill whose ticket is still registered, in the epoch it was
@@ -15,7 +15,7 @@
 //!   knows no ticket can slip in unseen (the filler checks the fence after raising `live`; both
 //!   sides use `SeqCst`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
@@ -102,6 +102,9 @@ pub struct NearCache {
     budget: usize,
     epoch: AtomicU64,
     next_ticket: AtomicU64,
+    /// Keys in the order their values were cached (with stale names of keys since dropped),
+    /// for [`NearCache::shrink`].
+    order: Mutex<VecDeque<Bytes>>,
     pub stats: CacheStats,
 }
 
@@ -170,6 +173,7 @@ impl NearCache {
             budget,
             epoch: AtomicU64::new(0),
             next_ticket: AtomicU64::new(1),
+            order: Mutex::new(VecDeque::new()),
             stats: CacheStats::default(),
         }
     }
@@ -249,6 +253,27 @@ impl NearCache {
         })
     }
 
+    /// Answers a read from the cache if its value is there (a key that cooled down but was
+    /// kept); never starts a fill.
+    pub fn peek(&self, key: &[u8], variant: &Variant) -> Option<Bytes> {
+        let shard = self.shard(hash(key)).lock();
+        let v = shard
+            .map
+            .get(key)?
+            .entries
+            .iter()
+            .find(|e| e.variant == *variant)?
+            .value
+            .clone()?;
+        self.stats.hits.fetch_add(1, Relaxed);
+        Some(v)
+    }
+
+    /// Whether anything is cached (or being filled) for `key`.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.shard(hash(key)).lock().map.contains_key(key)
+    }
+
     /// A write through this proxy to `key`: fences it and drops what is cached.
     pub fn write(self: &Arc<Self>, key: &[u8]) -> Fence {
         let h = hash(key);
@@ -320,7 +345,49 @@ impl NearCache {
         }
     }
 
-    /// Drops a key that is no longer hot, unless a fill for it is in flight.
+    /// Drops cached keys, oldest first, until the cache holds at most `limit` bytes; keys
+    /// `keep` says to keep (the hot ones) go to the back instead.
+    pub fn shrink(&self, limit: usize, keep: impl Fn(&[u8]) -> bool) {
+        // `order` is never held while a shard's lock is taken (fills push under no shard lock
+        // either): keys are taken out a batch at a time.
+        let mut left = self.order.lock().len();
+        while self.bytes() > limit && left > 0 {
+            let batch: Vec<Bytes> = {
+                let mut order = self.order.lock();
+                let n = left.min(256).min(order.len());
+                order.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            left -= batch.len();
+            let mut kept = Vec::new();
+            for k in batch {
+                if keep(&k) {
+                    kept.push(k);
+                } else if self.bytes() > limit {
+                    self.evict(&k);
+                } else {
+                    kept.push(k);
+                }
+            }
+            self.order.lock().extend(kept);
+        }
+        // Names of keys dropped since (invalidated, cleared) pile up: keep the list at most
+        // about twice the number of cached keys.
+        let names = self.order.lock().len();
+        if names > 2 * self.keys() + 1024 {
+            let all: VecDeque<Bytes> = std::mem::take(&mut *self.order.lock());
+            let live: Vec<Bytes> = all.into_iter().filter(|k| self.contains(k)).collect();
+            let mut order = self.order.lock();
+            // Fills made meanwhile went to the (emptied) list: they stay the newest.
+            let newer = std::mem::take(&mut *order);
+            order.extend(live);
+            order.extend(newer);
+        }
+    }
+
+    /// Drops a key (to make room), unless a fill for it is in flight.
     pub fn evict(&self, key: &[u8]) {
         let h = hash(key);
         let mut s = self.shard(h).lock();
@@ -380,6 +447,9 @@ impl NearCache {
                 entry.value = Some(v.clone());
                 ke.bytes += size;
                 self.bytes.fetch_add(size, Relaxed);
+                // Never under a shard's lock: `shrink` takes the shard locks after `order`.
+                drop(s);
+                self.order.lock().push_back(f.key.clone());
                 if let Some(tx) = tx {
                     let _ = tx.send(FillState::Done(v));
                 }
@@ -446,6 +516,54 @@ mod tests {
             Lookup::Hit(v) => Some(v),
             Lookup::Fill(_) | Lookup::Bypass | Lookup::Wait(_) => None,
         }
+    }
+
+    #[test]
+    fn shrink_drops_the_oldest_keys_it_need_not_keep() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        for i in 0..100 {
+            fill(&c, format!("k{i:02}").as_bytes()).complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+        }
+        let per_key = c.bytes() / 100;
+        // Keep k00..k09 whatever their age; drop the oldest others down to 50 keys.
+        c.shrink(50 * per_key, |k| k.starts_with(b"k0"));
+        assert_eq!(c.keys(), 50);
+        assert!((0..10).all(|i| hit(&c, format!("k{i:02}").as_bytes()).is_some()));
+        assert!(hit(&c, b"k10").is_none());
+        assert!((60..100).all(|i| hit(&c, format!("k{i:02}").as_bytes()).is_some()));
+        // Names of keys invalidated since do not pile up.
+        for i in 60..100 {
+            c.invalidate(format!("k{i:02}").as_bytes());
+        }
+        for i in 0..2000 {
+            let k = format!("n{i}");
+            fill(&c, k.as_bytes()).complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+            c.invalidate(k.as_bytes());
+        }
+        c.shrink(usize::MAX, |_| false);
+        assert!(c.order.lock().len() <= 2 * c.keys() + 1024);
+    }
+
+    #[test]
+    fn fills_and_shrinks_on_two_threads_do_not_deadlock() {
+        let c = Arc::new(NearCache::new(64 * 1024));
+        let filler = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000 {
+                    let k = format!("k{}", i % 3000);
+                    if let Lookup::Fill(f) = c.lookup(k.as_bytes(), Variant::Get) {
+                        f.complete(&Bytes::from_static(b"$3\r\nval\r\n"));
+                    }
+                }
+            })
+        };
+        for _ in 0..2_000 {
+            c.shrink(16 * 1024, |k| k.ends_with(b"7"));
+        }
+        assert!(filler.join().is_ok());
+        c.shrink(16 * 1024, |_| false);
+        assert!(c.bytes() <= 16 * 1024);
     }
 
     #[test]

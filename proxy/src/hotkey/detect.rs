@@ -1,18 +1,23 @@
-//! Hot-key detection: a SpaceSaving top-k of key popularity with constant memory.
+//! Hot-key detection: a count-min sketch of key popularity with constant memory, and a
+//! bounded table of the keys whose estimate reached the threshold.
 //!
 //! Requests are sampled 1-in-`sample` (a thread-local counter, no shared write per request);
-//! a sampled key is counted with `try_lock`, so a contended table drops the sample instead of
-//! making a request wait. Every window the counts halve, so for a key seen at a steady rate
+//! a sampled key is counted with `try_lock`, so a contended detector drops the sample instead
+//! of making a request wait. Every window all counts halve, so for a key seen at a steady rate
 //! `r` the count settles at `2 · r · window / sample`; the estimated rate is therefore
-//! `count · sample / (2 · window)`. A key whose estimate reaches the threshold is hot; the hot
-//! set is republished (an `ArcSwap` snapshot readers never lock) at every window.
+//! `count · sample / (2 · window)`. A key whose estimate reaches the threshold enters the
+//! table (at most `capacity` keys; a full table gives up its least popular key for a more
+//! popular one) and is hot while its estimate stays there; the hot set is republished (an
+//! `ArcSwap` snapshot readers never lock) at every window.
 //!
-//! SpaceSaving keeps at most `capacity` keys: a new key replaces the one with the smallest
-//! count and inherits that count (its overestimate), so a truly frequent key is never missed
-//! and a rare one can only be overestimated by the smallest count in the table.
+//! The sketch (four rows of `64 · capacity` 32-bit counters, 1 MiB for 1024 keys; conservative
+//! update) only ever overestimates, and by little: a long tail of rare keys cannot push a
+//! frequent key out, as it can in a top-k table that every new key enters, and every key
+//! above the threshold is found however many rare keys there are.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,53 +38,136 @@ pub struct KeyRate {
     pub hot: bool,
 }
 
+/// Rows of the count-min sketch.
+const ROWS: usize = 4;
+
+/// Bits of the doorkeeper (128 KiB). It is cleared once `DOOR_BITS / 8` keys have been
+/// added, which keeps its false positives near 1.5% (two bits per key).
+const DOOR_BITS: usize = 1 << 20;
+
+/// What the detector learned from one counted access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The key's estimated count in the current window (sampled units).
+    pub count: u32,
+    /// The key was counted before, since the doorkeeper was last cleared (a horizon of about
+    /// `DOOR_BITS / 8` distinct keys, far longer than a window).
+    pub again: bool,
+}
+
 struct Table {
-    index: HashMap<Bytes, usize>,
-    keys: Vec<Bytes>,
-    /// Parallel to `keys`, kept apart so the minimum search scans plain integers.
-    counts: Vec<u32>,
-    /// The count each key inherited when it took its slot: its possible overestimate.
-    errors: Vec<u32>,
+    /// `ROWS` rows of `mask + 1` counters each, row after row.
+    sketch: Vec<u32>,
+    mask: usize,
+    hasher: foldhash::fast::FixedState,
+    /// Keys whose estimate reached the hot count, with their latest estimate.
+    keys: HashMap<Bytes, u32>,
+    /// TinyLFU's doorkeeper: a bit set of keys seen once.
+    door: Vec<u64>,
+    door_keys: usize,
 }
 
 impl Table {
-    fn count(&mut self, key: &[u8], capacity: usize) {
-        if let Some(&i) = self.index.get(key) {
-            if let Some(c) = self.counts.get_mut(i) {
-                *c = c.saturating_add(1);
-            }
-            return;
-        }
-        let key = Bytes::copy_from_slice(key);
-        if self.keys.len() < capacity {
-            self.index.insert(key.clone(), self.keys.len());
-            self.keys.push(key);
-            self.counts.push(1);
-            self.errors.push(0);
-            return;
-        }
-        let Some((i, &min)) = self.counts.iter().enumerate().min_by_key(|(_, c)| **c) else {
-            return;
-        };
-        if let Some(old) = self.keys.get_mut(i) {
-            self.index.remove(old);
-            self.index.insert(key.clone(), i);
-            *old = key;
-        }
-        if let Some(c) = self.counts.get_mut(i) {
-            *c = min.saturating_add(1);
-        }
-        if let Some(e) = self.errors.get_mut(i) {
-            *e = min;
+    fn new(capacity: usize) -> Table {
+        let width = (capacity * 64).clamp(1 << 14, 1 << 22).next_power_of_two();
+        Table {
+            sketch: vec![0; width * ROWS],
+            mask: width - 1,
+            hasher: foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
+            keys: HashMap::with_capacity(capacity),
+            door: vec![0; DOOR_BITS / 64],
+            door_keys: 0,
         }
     }
 
-    /// Counts a key has certainly reached (count minus its inherited overestimate).
-    fn guaranteed(&self) -> impl Iterator<Item = (&Bytes, u32)> {
-        self.keys
+    /// Marks the key (hash `h`) as seen; returns whether it had been seen before.
+    fn door(&mut self, h: u64) -> bool {
+        let bits = [
+            (h >> 20) as usize % DOOR_BITS,
+            (h.rotate_left(23) ^ (h >> 41)) as usize % DOOR_BITS,
+        ];
+        let mut again = true;
+        for b in bits {
+            if let Some(w) = self.door.get_mut(b / 64) {
+                let m = 1u64 << (b % 64);
+                again &= *w & m != 0;
+                *w |= m;
+            }
+        }
+        if !again {
+            self.door_keys += 1;
+            if self.door_keys >= DOOR_BITS / 8 {
+                self.door.fill(0);
+                self.door_keys = 0;
+            }
+        }
+        again
+    }
+
+    /// The key's counter in each row.
+    fn cells(&self, h: u64) -> [usize; ROWS] {
+        let (a, b) = (h as usize, (h >> 32) as usize | 1);
+        let width = self.mask + 1;
+        std::array::from_fn(|row| row * width + (a.wrapping_add(row.wrapping_mul(b)) & self.mask))
+    }
+
+    /// Counts one access (conservative update: only the smallest counters grow) and returns
+    /// the key's new estimate.
+    fn increment(&mut self, h: u64) -> u32 {
+        let cells = self.cells(h);
+        let min = cells
             .iter()
-            .zip(self.counts.iter().zip(self.errors.iter()))
-            .map(|(k, (c, e))| (k, c.saturating_sub(*e)))
+            .map(|&i| self.sketch.get(i).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        let est = min.saturating_add(1);
+        for i in cells {
+            if let Some(c) = self.sketch.get_mut(i) {
+                *c = (*c).max(est);
+            }
+        }
+        est
+    }
+
+    /// Counts one access.
+    fn count(&mut self, key: &[u8], capacity: usize, hot_count: u32) -> Seen {
+        let h = self.hasher.hash_one(key);
+        let seen = Seen {
+            count: self.increment(h),
+            again: self.door(h),
+        };
+        let est = seen.count;
+        if let Some(c) = self.keys.get_mut(key) {
+            *c = est;
+            return seen;
+        }
+        if est < hot_count {
+            return seen;
+        }
+        if self.keys.len() >= capacity {
+            // Rare: only keys crossing the threshold get here.
+            let Some((least, c)) = self.keys.iter().min_by_key(|(_, c)| **c) else {
+                return seen;
+            };
+            if *c >= est {
+                return seen;
+            }
+            let least = least.clone();
+            self.keys.remove(&least);
+        }
+        self.keys.insert(Bytes::copy_from_slice(key), est);
+        seen
+    }
+
+    /// Ends a window: halves every count and forgets keys that went quiet.
+    fn halve(&mut self) {
+        for c in &mut self.sketch {
+            *c /= 2;
+        }
+        self.keys.retain(|_, c| {
+            *c /= 2;
+            *c > 0
+        });
     }
 }
 
@@ -88,7 +176,7 @@ pub struct Detector {
     capacity: usize,
     window: Duration,
     /// Count at which a key is hot (the threshold converted to the steady-state count).
-    hot_count: f64,
+    hot_count: u32,
     table: Mutex<Table>,
     hot: ArcSwap<HashSet<Bytes>>,
 }
@@ -101,13 +189,10 @@ impl Detector {
             sample,
             capacity,
             window,
-            hot_count: threshold * 2.0 * window.as_secs_f64() / f64::from(sample),
-            table: Mutex::new(Table {
-                index: HashMap::with_capacity(capacity),
-                keys: Vec::with_capacity(capacity),
-                counts: Vec::with_capacity(capacity),
-                errors: Vec::with_capacity(capacity),
-            }),
+            hot_count: (threshold * 2.0 * window.as_secs_f64() / f64::from(sample))
+                .ceil()
+                .clamp(1.0, f64::from(u32::MAX)) as u32,
+            table: Mutex::new(Table::new(capacity)),
             hot: ArcSwap::from_pointee(HashSet::new()),
         }
     }
@@ -116,9 +201,9 @@ impl Detector {
         self.window
     }
 
-    /// Counts one access to `key` (sampled; never blocks).
+    /// Counts one access to `key` (sampled; never blocks); `None` when it was not counted.
     #[inline]
-    pub fn record(&self, key: &[u8]) {
+    pub fn record(&self, key: &[u8]) -> Option<Seen> {
         if self.sample > 1 {
             let take = TICK.with(|t| {
                 let n = t.get().wrapping_add(1);
@@ -126,12 +211,11 @@ impl Detector {
                 n.is_multiple_of(self.sample)
             });
             if !take {
-                return;
+                return None;
             }
         }
-        if let Some(mut t) = self.table.try_lock() {
-            t.count(key, self.capacity);
-        }
+        let mut t = self.table.try_lock()?;
+        Some(t.count(key, self.capacity, self.hot_count))
     }
 
     /// Whether `key` is in the current hot set.
@@ -157,16 +241,13 @@ impl Detector {
     /// stopped being hot.
     pub fn tick(&self) -> Vec<Bytes> {
         let mut t = self.table.lock();
-        let mut hot = HashSet::new();
-        for (k, c) in t.guaranteed() {
-            if f64::from(c) >= self.hot_count {
-                hot.insert(k.clone());
-            }
-        }
-        let table = &mut *t;
-        for c in table.counts.iter_mut().chain(table.errors.iter_mut()) {
-            *c /= 2;
-        }
+        let hot: HashSet<Bytes> = t
+            .keys
+            .iter()
+            .filter(|(_, c)| **c >= self.hot_count)
+            .map(|(k, _)| k.clone())
+            .collect();
+        t.halve();
         drop(t);
         let old = self.hot.swap(Arc::new(hot));
         let now = self.hot.load();
@@ -177,10 +258,7 @@ impl Detector {
     pub fn top(&self, n: usize) -> Vec<KeyRate> {
         let mut v: Vec<(Bytes, u32)> = {
             let t = self.table.lock();
-            t.guaranteed()
-                .filter(|(_, c)| *c > 0)
-                .map(|(k, c)| (k.clone(), c))
-                .collect()
+            t.keys.iter().map(|(k, c)| (k.clone(), *c)).collect()
         };
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
@@ -217,6 +295,53 @@ mod tests {
         assert!(!d.is_hot(b"cold5"));
         // Memory stays bounded by the capacity.
         assert!(d.table.lock().keys.len() <= 8);
+    }
+
+    #[test]
+    fn every_key_above_the_threshold_is_found_among_many_rare_ones() {
+        // 100 keys at 40 counts each, interleaved with 100 000 keys seen once: in a top-k table
+        // of 1024 entries that every new key enters, the smallest count soon exceeds 40 and the
+        // 100 are churned out; the sketch keeps them.
+        let d = Detector::new(1024, 1, Duration::from_secs(1), 15.0);
+        let mut rare = 0u32;
+        for round in 0..40 {
+            for k in 0..100 {
+                d.record(format!("warm{k}").as_bytes());
+                for _ in 0..25 {
+                    d.record(format!("rare{rare}").as_bytes());
+                    rare += 1;
+                }
+            }
+            assert!(round < 29 || d.table.lock().keys.len() == 100);
+        }
+        d.tick();
+        assert_eq!(d.hot_len(), 100);
+        assert!((0..100).all(|k| d.is_hot(format!("warm{k}").as_bytes())));
+        // Memory is the sketch plus at most `capacity` keys, whatever the number of keys seen.
+        assert_eq!(d.table.lock().sketch.len(), 4 * 65536);
+    }
+
+    #[test]
+    fn the_doorkeeper_knows_keys_seen_before_until_it_is_cleared() {
+        let d = Detector::new(16, 1, Duration::from_secs(1), 1000.0);
+        let again = |k: &[u8]| d.record(k).is_some_and(|s| s.again);
+        assert!(!again(b"a"));
+        // Windows pass: the counts halve, the doorkeeper remembers.
+        d.tick();
+        d.tick();
+        assert!(again(b"a"));
+        let fresh = (0..1000)
+            .filter(|i| !again(format!("k{i}").as_bytes()))
+            .count();
+        assert!(fresh >= 990, "{fresh} of 1000 new keys taken as new");
+        // After DOOR_BITS / 8 new keys it starts over.
+        let mut i = 0;
+        while d.table.lock().door_keys > 0 {
+            d.record(format!("fill{i}").as_bytes());
+            i += 1;
+        }
+        assert!((DOOR_BITS / 8 - 1001..DOOR_BITS / 7).contains(&i), "{i}");
+        assert!(!again(b"a"));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The router calls two hooks: [`HotKeys::on_write`] before forwarding any write (it drops the
 //! written keys and fences them until the write is answered, so a client reads its own writes),
 //! and [`HotKeys::on_read`] for single-key commands (it counts the key and, for GET, HGET and
-//! HGETALL of a hot key, answers from the cache, waits for a fill already in flight, or turns
-//! the read into a fill). A cold key costs a thread-local counter and one lookup in an
-//! `ArcSwap` snapshot of the hot set.
+//! HGETALL of a key that is hot or was read again lately, answers from the cache, waits for a
+//! fill already in flight, or turns the read into a fill; other cached keys are answered from
+//! the cache too). A cold key costs one sketch update, one lookup in an `ArcSwap` snapshot of
+//! the hot set, and, while the cache is not empty, one cache lookup.
 
 pub mod cache;
 pub mod detect;
@@ -25,7 +26,7 @@ use membership::command::{CommandId, CommandSpec};
 use tokio_util::sync::CancellationToken;
 
 pub use cache::{Fence, Fill, FillState, Lookup, NearCache, Variant};
-pub use detect::{Detector, KeyRate};
+pub use detect::{Detector, KeyRate, Seen};
 pub use link::{LinkSettings, LinkState};
 
 use crate::config::Config;
@@ -53,6 +54,23 @@ pub enum ReadHook {
     Forward(Option<Fill>),
     Hit(Bytes),
     Wait(tokio::sync::watch::Receiver<FillState>, Slot),
+}
+
+/// Which cached reply a cacheable read asks for.
+fn variant_of(spec: &CommandSpec, req: &Request) -> Variant {
+    match spec.id {
+        CommandId::Hgetall => Variant::Hgetall,
+        CommandId::Hget => Variant::Hget(Bytes::copy_from_slice(req.arg(2))),
+        _ => Variant::Get,
+    }
+}
+
+/// Share of the byte budget that keys which are not hot may fill: above it they are
+/// dropped at every window, the longest-cached first, so that hot keys always find room.
+const SPARE_SHARE: (usize, usize) = (3, 4);
+
+fn spare_limit(c: &NearCache) -> usize {
+    c.budget() / SPARE_SHARE.1 * SPARE_SHARE.0
 }
 
 impl HotKeys {
@@ -98,11 +116,9 @@ impl HotKeys {
                         _ = tick.tick() => {}
                     }
                     let Some(d) = &hk.detector else { break };
-                    let cooled = d.tick();
+                    d.tick();
                     if let Some(c) = &hk.cache {
-                        for k in cooled {
-                            c.evict(&k);
-                        }
+                        c.shrink(spare_limit(c), |k| d.is_hot(k));
                     }
                 }
             });
@@ -151,20 +167,30 @@ impl HotKeys {
             return ReadHook::Forward(None);
         };
         let key = req.arg(i);
-        d.record(key);
+        let again = d.record(key).is_some_and(|s| s.again);
         let Some(cache) = &self.cache else {
             return ReadHook::Forward(None);
         };
         let cacheable = matches!(spec.id, CommandId::Get | CommandId::Hgetall)
             || (spec.id == CommandId::Hget && req.argc() == 3);
-        if !cacheable || !d.is_hot(key) {
+        if !cacheable {
             return ReadHook::Forward(None);
         }
-        let variant = match spec.id {
-            CommandId::Hgetall => Variant::Hgetall,
-            CommandId::Hget => Variant::Hget(Bytes::copy_from_slice(req.arg(2))),
-            _ => Variant::Get,
-        };
+        // TinyLFU's admission: a hot key, or one the doorkeeper has seen before while the
+        // cache has room to spare (a key read once is not worth a fill).
+        let admit = d.is_hot(key) || (again && cache.bytes() < spare_limit(cache));
+        if !admit {
+            // A key that is no longer hot may still be cached (and is kept coherent).
+            if cache.keys() > 0
+                && let Some(owner) = topo.owner(Slot::for_key(key))
+                && self.coherent(&owner.addr)
+                && let Some(v) = cache.peek(key, &variant_of(spec, req))
+            {
+                return ReadHook::Hit(v);
+            }
+            return ReadHook::Forward(None);
+        }
+        let variant = variant_of(spec, req);
         let slot = Slot::for_key(key);
         let Some(owner) = topo.owner(slot) else {
             return ReadHook::Forward(None);
