@@ -362,16 +362,23 @@ impl NearCache {
             }
             left -= batch.len();
             let mut kept = Vec::new();
-            for k in batch {
+            let mut rest = batch.into_iter();
+            for k in rest.by_ref() {
                 if keep(&k) {
                     kept.push(k);
-                } else if self.bytes() > limit {
-                    self.evict(&k);
                 } else {
-                    kept.push(k);
+                    self.evict(&k);
+                    if self.bytes() <= limit {
+                        break;
+                    }
                 }
             }
-            self.order.lock().extend(kept);
+            let mut order = self.order.lock();
+            // Not looked at: still the oldest.
+            for k in rest.rev() {
+                order.push_front(k);
+            }
+            order.extend(kept);
         }
         // Names of keys dropped since (invalidated, cleared) pile up: keep the list at most
         // about twice the number of cached keys.

@@ -11,7 +11,7 @@
 //! `ArcSwap` snapshot readers never lock) at every window.
 //!
 //! The sketch (`256 · capacity` 32-bit counters, 1 MiB for 1024 keys, in 64-byte blocks: a key
-//! updates four counters of one block, one cache line; conservative update) only ever
+//! updates two counters in each of two blocks, two cache lines; conservative update) only ever
 //! overestimates, and by little: a long tail of rare keys cannot push a frequent key out, as it
 //! can in a top-k table that every new key enters, and every key above the threshold is found
 //! however many rare keys there are. A doorkeeper bit set (128 KiB) tells keys seen before
@@ -40,8 +40,8 @@ pub struct KeyRate {
     pub hot: bool,
 }
 
-/// Counters a key updates in the count-min sketch: one in each quarter of one 64-byte block,
-/// so that counting a key touches one cache line.
+/// Counters a key updates in the count-min sketch: two in each of two 64-byte blocks, so that
+/// counting a key touches two cache lines.
 const ROWS: usize = 4;
 
 /// Sixteen counters on one cache line.
@@ -110,18 +110,32 @@ impl Table {
     /// Counts one access (conservative update: only the smallest counters grow) and returns
     /// the key's new estimate.
     fn increment(&mut self, h: u64) -> u32 {
-        let Some(Block(block)) = self.sketch.get_mut((h >> 12) as usize & self.mask) else {
-            return 0;
+        // Two blocks, two counters in each (in different quarters): a rare key shares all four
+        // counters with a frequent key only if it shares both blocks, so frequent keys make
+        // no false hot keys of their neighbours.
+        let blocks = [
+            (h >> 12) as usize & self.mask,
+            (h >> 36) as usize & self.mask,
+        ];
+        let cells: [(usize, usize); ROWS] = std::array::from_fn(|i| {
+            let block = blocks.get(i / 2).copied().unwrap_or(0);
+            (block, i * 4 + ((h >> (2 * i)) & 3) as usize)
+        });
+        let get = |sketch: &[Block], (b, i): (usize, usize)| {
+            sketch
+                .get(b)
+                .and_then(|Block(c)| c.get(i))
+                .copied()
+                .unwrap_or(0)
         };
-        let cells: [usize; ROWS] = std::array::from_fn(|i| i * 4 + ((h >> (2 * i)) & 3) as usize);
         let min = cells
             .iter()
-            .map(|&i| block.get(i).copied().unwrap_or(0))
+            .map(|&c| get(&self.sketch, c))
             .min()
             .unwrap_or(0);
         let est = min.saturating_add(1);
-        for i in cells {
-            if let Some(c) = block.get_mut(i) {
+        for (b, i) in cells {
+            if let Some(c) = self.sketch.get_mut(b).and_then(|Block(c)| c.get_mut(i)) {
                 *c = (*c).max(est);
             }
         }
