@@ -70,6 +70,9 @@ struct Table {
     hasher: foldhash::fast::FixedState,
     /// Keys whose estimate reached the hot count, with their latest estimate.
     keys: HashMap<Bytes, u32>,
+    /// A lower bound of the smallest estimate in `keys` when it is full: a key at or below
+    /// it cannot take a place, and is turned away without scanning the table.
+    floor: u32,
     /// TinyLFU's doorkeeper: a bit set of keys seen once (two bits in one word per key).
     door: Vec<u64>,
     door_keys: usize,
@@ -83,6 +86,7 @@ impl Table {
             mask: counters / 16 - 1,
             hasher: foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
             keys: HashMap::with_capacity(capacity),
+            floor: 0,
             door: vec![0; DOOR_BITS / 64],
             door_keys: 0,
         }
@@ -158,11 +162,17 @@ impl Table {
             return seen;
         }
         if self.keys.len() >= capacity {
-            // Rare: only keys crossing the threshold get here.
-            let Some((least, c)) = self.keys.iter().min_by_key(|(_, c)| **c) else {
+            // More keys above the threshold than places: scan only when this key may beat the
+            // least popular one (estimates in the table only grow between windows, so the
+            // smallest one seen stays a lower bound).
+            if est <= self.floor {
+                return seen;
+            }
+            let Some((least, &c)) = self.keys.iter().min_by_key(|(_, c)| **c) else {
                 return seen;
             };
-            if *c >= est {
+            self.floor = c;
+            if c >= est {
                 return seen;
             }
             let least = least.clone();
@@ -183,6 +193,7 @@ impl Table {
             *c /= 2;
             *c > 0
         });
+        self.floor /= 2;
     }
 }
 
@@ -334,6 +345,25 @@ mod tests {
         assert!((0..100).all(|k| d.is_hot(format!("warm{k}").as_bytes())));
         // Memory is the sketch plus at most `capacity` keys, whatever the number of keys seen.
         assert_eq!(d.table.lock().sketch.len() * 16, 4 * 65536);
+    }
+
+    #[test]
+    fn a_full_table_keeps_the_most_popular_keys() {
+        // Ten keys above the threshold, four places: the four most popular end up there.
+        let d = Detector::new(4, 1, Duration::from_secs(1), 1.0);
+        for round in 0..100 {
+            for i in 0..10 {
+                if round < (i + 1) * 10 {
+                    d.record(format!("k{i}").as_bytes());
+                }
+            }
+        }
+        let mut top: Vec<_> = d.top(10).into_iter().map(|k| k.key).collect();
+        top.sort();
+        assert_eq!(
+            top,
+            ["k6", "k7", "k8", "k9"].map(|k| Bytes::from_static(k.as_bytes()))
+        );
     }
 
     #[test]
