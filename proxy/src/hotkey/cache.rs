@@ -253,20 +253,18 @@ impl NearCache {
         })
     }
 
-    /// Answers a read from the cache if its value is there (a key that cooled down but was
-    /// kept); never starts a fill.
+    /// The cached reply to a read, if there is one (a key that cooled down but was kept);
+    /// never starts a fill and counts nothing: the caller counts the hit if it serves it.
     pub fn peek(&self, key: &[u8], variant: &Variant) -> Option<Bytes> {
         let shard = self.shard(hash(key)).lock();
-        let v = shard
+        shard
             .map
             .get(key)?
             .entries
             .iter()
             .find(|e| e.variant == *variant)?
             .value
-            .clone()?;
-        self.stats.hits.fetch_add(1, Relaxed);
-        Some(v)
+            .clone()
     }
 
     /// Whether anything is cached (or being filled) for `key`.

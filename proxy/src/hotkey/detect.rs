@@ -53,16 +53,6 @@ struct Block([u32; 16]);
 /// added, which keeps its false positives near 1.5% (two bits per key).
 const DOOR_BITS: usize = 1 << 20;
 
-/// What the detector learned from one counted access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seen {
-    /// The key's estimated count in the current window (sampled units).
-    pub count: u32,
-    /// The key was counted before, since the doorkeeper was last cleared (a horizon of about
-    /// `DOOR_BITS / 8` distinct keys, far longer than a window).
-    pub again: bool,
-}
-
 struct Table {
     /// The counters, `mask + 1` blocks of 16.
     sketch: Vec<Block>,
@@ -146,40 +136,37 @@ impl Table {
         est
     }
 
-    /// Counts one access.
-    fn count(&mut self, key: &[u8], capacity: usize, hot_count: u32) -> Seen {
+    /// Counts one access; returns whether the doorkeeper had seen the key before.
+    fn count(&mut self, key: &[u8], capacity: usize, hot_count: u32) -> bool {
         let h = self.hasher.hash_one(key);
-        let seen = Seen {
-            count: self.increment(h),
-            again: self.door(h),
-        };
-        let est = seen.count;
+        let est = self.increment(h);
+        let again = self.door(h);
         if let Some(c) = self.keys.get_mut(key) {
             *c = est;
-            return seen;
+            return again;
         }
         if est < hot_count {
-            return seen;
+            return again;
         }
         if self.keys.len() >= capacity {
             // More keys above the threshold than places: scan only when this key may beat the
             // least popular one (estimates in the table only grow between windows, so the
             // smallest one seen stays a lower bound).
             if est <= self.floor {
-                return seen;
+                return again;
             }
             let Some((least, &c)) = self.keys.iter().min_by_key(|(_, c)| **c) else {
-                return seen;
+                return again;
             };
             self.floor = c;
             if c >= est {
-                return seen;
+                return again;
             }
             let least = least.clone();
             self.keys.remove(&least);
         }
         self.keys.insert(Bytes::copy_from_slice(key), est);
-        seen
+        again
     }
 
     /// Ends a window: halves every count and forgets keys that went quiet.
@@ -227,9 +214,11 @@ impl Detector {
         self.window
     }
 
-    /// Counts one access to `key` (sampled; never blocks); `None` when it was not counted.
+    /// Counts one access to `key` (sampled; never blocks). Returns whether the key was counted
+    /// before, since the doorkeeper was last cleared (a horizon of about `DOOR_BITS / 8`
+    /// distinct keys, far longer than a window); false when this access was not counted.
     #[inline]
-    pub fn record(&self, key: &[u8]) -> Option<Seen> {
+    pub fn record(&self, key: &[u8]) -> bool {
         if self.sample > 1 {
             let take = TICK.with(|t| {
                 let n = t.get().wrapping_add(1);
@@ -237,11 +226,12 @@ impl Detector {
                 n.is_multiple_of(self.sample)
             });
             if !take {
-                return None;
+                return false;
             }
         }
-        let mut t = self.table.try_lock()?;
-        Some(t.count(key, self.capacity, self.hot_count))
+        self.table
+            .try_lock()
+            .is_some_and(|mut t| t.count(key, self.capacity, self.hot_count))
     }
 
     /// Whether `key` is in the current hot set.
@@ -263,9 +253,8 @@ impl Detector {
         f64::from(count) * f64::from(self.sample) / (2.0 * w)
     }
 
-    /// Ends a window: republishes the hot set, then halves every count. Returns the keys that
-    /// stopped being hot.
-    pub fn tick(&self) -> Vec<Bytes> {
+    /// Ends a window: republishes the hot set, then halves every count.
+    pub fn tick(&self) {
         let mut t = self.table.lock();
         let hot: HashSet<Bytes> = t
             .keys
@@ -275,9 +264,7 @@ impl Detector {
             .collect();
         t.halve();
         drop(t);
-        let old = self.hot.swap(Arc::new(hot));
-        let now = self.hot.load();
-        old.iter().filter(|k| !now.contains(*k)).cloned().collect()
+        self.hot.store(Arc::new(hot));
     }
 
     /// The `n` most popular keys with their estimated rates, highest first.
@@ -314,7 +301,7 @@ mod tests {
                 d.record(b"hot");
             }
         }
-        assert!(d.tick().is_empty());
+        d.tick();
         let top = d.top(3);
         assert_eq!(top.first().map(|k| k.key.as_ref()), Some(&b"hot"[..]));
         assert!(d.is_hot(b"hot"));
@@ -369,7 +356,7 @@ mod tests {
     #[test]
     fn the_doorkeeper_knows_keys_seen_before_until_it_is_cleared() {
         let d = Detector::new(16, 1, Duration::from_secs(1), 1000.0);
-        let again = |k: &[u8]| d.record(k).is_some_and(|s| s.again);
+        let again = |k: &[u8]| d.record(k);
         assert!(!again(b"a"));
         // Windows pass: the counts halve, the doorkeeper remembers.
         d.tick();
@@ -406,8 +393,7 @@ mod tests {
         let r = d.top(1).first().map(|k| k.rate).unwrap_or_default();
         assert!((r - 562.5).abs() < 1.0, "after halving {r}");
         // Silence: the key cools down and is reported as such.
-        let gone = d.tick();
-        assert_eq!(gone, vec![Bytes::from_static(b"k")]);
+        d.tick();
         assert!(!d.is_hot(b"k"));
     }
 

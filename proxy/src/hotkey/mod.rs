@@ -26,7 +26,7 @@ use membership::command::{CommandId, CommandSpec};
 use tokio_util::sync::CancellationToken;
 
 pub use cache::{Fence, Fill, FillState, Lookup, NearCache, Variant};
-pub use detect::{Detector, KeyRate, Seen};
+pub use detect::{Detector, KeyRate};
 pub use link::{LinkSettings, LinkState};
 
 use crate::config::Config;
@@ -167,7 +167,7 @@ impl HotKeys {
             return ReadHook::Forward(None);
         };
         let key = req.arg(i);
-        let again = d.record(key).is_some_and(|s| s.again);
+        let again = d.record(key);
         let Some(cache) = &self.cache else {
             return ReadHook::Forward(None);
         };
@@ -180,12 +180,14 @@ impl HotKeys {
         // cache has room to spare (a key read once is not worth a fill).
         let admit = d.is_hot(key) || (again && cache.bytes() < spare_limit(cache));
         if !admit {
-            // A key that is no longer hot may still be cached (and is kept coherent).
+            // A key that is no longer hot may still be cached (and is kept coherent). The
+            // cache is looked at first: most cold keys are not in it.
             if cache.keys() > 0
+                && let Some(v) = cache.peek(key, &variant_of(spec, req))
                 && let Some(owner) = topo.owner(Slot::for_key(key))
                 && self.coherent(&owner.addr)
-                && let Some(v) = cache.peek(key, &variant_of(spec, req))
             {
+                cache.stats.hits.fetch_add(1, Relaxed);
                 return ReadHook::Hit(v);
             }
             return ReadHook::Forward(None);
