@@ -116,6 +116,8 @@ pub struct ChunkBuilder {
     pub cur: Option<&'static CommandSpec>,
     /// The trace of the command being planned, when it is sampled.
     pub trace: Option<Box<CmdTrace>>,
+    /// Writes planned that fence near-cache keys (see [`crate::session::Session::writes`]).
+    pub writes: usize,
 }
 
 impl ChunkBuilder {
@@ -128,6 +130,7 @@ impl ChunkBuilder {
             started,
             cur: None,
             trace: None,
+            writes: 0,
         }
     }
 
@@ -291,6 +294,8 @@ pub fn plan(
     let fences = shared.hotkeys.on_write(spec, &req);
     route(sess, shared, topo, spec, req, chunk);
     if let Some(f) = fences {
+        sess.writes += 1;
+        chunk.writes += 1;
         chunk.items.push(Item::Release(f));
     }
 }
@@ -317,19 +322,21 @@ fn route(
                 .items
                 .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
         }
-        Route::SingleKey | Route::SameSlot => match shared.hotkeys.on_read(topo, spec, &req) {
-            ReadHook::Forward(fill) => single(topo, spec, req, chunk, fill),
-            ReadHook::Hit(reply) => chunk.items.push(Item::Cached {
-                reply,
-                conv: conv_for(spec, &req),
-            }),
-            ReadHook::Wait(rx, slot) => chunk.items.push(Item::Wait {
-                rx,
-                conv: conv_for(spec, &req),
-                req: req.raw,
-                slot,
-            }),
-        },
+        Route::SingleKey | Route::SameSlot => {
+            match shared.hotkeys.on_read(topo, spec, &req, sess.writes > 0) {
+                ReadHook::Forward(fill) => single(topo, spec, req, chunk, fill),
+                ReadHook::Hit(reply) => chunk.items.push(Item::Cached {
+                    reply,
+                    conv: conv_for(spec, &req),
+                }),
+                ReadHook::Wait(rx, slot) => chunk.items.push(Item::Wait {
+                    rx,
+                    conv: conv_for(spec, &req),
+                    req: req.raw,
+                    slot,
+                }),
+            }
+        }
         Route::FanOut(merge) => {
             fan(topo, spec, req, merge, chunk);
             if let Some(Item::Fan { parts, .. }) = chunk.items.last() {

@@ -48,6 +48,9 @@ pub struct Session {
     pub authed: bool,
     /// Close after the replies queued so far (QUIT, protocol errors).
     pub close: bool,
+    /// Writes planned whose replies have not been rendered yet (near cache on): while any is
+    /// in flight, the session is not served values kept through a write's fence.
+    pub writes: usize,
 }
 
 struct GroupRx {
@@ -64,6 +67,8 @@ struct Chunk {
     groups: Vec<GroupRx>,
     proto: Proto,
     close: bool,
+    /// Writes in it that fence near-cache keys.
+    writes: usize,
 }
 
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
@@ -89,6 +94,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         proto: Proto::Resp2,
         authed: shared.config.requirepass.is_none(),
         close: false,
+        writes: 0,
     };
     let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
@@ -118,6 +124,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             let Some(chunk) = queue.pop_front() else {
                 continue;
             };
+            // Its writes' fences are lowered as it is rendered, before anything else is planned.
+            sess.writes = sess.writes.saturating_sub(chunk.writes);
             if !replier.answer(chunk).await {
                 break;
             }
@@ -225,6 +233,7 @@ async fn dispatch(queue: &mut VecDeque<Chunk>, chunk: ChunkBuilder, hint: usize,
         groups,
         proto: chunk.proto,
         close,
+        writes: chunk.writes,
     });
 }
 

@@ -274,8 +274,15 @@ async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
     b.stop().await;
 }
 
+/// Fills started (completed or discarded by a racing invalidation) so far.
+async fn fills_started(raw: &mut Raw) -> u64 {
+    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    field(&info, "near_cache_fills") + field(&info, "near_cache_fills_discarded")
+}
+
 /// A key read again is cached while the cache has room, although it is far from the hot
-/// threshold; it is kept coherent like a hot key, and the cache keeps to its budget.
+/// threshold (while the cache is nearly empty, a key read once is); it is kept coherent like a
+/// hot key, and the cache keeps to its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     let shards = vec![Shard::start().await, Shard::start().await];
@@ -293,6 +300,11 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     until_cached(&mut ra, &["GET", "k"], &bulk("old")).await;
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
     assert_eq!(field(&info, "hotkeys"), 0, "{info}");
+    // Under a quarter of the budget in use: a first read fills.
+    assert!(field(&info, "near_cache_bytes") < 2 * 1024, "{info}");
+    let before = fills_started(&mut ra).await;
+    assert_eq!(ra.cmd(&["GET", "first"]).await, "$-1\r\n");
+    assert_eq!(fills_started(&mut ra).await, before + 1);
     assert_eq!(rb.cmd(&["SET", "k", "new"]).await, "+OK\r\n");
     until_value(&mut ra, "k", "new").await;
     until_cached(&mut ra, &["GET", "k"], &bulk("new")).await;
@@ -315,12 +327,22 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
         let info = ra.cmd(&["INFO", "hotkeys"]).await;
         let bytes = field(&info, "near_cache_bytes");
         assert!(bytes <= 8 * 1024, "{info}");
-        if bytes <= 6 * 1024 && field(&info, "near_cache_keys") > 0 {
+        if bytes < 6 * 1024 && field(&info, "near_cache_keys") > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "cache never shrank: {info}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Over a quarter of the budget in use (and under 3/4): a first read does not fill, a
+    // second one does.
+    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    assert!(field(&info, "near_cache_bytes") >= 2 * 1024, "{info}");
+    let before = fills_started(&mut ra).await;
+    assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+    assert_eq!(fills_started(&mut ra).await, before);
+    assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    assert_eq!(fills_started(&mut ra).await, before + 1, "{info}");
     // The newest keys are the ones kept.
     until_cached(&mut ra, &["GET", "many:399"], &bulk(&value)).await;
     a.stop().await;

@@ -11,6 +11,11 @@
 //!   such a write reaches the shard could otherwise be cached after the write's local
 //!   invalidation and before the shard's push, and the writer's next read would see the old
 //!   value (read-your-writes).
+//! - While a write through this proxy is in flight, the key's cached value stays and is served
+//!   to reads that are concurrent with the write (either value is right for them), but never to
+//!   a session with a write of its own in flight (its pipelined read must see its write). The
+//!   value is dropped when the fence is lowered, before the write's reply goes out: a read that
+//!   starts after the write was acknowledged never sees the old value.
 //! - `live` counts map entries; a writer that increments a fence and then sees `live == 0`
 //!   knows no ticket can slip in unseen (the filler checks the fence after raising `live`; both
 //!   sides use `SeqCst`).
@@ -129,18 +134,21 @@ pub struct Fill {
     epoch: u64,
 }
 
-/// A write's fence: lowered when dropped (after the write's reply was rendered).
+/// A write's fence: lowered when dropped (after the write's reply was rendered), which drops
+/// the key's cached value first.
 pub struct Fence {
     cache: Arc<NearCache>,
-    /// `None`: the flush-all fence.
-    slot: Option<usize>,
+    /// The written key and its fence slot; `None`: the flush-all fence.
+    slot: Option<(Bytes, usize)>,
 }
 
 impl Drop for Fence {
     fn drop(&mut self) {
-        match self.slot {
-            Some(i) => {
-                if let Some(f) = self.cache.fences.get(i) {
+        match &self.slot {
+            Some((key, i)) => {
+                // Dropped while still fenced: no fill can slip in between.
+                self.cache.invalidate(key);
+                if let Some(f) = self.cache.fences.get(*i) {
                     f.fetch_sub(1, SeqCst);
                 }
             }
@@ -204,15 +212,26 @@ impl NearCache {
         self.epoch.load(SeqCst)
     }
 
-    /// Looks up a read of a hot key.
-    pub fn lookup(self: &Arc<Self>, key: &[u8], variant: Variant) -> Lookup {
+    /// Whether a write through this proxy to `key` (or to a key sharing its fence) is in flight.
+    fn fenced(&self, h: u64) -> bool {
+        self.fences
+            .get(Self::fence_slot(h))
+            .is_some_and(|f| f.load(SeqCst) > 0)
+            || self.fence_all.load(SeqCst) > 0
+    }
+
+    /// Looks up a read of a hot key. `writing`: the reading session has a write in flight,
+    /// so a value kept through a write's fence is not for it.
+    pub fn lookup(self: &Arc<Self>, key: &[u8], variant: Variant, writing: bool) -> Lookup {
         let h = hash(key);
-        let fence = Self::fence_slot(h);
         let mut shard = self.shard(h).lock();
         if let Some(ke) = shard.map.get(key)
             && let Some(e) = ke.entries.iter().find(|e| e.variant == variant)
         {
             if let Some(v) = &e.value {
+                if writing && self.fenced(h) {
+                    return Lookup::Bypass;
+                }
                 self.stats.hits.fetch_add(1, Relaxed);
                 return Lookup::Hit(v.clone());
             }
@@ -227,8 +246,7 @@ impl NearCache {
         if created {
             self.live.fetch_add(1, SeqCst);
         }
-        let fenced = self.fences.get(fence).is_some_and(|f| f.load(SeqCst) > 0)
-            || self.fence_all.load(SeqCst) > 0;
+        let fenced = self.fenced(h);
         let ke = shard.map.entry(Bytes::copy_from_slice(key)).or_default();
         if fenced || ke.entries.len() >= MAX_VARIANTS {
             if created {
@@ -255,16 +273,19 @@ impl NearCache {
 
     /// The cached reply to a read, if there is one (a key that cooled down but was kept);
     /// never starts a fill and counts nothing: the caller counts the hit if it serves it.
-    pub fn peek(&self, key: &[u8], variant: &Variant) -> Option<Bytes> {
-        let shard = self.shard(hash(key)).lock();
-        shard
+    /// `writing` as for [`NearCache::lookup`].
+    pub fn peek(&self, key: &[u8], variant: &Variant, writing: bool) -> Option<Bytes> {
+        let h = hash(key);
+        let shard = self.shard(h).lock();
+        let v = shard
             .map
             .get(key)?
             .entries
             .iter()
             .find(|e| e.variant == *variant)?
             .value
-            .clone()
+            .clone()?;
+        (!(writing && self.fenced(h))).then_some(v)
     }
 
     /// Whether anything is cached (or being filled) for `key`.
@@ -272,17 +293,40 @@ impl NearCache {
         self.shard(hash(key)).lock().map.contains_key(key)
     }
 
-    /// A write through this proxy to `key`: fences it and drops what is cached.
+    /// A write through this proxy to `key`: fences it and cancels its fills in flight (their
+    /// reads may reach the shard before or after the write). The cached value stays for
+    /// concurrent readers until the fence is dropped.
     pub fn write(self: &Arc<Self>, key: &[u8]) -> Fence {
         let h = hash(key);
         let slot = Self::fence_slot(h);
         if let Some(f) = self.fences.get(slot) {
             f.fetch_add(1, SeqCst);
         }
-        self.invalidate_hashed(key, h);
+        self.cancel_fills(key, h);
         Fence {
             cache: self.clone(),
-            slot: Some(slot),
+            slot: Some((Bytes::copy_from_slice(key), slot)),
+        }
+    }
+
+    fn cancel_fills(&self, key: &[u8], h: u64) {
+        if self.live.load(SeqCst) == 0 {
+            return;
+        }
+        let mut s = self.shard(h).lock();
+        let Some(ke) = s.map.get_mut(key) else {
+            return;
+        };
+        ke.entries.retain_mut(|e| match e.fill.take() {
+            Some((_, tx)) => {
+                let _ = tx.send(FillState::Cancelled);
+                false
+            }
+            None => true,
+        });
+        if ke.entries.is_empty() {
+            s.map.remove(key);
+            self.live.fetch_sub(1, SeqCst);
         }
     }
 
@@ -510,14 +554,14 @@ mod tests {
     use super::*;
 
     fn fill(c: &Arc<NearCache>, key: &[u8]) -> Fill {
-        match c.lookup(key, Variant::Get) {
+        match c.lookup(key, Variant::Get, false) {
             Lookup::Fill(f) => f,
             _ => panic!("expected a fill ticket"),
         }
     }
 
     fn hit(c: &Arc<NearCache>, key: &[u8]) -> Option<Bytes> {
-        match c.lookup(key, Variant::Get) {
+        match c.lookup(key, Variant::Get, false) {
             Lookup::Hit(v) => Some(v),
             Lookup::Fill(_) | Lookup::Bypass | Lookup::Wait(_) => None,
         }
@@ -557,7 +601,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..20_000 {
                     let k = format!("k{}", i % 3000);
-                    if let Lookup::Fill(f) = c.lookup(k.as_bytes(), Variant::Get) {
+                    if let Lookup::Fill(f) = c.lookup(k.as_bytes(), Variant::Get, false) {
                         f.complete(&Bytes::from_static(b"$3\r\nval\r\n"));
                     }
                 }
@@ -601,11 +645,20 @@ mod tests {
     fn a_write_in_flight_fences_its_key() {
         let c = Arc::new(NearCache::new(1 << 20));
         let fence = c.write(b"k");
-        assert!(matches!(c.lookup(b"k", Variant::Get), Lookup::Bypass));
+        assert!(matches!(
+            c.lookup(b"k", Variant::Get, false),
+            Lookup::Bypass
+        ));
         drop(fence);
-        assert!(matches!(c.lookup(b"k", Variant::Get), Lookup::Fill(_)));
+        assert!(matches!(
+            c.lookup(b"k", Variant::Get, false),
+            Lookup::Fill(_)
+        ));
         let all = c.write_all();
-        assert!(matches!(c.lookup(b"x", Variant::Get), Lookup::Bypass));
+        assert!(matches!(
+            c.lookup(b"x", Variant::Get, false),
+            Lookup::Bypass
+        ));
         drop(all);
         assert_eq!(
             c.keys(),
@@ -614,11 +667,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_value_stays_for_concurrent_readers_until_the_write_is_answered() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        fill(&c, b"k").complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        let pending = fill(&c, b"other");
+        let fence = c.write(b"k");
+        // Another session's read, concurrent with the write, may see the old value ...
+        assert_eq!(hit(&c, b"k").as_deref(), Some(&b"$3\r\nold\r\n"[..]));
+        assert!(c.peek(b"k", &Variant::Get, false).is_some());
+        // ... the writer's own read may not: it goes to the shard, after the write.
+        assert!(matches!(c.lookup(b"k", Variant::Get, true), Lookup::Bypass));
+        assert!(c.peek(b"k", &Variant::Get, true).is_none());
+        // Once the write is answered, nobody sees the old value and the key can be filled again.
+        drop(fence);
+        assert!(c.peek(b"k", &Variant::Get, false).is_none());
+        assert!(matches!(
+            c.lookup(b"k", Variant::Get, false),
+            Lookup::Fill(_)
+        ));
+        // A fill in flight when the write is planned is cancelled: its read may be answered
+        // from before or after the write.
+        let f = fill(&c, b"j");
+        let fence = c.write(b"j");
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        drop(fence);
+        assert!(hit(&c, b"j").is_none());
+        drop(pending);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrent_misses_wait_for_one_fill() {
         let c = Arc::new(NearCache::new(1 << 20));
         let f = fill(&c, b"k");
-        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get) else {
+        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get, false) else {
             panic!("second miss should wait");
         };
         let waiter = tokio::spawn(wait_fill(rx, Duration::from_secs(1)));
@@ -630,7 +712,7 @@ mod tests {
         // A cancelled fill sends its waiters to read for themselves.
         c.invalidate(b"k");
         let f = fill(&c, b"k");
-        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get) else {
+        let Lookup::Wait(rx) = c.lookup(b"k", Variant::Get, false) else {
             panic!("second miss should wait");
         };
         let waiter = tokio::spawn(wait_fill(rx, Duration::from_secs(1)));

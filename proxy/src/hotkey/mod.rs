@@ -73,6 +73,16 @@ fn spare_limit(c: &NearCache) -> usize {
     c.budget() / SPARE_SHARE.1 * SPARE_SHARE.0
 }
 
+/// Share of the byte budget below which any read fills the cache, even of a key not seen
+/// before: with that much room there is nothing to protect from keys read once, and a key's
+/// second read is then a hit instead of a fill. Above it, only keys read before (or hot ones)
+/// are admitted, so keys read once cannot churn the cache.
+const OPEN_SHARE: usize = 4;
+
+fn open_limit(c: &NearCache) -> usize {
+    c.budget() / OPEN_SHARE
+}
+
 impl HotKeys {
     pub fn new(cfg: &Config) -> HotKeys {
         let detector = cfg.hotkey_enabled.then(|| {
@@ -157,9 +167,15 @@ impl HotKeys {
     }
 
     /// A single-key command: counts its key; for cacheable reads of hot keys, consults the
-    /// near cache.
+    /// near cache. `writing`: the session has a write in flight (see [`NearCache::lookup`]).
     #[inline]
-    pub fn on_read(&self, topo: &Topology, spec: &CommandSpec, req: &Request) -> ReadHook {
+    pub fn on_read(
+        &self,
+        topo: &Topology,
+        spec: &CommandSpec,
+        req: &Request,
+        writing: bool,
+    ) -> ReadHook {
         let Some(d) = &self.detector else {
             return ReadHook::Forward(None);
         };
@@ -177,13 +193,16 @@ impl HotKeys {
             return ReadHook::Forward(None);
         }
         // TinyLFU's admission: a hot key, or one the doorkeeper has seen before while the
-        // cache has room to spare (a key read once is not worth a fill).
-        let admit = d.is_hot(key) || (again && cache.bytes() < spare_limit(cache));
+        // cache has room to spare (a key read once is not worth a fill), or any key while the
+        // cache is nearly empty.
+        let bytes = cache.bytes();
+        let admit =
+            d.is_hot(key) || (bytes < spare_limit(cache) && (again || bytes < open_limit(cache)));
         if !admit {
             // A key that is no longer hot may still be cached (and is kept coherent). The
             // cache is looked at first: most cold keys are not in it.
             if cache.keys() > 0
-                && let Some(v) = cache.peek(key, &variant_of(spec, req))
+                && let Some(v) = cache.peek(key, &variant_of(spec, req), writing)
                 && let Some(owner) = topo.owner(Slot::for_key(key))
                 && self.coherent(&owner.addr)
             {
@@ -200,7 +219,7 @@ impl HotKeys {
         if !self.coherent(&owner.addr) {
             return ReadHook::Forward(None);
         }
-        match cache.lookup(key, variant) {
+        match cache.lookup(key, variant, writing) {
             Lookup::Hit(v) => ReadHook::Hit(v),
             Lookup::Wait(rx) => ReadHook::Wait(rx, slot),
             Lookup::Fill(f) => ReadHook::Forward(Some(f)),
