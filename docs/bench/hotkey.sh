@@ -15,7 +15,8 @@
 #   cold-on / cold-off : the same with uniform keys (R:R, 0:1 reads only) and hot-key detection
 #                        on / off (AUTOCACHE_HOTKEY_ENABLED): the cost of detection on cold keys.
 # Staleness: proxies A (17610) and B (17611), docs/bench/staleness.py: SET through B, time
-# until A returns the new value, 1000 samples, with the key hot and cached on A.
+# until A returns the new value, 1000 samples, with the key hot and cached on A; with the
+# shards uncapped (their CPU caps are lifted first).
 # PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
 # SHARD_CPU=20 caps every shard at 20% of one core (a cgroup v1 cpu quota, as root): shards
 # then stand for separate, smaller machines, so the shard holding the hottest keys saturates
@@ -134,6 +135,14 @@ PY
   done
 done
 
+# Staleness is measured with the shards uncapped: a capped shard's freezes (19 ms in every
+# 20) would set it, not the invalidation path.
+if [ -n "${SHARD_CPU:-}" ]; then
+  for port in 17601 17602 17603 17621 17622 17623; do
+    [ -f "$CG/autocache-hk-$port/cgroup.procs" ] || continue
+    for pid in $(cat "$CG/autocache-hk-$port/cgroup.procs"); do echo "$pid" >"$CG/cgroup.procs"; done
+  done
+fi
 start_proxy 17610
 A=$PROXY_PID
 start_proxy 17611
