@@ -25,7 +25,8 @@
 # SHARD_CPU_PERIOD_US (default 100000) is the quota's period: a shorter one (20000; the quota must stay at least 1000) throttles
 # the same share in shorter pauses, closer to a slower machine than to one frozen for 95 ms.
 # CONNS (default 50) connections; RUNS (default "zipf-on zipf-off cold-on cold-off") picks runs.
-# Output: $OUT/runs.tsv, $OUT/staleness.json, logs.
+# Output: $OUT/runs.tsv, $OUT/staleness.json, logs; a summary table (medians) on stdout with
+# shard requests per client operation and the share of GETs the near cache served.
 set -u
 cd "$(dirname "$0")/../.."
 REPS=${REPS:-3}
@@ -101,7 +102,7 @@ server_commands() {
   done | tr '\n' ' '
 }
 
-printf 'run\trep\tops_per_sec\tp99_ms\terrors\tshard_requests_before\tshard_requests_after\n' >"$OUT/runs.tsv"
+printf 'run\trep\tops_per_sec\tp99_ms\terrors\tshard_requests_before\tshard_requests_after\tops\treads\tcache_hits\n' >"$OUT/runs.tsv"
 for rep in $(seq 1 "$REPS"); do
   for run in $RUNS; do
     case $run in
@@ -116,6 +117,7 @@ for rep in $(seq 1 "$REPS"); do
       $L -p 17620 -t 1 -c "$CONNS" "${KP[@]}" --key-minimum 0 --key-maximum 999999 -d 64 \
         --test-time "$SECS" --hide-progress --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
       after=$(server_commands)
+      : >"$OUT/$run-$rep.hotkeys"
     else
       start_proxy 17610 "${ENVV[@]}"
       before=$(shard_requests)
@@ -125,12 +127,15 @@ for rep in $(seq 1 "$REPS"); do
       redis-cli -p 17610 INFO hotkeys | tr -d '\r' | grep -E '^near_cache_(hits|misses|invalidations|fills)' >"$OUT/$run-$rep.hotkeys"
       stop_proxy
     fi
-    python3 - "$OUT/$run-$rep.json" "$run" "$rep" "$before" "$after" >>"$OUT/runs.tsv" <<'PY'
+    python3 - "$OUT/$run-$rep.json" "$run" "$rep" "$before" "$after" "$OUT/$run-$rep.hotkeys" >>"$OUT/runs.tsv" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = r["totals"]
+hk = dict(l.strip().split(":", 1) for l in open(sys.argv[6]) if ":" in l)
+# GET replies (hits + misses as the load generator counts them) are the reads.
 print("\t".join([sys.argv[2], sys.argv[3], "%.0f" % t["ops_per_sec"], "%.3f" % t["p99_ms"],
-                 str(t["errors"]), sys.argv[4].strip(), sys.argv[5].strip()]))
+                 str(t["errors"]), sys.argv[4].strip(), sys.argv[5].strip(), str(t["count"]),
+                 str(t["hits"] + t["misses"]), hk.get("near_cache_hits", "0")]))
 PY
   done
 done
@@ -152,16 +157,19 @@ python3 - "$OUT/runs.tsv" <<'PY'
 import sys, statistics as st, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
 by = collections.defaultdict(list)
-for run, rep, ops, p99, err, b, a in rows:
+for run, rep, ops, p99, err, b, a, count, reads, hits in rows:
     b = list(map(int, b.split())); a = list(map(int, a.split()))
     d = [y - x for x, y in zip(b, a)]
     bal = max(d) / (sum(d) / len(d)) if sum(d) else float("nan")
-    by[run].append((float(ops), float(p99), int(err), bal, sum(d)))
-print("| run | ops/s (median of %d) | p99 ms | errors | shard max/mean | shard requests |" % len(rows and by[rows[0][0]]))
-print("|---|---|---|---|---|---|")
+    count, reads, hits = int(count), int(reads), int(hits)
+    by[run].append((float(ops), float(p99), int(err), bal, sum(d),
+                    sum(d) / count if count else float("nan"),
+                    100.0 * hits / reads if reads else 0.0))
+print("| run | ops/s (median of %d) | p99 ms | errors | shard max/mean | shard requests | per op | reads served by the near cache |" % len(rows and by[rows[0][0]]))
+print("|---|---|---|---|---|---|---|---|")
 for run, v in by.items():
     m = lambda i: st.median(x[i] for x in v)
-    print("| %s | %.0f | %.3f | %d | %.2f | %.0f |" % (run, m(0), m(1), sum(x[2] for x in v), m(3), m(4)))
+    print("| %s | %.0f | %.3f | %d | %.2f | %.0f | %.2f | %.0f%% |" % (run, m(0), m(1), sum(x[2] for x in v), m(3), m(4), m(5), m(6)))
 PY
 cat "$OUT/staleness.json"
 echo "results in $OUT"
