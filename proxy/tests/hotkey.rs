@@ -340,9 +340,17 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     let before = fills_started(&mut ra).await;
     assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
     assert_eq!(fills_started(&mut ra).await, before);
-    assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+    // The doorkeeper skips a read while the window's tick holds the sketch: a few tries.
+    let mut filled = false;
+    for _ in 0..20 {
+        assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+        if fills_started(&mut ra).await == before + 1 {
+            filled = true;
+            break;
+        }
+    }
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
-    assert_eq!(fills_started(&mut ra).await, before + 1, "{info}");
+    assert!(filled, "a key read again was not cached: {info}");
     // The newest keys are the ones kept.
     until_cached(&mut ra, &["GET", "many:399"], &bulk(&value)).await;
     a.stop().await;
