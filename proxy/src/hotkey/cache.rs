@@ -138,16 +138,19 @@ pub struct Fill {
 /// the key's cached value first.
 pub struct Fence {
     cache: Arc<NearCache>,
-    /// The written key and its fence slot; `None`: the flush-all fence.
-    slot: Option<(Bytes, usize)>,
+    /// The fence slot and the written key (`None` when nothing was cached at all: then nothing
+    /// can be cached for the key while the fence is up either); `None`: the flush-all fence.
+    slot: Option<(usize, Option<Bytes>)>,
 }
 
 impl Drop for Fence {
     fn drop(&mut self) {
         match &self.slot {
-            Some((key, i)) => {
+            Some((i, key)) => {
                 // Dropped while still fenced: no fill can slip in between.
-                self.cache.invalidate(key);
+                if let Some(key) = key {
+                    self.cache.invalidate(key);
+                }
                 if let Some(f) = self.cache.fences.get(*i) {
                     f.fetch_sub(1, SeqCst);
                 }
@@ -302,17 +305,19 @@ impl NearCache {
         if let Some(f) = self.fences.get(slot) {
             f.fetch_add(1, SeqCst);
         }
-        self.cancel_fills(key, h);
+        // With the fence up, `live == 0` means no value and no ticket for the key, now or
+        // until the fence is dropped (see the module invariants).
+        let cached = self.live.load(SeqCst) > 0;
+        if cached {
+            self.cancel_fills(key, h);
+        }
         Fence {
             cache: self.clone(),
-            slot: Some((Bytes::copy_from_slice(key), slot)),
+            slot: Some((slot, cached.then(|| Bytes::copy_from_slice(key)))),
         }
     }
 
     fn cancel_fills(&self, key: &[u8], h: u64) {
-        if self.live.load(SeqCst) == 0 {
-            return;
-        }
         let mut s = self.shard(h).lock();
         let Some(ke) = s.map.get_mut(key) else {
             return;
