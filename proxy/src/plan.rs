@@ -290,7 +290,7 @@ pub fn plan(
     if !spec.arity_ok(req.argc()) {
         return err(chunk, CmdError::WrongArity(full_name(top, spec)));
     }
-    // Hot keys: a write drops its keys from the near cache before it is forwarded.
+    // Hot keys: a write fences its keys in the near cache until its reply has been rendered.
     let fences = shared.hotkeys.on_write(spec, &req);
     route(sess, shared, topo, spec, req, chunk);
     if let Some(f) = fences {

@@ -1,12 +1,12 @@
 //! Hot keys: detection ([`detect`]), the near cache that serves their values from the proxy's
 //! memory ([`cache`]), and the invalidation links that keep it coherent ([`link`]).
 //!
-//! The router calls two hooks: [`HotKeys::on_write`] before forwarding any write (it drops the
-//! written keys and fences them until the write is answered, so a client reads its own writes),
-//! and [`HotKeys::on_read`] for single-key commands (it counts the key and, for GET, HGET and
-//! HGETALL of a key that is hot or was read again lately, answers from the cache, waits for a
-//! fill already in flight, or turns the read into a fill; other cached keys are answered from
-//! the cache too). A cold key costs one sketch update, one lookup in an `ArcSwap` snapshot of
+//! The router calls two hooks: [`HotKeys::on_write`] before forwarding any write (it fences the
+//! written keys until the write is answered, and their cached values are dropped then, so a
+//! client reads its own writes), and [`HotKeys::on_read`] for single-key commands (it counts the
+//! key and, for GET, HGET and HGETALL of a key that is hot or was read again lately, or of any
+//! key while the cache is nearly empty, answers from the cache, waits for a fill already in
+//! flight, or turns the read into a fill; other cached keys are answered from the cache too). A cold key costs one sketch update, one lookup in an `ArcSwap` snapshot of
 //! the hot set, and, while the cache is not empty, one cache lookup.
 
 pub mod cache;
@@ -148,8 +148,9 @@ impl HotKeys {
         self.links.load().get(addr).is_some_and(|l| l.coherent())
     }
 
-    /// Before a write is forwarded: drops the keys it writes from the cache and fences them
-    /// until the write has been answered (the caller keeps the fences in the reply queue).
+    /// Before a write is forwarded: fences the keys it writes until the write has been answered
+    /// (the caller keeps the fences in the reply queue; dropping one drops the key's cached
+    /// value).
     pub fn on_write(&self, spec: &CommandSpec, req: &Request) -> Option<Vec<Fence>> {
         let cache = self.cache.as_ref()?;
         if !spec.is_write() {
@@ -166,8 +167,8 @@ impl HotKeys {
         (!fences.is_empty()).then_some(fences)
     }
 
-    /// A single-key command: counts its key; for cacheable reads of hot keys, consults the
-    /// near cache. `writing`: the session has a write in flight (see [`NearCache::lookup`]).
+    /// A single-key command: counts its key; for cacheable reads it admits (see the module
+    /// doc), consults the near cache. `writing`: the session has a write in flight (see [`NearCache::lookup`]).
     #[inline]
     pub fn on_read(
         &self,
