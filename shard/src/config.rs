@@ -44,6 +44,8 @@ pub struct Config {
     pub warm_demote_on_shutdown: bool,
     /// Page cache of the warm tier's database (RAM outside `maxmemory`).
     pub warm_cache_bytes: u64,
+    /// Added to the warm-tier writer thread's nice value (0–19; Linux).
+    pub warm_writer_nice: u8,
     /// Most keys remembered for CLIENT TRACKING's default mode (0 = unlimited).
     pub tracking_table_max_keys: u64,
     /// Join or form a cluster (SWIM membership over QUIC); otherwise a standalone server.
@@ -123,6 +125,7 @@ impl Default for Config {
             warm_promotion_window_ms: 5_000,
             warm_demote_on_shutdown: true,
             warm_cache_bytes: 32 * 1024 * 1024,
+            warm_writer_nice: 19,
             tracking_table_max_keys: 1_000_000,
             cluster_enabled: false,
             cluster_port: None,
@@ -229,6 +232,13 @@ impl Config {
             }
             "warm-demote-on-shutdown" => self.warm_demote_on_shutdown = as_bool(v)?,
             "warm-cache-bytes" => self.warm_cache_bytes = as_memory(v)?,
+            "warm-writer-nice" => {
+                self.warm_writer_nice = as_int(v)?
+                    .try_into()
+                    .ok()
+                    .filter(|n| *n <= 19)
+                    .ok_or("must be between 0 and 19")?
+            }
             "tracking-table-max-keys" => {
                 self.tracking_table_max_keys = as_int(v)?
                     .try_into()
@@ -400,6 +410,23 @@ mod tests {
             assert!(text.contains("`cluster-shutdown`"), "{text}");
             assert!(text.contains("`cluster-restart-grace`"), "{text}");
             assert_eq!(errs.0.len(), 2, "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn warm_writer_nice_is_0_to_19() {
+        Jail::expect_with(|jail| {
+            let cfg = Config::from_figment(&Config::figment(None)).expect("defaults");
+            assert_eq!(cfg.warm_writer_nice, 19);
+            jail.set_env("AUTOCACHE_WARM_WRITER_NICE", "0");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            assert_eq!(cfg.warm_writer_nice, 0);
+            for bad in ["20", "-1", "low"] {
+                jail.set_env("AUTOCACHE_WARM_WRITER_NICE", bad);
+                let errs = Config::from_figment(&Config::figment(None)).expect_err(bad);
+                assert!(errs.to_string().contains("`warm-writer-nice`"), "{errs}");
+            }
             Ok(())
         });
     }

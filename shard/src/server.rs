@@ -248,9 +248,11 @@ async fn open_db(config: &Config, now: u64) -> Result<Db, Error> {
     })?;
     let path = dir.join("warm.redb");
     let cache = usize::try_from(config.warm_cache_bytes).unwrap_or(usize::MAX);
-    let (store, loaded) = tokio::task::spawn_blocking(move || WarmStore::open(&path, now, cache))
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let nice = config.warm_writer_nice;
+    let (store, loaded) =
+        tokio::task::spawn_blocking(move || WarmStore::open(&path, now, cache, nice))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
     let promotion = match config.warm_promotion {
         WarmPromotion::Always => Promotion::Always,
         WarmPromotion::SecondAccess => Promotion::SecondAccess(config.warm_promotion_window_ms),

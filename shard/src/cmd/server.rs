@@ -427,6 +427,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 line("warm_durable_commits", &ws.durable_commits.load(Relaxed));
                 line("warm_unsynced_commits", &ws.unsynced_commits.load(Relaxed));
                 line("warm_write_errors", &ws.write_errors.load(Relaxed));
+                line("warm_writer_assists", &ws.assists.load(Relaxed));
                 line("warm_reads_inline", &ws.inline_reads.load(Relaxed));
                 line("warm_reads_pooled", &ws.pooled_reads.load(Relaxed));
                 line("warm_read_avg_us", &(ws.read_ns.load(Relaxed) / 1000));

@@ -266,7 +266,8 @@ mod tests {
     fn a_victim_pinned_after_it_was_chosen_stays_in_ram() {
         let dir = tempfile::tempdir().expect("tmp");
         let (w, loaded) =
-            crate::store::WarmStore::open(&dir.path().join("warm.redb"), 0, 1 << 20).expect("open");
+            crate::store::WarmStore::open(&dir.path().join("warm.redb"), 0, 1 << 20, 19)
+                .expect("open");
         let db = Db::new(1, Policy::AllKeysLru, 5).with_warm(
             w.clone(),
             loaded,
