@@ -66,6 +66,8 @@ pub struct Config {
     /// long without any (uniform traffic then costs the shards no invalidation pushes); zero
     /// keeps them subscribed always.
     pub near_cache_link_idle: Duration,
+    /// After client traffic, keep polling for I/O this long instead of sleeping (0 = never).
+    pub busy_poll: Duration,
     /// Log lines as text or JSON objects.
     pub log_format: LogFormat,
     /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
@@ -108,6 +110,7 @@ impl Default for Config {
             near_cache_bytes: 64 * 1024 * 1024,
             near_cache_wait: Duration::from_millis(50),
             near_cache_link_idle: Duration::from_secs(30),
+            busy_poll: Duration::ZERO,
             log_format: LogFormat::Text,
             telemetry: telemetry::Settings::default(),
         }
@@ -177,6 +180,13 @@ impl Config {
             "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
             "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
             "near-cache-link-idle-ms" => self.near_cache_link_idle = as_ms(v)?,
+            "busy-poll-us" => {
+                self.busy_poll = Duration::from_micros(
+                    as_int(v)?
+                        .try_into()
+                        .map_err(|_| "expected microseconds (a non-negative integer)")?,
+                )
+            }
             "log-format" => {
                 self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
                     "text" => LogFormat::Text,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+mod busy;
 pub mod config;
 pub mod embedded;
 pub mod error;

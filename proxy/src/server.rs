@@ -98,6 +98,8 @@ pub struct Shared {
     /// Metrics (set once before clients are served, when the admin server runs) and traces.
     pub metrics: OnceLock<Arc<Metrics>>,
     pub tracing: Option<Arc<Tracing>>,
+    /// Busy polling after client traffic (`busy-poll-us`), when on.
+    pub busy: Option<Arc<crate::busy::BusyPoll>>,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
@@ -177,8 +179,12 @@ pub async fn run_with_admin(
         hotkeys,
         metrics: OnceLock::new(),
         tracing,
+        busy: (!config.busy_poll.is_zero()).then(|| crate::busy::BusyPoll::new(config.busy_poll)),
         config,
     });
+    if let Some(b) = &shared.busy {
+        tokio::spawn(b.clone().run(stop.child_token()));
+    }
     let admin_task = match admin {
         Some(l) => {
             let metrics = Arc::new(Metrics::new(

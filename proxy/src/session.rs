@@ -129,6 +129,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             if !replier.answer(chunk).await {
                 break;
             }
+            if let Some(b) = &shared.busy {
+                b.note();
+            }
             continue;
         };
         match read {
@@ -138,6 +141,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             }
             Ok(n) => {
                 shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                if let Some(b) = &shared.busy {
+                    b.note();
+                }
             }
         }
         let Some(topo) = shared.topology.load() else {

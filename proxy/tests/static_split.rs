@@ -490,3 +490,34 @@ async fn redis_py_works_through_the_proxy() {
     let (_shards, proxy) = three().await;
     run_redis_py(&python, proxy.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_polling_serves_single_and_fanned_out_commands() {
+    let shards = vec![
+        Shard::start().await,
+        Shard::start().await,
+        Shard::start().await,
+    ];
+    let seeds: Vec<String> = shards.iter().map(|s| s.addr.to_string()).collect();
+    let proxy = Proxy::start(proxy::Config {
+        busy_poll: Duration::from_micros(100),
+        ..config(&seeds)
+    })
+    .await;
+    let mut c = proxy.redis().await;
+    let keys = spread_keys(60);
+    for k in &keys {
+        let _: () = c.set(k, format!("v-{k}")).await.expect("set");
+        let v: String = c.get(k).await.expect("get");
+        assert_eq!(v, format!("v-{k}"));
+    }
+    let got: Vec<String> = c.mget(&keys).await.expect("mget");
+    assert_eq!(
+        got,
+        keys.iter().map(|k| format!("v-{k}")).collect::<Vec<_>>()
+    );
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}
