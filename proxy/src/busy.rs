@@ -3,15 +3,15 @@
 //! `epoll_wait`. A sleeping worker must be woken for the shard's reply and again for the
 //! client's next request; on a virtual machine each wake-up of an idle CPU can cost tens of
 //! microseconds, which is most of what the hop through the proxy adds for a lone client. The
-//! price is CPU: the worker spins through every gap shorter than the window.
+//! price is CPU: the worker spins through every gap shorter than the window. One task spins
+//! per proxy, so with several runtime threads it keeps one of them polling.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub struct BusyPoll {
