@@ -646,8 +646,9 @@ const LINGER_BELOW: usize = 256;
 const LINGER: Duration = Duration::from_millis(20);
 
 /// If nothing commits for this long while operations are queued, the helper (at the shard's
-/// own priority) writes the next batch: a machine kept busy by other work may leave a nice-19
-/// thread almost no CPU, and then demotions would pile up until writes wait for them.
+/// own priority) takes over until the backlog is small: a machine kept busy by other work may
+/// leave a nice-19 thread almost no CPU, and then demotions would pile up until writes wait
+/// for them. Well above [`LINGER`] plus a normal batch, so it stays idle in steady state.
 const STALL: Duration = Duration::from_millis(500);
 
 /// Adds `nice` to the calling thread's nice value (Linux; `warm-writer-nice`). The writer's
