@@ -315,6 +315,22 @@ mod tests {
     }
 
     #[test]
+    fn busy_poll_is_off_by_default_and_takes_microseconds() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AUTOCACHE_SEEDS", "a:1");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("defaults");
+            assert_eq!(cfg.busy_poll, Duration::ZERO);
+            jail.set_env("AUTOCACHE_BUSY_POLL_US", "100");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            assert_eq!(cfg.busy_poll, Duration::from_micros(100));
+            jail.set_env("AUTOCACHE_BUSY_POLL_US", "-5");
+            let errs = Config::from_figment(&Config::figment(None)).expect_err("negative");
+            assert!(errs.to_string().contains("`busy-poll-us`"), "{errs}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn seeds_from_a_comma_list() {
         Jail::expect_with(|jail| {
             jail.set_env("AUTOCACHE_SEEDS", "a:1,b:2 c:3");

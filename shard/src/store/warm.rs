@@ -971,7 +971,19 @@ mod tests {
             WarmStore::open_with(&dir.path().join("warm.redb"), 0, 1 << 20, None).expect("open");
         let slot = Slot::for_key(b"k");
         w.put(slot, b"k", 1, 0, Value::Str(Bytes::from_static(b"v")));
-        w.flush(); // returns once a commit took the put off the queue
+        // `flush` returns once a commit took the put off the queue; without a helper it would
+        // never return, so it runs on a thread and the test fails after a bound instead.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let flusher = {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                w.flush();
+                let _ = tx.send(());
+            })
+        };
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the helper committed within 10 s");
+        flusher.join().expect("flusher");
         assert_eq!((w.pending_ops(), w.pending_bytes()), (0, 0));
         assert_eq!(w.stats.assists.load(Relaxed), 1);
         assert!(w.read(slot, b"k", 1).expect("read").is_some());
