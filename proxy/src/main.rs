@@ -10,6 +10,11 @@ use proxy::Config;
 use proxy::embedded::LocalCluster;
 use serde::Serialize;
 
+/// mimalloc instead of glibc's malloc: the proxy allocates and frees many small buffers per
+/// request (request and reply chunks), where glibc spent ~9% of the proxy's CPU under SET -P 16.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// AutoCache proxy: one Redis endpoint in front of a Redis Cluster, standalone Redis servers or
 /// AutoCache shards. Each option can also be set in the TOML file given by --config or as an
 /// AUTOCACHE_* environment variable (AUTOCACHE_BACKEND_CONNECTIONS=4). Flags win over
