@@ -53,8 +53,11 @@ pub struct Config {
     pub hotkey_capacity: usize,
     /// Rates are measured over this window (counts halve at every window).
     pub hotkey_window: Duration,
-    /// Count one request in this many.
+    /// Count one request in this many at least (the detector samples more above
+    /// `hotkey_max_samples`).
     pub hotkey_sample: u32,
+    /// Requests per second the detector's sketch counts at most (0: no cap).
+    pub hotkey_max_samples: u64,
     /// INFO shows key hashes instead of names.
     pub hotkey_hide_names: bool,
     /// Serve hot keys' values from the proxy's memory.
@@ -105,6 +108,7 @@ impl Default for Config {
             hotkey_capacity: 1024,
             hotkey_window: Duration::from_millis(1000),
             hotkey_sample: 1,
+            hotkey_max_samples: 50_000,
             hotkey_hide_names: false,
             near_cache: true,
             near_cache_bytes: 64 * 1024 * 1024,
@@ -174,6 +178,9 @@ impl Config {
             "hotkey-window-ms" => self.hotkey_window = as_ms(v)?,
             "hotkey-sample" => {
                 self.hotkey_sample = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-max-samples" => {
+                self.hotkey_max_samples = as_int(v)?.try_into().map_err(|_| "out of range")?
             }
             "hotkey-hide-names" => self.hotkey_hide_names = as_bool(v)?,
             "near-cache" => self.near_cache = as_bool(v)?,

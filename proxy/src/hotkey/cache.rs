@@ -76,7 +76,7 @@ struct KeyEntries {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Bytes, KeyEntries>,
+    map: HashMap<Bytes, KeyEntries, foldhash::fast::RandomState>,
 }
 
 /// Counters for INFO and metrics (`autocache_hotkey_cache_*`).
@@ -164,7 +164,7 @@ impl Drop for Fence {
 
 fn hash(key: &[u8]) -> u64 {
     // FNV-1a: only spreads keys over shards and fences, needs no DoS resistance (the maps
-    // inside use the standard hasher).
+    // inside use foldhash with a random seed).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in key {
         h ^= u64::from(b);

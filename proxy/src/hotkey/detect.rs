@@ -1,11 +1,16 @@
 //! Hot-key detection: a count-min sketch of key popularity with constant memory, and a
 //! bounded table of the keys whose estimate reached the threshold.
 //!
-//! Requests are sampled 1-in-`sample` (a thread-local counter, no shared write per request);
-//! a sampled key is counted with `try_lock`, so a contended detector drops the sample instead
-//! of making a request wait. Every window all counts halve, so for a key seen at a steady rate
-//! `r` the count settles at `2 · r · window / sample`; the estimated rate is therefore
-//! `count · sample / (2 · window)`. A key whose estimate reaches the threshold enters the
+//! One request in `sample` is counted (a thread-local counter, no shared write per request),
+//! each counted request weighing `sample`, so counts stay in requests whatever the sampling.
+//! The sample is adaptive: at every window it is set (a power of two, at least the configured
+//! minimum) so that at most `max_samples` requests per second are counted, which bounds the
+//! detector's cost at high request rates (the sketch and the doorkeeper miss the CPU caches:
+//! about 5% of the proxy's CPU each when every request is counted at 300k requests per
+//! second). A key is counted with `try_lock`, so a contended detector drops the sample
+//! instead of making a request wait.
+//! Every window all counts halve, so for a key seen at a steady rate `r` the count settles at
+//! `2 · r · window`; the estimated rate is therefore `count / (2 · window)`. A key whose estimate reaches the threshold enters the
 //! table (at most `capacity` keys; a full table gives up its least popular key for a more
 //! popular one) and is hot while its estimate stays there; the hot set is republished (an
 //! `ArcSwap` snapshot readers never lock) at every window.
@@ -21,6 +26,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -59,13 +65,15 @@ struct Table {
     mask: usize,
     hasher: foldhash::fast::FixedState,
     /// Keys whose estimate reached the hot count, with their latest estimate.
-    keys: HashMap<Bytes, u32>,
+    keys: HashMap<Bytes, u32, foldhash::fast::RandomState>,
     /// A lower bound of the smallest estimate in `keys` when it is full: a key at or below
     /// it cannot take a place, and is turned away without scanning the table.
     floor: u32,
     /// TinyLFU's doorkeeper: a bit set of keys seen once (two bits in one word per key).
     door: Vec<u64>,
     door_keys: usize,
+    /// Requests the sketch counted this window (one per sample).
+    counted: u64,
 }
 
 impl Table {
@@ -75,10 +83,11 @@ impl Table {
             sketch: vec![Block::default(); counters / 16],
             mask: counters / 16 - 1,
             hasher: foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
-            keys: HashMap::with_capacity(capacity),
+            keys: HashMap::with_capacity_and_hasher(capacity, Default::default()),
             floor: 0,
             door: vec![0; DOOR_BITS / 64],
             door_keys: 0,
+            counted: 0,
         }
     }
 
@@ -101,9 +110,9 @@ impl Table {
         again
     }
 
-    /// Counts one access (conservative update: only the smallest counters grow) and returns
-    /// the key's new estimate.
-    fn increment(&mut self, h: u64) -> u32 {
+    /// Counts `weight` accesses (conservative update: only the smallest counters grow) and
+    /// returns the key's new estimate.
+    fn increment(&mut self, h: u64, weight: u32) -> u32 {
         // Two blocks, two counters in each (in different quarters): a rare key shares all four
         // counters with a frequent key only if it shares both blocks, so frequent keys make
         // no false hot keys of their neighbours.
@@ -127,7 +136,7 @@ impl Table {
             .map(|&c| get(&self.sketch, c))
             .min()
             .unwrap_or(0);
-        let est = min.saturating_add(1);
+        let est = min.saturating_add(weight);
         for (b, i) in cells {
             if let Some(c) = self.sketch.get_mut(b).and_then(|Block(c)| c.get_mut(i)) {
                 *c = (*c).max(est);
@@ -136,10 +145,11 @@ impl Table {
         est
     }
 
-    /// Counts one access; returns whether the doorkeeper had seen the key before.
-    fn count(&mut self, key: &[u8], capacity: usize, hot_count: u32) -> bool {
+    /// Counts `weight` accesses; returns whether the doorkeeper had seen the key before.
+    fn count(&mut self, key: &[u8], weight: u32, capacity: usize, hot_count: u32) -> bool {
         let h = self.hasher.hash_one(key);
-        let est = self.increment(h);
+        self.counted += 1;
+        let est = self.increment(h, weight);
         let again = self.door(h);
         if let Some(c) = self.keys.get_mut(key) {
             *c = est;
@@ -185,29 +195,65 @@ impl Table {
 }
 
 pub struct Detector {
-    sample: u32,
+    /// The sketch counts one request in this many (adaptive, see the module doc).
+    sample: AtomicU32,
+    min_sample: u32,
+    /// Requests per second the sketch counts at most (0: no cap, `sample` stays the minimum).
+    max_samples: u64,
     capacity: usize,
     window: Duration,
     /// Count at which a key is hot (the threshold converted to the steady-state count).
     hot_count: u32,
     table: Mutex<Table>,
-    hot: ArcSwap<HashSet<Bytes>>,
+    hot: ArcSwap<HashSet<Bytes, foldhash::fast::RandomState>>,
 }
 
+/// The largest sample: the sketch counts at least one request in this many.
+pub const MAX_SAMPLE: u32 = 1024;
+
 impl Detector {
-    pub fn new(capacity: usize, sample: u32, window: Duration, threshold: f64) -> Detector {
-        let sample = sample.max(1);
+    /// `sample`: the smallest sample (1 = count every request while the rate is at most
+    /// `max_samples` per second; 0 = no cap).
+    pub fn new(
+        capacity: usize,
+        sample: u32,
+        max_samples: u64,
+        window: Duration,
+        threshold: f64,
+    ) -> Detector {
+        let sample = sample.clamp(1, MAX_SAMPLE);
         let capacity = capacity.max(1);
         Detector {
-            sample,
+            sample: AtomicU32::new(sample),
+            min_sample: sample,
+            max_samples,
             capacity,
             window,
-            hot_count: (threshold * 2.0 * window.as_secs_f64() / f64::from(sample))
+            hot_count: (threshold * 2.0 * window.as_secs_f64())
                 .ceil()
                 .clamp(1.0, f64::from(u32::MAX)) as u32,
             table: Mutex::new(Table::new(capacity)),
-            hot: ArcSwap::from_pointee(HashSet::new()),
+            hot: ArcSwap::from_pointee(HashSet::default()),
         }
+    }
+
+    /// The current sample: one request in this many is counted.
+    pub fn sample(&self) -> u32 {
+        self.sample.load(Relaxed)
+    }
+
+    /// The sample for the next window, from the requests counted in the last one (`counted`
+    /// samples at `sample`): the smallest power of two, at least the minimum, that keeps the
+    /// sketch at `max_samples` per second or fewer.
+    fn next_sample(&self, counted: u64, sample: u32) -> u32 {
+        let secs = self.window.as_secs_f64();
+        if self.max_samples == 0 || secs <= 0.0 {
+            return self.min_sample;
+        }
+        let requests = counted as f64 * f64::from(sample);
+        let need = (requests / (self.max_samples as f64 * secs)).ceil();
+        let need = need.clamp(1.0, f64::from(MAX_SAMPLE)) as u32;
+        need.next_power_of_two().clamp(self.min_sample, MAX_SAMPLE)
     }
 
     pub fn window(&self) -> Duration {
@@ -219,11 +265,12 @@ impl Detector {
     /// distinct keys, far longer than a window); false when this access was not counted.
     #[inline]
     pub fn record(&self, key: &[u8]) -> bool {
-        if self.sample > 1 {
+        let sample = self.sample.load(Relaxed);
+        if sample > 1 {
             let take = TICK.with(|t| {
                 let n = t.get().wrapping_add(1);
                 t.set(n);
-                n.is_multiple_of(self.sample)
+                n.is_multiple_of(sample)
             });
             if !take {
                 return false;
@@ -231,7 +278,7 @@ impl Detector {
         }
         self.table
             .try_lock()
-            .is_some_and(|mut t| t.count(key, self.capacity, self.hot_count))
+            .is_some_and(|mut t| t.count(key, sample, self.capacity, self.hot_count))
     }
 
     /// Whether `key` is in the current hot set.
@@ -250,13 +297,19 @@ impl Detector {
         if w <= 0.0 {
             return 0.0;
         }
-        f64::from(count) * f64::from(self.sample) / (2.0 * w)
+        f64::from(count) / (2.0 * w)
     }
 
-    /// Ends a window: republishes the hot set, then halves every count.
+    /// Ends a window: republishes the hot set, halves every count and sets the next window's
+    /// sample.
     pub fn tick(&self) {
         let mut t = self.table.lock();
-        let hot: HashSet<Bytes> = t
+        let counted = std::mem::take(&mut t.counted);
+        self.sample.store(
+            self.next_sample(counted, self.sample.load(Relaxed)),
+            Relaxed,
+        );
+        let hot: HashSet<Bytes, _> = t
             .keys
             .iter()
             .filter(|(_, c)| **c >= self.hot_count)
@@ -292,7 +345,7 @@ mod tests {
 
     #[test]
     fn frequent_keys_survive_a_long_tail() {
-        let d = Detector::new(8, 1, Duration::from_secs(1), 100.0);
+        let d = Detector::new(8, 1, 0, Duration::from_secs(1), 100.0);
         // 667 accesses of "hot" spread among 2,000 distinct cold keys, which churn through
         // the other 7 entries and inherit counts of about 280 each.
         for i in 0..2000u32 {
@@ -315,7 +368,7 @@ mod tests {
         // 100 keys at 40 counts each, interleaved with 100 000 keys seen once: in a top-k table
         // of 1024 entries that every new key enters, the smallest count soon exceeds 40 and the
         // 100 are churned out; the sketch keeps them.
-        let d = Detector::new(1024, 1, Duration::from_secs(1), 15.0);
+        let d = Detector::new(1024, 1, 0, Duration::from_secs(1), 15.0);
         let mut rare = 0u32;
         for round in 0..40 {
             for k in 0..100 {
@@ -337,7 +390,7 @@ mod tests {
     #[test]
     fn a_full_table_keeps_the_most_popular_keys() {
         // Ten keys above the threshold, four places: the four most popular end up there.
-        let d = Detector::new(4, 1, Duration::from_secs(1), 1.0);
+        let d = Detector::new(4, 1, 0, Duration::from_secs(1), 1.0);
         for round in 0..100 {
             for i in 0..10 {
                 if round < (i + 1) * 10 {
@@ -355,7 +408,7 @@ mod tests {
 
     #[test]
     fn the_doorkeeper_knows_keys_seen_before_until_it_is_cleared() {
-        let d = Detector::new(16, 1, Duration::from_secs(1), 1000.0);
+        let d = Detector::new(16, 1, 0, Duration::from_secs(1), 1000.0);
         let again = |k: &[u8]| d.record(k);
         assert!(!again(b"a"));
         // Windows pass: the counts halve, the doorkeeper remembers.
@@ -378,7 +431,7 @@ mod tests {
 
     #[test]
     fn rate_follows_the_window_and_decays() {
-        let d = Detector::new(16, 1, Duration::from_secs(1), 1000.0);
+        let d = Detector::new(16, 1, 0, Duration::from_secs(1), 1000.0);
         for _ in 0..1500 {
             d.record(b"k");
         }
@@ -399,12 +452,46 @@ mod tests {
 
     #[test]
     fn sampling_scales_the_estimate() {
-        let d = Detector::new(16, 4, Duration::from_secs(1), 10.0);
+        let d = Detector::new(16, 4, 0, Duration::from_secs(1), 10.0);
         for _ in 0..4000 {
             d.record(b"k");
         }
         let r = d.top(1).first().map(|k| k.rate).unwrap_or_default();
         // 1000 sampled counts × 4 / 2 s-equivalent.
         assert!((r - 2000.0).abs() < 5.0, "{r}");
+    }
+
+    #[test]
+    fn the_sample_follows_the_request_rate_and_counts_stay_in_requests() {
+        // At most 1000 counted requests per second.
+        let d = Detector::new(16, 1, 1000, Duration::from_secs(1), 100.0);
+        for _ in 0..10_000 {
+            d.record(b"k");
+        }
+        assert_eq!(d.table.lock().counted, 10_000);
+        d.tick();
+        // 10 000 requests in the window: one in 16 (the power of two at or above 10).
+        assert_eq!(d.sample(), 16);
+        for _ in 0..1600 {
+            d.record(b"k");
+        }
+        // 100 counted, each weighing 16: 5000 (halved) + 1600 counts, 3300 per second.
+        assert_eq!(d.table.lock().counted, 100);
+        let r = d.top(1).first().map(|k| k.rate).unwrap_or_default();
+        assert!((r - 3300.0).abs() < 1.0, "{r}");
+        assert!(d.is_hot(b"k"));
+        d.tick();
+        assert_eq!(d.sample(), 2, "1600 requests in the window");
+        d.tick();
+        assert_eq!(d.sample(), 1, "quiet: back to the minimum");
+        assert!(!d.record(b"new"));
+        assert!(d.record(b"new"));
+        // Without a cap the sample stays at the configured minimum.
+        let fixed = Detector::new(16, 4, 0, Duration::from_secs(1), 100.0);
+        for _ in 0..100_000 {
+            fixed.record(b"k");
+        }
+        fixed.tick();
+        assert_eq!(fixed.sample(), 4);
     }
 }

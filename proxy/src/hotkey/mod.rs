@@ -89,6 +89,7 @@ impl HotKeys {
             Detector::new(
                 cfg.hotkey_capacity,
                 cfg.hotkey_sample,
+                cfg.hotkey_max_samples,
                 cfg.hotkey_window,
                 cfg.hotkey_threshold as f64,
             )
@@ -252,9 +253,10 @@ impl HotKeys {
         };
         let _ = write!(
             out,
-            "hotkey_detection:on\r\nhotkey_threshold:{}\r\nhotkey_window_ms:{}\r\nhotkeys:{}\r\n",
+            "hotkey_detection:on\r\nhotkey_threshold:{}\r\nhotkey_window_ms:{}\r\nhotkey_sample:{}\r\nhotkeys:{}\r\n",
             self.threshold,
             d.window().as_millis(),
+            d.sample(),
             d.hot_len(),
         );
         match &self.cache {
