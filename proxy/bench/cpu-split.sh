@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# cpu-split.sh — where the CPU of one request goes, per process, for autocache-proxy over a
+# 3-node Redis Cluster and for twemproxy over 3 redis-servers, same machine, same run.
+# For each test and repetition it runs redis-benchmark (-c 50 -r 100000 -d 64) against one
+# system, then the other, and prints rps, p99, and CPU µs per request of the proxy, of the
+# three servers together, and of redis-benchmark itself (from /proc/PID/stat, 10 ms ticks).
+#
+# Usage: bash proxy/bench/cpu-split.sh
+#   env: TESTS="set:1 get:1 set:16 get:16 mget:1 mget:16" (test:pipeline; mget = 10 keys)
+#        REPS=3 N1=300000 N16=1500000 (requests at -P 1 / -P 16; a third of it for MGET)
+#        THREADS=1 BIN=<proxy> OUT=<dir>
+# Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy.
+# Everything runs on 127.0.0.1, every load is bounded (request count + timeout), and every
+# process started here is stopped by PID on exit.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TESTS=${TESTS:-"set:1 get:1 set:16 get:16 mget:1 mget:16"}
+REPS=${REPS:-3}; N1=${N1:-300000}; N16=${N16:-1500000}; THREADS=${THREADS:-1}
+BIN=${BIN:-$ROOT/target/release/autocache-proxy}
+OUT=${OUT:-${TMPDIR:-/tmp}/autocache-cpu-split-$(date +%Y%m%d-%H%M%S)}
+P_PROXY=17700; P_CL=(17701 17702 17703); P_TWEM=17710; P_RS=(17711 17712 17713)
+mkdir -p "$OUT"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.5
+  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
+
+start_redis() { # port [args...]; appends the PID to PIDS
+  local port=$1; shift; mkdir -p "$OUT/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT/redis-$port" \
+    --logfile "$OUT/redis-$port/redis.log" "$@" >/dev/null 2>&1 &
+  PIDS+=("$!")
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis-server on $port did not start" >&2; exit 1
+}
+ticks() { # summed utime+stime of the given PIDs
+  local s=0 p
+  for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$s"
+}
+
+CL_PIDS=(); RS_PIDS=()
+for i in 0 1 2; do
+  start_redis "${P_CL[$i]}" --cluster-enabled yes --cluster-config-file nodes.conf \
+    --cluster-port $((P_CL[i] + 10000)); CL_PIDS+=("${PIDS[-1]}")
+  start_redis "${P_RS[$i]}"; RS_PIDS+=("${PIDS[-1]}")
+done
+redis-cli --cluster create "${P_CL[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null 2>&1
+for _ in $(seq 100); do
+  ok=0
+  for p in "${P_CL[@]}"; do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok + 1)); done
+  [ "$ok" = 3 ] && break; sleep 0.2
+done
+cat > "$OUT/twemproxy.yml" <<YML
+pool:
+  listen: 127.0.0.1:$P_TWEM
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  auto_eject_hosts: false
+  timeout: 5000
+  servers:
+$(for p in "${P_RS[@]}"; do echo "   - 127.0.0.1:$p:1"; done)
+YML
+nutcracker -c "$OUT/twemproxy.yml" -o "$OUT/twemproxy.log" -s $((P_TWEM + 100)) >/dev/null 2>&1 &
+TW=$!; PIDS+=("$TW")
+"$BIN" --port $P_PROXY --seeds "127.0.0.1:${P_CL[0]}" --threads "$THREADS" --admin-port 0 \
+  --loglevel warning > "$OUT/proxy.log" 2>&1 &
+PP=$!; PIDS+=("$PP")
+for port in $P_PROXY $P_TWEM; do
+  for _ in $(seq 100); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+done
+
+echo "test system rps p99_ms proxy_us servers_us bench_us" | tee "$OUT/results.txt"
+for tp in $TESTS; do
+  IFS=: read -r t p <<<"$tp"
+  if [ "$t" = mget ]; then
+    cmd=(mget); for _ in $(seq 10); do cmd+=("key:__rand_int__"); done
+  else
+    cmd=(-t "$t")
+  fi
+  n=$([ "$p" = 1 ] && echo "$N1" || echo "$N16"); [ "$t" = mget ] && n=$((n / 3))
+  for _ in $(seq "$REPS"); do
+    for sys in "autocache:$P_PROXY:$PP:${CL_PIDS[*]}" "twemproxy:$P_TWEM:$TW:${RS_PIDS[*]}"; do
+      IFS=: read -r name port pid servers <<<"$sys"
+      # shellcheck disable=SC2086 # $servers is a list of PIDs
+      {
+        timeout 60 redis-benchmark -p "$port" -c 50 -n 50000 -r 100000 -d 64 -P "$p" -q "${cmd[@]}" >/dev/null 2>&1
+        a0=$(ticks "$pid"); s0=$(ticks $servers)
+        timeout 120 redis-benchmark -p "$port" -c 50 -n "$n" -r 100000 -d 64 -P "$p" --csv "${cmd[@]}" \
+          > "$OUT/last.csv" 2>/dev/null &
+        bp=$!; sleep 0.05; bc=$(pgrep -P $bp); b0=$(ticks "$bc"); b1=$b0
+        while kill -0 "$bc" 2>/dev/null; do b1=$(ticks "$bc" 2>/dev/null || echo "$b1"); sleep 0.1; done
+        wait $bp
+        a1=$(ticks "$pid"); s1=$(ticks $servers)
+      }
+      line=$(tail -1 "$OUT/last.csv"); rps=$(echo "$line" | awk -F'","' '{print $2}')
+      p99=$(echo "$line" | awk -F'","' '{print $7}')
+      python3 -c "
+n=$n; us=lambda t: t * 10000 / n
+print('%s:%s %s %.0f %s %.2f %.2f %.2f' % ('$t', '$p', '$name', float('$rps'), '$p99', us($a1-$a0), us($s1-$s0), us($b1-$b0)))" \
+        | tee -a "$OUT/results.txt"
+      sleep 1
+    done
+  done
+done
