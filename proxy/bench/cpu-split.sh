@@ -3,12 +3,13 @@
 # 3-node Redis Cluster and for twemproxy over 3 redis-servers, same machine, same run.
 # For each test and repetition it runs redis-benchmark (-c 50 -r 100000 -d 64) against one
 # system, then the other, and prints rps, p99, and CPU µs per request of the proxy, of the
-# three servers together, and of redis-benchmark itself (from /proc/PID/stat, 10 ms ticks).
+# three servers together, and of redis-benchmark itself (from /proc/PID/stat, 10 ms ticks),
+# and how many commands the servers executed per socket read (INFO stats).
 #
 # Usage: bash proxy/bench/cpu-split.sh
 #   env: TESTS="set:1 get:1 set:16 get:16 mget:1 mget:16" (test:pipeline; mget = 10 keys)
 #        REPS=3 N1=300000 N16=1500000 (requests at -P 1 / -P 16; a third of it for MGET)
-#        THREADS=1 BIN=<proxy> OUT=<dir>
+#        THREADS=1 BIN=<proxy> OUT=<dir>; AUTOCACHE_* variables reach the proxy
 # Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy.
 # Everything runs on 127.0.0.1, every load is bounded (request count + timeout), and every
 # process started here is stopped by PID on exit.
@@ -38,6 +39,14 @@ start_redis() { # port [args...]; appends the PID to PIDS
   PIDS+=("$!")
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis-server on $port did not start" >&2; exit 1
+}
+stat_sum() { # stat_sum FIELD PORT...: an INFO stats counter summed over servers
+  local f=$1 s=0 p v; shift
+  for p in "$@"; do
+    v=$(redis-cli -p "$p" info stats | tr -d '\r' | awk -F: -v f="$f" '$1 == f {print $2}')
+    s=$((s + ${v:-0}))
+  done
+  echo "$s"
 }
 ticks() { # summed utime+stime of the given PIDs
   local s=0 p
@@ -77,7 +86,7 @@ for port in $P_PROXY $P_TWEM; do
   for _ in $(seq 100); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 done
 
-echo "test system rps p99_ms proxy_us servers_us bench_us" | tee "$OUT/results.txt"
+echo "test system rps p99_ms proxy_us servers_us bench_us server_cmds_per_read" | tee "$OUT/results.txt"
 for tp in $TESTS; do
   IFS=: read -r t p <<<"$tp"
   if [ "$t" = mget ]; then
@@ -87,11 +96,12 @@ for tp in $TESTS; do
   fi
   n=$([ "$p" = 1 ] && echo "$N1" || echo "$N16"); [ "$t" = mget ] && n=$((n / 3))
   for _ in $(seq "$REPS"); do
-    for sys in "autocache:$P_PROXY:$PP:${CL_PIDS[*]}" "twemproxy:$P_TWEM:$TW:${RS_PIDS[*]}"; do
-      IFS=: read -r name port pid servers <<<"$sys"
+    for sys in "autocache:$P_PROXY:$PP:${CL_PIDS[*]}:${P_CL[*]}" "twemproxy:$P_TWEM:$TW:${RS_PIDS[*]}:${P_RS[*]}"; do
+      IFS=: read -r name port pid servers sports <<<"$sys"
       # shellcheck disable=SC2086 # $servers is a list of PIDs
       {
         timeout 60 redis-benchmark -p "$port" -c 50 -n 50000 -r 100000 -d 64 -P "$p" -q "${cmd[@]}" >/dev/null 2>&1
+        c0=$(stat_sum total_commands_processed $sports); r0=$(stat_sum total_reads_processed $sports)
         a0=$(ticks "$pid"); s0=$(ticks $servers)
         timeout 120 redis-benchmark -p "$port" -c 50 -n "$n" -r 100000 -d 64 -P "$p" --csv "${cmd[@]}" \
           > "$OUT/last.csv" 2>/dev/null &
@@ -99,12 +109,13 @@ for tp in $TESTS; do
         while kill -0 "$bc" 2>/dev/null; do b1=$(ticks "$bc" 2>/dev/null || echo "$b1"); sleep 0.1; done
         wait $bp
         a1=$(ticks "$pid"); s1=$(ticks $servers)
+        c1=$(stat_sum total_commands_processed $sports); r1=$(stat_sum total_reads_processed $sports)
       }
       line=$(tail -1 "$OUT/last.csv"); rps=$(echo "$line" | awk -F'","' '{print $2}')
       p99=$(echo "$line" | awk -F'","' '{print $7}')
       python3 -c "
 n=$n; us=lambda t: t * 10000 / n
-print('%s:%s %s %.0f %s %.2f %.2f %.2f' % ('$t', '$p', '$name', float('$rps'), '$p99', us($a1-$a0), us($s1-$s0), us($b1-$b0)))" \
+print('%s:%s %s %.0f %s %.2f %.2f %.2f %.1f' % ('$t', '$p', '$name', float('$rps'), '$p99', us($a1-$a0), us($s1-$s0), us($b1-$b0), ($c1-$c0) / max($r1-$r0, 1)))" \
         | tee -a "$OUT/results.txt"
       sleep 1
     done
