@@ -21,25 +21,11 @@ REPS=${REPS:-3}; N1=${N1:-300000}; N16=${N16:-1500000}; THREADS=${THREADS:-1}
 BIN=${BIN:-$ROOT/target/release/autocache-proxy}
 OUT=${OUT:-${TMPDIR:-/tmp}/autocache-cpu-split-$(date +%Y%m%d-%H%M%S)}
 P_PROXY=17700; P_CL=(17701 17702 17703); P_TWEM=17710; P_RS=(17711 17712 17713)
-mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+mkdir -p "$OUT/logs"
+# shellcheck source=proxy/bench/common.sh
+source "$HERE/common.sh"
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
 
-start_redis() { # port [args...]; appends the PID to PIDS
-  local port=$1; shift; mkdir -p "$OUT/redis-$port"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT/redis-$port" \
-    --logfile "$OUT/redis-$port/redis.log" "$@" >/dev/null 2>&1 &
-  PIDS+=("$!")
-  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "redis-server on $port did not start" >&2; exit 1
-}
 stat_sum() { # stat_sum FIELD PORT...: an INFO stats counter summed over servers
   local f=$1 s=0 p v; shift
   for p in "$@"; do
@@ -54,18 +40,9 @@ ticks() { # summed utime+stime of the given PIDs
   echo "$s"
 }
 
-CL_PIDS=(); RS_PIDS=()
-for i in 0 1 2; do
-  start_redis "${P_CL[$i]}" --cluster-enabled yes --cluster-config-file nodes.conf \
-    --cluster-port $((P_CL[i] + 10000)); CL_PIDS+=("${PIDS[-1]}")
-  start_redis "${P_RS[$i]}"; RS_PIDS+=("${PIDS[-1]}")
-done
-redis-cli --cluster create "${P_CL[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null 2>&1
-for _ in $(seq 100); do
-  ok=0
-  for p in "${P_CL[@]}"; do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && ok=$((ok + 1)); done
-  [ "$ok" = 3 ] && break; sleep 0.2
-done
+start_cluster "${P_CL[@]}"; CL_PIDS=("${CLUSTER_PIDS[@]}")
+RS_PIDS=()
+for p in "${P_RS[@]}"; do start_redis "$p"; RS_PIDS+=("${PIDS[-1]}"); done
 cat > "$OUT/twemproxy.yml" <<YML
 pool:
   listen: 127.0.0.1:$P_TWEM
@@ -82,9 +59,7 @@ TW=$!; PIDS+=("$TW")
 "$BIN" --port $P_PROXY --seeds "127.0.0.1:${P_CL[0]}" --threads "$THREADS" --admin-port 0 \
   --loglevel warning > "$OUT/proxy.log" 2>&1 &
 PP=$!; PIDS+=("$PP")
-for port in $P_PROXY $P_TWEM; do
-  for _ in $(seq 100); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-done
+wait_pong $P_PROXY; wait_pong $P_TWEM
 
 echo "test system rps p99_ms proxy_us servers_us bench_us server_cmds_per_read" | tee "$OUT/results.txt"
 for tp in $TESTS; do

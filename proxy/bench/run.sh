@@ -22,38 +22,16 @@ BIN=${BIN:-$ROOT/target/release/autocache-proxy}
 P_PROXY=17500; P_CL=(17501 17502 17503)
 P_C1_DIRECT=17600; P_C1_SH=(17601 17602 17603); P_C1_TWEM=17610
 mkdir -p "$OUT"/{logs,c1}
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=proxy/bench/common.sh
+source "$HERE/common.sh"
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
 
-start_redis() { # port [args...]
-  local port=$1; shift; local d="$OUT/logs/redis-$port"; mkdir -p "$d"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
-    --logfile "$d/redis.log" "$@" >/dev/null 2>&1 &
-  PIDS+=("$!")
-  for i in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "redis $port failed to start" >&2; exit 1
-}
-
 # 1. Our system: the proxy over a 3-master Redis Cluster.
-hp=""
-for i in 0 1 2; do p=${P_CL[$i]}
-  start_redis "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port $((27501+i))
-  hp="$hp 127.0.0.1:$p"; done
-redis-cli --cluster create $hp --cluster-replicas 0 --cluster-yes >"$OUT/logs/cluster-create.log" 2>&1
-for i in $(seq 100); do ok=0
-  for p in "${P_CL[@]}"; do redis-cli -p $p cluster info | grep -q 'cluster_state:ok' && ok=$((ok+1)); done
-  [ $ok -eq 3 ] && break; sleep 0.2; done
-"$BIN" --port $P_PROXY --seeds 127.0.0.1:${P_CL[0]} --threads "$THREADS" --loglevel warning \
+start_cluster "${P_CL[@]}"
+"$BIN" --port $P_PROXY --seeds "127.0.0.1:${P_CL[0]}" --threads "$THREADS" --loglevel warning \
   >"$OUT/logs/proxy.out" 2>&1 &
 PROXY_PID=$!; PIDS+=("$PROXY_PID")
-for i in $(seq 100); do redis-cli -p $P_PROXY ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+wait_pong $P_PROXY
 echo "proxy pid $PROXY_PID on $P_PROXY (threads=$THREADS) over cluster ${P_CL[*]}"
 
 # 2. Throughput: peers.sh runs direct and twemproxy itself and measures ours as "custom"
@@ -84,9 +62,9 @@ c1:
 YML
 nutcracker -c "$OUT/logs/nutcracker-c1.yml" -o "$OUT/logs/nutcracker-c1.log" -s 17611 -a 127.0.0.1 &
 PIDS+=("$!")
-for i in $(seq 50); do redis-cli -p $P_C1_TWEM ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+wait_pong $P_C1_TWEM
 echo -e "system\ttest\trps\tp50_ms\tp99_ms" > "$OUT/c1/c1.tsv"
-for rep in $(seq "$REPS"); do
+for _ in $(seq "$REPS"); do
   for sys in direct:$P_C1_DIRECT twemproxy:$P_C1_TWEM autocache-proxy:$P_PROXY; do
     name=${sys%%:*}; port=${sys##*:}
     for t in get set; do
@@ -98,7 +76,7 @@ for rep in $(seq "$REPS"); do
 done
 # CPU time of the proxy per request over the whole run (all tests, all reps).
 read -r ut st < <(awk '{print $14, $15}' /proc/$PROXY_PID/stat)
-echo "proxy total cpu seconds: $(awk -v u=$ut -v s=$st -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.1f", (u+s)/hz}')" | tee "$OUT/proxy_cpu.txt"
+echo "proxy total cpu seconds: $(awk -v u="$ut" -v s="$st" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (u+s)/hz}')" | tee "$OUT/proxy_cpu.txt"
 redis-cli -p $P_PROXY info stats | grep -E 'total_commands|redirects' | tee -a "$OUT/proxy_cpu.txt"
 echo "c1 medians:"; awk -F'\t' 'NR>1{k=$1" "$2; n[k]++; r[k]=r[k]" "$3; a[k]=a[k]" "$4; b[k]=b[k]" "$5}
   END{for (k in n) print k": rps"r[k]" | p50"a[k]" | p99"b[k]}' "$OUT/c1/c1.tsv" | sort | tee "$OUT/c1/summary.txt"
