@@ -46,3 +46,25 @@ wait_pong() {
   for _ in $(seq 100); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.1; done
   echo "nothing answers on $1" >&2; exit 1
 }
+
+# start_twemproxy PORT STATS_PORT BACKEND_PORT...: nutcracker (ketama, fnv1a_64, redis) on
+# 127.0.0.1:PORT over the given redis-servers, config and log under $OUT/logs; waits for PING;
+# its PID goes to TWEM_PID.
+start_twemproxy() {
+  local port=$1 stats=$2 i=0 p; shift 2
+  {
+    echo "pool:"
+    echo "  listen: 127.0.0.1:$port"
+    echo "  hash: fnv1a_64"
+    echo "  distribution: ketama"
+    echo "  redis: true"
+    echo "  auto_eject_hosts: false"
+    echo "  timeout: 5000"
+    echo "  servers:"
+    for p in "$@"; do i=$((i + 1)); echo "   - 127.0.0.1:$p:1 s$i"; done
+  } > "$OUT/logs/nutcracker-$port.yml"
+  nutcracker -c "$OUT/logs/nutcracker-$port.yml" -o "$OUT/logs/nutcracker-$port.log" -s "$stats" \
+    -a 127.0.0.1 >/dev/null 2>&1 &
+  TWEM_PID=$!; PIDS+=("$TWEM_PID")
+  wait_pong "$port"
+}

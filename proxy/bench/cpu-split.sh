@@ -43,23 +43,11 @@ ticks() { # summed utime+stime of the given PIDs
 start_cluster "${P_CL[@]}"; CL_PIDS=("${CLUSTER_PIDS[@]}")
 RS_PIDS=()
 for p in "${P_RS[@]}"; do start_redis "$p"; RS_PIDS+=("${PIDS[-1]}"); done
-cat > "$OUT/twemproxy.yml" <<YML
-pool:
-  listen: 127.0.0.1:$P_TWEM
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  auto_eject_hosts: false
-  timeout: 5000
-  servers:
-$(for p in "${P_RS[@]}"; do echo "   - 127.0.0.1:$p:1"; done)
-YML
-nutcracker -c "$OUT/twemproxy.yml" -o "$OUT/twemproxy.log" -s $((P_TWEM + 100)) >/dev/null 2>&1 &
-TW=$!; PIDS+=("$TW")
+start_twemproxy $P_TWEM $((P_TWEM + 100)) "${P_RS[@]}"; TW=$TWEM_PID
 "$BIN" --port $P_PROXY --seeds "127.0.0.1:${P_CL[0]}" --threads "$THREADS" --admin-port 0 \
   --loglevel warning > "$OUT/proxy.log" 2>&1 &
 PP=$!; PIDS+=("$PP")
-wait_pong $P_PROXY; wait_pong $P_TWEM
+wait_pong $P_PROXY
 
 echo "test system rps p99_ms proxy_us servers_us bench_us server_cmds_per_read" | tee "$OUT/results.txt"
 for tp in $TESTS; do

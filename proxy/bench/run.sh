@@ -47,22 +47,7 @@ fi
 # 3. One unpipelined client: per-hop latency (p50/p99 in ms) and requests per second.
 start_redis $P_C1_DIRECT
 for p in "${P_C1_SH[@]}"; do start_redis "$p"; done
-cat > "$OUT/logs/nutcracker-c1.yml" <<YML
-c1:
-  listen: 127.0.0.1:$P_C1_TWEM
-  hash: fnv1a_64
-  distribution: ketama
-  redis: true
-  auto_eject_hosts: false
-  timeout: 5000
-  servers:
-   - 127.0.0.1:${P_C1_SH[0]}:1 s1
-   - 127.0.0.1:${P_C1_SH[1]}:1 s2
-   - 127.0.0.1:${P_C1_SH[2]}:1 s3
-YML
-nutcracker -c "$OUT/logs/nutcracker-c1.yml" -o "$OUT/logs/nutcracker-c1.log" -s 17611 -a 127.0.0.1 &
-PIDS+=("$!")
-wait_pong $P_C1_TWEM
+start_twemproxy $P_C1_TWEM 17611 "${P_C1_SH[@]}"
 echo -e "system\ttest\trps\tp50_ms\tp99_ms" > "$OUT/c1/c1.tsv"
 for _ in $(seq "$REPS"); do
   for sys in direct:$P_C1_DIRECT twemproxy:$P_C1_TWEM autocache-proxy:$P_PROXY; do
