@@ -7,8 +7,14 @@ pub fn init_logging(level: &str, json: bool) {
         .ok()
         .or_else(|| crate::settings::log_filter(level))
         .unwrap_or_else(|| "info".into());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    // Logs go to standard error (standard output is left to the proxy's start-up banner), in
+    // colour only on a terminal: log files, `docker logs` and journald get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder.json().init();
     } else {

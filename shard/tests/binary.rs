@@ -118,3 +118,47 @@ async fn sigterm_shuts_down_gracefully_and_a_restart_keeps_the_data() {
     );
     assert_eq!(c.cmd(&["HGET", "h", "f"]).await, V::s("v"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_go_to_stderr_as_plain_text_when_it_is_not_a_terminal() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let child = shard()
+        .args(["--port", &port.to_string(), "--loglevel", "verbose"])
+        .arg("--dir")
+        .arg(dir.path())
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let p = Proc(child);
+    let mut c = connect(port).await;
+    assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
+    let status = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut p = p;
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use std::io::Read;
+        if let Some(mut s) = p.0.stdout.take() {
+            s.read_to_string(&mut stdout).expect("stdout");
+        }
+        if let Some(mut s) = p.0.stderr.take() {
+            s.read_to_string(&mut stderr).expect("stderr");
+        }
+        let status = p.0.wait().expect("wait");
+        (status, stdout, stderr)
+    })
+    .await
+    .expect("join");
+    assert!(out.0.success(), "clean exit on SIGTERM");
+    assert_eq!(out.1, "", "nothing on stdout");
+    assert!(out.2.contains("shard listening"), "stderr:\n{}", out.2);
+    assert!(!out.2.contains('\u{1b}'), "no colour codes:\n{}", out.2);
+}
