@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,6 +23,15 @@ fn shard() -> Command {
     // Several shards run at once: none takes the default admin port.
     c.args(["--admin-port", "0"]);
     c
+}
+
+/// Sends SIGTERM (what `docker stop` and Kubernetes send) to the child.
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
 }
 
 fn free_port() -> u16 {
@@ -92,11 +102,7 @@ async fn sigterm_shuts_down_gracefully_and_a_restart_keeps_the_data() {
     let mut c = connect(port).await;
     assert_eq!(c.cmd(&["SET", "greeting", "hello"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["HSET", "h", "f", "v"]).await, V::Int(1));
-    let status = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&p.0);
     let exit = tokio::task::spawn_blocking(move || {
         let s = p.0.wait();
         (s, p)
@@ -136,16 +142,11 @@ async fn logs_go_to_stderr_as_plain_text_when_it_is_not_a_terminal() {
     let p = Proc(child);
     let mut c = connect(port).await;
     assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
-    let status = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&p.0);
     let out = tokio::task::spawn_blocking(move || {
         let mut p = p;
         let mut stdout = String::new();
         let mut stderr = String::new();
-        use std::io::Read;
         if let Some(mut s) = p.0.stdout.take() {
             s.read_to_string(&mut stdout).expect("stdout");
         }
