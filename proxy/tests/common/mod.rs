@@ -2,6 +2,8 @@
 //! timeouts (CI is slow), and a raw RESP connection for exact ordering checks.
 #![allow(dead_code)]
 
+pub mod redis_cluster;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
