@@ -18,6 +18,8 @@
 # until A returns the new value, 1000 samples, with the key hot and cached on A; with the
 # shards uncapped (their CPU caps are lifted first).
 # PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
+# EXPIRY=3600 gives every key written (prefill and the runs' SETs) a TTL in seconds, so the near
+# cache's fills read a TTL and its hits check a deadline (the cost of its TTL handling).
 # SHARD_CPU=20 caps every shard at 20% of one core (a cgroup v1 cpu quota, as root): shards
 # then stand for separate, smaller machines, so the shard holding the hottest keys saturates
 # first, as it does in production; without it, on a 2-core machine the proxy and the load
@@ -57,6 +59,8 @@ cap() { # port pid
 }
 wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 
+TTLARGS=()
+[ -n "${EXPIRY:-}" ] && TTLARGS=(--expiry "$EXPIRY")
 SEEDS=127.0.0.1:17601,127.0.0.1:17602,127.0.0.1:17603
 for port in 17601 17602 17603; do
   mkdir -p "$OUT/shard-$port"
@@ -77,7 +81,7 @@ shard_requests() { redis-cli -p 17610 INFO shards | tr -d '\r' | sed -n 's/.*req
 
 start_proxy 17610
 $L -p 17610 -t 1 -c 50 --prefill --ratio 1:0 --key-minimum 0 --key-maximum 999999 -d 64 \
-  -n 1 --hide-progress >"$OUT/prefill.log" 2>&1
+  -n 1 --hide-progress "${TTLARGS[@]}" >"$OUT/prefill.log" 2>&1
 stop_proxy
 
 if [[ " $RUNS " == *" twem "* ]]; then
@@ -94,7 +98,7 @@ if [[ " $RUNS " == *" twem "* ]]; then
   PIDS+=($!)
   wait_port 17620 || { echo "nutcracker did not start"; exit 1; }
   $L -p 17620 -t 1 -c 50 --prefill --ratio 1:0 --key-minimum 0 --key-maximum 999999 -d 64 \
-    -n 1 --hide-progress >"$OUT/prefill-twem.log" 2>&1
+    -n 1 --hide-progress "${TTLARGS[@]}" >"$OUT/prefill-twem.log" 2>&1
 fi
 server_commands() {
   for port in 17621 17622 17623; do
@@ -115,16 +119,16 @@ for rep in $(seq 1 "$REPS"); do
     if [ "$run" = twem ]; then
       before=$(server_commands)
       $L -p 17620 -t 1 -c "$CONNS" "${KP[@]}" --key-minimum 0 --key-maximum 999999 -d 64 \
-        --test-time "$SECS" --hide-progress --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
+        --test-time "$SECS" --hide-progress "${TTLARGS[@]}" --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
       after=$(server_commands)
       : >"$OUT/$run-$rep.hotkeys"
     else
       start_proxy 17610 "${ENVV[@]}"
       before=$(shard_requests)
       $L -p 17610 -t 1 -c "$CONNS" "${KP[@]}" --key-minimum 0 --key-maximum 999999 -d 64 \
-        --test-time "$SECS" --hide-progress --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
+        --test-time "$SECS" --hide-progress "${TTLARGS[@]}" --json-out-file "$OUT/$run-$rep.json" >"$OUT/$run-$rep.log" 2>&1
       after=$(shard_requests)
-      redis-cli -p 17610 INFO hotkeys | tr -d '\r' | grep -E '^near_cache_(hits|misses|invalidations|fills)' >"$OUT/$run-$rep.hotkeys"
+      redis-cli -p 17610 INFO hotkeys | tr -d '\r' | grep -E '^near_cache_(hits|misses|invalidations|fills|expired)' >"$OUT/$run-$rep.hotkeys"
       stop_proxy
     fi
     python3 - "$OUT/$run-$rep.json" "$run" "$rep" "$before" "$after" "$OUT/$run-$rep.hotkeys" >>"$OUT/runs.tsv" <<'PY'

@@ -45,6 +45,19 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
         },
     );
     let s = w.clone();
+    m.counter(
+        "autocache_hotkey_expirations",
+        "Near-cache values dropped because their key's TTL ran out.",
+        move || {
+            with(&s, |sh| {
+                sh.hotkeys
+                    .cache
+                    .as_ref()
+                    .map_or(0, |c| c.stats.expired.load(Relaxed))
+            })
+        },
+    );
+    let s = w.clone();
     m.gauge(
         "autocache_hotkeys",
         "Keys currently rated hot.",

@@ -69,9 +69,12 @@ pub enum Item {
     // Hot keys (crate::hotkey).
     /// Served from the near cache: a backend reply, shaped like `Fwd`'s.
     Cached { reply: Bytes, conv: Conv },
-    /// Forwarded; the reply fills the near cache unless the key changed meanwhile.
+    /// Forwarded, with the key's `PTTL` right behind it in the same group (request `ttl`);
+    /// the reply fills the near cache until the key's deadline, unless the key changed
+    /// meanwhile.
     Fill {
         part: Part,
+        ttl: u32,
         conv: Conv,
         fill: hotkey::Fill,
     },
@@ -191,6 +194,15 @@ impl ChunkBuilder {
             req,
             slot,
         }
+    }
+
+    /// Appends a request whose reply no client sees (the proxy reads it) right after the
+    /// group's last one; returns its index in the group.
+    fn append_internal(&mut self, group: u32, req: &[u8]) -> Option<u32> {
+        let g = self.groups.get_mut(group as usize)?;
+        g.buf.extend_from_slice(req);
+        g.count += 1;
+        Some(g.count - 1)
     }
 
     fn ready(&mut self, r: Reply) {
@@ -401,10 +413,22 @@ fn single(
         return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
     };
     let conv = conv_for(spec, &req);
+    // A fill reads the key's TTL right behind its value (see `hotkey::cache`).
+    let pttl = fill
+        .is_some()
+        .then(|| spec.keys.indices(req.argc()).next())
+        .flatten()
+        .map(|i| encode_args([&b"PTTL"[..], req.arg(i)].into_iter()));
     let part = chunk.add(backend, req.raw, slot);
-    chunk.items.push(match fill {
-        Some(fill) => Item::Fill { part, conv, fill },
-        None => Item::Fwd { part, conv },
+    let ttl = pttl.and_then(|p| chunk.append_internal(part.group, &p));
+    chunk.items.push(match (fill, ttl) {
+        (Some(fill), Some(ttl)) => Item::Fill {
+            part,
+            ttl,
+            conv,
+            fill,
+        },
+        _ => Item::Fwd { part, conv },
     });
 }
 

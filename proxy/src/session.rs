@@ -581,9 +581,20 @@ impl Ctx<'_> {
             }
             // Hot keys (crate::hotkey).
             Item::Cached { reply, conv } => self.forward(&reply, conv, out),
-            Item::Fill { part, conv, fill } => {
+            Item::Fill {
+                part,
+                ttl,
+                conv,
+                fill,
+            } => {
                 let r = self.part_reply(&part).await;
-                fill.complete(&r);
+                // The TTL is taken as answered, never followed: after a redirect it is an
+                // error, and the value is served but not cached.
+                let t = match self.results.get(part.group as usize) {
+                    Some((_, Ok(replies))) => replies.get(ttl as usize),
+                    _ => None,
+                };
+                fill.complete(&r, hotkey::Ttl::parse(t.map(|b| &b[..])));
                 self.forward(&r, conv, out);
             }
             Item::Wait {

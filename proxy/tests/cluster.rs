@@ -256,3 +256,20 @@ async fn redis_py_through_the_proxy_over_a_real_redis_cluster() {
     let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
     run_redis_py(&python, proxy.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_never_serves_a_key_past_its_ttl_over_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let rc = RedisCluster::start();
+    // Without active expiry a node deletes (and announces) an expired key only when it is
+    // read: a cache that waited for the announcement would serve the key forever.
+    for p in &rc.ports {
+        assert_eq!(cli(*p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "OK");
+    }
+    let proxy = Proxy::start(near_ttl::near_cache_config(&rc.seeds()[..1])).await;
+    let mut raw = proxy.raw().await;
+    near_ttl::until_coherent(&mut raw, 3).await;
+    near_ttl::every_ttl_way_expires_in_the_near_cache(&mut raw, &|k| rc.owner(k), true).await;
+}

@@ -16,6 +16,12 @@
 //!   a session with a write of its own in flight (its pipelined read must see its write). The
 //!   value is dropped when the fence is lowered, before the write's reply goes out: a read that
 //!   starts after the write was acknowledged never sees the old value.
+//! - A value is never served at or past the key's expiry. The fill reads the key's `PTTL`
+//!   right after the value, in the same batch on the same connection, and the value's deadline
+//!   is the ticket's time plus that TTL: the TTL was measured after the ticket was taken, so the
+//!   deadline can only be early. Shards announce an expiry only when their sweep or a read finds
+//!   the key (Redis and Valkey alike), so without the deadline a value would outlive its TTL by
+//!   up to the sweep's period.
 //! - `live` counts map entries; a writer that increments a fence and then sees `live == 0`
 //!   knows no ticket can slip in unseen (the filler checks the fence after raising `live`; both
 //!   sides use `SeqCst`).
@@ -28,6 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 const SHARDS: usize = 64;
 const FENCES: usize = 4096;
@@ -65,7 +72,60 @@ pub enum FillState {
 struct Entry {
     variant: Variant,
     value: Option<Bytes>,
+    /// When the key expires on its shard (`None`: it has no TTL).
+    expires: Option<Instant>,
     fill: Option<(u64, watch::Sender<FillState>)>,
+}
+
+impl Entry {
+    /// The cached value, unless the key has expired by `now` (read lazily: only values with
+    /// a deadline look at the clock).
+    fn live_value(&self, now: &mut Option<Instant>) -> Option<&Bytes> {
+        let v = self.value.as_ref()?;
+        match self.expires {
+            None => Some(v),
+            Some(d) => (*now.get_or_insert_with(Instant::now) < d).then_some(v),
+        }
+    }
+
+    fn expired(&self, now: &mut Option<Instant>) -> bool {
+        self.value.is_some() && self.live_value(now).is_none()
+    }
+}
+
+/// The key's time to live as the shard reported it right after the fill's read (its `PTTL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// `-1`: the key has no expiry.
+    Persistent,
+    /// `-2`: the key does not exist.
+    Missing,
+    /// Milliseconds left.
+    Millis(u64),
+    /// No usable answer (an error, a redirect, a lost connection): the value is not cached.
+    Unknown,
+}
+
+impl Ttl {
+    /// Parses a RESP integer reply to `PTTL`.
+    pub fn parse(reply: Option<&[u8]>) -> Ttl {
+        let n = reply
+            .and_then(|r| r.strip_prefix(b":"))
+            .and_then(|r| r.strip_suffix(b"\r\n"))
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .and_then(|r| r.parse::<i64>().ok());
+        match n {
+            Some(-1) => Ttl::Persistent,
+            Some(-2) => Ttl::Missing,
+            Some(ms) if ms >= 0 => Ttl::Millis(ms as u64),
+            _ => Ttl::Unknown,
+        }
+    }
+}
+
+/// A reply that says the key (or the field) is not there.
+fn is_empty_reply(r: &[u8]) -> bool {
+    matches!(r, b"$-1\r\n" | b"*-1\r\n" | b"*0\r\n" | b"_\r\n")
 }
 
 #[derive(Default)]
@@ -95,6 +155,8 @@ pub struct CacheStats {
     pub coalesced: AtomicU64,
     /// Fills refused because the byte budget was full.
     pub rejected: AtomicU64,
+    /// Values dropped because their key's TTL ran out.
+    pub expired: AtomicU64,
 }
 
 pub struct NearCache {
@@ -132,6 +194,8 @@ pub struct Fill {
     variant: Variant,
     id: u64,
     epoch: u64,
+    /// When the ticket was taken, before the read was sent: the origin of the value's deadline.
+    at: Instant,
 }
 
 /// A write's fence: lowered when dropped (after the write's reply was rendered), which drops
@@ -228,10 +292,12 @@ impl NearCache {
     pub fn lookup(self: &Arc<Self>, key: &[u8], variant: Variant, writing: bool) -> Lookup {
         let h = hash(key);
         let mut shard = self.shard(h).lock();
+        let mut now = None;
+        let mut expired = false;
         if let Some(ke) = shard.map.get(key)
             && let Some(e) = ke.entries.iter().find(|e| e.variant == variant)
         {
-            if let Some(v) = &e.value {
+            if let Some(v) = e.live_value(&mut now) {
                 if writing && self.fenced(h) {
                     return Lookup::Bypass;
                 }
@@ -242,6 +308,12 @@ impl NearCache {
                 self.stats.coalesced.fetch_add(1, Relaxed);
                 return Lookup::Wait(tx.subscribe());
             }
+            expired = e.expired(&mut now);
+        }
+        if expired {
+            // The key's TTL ran out: every value of it is gone on the shard too.
+            self.drop_key(&mut shard, key);
+            self.stats.expired.fetch_add(1, Relaxed);
         }
         self.stats.misses.fetch_add(1, Relaxed);
         // Register first (raising `live`), then check the fences: see the module invariants.
@@ -263,6 +335,7 @@ impl NearCache {
         ke.entries.push(Entry {
             variant: variant.clone(),
             value: None,
+            expires: None,
             fill: Some((id, tx)),
         });
         Lookup::Fill(Fill {
@@ -271,6 +344,7 @@ impl NearCache {
             variant,
             id,
             epoch: self.epoch(),
+            at: Instant::now(),
         })
     }
 
@@ -279,16 +353,34 @@ impl NearCache {
     /// `writing` as for [`NearCache::lookup`].
     pub fn peek(&self, key: &[u8], variant: &Variant, writing: bool) -> Option<Bytes> {
         let h = hash(key);
-        let shard = self.shard(h).lock();
-        let v = shard
+        let mut shard = self.shard(h).lock();
+        let e = shard
             .map
             .get(key)?
             .entries
             .iter()
-            .find(|e| e.variant == *variant)?
-            .value
-            .clone()?;
+            .find(|e| e.variant == *variant)?;
+        let mut now = None;
+        if e.expired(&mut now) {
+            self.drop_key(&mut shard, key);
+            self.stats.expired.fetch_add(1, Relaxed);
+            return None;
+        }
+        let v = e.live_value(&mut now)?.clone();
         (!(writing && self.fenced(h))).then_some(v)
+    }
+
+    /// Removes a key's values and cancels its fills, under its shard's lock.
+    fn drop_key(&self, shard: &mut Shard, key: &[u8]) {
+        if let Some(ke) = shard.map.remove(key) {
+            self.live.fetch_sub(1, SeqCst);
+            self.bytes.fetch_sub(ke.bytes, Relaxed);
+            for e in ke.entries {
+                if let Some((_, tx)) = e.fill {
+                    let _ = tx.send(FillState::Cancelled);
+                }
+            }
+        }
     }
 
     /// Whether anything is cached (or being filled) for `key`.
@@ -354,16 +446,10 @@ impl NearCache {
         if self.live.load(SeqCst) == 0 {
             return;
         }
-        let removed = self.shard(h).lock().map.remove(key);
-        if let Some(ke) = removed {
-            self.live.fetch_sub(1, SeqCst);
-            self.bytes.fetch_sub(ke.bytes, Relaxed);
+        let mut s = self.shard(h).lock();
+        if s.map.contains_key(key) {
+            self.drop_key(&mut s, key);
             self.stats.invalidations.fetch_add(1, Relaxed);
-            for e in ke.entries {
-                if let Some((_, tx)) = e.fill {
-                    let _ = tx.send(FillState::Cancelled);
-                }
-            }
         }
     }
 
@@ -455,7 +541,7 @@ impl NearCache {
         }
     }
 
-    fn finish(&self, f: &Fill, reply: Option<&Bytes>) {
+    fn finish(&self, f: &Fill, reply: Option<&Bytes>, expires: Option<Instant>) {
         let h = hash(&f.key);
         let mut s = self.shard(h).lock();
         let Some(ke) = s.map.get_mut(&f.key) else {
@@ -499,6 +585,7 @@ impl NearCache {
             Some(v) => {
                 self.stats.fills.fetch_add(1, Relaxed);
                 entry.value = Some(v.clone());
+                entry.expires = expires;
                 ke.bytes += size;
                 self.bytes.fetch_add(size, Relaxed);
                 // Never under a shard's lock: `shrink` takes the shard locks after `order`.
@@ -523,13 +610,23 @@ impl NearCache {
 }
 
 impl Fill {
-    /// The backend's reply to the fill's read: cached if still valid and cacheable.
-    pub fn complete(self, reply: &Bytes) {
+    /// The backend's reply to the fill's read and the key's `PTTL` read right after it:
+    /// cached if still valid and cacheable, until the key's deadline.
+    pub fn complete(self, reply: &Bytes, ttl: Ttl) {
         let cacheable = matches!(reply.first(), Some(b'$' | b'*' | b'_'));
-        if cacheable {
-            self.cache.finish(&self, Some(reply));
-        } else {
-            self.cache.finish(&self, None);
+        let expires = match ttl {
+            Ttl::Persistent => Some(None),
+            // Gone by the time PTTL ran: only an answer that it is not there is still right
+            // (a value that expired between the two reads is not announced by every shard).
+            Ttl::Missing => is_empty_reply(reply).then_some(None),
+            // PTTL's milliseconds are whole: one more is taken off so the deadline cannot be
+            // late by the shard's rounding.
+            Ttl::Millis(ms) => (ms > 1).then(|| Some(self.at + Duration::from_millis(ms - 1))),
+            Ttl::Unknown => None,
+        };
+        match expires {
+            Some(expires) if cacheable => self.cache.finish(&self, Some(reply), expires),
+            _ => self.cache.finish(&self, None, None),
         }
         // `self` is dropped here; its ticket is gone, so the drop cancels nothing.
     }
@@ -537,7 +634,7 @@ impl Fill {
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        self.cache.finish(self, None);
+        self.cache.finish(self, None, None);
     }
 }
 
@@ -576,7 +673,8 @@ mod tests {
     fn shrink_drops_the_oldest_keys_it_need_not_keep() {
         let c = Arc::new(NearCache::new(1 << 20));
         for i in 0..100 {
-            fill(&c, format!("k{i:02}").as_bytes()).complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+            fill(&c, format!("k{i:02}").as_bytes())
+                .complete(&Bytes::from_static(b"$1\r\nv\r\n"), Ttl::Persistent);
         }
         let per_key = c.bytes() / 100;
         // Keep k00..k09 whatever their age; drop the oldest others down to 50 keys.
@@ -591,7 +689,7 @@ mod tests {
         }
         for i in 0..2000 {
             let k = format!("n{i}");
-            fill(&c, k.as_bytes()).complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+            fill(&c, k.as_bytes()).complete(&Bytes::from_static(b"$1\r\nv\r\n"), Ttl::Persistent);
             c.invalidate(k.as_bytes());
         }
         c.shrink(usize::MAX, |_| false);
@@ -607,7 +705,7 @@ mod tests {
                 for i in 0..20_000 {
                     let k = format!("k{}", i % 3000);
                     if let Lookup::Fill(f) = c.lookup(k.as_bytes(), Variant::Get, false) {
-                        f.complete(&Bytes::from_static(b"$3\r\nval\r\n"));
+                        f.complete(&Bytes::from_static(b"$3\r\nval\r\n"), Ttl::Persistent);
                     }
                 }
             })
@@ -623,7 +721,7 @@ mod tests {
     #[test]
     fn fill_then_hit_then_invalidate() {
         let c = Arc::new(NearCache::new(1 << 20));
-        fill(&c, b"k").complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+        fill(&c, b"k").complete(&Bytes::from_static(b"$1\r\nv\r\n"), Ttl::Persistent);
         assert_eq!(hit(&c, b"k").as_deref(), Some(&b"$1\r\nv\r\n"[..]));
         c.invalidate(b"k");
         assert_eq!(c.keys(), 0);
@@ -636,13 +734,13 @@ mod tests {
         let c = Arc::new(NearCache::new(1 << 20));
         let f = fill(&c, b"k");
         c.invalidate(b"k");
-        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"), Ttl::Persistent);
         assert_eq!(c.stats.fills_discarded.load(Relaxed), 1);
         assert!(hit(&c, b"k").is_none(), "the stale reply was not cached");
         // A clear (link drop) does the same through the epoch.
         let f = fill(&c, b"j");
         c.clear();
-        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"), Ttl::Persistent);
         assert!(hit(&c, b"j").is_none());
     }
 
@@ -675,7 +773,7 @@ mod tests {
     #[test]
     fn a_value_stays_for_concurrent_readers_until_the_write_is_answered() {
         let c = Arc::new(NearCache::new(1 << 20));
-        fill(&c, b"k").complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        fill(&c, b"k").complete(&Bytes::from_static(b"$3\r\nold\r\n"), Ttl::Persistent);
         let pending = fill(&c, b"other");
         let fence = c.write(b"k");
         // Another session's read, concurrent with the write, may see the old value ...
@@ -695,7 +793,7 @@ mod tests {
         // from before or after the write.
         let f = fill(&c, b"j");
         let fence = c.write(b"j");
-        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"));
+        f.complete(&Bytes::from_static(b"$3\r\nold\r\n"), Ttl::Persistent);
         drop(fence);
         assert!(hit(&c, b"j").is_none());
         drop(pending);
@@ -709,7 +807,7 @@ mod tests {
             panic!("second miss should wait");
         };
         let waiter = tokio::spawn(wait_fill(rx, Duration::from_secs(1)));
-        f.complete(&Bytes::from_static(b"$1\r\nv\r\n"));
+        f.complete(&Bytes::from_static(b"$1\r\nv\r\n"), Ttl::Persistent);
         assert_eq!(
             waiter.await.ok().flatten().as_deref(),
             Some(&b"$1\r\nv\r\n"[..])
@@ -726,13 +824,76 @@ mod tests {
         drop(f);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_value_is_never_served_at_or_past_its_keys_expiry() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        let v = Bytes::from_static(b"$1\r\nv\r\n");
+        let f = fill(&c, b"k");
+        // The reply arrives 30 ms after the ticket; the TTL counts from the ticket.
+        tokio::time::advance(Duration::from_millis(30)).await;
+        f.complete(&v, Ttl::Millis(100));
+        assert!(hit(&c, b"k").is_some());
+        assert!(c.peek(b"k", &Variant::Get, false).is_some());
+        tokio::time::advance(Duration::from_millis(68)).await;
+        assert!(
+            hit(&c, b"k").is_some(),
+            "98 ms after the ticket: still live"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(
+            c.peek(b"k", &Variant::Get, false).is_none(),
+            "99 ms: the deadline (TTL minus PTTL's rounding)"
+        );
+        assert_eq!(c.keys(), 0, "an expired value is dropped when looked at");
+        assert_eq!(c.bytes(), 0);
+        assert!(matches!(
+            c.lookup(b"k", Variant::Get, false),
+            Lookup::Fill(_)
+        ));
+        assert_eq!(c.stats.expired.load(Relaxed), 1);
+        // An expired value found by `lookup` turns the read into a fill.
+        fill(&c, b"j").complete(&v, Ttl::Millis(10));
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(matches!(
+            c.lookup(b"j", Variant::Get, false),
+            Lookup::Fill(_)
+        ));
+        // No TTL: kept until invalidated.
+        fill(&c, b"p").complete(&v, Ttl::Persistent);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(hit(&c, b"p").is_some());
+    }
+
+    #[test]
+    fn fills_whose_ttl_is_unknown_or_inconsistent_are_not_cached() {
+        let c = Arc::new(NearCache::new(1 << 20));
+        let v = Bytes::from_static(b"$1\r\nv\r\n");
+        // A redirect or error instead of PTTL's integer.
+        fill(&c, b"a").complete(&v, Ttl::parse(Some(b"-MOVED 1 127.0.0.1:1\r\n")));
+        // A value read, then the key gone before PTTL ran (it expired in between).
+        fill(&c, b"b").complete(&v, Ttl::Missing);
+        // Expiring now.
+        fill(&c, b"c").complete(&v, Ttl::Millis(1));
+        assert_eq!(c.keys(), 0);
+        // A missing key is cached as missing (its creation is announced like any write).
+        fill(&c, b"d").complete(&Bytes::from_static(b"$-1\r\n"), Ttl::Missing);
+        fill(&c, b"e").complete(&Bytes::from_static(b"*0\r\n"), Ttl::Missing);
+        assert_eq!(c.keys(), 2);
+        assert_eq!(Ttl::parse(Some(b":-1\r\n")), Ttl::Persistent);
+        assert_eq!(Ttl::parse(Some(b":-2\r\n")), Ttl::Missing);
+        assert_eq!(Ttl::parse(Some(b":1500\r\n")), Ttl::Millis(1500));
+        assert_eq!(Ttl::parse(Some(b":-3\r\n")), Ttl::Unknown);
+        assert_eq!(Ttl::parse(Some(b"$2\r\n10\r\n")), Ttl::Unknown);
+        assert_eq!(Ttl::parse(None), Ttl::Unknown);
+    }
+
     #[test]
     fn budget_and_errors() {
         let c = Arc::new(NearCache::new(100));
-        fill(&c, b"big").complete(&Bytes::from(vec![b'$'; 200]));
+        fill(&c, b"big").complete(&Bytes::from(vec![b'$'; 200]), Ttl::Persistent);
         assert!(hit(&c, b"big").is_none());
         assert_eq!(c.stats.rejected.load(Relaxed), 1);
-        fill(&c, b"e").complete(&Bytes::from_static(b"-WRONGTYPE x\r\n"));
+        fill(&c, b"e").complete(&Bytes::from_static(b"-WRONGTYPE x\r\n"), Ttl::Persistent);
         assert!(hit(&c, b"e").is_none());
         assert_eq!(c.keys(), 0);
         assert_eq!(c.bytes(), 0);

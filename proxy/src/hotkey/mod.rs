@@ -25,7 +25,7 @@ use membership::Slot;
 use membership::command::{CommandId, CommandSpec};
 use tokio_util::sync::CancellationToken;
 
-pub use cache::{Fence, Fill, FillState, Lookup, NearCache, Variant};
+pub use cache::{Fence, Fill, FillState, Lookup, NearCache, Ttl, Variant};
 pub use detect::{Detector, KeyRate};
 pub use link::{LinkSettings, LinkState};
 
@@ -267,7 +267,7 @@ impl HotKeys {
                 let coherent = links.values().filter(|l| l.coherent()).count();
                 let _ = write!(
                     out,
-                    "near_cache:on\r\nnear_cache_keys:{}\r\nnear_cache_bytes:{}\r\nnear_cache_max_bytes:{}\r\nnear_cache_hits:{}\r\nnear_cache_misses:{}\r\nnear_cache_invalidations:{}\r\nnear_cache_clears:{}\r\nnear_cache_fills:{}\r\nnear_cache_fills_discarded:{}\r\nnear_cache_coalesced:{}\r\nnear_cache_rejected:{}\r\nnear_cache_links_coherent:{coherent}/{}\r\n",
+                    "near_cache:on\r\nnear_cache_keys:{}\r\nnear_cache_bytes:{}\r\nnear_cache_max_bytes:{}\r\nnear_cache_hits:{}\r\nnear_cache_misses:{}\r\nnear_cache_invalidations:{}\r\nnear_cache_clears:{}\r\nnear_cache_fills:{}\r\nnear_cache_fills_discarded:{}\r\nnear_cache_coalesced:{}\r\nnear_cache_rejected:{}\r\nnear_cache_expired:{}\r\nnear_cache_links_coherent:{coherent}/{}\r\n",
                     c.keys(),
                     c.bytes(),
                     c.budget(),
@@ -279,6 +279,7 @@ impl HotKeys {
                     s.fills_discarded.load(Relaxed),
                     s.coalesced.load(Relaxed),
                     s.rejected.load(Relaxed),
+                    s.expired.load(Relaxed),
                     links.len(),
                 );
                 let mut ls: Vec<_> = links.values().collect();

@@ -2,6 +2,7 @@
 //! timeouts (CI is slow), and a raw RESP connection for exact ordering checks.
 #![allow(dead_code)]
 
+pub mod near_ttl;
 pub mod redis_cluster;
 
 use std::net::SocketAddr;
@@ -44,14 +45,20 @@ impl Shard {
     }
 
     pub async fn start_on(addr: &str) -> Shard {
+        Shard::start_with(addr, |_| {}).await
+    }
+
+    /// A shard on `addr` whose configuration `tune` adjusts.
+    pub async fn start_with(addr: &str, tune: impl FnOnce(&mut shard::Config)) -> Shard {
         let listener = TcpListener::bind(addr).await.expect("bind shard");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let cfg = shard::Config {
+        let mut cfg = shard::Config {
             port: addr.port(),
             dir: temp_dir("shard"),
             ..shard::Config::default()
         };
+        tune(&mut cfg);
         let task = tokio::spawn(async move {
             let _ = shard::run(listener, cfg, async {
                 let _ = rx.await;

@@ -89,6 +89,9 @@ impl RedisCluster {
                     "127.0.0.1",
                     "--cluster-enabled",
                     "yes",
+                    // DEBUG SET-ACTIVE-EXPIRE (the near cache's TTL test).
+                    "--enable-debug-command",
+                    "local",
                 ])
                 .args([
                     "--cluster-config-file",
@@ -146,3 +149,15 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// The node that serves `key` (the one that does not redirect it).
+    pub fn owner(&self, key: &str) -> std::net::SocketAddr {
+        let port = self
+            .ports
+            .iter()
+            .copied()
+            .find(|p| !cli(*p, &["EXISTS", key]).starts_with("MOVED"))
+            .expect("some node owns the key");
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
