@@ -91,7 +91,7 @@ impl KeyPos {
     }
 
     /// Indices of the key arguments in an argv of length `argc` (arity already checked).
-    pub fn indices(self, argc: usize) -> impl Iterator<Item = usize> {
+    pub fn indices(self, argc: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
         let (first, step) = (self.first.max(0) as usize, self.step.max(1) as usize);
         let last = if self.last < 0 {
             (argc as i64 + i64::from(self.last)).max(0) as usize
@@ -139,6 +139,9 @@ pub enum Merge {
     Cursor,
     /// Any one non-empty answer (RANDOMKEY).
     Any,
+    /// Every shard answers alike (`SCRIPT LOAD`'s digest, `+OK`): the first reply, unless
+    /// one is an error.
+    Same,
 }
 
 /// Identity of every command this project implements, so dispatch is a `match`, not string
@@ -265,6 +268,9 @@ pub enum CommandId {
     ClusterInfo,
     ClusterMyid,
     ClusterMigrate,
+    /// A command a proxy learned from its backends' `COMMAND` (not in [`COMMANDS`]); keep it
+    /// the last variant.
+    Learned,
 }
 
 /// One row of the command table.
@@ -283,6 +289,26 @@ pub struct CommandSpec {
     pub since: &'static str,
     pub summary: &'static str,
     pub subcommands: &'static [CommandSpec],
+    /// Redis 7 key specs, when the keys are not a plain `keys` range (learned commands:
+    /// `ZUNIONSTORE`, `XREAD`, `EVAL`, ...); empty for this table's rows.
+    pub specs: &'static [crate::keyspec::KeySpec],
+}
+
+/// Positions of a command's key arguments (see [`CommandSpec::key_positions`]).
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::Range<usize>>),
+    Found(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next(),
+            KeyPositions::Found(f) => f.next(),
+        }
+    }
 }
 
 impl CommandSpec {
@@ -299,6 +325,18 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.flags.contains(Flags::WRITE)
+    }
+
+    /// Positions of the key arguments in an argv of `argc` arguments (`arg(i)` is argument
+    /// `i`): the `keys` range, or what the key specs find (see [`crate::keyspec::find`]).
+    #[inline]
+    pub fn key_positions<'a>(&self, argc: usize, arg: impl Fn(usize) -> &'a [u8]) -> KeyPositions {
+        if self.specs.is_empty() {
+            return KeyPositions::Range(self.keys.indices(argc));
+        }
+        let mut found = Vec::new();
+        crate::keyspec::find(self.specs, argc, arg, &mut found);
+        KeyPositions::Found(found.into_iter())
     }
 
     pub fn is_container(&self) -> bool {
@@ -399,6 +437,7 @@ macro_rules! spec {
             since: $since,
             summary: $summary,
             subcommands: $subs,
+            specs: &[],
         }
     };
 }

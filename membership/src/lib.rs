@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod keyspec;
 pub mod process;
 pub mod redirect;
 pub mod resp;

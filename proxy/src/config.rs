@@ -75,6 +75,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Admin HTTP server, metrics and traces (`admin-port`, `otel-endpoint`, ...).
     pub telemetry: telemetry::Settings,
+    /// Redis's `client-output-buffer-limit` (see [`crate::outbuf`]).
+    pub client_output_buffer_limit: crate::outbuf::OutputLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,7 @@ impl Default for Config {
             busy_poll: Duration::ZERO,
             log_format: LogFormat::Text,
             telemetry: telemetry::Settings::default(),
+            client_output_buffer_limit: crate::outbuf::OutputLimits::default(),
         }
     }
 }
@@ -167,6 +170,9 @@ impl Config {
                 self.embedded_shards = as_int(v)?.try_into().map_err(|_| "out of range")?
             }
             "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
+            "client-output-buffer-limit" => {
+                self.client_output_buffer_limit.apply(&as_string(v)?)?
+            }
             "loglevel" => self.loglevel = as_string(v)?,
             "hotkey-enabled" => self.hotkey_enabled = as_bool(v)?,
             "hotkey-threshold" => {

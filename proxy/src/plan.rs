@@ -17,6 +17,7 @@ use telemetry::trace::{TRACE_COMMAND, TraceParent, new_span_id};
 use crate::backend::Backend;
 use crate::error::CmdError;
 use crate::hotkey::{self, ReadHook};
+use crate::learned::Learned;
 use crate::local;
 use crate::observe::CmdTrace;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
@@ -249,12 +250,27 @@ pub fn plan(
     chunk: &mut ChunkBuilder,
 ) {
     let name = req.arg(0);
-    let Some(top) = lookup(name) else {
+    let learned = || match proxy_unsupported(name) {
+        Some(_) => None,
+        None => shared.learned.load().get(name),
+    };
+    let top = match lookup(name) {
+        Some(top) => Some(top),
+        None => match learned() {
+            Some(Learned::Routed(spec)) => Some(spec),
+            Some(Learned::Refused(_)) | None => None,
+        },
+    };
+    let Some(top) = top else {
         let name_s = String::from_utf8_lossy(name).into_owned();
         if !sess.authed {
             return err(chunk, CmdError::NoAuth);
         }
-        let e = match proxy_unsupported(name) {
+        let refused = match learned() {
+            Some(Learned::Refused(reason)) => Some(reason),
+            _ => proxy_unsupported(name),
+        };
+        let e = match refused {
             Some(reason) => CmdError::Unsupported {
                 name: name_s,
                 reason,
@@ -286,6 +302,15 @@ pub fn plan(
         match top.subcommand(req.arg(1)) {
             Some(s) => s,
             None => {
+                if top.id == CommandId::Learned {
+                    let mut full = top.name.as_bytes().to_vec();
+                    full.push(b'|');
+                    full.extend_from_slice(req.arg(1));
+                    if let Some(Learned::Refused(reason)) = shared.learned.load().get(&full) {
+                        let name = String::from_utf8_lossy(&full).replace('|', " ");
+                        return err(chunk, CmdError::Unsupported { name, reason });
+                    }
+                }
                 return err(
                     chunk,
                     CmdError::UnknownSubcommand {
@@ -321,7 +346,7 @@ fn route(
     chunk: &mut ChunkBuilder,
 ) {
     if let Some(t) = chunk.trace.as_mut() {
-        let mut keys = spec.keys.indices(req.argc());
+        let mut keys = spec.key_positions(req.argc(), |i| req.arg(i));
         t.slot = keys.next().map(|i| Slot::for_key(req.arg(i)));
         t.keys = usize::from(t.slot.is_some()) + keys.count();
     }
@@ -397,7 +422,7 @@ fn single(
     fill: Option<hotkey::Fill>,
 ) {
     let mut slot: Option<Slot> = None;
-    for i in spec.keys.indices(req.argc()) {
+    for i in spec.key_positions(req.argc(), |i| req.arg(i)) {
         let s = Slot::for_key(req.arg(i));
         match slot {
             None => slot = Some(s),

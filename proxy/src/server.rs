@@ -1,5 +1,6 @@
 //! The accept loop, shared state, and graceful shutdown.
 
+use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Shards per fanned-out command.
     pub fanout: AtomicHistogram,
+    /// Clients closed for `client-output-buffer-limit`.
+    pub output_buffer_limit_disconnections: AtomicU64,
 }
 
 impl Default for Stats {
@@ -65,6 +68,7 @@ impl Default for Stats {
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             fanout: AtomicHistogram::new(&WIDTH_BOUNDS),
+            output_buffer_limit_disconnections: AtomicU64::new(0),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Shared {
     pub tracing: Option<Arc<Tracing>>,
     /// Busy polling after client traffic (`busy-poll-us`), when on.
     pub busy: Option<Arc<crate::busy::BusyPoll>>,
+    /// Commands learned from the backends' `COMMAND` (empty until a backend answered).
+    pub learned: Arc<ArcSwap<crate::learned::LearnedTable>>,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
@@ -180,6 +186,7 @@ pub async fn run_with_admin(
         metrics: OnceLock::new(),
         tracing,
         busy: (!config.busy_poll.is_zero()).then(|| crate::busy::BusyPoll::new(config.busy_poll)),
+        learned: Arc::new(ArcSwap::from_pointee(Default::default())),
         config,
     });
     if let Some(b) = &shared.busy {
@@ -235,6 +242,19 @@ pub async fn run_with_admin(
             tracing::info!(addr = %local_addr, mode = ?t.mode(), shards = t.map.nodes().len(), "proxy serving");
         }
     }
+    // The backends' own commands, before the first client is served (bounded by the connect
+    // timeout; a backend that does not answer yet is asked again in the background).
+    let learning = tokio::spawn(crate::learned::learn(
+        shared.clone(),
+        shared.learned.clone(),
+        stop.child_token(),
+    ));
+    let _ = tokio::time::timeout(shared.config.connect_timeout, async {
+        while shared.learned.load().is_empty() && !learning.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
     ready();
 
     let mut tasks = JoinSet::new();

@@ -18,9 +18,9 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use membership::command::Merge;
 use membership::redirect::{self, Action};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use parking_lot::Mutex;
@@ -31,6 +31,7 @@ use crate::backend::{Backend, Batch, BatchResult};
 use crate::error::{BackendError, CmdError};
 use crate::hotkey;
 use crate::observe::{self, CmdTrace, Finished, Redirect};
+use crate::outbuf;
 use crate::plan::{self, ChunkBuilder, Conv, Item, Meta, Part};
 use crate::protocol::{Proto, Reply, decode_reply, encode, encode_to_bytes, next_request};
 use crate::server::{ClientEntry, Shared};
@@ -98,27 +99,42 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     };
     let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    // Empty while the client is idle: a waiting session holds no read buffer.
+    let mut input = BytesMut::new();
     let observing = shared.metrics.get().is_some() || shared.tracing.is_some();
     // False once the client closed, the proxy drains or the session must close: what is queued
     // is still answered.
     let mut reading = true;
+    // Requests planned and not yet written to the client, and the reply size per request the
+    // window of such requests is sized by (see `crate::outbuf`).
+    let mut in_flight = 0usize;
+    let mut estimate = outbuf::FIRST_ESTIMATE;
+    // `input` holds requests read but not planned yet (the window was full).
+    let mut pending = false;
     loop {
-        if !reading && queue.is_empty() {
+        if sess.close {
+            // Requests after the one that closes the session are not answered.
+            pending = false;
+        }
+        if !reading && !pending && queue.is_empty() {
             break;
         }
-        if input.capacity() - input.len() < READ_CHUNK / 4 {
-            input.reserve(READ_CHUNK);
-        }
-        let (waiting, room) = (!queue.is_empty(), queue.len() < CHUNK_QUEUE);
-        let read = tokio::select! {
-            biased;
-            () = head_answered(&mut queue), if waiting => None,
-            _ = shared.drain.cancelled(), if reading => {
-                reading = false;
-                continue;
+        let waiting = !queue.is_empty();
+        let room = queue.len() < CHUNK_QUEUE && in_flight < outbuf::window(estimate);
+        let read = if pending && room {
+            // Requests read before: planned now, without waiting for the client (`usize::MAX`
+            // stands for "nothing new read").
+            Some(Ok(usize::MAX))
+        } else {
+            tokio::select! {
+                biased;
+                () = head_answered(&mut queue), if waiting => None,
+                _ = shared.drain.cancelled(), if reading => {
+                    reading = false;
+                    continue;
+                }
+                r = read_some(&mut r, &mut input), if reading && room && !pending => Some(r),
             }
-            r = r.read_buf(&mut input), if reading && room => Some(r),
         };
         let Some(read) = read else {
             let Some(chunk) = queue.pop_front() else {
@@ -126,8 +142,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             };
             // Its writes' fences are lowered as it is rendered, before anything else is planned.
             sess.writes = sess.writes.saturating_sub(chunk.writes);
+            in_flight = in_flight.saturating_sub(chunk.items.len());
+            let items = chunk.items.len();
             if !replier.answer(chunk).await {
                 break;
+            }
+            estimate = outbuf::next_estimate(estimate, replier.last_bytes, items);
+            if queue.is_empty() {
+                replier.idle();
             }
             if let Some(b) = &shared.busy {
                 b.note();
@@ -139,6 +161,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 reading = false;
                 continue;
             }
+            Ok(usize::MAX) => {}
             Ok(n) => {
                 shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
                 if let Some(b) = &shared.busy {
@@ -146,20 +169,27 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 }
             }
         }
+        pending = false;
         let Some(topo) = shared.topology.load() else {
             break;
         };
+        let window = outbuf::window(estimate);
         let started = observing.then(Instant::now);
         let mut chunk = ChunkBuilder::new(sess.proto, started);
         let mut commands = 0u64;
         loop {
+            if in_flight + chunk.items.len() >= window {
+                // The rest waits in `input` until replies have been written.
+                pending = !input.is_empty();
+                break;
+            }
             match next_request(&mut input, max_bulk) {
                 Ok(Some(req)) => {
                     commands += 1;
                     if sess.proto != chunk.proto {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        dispatch(&mut queue, done, id as usize, false).await;
+                        in_flight += dispatch(&mut queue, done, id as usize, false).await;
                     }
                     if let Some(t) = &shared.tracing
                         && t.sample()
@@ -176,7 +206,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if chunk.items.len() >= MAX_CHUNK_ITEMS {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        dispatch(&mut queue, done, id as usize, false).await;
+                        in_flight += dispatch(&mut queue, done, id as usize, false).await;
                     }
                 }
                 Ok(None) => break,
@@ -192,14 +222,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             }
         }
         shared.stats.total_commands.fetch_add(commands, Relaxed);
-        if !sess.close && input.len() > query_limit {
+        if !sess.close && !pending && input.len() > query_limit {
             tracing::warn!(
                 client = id,
                 "closing client that reached max query buffer length"
             );
             sess.close = true;
         }
-        dispatch(&mut queue, chunk, id as usize, sess.close).await;
+        in_flight += dispatch(&mut queue, chunk, id as usize, sess.close).await;
         if sess.close {
             reading = false;
         }
@@ -208,11 +238,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     shared.clients.lock().remove(&id);
 }
 
-/// Sends the chunk's backend batches, then queues the chunk to be answered.
-async fn dispatch(queue: &mut VecDeque<Chunk>, chunk: ChunkBuilder, hint: usize, close: bool) {
+/// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.
+async fn dispatch(
+    queue: &mut VecDeque<Chunk>,
+    chunk: ChunkBuilder,
+    hint: usize,
+    close: bool,
+) -> usize {
     if chunk.items.is_empty() && !close {
-        return;
+        return 0;
     }
+    let items = chunk.items.len();
     let mut groups = Vec::with_capacity(chunk.groups.len());
     for g in chunk.groups {
         let (done, rx) = oneshot::channel();
@@ -241,6 +277,33 @@ async fn dispatch(queue: &mut VecDeque<Chunk>, chunk: ChunkBuilder, hint: usize,
         close,
         writes: chunk.writes,
     });
+    items
+}
+
+/// Reads what the client sent. While nothing is buffered the session holds no read buffer:
+/// it waits for readiness first and allocates only then (an idle client costs its socket and
+/// task, not 16 KiB of buffer). Cancel-safe: nothing is read before the final, synchronous
+/// `try_read_buf`.
+async fn read_some(r: &mut OwnedReadHalf, input: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        if input.is_empty() {
+            if input.capacity() > 0 {
+                *input = BytesMut::new();
+            }
+            r.readable().await?;
+        }
+        if input.capacity() - input.len() < READ_CHUNK / 4 {
+            input.reserve(READ_CHUNK);
+        }
+        match r.try_read_buf(input) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !input.is_empty() {
+                    r.readable().await?;
+                }
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Completes when every batch of the oldest queued chunk has its replies. Cancel-safe: a reply
@@ -272,6 +335,8 @@ struct Replier {
     local: LocalStats,
     /// Per item of the current chunk: whether its reply is an error (metrics on).
     errors: Vec<bool>,
+    /// Bytes written for the last chunk answered.
+    pub last_bytes: usize,
 }
 
 impl Replier {
@@ -281,10 +346,18 @@ impl Replier {
             shared,
             w,
             hint,
-            out: BytesMut::with_capacity(READ_CHUNK),
+            out: BytesMut::new(),
             metrics,
             local: LocalStats::default(),
             errors: Vec::new(),
+            last_bytes: 0,
+        }
+    }
+
+    /// Nothing left to answer: the output buffer is given back (an idle client holds none).
+    fn idle(&mut self) {
+        if self.out.capacity() > 0 {
+            self.out = BytesMut::new();
         }
     }
 
@@ -401,17 +474,37 @@ impl Replier {
                 }
             }
         }
+        self.last_bytes = out.len();
         if !out.is_empty() {
             shared
                 .stats
                 .net_output_bytes
                 .fetch_add(out.len() as u64, Relaxed);
-            if self.w.write_all(out).await.is_err() {
+            let limit = shared.config.client_output_buffer_limit.normal;
+            let written = match limit.patience(out.len()) {
+                None => self.w.write_all(out).await.is_ok(),
+                Some(wait) => match tokio::time::timeout(wait, self.w.write_all(out)).await {
+                    Ok(r) => r.is_ok(),
+                    Err(_) => {
+                        shared
+                            .stats
+                            .output_buffer_limit_disconnections
+                            .fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            client = hint,
+                            unsent = out.len(),
+                            "closing client that overcame its output buffer limits (client-output-buffer-limit normal)"
+                        );
+                        false
+                    }
+                },
+            };
+            if !written {
                 return false;
             }
             out.clear();
             if out.capacity() > 1 << 20 {
-                *out = BytesMut::with_capacity(READ_CHUNK);
+                *out = BytesMut::new();
             }
         }
         !chunk.close
@@ -777,12 +870,18 @@ fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> 
     let mut sum = 0i64;
     let mut concat = Vec::new();
     let mut any = Reply::Nil;
+    let mut first = None;
     for r in replies {
         let r = decoded(r);
         if let Reply::Error(_) = r {
             return r;
         }
         match (merge, r) {
+            (Merge::Same, r) => {
+                if first.is_none() {
+                    first = Some(r);
+                }
+            }
             (Merge::Sum, Reply::Int(n)) => sum = sum.saturating_add(n),
             (Merge::AllOk, Reply::Status(s)) if s == "OK" => {}
             (Merge::Concat | Merge::KeyOrder, Reply::Array(items)) => concat.extend(items),
@@ -804,6 +903,7 @@ fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> 
         Merge::AllOk => Reply::ok(),
         Merge::Concat | Merge::KeyOrder => Reply::Array(concat),
         Merge::Any => any,
+        Merge::Same => first.unwrap_or(Reply::Nil),
         Merge::Cursor => Reply::Error("ERR internal error: cursor merge".into()),
     }
 }

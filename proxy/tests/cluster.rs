@@ -273,3 +273,140 @@ async fn the_near_cache_never_serves_a_key_past_its_ttl_over_a_real_redis_cluste
     near_ttl::until_coherent(&mut raw, 3).await;
     near_ttl::every_ttl_way_expires_in_the_near_cache(&mut raw, &|k| rc.owner(k), true).await;
 }
+
+/// Commands outside AutoCache's own table are routed by what the cluster's `COMMAND` says of
+/// them: lists, sets, sorted sets, streams, bitmaps, HyperLogLog, scripts, key specs with key
+/// counts and keywords, same-slot multi-key commands, and refusals that say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
+    if !tools_present() {
+        return;
+    }
+    let rc = RedisCluster::start();
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    let mut raw = proxy.raw().await;
+    let mut checks: Vec<(Vec<&str>, &str)> = vec![
+        // Lists.
+        (vec!["RPUSH", "list", "a", "b", "c"], ":3\r\n"),
+        (vec!["LPUSH", "list", "z"], ":4\r\n"),
+        (
+            vec!["LRANGE", "list", "0", "-1"],
+            "*4\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+        (vec!["LPOP", "list", "2"], "*2\r\n$1\r\nz\r\n$1\r\na\r\n"),
+        (vec!["LLEN", "list"], ":2\r\n"),
+        (
+            vec!["LMOVE", "{l}src", "{l}dst", "LEFT", "RIGHT"],
+            "$-1\r\n",
+        ),
+        // Sets, with a same-slot multi-key command.
+        (vec!["SADD", "{s}a", "1", "2", "3"], ":3\r\n"),
+        (vec!["SADD", "{s}b", "2", "3", "4"], ":3\r\n"),
+        (vec!["SINTERCARD", "2", "{s}a", "{s}b"], ":2\r\n"),
+        (vec!["SISMEMBER", "{s}a", "1"], ":1\r\n"),
+        (
+            vec!["SINTER", "{s}a", "other"],
+            "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+        ),
+        // Sorted sets: key counts (ZUNIONSTORE) found from the key specs.
+        (vec!["ZADD", "{z}a", "1", "x", "2", "y"], ":2\r\n"),
+        (vec!["ZADD", "{z}b", "3", "x"], ":1\r\n"),
+        (
+            vec![
+                "ZUNIONSTORE",
+                "{z}d",
+                "2",
+                "{z}a",
+                "{z}b",
+                "WEIGHTS",
+                "1",
+                "1",
+            ],
+            ":2\r\n",
+        ),
+        (vec!["ZSCORE", "{z}d", "x"], "$1\r\n4\r\n"),
+        (
+            vec!["ZRANGE", "{z}d", "0", "-1", "WITHSCORES"],
+            "*4\r\n$1\r\ny\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\n4\r\n",
+        ),
+        (
+            vec!["ZUNIONSTORE", "d", "2", "a", "b"],
+            "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
+        ),
+        // Streams, a container (XINFO, XGROUP) whose subcommands carry keys.
+        (vec!["XADD", "stream", "1-1", "f", "v"], "$3\r\n1-1\r\n"),
+        (vec!["XLEN", "stream"], ":1\r\n"),
+        (vec!["XGROUP", "CREATE", "stream", "g", "0"], "+OK\r\n"),
+        (vec!["XACK", "stream", "g", "1-1"], ":0\r\n"),
+        // Bitmaps and HyperLogLog.
+        (vec!["SETBIT", "{b}x", "7", "1"], ":0\r\n"),
+        (vec!["SETBIT", "{b}y", "7", "1"], ":0\r\n"),
+        (vec!["BITOP", "AND", "{b}d", "{b}x", "{b}y"], ":1\r\n"),
+        (vec!["BITCOUNT", "{b}d"], ":1\r\n"),
+        (vec!["GETBIT", "{b}d", "7"], ":1\r\n"),
+        (vec!["PFADD", "hll", "a", "b", "c"], ":1\r\n"),
+        (vec!["PFCOUNT", "hll"], ":3\r\n"),
+        // Scripts: keys from the key count; SCRIPT LOAD reaches every node.
+        (vec!["SET", "k", "v"], "+OK\r\n"),
+        (
+            vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"],
+            "$1\r\nv\r\n",
+        ),
+        (vec!["EVAL", "return 1", "0"], ":1\r\n"),
+        // Keyless commands go to one node.
+        (vec!["LOLWUT", "VERSION", "5", "1", "1", "1"], ""),
+        // Refused, with the reason.
+        (
+            vec!["BLPOP", "list", "0"],
+            "-ERR BLPOP is not supported through the proxy: blocking commands would hold a shared backend connection\r\n",
+        ),
+        (
+            vec!["BGSAVE"],
+            "-ERR BGSAVE is not supported through the proxy: it administers a single server; send it to the shard itself\r\n",
+        ),
+        (
+            vec!["NOSUCHCOMMAND", "x"],
+            "-ERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' \r\n",
+        ),
+    ];
+    for (args, want) in checks.drain(..) {
+        let got = raw.cmd(&args).await;
+        if want.is_empty() {
+            assert!(!got.starts_with('-'), "{args:?}: {got}");
+        } else {
+            assert_eq!(got, want, "{args:?}");
+        }
+    }
+    // XINFO STREAM (a learned container's subcommand) routed by its key.
+    assert!(
+        raw.cmd(&["XINFO", "STREAM", "stream"])
+            .await
+            .contains("length")
+    );
+    // SCRIPT LOAD goes to every node, so EVALSHA works whichever node a key lives on.
+    let sha = raw.cmd(&["SCRIPT", "LOAD", "return KEYS[1]"]).await;
+    let sha = sha.lines().nth(1).expect("digest").to_string();
+    for i in 0..30 {
+        let k = format!("key:{i}");
+        assert_eq!(
+            raw.cmd(&["EVALSHA", &sha, "1", &k]).await,
+            format!("${}\r\n{k}\r\n", k.len())
+        );
+    }
+    // The `redis` crate sees the same.
+    let mut c = proxy.redis().await;
+    let n: i64 = redis::cmd("SCARD")
+        .arg("{s}a")
+        .query_async(&mut c)
+        .await
+        .expect("scard");
+    assert_eq!(n, 3);
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("{z}d")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .expect("zrange");
+    assert_eq!(members, ["y", "x"]);
+}

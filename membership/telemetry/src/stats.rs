@@ -132,6 +132,10 @@ static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
             }
         }
     }
+    let n = names.len();
+    if let Some(other) = names.get_mut(n.saturating_sub(2)) {
+        *other = "other".into();
+    }
     if let Some(last) = names.last_mut() {
         *last = "unknown".into();
     }
@@ -145,13 +149,15 @@ fn slots() -> usize {
         .map(|c| c.id as usize)
         .max()
         .unwrap_or(0);
-    max + 2
+    // One more for commands learned from backends (`other`), one for unknown names.
+    max + 3
 }
 
 /// The slot of a command in [`CommandStats`]; `None` (unknown command) maps to the last slot.
 #[inline]
 pub fn slot_of(id: Option<CommandId>) -> usize {
     match id {
+        Some(CommandId::Learned) => NAMES.len() - 2,
         Some(id) => id as usize,
         None => NAMES.len() - 1,
     }
@@ -160,7 +166,7 @@ pub fn slot_of(id: Option<CommandId>) -> usize {
 /// The `cmd` label of the command `spec` (a subcommand is named `container|sub`).
 pub fn label_of(spec: &CommandSpec) -> &'static str {
     NAMES
-        .get(spec.id as usize)
+        .get(slot_of(Some(spec.id)))
         .map_or("unknown", String::as_str)
 }
 

@@ -161,8 +161,7 @@ impl HotKeys {
             return Some(vec![cache.write_all()]);
         }
         let fences: Vec<Fence> = spec
-            .keys
-            .indices(req.argc())
+            .key_positions(req.argc(), |i| req.arg(i))
             .map(|i| cache.write(req.arg(i)))
             .collect();
         (!fences.is_empty()).then_some(fences)

@@ -192,6 +192,27 @@ impl Raw {
         }
     }
 
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Reads and drops whatever arrives until the server closes the connection; true if it
+    /// did within [`TIMEOUT`].
+    pub async fn closed_after_replies(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            self.buf.clear();
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

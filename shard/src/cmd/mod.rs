@@ -484,6 +484,11 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             Ok(Reply::Ok)
         }
         Client | Config | Object | Cluster => Err(CmdError::WrongArity(spec.name.into())),
+        // Only a proxy learns commands; the shard's lookup never yields one.
+        Learned => Err(CmdError::UnknownCommand {
+            name: spec.name.into(),
+            args: Vec::new(),
+        }),
     }
 }
 

@@ -1,0 +1,451 @@
+//! Commands learned from the backends: at start-up the proxy reads one backend's `COMMAND`
+//! reply and routes every command its own table (`membership::command`) does not carry by
+//! what the backend says of it — arity, flags, key positions and Redis 7 key specs, and the
+//! cluster routing tips (`request_policy`, `response_policy`). So `LPUSH`, `ZADD`, `XADD`,
+//! `ZUNIONSTORE`, `EVAL` or a module's commands go through in front of Redis or Valkey.
+//!
+//! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
+//! `-CROSSSLOT`); keyless ones to every shard when the backend says so (`request_policy:
+//! all_shards|all_nodes`), else to any one. Refused, with the reason, are commands that hold a
+//! connection (blocking, pub/sub), keyless administration of one server, and commands whose
+//! keys the reply does not let the proxy find.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use membership::command::{CommandId, CommandSpec, Flags, KeyPos, Merge, Route, lookup};
+use membership::keyspec::{self, KeySpec, text};
+use parking_lot::Mutex;
+
+use crate::protocol::{Reply, decode_reply};
+use crate::server::Shared;
+
+/// What the proxy does with a learned command.
+#[derive(Clone, Copy, Debug)]
+pub enum Learned {
+    Routed(&'static CommandSpec),
+    /// Not servable through the proxy, and why.
+    Refused(&'static str),
+}
+
+/// Learned commands by lower-case name.
+#[derive(Default)]
+pub struct LearnedTable {
+    by_name: HashMap<Box<[u8]>, Learned>,
+}
+
+impl LearnedTable {
+    pub fn get(&self, name: &[u8]) -> Option<Learned> {
+        if self.by_name.is_empty() {
+            return None;
+        }
+        self.by_name
+            .get(name.to_ascii_lowercase().as_slice())
+            .copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+const BLOCKING: &str = "blocking commands would hold a shared backend connection";
+const PUBSUB: &str = "pub/sub needs a dedicated connection";
+const ADMIN: &str = "it administers a single server; send it to the shard itself";
+const NO_KEYS: &str = "its keys cannot be found from the backends' COMMAND reply";
+
+/// How a learned command routes, from its flags and tips (pure). `keyed`: it has keys the proxy
+/// can find; `movable`: its keys are not a plain range (Redis's `movablekeys`); `plain_multi`:
+/// its keys are the plain range `1..` (so it can be split per shard like MSET).
+pub fn route_for(
+    flags: &[&str],
+    tips: &[&str],
+    keyed: bool,
+    movable_unfound: bool,
+    plain_multi: bool,
+) -> Result<Route, &'static str> {
+    let flag = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let tip = |t: &str| tips.iter().any(|x| x.eq_ignore_ascii_case(t));
+    if flag("blocking") {
+        return Err(BLOCKING);
+    }
+    if flag("pubsub") {
+        return Err(PUBSUB);
+    }
+    if movable_unfound {
+        return Err(NO_KEYS);
+    }
+    let merge = if tip("response_policy:agg_sum") {
+        Merge::Sum
+    } else if tip("response_policy:all_succeeded") && !keyed {
+        Merge::Same
+    } else if keyed {
+        Merge::KeyOrder
+    } else {
+        Merge::Same
+    };
+    if keyed {
+        if tip("request_policy:multi_shard") && plain_multi {
+            return Ok(Route::FanOut(merge));
+        }
+        return Ok(Route::SameSlot);
+    }
+    if tip("request_policy:all_shards") || tip("request_policy:all_nodes") {
+        return Ok(Route::AllShards(merge));
+    }
+    if flag("admin") {
+        return Err(ADMIN);
+    }
+    Ok(Route::AnyShard)
+}
+
+/// Strings and slices made `'static` for the learned specs. Tables are built once per distinct
+/// `COMMAND` reply (cached by [`from_reply`]), so what is leaked is bounded by the commands the
+/// backends have, not by how often a proxy starts.
+fn leak_str(s: &str) -> &'static str {
+    Box::leak(s.to_ascii_lowercase().into_boxed_str())
+}
+
+fn strings(r: Option<&Reply>) -> Vec<&str> {
+    match r {
+        Some(Reply::Array(a) | Reply::Set(a)) => a.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn int(r: Option<&Reply>) -> Option<i64> {
+    match r? {
+        Reply::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn our_flags(flags: &[&str]) -> Flags {
+    const MAP: [(&str, Flags); 9] = [
+        ("write", Flags::WRITE),
+        ("readonly", Flags::READONLY),
+        ("denyoom", Flags::DENYOOM),
+        ("admin", Flags::ADMIN),
+        ("noscript", Flags::NOSCRIPT),
+        ("loading", Flags::LOADING),
+        ("stale", Flags::STALE),
+        ("fast", Flags::FAST),
+        ("no_auth", Flags::NO_AUTH),
+    ];
+    let f = MAP
+        .iter()
+        .filter(|(n, _)| flags.iter().any(|f| f.eq_ignore_ascii_case(n)))
+        .fold(Flags::NONE, |acc, (_, f)| acc | *f);
+    // Anything not read-only may change its keys (`EVAL` is `may_replicate`, not `write`): the
+    // near cache fences its keys like a write's, so a client reads what its script wrote.
+    if f.contains(Flags::READONLY) {
+        f
+    } else {
+        f | Flags::WRITE
+    }
+}
+
+/// One `COMMAND` entry: `[name, arity, flags, first, last, step, acl categories, tips, key
+/// specs, subcommands]` (Redis 6 sends the first seven). `None` for anything malformed.
+/// Refused subcommands are appended to `refused` by full name (`container|sub`).
+fn entry(info: &Reply, refused: &mut Vec<(String, &'static str)>) -> Option<(String, Learned)> {
+    let Reply::Array(f) = info else {
+        return None;
+    };
+    let full = text(f.first()?)?.to_ascii_lowercase();
+    // Subcommands are named `container|sub`.
+    let name = full.rsplit('|').next().unwrap_or(&full).to_string();
+    let arity = i32::try_from(int(f.get(1))?).ok()?;
+    let flags = strings(f.get(2));
+    let keys = KeyPos {
+        first: i32::try_from(int(f.get(3))?).ok()?,
+        last: i32::try_from(int(f.get(4))?).ok()?,
+        step: i32::try_from(int(f.get(5))?).ok()?,
+    };
+    let tips = strings(f.get(7));
+    let raw_specs: &[Reply] = match f.get(8) {
+        Some(Reply::Array(a)) => a,
+        _ => &[],
+    };
+    let mut intern = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let parsed: Vec<Option<KeySpec>> = raw_specs
+        .iter()
+        .map(|s| keyspec::parse(s, &mut intern))
+        .collect();
+    let movable = flags.iter().any(|x| x.eq_ignore_ascii_case("movablekeys"));
+    let specs_complete = !parsed.is_empty() && parsed.iter().all(Option::is_some);
+    let specs: Vec<KeySpec> = parsed.into_iter().flatten().collect();
+    // Key specs are used where the plain range does not describe the keys; a command without
+    // movable keys is routed by its range (the fast path).
+    let use_specs = movable && specs_complete;
+    let mut subs: Vec<CommandSpec> = Vec::new();
+    if let Some(Reply::Array(a)) = f.get(9) {
+        for sub in a {
+            match entry(sub, refused) {
+                Some((_, Learned::Routed(s))) => subs.push(clone_spec(s)),
+                Some((sub_name, Learned::Refused(why))) => {
+                    refused.push((format!("{full}|{sub_name}"), why));
+                }
+                None => {}
+            }
+        }
+    }
+    let keyed = !keys.is_none() || use_specs;
+    let plain_multi = !movable && keys.first == 1 && keys.last == -1;
+    let route = route_for(
+        &flags,
+        &tips,
+        keyed,
+        movable && !use_specs && subs.is_empty(),
+        plain_multi,
+    );
+    let route = match route {
+        Ok(r) => r,
+        // A container is resolved to its subcommands, each with its own route.
+        Err(_) if !subs.is_empty() => Route::AnyShard,
+        Err(why) => return Some((name, Learned::Refused(why))),
+    };
+    let category = strings(f.get(6))
+        .iter()
+        .find(|c| !matches!(**c, "@read" | "@write" | "@fast" | "@slow"))
+        .map_or("generic", |c| leak_str(c.trim_start_matches('@')));
+    let spec: &'static CommandSpec = Box::leak(Box::new(CommandSpec {
+        name: leak_str(&name),
+        id: CommandId::Learned,
+        arity,
+        flags: our_flags(&flags),
+        keys: if use_specs { KeyPos::NONE } else { keys },
+        route,
+        group: category,
+        since: "",
+        summary: "",
+        subcommands: Box::leak(subs.into_boxed_slice()),
+        specs: if use_specs {
+            Box::leak(specs.into_boxed_slice())
+        } else {
+            &[]
+        },
+    }));
+    Some((name, Learned::Routed(spec)))
+}
+
+fn clone_spec(s: &CommandSpec) -> CommandSpec {
+    CommandSpec {
+        name: s.name,
+        id: s.id,
+        arity: s.arity,
+        flags: s.flags,
+        keys: s.keys,
+        route: s.route,
+        group: s.group,
+        since: s.since,
+        summary: s.summary,
+        subcommands: s.subcommands,
+        specs: s.specs,
+    }
+}
+
+/// Tables already built, by the raw `COMMAND` reply they came from.
+static BUILT: LazyLock<Mutex<HashMap<Bytes, Arc<LearnedTable>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The learned table for a raw `COMMAND` reply: every command not in the proxy's own table.
+pub fn from_reply(raw: &Bytes) -> Option<Arc<LearnedTable>> {
+    if let Some(t) = BUILT.lock().get(raw) {
+        return Some(t.clone());
+    }
+    let Ok(Reply::Array(entries)) = decode_reply(raw) else {
+        return None;
+    };
+    let mut by_name = HashMap::new();
+    for e in &entries {
+        let mut refused = Vec::new();
+        let Some((name, learned)) = entry(e, &mut refused) else {
+            continue;
+        };
+        if lookup(name.as_bytes()).is_some() {
+            continue;
+        }
+        by_name.insert(name.into_bytes().into_boxed_slice(), learned);
+        for (sub, why) in refused {
+            by_name.insert(sub.into_bytes().into_boxed_slice(), Learned::Refused(why));
+        }
+    }
+    let table = Arc::new(LearnedTable { by_name });
+    BUILT.lock().insert(raw.clone(), table.clone());
+    Some(table)
+}
+
+/// Reads `COMMAND` from the first backend that answers and installs what it teaches; retries
+/// every second while no backend answers (a backend that answers with an error has nothing to
+/// teach: the proxy's own table is all it routes).
+pub async fn learn(
+    shared: Arc<Shared>,
+    into: Arc<ArcSwap<LearnedTable>>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let req = Bytes::from_static(b"*1\r\n$7\r\nCOMMAND\r\n");
+    loop {
+        let backends = shared
+            .topology
+            .load()
+            .map(|t| t.backends.clone())
+            .unwrap_or_default();
+        for b in backends.iter() {
+            let call = tokio::time::timeout(
+                shared.config.connect_timeout.max(Duration::from_secs(2)),
+                b.call(0, req.clone(), 1),
+            );
+            let reply = match call.await {
+                Ok(Ok(mut v)) => v.pop(),
+                _ => None,
+            };
+            let Some(raw) = reply else {
+                continue;
+            };
+            if raw.first() == Some(&b'-') {
+                tracing::info!(backend = %b.addr, "backend has no COMMAND; routing by the built-in table only");
+                return;
+            }
+            if let Some(t) = from_reply(&raw) {
+                tracing::info!(backend = %b.addr, commands = t.len(), "learned commands from the backend");
+                into.store(t);
+                return;
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_from_flags_and_tips() {
+        let r = |flags: &[&str], tips: &[&str], keyed, movable_unfound, plain| {
+            route_for(flags, tips, keyed, movable_unfound, plain)
+        };
+        assert_eq!(r(&["write"], &[], true, false, false), Ok(Route::SameSlot));
+        assert_eq!(
+            r(
+                &["write"],
+                &["request_policy:multi_shard", "response_policy:agg_sum"],
+                true,
+                false,
+                true
+            ),
+            Ok(Route::FanOut(Merge::Sum))
+        );
+        // multi_shard whose keys are not a plain range: one slot only.
+        assert_eq!(
+            r(
+                &["write"],
+                &["request_policy:multi_shard"],
+                true,
+                false,
+                false
+            ),
+            Ok(Route::SameSlot)
+        );
+        assert_eq!(
+            r(&["write", "blocking"], &[], true, false, false),
+            Err(BLOCKING)
+        );
+        assert_eq!(r(&["pubsub"], &[], false, false, false), Err(PUBSUB));
+        assert_eq!(r(&["movablekeys"], &[], false, true, false), Err(NO_KEYS));
+        assert_eq!(
+            r(
+                &["noscript"],
+                &["request_policy:all_shards", "response_policy:all_succeeded"],
+                false,
+                false,
+                false
+            ),
+            Ok(Route::AllShards(Merge::Same))
+        );
+        assert_eq!(
+            r(
+                &["readonly"],
+                &["request_policy:all_shards", "response_policy:agg_sum"],
+                false,
+                false,
+                false
+            ),
+            Ok(Route::AllShards(Merge::Sum))
+        );
+        assert_eq!(r(&["admin"], &[], false, false, false), Err(ADMIN));
+        assert_eq!(
+            r(&["readonly"], &[], false, false, false),
+            Ok(Route::AnyShard)
+        );
+    }
+
+    fn cmd(name: &str, arity: i64, flags: &[&str], keys: (i64, i64, i64), tips: &[&str]) -> String {
+        let arr = |xs: &[&str]| {
+            let mut s = format!("*{}\r\n", xs.len());
+            for x in xs {
+                s.push_str(&format!("+{x}\r\n"));
+            }
+            s
+        };
+        format!(
+            "*10\r\n${}\r\n{name}\r\n:{arity}\r\n{}:{}\r\n:{}\r\n:{}\r\n*0\r\n{}*0\r\n*0\r\n",
+            name.len(),
+            arr(flags),
+            keys.0,
+            keys.1,
+            keys.2,
+            arr(tips)
+        )
+    }
+
+    #[test]
+    fn a_command_reply_becomes_routes_for_what_the_table_lacks() {
+        let raw = format!(
+            "*5\r\n{}{}{}{}{}",
+            cmd("get", 2, &["readonly", "fast"], (1, 1, 1), &[]),
+            cmd("lpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
+            cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
+            cmd(
+                "sinter",
+                -2,
+                &["readonly"],
+                (1, -1, 1),
+                &["nondeterministic_output_order"]
+            ),
+            cmd("zunionstore", -4, &["write", "movablekeys"], (1, 1, 1), &[]),
+        );
+        let t = from_reply(&Bytes::from(raw)).expect("table");
+        assert!(t.get(b"get").is_none(), "the built-in table wins");
+        let Some(Learned::Routed(lpush)) = t.get(b"LPUSH") else {
+            panic!("lpush learned");
+        };
+        assert_eq!(lpush.route, Route::SameSlot);
+        assert!(lpush.is_write());
+        assert_eq!(lpush.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
+        assert!(matches!(t.get(b"blpop"), Some(Learned::Refused(BLOCKING))));
+        let Some(Learned::Routed(sinter)) = t.get(b"sinter") else {
+            panic!("sinter learned");
+        };
+        assert_eq!(
+            sinter.key_positions(4, |_| b"x").collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
+        assert!(matches!(
+            t.get(b"zunionstore"),
+            Some(Learned::Refused(NO_KEYS))
+        ));
+    }
+}
