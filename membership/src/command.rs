@@ -137,8 +137,18 @@ pub enum Merge {
     Concat,
     /// A cursor that walks shard after shard (SCAN).
     Cursor,
-    /// Any one non-empty answer (RANDOMKEY).
-    Any,
+    /// One shard's answer, the shard picked with probability proportional to its DBSIZE, so
+    /// that every key of the whole keyspace is equally likely (RANDOMKEY). The proxy asks each
+    /// shard for `DBSIZE` and the command in one batch.
+    Random,
+    /// INFO text: per-shard sections summed (keyspace, memory, stats, cpu), the proxy's own
+    /// sections (server, clients, cluster, proxy) in place of any shard's.
+    Info,
+    /// CONFIG GET pairs: the union by name, the first shard's value (maxmemory summed), with
+    /// the proxy's own parameters (port, bind, requirepass ...) answered by the proxy.
+    Config,
+    /// SLOWLOG GET entries of every shard, newest first, cut to the requested count.
+    Slowlog,
     /// Every shard answers alike (`SCRIPT LOAD`'s digest, `+OK`): the first reply, unless
     /// one is an error.
     Same,
@@ -212,6 +222,9 @@ pub enum CommandId {
     Asking,
     Readonly,
     Readwrite,
+    Memory,
+    Debug,
+    Slowlog,
     // hashes
     Hset,
     Hsetnx,
@@ -268,6 +281,14 @@ pub enum CommandId {
     ClusterInfo,
     ClusterMyid,
     ClusterMigrate,
+    MemoryUsage,
+    MemoryHelp,
+    DebugObject,
+    DebugHelp,
+    SlowlogGet,
+    SlowlogLen,
+    SlowlogReset,
+    SlowlogHelp,
     /// A command a proxy learned from its backends' `COMMAND` (not in [`COMMANDS`]); keep it
     /// the last variant.
     Learned,
@@ -685,7 +706,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         -3,
         A,
         K0,
-        Local,
+        AllShards(Config),
         "server",
         "2.0.0",
         "Returns the effective values of configuration parameters."
@@ -696,7 +717,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         -4,
         A,
         K0,
-        Local,
+        AllShards(AllOk),
         "server",
         "2.0.0",
         "Sets configuration parameters in-flight."
@@ -707,7 +728,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
         2,
         A,
         K0,
-        Local,
+        AllShards(AllOk),
         "server",
         "2.0.0",
         "Resets the server's statistics."
@@ -904,6 +925,105 @@ const K12_OBJ: KeyPos = KeyPos {
     step: 1,
 };
 
+/// MEMORY subcommands: USAGE takes its key as argv\[2\].
+static MEMORY_SUBS: &[CommandSpec] = &[
+    spec!(
+        MemoryUsage,
+        "usage",
+        -3,
+        R,
+        K12_OBJ,
+        SingleKey,
+        "server",
+        "4.0.0",
+        "Estimates the memory usage of a key."
+    ),
+    spec!(
+        MemoryHelp,
+        "help",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "server",
+        "4.0.0",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+/// DEBUG subcommands: only OBJECT, which inspects one key (argv\[2\]).
+static DEBUG_SUBS: &[CommandSpec] = &[
+    spec!(
+        DebugObject,
+        "object",
+        3,
+        A,
+        K12_OBJ,
+        SingleKey,
+        "server",
+        "1.0.0",
+        "Returns low-level information about a key."
+    ),
+    spec!(
+        DebugHelp,
+        "help",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "server",
+        "1.0.0",
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static SLOWLOG_SUBS: &[CommandSpec] = &[
+    spec!(
+        SlowlogGet,
+        "get",
+        -2,
+        A,
+        K0,
+        AllShards(Slowlog),
+        "server",
+        "2.2.12",
+        "Returns the slow log's entries."
+    ),
+    spec!(
+        SlowlogLen,
+        "len",
+        2,
+        A,
+        K0,
+        AllShards(Sum),
+        "server",
+        "2.2.12",
+        "Returns the number of entries in the slow log."
+    ),
+    spec!(
+        SlowlogReset,
+        "reset",
+        2,
+        A,
+        K0,
+        AllShards(AllOk),
+        "server",
+        "2.2.12",
+        "Clears all entries from the slow log."
+    ),
+    spec!(
+        SlowlogHelp,
+        "help",
+        2,
+        N.union(Flags::LOADING).union(Flags::STALE),
+        K0,
+        Local,
+        "server",
+        "6.2.0",
+        "Show helpful text about the different subcommands"
+    ),
+];
+
 /// Every top-level command, in `COMMAND` order.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
@@ -1015,7 +1135,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         -1,
         N.union(Flags::LOADING).union(Flags::STALE),
         K0,
-        Local,
+        AllShards(Info),
         "server",
         "1.0.0",
         "Returns information and statistics about the server."
@@ -1075,6 +1195,42 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         "2.6.0",
         "Returns the server time."
+    ),
+    spec!(
+        Memory,
+        "memory",
+        -2,
+        N,
+        K0,
+        Local,
+        "server",
+        "4.0.0",
+        "A container for memory diagnostics commands.",
+        MEMORY_SUBS
+    ),
+    spec!(
+        Debug,
+        "debug",
+        -2,
+        N,
+        K0,
+        Local,
+        "server",
+        "1.0.0",
+        "A container for debugging commands.",
+        DEBUG_SUBS
+    ),
+    spec!(
+        Slowlog,
+        "slowlog",
+        -2,
+        N,
+        K0,
+        Local,
+        "server",
+        "2.2.12",
+        "A container for slow log commands.",
+        SLOWLOG_SUBS
     ),
     spec!(
         Shutdown,
@@ -1513,7 +1669,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         1,
         R,
         K0,
-        AllShards(Any),
+        AllShards(Random),
         "generic",
         "1.0.0",
         "Returns a random key name from the database."

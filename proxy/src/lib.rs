@@ -8,6 +8,7 @@
 //! `topology` (slot map snapshot). Errors become RESP replies in `error` only.
 #![forbid(unsafe_code)]
 
+mod aggregate;
 pub mod backend;
 mod busy;
 pub mod config;

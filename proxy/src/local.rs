@@ -1,6 +1,8 @@
 //! Commands the proxy answers itself: connection state (PING, ECHO, HELLO, AUTH, SELECT, QUIT,
-//! RESET, CLIENT), COMMAND (from the membership table), INFO (the proxy plus a per-shard
-//! summary), CONFIG GET (a few read-only values), TIME.
+//! RESET, CLIENT), COMMAND (from the membership table), TIME, and CLUSTER as a one-node
+//! cluster that owns every slot at the proxy's own address (as predixy and Envoy do), so
+//! cluster-mode clients work through it. Also the proxy's own part of INFO and CONFIG GET,
+//! which [`crate::aggregate`] merges with the shards' replies.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -218,16 +220,122 @@ fn run(
                 "GETKEYS <full-command>",
             ],
         ),
-        CommandId::Info => Reply::Verbatim(info(shared, topo, req)),
-        CommandId::ConfigGet => config_get(shared, req),
-        CommandId::ConfigSet => {
+        CommandId::ConfigHelp => help(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value> on every shard.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+            ],
+        ),
+        CommandId::MemoryHelp => help(
+            "MEMORY",
+            &[
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value.",
+            ],
+        ),
+        CommandId::DebugHelp => help(
+            "DEBUG",
+            &[
+                "OBJECT <key>",
+                "    Show low level info about the <key> and associated value.",
+            ],
+        ),
+        CommandId::SlowlogHelp => help(
+            "SLOWLOG",
+            &[
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog of every shard (default: 10,",
+                "    -1 mean all).",
+                "LEN",
+                "    Return the length of the slowlog of every shard, summed.",
+                "RESET",
+                "    Reset the slowlog of every shard.",
+            ],
+        ),
+        CommandId::ClusterInfo => Reply::Verbatim(cluster_info(topo)),
+        CommandId::ClusterMyid => Reply::str(&shared.run_id),
+        CommandId::ClusterSlots => {
+            let (ip, port) = own_addr(shared, sess.id);
+            Reply::Array(vec![Reply::Array(vec![
+                Reply::Int(0),
+                Reply::Int(i64::from(membership::SLOT_COUNT - 1)),
+                Reply::Array(vec![
+                    Reply::str(&ip),
+                    Reply::Int(i64::from(port)),
+                    Reply::str(&shared.run_id),
+                    Reply::Map(vec![]),
+                ]),
+            ])])
+        }
+        CommandId::ClusterShards => {
+            let (ip, port) = own_addr(shared, sess.id);
+            let node = Reply::Map(vec![
+                (Reply::str("id"), Reply::str(&shared.run_id)),
+                (Reply::str("port"), Reply::Int(i64::from(port))),
+                (Reply::str("ip"), Reply::str(&ip)),
+                (Reply::str("endpoint"), Reply::str(&ip)),
+                (Reply::str("role"), Reply::str("master")),
+                (Reply::str("replication-offset"), Reply::Int(0)),
+                (Reply::str("health"), Reply::str(cluster_health(topo))),
+            ]);
+            Reply::Array(vec![Reply::Map(vec![
+                (
+                    Reply::str("slots"),
+                    Reply::Array(vec![
+                        Reply::Int(0),
+                        Reply::Int(i64::from(membership::SLOT_COUNT - 1)),
+                    ]),
+                ),
+                (Reply::str("nodes"), Reply::Array(vec![node])),
+            ])])
+        }
+        CommandId::ClusterNodes => {
+            let (ip, port) = own_addr(shared, sess.id);
+            // No cluster bus: its port is 0, as Redis shows for a node it has no bus address of.
+            Reply::Verbatim(format!(
+                "{} {}@0 myself,master - 0 0 1 connected 0-{}\n",
+                shared.run_id,
+                membership::topology::join_host_port(&ip, port),
+                membership::SLOT_COUNT - 1
+            ))
+        }
+        CommandId::ClusterKeyslot => {
+            Reply::Int(i64::from(membership::Slot::for_key(req.arg(2)).get()))
+        }
+        CommandId::ClusterHelp => help(
+            "CLUSTER",
+            &[
+                "COUNTKEYSINSLOT <slot>",
+                "    Return the number of keys in <slot>.",
+                "GETKEYSINSLOT <slot> <count>",
+                "    Return key names stored by current node in a slot.",
+                "INFO",
+                "    Return information about the cluster.",
+                "KEYSLOT <key>",
+                "    Return the hash slot for <key>.",
+                "MYID",
+                "    Return the node id.",
+                "NODES",
+                "    Return cluster configuration seen by node. Output format:",
+                "    <id> <ip:port@bus-port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+                "SHARDS",
+                "    Return information about slot range mappings and the nodes associated with them.",
+                "SLOTS",
+                "    Return information about slots range mappings. Each range is made of:",
+                "    start, end, master and replicas IP addresses, ports and ids",
+            ],
+        ),
+        CommandId::ClusterMigrate => {
             return Err(CmdError::Unsupported {
-                name: "config set".into(),
-                reason: "configure the proxy through its file, environment or flags",
+                name: "cluster migrate".into(),
+                reason: "send it to the shard that owns the slots",
             });
         }
-        CommandId::ConfigResetstat => Reply::ok(),
-        CommandId::ConfigHelp => help("CONFIG", &["GET <pattern>", "RESETSTAT"]),
         CommandId::ObjectHelp => help(
             "OBJECT",
             &[
@@ -252,12 +360,9 @@ fn run(
                 reason: "the proxy follows redirects itself",
             });
         }
-        CommandId::Readonly | CommandId::Readwrite => {
-            return Err(CmdError::Unsupported {
-                name: spec.name.into(),
-                reason: "the proxy does not route to replicas",
-            });
-        }
+        // The one-node cluster has no replicas: reads go to the shards' masters either way, so
+        // a cluster client's READONLY changes nothing and is acknowledged, as a master does.
+        CommandId::Readonly | CommandId::Readwrite => Reply::ok(),
         CommandId::Shutdown => {
             return Err(CmdError::Unsupported {
                 name: "shutdown".into(),
@@ -381,7 +486,7 @@ fn hello(sess: &mut Session, shared: &Shared, req: &Request) -> Result<Reply, Cm
         (Reply::str("version"), Reply::str(REDIS_VERSION)),
         (Reply::str("proto"), Reply::Int(i64::from(resp))),
         (Reply::str("id"), Reply::Int(sess.id as i64)),
-        (Reply::str("mode"), Reply::str("standalone")),
+        (Reply::str("mode"), Reply::str("cluster")),
         (Reply::str("role"), Reply::str("master")),
         (Reply::str("modules"), Reply::Array(vec![])),
     ]))
@@ -457,92 +562,170 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
     ])
 }
 
-fn config_get(shared: &Shared, req: &Request) -> Reply {
+/// The parameters the proxy answers for itself in CONFIG GET (its own listener, limits and
+/// password, not the shards'), those matching the request's patterns. The shards' own
+/// `requirepass` (the proxy's backend password) is never shown through the proxy.
+pub fn config_own(shared: &Shared, req: &Request) -> Vec<(String, String)> {
     let c = &shared.config;
-    let values: Vec<(&str, String)> = vec![
+    let values: [(&str, String); 9] = [
         ("port", shared.local_addr.port().to_string()),
         ("bind", c.bind.join(" ")),
         ("maxclients", c.maxclients.to_string()),
-        ("save", String::new()),
-        ("appendonly", "no".into()),
+        ("requirepass", c.requirepass.clone().unwrap_or_default()),
         ("databases", "1".into()),
         ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
-        ("cluster-enabled", "no".into()),
+        ("cluster-enabled", "yes".into()),
         ("backend-connections", c.backend_connections.to_string()),
         ("seeds", c.seeds.join(",")),
     ];
-    let mut out = Vec::new();
-    for pat in req.args().skip(2) {
-        let pat = String::from_utf8_lossy(pat).to_ascii_lowercase();
-        for (k, v) in &values {
-            if glob(&pat, k)
-                && !out
-                    .iter()
-                    .any(|(o, _): &(Reply, Reply)| *o == Reply::str(k))
-            {
-                out.push((Reply::str(k), Reply::str(v)));
-            }
-        }
-    }
-    Reply::Map(out)
+    let patterns: Vec<&[u8]> = req.args().skip(2).collect();
+    values
+        .into_iter()
+        .filter(|(k, _)| {
+            patterns
+                .iter()
+                .any(|p| shard::store::glob::glob_match(p, k.as_bytes(), true))
+        })
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
-/// `*` and `?` glob (enough for CONFIG GET patterns).
-fn glob(pat: &str, s: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && m(p, &s[1..])),
-            (Some(b'?'), Some(_)) => m(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    m(pat.as_bytes(), s.as_bytes())
-}
-
-fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
-    let section = if req.argc() > 1 {
-        String::from_utf8_lossy(req.arg(1)).to_ascii_lowercase()
+/// CLUSTER INFO of the one-node cluster: every slot is assigned to it once the slot map covers
+/// them all; slots of a shard that is down count as failed and the state is then `fail`, as
+/// a Redis Cluster reports slots it cannot serve.
+fn cluster_info(topo: &Topology) -> String {
+    let total = usize::from(membership::SLOT_COUNT);
+    let assigned = total - topo.map.unowned();
+    let failed: usize = topo
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.state() == State::Down)
+        .map(|(i, _)| topo.map.slot_count(i))
+        .sum();
+    let state = if assigned == total && failed == 0 {
+        "ok"
     } else {
-        "default".into()
+        "fail"
     };
-    let want =
-        |s: &str| matches!(section.as_str(), "default" | "all" | "everything") || section == s;
+    format!(
+        "cluster_enabled:1\r\ncluster_state:{state}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:{failed}\r\ncluster_known_nodes:1\r\ncluster_size:1\r\ncluster_current_epoch:1\r\ncluster_my_epoch:1\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        assigned - failed.min(assigned),
+    )
+}
+
+fn cluster_health(topo: &Topology) -> &'static str {
+    if topo.backends.iter().any(|b| b.state() == State::Down) {
+        "fail"
+    } else {
+        "online"
+    }
+}
+
+/// The address this client reached the proxy at (so a proxy bound to 0.0.0.0 advertises an
+/// address the client can use), as (ip, port).
+fn own_addr(shared: &Shared, id: u64) -> (String, u16) {
+    let laddr = shared
+        .clients
+        .lock()
+        .get(&id)
+        .map_or(shared.local_addr, |c| c.laddr);
+    (laddr.ip().to_string(), laddr.port())
+}
+
+/// Sections the proxy answers alone; INFO asking only for these is not sent to the shards.
+pub const OWN_SECTIONS: [&str; 7] = [
+    "server",
+    "clients",
+    "replication",
+    "cluster",
+    "proxy",
+    "hotkeys",
+    "shards",
+];
+
+/// The proxy's own INFO sections for this request, in INFO text: server, clients,
+/// replication and cluster describe the proxy as the one server clients see; stats and cpu
+/// hold the proxy's client-facing counters, merged over the shards' sums; proxy, hotkeys and
+/// shards are the proxy's alone.
+pub fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
+    let asked: Vec<String> = req
+        .args()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let want = |s: &str| {
+        asked.is_empty()
+            || asked
+                .iter()
+                .any(|a| matches!(a.as_str(), "default" | "all" | "everything") || a == s)
+    };
     let mut out = String::new();
     let st = &shared.stats;
+    let mode = match topo.mode() {
+        Mode::Cluster => "cluster",
+        Mode::Static => "static",
+    };
     if want("server") {
+        let uptime = shared.started.elapsed().as_secs();
         out.push_str(&format!(
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nautocache_proxy_version:{}\r\nredis_mode:standalone\r\nproxy_mode:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nautocache_proxy_version:{}\r\nredis_mode:cluster\r\nproxy_mode:{mode}\r\nos:{}\r\narch_bits:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
-            match topo.mode() {
-                Mode::Cluster => "cluster",
-                Mode::Static => "static",
-            },
+            std::env::consts::OS,
+            usize::BITS,
             std::process::id(),
             shared.run_id,
             shared.local_addr.port(),
-            shared.started.elapsed().as_secs(),
+            uptime / 86400,
         ));
     }
     if want("clients") {
         out.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
             shared.clients.lock().len(),
             shared.config.maxclients
         ));
     }
     if want("stats") {
         out.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries_tryagain:{}\r\ntopology_refreshes:{}\r\ntopology_epoch:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries_tryagain:{}\r\ntopology_refreshes:{}\r\ntopology_epoch:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             st.rejected_connections.load(Relaxed),
             st.total_commands.load(Relaxed),
+            st.net_input_bytes.load(Relaxed),
+            st.net_output_bytes.load(Relaxed),
             st.moved.load(Relaxed),
             st.ask.load(Relaxed),
             st.tryagain.load(Relaxed),
             shared.topology.refreshes.load(Relaxed),
             topo.epoch,
+            st.output_buffer_limit_disconnections.load(Relaxed),
+        ));
+    }
+    if want("replication") {
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("cpu")
+        && let Some((sys, user)) = membership::process::cpu_times()
+    {
+        // Next to the shards' summed used_cpu_sys/used_cpu_user.
+        out.push_str(&format!(
+            "# CPU\r\nproxy_used_cpu_sys:{sys:.6}\r\nproxy_used_cpu_user:{user:.6}\r\n\r\n"
+        ));
+    }
+    if want("cluster") {
+        out.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
+    }
+    if want("proxy") {
+        let up = topo
+            .backends
+            .iter()
+            .filter(|b| b.state() == State::Up)
+            .count();
+        out.push_str(&format!(
+            "# Proxy\r\nproxy_mode:{mode}\r\nshards:{}\r\nshards_up:{up}\r\nslots_unowned:{}\r\n\r\n",
+            topo.backends.len(),
+            topo.map.unowned(),
         ));
     }
     if want("hotkeys") {

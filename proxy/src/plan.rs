@@ -61,6 +61,12 @@ pub enum Item {
     },
     /// Sent to every shard.
     All { parts: Vec<Part>, merge: Merge },
+    /// Sent to every shard; the decoded replies are combined as `how` says (INFO, CONFIG GET,
+    /// SLOWLOG GET, RANDOMKEY).
+    Gather {
+        parts: Vec<Part>,
+        how: crate::aggregate::Gather,
+    },
     /// SCAN on shard `shard` of `nshards`.
     Scan {
         part: Part,
@@ -295,7 +301,8 @@ pub fn plan(
     {
         return err(chunk, CmdError::NoAuth);
     }
-    let spec = if top.is_container() {
+    // COMMAND alone is valid (the whole table); CLIENT alone is not.
+    let spec = if top.is_container() && !(req.argc() < 2 && top.arity_ok(1)) {
         if req.argc() < 2 {
             return err(chunk, CmdError::WrongArity(top.name.into()));
         }
@@ -351,6 +358,14 @@ fn route(
         t.keys = usize::from(t.slot.is_some()) + keys.count();
     }
     match spec.route {
+        Route::Local
+            if matches!(
+                spec.id,
+                CommandId::ClusterCountkeysinslot | CommandId::ClusterGetkeysinslot
+            ) =>
+        {
+            by_slot_argument(topo, req, chunk)
+        }
         Route::Local => {
             let reply = local::execute(sess, shared, topo, spec, &req);
             // HELLO may have switched protocols: its reply uses the new one (the session
@@ -384,6 +399,16 @@ fn route(
             }
         }
         Route::AllShards(Merge::Cursor) => scan(topo, req, chunk),
+        Route::AllShards(
+            merge @ (Merge::Info | Merge::Config | Merge::Slowlog | Merge::Random),
+        ) => gather(shared, topo, req, merge, chunk),
+        Route::AllShards(_) if spec.id == CommandId::ConfigSet && !config_set_allowed(&req) => err(
+            chunk,
+            CmdError::Unsupported {
+                name: "config set requirepass".into(),
+                reason: "it would lock the proxy out of the shards (their password is its backend-password); change both outside the proxy",
+            },
+        ),
         Route::AllShards(merge) => {
             let parts: Vec<Part> = topo
                 .backends
@@ -598,5 +623,75 @@ fn scan(topo: &Topology, req: Request, chunk: &mut ChunkBuilder) {
         part,
         shard,
         nshards: n,
+    });
+}
+
+/// Commands whose replies are combined from every shard's ([`crate::aggregate`]). RANDOMKEY
+/// asks each shard for `DBSIZE` too, in the same batch, to weigh the shards' keys.
+fn gather(shared: &Shared, topo: &Topology, req: Request, merge: Merge, chunk: &mut ChunkBuilder) {
+    use crate::aggregate::{Gather, slowlog_count};
+    // INFO of the proxy's own sections only (`INFO hotkeys`, `INFO shards`) does not bother
+    // the shards; and INFO answers (with the proxy's sections) even with no shard at all.
+    let own_only = req.argc() > 1
+        && req.args().skip(1).all(|a| {
+            local::OWN_SECTIONS
+                .iter()
+                .any(|s| s.as_bytes().eq_ignore_ascii_case(a))
+        });
+    if merge == Merge::Info && (own_only || topo.backends.is_empty()) {
+        let text = local::info(shared, topo, &req);
+        return chunk.ready(Reply::Verbatim(text));
+    }
+    if topo.backends.is_empty() {
+        return err(chunk, CmdError::ClusterDown(0));
+    }
+    let how = match merge {
+        Merge::Info => Gather::Info {
+            own: local::info(shared, topo, &req),
+        },
+        Merge::Config => Gather::Config {
+            own: local::config_own(shared, &req),
+        },
+        Merge::Slowlog => Gather::Slowlog {
+            count: slowlog_count((req.argc() > 2).then(|| req.arg(2))),
+        },
+        _ => Gather::Random,
+    };
+    let mut parts = Vec::with_capacity(topo.backends.len() * 2);
+    for b in &topo.backends {
+        if matches!(how, Gather::Random) {
+            parts.push(chunk.add(b, Bytes::from_static(b"*1\r\n$6\r\nDBSIZE\r\n"), None));
+        }
+        parts.push(chunk.add(b, req.raw.clone(), None));
+    }
+    shared.stats.fanout.record(topo.backends.len() as u64);
+    chunk.items.push(Item::Gather { parts, how });
+}
+
+/// CONFIG SET of `requirepass` is refused: the shards' password is what the proxy
+/// authenticates with, so changing it through the proxy would cut the proxy off.
+fn config_set_allowed(req: &Request) -> bool {
+    !req.args()
+        .skip(2)
+        .step_by(2)
+        .any(|name| name.eq_ignore_ascii_case(b"requirepass"))
+}
+
+/// CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT: forwarded to the shard that owns the slot.
+fn by_slot_argument(topo: &Topology, req: Request, chunk: &mut ChunkBuilder) {
+    let slot = std::str::from_utf8(req.arg(2))
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(Slot::new);
+    let Some(slot) = slot else {
+        return err(chunk, CmdError::err("Invalid slot"));
+    };
+    let Some(b) = topo.owner(slot) else {
+        return err(chunk, CmdError::ClusterDown(slot.get()));
+    };
+    let part = chunk.add(b, req.raw, Some(slot));
+    chunk.items.push(Item::Fwd {
+        part,
+        conv: Conv::Plain,
     });
 }

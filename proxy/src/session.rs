@@ -664,6 +664,14 @@ impl Ctx<'_> {
                 let merged = merge_all(&replies, merge);
                 encode(&merged, self.proto, out);
             }
+            Item::Gather { parts, how } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in parts {
+                    replies.push(decoded(&self.part_reply(&p).await));
+                }
+                let merged = crate::aggregate::gather(how, replies, fastrand::u64(..));
+                encode(&merged, self.proto, out);
+            }
             Item::Scan {
                 part,
                 shard,
@@ -869,7 +877,6 @@ fn merge_fan(replies: &[(Bytes, &[u32])], nkeys: usize, merge: Merge) -> Reply {
 fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> Reply {
     let mut sum = 0i64;
     let mut concat = Vec::new();
-    let mut any = Reply::Nil;
     let mut first = None;
     for r in replies {
         let r = decoded(r);
@@ -885,12 +892,6 @@ fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> 
             (Merge::Sum, Reply::Int(n)) => sum = sum.saturating_add(n),
             (Merge::AllOk, Reply::Status(s)) if s == "OK" => {}
             (Merge::Concat | Merge::KeyOrder, Reply::Array(items)) => concat.extend(items),
-            (Merge::Any, r @ Reply::Bulk(_)) => {
-                if any == Reply::Nil {
-                    any = r;
-                }
-            }
-            (Merge::Any, Reply::Nil) => {}
             (_, other) => {
                 return Reply::Error(format!(
                     "ERR unexpected backend reply to a fanned-out command: {other:?}"
@@ -902,9 +903,11 @@ fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> 
         Merge::Sum => Reply::Int(sum),
         Merge::AllOk => Reply::ok(),
         Merge::Concat | Merge::KeyOrder => Reply::Array(concat),
-        Merge::Any => any,
         Merge::Same => first.unwrap_or(Reply::Nil),
-        Merge::Cursor => Reply::Error("ERR internal error: cursor merge".into()),
+        // Planned as their own items (Item::Scan, Item::Gather), never merged here.
+        Merge::Cursor | Merge::Random | Merge::Info | Merge::Config | Merge::Slowlog => {
+            Reply::Error(format!("ERR internal error: {merge:?} merge"))
+        }
     }
 }
 

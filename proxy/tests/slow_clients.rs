@@ -138,7 +138,7 @@ async fn client_output_buffer_limit_disconnects_only_the_slow_client() {
         "{info}"
     );
     // Everyone else goes on.
-    assert_eq!(admin.cmd(&["GET", "big"]).await.len(), VALUE + 10);
+    assert_eq!(admin.cmd(&["GET", "big"]).await.len(), VALUE + 11);
     let mut c = proxy.redis().await;
     let v: String = redis::cmd("GET")
         .arg("big")

@@ -79,6 +79,8 @@ pub struct Shared {
     /// Metrics (set once, before clients are accepted, when the admin server runs) and traces.
     pub metrics: std::sync::OnceLock<Arc<telemetry::Metrics>>,
     pub tracing: Option<Arc<telemetry::Tracing>>,
+    /// SLOWLOG: commands slower than `slowlog-log-slower-than`.
+    pub slowlog: crate::slowlog::SlowLog,
 }
 
 impl Shared {
@@ -138,6 +140,7 @@ pub async fn run_with_admin(
         tracking,
         metrics: std::sync::OnceLock::new(),
         tracing,
+        slowlog: crate::slowlog::SlowLog::default(),
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;

@@ -237,19 +237,81 @@ pub fn object(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match id {
-        CommandId::ObjectEncoding => Reply::Simple(match &e.value {
-            Value::Str(b) if b.len() <= 20 && super::strict_i64(b).is_some() => "int",
-            Value::Str(b) if b.len() <= 44 => "embstr",
-            Value::Str(_) => "raw",
-            Value::Hash(h)
-                if h.len() <= 128 && h.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64) =>
-            {
-                "listpack"
-            }
-            Value::Hash(_) => "hashtable",
-        }),
+        CommandId::ObjectEncoding => Reply::Simple(encoding(&e.value)),
         CommandId::ObjectFreq => Reply::Int(i64::from(e.freq(s.now))),
         CommandId::ObjectIdletime => Reply::Int((e.idle_ms(s.now) / 1000) as i64),
         _ => Reply::Int(1),
     })
+}
+
+/// The encoding Redis would use for this value (OBJECT ENCODING, DEBUG OBJECT).
+fn encoding(v: &Value) -> &'static str {
+    match v {
+        Value::Str(b) if b.len() <= 20 && super::strict_i64(b).is_some() => "int",
+        Value::Str(b) if b.len() <= 44 => "embstr",
+        Value::Str(_) => "raw",
+        Value::Hash(h)
+            if h.len() <= 128 && h.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64) =>
+        {
+            "listpack"
+        }
+        Value::Hash(_) => "hashtable",
+    }
+}
+
+/// MEMORY USAGE <key> [SAMPLES <count>]: the bytes the store charges for the key (key, value
+/// and per-entry overhead), exact, so SAMPLES is validated and otherwise ignored.
+pub fn memory(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    if id == CommandId::MemoryHelp {
+        return Ok(super::server::help(
+            "MEMORY",
+            &[
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value. Nested values are",
+                "    sampled up to <count> times (default: 5, 0 means sample all).",
+            ],
+        ));
+    }
+    match a.len() {
+        3 => {}
+        5 if eq(a.get(3), "samples") => {
+            if parse_i64(a.get(4))? < 0 {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    }
+    let key = a.get(2);
+    let mut t = s.shared.db.for_key(key);
+    Ok(match t.peek(key, s.now) {
+        Some(e) => Reply::Int(e.memory_usage(key) as i64),
+        None => Reply::Nil,
+    })
+}
+
+/// DEBUG OBJECT <key>, in Redis's format. The store has no stable object address, so `Value
+/// at` is 0; `serializedlength` is the value's payload size.
+pub fn debug(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    if id == CommandId::DebugHelp {
+        return Ok(super::server::help(
+            "DEBUG",
+            &[
+                "OBJECT <key>",
+                "    Show low level info about the <key> and associated value.",
+            ],
+        ));
+    }
+    let key = a.get(2);
+    let mut t = s.shared.db.for_key(key);
+    let Some(e) = t.peek(key, s.now) else {
+        return Err(CmdError::err("no such key"));
+    };
+    let idle_secs = e.idle_ms(s.now) / 1000;
+    // Redis's LRU clock: seconds, 24 bits.
+    let lru = (s.now / 1000).saturating_sub(idle_secs) & 0xFF_FFFF;
+    Ok(Reply::Status(format!(
+        "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{lru} lru_seconds_idle:{idle_secs}",
+        encoding(&e.value),
+        e.value.payload_bytes(),
+    )))
 }

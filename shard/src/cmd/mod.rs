@@ -266,10 +266,28 @@ pub fn settle_warm(s: &Session, plan: WarmPlan) {
 /// Executes one request and returns its reply.
 pub fn execute(s: &mut Session, args: Args) -> Reply {
     s.last_spec = None;
-    match dispatch(s, &args) {
+    // Two clock reads per command while the slow log is on (Redis's default), as in Redis.
+    let started = s.shared.slowlog.enabled().then(std::time::Instant::now);
+    let reply = match dispatch(s, &args) {
         Ok(r) => r,
         Err(e) => e.into(),
+    };
+    // SLOWLOG itself is not logged (Redis leaves it out too: it would fill the log with itself).
+    if let (Some(t), Some(spec)) = (started, s.last_spec)
+        && !matches!(
+            spec.id,
+            CommandId::SlowlogGet
+                | CommandId::SlowlogLen
+                | CommandId::SlowlogReset
+                | CommandId::SlowlogHelp
+        )
+    {
+        let h = &s.handle;
+        s.shared
+            .slowlog
+            .record(t.elapsed(), args.slice(0), s.now, h.addr, || h.name());
     }
+    reply
 }
 
 fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
@@ -449,6 +467,9 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         ObjectEncoding | ObjectFreq | ObjectIdletime | ObjectRefcount | ObjectHelp => {
             key::object(s, spec.id, a)
         }
+        MemoryUsage | MemoryHelp => key::memory(s, spec.id, a),
+        DebugObject | DebugHelp => key::debug(s, spec.id, a),
+        SlowlogGet | SlowlogLen | SlowlogReset | SlowlogHelp => server::slowlog(s, spec.id, a),
 
         Hset | Hmset => hash::hset(s, a, spec.id == Hmset),
         Hsetnx => hash::hsetnx(s, a),
@@ -483,7 +504,9 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             s.asking = true;
             Ok(Reply::Ok)
         }
-        Client | Config | Object | Cluster => Err(CmdError::WrongArity(spec.name.into())),
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
+            Err(CmdError::WrongArity(spec.name.into()))
+        }
         // Only a proxy learns commands; the shard's lookup never yields one.
         Learned => Err(CmdError::UnknownCommand {
             name: spec.name.into(),

@@ -285,8 +285,8 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-const DEFAULT_SECTIONS: [&str; 7] = [
-    "server", "clients", "memory", "stats", "tiering", "cluster", "keyspace",
+const DEFAULT_SECTIONS: [&str; 8] = [
+    "server", "clients", "memory", "stats", "cpu", "tiering", "cluster", "keyspace",
 ];
 
 pub fn info(s: &mut Session, a: &Args) -> CmdResult {
@@ -320,6 +320,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "clients" => "# Clients",
         "memory" => "# Memory",
         "stats" => "# Stats",
+        "cpu" => "# CPU",
         "tiering" => "# Tiering",
         "cluster" => "# Cluster",
         _ => "# Keyspace",
@@ -389,6 +390,12 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 &sh.tracking.invalidations.load(Relaxed),
             );
         }
+        "cpu" => {
+            if let Some((sys, user)) = membership::process::cpu_times() {
+                line("used_cpu_sys", &format_args!("{sys:.6}"));
+                line("used_cpu_user", &format_args!("{user:.6}"));
+            }
+        }
         "cluster" => {
             line("cluster_enabled", &u8::from(sh.cluster.get().is_some()));
             if let Some(c) = sh.cluster.get() {
@@ -457,7 +464,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
 
 // ---- CONFIG ----
 
-const PARAMS: [&str; 15] = [
+const PARAMS: [&str; 17] = [
     "bind",
     "port",
     "dir",
@@ -473,6 +480,8 @@ const PARAMS: [&str; 15] = [
     "save",
     "appendonly",
     "databases",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 fn config_value(s: &Session, name: &str) -> String {
@@ -496,6 +505,8 @@ fn config_value(s: &Session, name: &str) -> String {
         "loglevel" => c.loglevel.clone(),
         "appendonly" => "no".into(),
         "databases" => "1".into(),
+        "slowlog-log-slower-than" => sh.slowlog.slower_than_us.load(Relaxed).to_string(),
+        "slowlog-max-len" => sh.slowlog.max_len.load(Relaxed).to_string(),
         _ => String::new(),
     }
 }
@@ -507,6 +518,8 @@ enum Assign {
     Samples(u32),
     Maxclients(usize),
     Requirepass(Option<Bytes>),
+    SlowlogSlowerThan(i64),
+    SlowlogMaxLen(usize),
 }
 
 fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
@@ -526,6 +539,16 @@ fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
             .filter(|n| *n >= 1)
             .map(|n| Assign::Maxclients(n as usize))
             .ok_or_else(|| bad("argument must be between 1 and 2147483647 inclusive")),
+        "slowlog-log-slower-than" => parse_i64(v)
+            .ok()
+            .filter(|n| *n >= -1)
+            .map(Assign::SlowlogSlowerThan)
+            .ok_or_else(|| bad("argument must be between -1 and 9223372036854775807 inclusive")),
+        "slowlog-max-len" => parse_i64(v)
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Assign::SlowlogMaxLen)
+            .ok_or_else(|| bad("argument must be between 0 and 9223372036854775807 inclusive")),
         "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
         _ if PARAMS.contains(&name) => Err(bad("can't set immutable config")),
         _ => Err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")),
@@ -563,6 +586,11 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Assign::Samples(n) => sh.db.limits.samples.store(n, Relaxed),
                     Assign::Maxclients(n) => sh.runtime.maxclients.store(n, Relaxed),
                     Assign::Requirepass(p) => *sh.runtime.requirepass.write() = p,
+                    Assign::SlowlogSlowerThan(n) => sh.slowlog.slower_than_us.store(n, Relaxed),
+                    Assign::SlowlogMaxLen(n) => {
+                        sh.slowlog.max_len.store(n, Relaxed);
+                        sh.slowlog.trim();
+                    }
                 }
             }
             // Lowering maxmemory takes effect now, not at the next write.
@@ -599,6 +627,58 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                 "    Set the configuration <directive> to <value>.",
                 "RESETSTAT",
                 "    Reset statistics reported by the INFO command.",
+            ],
+        )),
+    }
+}
+
+// ---- SLOWLOG ----
+
+/// SLOWLOG GET [count] | LEN | RESET | HELP. An entry is `[id, unix time, microseconds,
+/// [args], client address, client name]`, as in Redis.
+pub fn slowlog(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let log = &s.shared.slowlog;
+    match id {
+        CommandId::SlowlogGet => {
+            let count = match a.len() {
+                2 => Some(10),
+                3 => match parse_i64(a.get(2)) {
+                    Ok(-1) => None,
+                    Ok(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                    _ => {
+                        return Err(CmdError::err("count should be greater than or equal to -1"));
+                    }
+                },
+                _ => return Err(CmdError::WrongArity("slowlog|get".into())),
+            };
+            Ok(Reply::Array(log.newest(count, |e| {
+                Reply::Array(vec![
+                    Reply::Int(e.id as i64),
+                    Reply::Int(e.time as i64),
+                    Reply::Int(i64::try_from(e.micros).unwrap_or(i64::MAX)),
+                    Reply::Array(e.args.iter().cloned().map(Reply::Bulk).collect()),
+                    Reply::str(&e.addr.to_string()),
+                    Reply::Bulk(e.name.clone()),
+                ])
+            })))
+        }
+        CommandId::SlowlogLen => Ok(Reply::Int(log.len() as i64)),
+        CommandId::SlowlogReset => {
+            log.reset();
+            Ok(Reply::Ok)
+        }
+        _ => Ok(help(
+            "SLOWLOG",
+            &[
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
             ],
         )),
     }

@@ -130,6 +130,11 @@ impl Entry {
         self.last_access = now as u32;
     }
 
+    /// The bytes the store charges for this entry under `key` (what MEMORY USAGE reports).
+    pub fn memory_usage(&self, key: &[u8]) -> usize {
+        Self::cost(key, &self.value)
+    }
+
     fn cost(key: &[u8], value: &Value) -> usize {
         key.len() + value.payload_bytes() + ENTRY_OVERHEAD
     }
