@@ -260,3 +260,85 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An admin server with the given idle timeout on 127.0.0.1:0.
+    async fn start(idle: Duration) -> (std::net::SocketAddr, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let admin = Arc::new(Admin {
+            metrics: None,
+            ready: Box::new(|| Ok(())),
+            idle_timeout: idle,
+        });
+        tokio::spawn(serve(listener, admin, stop.clone()));
+        (addr, stop)
+    }
+
+    /// Waits for the server to close `s` (bounded: 10 s); returns how long after `since`.
+    async fn closed_after(s: &mut TcpStream, since: std::time::Instant) -> Duration {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return since.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("idle connection still open after 10 s"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_and_half_open_connections_are_closed() {
+        let (addr, stop) = start(Duration::from_millis(200)).await;
+        // Connected, never a byte.
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let silent_since = std::time::Instant::now();
+        // Half a request.
+        let mut half = TcpStream::connect(addr).await.expect("connect");
+        half.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let half_since = std::time::Instant::now();
+        // A keep-alive connection after one answered request.
+        let mut kept = TcpStream::connect(addr).await.expect("connect");
+        kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 1024];
+        let n = kept.read(&mut buf).await.expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let kept_since = std::time::Instant::now();
+        for (s, since) in [
+            (&mut silent, silent_since),
+            (&mut half, half_since),
+            (&mut kept, kept_since),
+        ] {
+            let took = closed_after(s, since).await;
+            // Not before the timeout (less a little: the server's clock started first).
+            assert!(took >= Duration::from_millis(150), "{took:?}");
+        }
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+        let (addr, stop) = start(Duration::from_millis(300)).await;
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        // Answered once idle connections have been closed, not starved.
+        let (status, body) =
+            tokio::time::timeout(Duration::from_secs(10), http_get(addr, "/ready"))
+                .await
+                .expect("answered in time")
+                .expect("GET");
+        assert_eq!((status, body.as_str()), (200, "ready\n"));
+        stop.cancel();
+    }
+}
