@@ -210,9 +210,17 @@ impl Backend {
     }
 
     fn unavailable(&self) -> BackendError {
+        // Marked up but without a live connection: they closed since the maintenance task last
+        // looked, and it has not recorded why yet (the stored error is older, or the initial
+        // "not connected yet").
+        let reason = if self.state.load(Relaxed) == State::Up as u8 {
+            "connection lost".to_string()
+        } else {
+            self.last_error()
+        };
         BackendError::Unavailable {
             addr: self.addr.clone(),
-            reason: self.last_error(),
+            reason,
         }
     }
 
