@@ -1,4 +1,5 @@
-//! What to do with a shard's reply: the MOVED/ASK/TRYAGAIN decision as a pure function.
+//! What to do with a shard's reply: the MOVED/ASK/TRYAGAIN/CLUSTERDOWN decision as a pure
+//! function.
 //!
 //! The proxy (and any cluster-aware client) calls [`decide`] with the raw reply and the number of
 //! redirects already followed for this request; it performs I/O according to the [`Action`]. No
@@ -19,6 +20,16 @@ pub const MAX_TRYAGAIN: u32 = 12;
 /// First TRYAGAIN back-off; doubles per attempt up to [`TRYAGAIN_MAX_DELAY`].
 pub const TRYAGAIN_BASE_DELAY: Duration = Duration::from_millis(10);
 pub const TRYAGAIN_MAX_DELAY: Duration = Duration::from_millis(320);
+
+/// Attempts of any kind per request before giving up on `-CLUSTERDOWN`. A cluster that lost a
+/// master says CLUSTERDOWN until a replica (or, for AutoCache shards, a surviving shard) takes
+/// the slots over, which takes one to three seconds after the failure is detected; the retries
+/// (25 + 50 + 100 + 200 + 400 + 400 ms, about 1.2 s) absorb the end of that window, with a
+/// slot-map refresh requested on each, and stay short of a typical client timeout.
+pub const MAX_CLUSTERDOWN: u32 = 6;
+/// First CLUSTERDOWN back-off; doubles per attempt up to [`CLUSTERDOWN_MAX_DELAY`].
+pub const CLUSTERDOWN_BASE_DELAY: Duration = Duration::from_millis(25);
+pub const CLUSTERDOWN_MAX_DELAY: Duration = Duration::from_millis(400);
 
 /// Pause before a second MOVED/ASK for the same request; doubles per redirect up to
 /// [`TRYAGAIN_MAX_DELAY`].
@@ -44,6 +55,10 @@ pub enum Action {
     /// The cluster asked us to retry (multi-key command during a migration): resend to the same
     /// owner after this delay.
     TryAgainAfter(Duration),
+    /// The cluster cannot serve the slot right now (`-CLUSTERDOWN`: a master failed and its
+    /// slots are not taken over yet). Ask for a fresh slot map, then resend to the slot's
+    /// owner in that map after this delay.
+    RefreshAndRetryAfter(Duration),
     /// Redirect budget exhausted: answer the client with an error.
     GiveUp,
 }
@@ -67,11 +82,14 @@ pub fn decide_with_limit(reply: &[u8], attempt: u32, max: u32) -> Action {
         Kind::Ask
     } else if line.starts_with(b"TRYAGAIN") {
         Kind::TryAgain
+    } else if line.starts_with(b"CLUSTERDOWN") {
+        Kind::ClusterDown
     } else {
         return Action::Done;
     };
     let limit = match kind {
         Kind::TryAgain => max.max(MAX_TRYAGAIN),
+        Kind::ClusterDown => max.max(MAX_CLUSTERDOWN),
         Kind::Moved | Kind::Ask => max,
     };
     if attempt >= limit {
@@ -79,6 +97,7 @@ pub fn decide_with_limit(reply: &[u8], attempt: u32, max: u32) -> Action {
     }
     match kind {
         Kind::TryAgain => Action::TryAgainAfter(tryagain_delay(attempt)),
+        Kind::ClusterDown => Action::RefreshAndRetryAfter(clusterdown_delay(attempt)),
         Kind::Moved | Kind::Ask => match parse_redirect(line) {
             Some(r) if kind == Kind::Moved => Action::RetryMoved(r),
             Some(r) => Action::RetryAsk(r),
@@ -93,6 +112,7 @@ enum Kind {
     Moved,
     Ask,
     TryAgain,
+    ClusterDown,
 }
 
 /// The delay before retry number `attempt` (0-based) after `-TRYAGAIN`.
@@ -101,6 +121,13 @@ pub fn tryagain_delay(attempt: u32) -> Duration {
     TRYAGAIN_BASE_DELAY
         .saturating_mul(factor)
         .min(TRYAGAIN_MAX_DELAY)
+}
+
+/// The delay before retry number `attempt` (0-based) after `-CLUSTERDOWN`.
+pub fn clusterdown_delay(attempt: u32) -> Duration {
+    CLUSTERDOWN_BASE_DELAY
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(CLUSTERDOWN_MAX_DELAY)
 }
 
 /// The pause before following redirect number `attempt` (0-based) of one request. The first
@@ -252,6 +279,45 @@ mod tests {
         ));
         assert_eq!(decide(b"-TRYAGAIN\r\n", MAX_TRYAGAIN), Action::GiveUp);
         assert_eq!(decide_with_limit(moved, 0, 0), Action::GiveUp);
+    }
+
+    #[test]
+    fn clusterdown_refreshes_and_retries_with_a_bounded_back_off() {
+        for r in [
+            &b"-CLUSTERDOWN The cluster is down\r\n"[..],
+            b"-CLUSTERDOWN Hash slot not served\r\n",
+            b"-CLUSTERDOWN\r\n",
+        ] {
+            assert_eq!(
+                decide(r, 0),
+                Action::RefreshAndRetryAfter(Duration::from_millis(25)),
+                "{:?}",
+                String::from_utf8_lossy(r)
+            );
+        }
+        let waits: Vec<u64> = (0..MAX_CLUSTERDOWN)
+            .map(
+                |a| match decide(b"-CLUSTERDOWN The cluster is down\r\n", a) {
+                    Action::RefreshAndRetryAfter(d) => d.as_millis() as u64,
+                    other => panic!("attempt {a}: {other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(waits, [25, 50, 100, 200, 400, 400]);
+        // The whole budget stays well under common client timeouts (2 s and more).
+        assert!(waits.iter().sum::<u64>() < 1500);
+        assert_eq!(
+            decide(b"-CLUSTERDOWN The cluster is down\r\n", MAX_CLUSTERDOWN),
+            Action::GiveUp
+        );
+        // The budget counts every attempt of the request, whatever came before.
+        assert!(matches!(
+            decide(b"-CLUSTERDOWN\r\n", MAX_REDIRECTS),
+            Action::RefreshAndRetryAfter(_)
+        ));
+        assert_eq!(clusterdown_delay(40), CLUSTERDOWN_MAX_DELAY);
+        // Only the error code counts, not a word inside another error.
+        assert_eq!(decide(b"-ERR CLUSTERDOWN is a word\r\n", 0), Action::Done);
     }
 
     #[test]

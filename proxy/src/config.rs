@@ -221,6 +221,20 @@ impl Config {
         Ok(())
     }
 
+    /// Settings that are valid but risky, one sentence each, for the log at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.backend_password.is_some() && self.requirepass.is_none() {
+            w.push(
+                "backend-password is set but requirepass is not: every client that can reach \
+                 the proxy gets full access to the password-protected shards without a password; \
+                 set requirepass (the password clients must AUTH with)"
+                    .to_string(),
+            );
+        }
+        w
+    }
+
     /// Cross-field and range checks.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errs = Vec::new();
@@ -341,6 +355,21 @@ mod tests {
             assert!(errs.to_string().contains("`busy-poll-us`"), "{errs}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_backend_password_without_requirepass_is_warned_about() {
+        let mut cfg = Config {
+            seeds: vec!["a:1".into()],
+            ..Config::default()
+        };
+        assert!(cfg.warnings().is_empty());
+        cfg.backend_password = Some("s3cret".into());
+        let w = cfg.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("requirepass"), "{w:?}");
+        cfg.requirepass = Some("other".into());
+        assert!(cfg.warnings().is_empty());
     }
 
     #[test]

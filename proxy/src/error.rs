@@ -29,6 +29,9 @@ pub enum TopologyError {
     Map(#[from] membership::topology::TopologyError),
     #[error("seed {addr}: {reason}")]
     Seed { addr: String, reason: String },
+    /// The seed refused the proxy's credentials (or wants some and none are configured).
+    #[error("backend {addr} refused the proxy's credentials: {reason}")]
+    Auth { addr: String, reason: String },
 }
 
 /// Errors answered to a client for one command.

@@ -73,7 +73,7 @@ struct Flags {
     #[arg(long = "admin-port")]
     #[serde(rename = "admin-port", skip_serializing_if = "Option::is_none")]
     admin_port: Option<u16>,
-    /// Address of the admin HTTP server (default: the first --bind address).
+    /// Address of the admin HTTP server (default: 127.0.0.1, whatever --bind says).
     #[arg(long = "admin-bind")]
     #[serde(rename = "admin-bind", skip_serializing_if = "Option::is_none")]
     admin_bind: Option<String>,
@@ -121,7 +121,7 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
     let local = listener.local_addr()?;
-    let admin = match cfg.telemetry.admin_addr(&cfg.bind) {
+    let admin = match cfg.telemetry.admin_addr() {
         Some((host, port)) => Some(
             tokio::net::TcpListener::bind((host.as_str(), port))
                 .await

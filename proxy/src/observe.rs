@@ -141,6 +141,24 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
     );
     let s = w.clone();
     m.counter_by(
+        "autocache_cluster_retries",
+        "Requests the proxy sent again because the cluster said to retry, by reply (tryagain, clusterdown).",
+        "kind",
+        move |emit| {
+            if let Some(sh) = s.upgrade() {
+                emit("tryagain", sh.stats.tryagain.load(Relaxed));
+                emit("clusterdown", sh.stats.clusterdown.load(Relaxed));
+            }
+        },
+    );
+    let s = w.clone();
+    m.counter(
+        "autocache_topology_refresh_requests",
+        "Slot-map refreshes asked for by events (MOVED, CLUSTERDOWN, lost connections, shards down); coalesced, so refreshes are fewer.",
+        move || with(&s, |sh| sh.topology.refresh_requests.load(Relaxed)),
+    );
+    let s = w.clone();
+    m.counter_by(
         "autocache_topology_refreshes",
         "Slot map reads from the seeds, by result.",
         "result",

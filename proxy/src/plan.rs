@@ -92,6 +92,9 @@ pub enum Item {
         slot: Slot,
         conv: Conv,
     },
+    /// Planned while its slot had no owner (a failover in progress): sent once the map has
+    /// one, within the CLUSTERDOWN retry budget, else answered with CLUSTERDOWN.
+    Unowned { req: Bytes, slot: Slot, conv: Conv },
     /// Lowers the fences of the writes before it, once they have been answered.
     Release(Vec<hotkey::Fence>),
 }
@@ -459,10 +462,17 @@ fn single(
         Some(s) => topo.owner(s),
         None => topo.backends.first(),
     };
-    let Some(backend) = backend else {
-        return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));
-    };
     let conv = conv_for(spec, &req);
+    let Some(backend) = backend else {
+        return match slot {
+            Some(slot) => chunk.items.push(Item::Unowned {
+                req: req.raw,
+                slot,
+                conv,
+            }),
+            None => err(chunk, CmdError::ClusterDown(0)),
+        };
+    };
     // A fill reads the key's TTL right behind its value (see `hotkey::cache`).
     let pttl = fill
         .is_some()

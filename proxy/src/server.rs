@@ -21,7 +21,7 @@ use crate::backend::{BackendSettings, Backends};
 use crate::config::{Config, ConfigErrors};
 use crate::hotkey::{HotKeys, LinkSettings};
 use crate::session;
-use crate::topology::{self, TopologyCell};
+use crate::topology::{self, Serving, TopologyCell};
 
 /// How long shutdown waits for sessions to deliver replies already in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,6 +48,8 @@ pub struct Stats {
     pub moved: AtomicU64,
     pub ask: AtomicU64,
     pub tryagain: AtomicU64,
+    /// `-CLUSTERDOWN` replies retried.
+    pub clusterdown: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     /// Shards per fanned-out command.
@@ -65,6 +67,7 @@ impl Default for Stats {
             moved: AtomicU64::new(0),
             ask: AtomicU64::new(0),
             tryagain: AtomicU64::new(0),
+            clusterdown: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             fanout: AtomicHistogram::new(&WIDTH_BOUNDS),
@@ -142,9 +145,13 @@ pub async fn run_with_admin(
     if config.seeds.is_empty() {
         return Err(Error::NoSeeds);
     }
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     let local_addr = listener.local_addr()?;
     let tracing = Tracing::start(&config.telemetry, "autocache-proxy")?;
     let stop = CancellationToken::new();
+    let cell = Arc::new(TopologyCell::default());
     let backends = Arc::new(Backends::new(
         BackendSettings {
             connections: config.backend_connections,
@@ -156,10 +163,10 @@ pub async fn run_with_admin(
             queue: 1024,
             timed: admin.is_some() && config.telemetry.latency_tracking,
             detect_autocache: tracing.is_some(),
+            on_trouble: Some(cell.refresh_signal()),
         },
         stop.child_token(),
     ));
-    let cell = Arc::new(TopologyCell::default());
     let hotkeys = Arc::new(HotKeys::new(&config));
     hotkeys.start(
         cell.clone(),
@@ -207,10 +214,8 @@ pub async fn run_with_admin(
             let cell = cell.clone();
             let state = Arc::new(Admin {
                 metrics: Some(metrics),
-                ready: Box::new(move || match cell.load() {
-                    Some(_) => Ok(()),
-                    None => Err("no slot map yet".into()),
-                }),
+                ready: Box::new(move || readiness(&cell)),
+                idle_timeout: shared.config.telemetry.admin_idle_timeout,
             });
             Some(tokio::spawn(telemetry::admin::serve(
                 l,
@@ -238,8 +243,14 @@ pub async fn run_with_admin(
             finish(&shared, admin_task).await;
             return Ok(());
         }
-        t = cell.wait_ready() => {
-            tracing::info!(addr = %local_addr, mode = ?t.mode(), shards = t.map.nodes().len(), "proxy serving");
+        serving = cell.wait_serving() => match serving {
+            Serving::Map(t) => {
+                tracing::info!(addr = %local_addr, mode = ?t.mode(), shards = t.map.nodes().len(), "proxy serving");
+            }
+            // Clients are accepted to be told what is wrong, rather than left hanging.
+            Serving::AuthFailed(e) => {
+                tracing::error!(addr = %local_addr, error = %e, "proxy serving without a slot map: every command fails until the shards accept the proxy's credentials");
+            }
         }
     }
     // The backends' own commands, before the first client is served (bounded by the connect
@@ -287,6 +298,27 @@ pub async fn run_with_admin(
     stop.cancel();
     let _ = refresher.await;
     finish(&shared, admin_task).await;
+    Ok(())
+}
+
+/// `/ready`: a slot map is installed and the shards accept the proxy's credentials.
+fn readiness(cell: &TopologyCell) -> Result<(), String> {
+    let Some(t) = cell.load() else {
+        return Err(match cell.auth_error() {
+            Some(e) => format!("no slot map: {e}"),
+            None => "no slot map yet".into(),
+        });
+    };
+    if let Some(b) = t.backends.iter().find(|b| b.auth_failed()) {
+        return Err(format!(
+            "backend {} refuses the proxy's credentials: {}",
+            b.addr,
+            b.last_error()
+        ));
+    }
+    if let Some(e) = cell.auth_error() {
+        return Err(e);
+    }
     Ok(())
 }
 

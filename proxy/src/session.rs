@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use telemetry::Metrics;
 use telemetry::stats::LocalStats;
 
-use crate::backend::{Backend, Batch, BatchResult};
+use crate::backend::{Backend, Batch, BatchResult, State};
 use crate::error::{BackendError, CmdError};
 use crate::hotkey;
 use crate::observe::{self, CmdTrace, Finished, Redirect};
@@ -171,7 +171,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         }
         pending = false;
         let Some(topo) = shared.topology.load() else {
-            break;
+            // Serving without a slot map happens only when the shards refuse the proxy's
+            // credentials: every request is answered with that at once, in order.
+            in_flight +=
+                answer_without_map(&shared, &mut sess, &mut input, max_bulk, &mut queue).await;
+            if sess.close {
+                reading = false;
+            }
+            continue;
         };
         let window = outbuf::window(estimate);
         let started = observing.then(Instant::now);
@@ -236,6 +243,38 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     }
     replier.finish().await;
     shared.clients.lock().remove(&id);
+}
+
+/// Answers every complete request in `input` with the reason the proxy has no slot map;
+/// returns the items queued.
+async fn answer_without_map(
+    shared: &Shared,
+    sess: &mut Session,
+    input: &mut BytesMut,
+    max_bulk: usize,
+    queue: &mut VecDeque<Chunk>,
+) -> usize {
+    let reason = shared
+        .topology
+        .auth_error()
+        .unwrap_or_else(|| "no slot map yet".into());
+    let reply = encode_to_bytes(&Reply::Error(format!("ERR {reason}")), sess.proto);
+    let mut chunk = ChunkBuilder::new(sess.proto, None);
+    loop {
+        match next_request(input, max_bulk) {
+            Ok(Some(_)) => chunk.items.push(Item::Ready(reply.clone())),
+            Ok(None) => break,
+            Err(e) => {
+                chunk.items.push(Item::Ready(encode_to_bytes(
+                    &Reply::Error(format!("ERR {e}")),
+                    sess.proto,
+                )));
+                sess.close = true;
+                break;
+            }
+        }
+    }
+    dispatch(queue, chunk, sess.id as usize, sess.close).await
 }
 
 /// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.
@@ -549,7 +588,10 @@ impl Ctx<'_> {
                 Some(r) => r.clone(),
                 None => return err_bytes(CmdError::err("internal error: missing reply")),
             },
-            Some((_, Err(e))) => return err_bytes(e.clone().into()),
+            Some((b, Err(e))) => match self.resend_unsent(part, b, e).await {
+                Some(r) => r,
+                None => return err_bytes(e.clone().into()),
+            },
             None => return err_bytes(CmdError::err("internal error: missing batch")),
         };
         if raw.first() == Some(&b'-') {
@@ -559,7 +601,30 @@ impl Ctx<'_> {
         }
     }
 
-    /// Follows MOVED/ASK/TRYAGAIN as [`redirect::decide`] says, within its budgets.
+    /// A request that was never sent (its shard was down when it was planned) goes once to the
+    /// slot's owner in the current map, if a refresh has moved the slot to a shard that is not
+    /// down: during a failover, requests planned just before the new map are not failed for
+    /// nothing. Nothing that may have reached a shard is resent (it may not be idempotent).
+    async fn resend_unsent(
+        &self,
+        part: &Part,
+        sent_to: &Arc<Backend>,
+        e: &BackendError,
+    ) -> Option<Bytes> {
+        if !matches!(e, BackendError::Unavailable { .. }) {
+            return None;
+        }
+        let owner = self.shared.topology.load()?.owner(part.slot?)?.clone();
+        if Arc::ptr_eq(&owner, sent_to) || owner.state() == State::Down {
+            return None;
+        }
+        match owner.call(self.hint, part.req.clone(), 1).await {
+            Ok(mut v) => v.pop(),
+            Err(e) => Some(err_bytes(e.into())),
+        }
+    }
+
+    /// Follows MOVED/ASK/TRYAGAIN/CLUSTERDOWN as [`redirect::decide`] says, within its budgets.
     async fn follow(&self, part: &Part, mut reply: Bytes) -> Bytes {
         let shared = self.shared;
         let mut attempt = 0;
@@ -572,6 +637,8 @@ impl Ctx<'_> {
             }
             let result = match action {
                 Action::Done => return reply,
+                // A cluster still down after the retries: its own error says it best.
+                Action::GiveUp if reply.starts_with(b"-CLUSTERDOWN") => return reply,
                 Action::GiveUp => {
                     let line = String::from_utf8_lossy(&reply)
                         .trim()
@@ -599,6 +666,26 @@ impl Ctx<'_> {
                         .get(&r.addr)
                         .call(self.hint, b.freeze(), 2)
                         .await
+                }
+                Action::RefreshAndRetryAfter(delay) => {
+                    shared.stats.clusterdown.fetch_add(1, Relaxed);
+                    shared.topology.request_refresh();
+                    tokio::time::sleep(delay).await;
+                    let owner = part
+                        .slot
+                        .map(|s| shared.topology.load().and_then(|t| t.owner(s).cloned()));
+                    let target = match owner {
+                        Some(Some(b)) => b,
+                        // The slot has no owner in the map (yet): the cluster is still down
+                        // for it; the next decision waits longer or gives up.
+                        Some(None) => continue,
+                        // A keyless part goes back where it was sent.
+                        None => match self.results.get(part.group as usize) {
+                            Some((b, _)) => b.clone(),
+                            None => return reply,
+                        },
+                    };
+                    target.call(self.hint, part.req.clone(), 1).await
                 }
                 Action::TryAgainAfter(delay) => {
                     shared.stats.tryagain.fetch_add(1, Relaxed);
@@ -710,25 +797,33 @@ impl Ctx<'_> {
                 };
                 self.forward(&r, conv, out);
             }
+            Item::Unowned { req, slot, conv } => {
+                let r = self.read(req, slot).await;
+                self.forward(&r, conv, out);
+            }
             Item::Release(fences) => drop(fences),
         }
     }
 
-    /// Sends one request to its slot's owner now (a coalesced read whose fill failed).
+    /// Sends one request to its slot's owner now (a coalesced read whose fill failed, a request
+    /// planned while its slot had no owner).
     async fn read(&self, req: Bytes, slot: membership::Slot) -> Bytes {
+        let part = Part {
+            group: u32::MAX,
+            idx: 0,
+            req,
+            slot: Some(slot),
+        };
         let Some(b) = self
             .shared
             .topology
             .load()
             .and_then(|t| t.owner(slot).cloned())
         else {
-            return err_bytes(CmdError::ClusterDown(slot.get()));
-        };
-        let part = Part {
-            group: u32::MAX,
-            idx: 0,
-            req,
-            slot: Some(slot),
+            // No owner in the map (a failover in progress): refreshed and retried like a
+            // shard's own CLUSTERDOWN, within its budget.
+            let down = err_bytes(CmdError::ClusterDown(slot.get()));
+            return self.follow(&part, down).await;
         };
         let raw = match b.call(self.hint, part.req.clone(), 1).await {
             Ok(mut v) => match v.pop() {

@@ -133,7 +133,11 @@ impl Default for Config {
             cluster_secret: None,
             cluster_announce_ip: None,
             cluster_rebalance: Rebalance::Auto,
-            telemetry: telemetry::Settings::default(),
+            // Not the proxy's default port: both run on one host with their defaults.
+            telemetry: telemetry::Settings {
+                admin_port: telemetry::settings::DEFAULT_SHARD_ADMIN_PORT,
+                ..telemetry::Settings::default()
+            },
             cluster_shutdown: ClusterShutdown::Restart,
             cluster_restart_grace_ms: 30_000,
         }

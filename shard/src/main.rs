@@ -112,11 +112,11 @@ struct Flags {
     #[arg(long = "cluster-rebalance")]
     #[serde(rename = "cluster-rebalance", skip_serializing_if = "Option::is_none")]
     cluster_rebalance: Option<String>,
-    /// Port of the admin HTTP server (/metrics, /health, /ready); 0 = none. Default 9121.
+    /// Port of the admin HTTP server (/metrics, /health, /ready); 0 = none. Default 9122.
     #[arg(long = "admin-port")]
     #[serde(rename = "admin-port", skip_serializing_if = "Option::is_none")]
     admin_port: Option<u16>,
-    /// Address of the admin HTTP server (default: the first --bind address).
+    /// Address of the admin HTTP server (default: 127.0.0.1, whatever --bind says).
     #[arg(long = "admin-bind")]
     #[serde(rename = "admin-bind", skip_serializing_if = "Option::is_none")]
     admin_bind: Option<String>,
@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
-    let admin = match cfg.telemetry.admin_addr(&cfg.bind) {
+    let admin = match cfg.telemetry.admin_addr() {
         Some((host, port)) => Some(
             tokio::net::TcpListener::bind((host.as_str(), port))
                 .await

@@ -172,6 +172,7 @@ pub async fn run_with_admin(
                 Some(sh) => crate::observe::ready(&sh),
                 None => Err("stopped".into()),
             }),
+            idle_timeout: shared.config.telemetry.admin_idle_timeout,
         });
         let stop = shared.shutdown.clone();
         tasks.spawn(async move {

@@ -6,8 +6,16 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Num, Value};
 use membership::settings::{as_bool, as_int, as_opt_string, as_string};
 
-/// Default port of the admin HTTP server (`/metrics`, `/health`, `/ready`).
+/// Default port of the proxy's admin HTTP server (`/metrics`, `/health`, `/ready`).
 pub const DEFAULT_ADMIN_PORT: u16 = 9121;
+/// Default port of the shard's admin HTTP server: not the proxy's, so that a proxy and a
+/// shard started with their defaults on one host both come up.
+pub const DEFAULT_SHARD_ADMIN_PORT: u16 = 9122;
+/// Default address of the admin HTTP server: loopback, whatever `bind` says, so exposing the
+/// client port does not expose the metrics and probes too (`admin-bind` opens them up).
+pub const DEFAULT_ADMIN_BIND: &str = "127.0.0.1";
+/// Default `admin-idle-timeout-ms`.
+pub const DEFAULT_ADMIN_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How spans reach the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +30,10 @@ pub enum OtlpProtocol {
 pub struct Settings {
     /// Port of the admin HTTP server; 0 = no admin server (and no per-command metrics).
     pub admin_port: u16,
-    /// Address of the admin HTTP server; `None` = the first client `bind` address.
+    /// Address of the admin HTTP server; `None` = [`DEFAULT_ADMIN_BIND`].
     pub admin_bind: Option<String>,
+    /// An admin connection without traffic this long is closed.
+    pub admin_idle_timeout: std::time::Duration,
     /// Time every command into the `command_duration_seconds` histogram (one clock read per
     /// command); counts are kept either way while the admin server runs.
     pub latency_tracking: bool,
@@ -44,6 +54,7 @@ impl Default for Settings {
         Settings {
             admin_port: DEFAULT_ADMIN_PORT,
             admin_bind: None,
+            admin_idle_timeout: DEFAULT_ADMIN_IDLE_TIMEOUT,
             latency_tracking: true,
             otel_endpoint: None,
             otel_protocol: OtlpProtocol::HttpProtobuf,
@@ -71,6 +82,13 @@ impl Settings {
                 Ok(())
             }),
             "admin-bind" => as_opt_string(v).map(|s| self.admin_bind = s),
+            "admin-idle-timeout-ms" => as_int(v).and_then(|n| match u64::try_from(n) {
+                Ok(ms) if ms > 0 => {
+                    self.admin_idle_timeout = std::time::Duration::from_millis(ms);
+                    Ok(())
+                }
+                _ => Err("must be a positive number of milliseconds".into()),
+            }),
             "latency-tracking" => as_bool(v).map(|b| self.latency_tracking = b),
             "otel-endpoint" => as_opt_string(v).map(|s| self.otel_endpoint = s),
             "otel-protocol" => as_string(v).and_then(|s| {
@@ -96,16 +114,17 @@ impl Settings {
         Some(r)
     }
 
-    /// The admin server's address, given the client bind addresses.
-    pub fn admin_addr(&self, bind: &[String]) -> Option<(String, u16)> {
+    /// The admin server's address. Not derived from the client `bind`: the admin port serves
+    /// metrics and readiness to whoever can reach it, so it is opened beyond loopback only by
+    /// an explicit `admin-bind`.
+    pub fn admin_addr(&self) -> Option<(String, u16)> {
         if self.admin_port == 0 {
             return None;
         }
         let host = self
             .admin_bind
             .clone()
-            .or_else(|| bind.first().cloned())
-            .unwrap_or_else(|| "127.0.0.1".into());
+            .unwrap_or_else(|| DEFAULT_ADMIN_BIND.into());
         Some((host, self.admin_port))
     }
 }
@@ -226,12 +245,34 @@ mod tests {
     }
 
     #[test]
-    fn admin_address_defaults_to_the_client_bind() {
-        let s = Settings::default();
+    fn admin_address_is_loopback_unless_admin_bind_says_otherwise() {
+        let mut s = Settings::default();
         assert_eq!(
-            s.admin_addr(&["0.0.0.0".into()]),
-            Some(("0.0.0.0".into(), DEFAULT_ADMIN_PORT))
+            s.admin_addr(),
+            Some(("127.0.0.1".into(), DEFAULT_ADMIN_PORT))
         );
-        assert_eq!(Settings::disabled().admin_addr(&["0.0.0.0".into()]), None);
+        s.admin_bind = Some("0.0.0.0".into());
+        assert_eq!(s.admin_addr(), Some(("0.0.0.0".into(), DEFAULT_ADMIN_PORT)));
+        assert_eq!(Settings::disabled().admin_addr(), None);
+    }
+
+    #[test]
+    fn admin_idle_timeout_is_positive_milliseconds() {
+        let f = |v: &str| {
+            Figment::from(Serialized::defaults(
+                [("admin-idle-timeout-ms", v)]
+                    .into_iter()
+                    .collect::<HashMap<_, _>>(),
+            ))
+        };
+        let (s, errs) = settings_from(&f("250"));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(s.admin_idle_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(settings_from(&f("0")).1.len(), 1);
+        assert_eq!(settings_from(&f("-1")).1.len(), 1);
+        assert_eq!(
+            Settings::default().admin_idle_timeout,
+            DEFAULT_ADMIN_IDLE_TIMEOUT
+        );
     }
 }

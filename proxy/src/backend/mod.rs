@@ -6,7 +6,7 @@ pub mod conn;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -76,6 +76,9 @@ pub struct BackendSettings {
     pub timed: bool,
     /// Find out which shards are AutoCache shards (traces on).
     pub detect_autocache: bool,
+    /// Notified when a connection is lost, a health check fails or a shard goes down: the slot
+    /// map may be stale (a failover), so the topology refresher is asked to look at once.
+    pub on_trouble: Option<Arc<Notify>>,
 }
 
 /// One shard: `connections` long-lived connections. Connection `i` of a shard always carries a
@@ -93,6 +96,10 @@ pub struct Backend {
     changed: Notify,
     /// Wakes the maintenance task (a connection closed).
     wake: Arc<Notify>,
+    /// See [`BackendSettings::on_trouble`].
+    trouble: Option<Arc<Notify>>,
+    /// The last connection attempt was refused for its credentials.
+    auth_failed: AtomicBool,
     pub requests: AtomicU64,
     pub failures: AtomicU64,
     stop: CancellationToken,
@@ -148,6 +155,8 @@ impl Backend {
             last_error: Mutex::new("not connected yet".into()),
             changed: Notify::new(),
             wake,
+            trouble: s.on_trouble.clone(),
+            auth_failed: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             stop,
@@ -178,6 +187,19 @@ impl Backend {
         self.last_error.lock().clone()
     }
 
+    /// The shard refuses the proxy's credentials (its last connection attempt failed on AUTH,
+    /// and no connection is up).
+    pub fn auth_failed(&self) -> bool {
+        self.auth_failed.load(Relaxed) && self.state() != State::Up
+    }
+
+    /// Tells the topology refresher that this shard is in trouble (see `on_trouble`).
+    fn raise_trouble(&self) {
+        if let Some(t) = &self.trouble {
+            t.notify_one();
+        }
+    }
+
     /// Live connections and the configured number.
     pub fn live(&self) -> (usize, usize) {
         let c = self.conns.load();
@@ -188,9 +210,17 @@ impl Backend {
     }
 
     fn unavailable(&self) -> BackendError {
+        // Marked up but without a live connection: they closed since the maintenance task last
+        // looked, and it has not recorded why yet (the stored error is older, or the initial
+        // "not connected yet").
+        let reason = if self.state.load(Relaxed) == State::Up as u8 {
+            "connection lost".to_string()
+        } else {
+            self.last_error()
+        };
         BackendError::Unavailable {
             addr: self.addr.clone(),
-            reason: self.last_error(),
+            reason,
         }
     }
 
@@ -265,7 +295,8 @@ impl Backend {
             match state {
                 State::Up => tracing::info!(backend = %self.addr, "backend up"),
                 State::Down => {
-                    tracing::warn!(backend = %self.addr, error = %self.last_error(), "backend down")
+                    tracing::warn!(backend = %self.addr, error = %self.last_error(), "backend down");
+                    self.raise_trouble();
                 }
                 State::Connecting => {}
             }
@@ -277,6 +308,9 @@ impl Backend {
 fn describe(e: PoolError<BackendError>) -> String {
     match e {
         PoolError::Backend(BackendError::Unavailable { reason, .. }) => reason,
+        PoolError::Backend(BackendError::Auth { reason, .. }) => {
+            format!("authentication failed: {reason}")
+        }
         PoolError::Backend(e) => e.to_string(),
         PoolError::Timeout(_) => "connect timed out".into(),
         other => other.to_string(),
@@ -293,6 +327,7 @@ async fn maintain(b: Arc<Backend>, health: Duration) {
         for h in held.iter_mut() {
             if h.as_ref().is_some_and(|o| o.is_closed()) {
                 *b.last_error.lock() = "connection lost".into();
+                b.raise_trouble();
                 // Back to the pool; its recycle check discards it and the next get() creates a
                 // fresh connection.
                 *h = None;
@@ -305,9 +340,12 @@ async fn maintain(b: Arc<Backend>, health: Duration) {
                 match b.pool.get().await {
                     Ok(o) => {
                         *h = Some(o);
+                        b.auth_failed.store(false, Relaxed);
                         changed = true;
                     }
                     Err(e) => {
+                        let auth = matches!(e, PoolError::Backend(BackendError::Auth { .. }));
+                        b.auth_failed.store(auth, Relaxed);
                         error = Some(describe(e));
                         break;
                     }
@@ -334,6 +372,7 @@ async fn maintain(b: Arc<Backend>, health: Duration) {
                         && let Err(e) = o.ping(b.settings.connect_timeout.max(Duration::from_secs(1))).await
                     {
                         tracing::warn!(backend = %b.addr, error = %e, "health check failed");
+                        b.raise_trouble();
                         o.close();
                         *h = None;
                         *b.last_error.lock() = e.to_string();
@@ -373,6 +412,11 @@ impl Backends {
         let b = Backend::new(addr, &self.settings, self.stop.child_token());
         map.insert(addr.to_string(), b.clone());
         b
+    }
+
+    /// The backend for `addr` if the proxy has one (never connects).
+    pub fn peek(&self, addr: &str) -> Option<Arc<Backend>> {
+        self.map.lock().get(addr).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Backend>> {

@@ -1,5 +1,6 @@
 //! A real Redis Cluster for tests: 3 `redis-server --cluster-enabled yes` on free loopback
-//! ports, created with `redis-cli --cluster create`, killed by a Drop guard. Needs redis-server
+//! ports (or more, with replicas: [`RedisCluster::start_with`]), created with
+//! `redis-cli --cluster create`, killed by a Drop guard. Needs redis-server
 //! and redis-cli (`apt-get install redis-server redis-tools`); [`tools_present`] skips the test
 //! when they are missing and AUTOCACHE_SKIP_EXTERNAL=1.
 
@@ -70,9 +71,15 @@ pub fn cli(port: u16, args: &[&str]) -> String {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(3, 0, &[])
+    }
+
+    /// `masters` masters with `replicas` replicas each; `extra` redis-server arguments for
+    /// every node (`--cluster-node-timeout 1000`, say).
+    pub fn start_with(masters: usize, replicas: usize, extra: &[&str]) -> RedisCluster {
         let dir = temp_dir("redis-cluster");
         let mut ports = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..masters * (1 + replicas) {
             ports.push(free_port(&ports));
         }
         let mut rc = RedisCluster {
@@ -101,6 +108,7 @@ impl RedisCluster {
                     "--appendonly",
                     "no",
                 ])
+                .args(extra)
                 .args([
                     "--dir",
                     &dir.display().to_string(),
@@ -124,7 +132,7 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
         assert!(
@@ -138,7 +146,41 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        // Replicas can take over only once they have synced.
+        for p in &ports {
+            loop {
+                let info = cli(*p, &["INFO", "replication"]);
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "replica {p} did not sync");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         rc
+    }
+
+    /// `kill -9` of the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|p| *p == port)
+            && let Some(c) = self.children.get_mut(i)
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `(port, node id, master's node id or "-")` per node, from `CLUSTER NODES` asked on `port`.
+    pub fn nodes(&self, port: u16) -> Vec<(u16, String, String)> {
+        cli(port, &["CLUSTER", "NODES"])
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let addr = f.get(1)?.split('@').next()?;
+                let p = addr.rsplit_once(':')?.1.parse().ok()?;
+                Some((p, f.first()?.to_string(), f.get(3)?.to_string()))
+            })
+            .collect()
     }
 
     pub fn seeds(&self) -> Vec<String> {
