@@ -6,10 +6,16 @@
 //! completes the oldest batch once it has all its replies. Redis answers in order on one
 //! connection, so FIFO matching is exact. When either side fails, every pending and queued batch
 //! is answered with an error: nothing waits forever.
+//!
+//! Deadlines and health checks count from the connection's last progress, not from when a
+//! request was queued: a 200 MB value takes a while to cross, and the requests behind it (a
+//! health check's PING among them) must not time out while bytes are still moving. A
+//! connection with requests in flight that has moved bytes within the timeout is healthy
+//! without a PING; one that has not is checked, and closed if the PING goes unanswered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -156,10 +162,46 @@ pub struct ConnHandle {
     tx: mpsc::Sender<Batch>,
     closed: CancellationToken,
     addr: Arc<str>,
+    progress: Arc<Progress>,
+}
+
+/// When the connection last moved bytes either way, and how many batches it has written
+/// whose replies have not all arrived.
+struct Progress {
+    base: Instant,
+    /// Nanoseconds after `base`.
+    last: AtomicU64,
+    outstanding: AtomicUsize,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+            outstanding: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ns = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.store(ns, Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_nanos(self.last.load(Relaxed))
+    }
+
+    /// Busy and moving: requests in flight and bytes moved within `window`.
+    fn moving(&self, window: Duration) -> bool {
+        self.outstanding.load(Relaxed) > 0 && self.last().elapsed() < window
+    }
 }
 
 /// Largest write the writer assembles from queued batches.
 const MAX_WRITE: usize = 256 * 1024;
+/// A large write is made in pieces of this size, noting progress after each.
+const PROGRESS_PIECE: usize = 1 << 20;
 const READ_CHUNK: usize = 16 * 1024;
 
 impl ConnHandle {
@@ -182,8 +224,12 @@ impl ConnHandle {
             .unwrap_or_else(|_| Err(self.lost("connection closed")))
     }
 
-    /// A PING round trip (health checks and deadpool's recycle).
+    /// A PING round trip (health checks and deadpool's recycle); a connection busy moving
+    /// bytes (see the module doc) passes without one.
     pub async fn ping(&self, timeout: Duration) -> Result<(), BackendError> {
+        if self.progress.moving(timeout) {
+            return Ok(());
+        }
         let ping = Request::from_args(&["PING"]).raw;
         match tokio::time::timeout(timeout, self.call(ping, 1)).await {
             Err(_) => Err(BackendError::Timeout {
@@ -266,6 +312,7 @@ pub async fn connect(
     let (inflight_tx, inflight_rx) = mpsc::channel(queue * 2);
     let closed = CancellationToken::new();
     let addr: Arc<str> = Arc::from(addr.as_str());
+    let progress = Arc::new(Progress::new());
     tokio::spawn(writer(
         w,
         rx,
@@ -274,6 +321,7 @@ pub async fn connect(
         settings.request_timeout,
         addr.clone(),
         settings.stats.clone(),
+        progress.clone(),
     ));
     tokio::spawn(reader(
         r,
@@ -283,8 +331,14 @@ pub async fn connect(
         on_close,
         settings.request_timeout,
         settings.stats.clone(),
+        progress.clone(),
     ));
-    Ok(ConnHandle { tx, closed, addr })
+    Ok(ConnHandle {
+        tx,
+        closed,
+        addr,
+        progress,
+    })
 }
 
 /// Writes one request on a fresh connection and reads one reply (setup only).
@@ -312,6 +366,7 @@ struct Pending {
     deadline: Instant,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn writer(
     mut w: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Batch>,
@@ -320,6 +375,7 @@ async fn writer(
     timeout: Duration,
     addr: Arc<str>,
     stats: Arc<BackendStats>,
+    progress: Arc<Progress>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     'outer: loop {
@@ -351,13 +407,19 @@ async fn writer(
             if inflight.send(p).await.is_err() {
                 break 'outer;
             }
+            progress.outstanding.fetch_add(1, Relaxed);
             buf.extend_from_slice(&b.bytes);
             if buf.len() < MAX_WRITE {
                 next = rx.try_recv().ok();
             }
         }
-        if w.write_all(&buf).await.is_err() {
-            break;
+        // Large buffers (a big value) go out a piece at a time, so progress is seen while
+        // they cross.
+        for piece in buf.chunks(PROGRESS_PIECE) {
+            if w.write_all(piece).await.is_err() {
+                break 'outer;
+            }
+            progress.touch();
         }
         if buf.capacity() > 4 * MAX_WRITE {
             buf = BytesMut::with_capacity(READ_CHUNK);
@@ -375,6 +437,7 @@ async fn writer(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn reader(
     mut r: OwnedReadHalf,
     mut inflight: mpsc::Receiver<Pending>,
@@ -383,11 +446,15 @@ async fn reader(
     on_close: Arc<Notify>,
     timeout: Duration,
     stats: Arc<BackendStats>,
+    progress: Arc<Progress>,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let failure: BackendError = 'outer: loop {
-        let deadline = pending.front().map(|p| p.deadline);
+        // The oldest request's deadline, pushed back while bytes are moving.
+        let deadline = pending
+            .front()
+            .map(|p| p.deadline.max(progress.last() + timeout));
         tokio::select! {
             biased;
             _ = closed.cancelled() => break BackendError::Lost {
@@ -405,6 +472,10 @@ async fn reader(
                 continue;
             }
             _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                // The writer may have moved bytes while this slept.
+                if progress.last() + timeout > Instant::now() {
+                    continue;
+                }
                 break BackendError::Timeout {
                     addr: addr.to_string(),
                     ms: timeout.as_millis() as u64,
@@ -415,7 +486,7 @@ async fn reader(
                     addr: addr.to_string(),
                     reason: "connection closed by server".into(),
                 },
-                Ok(_) => {}
+                Ok(_) => progress.touch(),
                 Err(e) => break BackendError::Lost { addr: addr.to_string(), reason: e.to_string() },
             },
         }
@@ -445,6 +516,7 @@ async fn reader(
                                 .latency
                                 .record_duration(Instant::now().saturating_duration_since(sent));
                         }
+                        progress.outstanding.fetch_sub(1, Relaxed);
                         let _ = p.done.send(Ok(p.replies));
                     }
                 }

@@ -1,0 +1,109 @@
+//! A value that takes longer to cross than the health check's and the request timeout's
+//! patience goes through, and requests of other clients queued behind it are answered, not
+//! failed: deadlines count from the connection's last progress.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A shard that reads at most 64 KiB every 10 ms (about 6 MB/s): a 16 MB SET takes ~2.5 s
+/// to cross, longer than the 1 s the proxy gives a PING or a request.
+async fn slow_reader() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let sets = Arc::new(AtomicUsize::new(0));
+    let counted = sets.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let sets = counted.clone();
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                let mut value = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    let mut out = Vec::new();
+                    while let Ok(Some(req)) = proxy::protocol::next_request(&mut buf, 1 << 30) {
+                        let name = String::from_utf8_lossy(req.arg(0)).to_ascii_uppercase();
+                        let reply: Vec<u8> = match name.as_str() {
+                            "CLUSTER" => {
+                                b"-ERR This instance has cluster support disabled\r\n".to_vec()
+                            }
+                            "COMMAND" => b"*0\r\n".to_vec(),
+                            "PING" => b"+PONG\r\n".to_vec(),
+                            "SET" => {
+                                value = req.arg(2).to_vec();
+                                sets.fetch_add(1, Ordering::SeqCst);
+                                b"+OK\r\n".to_vec()
+                            }
+                            "GET" => {
+                                let mut r = format!("${}\r\n", value.len()).into_bytes();
+                                r.extend_from_slice(&value);
+                                r.extend_from_slice(b"\r\n");
+                                r
+                            }
+                            _ => b"-ERR slow shard: unexpected command\r\n".to_vec(),
+                        };
+                        out.extend_from_slice(&reply);
+                    }
+                    if !out.is_empty() && s.write_all(&out).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+        }
+    });
+    (addr, sets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
+    let (addr, sets) = slow_reader().await;
+    let cfg = proxy::Config {
+        near_cache: false,
+        backend_connections: 1,
+        backend_timeout: Duration::from_secs(1),
+        health_interval: Duration::from_millis(100),
+        ..config(&[addr.to_string()])
+    };
+    let proxy = Proxy::start(cfg).await;
+    let mut big = proxy.raw().await;
+    let mut small = proxy.raw().await;
+    let value = "x".repeat(16 << 20);
+    let started = Instant::now();
+    big.send(&resp(&["SET", "big", &value])).await;
+    // Another client's request, queued behind the transfer on the one backend connection.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    small.send(&resp(&["PING"])).await;
+    small.send(&resp(&["SET", "small", "v"])).await;
+    assert_eq!(String::from_utf8_lossy(&big.reply().await), "+OK\r\n");
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_millis(1500),
+        "the transfer was meant to outlast the 1 s timeouts (took {took:?})"
+    );
+    assert_eq!(String::from_utf8_lossy(&small.reply().await), "+PONG\r\n");
+    assert_eq!(String::from_utf8_lossy(&small.reply().await), "+OK\r\n");
+    assert_eq!(
+        sets.load(Ordering::SeqCst),
+        2,
+        "each SET reached the shard once"
+    );
+    // The connection survived: nothing was marked down or failed.
+    let info = small.cmd(&["INFO", "shards"]).await;
+    assert!(info.contains("up"), "{info}");
+    assert!(!info.contains("failures=1"), "{info}");
+    proxy.stop().await;
+}
