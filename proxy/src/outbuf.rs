@@ -19,7 +19,7 @@ pub const REPLY_WINDOW: usize = 4 << 20;
 
 /// A new session's reply size estimate: its first requests are planned in a small window until
 /// the shards' replies show how large they are.
-pub const FIRST_ESTIMATE: usize = REPLY_WINDOW / 64;
+pub const FIRST_ESTIMATE: usize = REPLY_WINDOW / 16;
 
 /// Requests a session may have planned and not yet written to its client, for a reply size
 /// estimate (at least one, so a client with huge replies still progresses one at a time).
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn the_window_shrinks_at_once_and_widens_slowly() {
         let mut e = FIRST_ESTIMATE;
-        assert_eq!(window(e), 64);
+        assert_eq!(window(e), 16);
         // Small replies: the window widens by an eighth per chunk.
         for _ in 0..100 {
             e = next_estimate(e, 16 * 20, 16);

@@ -513,6 +513,10 @@ impl Replier {
                 }
             }
         }
+        // The shards' replies are all copied into `out`: let them go before a write that may
+        // wait for a slow client.
+        drop(ctx);
+        drop(results);
         self.last_bytes = out.len();
         if !out.is_empty() {
             shared
