@@ -18,6 +18,7 @@
 # until A returns the new value, 1000 samples, with the key hot and cached on A; with the
 # shards uncapped (their CPU caps are lifted first).
 # PROXY_ENV="AUTOCACHE_HOTKEY_CAPACITY=1024 ..." adds settings to every proxy.
+# PROXY_BIN=<path> runs another autocache-proxy build (an A/B against this one).
 # EXPIRY=3600 gives every key written (prefill and the runs' SETs) a TTL in seconds, so the near
 # cache's fills read a TTL and its hits check a deadline (the cost of its TTL handling).
 # SHARD_CPU=20 caps every shard at 20% of one core (a cgroup v1 cpu quota, as root): shards
@@ -41,7 +42,7 @@ OUT=${OUT:-/tmp/autocache-hotkey-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p autocache-shard -p autocache-proxy -p autocache-loadtest || exit 1
 S=./target/release/autocache-shard
-P=./target/release/autocache-proxy
+P=${PROXY_BIN:-./target/release/autocache-proxy}
 L=./target/release/autocache-loadtest
 PIDS=()
 CG=/sys/fs/cgroup/cpu

@@ -309,6 +309,21 @@ pub mod errors {
     }
 }
 
+/// Redis's `bytesToHuman` (INFO's `*_human` fields): B, then K, M, G, T, P with two decimals.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    match UNITS.get(u) {
+        Some(unit) if u > 0 => format!("{v:.2}{unit}"),
+        _ => format!("{bytes}B"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -250,7 +250,7 @@ fn merge_section(name: &str, shards: &[Vec<Section>]) -> Section {
                 .find(|(bk, _)| bk == base)
                 .and_then(|(_, bv)| bv.parse::<u64>().ok())
         {
-            *v = human(bytes);
+            *v = membership::resp::human_bytes(bytes);
         }
     }
     Section {
@@ -377,22 +377,6 @@ fn merge_list(values: &[&str]) -> String {
         out.push(format!("{k}={value}"));
     }
     out.join(",")
-}
-
-/// Redis's `bytesToHuman`: B, then K, M, G, T, P with two decimals.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "K", "M", "G", "T", "P"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.2}{}", UNITS[u])
-    }
 }
 
 // ---- CONFIG GET ----
@@ -641,8 +625,8 @@ mod tests {
             "calls=5,usec=15,usec_per_call=3.00,rejected_calls=1"
         );
         assert_eq!(merge_field("role", &["master", "slave"]), "master");
-        assert_eq!(human(512), "512B");
-        assert_eq!(human(1536), "1.50K");
+        assert_eq!(membership::resp::human_bytes(512), "512B");
+        assert_eq!(membership::resp::human_bytes(1536), "1.50K");
     }
 
     #[test]

@@ -41,6 +41,11 @@ const MAX_CHUNK_ITEMS: usize = 1024;
 /// Chunks planned and sent but not yet answered, per client.
 const CHUNK_QUEUE: usize = 32;
 const READ_CHUNK: usize = 16 * 1024;
+/// Requests to one shard this large (a big value) go on the shard's bulk connection, so other
+/// clients' small requests do not queue behind the transfer. The session sends such a chunk
+/// only when nothing else of its own is in flight, and nothing after it until it is answered:
+/// its commands stay in order.
+const LARGE_BATCH: usize = 1 << 20;
 
 /// Per-connection state the planner and local commands use.
 pub struct Session {
@@ -111,16 +116,31 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let mut estimate = outbuf::FIRST_ESTIMATE;
     // `input` holds requests read but not planned yet (the window was full).
     let mut pending = false;
+    // A chunk with a large batch, waiting for the chunks before it to be answered; then sent
+    // alone (see `LARGE_BATCH`).
+    let mut deferred: Option<ChunkBuilder> = None;
+    let mut bulk_in_flight = false;
     loop {
         if sess.close {
             // Requests after the one that closes the session are not answered.
             pending = false;
         }
-        if !reading && !pending && queue.is_empty() {
+        if !reading && !pending && queue.is_empty() && deferred.is_none() {
             break;
         }
+        if queue.is_empty() {
+            bulk_in_flight = false;
+            if let Some(chunk) = deferred.take() {
+                in_flight += dispatch(&mut queue, chunk, id as usize, sess.close, true).await;
+                bulk_in_flight = true;
+                continue;
+            }
+        }
         let waiting = !queue.is_empty();
-        let room = queue.len() < CHUNK_QUEUE && in_flight < outbuf::window(estimate);
+        let room = queue.len() < CHUNK_QUEUE
+            && in_flight < outbuf::window(estimate)
+            && deferred.is_none()
+            && !bulk_in_flight;
         let read = if pending && room {
             // Requests read before: planned now, without waiting for the client (`usize::MAX`
             // stands for "nothing new read").
@@ -196,7 +216,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if sess.proto != chunk.proto {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        in_flight += dispatch(&mut queue, done, id as usize, false).await;
+                        in_flight += dispatch(&mut queue, done, id as usize, false, false).await;
                     }
                     if let Some(t) = &shared.tracing
                         && t.sample()
@@ -207,13 +227,18 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if observing {
                         chunk.note();
                     }
+                    if chunk.groups.iter().any(|g| g.buf.len() >= LARGE_BATCH) {
+                        // It goes alone: what follows waits in `input`.
+                        pending = !input.is_empty();
+                        break;
+                    }
                     if sess.close {
                         break;
                     }
                     if chunk.items.len() >= MAX_CHUNK_ITEMS {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
-                        in_flight += dispatch(&mut queue, done, id as usize, false).await;
+                        in_flight += dispatch(&mut queue, done, id as usize, false, false).await;
                     }
                 }
                 Ok(None) => break,
@@ -236,7 +261,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             );
             sess.close = true;
         }
-        in_flight += dispatch(&mut queue, chunk, id as usize, sess.close).await;
+        if chunk.groups.iter().any(|g| g.buf.len() >= LARGE_BATCH) {
+            deferred = Some(chunk);
+            if sess.close {
+                reading = false;
+            }
+            continue;
+        }
+        in_flight += dispatch(&mut queue, chunk, id as usize, sess.close, false).await;
         if sess.close {
             reading = false;
         }
@@ -274,7 +306,7 @@ async fn answer_without_map(
             }
         }
     }
-    dispatch(queue, chunk, sess.id as usize, sess.close).await
+    dispatch(queue, chunk, sess.id as usize, sess.close, false).await
 }
 
 /// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.
@@ -283,6 +315,7 @@ async fn dispatch(
     chunk: ChunkBuilder,
     hint: usize,
     close: bool,
+    bulk: bool,
 ) -> usize {
     if chunk.items.is_empty() && !close {
         return 0;
@@ -291,16 +324,17 @@ async fn dispatch(
     let mut groups = Vec::with_capacity(chunk.groups.len());
     for g in chunk.groups {
         let (done, rx) = oneshot::channel();
-        g.backend
-            .send(
-                hint,
-                Batch {
-                    bytes: g.buf.freeze(),
-                    count: g.count as usize,
-                    done,
-                },
-            )
-            .await;
+        let large = bulk && g.buf.len() >= LARGE_BATCH;
+        let batch = Batch {
+            bytes: g.buf.freeze(),
+            count: g.count as usize,
+            done,
+        };
+        if large {
+            g.backend.send_bulk(batch).await;
+        } else {
+            g.backend.send(hint, batch).await;
+        }
         groups.push(GroupRx {
             backend: g.backend,
             rx,

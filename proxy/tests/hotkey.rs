@@ -37,14 +37,6 @@ fn owner(shards: &[Shard], key: &str) -> std::net::SocketAddr {
     shards[i].addr
 }
 
-/// An integer field of an INFO reply.
-fn field(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {info}"))
-}
-
 fn bulk(v: &str) -> String {
     format!("${}\r\n{v}\r\n", v.len())
 }
@@ -53,11 +45,11 @@ fn bulk(v: &str) -> String {
 async fn until_cached(raw: &mut Raw, cmd: &[&str], want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for _ in 0..20_000 {
-        let before = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let before = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
         for _ in 0..10 {
             assert_eq!(raw.cmd(cmd).await, want);
         }
-        let after = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let after = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
         if after > before {
             return;
         }
@@ -84,16 +76,6 @@ async fn until_value(raw: &mut Raw, key: &str, want: &str) -> Duration {
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-/// Requests the proxy has sent to its shards (INFO shards).
-async fn backend_requests(raw: &mut Raw) -> u64 {
-    raw.cmd(&["INFO", "shards"])
-        .await
-        .lines()
-        .filter_map(|l| l.split("requests=").nth(1))
-        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 async fn coherent_links(raw: &mut Raw) -> String {
@@ -163,7 +145,7 @@ async fn a_hot_key_is_detected_and_served_from_the_near_cache() {
         .expect("rate");
     assert!(rate >= 20.0, "{line}");
     assert!(!info.contains("name=cold:1,"), "{info}");
-    assert!(field(&info, "near_cache_keys") >= 1, "{info}");
+    assert!(info_int(&info, "near_cache_keys") >= 1, "{info}");
 
     // Hashes: HGET and HGETALL, RESP2 and RESP3 shapes from the same cached reply.
     until_cached(&mut raw, &["HGET", "h", "f"], &bulk("x")).await;
@@ -269,7 +251,7 @@ async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
         }
     }
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
-    assert!(field(&info, "near_cache_invalidations") >= 6, "{info}");
+    assert!(info_int(&info, "near_cache_invalidations") >= 6, "{info}");
     a.stop().await;
     b.stop().await;
 }
@@ -277,7 +259,7 @@ async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
 /// Fills started (completed or discarded by a racing invalidation) so far.
 async fn fills_started(raw: &mut Raw) -> u64 {
     let info = raw.cmd(&["INFO", "hotkeys"]).await;
-    field(&info, "near_cache_fills") + field(&info, "near_cache_fills_discarded")
+    info_int(&info, "near_cache_fills") + info_int(&info, "near_cache_fills_discarded")
 }
 
 /// A key read again is cached while the cache has room, although it is far from the hot
@@ -299,9 +281,9 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     assert_eq!(rb.cmd(&["SET", "k", "old"]).await, "+OK\r\n");
     until_cached(&mut ra, &["GET", "k"], &bulk("old")).await;
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
-    assert_eq!(field(&info, "hotkeys"), 0, "{info}");
+    assert_eq!(info_int(&info, "hotkeys"), 0, "{info}");
     // Under a quarter of the budget in use: a first read fills.
-    assert!(field(&info, "near_cache_bytes") < 2 * 1024, "{info}");
+    assert!(info_int(&info, "near_cache_bytes") < 2 * 1024, "{info}");
     let before = fills_started(&mut ra).await;
     assert_eq!(ra.cmd(&["GET", "first"]).await, "$-1\r\n");
     assert_eq!(fills_started(&mut ra).await, before + 1);
@@ -325,9 +307,9 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let info = ra.cmd(&["INFO", "hotkeys"]).await;
-        let bytes = field(&info, "near_cache_bytes");
+        let bytes = info_int(&info, "near_cache_bytes");
         assert!(bytes <= 8 * 1024, "{info}");
-        if bytes < 6 * 1024 && field(&info, "near_cache_keys") > 0 {
+        if bytes < 6 * 1024 && info_int(&info, "near_cache_keys") > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "cache never shrank: {info}");
@@ -336,7 +318,7 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     // Over a quarter of the budget in use (and under 3/4): a first read does not fill, a
     // second one does.
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
-    assert!(field(&info, "near_cache_bytes") >= 2 * 1024, "{info}");
+    assert!(info_int(&info, "near_cache_bytes") >= 2 * 1024, "{info}");
     let before = fills_started(&mut ra).await;
     assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
     assert_eq!(fills_started(&mut ra).await, before);
@@ -419,7 +401,7 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
         r.await.expect("reader");
     }
     let info = ra.cmd(&["INFO", "hotkeys"]).await;
-    assert!(field(&info, "near_cache_hits") > 1000, "{info}");
+    assert!(info_int(&info, "near_cache_hits") > 1000, "{info}");
     a.stop().await;
     b.stop().await;
 }
@@ -448,7 +430,7 @@ async fn links_are_subscribed_on_demand_and_dropped_when_idle() {
     // No reads: k cools down, and after the idle time the link is dropped with the cache.
     until_links(&mut raw, "0/1").await;
     let info = raw.cmd(&["INFO", "hotkeys"]).await;
-    assert_eq!(field(&info, "near_cache_keys"), 0, "{info}");
+    assert_eq!(info_int(&info, "near_cache_keys"), 0, "{info}");
     // A write straight to the shard while unsubscribed is never served stale.
     let mut direct = Raw::connect(shard.addr).await;
     assert_eq!(direct.cmd(&["SET", "k", "v2"]).await, "+OK\r\n");
@@ -481,7 +463,7 @@ async fn a_dropped_link_stops_the_cache_until_resubscribed() {
     shard.stop().await;
     until_links(&mut raw, "0/1").await;
     let info = raw.cmd(&["INFO", "hotkeys"]).await;
-    assert_eq!(field(&info, "near_cache_keys"), 0, "{info}");
+    assert_eq!(info_int(&info, "near_cache_keys"), 0, "{info}");
     assert!(info.contains("drops=1"), "{info}");
     let r = raw.cmd(&["GET", "k"]).await;
     assert!(r.starts_with('-'), "served {r:?} with the shard down");
@@ -670,7 +652,7 @@ impl Scripted {
 
 async fn until_field(raw: &mut Raw, name: &str, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while field(&raw.cmd(&["INFO", "hotkeys"]).await, name) < at_least {
+    while info_int(&raw.cmd(&["INFO", "hotkeys"]).await, name) < at_least {
         assert!(Instant::now() < deadline, "{name} never reached {at_least}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -694,7 +676,7 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         let old = format!("v{}", 2 * round - 2);
         let new = format!("v{}", 2 * round - 1);
         // Drop the cached copy (a write of the same value), so the next read is a fill.
-        let inv = field(
+        let inv = info_int(
             &raw.cmd(&["INFO", "hotkeys"]).await,
             "near_cache_invalidations",
         );
@@ -708,16 +690,16 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         assert_eq!(read, old);
         // A second client misses too and waits for that fill.
         let mut waiter = proxy.raw().await;
-        let coalesced = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_coalesced");
+        let coalesced = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_coalesced");
         waiter.send(&resp(&["GET", "k"])).await;
         until_field(&mut raw, "near_cache_coalesced", coalesced + 1).await;
 
         // The key changes (push, or on odd rounds the link drops) before the old reply lands.
-        let inv = field(
+        let inv = info_int(
             &raw.cmd(&["INFO", "hotkeys"]).await,
             "near_cache_invalidations",
         );
-        let clears = field(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_clears");
+        let clears = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_clears");
         if round % 2 == 1 {
             shard.write("k", &new).await;
             until_field(&mut raw, "near_cache_invalidations", inv + 1).await;
@@ -728,7 +710,7 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         }
         // The waiter was sent to read for itself: it sees the new value.
         assert_eq!(String::from_utf8_lossy(&waiter.reply().await), bulk(&new));
-        let discarded = field(
+        let discarded = info_int(
             &raw.cmd(&["INFO", "hotkeys"]).await,
             "near_cache_fills_discarded",
         );

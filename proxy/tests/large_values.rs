@@ -1,6 +1,7 @@
 //! A value that takes longer to cross than the health check's and the request timeout's
 //! patience goes through, and requests of other clients queued behind it are answered, not
-//! failed: deadlines count from the connection's last progress.
+//! failed: deadlines count from the connection's last progress. A large request goes on a
+//! connection of its own, so other clients' small requests do not wait behind it.
 
 mod common;
 
@@ -13,19 +14,22 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A shard that reads at most 64 KiB every 10 ms (about 6 MB/s): a 16 MB SET takes ~2.5 s
-/// to cross, longer than the 1 s the proxy gives a PING or a request.
+/// A shard that reads and writes at most 64 KiB every 10 ms per connection (about 6 MB/s): a
+/// 16 MB value takes ~2.5 s to cross either way, longer than the 1 s the proxy gives a PING or
+/// a request.
 async fn slow_reader() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let sets = Arc::new(AtomicUsize::new(0));
     let counted = sets.clone();
+    // One value for every key, shared by all connections.
+    let stored = Arc::new(std::sync::Mutex::new(Vec::new()));
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let sets = counted.clone();
+            let stored = stored.clone();
             tokio::spawn(async move {
                 let mut buf = BytesMut::new();
-                let mut value = Vec::new();
                 let mut chunk = vec![0u8; 64 * 1024];
                 loop {
                     let n = match s.read(&mut chunk).await {
@@ -43,11 +47,14 @@ async fn slow_reader() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                             "COMMAND" => b"*0\r\n".to_vec(),
                             "PING" => b"+PONG\r\n".to_vec(),
                             "SET" => {
-                                value = req.arg(2).to_vec();
+                                if let Ok(mut v) = stored.lock() {
+                                    *v = req.arg(2).to_vec();
+                                }
                                 sets.fetch_add(1, Ordering::SeqCst);
                                 b"+OK\r\n".to_vec()
                             }
                             "GET" => {
+                                let value = stored.lock().map(|v| v.clone()).unwrap_or_default();
                                 let mut r = format!("${}\r\n", value.len()).into_bytes();
                                 r.extend_from_slice(&value);
                                 r.extend_from_slice(b"\r\n");
@@ -57,8 +64,13 @@ async fn slow_reader() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                         };
                         out.extend_from_slice(&reply);
                     }
-                    if !out.is_empty() && s.write_all(&out).await.is_err() {
-                        return;
+                    for piece in out.chunks(64 * 1024) {
+                        if s.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        if out.len() > 64 * 1024 {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -84,17 +96,21 @@ async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
     let value = "x".repeat(16 << 20);
     let started = Instant::now();
     big.send(&resp(&["SET", "big", &value])).await;
-    // Another client's request, queued behind the transfer on the one backend connection.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    small.send(&resp(&["PING"])).await;
-    small.send(&resp(&["SET", "small", "v"])).await;
     assert_eq!(String::from_utf8_lossy(&big.reply().await), "+OK\r\n");
     let took = started.elapsed();
     assert!(
         took > Duration::from_millis(1500),
         "the transfer was meant to outlast the 1 s timeouts (took {took:?})"
     );
-    assert_eq!(String::from_utf8_lossy(&small.reply().await), "+PONG\r\n");
+    // A large reply, on the clients' shared connection: a small request of another client
+    // queued behind it waits for it, and neither fails.
+    let started = Instant::now();
+    big.send(&resp(&["GET", "big"])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    small.send(&resp(&["SET", "small", "v"])).await;
+    let got = big.reply().await;
+    assert_eq!(got.len(), value.len() + 13, "the whole value");
+    assert!(started.elapsed() > Duration::from_millis(1500));
     assert_eq!(String::from_utf8_lossy(&small.reply().await), "+OK\r\n");
     assert_eq!(
         sets.load(Ordering::SeqCst),
@@ -105,5 +121,42 @@ async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
     let info = small.cmd(&["INFO", "shards"]).await;
     assert!(info.contains("up"), "{info}");
     assert!(!info.contains("failures=1"), "{info}");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_requests_do_not_wait_behind_a_large_one() {
+    let (addr, _) = slow_reader().await;
+    let cfg = proxy::Config {
+        near_cache: false,
+        backend_connections: 1,
+        ..config(&[addr.to_string()])
+    };
+    let proxy = Proxy::start(cfg).await;
+    let mut big = proxy.raw().await;
+    let mut small = proxy.raw().await;
+    let value = "x".repeat(16 << 20);
+    let started = Instant::now();
+    // The large SET, then a GET of the same client that must see it (its order holds).
+    let mut pipeline = resp(&["SET", "big", &value]);
+    pipeline.extend(resp(&["GET", "big"]));
+    big.send(&pipeline).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    assert_eq!(small.cmd(&["SET", "small", "v"]).await, "+OK\r\n");
+    let small_took = asked.elapsed();
+    assert_eq!(String::from_utf8_lossy(&big.reply().await), "+OK\r\n");
+    let big_took = started.elapsed();
+    assert!(
+        big_took > Duration::from_millis(1500),
+        "the large SET crosses slowly ({big_took:?})"
+    );
+    assert!(
+        small_took < Duration::from_millis(1000),
+        "the small SET was answered while the large one crossed (took {small_took:?})"
+    );
+    // The client's GET, sent after its large SET was answered (the fake keeps one value for
+    // every key; the small SET came earlier): the large value.
+    assert_eq!(big.reply().await.len(), value.len() + 13);
     proxy.stop().await;
 }

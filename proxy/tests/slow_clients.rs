@@ -11,16 +11,6 @@ use common::*;
 
 const VALUE: usize = 100 * 1024;
 
-/// Requests the proxy has sent to its shards (INFO shards).
-async fn backend_requests(raw: &mut Raw) -> u64 {
-    raw.cmd(&["INFO", "shards"])
-        .await
-        .lines()
-        .filter_map(|l| l.split("requests=").nth(1))
-        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn config_with(seeds: &[String], limit: Option<&str>) -> proxy::Config {
     let mut cfg = proxy::Config {
         near_cache: false,

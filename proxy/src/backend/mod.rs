@@ -103,6 +103,8 @@ pub struct Backend {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
     stop: CancellationToken,
+    /// A connection of its own for large requests, opened on first use (see [`Backend::send_bulk`]).
+    bulk: tokio::sync::Mutex<Option<ConnHandle>>,
 }
 
 impl Backend {
@@ -160,6 +162,7 @@ impl Backend {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             stop,
+            bulk: tokio::sync::Mutex::new(None),
         });
         tokio::spawn(maintain(b.clone(), s.health_interval));
         b
@@ -256,6 +259,36 @@ impl Backend {
     pub async fn send(&self, hint: usize, batch: Batch) {
         self.requests.fetch_add(batch.count as u64, Relaxed);
         match self.pick(hint).await {
+            Ok(c) => c.send(batch).await,
+            Err(e) => {
+                self.failures.fetch_add(batch.count as u64, Relaxed);
+                self.settings
+                    .stats
+                    .error(ErrorKind::of(&e), batch.count as u64);
+                batch.fail(e);
+            }
+        }
+    }
+
+    /// Queues a large batch (a big value) on the shard's bulk connection, so the small requests
+    /// of other sessions do not wait behind it on theirs. The caller keeps its own order: it
+    /// sends nothing else to this shard until the batch is answered.
+    pub async fn send_bulk(&self, batch: Batch) {
+        self.requests.fetch_add(batch.count as u64, Relaxed);
+        let conn = {
+            let mut bulk = self.bulk.lock().await;
+            match bulk.as_ref() {
+                Some(c) if !c.is_closed() => Ok(c.clone()),
+                _ => match conn::connect(&self.settings, Arc::new(Notify::new())).await {
+                    Ok(c) => {
+                        *bulk = Some(c.clone());
+                        Ok(c)
+                    }
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        match conn {
             Ok(c) => c.send(batch).await,
             Err(e) => {
                 self.failures.fetch_add(batch.count as u64, Relaxed);
@@ -383,6 +416,11 @@ async fn maintain(b: Arc<Backend>, health: Duration) {
     }
     for h in held.iter().flatten() {
         h.close();
+    }
+    if let Ok(mut bulk) = b.bulk.try_lock()
+        && let Some(c) = bulk.take()
+    {
+        c.close();
     }
     b.conns.store(Arc::new(vec![None; n]));
 }

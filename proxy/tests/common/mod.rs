@@ -323,3 +323,21 @@ pub async fn run_redis_py(python: &str, addr: SocketAddr) {
         out.status
     );
 }
+
+/// An integer field of an INFO reply.
+pub fn info_int(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
+/// Requests the proxy has sent to its shards (INFO shards).
+pub async fn backend_requests(raw: &mut Raw) -> u64 {
+    raw.cmd(&["INFO", "shards"])
+        .await
+        .lines()
+        .filter_map(|l| l.split("requests=").nth(1))
+        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}

@@ -21,13 +21,6 @@ pub fn near_cache_config(seeds: &[String]) -> proxy::Config {
     }
 }
 
-fn info_field(info: &str, name: &str) -> u64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {info}"))
-}
-
 fn bulk(v: &str) -> String {
     format!("${}\r\n{v}\r\n", v.len())
 }
@@ -46,10 +39,10 @@ pub async fn until_coherent(proxy: &mut Raw, n: usize) {
 async fn until_cached(proxy: &mut Raw, key: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let before = info_field(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let before = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
         assert_eq!(proxy.cmd(&["GET", key]).await, bulk(want), "{key}");
         assert_eq!(proxy.cmd(&["GET", key]).await, bulk(want), "{key}");
-        let after = info_field(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let after = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
         if after > before {
             return;
         }
@@ -353,7 +346,8 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
     }
     // 3. Each key read right after its deadline (a few ms late, for the clocks' rounding).
     checks.sort_by_key(|c| c.0);
-    let expired_before = info_field(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
+    let expired_before =
+        super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
     let mut expiring = 0;
     for (gone, k, w) in &checks {
         let at = *gone + Duration::from_millis(3);
@@ -373,7 +367,7 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
             }
         }
     }
-    let expired = info_field(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
+    let expired = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
     assert!(
         expired > expired_before,
         "expired values were dropped by their deadline ({expiring} keys expired)"

@@ -259,21 +259,6 @@ fn getkeys(a: &Args) -> CmdResult {
 
 // ---- INFO ----
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.2}{}", UNITS[u])
-    }
-}
-
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -361,10 +346,13 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "memory" => {
             let used = db.used_memory() as u64;
             line("used_memory", &used);
-            line("used_memory_human", &human(used));
+            line("used_memory_human", &membership::resp::human_bytes(used));
             line("used_memory_rss", &rss_bytes());
             line("maxmemory", &db.maxmemory());
-            line("maxmemory_human", &human(db.maxmemory()));
+            line(
+                "maxmemory_human",
+                &membership::resp::human_bytes(db.maxmemory()),
+            );
             line("maxmemory_policy", &db.policy().name());
             line("mem_allocator", &"libc");
         }
