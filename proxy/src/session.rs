@@ -442,6 +442,11 @@ impl Replier {
     /// (the client is gone, or the chunk closes it).
     async fn answer(&mut self, mut chunk: Chunk) -> bool {
         let shared = &*self.shared;
+        // One allocation for the chunk's replies (given back when the session goes idle), not
+        // a chain of them as the replies are appended.
+        if self.out.capacity() == 0 {
+            self.out.reserve(READ_CHUNK);
+        }
         let (out, errors, local) = (&mut self.out, &mut self.errors, &mut self.local);
         let metrics = &self.metrics;
         let hint = self.hint;
