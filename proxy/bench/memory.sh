@@ -6,7 +6,8 @@
 #      RSS after SETTLE seconds, then again SETTLE seconds after they closed.
 # 3 autocache-shard (17701-17703) behind autocache-proxy (17700), redis-server on 17710, all
 # started here and stopped by PID at exit; everything on 127.0.0.1 and bounded.
-# Usage: bash proxy/bench/memory.sh   (env: N_IDLE=5000 SLOW=4 GETS=20000 SETTLE=5 OUT=<dir>)
+# Usage: bash proxy/bench/memory.sh   (env: N_IDLE=5000 SLOW=4 GETS=20000 SETTLE=5 OUT=<dir>,
+#        PROXY_BIN=<another autocache-proxy build>)
 # Needs: cargo build --release -p autocache-proxy -p autocache-shard; redis-server, python3.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,7 +16,7 @@ SLOW=${SLOW:-4}
 GETS=${GETS:-20000}
 SETTLE=${SETTLE:-5}
 OUT=${OUT:-${TMPDIR:-/tmp}/autocache-proxy-memory-$(date +%Y%m%d-%H%M%S)}
-P=$ROOT/target/release/autocache-proxy
+P=${PROXY_BIN:-$ROOT/target/release/autocache-proxy}
 S=$ROOT/target/release/autocache-shard
 mkdir -p "$OUT"
 if [ ! -x "$P" ] || [ ! -x "$S" ]; then echo "build first: cargo build --release -p autocache-proxy -p autocache-shard" >&2; exit 1; fi
