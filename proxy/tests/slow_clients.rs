@@ -66,7 +66,7 @@ async fn a_client_that_does_not_read_stops_itself_and_loses_nothing() {
     let forwarded = backend_requests(&mut admin).await - before;
     eprintln!("forwarded {forwarded} of {N} requests while the client read nothing");
     // The window for 100 KB replies is 4 MiB / 100 KB = 40 requests; the first chunk is
-    // planned with a 64-request window, and the kernel's socket buffers take a few MB more
+    // planned with a 16-request window, and the kernel's socket buffers take a few MB more
     // replies before the proxy's writes block. Far from 2000.
     assert!(
         forwarded < 400,
