@@ -145,6 +145,14 @@ pub fn field<'r>(map: &'r Reply, name: &str) -> Option<&'r Reply> {
     }
 }
 
+/// The strings of an array (or set) reply; empty for anything else.
+pub fn strings(r: Option<&Reply>) -> Vec<&str> {
+    match r {
+        Some(Reply::Array(a) | Reply::Set(a)) => a.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A simple or bulk string reply as text.
 pub fn text(r: &Reply) -> Option<&str> {
     match r {
@@ -155,7 +163,8 @@ pub fn text(r: &Reply) -> Option<&str> {
     }
 }
 
-fn int(r: Option<&Reply>) -> Option<i64> {
+/// An integer reply (or an integer in text) as `i64`.
+pub fn int(r: Option<&Reply>) -> Option<i64> {
     match r? {
         Reply::Int(n) => Some(*n),
         other => text(other)?.parse().ok(),
@@ -166,10 +175,7 @@ fn int(r: Option<&Reply>) -> Option<i64> {
 /// (its keys cannot be found from the arguments) or one this parser does not understand.
 /// `intern` turns a keyword into a `'static` string (the caller owns the storage).
 pub fn parse(spec: &Reply, intern: &mut dyn FnMut(&str) -> &'static str) -> Option<KeySpec> {
-    let flags: Vec<&str> = match field(spec, "flags") {
-        Some(Reply::Array(a) | Reply::Set(a)) => a.iter().filter_map(text).collect(),
-        _ => Vec::new(),
-    };
+    let flags = strings(field(spec, "flags"));
     let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
     let bs = field(spec, "begin_search")?;
     let bs_spec = field(bs, "spec")?;

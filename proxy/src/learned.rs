@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use membership::command::proxy_unsupported;
 use membership::command::{CommandId, CommandSpec, Flags, KeyPos, Merge, Route, lookup};
-use membership::keyspec::{self, KeySpec, text};
+use membership::keyspec::{self, KeySpec, int, strings, text};
 use parking_lot::Mutex;
 
 use crate::protocol::{Reply, decode_reply};
@@ -38,13 +39,24 @@ pub struct LearnedTable {
 }
 
 impl LearnedTable {
+    /// A learned command by name, case-insensitively (without allocating for names of up to
+    /// 64 bytes: this runs for every command the built-in table lacks).
     pub fn get(&self, name: &[u8]) -> Option<Learned> {
         if self.by_name.is_empty() {
             return None;
         }
-        self.by_name
-            .get(name.to_ascii_lowercase().as_slice())
-            .copied()
+        let mut buf = [0u8; 64];
+        match buf.get_mut(..name.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(name);
+                lower.make_ascii_lowercase();
+                self.by_name.get(&*lower).copied()
+            }
+            None => self
+                .by_name
+                .get(name.to_ascii_lowercase().as_slice())
+                .copied(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -62,8 +74,9 @@ const ADMIN: &str = "it administers a single server; send it to the shard itself
 const NO_KEYS: &str = "its keys cannot be found from the backends' COMMAND reply";
 
 /// How a learned command routes, from its flags and tips (pure). `keyed`: it has keys the proxy
-/// can find; `movable`: its keys are not a plain range (Redis's `movablekeys`); `plain_multi`:
-/// its keys are the plain range `1..` (so it can be split per shard like MSET).
+/// can find; `movable_unfound`: its keys move (Redis's `movablekeys`) and no key spec says
+/// where; `plain_multi`: its keys are the plain range `1..` (so it can be split per shard like
+/// MSET).
 pub fn route_for(
     flags: &[&str],
     tips: &[&str],
@@ -111,20 +124,6 @@ pub fn route_for(
 /// backends have, not by how often a proxy starts.
 fn leak_str(s: &str) -> &'static str {
     Box::leak(s.to_ascii_lowercase().into_boxed_str())
-}
-
-fn strings(r: Option<&Reply>) -> Vec<&str> {
-    match r {
-        Some(Reply::Array(a) | Reply::Set(a)) => a.iter().filter_map(text).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn int(r: Option<&Reply>) -> Option<i64> {
-    match r? {
-        Reply::Int(n) => Some(*n),
-        _ => None,
-    }
 }
 
 fn our_flags(flags: &[&str]) -> Flags {
@@ -273,6 +272,11 @@ pub fn from_reply(raw: &Bytes) -> Option<Arc<LearnedTable>> {
         if lookup(name.as_bytes()).is_some() {
             continue;
         }
+        // The proxy's own refusals (transactions, WAIT, ...) stand, with their reasons.
+        let learned = match proxy_unsupported(name.as_bytes()) {
+            Some(why) => Learned::Refused(why),
+            None => learned,
+        };
         by_name.insert(name.into_bytes().into_boxed_slice(), learned);
         for (sub, why) in refused {
             by_name.insert(sub.into_bytes().into_boxed_slice(), Learned::Refused(why));

@@ -259,10 +259,8 @@ pub fn plan(
     chunk: &mut ChunkBuilder,
 ) {
     let name = req.arg(0);
-    let learned = || match proxy_unsupported(name) {
-        Some(_) => None,
-        None => shared.learned.load().get(name),
-    };
+    // The backends' commands include the proxy's refusals (learned as refused, with reasons).
+    let learned = || shared.learned.load().get(name);
     let top = match lookup(name) {
         Some(top) => Some(top),
         None => match learned() {

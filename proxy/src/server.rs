@@ -255,17 +255,13 @@ pub async fn run_with_admin(
     }
     // The backends' own commands, before the first client is served (bounded by the connect
     // timeout; a backend that does not answer yet is asked again in the background).
-    let learning = tokio::spawn(crate::learned::learn(
+    let mut learning = tokio::spawn(crate::learned::learn(
         shared.clone(),
         shared.learned.clone(),
         stop.child_token(),
     ));
-    let _ = tokio::time::timeout(shared.config.connect_timeout, async {
-        while shared.learned.load().is_empty() && !learning.is_finished() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    // On timeout the handle is dropped and the task goes on by itself.
+    let _ = tokio::time::timeout(shared.config.connect_timeout, &mut learning).await;
     ready();
 
     let mut tasks = JoinSet::new();

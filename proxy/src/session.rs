@@ -141,53 +141,52 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             && in_flight < outbuf::window(estimate)
             && deferred.is_none()
             && !bulk_in_flight;
-        let read = if pending && room {
-            // Requests read before: planned now, without waiting for the client (`usize::MAX`
-            // stands for "nothing new read").
-            Some(Ok(usize::MAX))
+        let wake = if pending && room {
+            Wake::Pending
         } else {
             tokio::select! {
                 biased;
-                () = head_answered(&mut queue), if waiting => None,
+                () = head_answered(&mut queue), if waiting => Wake::Answered,
                 _ = shared.drain.cancelled(), if reading => {
                     reading = false;
                     continue;
                 }
-                r = read_some(&mut r, &mut input), if reading && room && !pending => Some(r),
+                r = read_some(&mut r, &mut input), if reading && room && !pending => Wake::Read(r),
             }
         };
-        let Some(read) = read else {
-            let Some(chunk) = queue.pop_front() else {
+        match wake {
+            Wake::Answered => {
+                let Some(chunk) = queue.pop_front() else {
+                    continue;
+                };
+                // Its writes' fences are lowered as it is rendered, before anything else is
+                // planned.
+                sess.writes = sess.writes.saturating_sub(chunk.writes);
+                in_flight = in_flight.saturating_sub(chunk.items.len());
+                let items = chunk.items.len();
+                if !replier.answer(chunk).await {
+                    break;
+                }
+                estimate = outbuf::next_estimate(estimate, replier.last_bytes, items);
+                if queue.is_empty() {
+                    replier.idle();
+                }
+                if let Some(b) = &shared.busy {
+                    b.note();
+                }
                 continue;
-            };
-            // Its writes' fences are lowered as it is rendered, before anything else is planned.
-            sess.writes = sess.writes.saturating_sub(chunk.writes);
-            in_flight = in_flight.saturating_sub(chunk.items.len());
-            let items = chunk.items.len();
-            if !replier.answer(chunk).await {
-                break;
             }
-            estimate = outbuf::next_estimate(estimate, replier.last_bytes, items);
-            if queue.is_empty() {
-                replier.idle();
-            }
-            if let Some(b) = &shared.busy {
-                b.note();
-            }
-            continue;
-        };
-        match read {
-            Ok(0) | Err(_) => {
+            Wake::Read(Ok(0) | Err(_)) => {
                 reading = false;
                 continue;
             }
-            Ok(usize::MAX) => {}
-            Ok(n) => {
+            Wake::Read(Ok(n)) => {
                 shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
                 if let Some(b) = &shared.busy {
                     b.note();
                 }
             }
+            Wake::Pending => {}
         }
         pending = false;
         let Some(topo) = shared.topology.load() else {
@@ -307,6 +306,16 @@ async fn answer_without_map(
         }
     }
     dispatch(queue, chunk, sess.id as usize, sess.close, false).await
+}
+
+/// What the session's loop woke up for.
+enum Wake {
+    /// The oldest chunk's batches are answered.
+    Answered,
+    /// The client sent something (or closed).
+    Read(std::io::Result<usize>),
+    /// Requests read before, held back by the reply window, may now be planned.
+    Pending,
 }
 
 /// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -268,12 +268,28 @@ pub async fn connect(
     settings: &ConnSettings,
     on_close: Arc<Notify>,
 ) -> Result<ConnHandle, BackendError> {
+    connect_with(settings, on_close, None).await
+}
+
+/// The socket send buffer of a bulk connection. Its writer counts a piece as progress once the
+/// kernel has taken it; with the default, autotuned buffer (up to 4 MiB) a shard that reads
+/// slowly could leave megabytes unread behind the last piece for longer than the request
+/// timeout without the connection seeing any progress.
+pub const BULK_SEND_BUFFER: u32 = 256 * 1024;
+
+/// [`connect`], with the socket's send buffer set to `send_buffer` bytes when given (bulk
+/// connections: [`BULK_SEND_BUFFER`]).
+pub async fn connect_with(
+    settings: &ConnSettings,
+    on_close: Arc<Notify>,
+    send_buffer: Option<u32>,
+) -> Result<ConnHandle, BackendError> {
     let addr = settings.addr.clone();
     let unavailable = |reason: String| BackendError::Unavailable {
         addr: addr.clone(),
         reason,
     };
-    let mut stream = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&addr))
+    let mut stream = tokio::time::timeout(settings.connect_timeout, open(&addr, send_buffer))
         .await
         .map_err(|_| unavailable("connect timed out".into()))?
         .map_err(|e| unavailable(e.to_string()))?;
@@ -339,6 +355,29 @@ pub async fn connect(
         addr,
         progress,
     })
+}
+
+/// A TCP connection to `addr`, with the given send buffer size if any.
+async fn open(addr: &str, send_buffer: Option<u32>) -> std::io::Result<TcpStream> {
+    let Some(size) = send_buffer else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_send_buffer_size(size)?;
+        match socket.connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address to connect to")
+    }))
 }
 
 /// Writes one request on a fresh connection and reads one reply (setup only).

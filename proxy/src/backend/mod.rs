@@ -260,14 +260,17 @@ impl Backend {
         self.requests.fetch_add(batch.count as u64, Relaxed);
         match self.pick(hint).await {
             Ok(c) => c.send(batch).await,
-            Err(e) => {
-                self.failures.fetch_add(batch.count as u64, Relaxed);
-                self.settings
-                    .stats
-                    .error(ErrorKind::of(&e), batch.count as u64);
-                batch.fail(e);
-            }
+            Err(e) => self.fail(batch, e),
         }
+    }
+
+    /// Answers a batch that could not be sent with `e`, counting it.
+    fn fail(&self, batch: Batch, e: BackendError) {
+        self.failures.fetch_add(batch.count as u64, Relaxed);
+        self.settings
+            .stats
+            .error(ErrorKind::of(&e), batch.count as u64);
+        batch.fail(e);
     }
 
     /// Queues a large batch (a big value) on the shard's bulk connection, so the small requests
@@ -279,7 +282,13 @@ impl Backend {
             let mut bulk = self.bulk.lock().await;
             match bulk.as_ref() {
                 Some(c) if !c.is_closed() => Ok(c.clone()),
-                _ => match conn::connect(&self.settings, Arc::new(Notify::new())).await {
+                _ => match conn::connect_with(
+                    &self.settings,
+                    Arc::new(Notify::new()),
+                    Some(conn::BULK_SEND_BUFFER),
+                )
+                .await
+                {
                     Ok(c) => {
                         *bulk = Some(c.clone());
                         Ok(c)
@@ -290,13 +299,7 @@ impl Backend {
         };
         match conn {
             Ok(c) => c.send(batch).await,
-            Err(e) => {
-                self.failures.fetch_add(batch.count as u64, Relaxed);
-                self.settings
-                    .stats
-                    .error(ErrorKind::of(&e), batch.count as u64);
-                batch.fail(e);
-            }
+            Err(e) => self.fail(batch, e),
         }
     }
 
