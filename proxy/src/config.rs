@@ -358,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn client_output_buffer_limit_takes_redis_syntax() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AUTOCACHE_SEEDS", "a:1");
+            jail.set_env("AUTOCACHE_CLIENT_OUTPUT_BUFFER_LIMIT", "normal 16mb 4mb 10");
+            let cfg = Config::from_figment(&Config::figment(None)).expect("valid");
+            let l = cfg.client_output_buffer_limit.normal;
+            assert_eq!((l.hard, l.soft, l.soft_seconds), (16 << 20, 4 << 20, 10));
+            jail.set_env("AUTOCACHE_CLIENT_OUTPUT_BUFFER_LIMIT", "normal 16mb");
+            let errs = Config::from_figment(&Config::figment(None)).expect_err("incomplete");
+            assert!(
+                errs.to_string().contains("`client-output-buffer-limit`"),
+                "{errs}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_backend_password_without_requirepass_is_warned_about() {
         let mut cfg = Config {
             seeds: vec!["a:1".into()],

@@ -34,41 +34,6 @@ async fn protected_shard(password: &str) -> (SocketAddr, oneshot::Sender<()>) {
     (addr, tx)
 }
 
-/// The proxy with an admin server; returns once it accepts clients.
-async fn proxy_with_admin(
-    cfg: proxy::Config,
-) -> (
-    SocketAddr,
-    SocketAddr,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), proxy::Error>>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let (addr, admin_addr) = (
-        listener.local_addr().expect("addr"),
-        admin.local_addr().expect("addr"),
-    );
-    let (tx, rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(proxy::run_with_admin(
-        listener,
-        Some(admin),
-        cfg,
-        async {
-            let _ = rx.await;
-        },
-        move || {
-            let _ = ready_tx.send(());
-        },
-    ));
-    tokio::time::timeout(TIMEOUT, ready_rx)
-        .await
-        .expect("the proxy serves in time")
-        .expect("serving");
-    (addr, admin_addr, tx, task)
-}
-
 /// Sends GET through the proxy and returns the error text and how long the answer took.
 async fn get_error(addr: SocketAddr) -> (String, Duration) {
     let mut raw = Raw::connect(addr).await;
@@ -86,7 +51,8 @@ async fn check_refused(backend_password: Option<&str>, expect: &str) {
         backend_password: backend_password.map(str::to_string),
         ..config(&[])
     };
-    let (addr, admin, stop, task) = proxy_with_admin(cfg).await;
+    let proxy = Proxy::start_with_admin(cfg).await;
+    let (addr, admin) = (proxy.addr, proxy.admin.expect("admin server"));
     let (reply, took) = get_error(addr).await;
     eprintln!("answered in {took:?}: {}", reply.trim_end());
     assert!(
@@ -114,8 +80,7 @@ async fn check_refused(backend_password: Option<&str>, expect: &str) {
         body.contains("credentials") && body.contains(expect),
         "{body}"
     );
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(TIMEOUT, task).await;
+    proxy.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +102,8 @@ async fn the_right_backend_password_serves_and_is_ready() {
         requirepass: Some("clients".into()),
         ..config(&[])
     };
-    let (addr, admin, stop, task) = proxy_with_admin(cfg).await;
+    let proxy = Proxy::start_with_admin(cfg).await;
+    let (addr, admin) = (proxy.addr, proxy.admin.expect("admin server"));
     let mut raw = Raw::connect(addr).await;
     assert_eq!(raw.cmd(&["AUTH", "clients"]).await, "+OK\r\n");
     assert_eq!(raw.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
@@ -145,8 +111,7 @@ async fn the_right_backend_password_serves_and_is_ready() {
         .await
         .expect("/ready");
     assert_eq!((status, body.as_str()), (200, "ready\n"));
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(TIMEOUT, task).await;
+    proxy.stop().await;
 }
 
 /// The binary, with `--bind 0.0.0.0` and a backend password but no requirepass: it warns about

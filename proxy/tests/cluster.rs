@@ -283,8 +283,10 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
         return;
     }
     let rc = RedisCluster::start();
-    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    // The near cache on and coherent: learned writes must fence what they write.
+    let proxy = Proxy::start(near_ttl::near_cache_config(&rc.seeds()[..1])).await;
     let mut raw = proxy.raw().await;
+    near_ttl::until_coherent(&mut raw, 3).await;
     let mut checks: Vec<(Vec<&str>, &str)> = vec![
         // Lists.
         (vec!["RPUSH", "list", "a", "b", "c"], ":3\r\n"),
@@ -393,6 +395,20 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
             format!("${}\r\n{k}\r\n", k.len())
         );
     }
+    // A learned write (EVAL is not even flagged `write`) fences its keys in the near cache: the
+    // client's pipelined read right behind it sees what the script wrote.
+    assert_eq!(raw.cmd(&["SET", "cached", "old"]).await, "+OK\r\n");
+    near_ttl::until_cached(&mut raw, "cached", "old").await;
+    let mut pipeline = resp(&[
+        "EVAL",
+        "return redis.call('SET', KEYS[1], 'new')",
+        "1",
+        "cached",
+    ]);
+    pipeline.extend(resp(&["GET", "cached"]));
+    raw.send(&pipeline).await;
+    assert_eq!(String::from_utf8_lossy(&raw.reply().await), "+OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&raw.reply().await), "$3\r\nnew\r\n");
     // The `redis` crate sees the same.
     let mut c = proxy.redis().await;
     let n: i64 = redis::cmd("SCARD")

@@ -297,3 +297,43 @@ async fn fan_out_parts_follow_redirects_individually() {
         format!("*3\r\n{}{}{}", bulk("a-bar"), bulk("b-foo"), bulk("a-baz"))
     );
 }
+
+/// A request for a slot the map has no owner for (a failover in progress) waits for the map to
+/// cover it, within the CLUSTERDOWN budget, instead of failing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_an_unowned_slot_waits_for_the_refresh() {
+    let (la, pa) = listener().await;
+    let maps = Arc::new(AtomicUsize::new(0));
+    let m2 = maps.clone();
+    let a = Fake::start(
+        la,
+        Arc::new(move |argv, _| {
+            if argv[0].eq_ignore_ascii_case("cluster") {
+                // The first map leaves "foo" (slot 12182) without an owner.
+                return if m2.fetch_add(1, Ordering::SeqCst) == 0 {
+                    shards_reply(&[(0, 8000, pa)])
+                } else {
+                    shards_reply(&[(0, 16383, pa)])
+                };
+            }
+            if argv[0].eq_ignore_ascii_case("get") {
+                return bulk("bar");
+            }
+            "*0\r\n".into()
+        }),
+    )
+    .await;
+    assert_eq!(Slot::for_key(b"foo").get(), 12182);
+    let cfg = proxy::Config {
+        near_cache: false,
+        // No periodic refresh in the test's time: only the request's own.
+        refresh_interval: Duration::from_secs(3600),
+        ..config(&[a.addr.to_string()])
+    };
+    let proxy = Proxy::start(cfg).await;
+    let mut raw = proxy.raw().await;
+    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("bar"));
+    assert!(maps.load(Ordering::SeqCst) >= 2, "the map was read again");
+    assert_eq!(a.commands("GET"), 1);
+    proxy.stop().await;
+}

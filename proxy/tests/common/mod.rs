@@ -93,6 +93,8 @@ impl Drop for Shard {
 /// The proxy in this process; stopped on `stop` or drop.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// The admin server (`/metrics`, `/ready`), when started with one.
+    pub admin: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), proxy::Error>>>,
 }
@@ -107,12 +109,27 @@ pub fn config(seeds: &[String]) -> proxy::Config {
 
 impl Proxy {
     pub async fn start(cfg: proxy::Config) -> Proxy {
+        Proxy::start_inner(cfg, false).await
+    }
+
+    /// [`Proxy::start`] with an admin server on 127.0.0.1:0 ([`Proxy::admin`]).
+    pub async fn start_with_admin(cfg: proxy::Config) -> Proxy {
+        Proxy::start_inner(cfg, true).await
+    }
+
+    async fn start_inner(cfg: proxy::Config, with_admin: bool) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
+        let admin = match with_admin {
+            true => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
+            false => None,
+        };
+        let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(proxy::run_with_ready(
+        let task = tokio::spawn(proxy::run_with_admin(
             listener,
+            admin,
             cfg,
             async {
                 let _ = rx.await;
@@ -127,6 +144,7 @@ impl Proxy {
             .expect("proxy ready");
         Proxy {
             addr,
+            admin: admin_addr,
             stop: Some(tx),
             task: Some(task),
         }

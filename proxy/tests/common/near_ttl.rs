@@ -36,7 +36,7 @@ pub async fn until_coherent(proxy: &mut Raw, n: usize) {
 }
 
 /// Reads `key` through the proxy until one read is answered from the near cache.
-async fn until_cached(proxy: &mut Raw, key: &str, want: &str) {
+pub async fn until_cached(proxy: &mut Raw, key: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let before = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
