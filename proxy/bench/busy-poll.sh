@@ -6,7 +6,7 @@
 # Usage: cargo build --release -p autocache-shard -p autocache-proxy; US=100 bash proxy/bench/busy-poll.sh
 # Ports 7801-7803 on 127.0.0.1; every load is bounded (request counts + timeouts).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 B=./target/release
 D=$(mktemp -d /tmp/busy-poll.XXXXXX)
 $B/autocache-shard --port 7801 --dir "$D" --admin-port 0 --loglevel warning >"$D/shard.log" 2>&1 &

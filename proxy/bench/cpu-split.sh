@@ -10,7 +10,9 @@
 #   env: TESTS="set:1 get:1 set:16 get:16 mget:1 mget:16" (test:pipeline; mget = 10 keys)
 #        REPS=3 N1=300000 N16=1500000 (requests at -P 1 / -P 16; a third of it for MGET)
 #        THREADS=1 BIN=<proxy> OUT=<dir>; AUTOCACHE_* variables reach the proxy
-# Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy.
+# Needs: redis-server (7.0 or later), redis-tools and nutcracker, Debian packages installed
+#        here with apt-get if missing when run as root (see packages.sh); a release build of
+#        the proxy.
 # Everything runs on 127.0.0.1, every load is bounded (request count + timeout), and every
 # process started here is stopped by PID on exit.
 set -u
@@ -21,10 +23,15 @@ REPS=${REPS:-3}; N1=${N1:-300000}; N16=${N16:-1500000}; THREADS=${THREADS:-1}
 BIN=${BIN:-$ROOT/target/release/autocache-proxy}
 OUT=${OUT:-${TMPDIR:-/tmp}/autocache-cpu-split-$(date +%Y%m%d-%H%M%S)}
 P_PROXY=17700; P_CL=(17701 17702 17703); P_TWEM=17710; P_RS=(17711 17712 17713)
+# shellcheck source=proxy/bench/packages.sh
+source "$HERE/packages.sh"
+need_tools redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools \
+  nutcracker:nutcracker || exit 1
+need_redis7 || exit 1
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
 mkdir -p "$OUT/logs"
 # shellcheck source=proxy/bench/common.sh
 source "$HERE/common.sh"
-[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
 
 stat_sum() { # stat_sum FIELD PORT...: an INFO stats counter summed over servers
   local f=$1 s=0 p v; shift

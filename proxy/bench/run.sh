@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # run.sh — autocache-proxy over a 3-node Redis Cluster vs twemproxy over 3 redis-servers vs
-# direct redis-server, same machine, same run, via /work/shared/bench/peers.sh (medians of REPS).
+# direct redis-server, same machine, same run, via peers.sh next to this script (medians of REPS).
 # Then one unpipelined client (-c 1) per system for the per-hop latency.
 #
 # Usage: bash proxy/bench/run.sh        (env: REPS=3 SCALE=0.5 THREADS=1 OUT=<dir> BIN=<proxy>
 #        TESTS="set_p1 ..." SYSTEMS="direct twemproxy custom" C1=0 to skip the -c 1 part,
-#        PEERS_PART=0 to run only the -c 1 part)
-# Needs: apt-get install -y redis-server redis-tools nutcracker; a release build of the proxy
-#        (cargo build --release -p autocache-proxy).
+#        PEERS_PART=0 to run only the -c 1 part, PEERS=<another peers.sh>; peers.sh's own
+#        settings, e.g. GATE_WAIT=5, pass through the environment)
+#        bash proxy/bench/run.sh --help
+# Needs: redis-server (7.0 or later), redis-tools and nutcracker, Debian packages installed
+#        here with apt-get if missing when run as root (AUTOCACHE_BENCH_INSTALL=0 to only
+#        check); a release build of the proxy (cargo build --release -p autocache-proxy).
 # Everything runs on 127.0.0.1, every load is bounded (request counts + timeouts), and every
 # process started here is stopped by PID on exit.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PEERS=${PEERS:-/work/shared/bench/peers.sh}
+PEERS=${PEERS:-$HERE/peers.sh}
 REPS=${REPS:-3}
 SCALE=${SCALE:-0.5}
 THREADS=${THREADS:-1}
@@ -21,10 +24,21 @@ OUT=${OUT:-${TMPDIR:-/tmp}/autocache-proxy-bench-$(date +%Y%m%d-%H%M%S)}
 BIN=${BIN:-$ROOT/target/release/autocache-proxy}
 P_PROXY=17500; P_CL=(17501 17502 17503)
 P_C1_DIRECT=17600; P_C1_SH=(17601 17602 17603); P_C1_TWEM=17610
+# shellcheck source=proxy/bench/packages.sh
+source "$HERE/packages.sh"
+case "${1:-}" in
+  -h|--help) print_usage "$0"; exit 0 ;;
+  "") ;;
+  *) echo "unknown argument $1 (--help)" >&2; exit 2 ;;
+esac
+need_tools redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools \
+  nutcracker:nutcracker python3:python3 || exit 1
+need_redis7 || exit 1
+[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
+[ -f "$PEERS" ] || { echo "no peers script at $PEERS" >&2; exit 1; }
 mkdir -p "$OUT"/{logs,c1}
 # shellcheck source=proxy/bench/common.sh
 source "$HERE/common.sh"
-[ -x "$BIN" ] || { echo "build first: cargo build --release -p autocache-proxy" >&2; exit 1; }
 
 # 1. Our system: the proxy over a 3-master Redis Cluster.
 start_cluster "${P_CL[@]}"
