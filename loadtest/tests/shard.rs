@@ -4,46 +4,8 @@ use std::time::Duration;
 
 use loadtest::Config;
 use loadtest::workload::{KeyPattern, Ratio};
+use shard::testing::TestShard;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-struct Shard {
-    addr: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Shard {
-    async fn start() -> Shard {
-        Shard::start_with(shard::Config::default()).await
-    }
-
-    async fn start_with(config: shard::Config) -> Shard {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            shard::run(listener, config, shutdown)
-                .await
-                .expect("shard runs");
-        });
-        Shard {
-            addr,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-    }
-}
 
 fn config(addr: &str) -> Config {
     let mut c = Config {
@@ -60,8 +22,8 @@ fn config(addr: &str) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefill_then_counted_run_hits_every_get() {
-    let shard = Shard::start().await;
-    let mut c = config(&shard.addr);
+    let shard = TestShard::default().await;
+    let mut c = config(&shard.addr.to_string());
     c.prefill = true;
     c.pipeline = 4;
     c.workload.ratio = Ratio { set: 1, get: 3 };
@@ -84,8 +46,8 @@ async fn prefill_then_counted_run_hits_every_get() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_keyspace_misses_and_mget_counts_per_key() {
-    let shard = Shard::start().await;
-    let mut c = config(&shard.addr);
+    let shard = TestShard::default().await;
+    let mut c = config(&shard.addr.to_string());
     c.pipeline = 8;
     c.workload.ratio = Ratio { set: 0, get: 1 };
     c.workload.mget_ratio = 0.5;
@@ -105,8 +67,8 @@ async fn empty_keyspace_misses_and_mget_counts_per_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_keeps_to_the_schedule() {
-    let shard = Shard::start().await;
-    let mut c = config(&shard.addr);
+    let shard = TestShard::default().await;
+    let mut c = config(&shard.addr.to_string());
     c.clients = 2;
     c.requests = Some(100);
     c.rate = Some(1_000.0); // 500/s per connection: 100 requests take ~0.2 s
@@ -153,12 +115,12 @@ async fn a_silent_server_cannot_hold_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_replies_are_counted_by_kind() {
-    let shard = Shard::start_with(shard::Config {
+    let shard = TestShard::start(shard::Config {
         requirepass: Some("sesame".into()),
         ..shard::Config::default()
     })
     .await;
-    let mut c = config(&shard.addr);
+    let mut c = config(&shard.addr.to_string());
     c.clients = 2;
     c.requests = Some(50);
     c.workload.ratio = Ratio { set: 1, get: 1 };

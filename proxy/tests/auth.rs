@@ -38,7 +38,7 @@ async fn protected_shard(password: &str) -> (SocketAddr, oneshot::Sender<()>) {
 async fn get_error(addr: SocketAddr) -> (String, Duration) {
     let mut raw = Raw::connect(addr).await;
     let t = Instant::now();
-    let reply = tokio::time::timeout(PROMPT, raw.cmd(&["GET", "k"]))
+    let reply = tokio::time::timeout(PROMPT, raw.text(&["GET", "k"]))
         .await
         .expect("an answer, not a hang");
     (reply, t.elapsed())
@@ -66,7 +66,7 @@ async fn check_refused(backend_password: Option<&str>, expect: &str) {
     assert!(took < PROMPT, "answered in {took:?}");
     // Every request of a pipeline gets its answer, in order.
     let mut raw = Raw::connect(addr).await;
-    raw.send(&[resp(&["SET", "a", "1"]), resp(&["PING"])].concat())
+    raw.send(&[encode(&["SET", "a", "1"]), encode(&["PING"])].concat())
         .await;
     for _ in 0..2 {
         let r = String::from_utf8_lossy(&raw.reply().await).into_owned();
@@ -105,8 +105,8 @@ async fn the_right_backend_password_serves_and_is_ready() {
     let proxy = Proxy::start_with_admin(cfg).await;
     let (addr, admin) = (proxy.addr, proxy.admin.expect("admin server"));
     let mut raw = Raw::connect(addr).await;
-    assert_eq!(raw.cmd(&["AUTH", "clients"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["AUTH", "clients"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "k", "v"]).await, "+OK\r\n");
     let (status, body) = telemetry::admin::http_get(admin, "/ready")
         .await
         .expect("/ready");

@@ -21,7 +21,7 @@ async fn core_suite_against_a_real_redis_cluster() {
     // One seed is enough: the rest comes from CLUSTER SHARDS.
     let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
     let mut raw = proxy.raw().await;
-    let info = raw.cmd(&["INFO"]).await;
+    let info = raw.text(&["INFO"]).await;
     assert!(info.contains("proxy_mode:cluster"), "{info}");
     assert_eq!(info.matches("slots=").count(), 3, "{info}");
 
@@ -30,12 +30,12 @@ async fn core_suite_against_a_real_redis_cluster() {
     let mut expected = Vec::new();
     for i in 0..150 {
         let k = format!("key:{i}");
-        req.extend(resp(&["SET", &k, &i.to_string()]));
+        req.extend(encode(&["SET", &k, &i.to_string()]));
         expected.push("+OK\r\n".to_string());
-        req.extend(resp(&["GET", &k]));
+        req.extend(encode(&["GET", &k]));
         expected.push(format!("${}\r\n{i}\r\n", i.to_string().len()));
         if i % 15 == 0 {
-            req.extend(resp(&["MGET", &k, "nope", &format!("key:{}", i / 2)]));
+            req.extend(encode(&["MGET", &k, "nope", &format!("key:{}", i / 2)]));
             let h = (i / 2).to_string();
             expected.push(format!(
                 "*3\r\n${}\r\n{i}\r\n$-1\r\n${}\r\n{h}\r\n",
@@ -49,7 +49,7 @@ async fn core_suite_against_a_real_redis_cluster() {
         let got = String::from_utf8_lossy(&raw.reply().await).into_owned();
         assert_eq!(&got, want, "reply #{n}");
     }
-    assert_eq!(raw.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["FLUSHALL"]).await, "+OK\r\n");
 
     // 100-key MSET/MGET/EXISTS/DEL (split per slot: the cluster refuses cross-slot).
     let mut c = proxy.redis().await;
@@ -104,22 +104,22 @@ async fn core_suite_against_a_real_redis_cluster() {
 
     // CROSSSLOT for atomic multi-key commands; same-slot works.
     let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
-    assert_eq!(raw.cmd(&["MSETNX", "a", "1", "b", "2"]).await, cross);
+    assert_eq!(raw.text(&["MSETNX", "a", "1", "b", "2"]).await, cross);
     assert_eq!(
-        raw.cmd(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
+        raw.text(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
         ":1\r\n"
     );
-    assert_eq!(raw.cmd(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
 
     // RESP3 for the client while the backends speak RESP2.
     let mut r3 = proxy.raw().await;
-    assert!(r3.cmd(&["HELLO", "3"]).await.starts_with('%'));
-    assert_eq!(r3.cmd(&["HSET", "h", "f", "v"]).await, ":1\r\n");
+    assert!(r3.text(&["HELLO", "3"]).await.starts_with('%'));
+    assert_eq!(r3.text(&["HSET", "h", "f", "v"]).await, ":1\r\n");
     assert_eq!(
-        r3.cmd(&["HGETALL", "h"]).await,
+        r3.text(&["HGETALL", "h"]).await,
         "%1\r\n$1\r\nf\r\n$1\r\nv\r\n"
     );
-    assert_eq!(r3.cmd(&["GET", "nope"]).await, "_\r\n");
+    assert_eq!(r3.text(&["GET", "nope"]).await, "_\r\n");
 
     // MOVED: move an empty slot to another node behind the proxy's back.
     let key = "moved-key";
@@ -141,10 +141,10 @@ async fn core_suite_against_a_real_redis_cluster() {
         let r = cli(*p, &["CLUSTER", "SETSLOT", &slot, "NODE", &target_id]);
         assert_eq!(r, "OK", "setslot on {p}");
     }
-    assert_eq!(raw.cmd(&["SET", key, "after-move"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", key, "after-move"]).await, "+OK\r\n");
     assert_eq!(cli(target_port, &["GET", key]), "after-move");
-    assert_eq!(raw.cmd(&["GET", key]).await, "$10\r\nafter-move\r\n");
-    let stats = raw.cmd(&["INFO", "stats"]).await;
+    assert_eq!(raw.text(&["GET", key]).await, "$10\r\nafter-move\r\n");
+    let stats = raw.text(&["INFO", "stats"]).await;
     assert!(!stats.contains("redirects_moved:0"), "{stats}");
 
     // redis-cli through the proxy.
@@ -184,7 +184,7 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
     let deadline = Instant::now() + Duration::from_secs(30);
     for r in [&mut ra, &mut rb] {
         while !r
-            .cmd(&["INFO", "hotkeys"])
+            .text(&["INFO", "hotkeys"])
             .await
             .contains("near_cache_links_coherent:3/3")
         {
@@ -194,15 +194,15 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
     }
     for (i, key) in ["hot:a", "hot:b", "hot:c"].iter().enumerate() {
         let v = format!("v{i}");
-        assert_eq!(rb.cmd(&["SET", key, &v]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", key, &v]).await, "+OK\r\n");
         // Hot, then served from A's memory.
         let want = format!("${}\r\n{v}\r\n", v.len());
         loop {
-            let before = hits(&ra.cmd(&["INFO", "hotkeys"]).await);
+            let before = hits(&ra.text(&["INFO", "hotkeys"]).await);
             for _ in 0..10 {
-                assert_eq!(ra.cmd(&["GET", key]).await, want);
+                assert_eq!(ra.text(&["GET", key]).await, want);
             }
-            if hits(&ra.cmd(&["INFO", "hotkeys"]).await) > before {
+            if hits(&ra.text(&["INFO", "hotkeys"]).await) > before {
                 break;
             }
             assert!(Instant::now() < deadline, "{key} never cached");
@@ -212,14 +212,14 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
         // others answer MOVED).
         for (n, v) in ["via-b", "direct"].iter().enumerate() {
             if n == 0 {
-                assert_eq!(rb.cmd(&["SET", key, v]).await, "+OK\r\n");
+                assert_eq!(rb.text(&["SET", key, v]).await, "+OK\r\n");
             } else {
                 let done = rc.ports.iter().any(|p| cli(*p, &["SET", key, v]) == "OK");
                 assert!(done, "no node took the write");
             }
             let want = format!("${}\r\n{v}\r\n", v.len());
             let start = Instant::now();
-            while ra.cmd(&["GET", key]).await != want {
+            while ra.text(&["GET", key]).await != want {
                 assert!(
                     start.elapsed() < Duration::from_secs(5),
                     "{key} never became {v} through A"
@@ -231,13 +231,13 @@ async fn near_cache_in_front_of_a_real_redis_cluster() {
     // Read-your-writes through A itself.
     for i in 0..50 {
         let v = format!("ryw{i}");
-        assert_eq!(ra.cmd(&["SET", "hot:a", &v]).await, "+OK\r\n");
+        assert_eq!(ra.text(&["SET", "hot:a", &v]).await, "+OK\r\n");
         assert_eq!(
-            ra.cmd(&["GET", "hot:a"]).await,
+            ra.text(&["GET", "hot:a"]).await,
             format!("${}\r\n{v}\r\n", v.len())
         );
     }
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert!(hits(&info) > 0, "{info}");
     a.stop().await;
     b.stop().await;
@@ -372,7 +372,7 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
         ),
     ];
     for (args, want) in checks.drain(..) {
-        let got = raw.cmd(&args).await;
+        let got = raw.text(&args).await;
         if want.is_empty() {
             assert!(!got.starts_with('-'), "{args:?}: {got}");
         } else {
@@ -381,31 +381,31 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
     }
     // XINFO STREAM (a learned container's subcommand) routed by its key.
     assert!(
-        raw.cmd(&["XINFO", "STREAM", "stream"])
+        raw.text(&["XINFO", "STREAM", "stream"])
             .await
             .contains("length")
     );
     // SCRIPT LOAD goes to every node, so EVALSHA works whichever node a key lives on.
-    let sha = raw.cmd(&["SCRIPT", "LOAD", "return KEYS[1]"]).await;
+    let sha = raw.text(&["SCRIPT", "LOAD", "return KEYS[1]"]).await;
     let sha = sha.lines().nth(1).expect("digest").to_string();
     for i in 0..30 {
         let k = format!("key:{i}");
         assert_eq!(
-            raw.cmd(&["EVALSHA", &sha, "1", &k]).await,
+            raw.text(&["EVALSHA", &sha, "1", &k]).await,
             format!("${}\r\n{k}\r\n", k.len())
         );
     }
     // A learned write (EVAL is not even flagged `write`) fences its keys in the near cache: the
     // client's pipelined read right behind it sees what the script wrote.
-    assert_eq!(raw.cmd(&["SET", "cached", "old"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "cached", "old"]).await, "+OK\r\n");
     near_ttl::until_cached(&mut raw, "cached", "old").await;
-    let mut pipeline = resp(&[
+    let mut pipeline = encode(&[
         "EVAL",
         "return redis.call('SET', KEYS[1], 'new')",
         "1",
         "cached",
     ]);
-    pipeline.extend(resp(&["GET", "cached"]));
+    pipeline.extend(encode(&["GET", "cached"]));
     raw.send(&pipeline).await;
     assert_eq!(String::from_utf8_lossy(&raw.reply().await), "+OK\r\n");
     assert_eq!(String::from_utf8_lossy(&raw.reply().await), "$3\r\nnew\r\n");

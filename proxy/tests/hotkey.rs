@@ -24,12 +24,12 @@ fn hot_config(seeds: &[String]) -> proxy::Config {
     }
 }
 
-fn seeds(shards: &[Shard]) -> Vec<String> {
+fn seeds(shards: &[TestShard]) -> Vec<String> {
     shards.iter().map(|s| s.addr.to_string()).collect()
 }
 
 /// The shard that owns `key` in the proxy's static split of `shards`.
-fn owner(shards: &[Shard], key: &str) -> std::net::SocketAddr {
+fn owner(shards: &[TestShard], key: &str) -> std::net::SocketAddr {
     let map = membership::SlotMap::split_evenly(&seeds(shards)).expect("map");
     let i = map
         .owner(membership::Slot::for_key(key.as_bytes()))
@@ -37,19 +37,15 @@ fn owner(shards: &[Shard], key: &str) -> std::net::SocketAddr {
     shards[i].addr
 }
 
-fn bulk(v: &str) -> String {
-    format!("${}\r\n{v}\r\n", v.len())
-}
-
 /// Reads `cmd` until the proxy answers it from the near cache (bounded in count and time).
 async fn until_cached(raw: &mut Raw, cmd: &[&str], want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     for _ in 0..20_000 {
-        let before = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let before = info_int(&raw.text(&["INFO", "hotkeys"]).await, "near_cache_hits");
         for _ in 0..10 {
-            assert_eq!(raw.cmd(cmd).await, want);
+            assert_eq!(raw.text(cmd).await, want);
         }
-        let after = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let after = info_int(&raw.text(&["INFO", "hotkeys"]).await, "near_cache_hits");
         if after > before {
             return;
         }
@@ -67,7 +63,7 @@ async fn until_value(raw: &mut Raw, key: &str, want: &str) -> Duration {
     let start = Instant::now();
     let want = bulk(want);
     loop {
-        if raw.cmd(&["GET", key]).await == want {
+        if raw.text(&["GET", key]).await == want {
             return start.elapsed();
         }
         assert!(
@@ -79,7 +75,7 @@ async fn until_value(raw: &mut Raw, key: &str, want: &str) -> Duration {
 }
 
 async fn coherent_links(raw: &mut Raw) -> String {
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     info.lines()
         .find_map(|l| l.strip_prefix("near_cache_links_coherent:"))
         .unwrap_or_default()
@@ -97,22 +93,22 @@ async fn until_links(raw: &mut Raw, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_key_is_detected_and_served_from_the_near_cache() {
-    let shards = vec![Shard::start().await, Shard::start().await];
+    let shards = vec![TestShard::default().await, TestShard::default().await];
     let proxy = Proxy::start(hot_config(&seeds(&shards))).await;
     let mut raw = proxy.raw().await;
     until_links(&mut raw, "2/2").await;
-    assert_eq!(raw.cmd(&["SET", "hot", "v1"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "hot", "v1"]).await, "+OK\r\n");
     // One field: HGETALL's field order is the shard's hash order.
-    assert_eq!(raw.cmd(&["HSET", "h", "f", "x"]).await, ":1\r\n");
+    assert_eq!(raw.text(&["HSET", "h", "f", "x"]).await, ":1\r\n");
     for i in 0..50 {
-        raw.cmd(&["SET", &format!("cold:{i}"), "c"]).await;
+        raw.text(&["SET", &format!("cold:{i}"), "c"]).await;
     }
     until_cached(&mut raw, &["GET", "hot"], &bulk("v1")).await;
 
     // Served without touching a shard.
     let sent = backend_requests(&mut raw).await;
     for _ in 0..200 {
-        assert_eq!(raw.cmd(&["GET", "hot"]).await, bulk("v1"));
+        assert_eq!(raw.text(&["GET", "hot"]).await, bulk("v1"));
     }
     assert_eq!(
         backend_requests(&mut raw).await,
@@ -124,8 +120,8 @@ async fn a_hot_key_is_detected_and_served_from_the_near_cache() {
     // read twice in a window before that); a cold key is not hot.
     let deadline = Instant::now() + Duration::from_secs(20);
     let (info, line) = loop {
-        assert_eq!(raw.cmd(&["GET", "hot"]).await, bulk("v1"));
-        let info = raw.cmd(&["INFO", "hotkeys"]).await;
+        assert_eq!(raw.text(&["GET", "hot"]).await, bulk("v1"));
+        let info = raw.text(&["INFO", "hotkeys"]).await;
         let line = info
             .lines()
             .find(|l| l.contains("name=hot,"))
@@ -152,45 +148,45 @@ async fn a_hot_key_is_detected_and_served_from_the_near_cache() {
     let all = "*2\r\n$1\r\nf\r\n$1\r\nx\r\n";
     until_cached(&mut raw, &["HGETALL", "h"], all).await;
     let mut r3 = proxy.raw().await;
-    assert!(r3.cmd(&["HELLO", "3"]).await.starts_with('%'));
+    assert!(r3.text(&["HELLO", "3"]).await.starts_with('%'));
     for _ in 0..20 {
         assert_eq!(
-            r3.cmd(&["HGETALL", "h"]).await,
+            r3.text(&["HGETALL", "h"]).await,
             "%1\r\n$1\r\nf\r\n$1\r\nx\r\n"
         );
     }
     // A cached miss is a null in each protocol.
     until_cached(&mut raw, &["GET", "absent"], "$-1\r\n").await;
-    assert_eq!(r3.cmd(&["GET", "absent"]).await, "_\r\n");
+    assert_eq!(r3.text(&["GET", "absent"]).await, "_\r\n");
 
     // Writes through this proxy are read back at once (read-your-writes), by every command
     // that writes: SET, HSET, DEL, MSET (fanned out), FLUSHALL.
-    assert_eq!(raw.cmd(&["SET", "hot", "v2"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["GET", "hot"]).await, bulk("v2"));
-    assert_eq!(raw.cmd(&["HSET", "h", "f", "z"]).await, ":0\r\n");
-    assert_eq!(raw.cmd(&["HGET", "h", "f"]).await, bulk("z"));
+    assert_eq!(raw.text(&["SET", "hot", "v2"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["GET", "hot"]).await, bulk("v2"));
+    assert_eq!(raw.text(&["HSET", "h", "f", "z"]).await, ":0\r\n");
+    assert_eq!(raw.text(&["HGET", "h", "f"]).await, bulk("z"));
     until_cached(&mut raw, &["GET", "hot"], &bulk("v2")).await;
     assert_eq!(
-        raw.cmd(&["MSET", "hot", "v3", "cold:1", "c", "cold:2", "c"])
+        raw.text(&["MSET", "hot", "v3", "cold:1", "c", "cold:2", "c"])
             .await,
         "+OK\r\n"
     );
-    assert_eq!(raw.cmd(&["GET", "hot"]).await, bulk("v3"));
+    assert_eq!(raw.text(&["GET", "hot"]).await, bulk("v3"));
     until_cached(&mut raw, &["GET", "hot"], &bulk("v3")).await;
-    assert_eq!(raw.cmd(&["DEL", "hot"]).await, ":1\r\n");
-    assert_eq!(raw.cmd(&["GET", "hot"]).await, "$-1\r\n");
-    assert_eq!(raw.cmd(&["SET", "hot", "v4"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["DEL", "hot"]).await, ":1\r\n");
+    assert_eq!(raw.text(&["GET", "hot"]).await, "$-1\r\n");
+    assert_eq!(raw.text(&["SET", "hot", "v4"]).await, "+OK\r\n");
     until_cached(&mut raw, &["GET", "hot"], &bulk("v4")).await;
-    assert_eq!(raw.cmd(&["FLUSHALL"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["GET", "hot"]).await, "$-1\r\n");
+    assert_eq!(raw.text(&["FLUSHALL"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["GET", "hot"]).await, "$-1\r\n");
 
     // Pipelined: a write and the read after it in one batch.
-    assert_eq!(raw.cmd(&["SET", "hot", "p0"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "hot", "p0"]).await, "+OK\r\n");
     until_cached(&mut raw, &["GET", "hot"], &bulk("p0")).await;
     let mut req = Vec::new();
     for i in 1..=50 {
-        req.extend(resp(&["SET", "hot", &format!("p{i}")]));
-        req.extend(resp(&["GET", "hot"]));
+        req.extend(encode(&["SET", "hot", &format!("p{i}")]));
+        req.extend(encode(&["GET", "hot"]));
     }
     raw.send(&req).await;
     for i in 1..=50 {
@@ -205,7 +201,7 @@ async fn a_hot_key_is_detected_and_served_from_the_near_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_names_can_be_hidden() {
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let cfg = proxy::Config {
         hotkey_hide_names: true,
         ..hot_config(&[shard.addr.to_string()])
@@ -214,7 +210,7 @@ async fn key_names_can_be_hidden() {
     let mut raw = proxy.raw().await;
     until_links(&mut raw, "1/1").await;
     until_cached(&mut raw, &["GET", "secret-name"], "$-1\r\n").await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert!(!info.contains("secret-name"), "{info}");
     assert!(info.contains("key0:name=#"), "{info}");
     proxy.stop().await;
@@ -222,7 +218,7 @@ async fn key_names_can_be_hidden() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
-    let shards = vec![Shard::start().await, Shard::start().await];
+    let shards = vec![TestShard::default().await, TestShard::default().await];
     let a = Proxy::start(hot_config(&seeds(&shards))).await;
     let b = Proxy::start(hot_config(&seeds(&shards))).await;
     let mut ra = a.raw().await;
@@ -230,27 +226,27 @@ async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
     until_links(&mut ra, "2/2").await;
     until_links(&mut rb, "2/2").await;
     for key in ["k1", "k2", "{x}k3"] {
-        assert_eq!(rb.cmd(&["SET", key, "old"]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", key, "old"]).await, "+OK\r\n");
         until_cached(&mut ra, &["GET", key], &bulk("old")).await;
         // Through proxy B.
-        assert_eq!(rb.cmd(&["SET", key, "new"]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", key, "new"]).await, "+OK\r\n");
         let took = until_value(&mut ra, key, "new").await;
         assert!(took < Duration::from_secs(2), "{key}: {took:?}");
         // Cached again, then straight to the shard that owns it.
         until_cached(&mut ra, &["GET", key], &bulk("new")).await;
         let mut direct = Raw::connect(owner(&shards, key)).await;
-        assert_eq!(direct.cmd(&["SET", key, "direct"]).await, "+OK\r\n");
+        assert_eq!(direct.text(&["SET", key, "direct"]).await, "+OK\r\n");
         until_value(&mut ra, key, "direct").await;
         // Expiry on the shard invalidates too.
         until_cached(&mut ra, &["GET", key], &bulk("direct")).await;
-        assert_eq!(rb.cmd(&["PEXPIRE", key, "30"]).await, ":1\r\n");
+        assert_eq!(rb.text(&["PEXPIRE", key, "30"]).await, ":1\r\n");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while ra.cmd(&["GET", key]).await != "$-1\r\n" {
+        while ra.text(&["GET", key]).await != "$-1\r\n" {
             assert!(Instant::now() < deadline, "{key} never expired through A");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert!(info_int(&info, "near_cache_invalidations") >= 6, "{info}");
     a.stop().await;
     b.stop().await;
@@ -258,7 +254,7 @@ async fn writes_through_another_proxy_or_a_shard_invalidate_the_copy() {
 
 /// Fills started (completed or discarded by a racing invalidation) so far.
 async fn fills_started(raw: &mut Raw) -> u64 {
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     info_int(&info, "near_cache_fills") + info_int(&info, "near_cache_fills_discarded")
 }
 
@@ -267,7 +263,7 @@ async fn fills_started(raw: &mut Raw) -> u64 {
 /// hot key, and the cache keeps to its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
-    let shards = vec![Shard::start().await, Shard::start().await];
+    let shards = vec![TestShard::default().await, TestShard::default().await];
     let cold = |seeds: &[String]| proxy::Config {
         hotkey_threshold: 1_000_000,
         near_cache_bytes: 8 * 1024,
@@ -278,20 +274,20 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     let mut ra = a.raw().await;
     let mut rb = b.raw().await;
     until_links(&mut ra, "2/2").await;
-    assert_eq!(rb.cmd(&["SET", "k", "old"]).await, "+OK\r\n");
+    assert_eq!(rb.text(&["SET", "k", "old"]).await, "+OK\r\n");
     until_cached(&mut ra, &["GET", "k"], &bulk("old")).await;
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert_eq!(info_int(&info, "hotkeys"), 0, "{info}");
     // Under a quarter of the budget in use: a first read fills.
     assert!(info_int(&info, "near_cache_bytes") < 2 * 1024, "{info}");
     let before = fills_started(&mut ra).await;
-    assert_eq!(ra.cmd(&["GET", "first"]).await, "$-1\r\n");
+    assert_eq!(ra.text(&["GET", "first"]).await, "$-1\r\n");
     assert_eq!(fills_started(&mut ra).await, before + 1);
-    assert_eq!(rb.cmd(&["SET", "k", "new"]).await, "+OK\r\n");
+    assert_eq!(rb.text(&["SET", "k", "new"]).await, "+OK\r\n");
     until_value(&mut ra, "k", "new").await;
     until_cached(&mut ra, &["GET", "k"], &bulk("new")).await;
     let mut direct = Raw::connect(owner(&shards, "k")).await;
-    assert_eq!(direct.cmd(&["SET", "k", "direct"]).await, "+OK\r\n");
+    assert_eq!(direct.text(&["SET", "k", "direct"]).await, "+OK\r\n");
     until_value(&mut ra, "k", "direct").await;
 
     // 400 keys of ~100 B each read twice: far more than 8 KiB. Over a few windows the
@@ -299,14 +295,14 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     let value = "x".repeat(100);
     for i in 0..400 {
         let key = format!("many:{i}");
-        assert_eq!(rb.cmd(&["SET", &key, &value]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", &key, &value]).await, "+OK\r\n");
         for _ in 0..2 {
-            assert_eq!(ra.cmd(&["GET", &key]).await, bulk(&value));
+            assert_eq!(ra.text(&["GET", &key]).await, bulk(&value));
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let info = ra.cmd(&["INFO", "hotkeys"]).await;
+        let info = ra.text(&["INFO", "hotkeys"]).await;
         let bytes = info_int(&info, "near_cache_bytes");
         assert!(bytes <= 8 * 1024, "{info}");
         if bytes < 6 * 1024 && info_int(&info, "near_cache_keys") > 0 {
@@ -317,21 +313,21 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
     }
     // Over a quarter of the budget in use (and under 3/4): a first read does not fill, a
     // second one does.
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert!(info_int(&info, "near_cache_bytes") >= 2 * 1024, "{info}");
     let before = fills_started(&mut ra).await;
-    assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+    assert_eq!(ra.text(&["GET", "once"]).await, "$-1\r\n");
     assert_eq!(fills_started(&mut ra).await, before);
     // The doorkeeper skips a read while the window's tick holds the sketch: a few tries.
     let mut filled = false;
     for _ in 0..20 {
-        assert_eq!(ra.cmd(&["GET", "once"]).await, "$-1\r\n");
+        assert_eq!(ra.text(&["GET", "once"]).await, "$-1\r\n");
         if fills_started(&mut ra).await == before + 1 {
             filled = true;
             break;
         }
     }
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert!(filled, "a key read again was not cached: {info}");
     // The newest keys are the ones kept.
     until_cached(&mut ra, &["GET", "many:399"], &bulk(&value)).await;
@@ -344,7 +340,7 @@ async fn keys_read_again_are_cached_within_budget_and_kept_coherent() {
 /// an older one (a stale fill cached after its invalidation would pin the old value).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
-    let shards = vec![Shard::start().await, Shard::start().await];
+    let shards = vec![TestShard::default().await, TestShard::default().await];
     let a = Proxy::start(hot_config(&seeds(&shards))).await;
     let b = Proxy::start(hot_config(&seeds(&shards))).await;
     let mut ra = a.raw().await;
@@ -353,7 +349,7 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
     until_links(&mut rb, "2/2").await;
     let keys = ["r0", "r1", "r2"];
     for k in keys {
-        assert_eq!(rb.cmd(&["SET", k, "0"]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", k, "0"]).await, "+OK\r\n");
         until_cached(&mut ra, &["GET", k], &bulk("0")).await;
     }
     // Background readers keep fills racing with the invalidations (bounded by a flag and
@@ -367,7 +363,7 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
             let mut r = Raw::connect(addr).await;
             let mut req = Vec::new();
             for k in keys {
-                req.extend(resp(&["GET", k]));
+                req.extend(encode(&["GET", k]));
             }
             for _ in 0..200_000 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -386,11 +382,11 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
     for round in 1..=150 {
         let k = keys[round % keys.len()];
         let v = round.to_string();
-        assert_eq!(rb.cmd(&["SET", k, &v]).await, "+OK\r\n");
+        assert_eq!(rb.text(&["SET", k, &v]).await, "+OK\r\n");
         until_value(&mut ra, k, &v).await;
         for _ in 0..20 {
             assert_eq!(
-                ra.cmd(&["GET", k]).await,
+                ra.text(&["GET", k]).await,
                 bulk(&v),
                 "round {round}: {k} went stale"
             );
@@ -400,7 +396,7 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
     for r in readers {
         r.await.expect("reader");
     }
-    let info = ra.cmd(&["INFO", "hotkeys"]).await;
+    let info = ra.text(&["INFO", "hotkeys"]).await;
     assert!(info_int(&info, "near_cache_hits") > 1000, "{info}");
     a.stop().await;
     b.stop().await;
@@ -411,39 +407,39 @@ async fn interleaved_reads_and_invalidations_never_leave_a_stale_value() {
 /// shards no invalidation pushes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_are_subscribed_on_demand_and_dropped_when_idle() {
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let cfg = proxy::Config {
         near_cache_link_idle: Duration::from_millis(300),
         ..hot_config(&[shard.addr.to_string()])
     };
     let proxy = Proxy::start(cfg).await;
     let mut raw = proxy.raw().await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert!(
         !info.contains("subscribes=1"),
         "no hot key, no link: {info}"
     );
-    assert_eq!(raw.cmd(&["SET", "k", "v1"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "k", "v1"]).await, "+OK\r\n");
     // Reading k makes it hot: the link comes up and k is served from the cache.
     until_cached(&mut raw, &["GET", "k"], &bulk("v1")).await;
     assert_eq!(coherent_links(&mut raw).await, "1/1");
     // No reads: k cools down, and after the idle time the link is dropped with the cache.
     until_links(&mut raw, "0/1").await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert_eq!(info_int(&info, "near_cache_keys"), 0, "{info}");
     // A write straight to the shard while unsubscribed is never served stale.
     let mut direct = Raw::connect(shard.addr).await;
-    assert_eq!(direct.cmd(&["SET", "k", "v2"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["GET", "k"]).await, bulk("v2"));
+    assert_eq!(direct.text(&["SET", "k", "v2"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["GET", "k"]).await, bulk("v2"));
     until_cached(&mut raw, &["GET", "k"], &bulk("v2")).await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert!(info.contains("subscribes=2"), "{info}");
     assert!(
         info.contains("drops=0"),
         "an idle unsubscribe is not a drop: {info}"
     );
     // Coherent again once resubscribed.
-    assert_eq!(direct.cmd(&["SET", "k", "v3"]).await, "+OK\r\n");
+    assert_eq!(direct.text(&["SET", "k", "v3"]).await, "+OK\r\n");
     until_value(&mut raw, "k", "v3").await;
     proxy.stop().await;
     shard.stop().await;
@@ -451,34 +447,34 @@ async fn links_are_subscribed_on_demand_and_dropped_when_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_link_stops_the_cache_until_resubscribed() {
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let addr = shard.addr;
     let proxy = Proxy::start(hot_config(&[addr.to_string()])).await;
     let mut raw = proxy.raw().await;
     until_links(&mut raw, "1/1").await;
-    assert_eq!(raw.cmd(&["SET", "k", "before"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "k", "before"]).await, "+OK\r\n");
     until_cached(&mut raw, &["GET", "k"], &bulk("before")).await;
 
     // The shard goes away: the link drops and the cache is emptied, not served.
     shard.stop().await;
     until_links(&mut raw, "0/1").await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert_eq!(info_int(&info, "near_cache_keys"), 0, "{info}");
     assert!(info.contains("drops=1"), "{info}");
-    let r = raw.cmd(&["GET", "k"]).await;
+    let r = raw.text(&["GET", "k"]).await;
     assert!(r.starts_with('-'), "served {r:?} with the shard down");
 
     // A new shard on the same address, written to directly (unannounced to the proxy).
-    let shard = Shard::start_on(&addr.to_string()).await;
+    let shard = TestShard::start_with(&addr.to_string(), |_| {}).await;
     let mut direct = Raw::connect(addr).await;
-    assert_eq!(direct.cmd(&["SET", "k", "after"]).await, "+OK\r\n");
+    assert_eq!(direct.text(&["SET", "k", "after"]).await, "+OK\r\n");
     until_links(&mut raw, "1/1").await;
     until_value(&mut raw, "k", "after").await;
     until_cached(&mut raw, &["GET", "k"], &bulk("after")).await;
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert!(info.contains("subscribes=2"), "{info}");
     // Coherent again: a direct write is seen.
-    assert_eq!(direct.cmd(&["SET", "k", "again"]).await, "+OK\r\n");
+    assert_eq!(direct.text(&["SET", "k", "again"]).await, "+OK\r\n");
     until_value(&mut raw, "k", "again").await;
     proxy.stop().await;
     shard.stop().await;
@@ -486,27 +482,27 @@ async fn a_dropped_link_stops_the_cache_until_resubscribed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn near_cache_off_forwards_every_read() {
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let cfg = proxy::Config {
         near_cache: false,
         ..hot_config(&[shard.addr.to_string()])
     };
     let proxy = Proxy::start(cfg).await;
     let mut raw = proxy.raw().await;
-    assert_eq!(raw.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SET", "k", "v"]).await, "+OK\r\n");
     let sent = backend_requests(&mut raw).await;
     for _ in 0..300 {
-        assert_eq!(raw.cmd(&["GET", "k"]).await, bulk("v"));
+        assert_eq!(raw.text(&["GET", "k"]).await, bulk("v"));
     }
     assert_eq!(backend_requests(&mut raw).await, sent + 300);
-    let info = raw.cmd(&["INFO", "hotkeys"]).await;
+    let info = raw.text(&["INFO", "hotkeys"]).await;
     assert!(info.contains("near_cache:off"), "{info}");
     // Detection still runs.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !raw.cmd(&["INFO", "hotkeys"]).await.contains("name=k,") {
+    while !raw.text(&["INFO", "hotkeys"]).await.contains("name=k,") {
         assert!(Instant::now() < deadline, "k never listed");
         for _ in 0..20 {
-            raw.cmd(&["GET", "k"]).await;
+            raw.text(&["GET", "k"]).await;
         }
     }
     proxy.stop().await;
@@ -652,7 +648,7 @@ impl Scripted {
 
 async fn until_field(raw: &mut Raw, name: &str, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while info_int(&raw.cmd(&["INFO", "hotkeys"]).await, name) < at_least {
+    while info_int(&raw.text(&["INFO", "hotkeys"]).await, name) < at_least {
         assert!(Instant::now() < deadline, "{name} never reached {at_least}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -677,7 +673,7 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         let new = format!("v{}", 2 * round - 1);
         // Drop the cached copy (a write of the same value), so the next read is a fill.
         let inv = info_int(
-            &raw.cmd(&["INFO", "hotkeys"]).await,
+            &raw.text(&["INFO", "hotkeys"]).await,
             "near_cache_invalidations",
         );
         shard.write("k", &old).await;
@@ -685,21 +681,24 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
 
         let mut held = shard.hold_next_get();
         let mut filler = proxy.raw().await;
-        filler.send(&resp(&["GET", "k"])).await;
+        filler.send(&encode(&["GET", "k"])).await;
         let (read, release) = held.recv().await.expect("held read");
         assert_eq!(read, old);
         // A second client misses too and waits for that fill.
         let mut waiter = proxy.raw().await;
-        let coalesced = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_coalesced");
-        waiter.send(&resp(&["GET", "k"])).await;
+        let coalesced = info_int(
+            &raw.text(&["INFO", "hotkeys"]).await,
+            "near_cache_coalesced",
+        );
+        waiter.send(&encode(&["GET", "k"])).await;
         until_field(&mut raw, "near_cache_coalesced", coalesced + 1).await;
 
         // The key changes (push, or on odd rounds the link drops) before the old reply lands.
         let inv = info_int(
-            &raw.cmd(&["INFO", "hotkeys"]).await,
+            &raw.text(&["INFO", "hotkeys"]).await,
             "near_cache_invalidations",
         );
-        let clears = info_int(&raw.cmd(&["INFO", "hotkeys"]).await, "near_cache_clears");
+        let clears = info_int(&raw.text(&["INFO", "hotkeys"]).await, "near_cache_clears");
         if round % 2 == 1 {
             shard.write("k", &new).await;
             until_field(&mut raw, "near_cache_invalidations", inv + 1).await;
@@ -711,7 +710,7 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         // The waiter was sent to read for itself: it sees the new value.
         assert_eq!(String::from_utf8_lossy(&waiter.reply().await), bulk(&new));
         let discarded = info_int(
-            &raw.cmd(&["INFO", "hotkeys"]).await,
+            &raw.text(&["INFO", "hotkeys"]).await,
             "near_cache_fills_discarded",
         );
         let _ = release.send(());
@@ -722,7 +721,7 @@ async fn a_read_overtaken_by_an_invalidation_is_not_cached() {
         }
         // Never the old value again; the new one is cached afresh.
         let gets = shard.gets();
-        assert_eq!(raw.cmd(&["GET", "k"]).await, bulk(&new), "round {round}");
+        assert_eq!(raw.text(&["GET", "k"]).await, bulk(&new), "round {round}");
         assert!(
             shard.gets() > gets,
             "round {round}: the stale reply was cached"
@@ -738,7 +737,7 @@ async fn the_near_cache_never_serves_a_key_past_its_ttl() {
     // announces it; the proxy must not need the announcement.
     let mut shards = Vec::new();
     for _ in 0..3 {
-        shards.push(Shard::start_with("127.0.0.1:0", |c| c.hz = 1).await);
+        shards.push(TestShard::start_with("127.0.0.1:0", |c| c.hz = 1).await);
     }
     let proxy = Proxy::start(near_ttl::near_cache_config(&seeds(&shards))).await;
     let mut raw = proxy.raw().await;

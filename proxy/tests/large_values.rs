@@ -109,7 +109,7 @@ async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
     let (proxy, mut big, mut small, sets) = over_a_slow_shard().await;
     let value = "x".repeat(16 << 20);
     let started = Instant::now();
-    big.send(&resp(&["SET", "big", &value])).await;
+    big.send(&encode(&["SET", "big", &value])).await;
     assert_eq!(String::from_utf8_lossy(&big.reply().await), "+OK\r\n");
     let took = started.elapsed();
     assert!(
@@ -119,9 +119,9 @@ async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
     // A large reply, on the clients' shared connection: a small request of another client
     // queued behind it waits for it, and neither fails.
     let started = Instant::now();
-    big.send(&resp(&["GET", "big"])).await;
+    big.send(&encode(&["GET", "big"])).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    small.send(&resp(&["SET", "small", "v"])).await;
+    small.send(&encode(&["SET", "small", "v"])).await;
     let got = big.reply().await;
     assert_eq!(got.len(), value.len() + 13, "the whole value");
     assert!(started.elapsed() > Duration::from_millis(1500));
@@ -132,7 +132,7 @@ async fn a_value_slower_than_the_timeouts_goes_through_and_nobody_fails() {
         "each SET reached the shard once"
     );
     // Nothing was marked down or failed.
-    let info = small.cmd(&["INFO", "shards"]).await;
+    let info = small.text(&["INFO", "shards"]).await;
     assert!(info.contains("status=up"), "{info}");
     assert!(info.contains("failures=0\r\n"), "{info}");
     proxy.stop().await;
@@ -144,12 +144,12 @@ async fn small_requests_do_not_wait_behind_a_large_one() {
     let value = "x".repeat(16 << 20);
     let started = Instant::now();
     // The large SET, then a GET of the same client that must see it (its order holds).
-    let mut pipeline = resp(&["SET", "big", &value]);
-    pipeline.extend(resp(&["GET", "big"]));
+    let mut pipeline = encode(&["SET", "big", &value]);
+    pipeline.extend(encode(&["GET", "big"]));
     big.send(&pipeline).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
-    assert_eq!(small.cmd(&["SET", "small", "v"]).await, "+OK\r\n");
+    assert_eq!(small.text(&["SET", "small", "v"]).await, "+OK\r\n");
     let small_took = asked.elapsed();
     assert_eq!(String::from_utf8_lossy(&big.reply().await), "+OK\r\n");
     let big_took = started.elapsed();

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use common::{TIMEOUT, temp_dir};
+use common::{Proxy, TestShard, temp_dir};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -20,8 +19,6 @@ use prost::Message;
 use redis::AsyncCommands;
 use telemetry::admin::http_get;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
@@ -31,96 +28,6 @@ fn value(text: &str, series: &str) -> Option<f64> {
             .parse()
             .ok()
     })
-}
-
-/// A shard started with `run_with_admin` and a configuration of the test's choosing.
-struct Node {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), shard::Error>>,
-}
-
-impl Node {
-    async fn start(listener: TcpListener, cfg: shard::Config) -> Node {
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(shard::run_with_admin(listener, None, cfg, async {
-            let _ = rx.await;
-        }));
-        Node {
-            addr,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("shard stops in time")
-            .expect("task")
-            .expect("clean stop");
-    }
-}
-
-struct ProxyNode {
-    addr: SocketAddr,
-    admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    ready: Option<oneshot::Receiver<()>>,
-    task: JoinHandle<Result<(), proxy::Error>>,
-}
-
-impl ProxyNode {
-    async fn start(cfg: proxy::Config) -> ProxyNode {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-        let addr = listener.local_addr().expect("addr");
-        let admin_addr = admin.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(proxy::run_with_admin(
-            listener,
-            Some(admin),
-            cfg,
-            async {
-                let _ = rx.await;
-            },
-            move || {
-                let _ = ready_tx.send(());
-            },
-        ));
-        ProxyNode {
-            addr,
-            admin: admin_addr,
-            stop: Some(tx),
-            ready: Some(ready_rx),
-            task,
-        }
-    }
-
-    async fn wait_ready(&mut self) {
-        if let Some(r) = self.ready.take() {
-            tokio::time::timeout(TIMEOUT, r)
-                .await
-                .expect("ready in time")
-                .expect("ready");
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("proxy stops in time")
-            .expect("task")
-            .expect("clean stop");
-    }
 }
 
 fn shard_config(tag: &str) -> shard::Config {
@@ -136,14 +43,6 @@ fn proxy_config(seeds: Vec<String>) -> proxy::Config {
         health_interval: Duration::from_millis(200),
         ..proxy::Config::default()
     }
-}
-
-async fn client(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
-    let c = redis::Client::open(format!("redis://{addr}/")).expect("client");
-    tokio::time::timeout(TIMEOUT, c.get_multiplexed_async_connection())
-        .await
-        .expect("connect in time")
-        .expect("connect")
 }
 
 /// Three keys, each owned by a different one of three statically split shards.
@@ -174,17 +73,18 @@ async fn proxy_metrics_and_readiness() {
         l1.local_addr().expect("addr").to_string(),
         l2.local_addr().expect("addr").to_string(),
     ];
-    let mut p = ProxyNode::start(proxy_config(seeds)).await;
-    let (status, body) = http_get(p.admin, "/ready").await.expect("ready");
+    let mut p = Proxy::spawn(proxy_config(seeds), true).await;
+    let admin = p.admin.expect("admin");
+    let (status, body) = http_get(admin, "/ready").await.expect("ready");
     assert_eq!(status, 503, "{body}");
-    assert_eq!(http_get(p.admin, "/health").await.expect("health").0, 200);
+    assert_eq!(http_get(admin, "/health").await.expect("health").0, 200);
 
-    let a = Node::start(l1, shard_config("pa")).await;
-    let b = Node::start(l2, shard_config("pb")).await;
+    let a = TestShard::on_listener(l1, None, shard_config("pa"));
+    let b = TestShard::on_listener(l2, None, shard_config("pb"));
     p.wait_ready().await;
-    assert_eq!(http_get(p.admin, "/ready").await.expect("ready").0, 200);
+    assert_eq!(http_get(admin, "/ready").await.expect("ready").0, 200);
 
-    let mut con = client(p.addr).await;
+    let mut con = common::connect_url(&p.url()).await;
     for i in 0..7 {
         let _: () = con.set(format!("k{i}"), "v").await.expect("set");
     }
@@ -208,7 +108,7 @@ async fn proxy_metrics_and_readiness() {
         .expect("mget");
     assert_eq!(vals.len(), 6);
 
-    let (status, text) = http_get(p.admin, "/metrics").await.expect("scrape");
+    let (status, text) = http_get(admin, "/metrics").await.expect("scrape");
     assert_eq!(status, 200);
     for (series, want) in [
         ("autocache_commands_total{cmd=\"set\",status=\"ok\"}", 7.0),
@@ -330,16 +230,16 @@ async fn mget_over_three_shards_is_one_trace_with_a_child_per_shard() {
         cfg.telemetry.otel_sample_ratio = 0.0;
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         seeds.push(l.local_addr().expect("addr").to_string());
-        shards.push(Node::start(l, cfg).await);
+        shards.push(TestShard::on_listener(l, None, cfg));
     }
     let mut cfg = proxy_config(seeds.clone());
     cfg.telemetry.otel_endpoint = Some(endpoint);
     cfg.telemetry.otel_sample_ratio = 1.0;
-    let mut p = ProxyNode::start(cfg).await;
+    let mut p = Proxy::spawn(cfg, true).await;
     p.wait_ready().await;
 
     let keys = keys_on_three_shards();
-    let mut con = client(p.addr).await;
+    let mut con = common::connect_url(&p.url()).await;
     for k in &keys[..2] {
         let _: () = con.set(k, "v").await.expect("set");
     }

@@ -89,10 +89,6 @@ impl Fake {
     }
 }
 
-fn bulk(s: &str) -> String {
-    format!("${}\r\n{s}\r\n", s.len())
-}
-
 /// A CLUSTER SHARDS reply: each range owned by a master on 127.0.0.1:port.
 fn shards_reply(ranges: &[(u16, u16, u16)]) -> String {
     let mut out = format!("*{}\r\n", ranges.len());
@@ -149,14 +145,14 @@ async fn moved_is_followed_and_the_map_updated() {
     let b = Fake::start(lb, Arc::new(|_argv, _| bulk("from-b"))).await;
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
     let mut raw = proxy.raw().await;
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("from-b"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("from-b"));
     assert_eq!(a.commands("GET"), 1);
     assert_eq!(b.commands("GET"), 1);
     // The slot now routes straight to B.
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("from-b"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("from-b"));
     assert_eq!(a.commands("GET"), 1, "no second MOVED");
     assert_eq!(b.commands("GET"), 2);
-    let info = raw.cmd(&["INFO", "stats"]).await;
+    let info = raw.text(&["INFO", "stats"]).await;
     assert!(info.contains("redirects_moved:1"), "{info}");
 }
 
@@ -188,8 +184,8 @@ async fn ask_sends_asking_then_the_command_and_keeps_the_map() {
     .await;
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
     let mut raw = proxy.raw().await;
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("migrated"));
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("migrated"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("migrated"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("migrated"));
     assert_eq!(a.commands("GET"), 2, "ASK does not change the map");
     assert_eq!(b.commands("GET"), 2);
 }
@@ -226,7 +222,7 @@ async fn tryagain_is_retried_with_backoff() {
     let proxy = Proxy::start(cfg).await;
     let mut raw = proxy.raw().await;
     let started = Instant::now();
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("ok-now"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("ok-now"));
     assert!(
         started.elapsed() >= Duration::from_millis(30),
         "10 ms + 20 ms back-off"
@@ -256,12 +252,12 @@ async fn redirect_loops_are_bounded() {
     .await;
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
     let mut raw = proxy.raw().await;
-    let r = raw.cmd(&["GET", "foo"]).await;
+    let r = raw.text(&["GET", "foo"]).await;
     assert!(r.starts_with("-ERR too many cluster redirects"), "{r}");
     let total = a.commands("GET") + b.commands("GET");
     assert_eq!(total, 1 + membership::redirect::MAX_REDIRECTS as usize);
     // The connection still works afterwards.
-    assert_eq!(raw.cmd(&["PING"]).await, "+PONG\r\n");
+    assert_eq!(raw.text(&["PING"]).await, "+PONG\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +287,7 @@ async fn fan_out_parts_follow_redirects_individually() {
     .await;
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
     let mut raw = proxy.raw().await;
-    let r = raw.cmd(&["MGET", "bar", "foo", "baz"]).await;
+    let r = raw.text(&["MGET", "bar", "foo", "baz"]).await;
     assert_eq!(
         r,
         format!("*3\r\n{}{}{}", bulk("a-bar"), bulk("b-foo"), bulk("a-baz"))
@@ -332,7 +328,7 @@ async fn a_request_for_an_unowned_slot_waits_for_the_refresh() {
     };
     let proxy = Proxy::start(cfg).await;
     let mut raw = proxy.raw().await;
-    assert_eq!(raw.cmd(&["GET", "foo"]).await, bulk("bar"));
+    assert_eq!(raw.text(&["GET", "foo"]).await, bulk("bar"));
     assert!(maps.load(Ordering::SeqCst) >= 2, "the map was read again");
     assert_eq!(a.commands("GET"), 1);
     proxy.stop().await;

@@ -152,9 +152,9 @@ async fn redis_cli_tools(port: u16, nkeys: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_config_memory_and_slowlog_over_autocache_shards() {
     let shards = [
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     let mut c = proxy.redis().await;
@@ -254,11 +254,11 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
     assert_eq!(names, want);
     let mut raw = proxy.raw().await;
     assert_eq!(
-        raw.cmd(&["CONFIG", "SET", "maxmemory", "lots"]).await,
+        raw.text(&["CONFIG", "SET", "maxmemory", "lots"]).await,
         "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value\r\n"
     );
     assert!(
-        raw.cmd(&["CONFIG", "SET", "requirepass", "x"])
+        raw.text(&["CONFIG", "SET", "requirepass", "x"])
             .await
             .starts_with("-ERR CONFIG SET REQUIREPASS is not supported through the proxy: ")
     );
@@ -287,16 +287,16 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
         .expect("memory usage");
     assert_eq!(none, None);
     assert_eq!(
-        raw.cmd(&["OBJECT", "ENCODING", &keys[7]]).await,
+        raw.text(&["OBJECT", "ENCODING", &keys[7]]).await,
         "+embstr\r\n"
     );
-    let dbg = raw.cmd(&["DEBUG", "OBJECT", &keys[7]]).await;
+    let dbg = raw.text(&["DEBUG", "OBJECT", &keys[7]]).await;
     assert!(
         dbg.starts_with("+Value at:") && dbg.contains(" encoding:embstr serializedlength:1 "),
         "{dbg}"
     );
     assert_eq!(
-        raw.cmd(&["DEBUG", "OBJECT", "nope"]).await,
+        raw.text(&["DEBUG", "OBJECT", "nope"]).await,
         "-ERR no such key\r\n"
     );
 
@@ -308,8 +308,8 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
         .query_async(&mut c)
         .await
         .expect("slowlog threshold");
-    assert_eq!(raw.cmd(&["SLOWLOG", "RESET"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["SLOWLOG", "LEN"]).await, ":0\r\n");
+    assert_eq!(raw.text(&["SLOWLOG", "RESET"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["SLOWLOG", "LEN"]).await, ":0\r\n");
     for k in &keys[..30] {
         let _: Option<String> = c.get(k).await.expect("get");
     }
@@ -349,7 +349,7 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
         .expect("slowlog get");
     assert_eq!(every.len(), 30);
     assert_eq!(
-        raw.cmd(&["SLOWLOG", "GET", "-2"]).await,
+        raw.text(&["SLOWLOG", "GET", "-2"]).await,
         "-ERR count should be greater than or equal to -1\r\n"
     );
     let _: () = redis::cmd("CONFIG")
@@ -375,9 +375,9 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn randomkey_is_uniform_over_the_shards() {
     let shards = [
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     let mut c = proxy.redis().await;
@@ -426,9 +426,9 @@ async fn randomkey_is_uniform_over_the_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_commands_present_the_proxy_as_one_node() {
     let shards = [
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     let mut c = proxy.redis().await;
@@ -475,28 +475,28 @@ async fn cluster_commands_present_the_proxy_as_one_node() {
         assert!(ci.contains(want), "{ci}");
     }
     let mut raw = proxy.raw().await;
-    let sh = raw.cmd(&["CLUSTER", "SHARDS"]).await;
+    let sh = raw.text(&["CLUSTER", "SHARDS"]).await;
     assert!(
         sh.starts_with("*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n"),
         "{sh}"
     );
     assert!(sh.contains(&format!("$4\r\nport\r\n:{port}\r\n")), "{sh}");
-    assert_eq!(raw.cmd(&["CLUSTER", "KEYSLOT", "foo"]).await, ":12182\r\n");
+    assert_eq!(raw.text(&["CLUSTER", "KEYSLOT", "foo"]).await, ":12182\r\n");
     // COUNTKEYSINSLOT / GETKEYSINSLOT go to the slot's shard.
     let _: () = c.set("foo", "1").await.expect("set");
     assert_eq!(
-        raw.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "12182"]).await,
+        raw.text(&["CLUSTER", "COUNTKEYSINSLOT", "12182"]).await,
         ":1\r\n"
     );
     assert_eq!(
-        raw.cmd(&["CLUSTER", "GETKEYSINSLOT", "12182", "10"]).await,
+        raw.text(&["CLUSTER", "GETKEYSINSLOT", "12182", "10"]).await,
         "*1\r\n$3\r\nfoo\r\n"
     );
     assert_eq!(
-        raw.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]).await,
+        raw.text(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]).await,
         "-ERR Invalid slot\r\n"
     );
-    assert_eq!(raw.cmd(&["READONLY"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["READONLY"]).await, "+OK\r\n");
 
     // A cluster-mode client (redis-py's RedisCluster) pointed at the proxy.
     if let Some(py) = redis_py() {
@@ -538,9 +538,9 @@ async fn redis_cli_tools_over_autocache_shards() {
         return;
     }
     let shards = [
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     let mut c = proxy.redis().await;

@@ -3,51 +3,29 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
 
-struct ClusterShard {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: PathGuard,
+/// A shard in cluster mode (its bus on an ephemeral port) that joins `seeds`.
+async fn cluster_shard(tag: &str, seeds: Vec<String>) -> TestShard {
+    TestShard::start_with("127.0.0.1:0", |cfg| {
+        cfg.dir = temp_dir(tag);
+        cfg.cluster_enabled = true;
+        cfg.cluster_port = Some(0);
+        cfg.cluster_seeds = seeds;
+        cfg.cluster_secret = Some("proxy-test-secret".into());
+    })
+    .await
 }
 
-struct PathGuard(std::path::PathBuf);
-
-impl Drop for PathGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Extra views of a cluster-mode shard.
+trait ClusterView {
+    async fn cmd(&self, args: &[&str]) -> String;
+    async fn own_slots(&self) -> usize;
 }
 
-impl ClusterShard {
-    async fn start(tag: &str, seeds: Vec<String>) -> ClusterShard {
-        let dir = temp_dir(tag);
-        let cfg = shard::Config {
-            dir: dir.clone(),
-            cluster_enabled: true,
-            cluster_port: Some(0),
-            cluster_seeds: seeds,
-            cluster_secret: Some("proxy-test-secret".into()),
-            ..shard::Config::default()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(shard::run(listener, cfg, async {
-            let _ = rx.await;
-        }));
-        ClusterShard {
-            addr,
-            stop: Some(tx),
-            _dir: PathGuard(dir),
-        }
-    }
-
+impl ClusterView for TestShard {
     async fn cmd(&self, args: &[&str]) -> String {
         let mut con = connect_url(&format!("redis://{}/", self.addr)).await;
         let mut c = redis::cmd(args[0]);
@@ -75,33 +53,9 @@ impl ClusterShard {
             })
             .sum()
     }
-
-    /// The cluster-bus address from the `CLUSTER NODES` "myself" line (`ip:port@busport`).
-    async fn bus(&self) -> String {
-        let nodes = self.cmd(&["CLUSTER", "NODES"]).await;
-        let line = nodes
-            .lines()
-            .find(|l| l.contains("myself"))
-            .expect("myself")
-            .to_string();
-        let (ip_port, bus) = line
-            .split(' ')
-            .nth(1)
-            .and_then(|f| f.split_once('@'))
-            .expect("addr@bus");
-        format!("{}:{bus}", ip_port.rsplit_once(':').expect("ip:port").0)
-    }
 }
 
-impl Drop for ClusterShard {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-async fn converged(nodes: &[&ClusterShard], size: usize) {
+async fn converged(nodes: &[&TestShard], size: usize) {
     for _ in 0..600 {
         let mut ok = true;
         for n in nodes {
@@ -119,11 +73,11 @@ async fn converged(nodes: &[&ClusterShard], size: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_routes_by_the_shards_own_slot_map() {
-    let a = ClusterShard::start("sc-a", vec![]).await;
+    let a = cluster_shard("sc-a", vec![]).await;
     converged(&[&a], 1).await;
-    let seed = a.bus().await;
-    let b = ClusterShard::start("sc-b", vec![seed.clone()]).await;
-    let c = ClusterShard::start("sc-c", vec![seed]).await;
+    let seed = a.bus_addr().await;
+    let b = cluster_shard("sc-b", vec![seed.clone()]).await;
+    let c = cluster_shard("sc-c", vec![seed]).await;
     converged(&[&a, &b, &c], 3).await;
 
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
@@ -179,10 +133,10 @@ async fn proxy_routes_by_the_shards_own_slot_map() {
 /// and the proxy follows the shards' ASK, TRYAGAIN and MOVED redirects without losing a write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_follows_an_online_slot_migration() {
-    let a = ClusterShard::start("sm-a", vec![]).await;
+    let a = cluster_shard("sm-a", vec![]).await;
     converged(&[&a], 1).await;
-    let seed = a.bus().await;
-    let b = ClusterShard::start("sm-b", vec![seed.clone()]).await;
+    let seed = a.bus_addr().await;
+    let b = cluster_shard("sm-b", vec![seed.clone()]).await;
     converged(&[&a, &b], 2).await;
     let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
     let mut con = proxy.redis().await;
@@ -194,7 +148,7 @@ async fn proxy_follows_an_online_slot_migration() {
             .await
             .expect("load");
     }
-    let c = ClusterShard::start("sm-c", vec![seed]).await;
+    let c = cluster_shard("sm-c", vec![seed]).await;
     // Overwrite every key (bounded: one pass) while C takes its share.
     for i in 0..3000 {
         let () = redis::cmd("SET")

@@ -28,7 +28,7 @@ fn config_with(seeds: &[String], limit: Option<&str>) -> proxy::Config {
 async fn flood(addr: std::net::SocketAddr, key: &str, n: usize) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let one = resp(&["GET", key]);
+    let one = encode(&["GET", key]);
     let mut all = Vec::with_capacity(one.len() * n);
     for _ in 0..n {
         all.extend_from_slice(&one);
@@ -42,11 +42,11 @@ async fn flood(addr: std::net::SocketAddr, key: &str, n: usize) -> tokio::net::T
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_stops_itself_and_loses_nothing() {
     use tokio::io::AsyncReadExt;
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let proxy = Proxy::start(config_with(&[shard.addr.to_string()], None)).await;
     let mut admin = proxy.raw().await;
     let value = "v".repeat(VALUE);
-    assert_eq!(admin.cmd(&["SET", "big", &value]).await, "+OK\r\n");
+    assert_eq!(admin.text(&["SET", "big", &value]).await, "+OK\r\n");
     let before = backend_requests(&mut admin).await;
 
     // 2000 GETs of 100 KB: 200 MB of replies if the proxy read them all.
@@ -73,7 +73,7 @@ async fn a_client_that_does_not_read_stops_itself_and_loses_nothing() {
         "the proxy forwarded {forwarded} of {N} requests to a client that reads nothing"
     );
     // Other clients are served meanwhile.
-    assert_eq!(admin.cmd(&["PING"]).await, "+PONG\r\n");
+    assert_eq!(admin.text(&["PING"]).await, "+PONG\r\n");
 
     // The client reads: every reply arrives, in order.
     let reply = format!("${VALUE}\r\n{value}\r\n").into_bytes();
@@ -107,7 +107,7 @@ async fn a_client_that_does_not_read_stops_itself_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_output_buffer_limit_disconnects_only_the_slow_client() {
-    let shard = Shard::start().await;
+    let shard = TestShard::default().await;
     let proxy = Proxy::start(config_with(
         &[shard.addr.to_string()],
         Some("normal 2mb 1mb 1"),
@@ -115,20 +115,20 @@ async fn client_output_buffer_limit_disconnects_only_the_slow_client() {
     .await;
     let mut admin = proxy.raw().await;
     let value = "v".repeat(VALUE);
-    assert_eq!(admin.cmd(&["SET", "big", &value]).await, "+OK\r\n");
+    assert_eq!(admin.text(&["SET", "big", &value]).await, "+OK\r\n");
     let mut slow = Raw::from_stream(flood(proxy.addr, "big", 2000).await);
     // Past the soft limit (1 MB) for a second, or the hard one (2 MB) at once: closed.
     assert!(
         slow.closed_after_replies().await,
         "the slow client was closed"
     );
-    let info = admin.cmd(&["INFO", "stats"]).await;
+    let info = admin.text(&["INFO", "stats"]).await;
     assert!(
         info.contains("client_output_buffer_limit_disconnections:1"),
         "{info}"
     );
     // Everyone else goes on.
-    assert_eq!(admin.cmd(&["GET", "big"]).await.len(), VALUE + 11);
+    assert_eq!(admin.text(&["GET", "big"]).await.len(), VALUE + 11);
     let mut c = proxy.redis().await;
     let v: String = redis::cmd("GET")
         .arg("big")

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use redis::AsyncCommands;
 
-async fn three() -> (Vec<Shard>, Proxy) {
+async fn three() -> (Vec<TestShard>, Proxy) {
     let shards = vec![
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     (shards, proxy)
@@ -26,21 +26,21 @@ async fn pipeline_mixing_all_shards_returns_in_order() {
     let mut expected: Vec<String> = Vec::new();
     for i in 0..200 {
         let k = format!("key:{i}");
-        req.extend(resp(&["SET", &k, &format!("v{i}")]));
+        req.extend(encode(&["SET", &k, &format!("v{i}")]));
         expected.push("+OK\r\n".into());
-        req.extend(resp(&["GET", &k]));
+        req.extend(encode(&["GET", &k]));
         let v = format!("v{i}");
         expected.push(format!("${}\r\n{v}\r\n", v.len()));
-        req.extend(resp(&["INCR", &format!("ctr:{}", i % 7)]));
+        req.extend(encode(&["INCR", &format!("ctr:{}", i % 7)]));
         expected.push(format!(":{}\r\n", i / 7 + 1));
         if i % 10 == 0 {
-            req.extend(resp(&["PING"]));
+            req.extend(encode(&["PING"]));
             expected.push("+PONG\r\n".into());
-            req.extend(resp(&["GET", &format!("missing:{i}")]));
+            req.extend(encode(&["GET", &format!("missing:{i}")]));
             expected.push("$-1\r\n".into());
             let a = format!("key:{}", i / 2);
             let b = format!("key:{i}");
-            req.extend(resp(&["MGET", &a, &b, "nope"]));
+            req.extend(encode(&["MGET", &a, &b, "nope"]));
             let va = format!("v{}", i / 2);
             let vb = format!("v{i}");
             expected.push(format!(
@@ -48,7 +48,7 @@ async fn pipeline_mixing_all_shards_returns_in_order() {
                 va.len(),
                 vb.len()
             ));
-            req.extend(resp(&["NOSUCHCMD", "x"]));
+            req.extend(encode(&["NOSUCHCMD", "x"]));
             expected.push(
                 "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' \r\n".into(),
             );
@@ -62,9 +62,9 @@ async fn pipeline_mixing_all_shards_returns_in_order() {
     }
     // Byte-at-a-time framing keeps order too.
     let small = [
-        resp(&["SET", "a", "1"]),
-        resp(&["GET", "a"]),
-        resp(&["ECHO", "hi"]),
+        encode(&["SET", "a", "1"]),
+        encode(&["GET", "a"]),
+        encode(&["ECHO", "hi"]),
     ]
     .concat();
     for b in &small {
@@ -158,15 +158,15 @@ async fn atomic_multi_key_commands_need_one_slot() {
     let (_shards, proxy) = three().await;
     let mut raw = proxy.raw().await;
     let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
-    assert_eq!(raw.cmd(&["MSETNX", "a", "1", "b", "2"]).await, cross);
-    assert_eq!(raw.cmd(&["SET", "a", "1"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["RENAME", "a", "b"]).await, cross);
+    assert_eq!(raw.text(&["MSETNX", "a", "1", "b", "2"]).await, cross);
+    assert_eq!(raw.text(&["SET", "a", "1"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["RENAME", "a", "b"]).await, cross);
     assert_eq!(
-        raw.cmd(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
+        raw.text(&["MSETNX", "{t}a", "1", "{t}b", "2"]).await,
         ":1\r\n"
     );
-    assert_eq!(raw.cmd(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["GET", "{t}c"]).await, "$1\r\n1\r\n");
+    assert_eq!(raw.text(&["RENAME", "{t}a", "{t}c"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["GET", "{t}c"]).await, "$1\r\n1\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,28 +226,28 @@ async fn scan_across_shards_returns_every_key_exactly_once() {
 async fn resp3_via_hello_3() {
     let (_shards, proxy) = three().await;
     let mut raw = proxy.raw().await;
-    let hello = raw.cmd(&["HELLO", "3"]).await;
+    let hello = raw.text(&["HELLO", "3"]).await;
     assert!(hello.starts_with("%7\r\n"), "{hello}");
     assert!(hello.contains("proto\r\n:3"), "{hello}");
     assert_eq!(
-        raw.cmd(&["HSET", "h", "f1", "v1", "f2", "v2"]).await,
+        raw.text(&["HSET", "h", "f1", "v1", "f2", "v2"]).await,
         ":2\r\n"
     );
-    let all = raw.cmd(&["HGETALL", "h"]).await;
+    let all = raw.text(&["HGETALL", "h"]).await;
     assert!(
         all.starts_with("%2\r\n"),
         "HGETALL is a map in RESP3: {all}"
     );
-    assert_eq!(raw.cmd(&["GET", "nope"]).await, "_\r\n");
-    assert_eq!(raw.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
-    let m = raw.cmd(&["MGET", "k", "nope", "key:1", "key:2"]).await;
+    assert_eq!(raw.text(&["GET", "nope"]).await, "_\r\n");
+    assert_eq!(raw.text(&["SET", "k", "v"]).await, "+OK\r\n");
+    let m = raw.text(&["MGET", "k", "nope", "key:1", "key:2"]).await;
     assert_eq!(m, "*4\r\n$1\r\nv\r\n_\r\n_\r\n_\r\n");
     // Back to RESP2.
-    assert!(raw.cmd(&["HELLO", "2"]).await.starts_with("*14\r\n"));
-    assert_eq!(raw.cmd(&["GET", "nope"]).await, "$-1\r\n");
-    assert!(raw.cmd(&["HGETALL", "h"]).await.starts_with("*4\r\n"));
+    assert!(raw.text(&["HELLO", "2"]).await.starts_with("*14\r\n"));
+    assert_eq!(raw.text(&["GET", "nope"]).await, "$-1\r\n");
+    assert!(raw.text(&["HGETALL", "h"]).await.starts_with("*4\r\n"));
     assert_eq!(
-        raw.cmd(&["HELLO", "4"]).await,
+        raw.text(&["HELLO", "4"]).await,
         "-NOPROTO unsupported protocol version\r\n"
     );
 
@@ -266,15 +266,15 @@ async fn resp3_via_hello_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_shard_fails_only_its_slots_and_comes_back() {
     let shards = vec![
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let proxy = Proxy::over(&shards).await;
     let mut raw = proxy.raw().await;
     let keys = spread_keys(30);
     for k in &keys {
-        assert_eq!(raw.cmd(&["SET", k, "v"]).await, "+OK\r\n");
+        assert_eq!(raw.text(&["SET", k, "v"]).await, "+OK\r\n");
     }
     let mut shards = shards;
     let dead = shards.remove(1);
@@ -284,7 +284,7 @@ async fn a_killed_shard_fails_only_its_slots_and_comes_back() {
     let deadline = Instant::now() + Duration::from_secs(20);
     for k in &keys {
         let started = Instant::now();
-        let r = raw.cmd(&["GET", k]).await;
+        let r = raw.text(&["GET", k]).await;
         if owner_3(k) == 1 {
             assert!(
                 r.starts_with(&format!("-ERR backend {dead_addr}")),
@@ -304,12 +304,12 @@ async fn a_killed_shard_fails_only_its_slots_and_comes_back() {
     let mut args = vec!["MGET"];
     args.extend(&on);
     assert!(
-        raw.cmd(&args)
+        raw.text(&args)
             .await
             .starts_with(&format!("*{}\r\n", on.len()))
     );
     loop {
-        let info = raw.cmd(&["INFO", "shards"]).await;
+        let info = raw.text(&["INFO", "shards"]).await;
         if info.contains("status=down") {
             break;
         }
@@ -321,20 +321,20 @@ async fn a_killed_shard_fails_only_its_slots_and_comes_back() {
         .iter()
         .find(|k| owner_3(k) == 1)
         .expect("key on shard 1");
-    let r = raw.cmd(&["GET", k1]).await;
+    let r = raw.text(&["GET", k1]).await;
     assert!(r.contains("unavailable") || r.contains("connection"), "{r}");
 
     // The shard returns on the same port (empty: in-memory); the proxy reconnects.
-    let back = Shard::start_on(&dead_addr.to_string()).await;
+    let back = TestShard::start_with(&dead_addr.to_string(), |_| {}).await;
     loop {
-        let r = raw.cmd(&["SET", k1, "again"]).await;
+        let r = raw.text(&["SET", k1, "again"]).await;
         if r == "+OK\r\n" {
             break;
         }
         assert!(Instant::now() < deadline, "no reconnect: {r}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(raw.cmd(&["GET", k1]).await, "$5\r\nagain\r\n");
+    assert_eq!(raw.text(&["GET", k1]).await, "$5\r\nagain\r\n");
     back.stop().await;
 }
 
@@ -349,28 +349,28 @@ async fn unsupported_and_local_commands() {
         (vec!["WATCH", "k"], "WATCH"),
         (vec!["WAIT", "1", "0"], "WAIT"),
     ] {
-        let r = raw.cmd(&cmd).await;
+        let r = raw.text(&cmd).await;
         assert!(
             r.starts_with(&format!("-ERR {word} is not supported through the proxy: ")),
             "{r}"
         );
     }
     assert_eq!(
-        raw.cmd(&["GET"]).await,
+        raw.text(&["GET"]).await,
         "-ERR wrong number of arguments for 'get' command\r\n"
     );
-    assert_eq!(raw.cmd(&["SELECT", "0"]).await, "+OK\r\n");
-    assert!(raw.cmd(&["SELECT", "1"]).await.starts_with("-ERR"));
-    assert_eq!(raw.cmd(&["CLIENT", "SETNAME", "me"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["CLIENT", "GETNAME"]).await, "$2\r\nme\r\n");
-    assert!(raw.cmd(&["CLIENT", "ID"]).await.starts_with(':'));
-    assert!(raw.cmd(&["CLIENT", "LIST"]).await.contains("name=me"));
-    let count = raw.cmd(&["COMMAND", "COUNT"]).await;
+    assert_eq!(raw.text(&["SELECT", "0"]).await, "+OK\r\n");
+    assert!(raw.text(&["SELECT", "1"]).await.starts_with("-ERR"));
+    assert_eq!(raw.text(&["CLIENT", "SETNAME", "me"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["CLIENT", "GETNAME"]).await, "$2\r\nme\r\n");
+    assert!(raw.text(&["CLIENT", "ID"]).await.starts_with(':'));
+    assert!(raw.text(&["CLIENT", "LIST"]).await.contains("name=me"));
+    let count = raw.text(&["COMMAND", "COUNT"]).await;
     assert_eq!(
         count,
         format!(":{}\r\n", membership::command::COMMANDS.len())
     );
-    let info = raw.cmd(&["INFO"]).await;
+    let info = raw.text(&["INFO"]).await;
     for s in [
         "# Server",
         "proxy_mode:static",
@@ -380,24 +380,24 @@ async fn unsupported_and_local_commands() {
     ] {
         assert!(info.contains(s), "{s} in {info}");
     }
-    assert_eq!(raw.cmd(&["QUIT"]).await, "+OK\r\n");
-    assert!(raw.closed().await);
+    assert_eq!(raw.text(&["QUIT"]).await, "+OK\r\n");
+    assert!(raw.is_closed().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requirepass_gates_commands() {
-    let shards = [Shard::start().await];
+    let shards = [TestShard::default().await];
     let mut cfg = config(&[shards[0].addr.to_string()]);
     cfg.requirepass = Some("s3cret".into());
     let proxy = Proxy::start(cfg).await;
     let mut raw = proxy.raw().await;
     assert_eq!(
-        raw.cmd(&["GET", "k"]).await,
+        raw.text(&["GET", "k"]).await,
         "-NOAUTH Authentication required.\r\n"
     );
-    assert!(raw.cmd(&["AUTH", "nope"]).await.starts_with("-WRONGPASS"));
-    assert_eq!(raw.cmd(&["AUTH", "s3cret"]).await, "+OK\r\n");
-    assert_eq!(raw.cmd(&["GET", "k"]).await, "$-1\r\n");
+    assert!(raw.text(&["AUTH", "nope"]).await.starts_with("-WRONGPASS"));
+    assert_eq!(raw.text(&["AUTH", "s3cret"]).await, "+OK\r\n");
+    assert_eq!(raw.text(&["GET", "k"]).await, "$-1\r\n");
     let mut c = connect_url(&format!("redis://:s3cret@{}/", proxy.addr)).await;
     let _: () = c.set("k", "v").await.expect("set");
 }
@@ -408,7 +408,7 @@ async fn graceful_shutdown_answers_what_was_read() {
     let mut raw = proxy.raw().await;
     let mut req = Vec::new();
     for i in 0..500 {
-        req.extend(resp(&["SET", &format!("key:{i}"), "v"]));
+        req.extend(encode(&["SET", &format!("key:{i}"), "v"]));
     }
     raw.send(&req).await;
     // Once the proxy has read all 500 (its command counter says so; the requests span more
@@ -417,7 +417,7 @@ async fn graceful_shutdown_answers_what_was_read() {
     let mut other = proxy.raw().await;
     let mut read_all = false;
     for _ in 0..500 {
-        let info = other.cmd(&["INFO", "stats"]).await;
+        let info = other.text(&["INFO", "stats"]).await;
         let n: u64 = info
             .lines()
             .find_map(|l| l.strip_prefix("total_commands_processed:"))
@@ -494,9 +494,9 @@ async fn redis_py_works_through_the_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_polling_serves_single_and_fanned_out_commands() {
     let shards = vec![
-        Shard::start().await,
-        Shard::start().await,
-        Shard::start().await,
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
     ];
     let seeds: Vec<String> = shards.iter().map(|s| s.addr.to_string()).collect();
     let proxy = Proxy::start(proxy::Config {

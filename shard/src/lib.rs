@@ -17,6 +17,8 @@ pub mod protocol;
 mod server;
 mod slowlog;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod tracking;
 
 pub use config::Config;

@@ -1,13 +1,11 @@
 //! The `autocache-shard` binary: configuration errors, signals, and a planned restart.
 
-mod common;
-
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Raw, V};
+use shard::testing::{Raw, V};
 
 struct Proc(Child);
 

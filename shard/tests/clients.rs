@@ -1,16 +1,14 @@
 //! The shard through the real `redis` crate client: typed round trips, pipelines, concurrent
 //! connections, and a seeded model-based test of the string and hash commands.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::TestServer;
 use redis::aio::MultiplexedConnection;
+use shard::testing::TestShard;
 
 #[tokio::test]
 async fn typed_round_trips() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut con = srv.redis().await;
 
     let () = redis::cmd("SET")
@@ -176,7 +174,7 @@ async fn typed_round_trips() {
 
 #[tokio::test]
 async fn resp3_client_round_trips() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut con = srv.redis_resp3().await;
     let added: i64 = redis::cmd("HSET")
         .arg("h")
@@ -223,7 +221,7 @@ async fn resp3_client_round_trips() {
 
 #[tokio::test]
 async fn pipeline_of_1000_commands_returns_in_order() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut con = srv.redis().await;
     let mut pipe = redis::pipe();
     let mut want = Vec::new();
@@ -261,7 +259,7 @@ async fn pipeline_of_1000_commands_returns_in_order() {
 async fn concurrent_incr_is_atomic() {
     const CONNECTIONS: usize = 20;
     const PER_CONNECTION: usize = 200;
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
         let mut con = srv.redis().await;
@@ -712,14 +710,14 @@ async fn assert_same_state(con: &mut MultiplexedConnection, model: &Model, keys:
 
 #[tokio::test]
 async fn random_operations_match_a_model() {
-    model_run(TestServer::default().await).await;
+    model_run(TestShard::default().await).await;
 }
 
 /// The same model run with a warm tier and a RAM budget so small that every key goes through
 /// redb between operations.
 #[tokio::test]
 async fn random_operations_match_a_model_through_the_warm_tier() {
-    model_run(TestServer::tiny_warm().await).await;
+    model_run(TestShard::tiny_warm().await).await;
 }
 
 /// Again with frequency admission and a budget of a few keys: reads promote some warm keys and
@@ -729,12 +727,12 @@ async fn random_operations_match_a_model_with_frequency_admission() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = shard::Config {
         warm_promotion: shard::config::WarmPromotion::Frequency,
-        ..common::warm_config(dir.path(), 2_000)
+        ..shard::testing::warm_config(dir.path(), 2_000)
     };
-    model_run(TestServer::start(cfg).await).await;
+    model_run(TestShard::start(cfg).await).await;
 }
 
-async fn model_run(srv: TestServer) {
+async fn model_run(srv: TestShard) {
     // AUTOCACHE_MODEL_SEED=<n> explores other sequences; the default keeps CI reproducible.
     let seed: u64 = std::env::var("AUTOCACHE_MODEL_SEED")
         .ok()

@@ -3,12 +3,10 @@
 //! slots over, a node without the secret cannot join, and a node restarted on its data
 //! directory keeps its slots and serves its keys again.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Config, TestServer, V, assert_err, info_field};
 use shard::config::ClusterShutdown;
+use shard::testing::{Config, TestShard, V, assert_err, info_field};
 
 const SECRET: &str = "test-cluster-secret";
 
@@ -23,22 +21,7 @@ fn cluster_config(dir: &std::path::Path, seeds: Vec<String>, secret: &str) -> Co
     }
 }
 
-/// The cluster-bus address of a node, from its `CLUSTER NODES` "myself" line.
-async fn bus_addr(srv: &TestServer) -> String {
-    let nodes = srv.raw().await.cmd(&["CLUSTER", "NODES"]).await;
-    let line = nodes
-        .as_str()
-        .lines()
-        .find(|l| l.contains("myself"))
-        .expect("myself line")
-        .to_string();
-    let field = line.split(' ').nth(1).expect("addr field");
-    let (ip_port, bus) = field.split_once('@').expect("@busport");
-    let ip = ip_port.rsplit_once(':').expect("ip:port").0;
-    format!("{ip}:{bus}")
-}
-
-async fn cluster_info(srv: &TestServer) -> String {
+async fn cluster_info(srv: &TestShard) -> String {
     srv.raw()
         .await
         .cmd(&["CLUSTER", "INFO"])
@@ -48,7 +31,7 @@ async fn cluster_info(srv: &TestServer) -> String {
 }
 
 /// Polls until every node reports `size` masters and all slots served.
-async fn converge(nodes: &[&TestServer], size: usize) {
+async fn converge(nodes: &[&TestShard], size: usize) {
     for _ in 0..600 {
         let mut ok = true;
         for n in nodes {
@@ -67,11 +50,11 @@ async fn converge(nodes: &[&TestServer], size: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_form_a_cluster_that_cluster_clients_use() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tmp")).collect();
-    let a = TestServer::start(cluster_config(dirs[0].path(), vec![], SECRET)).await;
+    let a = TestShard::start(cluster_config(dirs[0].path(), vec![], SECRET)).await;
     converge(&[&a], 1).await;
-    let seed = bus_addr(&a).await;
-    let b = TestServer::start(cluster_config(dirs[1].path(), vec![seed.clone()], SECRET)).await;
-    let c = TestServer::start(Config {
+    let seed = a.bus_addr().await;
+    let b = TestShard::start(cluster_config(dirs[1].path(), vec![seed.clone()], SECRET)).await;
+    let c = TestShard::start(Config {
         // Decommissioned at the end of this test: it hands its slots over.
         cluster_shutdown: ClusterShutdown::Leave,
         ..cluster_config(dirs[2].path(), vec![seed.clone()], SECRET)
@@ -148,7 +131,7 @@ async fn shards_form_a_cluster_that_cluster_clients_use() {
     assert_eq!(raw.cmd(&["READONLY"]).await, V::s("OK"));
 
     // A node holding the wrong secret never becomes part of the cluster.
-    let stranger = TestServer::start(cluster_config(
+    let stranger = TestShard::start(cluster_config(
         dirs[3].path(),
         vec![seed.clone()],
         "not-the-secret",
@@ -192,7 +175,7 @@ async fn shards_form_a_cluster_that_cluster_clients_use() {
 
 #[tokio::test]
 async fn standalone_shards_say_cluster_support_is_disabled() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     for args in [
         vec!["CLUSTER", "SLOTS"],
@@ -236,7 +219,7 @@ fn warm_cluster_config(dir: &std::path::Path, seeds: Vec<String>, bus_port: u16)
     }
 }
 
-async fn cluster_connection(seed: &TestServer) -> redis::cluster_async::ClusterConnection {
+async fn cluster_connection(seed: &TestShard) -> redis::cluster_async::ClusterConnection {
     redis::cluster::ClusterClientBuilder::new(vec![seed.url()])
         .response_timeout(Duration::from_secs(30))
         .connection_timeout(Duration::from_secs(30))
@@ -254,12 +237,12 @@ async fn cluster_connection(seed: &TestServer) -> redis::cluster_async::ClusterC
 async fn three_nodes_with_keys(
     dirs: &[tempfile::TempDir],
     keys: usize,
-) -> (TestServer, TestServer, TestServer, String) {
-    let a = TestServer::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
+) -> (TestShard, TestShard, TestShard, String) {
+    let a = TestShard::start(warm_cluster_config(dirs[0].path(), vec![], 0)).await;
     converge(&[&a], 1).await;
-    let seed = bus_addr(&a).await;
-    let b = TestServer::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
-    let c = TestServer::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
+    let seed = a.bus_addr().await;
+    let b = TestShard::start(warm_cluster_config(dirs[1].path(), vec![seed.clone()], 0)).await;
+    let c = TestShard::start(warm_cluster_config(dirs[2].path(), vec![seed.clone()], 0)).await;
     converge(&[&a, &b, &c], 3).await;
     let mut con = cluster_connection(&a).await;
     for i in 0..keys {
@@ -274,7 +257,7 @@ async fn three_nodes_with_keys(
 }
 
 /// Every key [`three_nodes_with_keys`] wrote reads back through a fresh cluster client.
-async fn assert_every_key_reads_back(seed: &TestServer, keys: usize) {
+async fn assert_every_key_reads_back(seed: &TestShard, keys: usize) {
     let mut con = cluster_connection(seed).await;
     for i in 0..keys {
         let v: Option<i64> = redis::cmd("GET")
@@ -294,7 +277,7 @@ async fn planned_restart_keeps_slots_and_warm_data() {
     let c_keys = c.raw().await.cmd(&["DBSIZE"]).await.as_int();
     assert!(c_keys > 100, "c holds a share: {c_keys}");
     let myid = c.raw().await.cmd(&["CLUSTER", "MYID"]).await;
-    let (c_addr, c_bus) = (c.addr, bus_addr(&c).await);
+    let (c_addr, c_bus) = (c.addr, c.bus_addr().await);
     let slots_before = a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await;
 
     // A planned shutdown (the default `cluster-shutdown restart`): the others keep its slots.
@@ -327,7 +310,7 @@ async fn planned_restart_keeps_slots_and_warm_data() {
             let _ = rx.await;
         },
     ));
-    let mut raw = common::Raw::connect(c_addr).await;
+    let mut raw = shard::testing::Raw::connect(c_addr).await;
     assert_eq!(raw.cmd(&["CLUSTER", "MYID"]).await, myid);
     // The restarted node learns the table (its own claims still standing) from the others.
     let start = std::time::Instant::now();
@@ -408,7 +391,7 @@ async fn whole_cluster_restart_keeps_slots_and_warm_data() {
     let slots_before = a.raw().await.cmd(&["CLUSTER", "SLOTS"]).await;
     let mut places = Vec::new();
     for n in [&a, &b, &c] {
-        places.push((n.addr, port_of(&bus_addr(n).await)));
+        places.push((n.addr, port_of(&n.bus_addr().await)));
     }
 
     // Every node stops for a planned restart, the last with nobody left to tell.
@@ -427,7 +410,7 @@ async fn whole_cluster_restart_keeps_slots_and_warm_data() {
         wait_until_udp_port_is_free(*bus_port).await;
         let seeds = if i == 0 { vec![] } else { vec![seed.clone()] };
         let cfg = warm_cluster_config(dirs[i].path(), seeds, *bus_port);
-        back.push(TestServer::start_at(*addr, cfg).await);
+        back.push(TestShard::start_at(*addr, cfg).await);
         if i == 0 {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let info = cluster_info(&back[0]).await;

@@ -1,7 +1,5 @@
 //! Command semantics against an in-process shard, with Redis 7's replies and error texts.
 
-mod common;
-
 /// Runs each listed suite twice: against the RAM tier alone, and with a warm tier and a RAM
 /// budget so small that every key goes through redb. Both must answer identically.
 macro_rules! both_tiers {
@@ -9,11 +7,11 @@ macro_rules! both_tiers {
         mod $name {
             #[tokio::test]
             async fn ram() {
-                super::$name(super::common::TestServer::default().await).await
+                super::$name(shard::testing::TestShard::default().await).await
             }
             #[tokio::test]
             async fn warm() {
-                super::$name(super::common::TestServer::tiny_warm().await).await
+                super::$name(shard::testing::TestShard::tiny_warm().await).await
             }
         }
     )*};
@@ -29,9 +27,9 @@ both_tiers!(
     command_introspection
 );
 
-use common::{TestServer, V, assert_err};
+use shard::testing::{TestShard, V, assert_err};
 
-async fn strings(srv: TestServer) {
+async fn strings(srv: TestShard) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["GET", "k"]).await, V::s("v"));
@@ -161,7 +159,7 @@ async fn strings(srv: TestServer) {
     srv.stop().await;
 }
 
-async fn keys_and_ttls(srv: TestServer) {
+async fn keys_and_ttls(srv: TestShard) {
     let mut c = srv.raw().await;
     c.cmd(&["MSET", "a", "1", "b", "2", "c", "3"]).await;
     assert_eq!(c.cmd(&["EXISTS", "a", "a", "x"]).await, V::Int(2));
@@ -256,7 +254,7 @@ async fn keys_and_ttls(srv: TestServer) {
 
 /// Runs a full SCAN iteration with `opts`; returns the keys and the number of calls.
 async fn scan_all(addr: std::net::SocketAddr, opts: &[&str]) -> (Vec<String>, usize) {
-    let mut c = common::Raw::connect(addr).await;
+    let mut c = shard::testing::Raw::connect(addr).await;
     let (mut cursor, mut seen, mut calls) = ("0".to_string(), Vec::new(), 0);
     loop {
         let mut args = vec!["SCAN", cursor.as_str()];
@@ -272,7 +270,7 @@ async fn scan_all(addr: std::net::SocketAddr, opts: &[&str]) -> (Vec<String>, us
     }
 }
 
-async fn scan_walks_everything_once_with_filters(srv: TestServer) {
+async fn scan_walks_everything_once_with_filters(srv: TestShard) {
     let mut c = srv.raw().await;
     let mut mset = vec!["MSET".to_string()];
     for i in 0..1000 {
@@ -302,7 +300,7 @@ async fn scan_walks_everything_once_with_filters(srv: TestServer) {
     srv.stop().await;
 }
 
-async fn hashes(srv: TestServer) {
+async fn hashes(srv: TestShard) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["HSET", "h", "a", "1", "b", "2"]).await, V::Int(2));
     assert_eq!(c.cmd(&["HSET", "h", "a", "10", "c", "3"]).await, V::Int(1));
@@ -390,7 +388,7 @@ async fn hashes(srv: TestServer) {
     srv.stop().await;
 }
 
-async fn wrongtype_arity_and_unknown_commands(srv: TestServer) {
+async fn wrongtype_arity_and_unknown_commands(srv: TestShard) {
     let mut c = srv.raw().await;
     c.cmd(&["SET", "s", "v"]).await;
     c.cmd(&["HSET", "h", "f", "v"]).await;
@@ -454,7 +452,7 @@ async fn wrongtype_arity_and_unknown_commands(srv: TestServer) {
     srv.stop().await;
 }
 
-async fn server_and_connection_commands(srv: TestServer) {
+async fn server_and_connection_commands(srv: TestShard) {
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["PING", "hi"]).await, V::s("hi"));
     assert_eq!(c.cmd(&["ECHO", "x y"]).await, V::s("x y"));
@@ -579,7 +577,7 @@ async fn server_and_connection_commands(srv: TestServer) {
     srv.stop().await;
 }
 
-async fn command_introspection(srv: TestServer) {
+async fn command_introspection(srv: TestShard) {
     let mut c = srv.raw().await;
     let count = c.cmd(&["COMMAND", "COUNT"]).await.as_int();
     assert!(count >= 70, "{count}");
@@ -625,7 +623,7 @@ async fn command_introspection(srv: TestServer) {
 
 #[tokio::test]
 async fn requirepass_and_hello() {
-    let srv = TestServer::start(common::Config {
+    let srv = TestShard::start(shard::testing::Config {
         requirepass: Some("s3cret".into()),
         ..Default::default()
     })
@@ -681,7 +679,7 @@ async fn requirepass_and_hello() {
         .expect("get");
     assert_eq!(v, "v");
 
-    let none = TestServer::default().await;
+    let none = TestShard::default().await;
     let mut n = none.raw().await;
     assert_err(
         &n.cmd(&["AUTH", "x"]).await,
@@ -693,7 +691,7 @@ async fn requirepass_and_hello() {
 
 #[tokio::test]
 async fn maxmemory_noeviction_refuses_writes_but_serves_reads() {
-    let srv = TestServer::start(common::Config {
+    let srv = TestShard::start(shard::testing::Config {
         maxmemory: 20_000,
         ..Default::default()
     })
@@ -728,12 +726,12 @@ async fn maxmemory_noeviction_refuses_writes_but_serves_reads() {
 
 #[tokio::test]
 async fn maxmemory_allkeys_lru_evicts_cold_keys() {
-    let cfg = common::Config {
+    let cfg = shard::testing::Config {
         maxmemory: 200_000,
         maxmemory_policy: shard::store::Policy::AllKeysLru,
         ..Default::default()
     };
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     let value = "x".repeat(1000);
     for i in 0..1000 {
@@ -766,7 +764,7 @@ async fn maxmemory_allkeys_lru_evicts_cold_keys() {
 
 #[tokio::test]
 async fn maxclients_rejects_extra_connections() {
-    let srv = TestServer::start(common::Config {
+    let srv = TestShard::start(shard::testing::Config {
         maxclients: 2,
         ..Default::default()
     })
@@ -786,7 +784,7 @@ async fn maxclients_rejects_extra_connections() {
     let mut ok = false;
     for _ in 0..200 {
         let mut d = srv.raw().await;
-        d.send(&common::encode(&["PING"])).await;
+        d.send(&shard::testing::encode(&["PING"])).await;
         if d.read().await == V::s("PONG") {
             ok = true;
             break;

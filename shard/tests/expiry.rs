@@ -3,11 +3,9 @@
 //! task is idle (the server's 100 ms background tick included), so every bound below keeps
 //! margins of seconds.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Raw, TestServer, V, encode, info_field};
+use shard::testing::{Raw, TestShard, V, encode, info_field};
 
 async fn sleep_secs(s: u64) {
     tokio::time::sleep(Duration::from_secs(s)).await;
@@ -20,7 +18,7 @@ async fn info_stat(c: &mut Raw, field: &str) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn expired_keys_disappear_for_readers() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v", "PX", "5000"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["SET", "forever", "v"]).await, V::s("OK"));
@@ -54,7 +52,7 @@ async fn expired_keys_disappear_for_readers() {
 
 #[tokio::test(start_paused = true)]
 async fn active_expiry_reclaims_keys_nobody_reads() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     let mut wire = Vec::new();
     for i in 0..2000 {
@@ -96,7 +94,7 @@ async fn active_expiry_reclaims_keys_nobody_reads() {
 
 #[tokio::test(start_paused = true)]
 async fn expire_in_the_past_deletes_immediately() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     for k in ["a", "b", "c", "d", "keep"] {
         assert_eq!(c.cmd(&["SET", k, "v"]).await, V::s("OK"));
@@ -129,7 +127,7 @@ async fn expire_in_the_past_deletes_immediately() {
 
 #[tokio::test(start_paused = true)]
 async fn ttl_decreases_as_time_passes() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v", "EX", "100"]).await, V::s("OK"));
     assert!((99..=100).contains(&c.cmd(&["TTL", "k"]).await.as_int()));
@@ -154,7 +152,7 @@ async fn ttl_decreases_as_time_passes() {
 
 #[tokio::test(start_paused = true)]
 async fn set_keepttl_keeps_the_deadline() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v1", "EX", "100"]).await, V::s("OK"));
     let deadline = c.cmd(&["PEXPIRETIME", "k"]).await.as_int();
@@ -188,7 +186,7 @@ async fn set_keepttl_keeps_the_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn getex_changes_the_deadline() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["SET", "k", "v", "EX", "100"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["SET", "p", "v", "EX", "5"]).await, V::s("OK"));

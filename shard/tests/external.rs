@@ -3,15 +3,13 @@
 //! The tools must be on PATH; without them these tests fail, telling how to install them,
 //! unless `AUTOCACHE_SKIP_EXTERNAL=1` is set.
 
-mod common;
-
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{TestServer, V, info_field};
+use shard::testing::{TestShard, V, info_field};
 
 const TOOLS: [&str; 2] = ["redis-cli", "redis-benchmark"];
 /// A hung tool is killed after this long (CI machines are slow, but not this slow).
@@ -89,11 +87,11 @@ async fn run_tool(program: &'static str, args: Vec<String>, stdin: Option<Vec<u8
 }
 
 /// `redis-cli -h 127.0.0.1 -p PORT <args>`: asserts success and returns stdout.
-async fn cli(srv: &TestServer, args: &[&str]) -> String {
+async fn cli(srv: &TestShard, args: &[&str]) -> String {
     cli_with_stdin(srv, args, None).await
 }
 
-async fn cli_with_stdin(srv: &TestServer, args: &[&str], stdin: Option<&str>) -> String {
+async fn cli_with_stdin(srv: &TestShard, args: &[&str], stdin: Option<&str>) -> String {
     let out = cli_output(srv, args, stdin).await;
     assert!(
         out.status.success(),
@@ -105,7 +103,7 @@ async fn cli_with_stdin(srv: &TestServer, args: &[&str], stdin: Option<&str>) ->
 }
 
 /// Runs redis-cli without judging its exit status (versions differ on error replies).
-async fn cli_output(srv: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
+async fn cli_output(srv: &TestShard, args: &[&str], stdin: Option<&str>) -> Output {
     let mut all = vec![
         "-h".to_string(),
         "127.0.0.1".to_string(),
@@ -121,7 +119,7 @@ async fn redis_cli_commands() {
     if !tools_present() {
         return;
     }
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     assert_eq!(cli(&srv, &["set", "a", "b"]).await, "OK\n");
     assert_eq!(cli(&srv, &["get", "a"]).await, "b\n");
     assert_eq!(cli(&srv, &["--no-raw", "get", "a"]).await, "\"b\"\n");
@@ -166,7 +164,7 @@ async fn redis_cli_reads_commands_from_stdin() {
     if !tools_present() {
         return;
     }
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let script =
         "set x 1\nincr x\nget x\nhset h f v\nhgetall h\nset q \"a b\"\nget q\ndel x q\nexists x\n";
     assert_eq!(
@@ -185,7 +183,7 @@ async fn redis_cli_resp3_hello() {
     if !tools_present() {
         return;
     }
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let raw = cli(&srv, &["-3", "hello", "3"]).await;
     let lines: Vec<&str> = raw.lines().collect();
     assert!(lines.contains(&"server redis"), "{raw:?}");
@@ -243,7 +241,7 @@ async fn redis_benchmark_runs_clean() {
     if !tools_present() {
         return;
     }
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let args = [
         "-h",
         "127.0.0.1",

@@ -1,64 +1,9 @@
 //! The admin HTTP server of an in-process shard: exact metric values after known traffic,
 //! `/health` and `/ready`.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use redis::AsyncCommands;
+use shard::testing::{TIMEOUT, TestShard, temp_dir};
 use telemetry::admin::http_get;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Running {
-    addr: SocketAddr,
-    admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), shard::Error>>,
-}
-
-async fn start(cfg: shard::Config) -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let (addr, admin_addr) = (
-        listener.local_addr().expect("addr"),
-        admin.local_addr().expect("addr"),
-    );
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(shard::run_with_admin(listener, Some(admin), cfg, async {
-        let _ = rx.await;
-    }));
-    Running {
-        addr,
-        admin: admin_addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        let r = tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("stops in time")
-            .expect("task");
-        r.expect("clean stop");
-    }
-}
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "autocache-metrics-{}-{tag}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&d).expect("dir");
-    d
-}
 
 /// The value of the sample whose name and labels are exactly `series`.
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -73,7 +18,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_known_traffic_exactly() {
-    let s = start(shard::Config {
+    let s = TestShard::start_with_admin(shard::Config {
         dir: temp_dir("counts"),
         ..shard::Config::default()
     })
@@ -106,7 +51,9 @@ async fn metrics_count_known_traffic_exactly() {
         .ok()
         .flatten();
 
-    let (status, text) = http_get(s.admin, "/metrics").await.expect("scrape");
+    let (status, text) = http_get(s.admin.expect("admin"), "/metrics")
+        .await
+        .expect("scrape");
     assert_eq!(status, 200, "{text}");
     for (series, want) in [
         ("autocache_commands_total{cmd=\"set\",status=\"ok\"}", 7.0),
@@ -164,9 +111,27 @@ async fn metrics_count_known_traffic_exactly() {
     );
     assert!(!text.contains("otel_scope"), "{text}");
 
-    assert_eq!(http_get(s.admin, "/health").await.expect("health").0, 200);
-    assert_eq!(http_get(s.admin, "/ready").await.expect("ready").0, 200);
-    assert_eq!(http_get(s.admin, "/nope").await.expect("404").0, 404);
+    assert_eq!(
+        http_get(s.admin.expect("admin"), "/health")
+            .await
+            .expect("health")
+            .0,
+        200
+    );
+    assert_eq!(
+        http_get(s.admin.expect("admin"), "/ready")
+            .await
+            .expect("ready")
+            .0,
+        200
+    );
+    assert_eq!(
+        http_get(s.admin.expect("admin"), "/nope")
+            .await
+            .expect("404")
+            .0,
+        404
+    );
     drop(con);
     s.stop().await;
 }
@@ -178,7 +143,7 @@ async fn latency_tracking_off_keeps_counts_without_timings() {
         ..shard::Config::default()
     };
     cfg.telemetry.latency_tracking = false;
-    let s = start(cfg).await;
+    let s = TestShard::start_with_admin(cfg).await;
     let client = redis::Client::open(format!("redis://{}/", s.addr)).expect("client");
     let mut con = client
         .get_multiplexed_async_connection()
@@ -187,7 +152,9 @@ async fn latency_tracking_off_keeps_counts_without_timings() {
     for _ in 0..4 {
         let _: () = con.set("a", "1").await.expect("set");
     }
-    let (_, text) = http_get(s.admin, "/metrics").await.expect("scrape");
+    let (_, text) = http_get(s.admin.expect("admin"), "/metrics")
+        .await
+        .expect("scrape");
     assert_eq!(
         value(&text, "autocache_commands_total{cmd=\"set\",status=\"ok\"}"),
         Some(4.0),

@@ -4,19 +4,17 @@
 //! in progress (ASK, TRYAGAIN, ASKING) seen by a plain connection, with a scripted peer node
 //! on the other end of the transfer so the migration can be held mid-way.
 
-mod common;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Config, TestServer, V, assert_err, info_field};
 use membership::Slot;
 use membership::swim::{self, AgentHandle, ClusterConfig, NodeId, QuicStreams, QuicTransport};
 use shard::migrate::{Frame, Item, decode_frame, encode_batch, encode_begin};
 use shard::store::{Key, Value};
+use shard::testing::{Config, TestShard, V, assert_err, info_field};
 
 const SECRET: &str = "test-cluster-secret";
 
@@ -40,25 +38,11 @@ fn warm_node_config(dir: &std::path::Path, seeds: Vec<String>) -> Config {
     }
 }
 
-async fn cmd(srv: &TestServer, args: &[&str]) -> V {
+async fn cmd(srv: &TestShard, args: &[&str]) -> V {
     srv.raw().await.cmd(args).await
 }
 
-async fn bus_addr(srv: &TestServer) -> String {
-    let nodes = cmd(srv, &["CLUSTER", "NODES"]).await;
-    let line = nodes
-        .as_str()
-        .lines()
-        .find(|l| l.contains("myself"))
-        .expect("myself line")
-        .to_string();
-    let field = line.split(' ').nth(1).expect("addr field");
-    let (ip_port, bus) = field.split_once('@').expect("@busport");
-    let ip = ip_port.rsplit_once(':').expect("ip:port").0;
-    format!("{ip}:{bus}")
-}
-
-async fn info(srv: &TestServer) -> String {
+async fn info(srv: &TestShard) -> String {
     cmd(srv, &["CLUSTER", "INFO"]).await.as_str().to_string()
 }
 
@@ -85,7 +69,7 @@ where
 }
 
 /// Slots each node owns according to `srv`'s CLUSTER SLOTS, by client port.
-async fn slot_counts(srv: &TestServer) -> HashMap<i64, i64> {
+async fn slot_counts(srv: &TestShard) -> HashMap<i64, i64> {
     let mut out = HashMap::new();
     for r in cmd(srv, &["CLUSTER", "SLOTS"]).await.as_arr() {
         let r = r.as_arr();
@@ -95,7 +79,7 @@ async fn slot_counts(srv: &TestServer) -> HashMap<i64, i64> {
     out
 }
 
-async fn owner_port(srv: &TestServer, slot: i64) -> Option<i64> {
+async fn owner_port(srv: &TestShard, slot: i64) -> Option<i64> {
     cmd(srv, &["CLUSTER", "SLOTS"])
         .await
         .as_arr()
@@ -105,7 +89,7 @@ async fn owner_port(srv: &TestServer, slot: i64) -> Option<i64> {
         .map(|r| r[2].as_arr()[1].as_int())
 }
 
-fn cluster_client(seed: &TestServer) -> redis::cluster::ClusterClient {
+fn cluster_client(seed: &TestShard) -> redis::cluster::ClusterClient {
     redis::cluster::ClusterClientBuilder::new(vec![seed.url()])
         .response_timeout(Duration::from_secs(30))
         .connection_timeout(Duration::from_secs(30))
@@ -150,9 +134,9 @@ async fn check_loaded(con: &mut redis::cluster_async::ClusterConnection, i: usiz
 async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost() {
     let t0 = Instant::now();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
-    let a = TestServer::start(warm_node_config(dirs[0].path(), vec![])).await;
-    let seed = bus_addr(&a).await;
-    let b = TestServer::start(warm_node_config(dirs[1].path(), vec![seed.clone()])).await;
+    let a = TestShard::start(warm_node_config(dirs[0].path(), vec![])).await;
+    let seed = a.bus_addr().await;
+    let b = TestShard::start(warm_node_config(dirs[1].path(), vec![seed.clone()])).await;
     wait_until(60, "two balanced nodes", || async {
         let c = slot_counts(&a).await;
         c.len() == 2 && c.values().all(|&n| n == 8192)
@@ -209,7 +193,7 @@ async fn a_joining_node_gets_its_share_online_and_no_acknowledged_write_is_lost(
     );
 
     // A third node joins while a writer keeps overwriting 500 keys.
-    let c = TestServer::start(warm_node_config(dirs[2].path(), vec![seed.clone()])).await;
+    let c = TestShard::start(warm_node_config(dirs[2].path(), vec![seed.clone()])).await;
     let writer_client = cluster_client(&a);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -352,8 +336,8 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
         cluster_rebalance: shard::config::Rebalance::Manual,
         ..warm_node_config(dir, seeds)
     };
-    let a = TestServer::start(manual(dirs[0].path(), vec![])).await;
-    let b = TestServer::start(manual(dirs[1].path(), vec![bus_addr(&a).await])).await;
+    let a = TestShard::start(manual(dirs[0].path(), vec![])).await;
+    let b = TestShard::start(manual(dirs[1].path(), vec![a.bus_addr().await])).await;
     wait_until(30, "two members", || async {
         field(&info(&a).await, "cluster_known_nodes") == 2
     })
@@ -521,12 +505,12 @@ async fn read_ack(recv: &mut quinn::RecvStream) -> (u8, u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_source_answers_ask_and_tryagain_while_a_batch_is_in_flight() {
     let dir = tempfile::tempdir().expect("tmp");
-    let a = TestServer::start(Config {
+    let a = TestShard::start(Config {
         cluster_rebalance: shard::config::Rebalance::Manual,
         ..node_config(dir.path(), vec![])
     })
     .await;
-    let fake = FakeNode::join(&bus_addr(&a).await).await;
+    let fake = FakeNode::join(&a.bus_addr().await).await;
     wait_until(30, "the scripted node to join", || async {
         field(&info(&a).await, "cluster_known_nodes") == 2
     })
@@ -634,12 +618,12 @@ async fn the_source_answers_ask_and_tryagain_while_a_batch_is_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_destination_serves_an_importing_slot_only_after_asking() {
     let dir = tempfile::tempdir().expect("tmp");
-    let b = TestServer::start(Config {
+    let b = TestShard::start(Config {
         cluster_rebalance: shard::config::Rebalance::Manual,
         ..node_config(dir.path(), vec![])
     })
     .await;
-    let fake = FakeNode::join(&bus_addr(&b).await).await;
+    let fake = FakeNode::join(&b.bus_addr().await).await;
     wait_until(30, "the scripted node to join", || async {
         field(&info(&b).await, "cluster_known_nodes") == 2
     })
@@ -664,7 +648,7 @@ async fn the_destination_serves_an_importing_slot_only_after_asking() {
         owner_port(&b, i64::from(slot.get())).await == Some(fake_port)
     })
     .await;
-    let peer: SocketAddr = bus_addr(&b).await.parse().expect("bus");
+    let peer: SocketAddr = b.bus_addr().await.parse().expect("bus");
     let (mut send, mut recv) = fake.streams.open_stream(peer).await.expect("stream");
     send.write_all(&encode_begin(&fake.id, 1, slot.get(), slot.get()))
         .await
@@ -678,8 +662,8 @@ async fn the_destination_serves_an_importing_slot_only_after_asking() {
     };
     // B already has a newer value for one key (written after ASK): it is kept.
     let mut rb = b.raw().await;
-    rb.send(&common::encode(&["ASKING"])).await;
-    rb.send(&common::encode(&["SET", "{d}newer", "client"]))
+    rb.send(&shard::testing::encode(&["ASKING"])).await;
+    rb.send(&shard::testing::encode(&["SET", "{d}newer", "client"]))
         .await;
     assert_eq!(rb.read().await, V::s("OK"));
     assert_eq!(rb.read().await, V::s("OK"));
@@ -772,8 +756,8 @@ async fn migration_throughput() {
             ..base
         }
     };
-    let a = TestServer::start(cfg(dirs[0].path(), vec![])).await;
-    let b = TestServer::start(cfg(dirs[1].path(), vec![bus_addr(&a).await])).await;
+    let a = TestShard::start(cfg(dirs[0].path(), vec![])).await;
+    let b = TestShard::start(cfg(dirs[1].path(), vec![a.bus_addr().await])).await;
     wait_until(30, "two members", || async {
         field(&info(&a).await, "cluster_known_nodes") == 2
     })
@@ -783,7 +767,11 @@ async fn migration_throughput() {
     for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
         let mut buf = Vec::new();
         for i in chunk {
-            buf.extend_from_slice(&common::encode(&["SET", &format!("bench:{i}"), &value]));
+            buf.extend_from_slice(&shard::testing::encode(&[
+                "SET",
+                &format!("bench:{i}"),
+                &value,
+            ]));
         }
         ra.send(&buf).await;
         for _ in chunk {
@@ -824,12 +812,12 @@ async fn migration_throughput() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_that_dies_mid_batch_gets_its_keys_put_back() {
     let dir = tempfile::tempdir().expect("tmp");
-    let a = TestServer::start(Config {
+    let a = TestShard::start(Config {
         cluster_rebalance: shard::config::Rebalance::Manual,
         ..node_config(dir.path(), vec![])
     })
     .await;
-    let fake = FakeNode::join(&bus_addr(&a).await).await;
+    let fake = FakeNode::join(&a.bus_addr().await).await;
     wait_until(30, "the scripted node to join", || async {
         field(&info(&a).await, "cluster_known_nodes") == 2
     })

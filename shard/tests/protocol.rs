@@ -1,9 +1,7 @@
 //! The wire protocol seen through raw bytes: framing of partial, pipelined, inline and
 //! malformed requests, big values, and the exact RESP2/RESP3 encodings of replies.
 
-mod common;
-
-use common::{Raw, TestServer, V, encode, encode_bytes};
+use shard::testing::{Raw, TestShard, V, encode, encode_bytes};
 
 /// Writes `bytes` one byte per write, yielding between writes so the server sees (and must
 /// buffer) every partial prefix.
@@ -30,7 +28,7 @@ fn assert_nothing_received(c: &mut Raw, what: &str) {
 
 #[tokio::test]
 async fn request_delivered_one_byte_at_a_time_gets_one_reply() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
 
     // A multibulk whose value contains CR LF, so only the length prefix can frame it.
@@ -39,17 +37,17 @@ async fn request_delivered_one_byte_at_a_time_gets_one_reply() {
     send_byte_by_byte(&mut c, head).await;
     assert_nothing_received(&mut c, "SET minus its last byte");
     send_byte_by_byte(&mut c, last).await;
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
 
     send_byte_by_byte(&mut c, &encode(&["GET", "slow"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"$10\r\na\r\nb\r\n$3\r\n\r\n");
+    assert_eq!(c.reply().await, b"$10\r\na\r\nb\r\n$3\r\n\r\n");
 
     // An inline request, byte by byte.
     let inline = b"ECHO \"x y\"\r\n";
     send_byte_by_byte(&mut c, &inline[..inline.len() - 1]).await;
     assert_nothing_received(&mut c, "inline request minus its newline");
     send_byte_by_byte(&mut c, b"\n").await;
-    assert_eq!(c.read_reply_bytes().await, b"$3\r\nx y\r\n");
+    assert_eq!(c.reply().await, b"$3\r\nx y\r\n");
 
     // Exactly one reply each: the next reply is the PING's.
     assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
@@ -59,7 +57,7 @@ async fn request_delivered_one_byte_at_a_time_gets_one_reply() {
 
 #[tokio::test]
 async fn pipeline_of_1000_commands_in_one_write_is_answered_in_order() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     let mut wire = Vec::new();
     let mut expected = Vec::new();
@@ -98,20 +96,20 @@ async fn pipeline_of_1000_commands_in_one_write_is_answered_in_order() {
 
 #[tokio::test]
 async fn inline_commands() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     c.send(b"PING\r\n").await;
-    assert_eq!(c.read_reply_bytes().await, b"+PONG\r\n");
+    assert_eq!(c.reply().await, b"+PONG\r\n");
     c.send(b"SET k \"a b\"\r\n").await;
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
     assert_eq!(c.cmd(&["GET", "k"]).await, V::s("a b"));
     c.send(b"ECHO 'it\\'s'\r\n").await;
-    assert_eq!(c.read_reply_bytes().await, b"$4\r\nit's\r\n");
+    assert_eq!(c.reply().await, b"$4\r\nit's\r\n");
     // Double quotes take C escapes; a bare LF ends a line too; blank lines are ignored.
     c.send(b"\r\n\r\n   \r\nSET e \"x\\ty\\x41\\n\"\n\nGET e\r\n")
         .await;
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
-    assert_eq!(c.read_reply_bytes().await, b"$5\r\nx\tyA\n\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"$5\r\nx\tyA\n\r\n");
     // Inline and multibulk requests mix in one pipeline, answered in order.
     let mut mixed = b"INCR n\r\n".to_vec();
     mixed.extend(encode(&["INCR", "n"]));
@@ -128,12 +126,12 @@ async fn inline_commands() {
 
 /// Sends `request` on a fresh connection, expects exactly `-ERR Protocol error: {message}` and
 /// a closed connection, and checks the server still serves an existing and a new connection.
-async fn expect_protocol_error(srv: &TestServer, request: &[u8], message: &str) {
+async fn expect_protocol_error(srv: &TestShard, request: &[u8], message: &str) {
     let mut bystander = srv.raw().await;
     assert_eq!(bystander.cmd(&["PING"]).await, V::s("PONG"));
     let mut c = srv.raw().await;
     c.send(request).await;
-    let reply = c.read_reply_bytes().await;
+    let reply = c.reply().await;
     assert_eq!(
         String::from_utf8_lossy(&reply),
         format!("-ERR Protocol error: {message}\r\n"),
@@ -159,7 +157,7 @@ async fn expect_protocol_error(srv: &TestServer, request: &[u8], message: &str) 
 
 #[tokio::test]
 async fn unbalanced_quotes_close_only_that_connection() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     expect_protocol_error(&srv, b"SET k \"abc\r\n", "unbalanced quotes in request").await;
     expect_protocol_error(&srv, b"ECHO 'abc\r\n", "unbalanced quotes in request").await;
     expect_protocol_error(&srv, b"ECHO \"a\"b\r\n", "unbalanced quotes in request").await;
@@ -170,7 +168,7 @@ async fn unbalanced_quotes_close_only_that_connection() {
 
 #[tokio::test]
 async fn malformed_multibulk_is_a_protocol_error() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     expect_protocol_error(&srv, b"*1\r\n:5\r\n", "expected '$', got ':'").await;
     expect_protocol_error(&srv, b"*1\r\n$536870913\r\n", "invalid bulk length").await;
     expect_protocol_error(&srv, b"*1\r\n$-3\r\n", "invalid bulk length").await;
@@ -182,7 +180,7 @@ async fn malformed_multibulk_is_a_protocol_error() {
 
 #[tokio::test]
 async fn requests_before_a_protocol_error_run_and_those_after_do_not() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     let mut wire = encode(&["SET", "before", "1"]);
     wire.extend(b"*1\r\n:5\r\n");
@@ -202,17 +200,17 @@ async fn requests_before_a_protocol_error_run_and_those_after_do_not() {
 
 #[tokio::test]
 async fn one_mebibyte_binary_value_round_trips() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     // Every byte value, CR and LF included, in a pattern that is not periodic in 256.
     let value: Vec<u8> = (0..1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     c.send(&encode_bytes(&[b"SET", b"big", &value])).await;
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
     assert_eq!(c.cmd(&["STRLEN", "big"]).await, V::Int(1 << 20));
     c.send(&encode(&["GET", "big"])).await;
-    let reply = c.read_reply_bytes().await;
+    let reply = c.reply().await;
     let header = b"$1048576\r\n";
     assert_eq!(&reply[..header.len()], header);
     assert_eq!(reply.len(), header.len() + value.len() + 2);
@@ -232,11 +230,11 @@ async fn one_mebibyte_binary_value_round_trips() {
 
 #[tokio::test]
 async fn resp3_encodings_are_exact() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     c.send(&encode(&["HELLO", "3"])).await;
     c.resp3 = true;
-    let hello = c.read_reply_bytes().await;
+    let hello = c.reply().await;
     assert!(
         hello.starts_with(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
         "HELLO 3 is a map: {:?}",
@@ -244,19 +242,19 @@ async fn resp3_encodings_are_exact() {
     );
 
     c.send(&encode(&["GET", "missing"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"_\r\n");
+    assert_eq!(c.reply().await, b"_\r\n");
     c.send(&encode(&["MGET", "missing"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"*1\r\n_\r\n");
+    assert_eq!(c.reply().await, b"*1\r\n_\r\n");
 
     c.send(&encode(&["HSET", "h", "f", "v"])).await;
-    assert_eq!(c.read_reply_bytes().await, b":1\r\n");
+    assert_eq!(c.reply().await, b":1\r\n");
     c.send(&encode(&["HGETALL", "h"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(c.reply().await, b"%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
     c.send(&encode(&["HGETALL", "nohash"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"%0\r\n");
+    assert_eq!(c.reply().await, b"%0\r\n");
 
     c.send(&encode(&["COMMAND", "INFO", "get"])).await;
-    let info = c.read_reply_bytes().await;
+    let info = c.reply().await;
     let text = String::from_utf8_lossy(&info);
     assert!(
         text.starts_with("*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n"),
@@ -270,7 +268,7 @@ async fn resp3_encodings_are_exact() {
     );
 
     c.send(&encode(&["INFO", "server"])).await;
-    let info = c.read_reply_bytes().await;
+    let info = c.reply().await;
     assert_eq!(info[0], b'=', "INFO is a verbatim string in RESP3");
     let nl = info.iter().position(|&b| b == b'\n').expect("header line");
     let len: usize = std::str::from_utf8(&info[1..nl - 1])
@@ -290,25 +288,25 @@ async fn resp3_encodings_are_exact() {
 
 #[tokio::test]
 async fn resp2_encodings_are_exact() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     c.send(&encode(&["GET", "missing"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"$-1\r\n");
+    assert_eq!(c.reply().await, b"$-1\r\n");
     c.send(&encode(&["MGET", "missing", "missing2"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"*2\r\n$-1\r\n$-1\r\n");
+    assert_eq!(c.reply().await, b"*2\r\n$-1\r\n$-1\r\n");
     c.send(&encode(&["HSET", "h", "f", "v"])).await;
-    assert_eq!(c.read_reply_bytes().await, b":1\r\n");
+    assert_eq!(c.reply().await, b":1\r\n");
     c.send(&encode(&["HGETALL", "h"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    assert_eq!(c.reply().await, b"*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
     c.send(&encode(&["INFO", "server"])).await;
-    let info = c.read_reply_bytes().await;
+    let info = c.reply().await;
     assert_eq!(info[0], b'$', "INFO is a bulk string in RESP2");
     assert!(
         !String::from_utf8_lossy(&info).contains("txt:"),
         "no verbatim prefix in RESP2"
     );
     c.send(&encode(&["COMMAND", "INFO", "get"])).await;
-    let info = c.read_reply_bytes().await;
+    let info = c.reply().await;
     assert!(
         info.starts_with(b"*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n"),
         "sets are arrays in RESP2: {:?}",
@@ -318,34 +316,34 @@ async fn resp2_encodings_are_exact() {
     assert!(matches!(c.cmd(&["HELLO", "3"]).await, V::Map(_)));
     assert!(matches!(c.cmd(&["HELLO", "2"]).await, V::Arr(_)));
     c.send(&encode(&["GET", "missing"])).await;
-    assert_eq!(c.read_reply_bytes().await, b"$-1\r\n");
+    assert_eq!(c.reply().await, b"$-1\r\n");
     srv.stop().await;
 }
 
 #[tokio::test]
 async fn quit_replies_ok_then_closes_without_running_the_rest() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     let mut wire = encode(&["SET", "before", "1"]);
     wire.extend(encode(&["QUIT"]));
     wire.extend(encode(&["SET", "after", "1"]));
     c.send(&wire).await;
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
-    assert_eq!(c.read_reply_bytes().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
+    assert_eq!(c.reply().await, b"+OK\r\n");
     assert!(c.is_closed().await, "QUIT closes the connection");
     let mut d = srv.raw().await;
     assert_eq!(d.cmd(&["EXISTS", "before"]).await, V::Int(1));
     assert_eq!(d.cmd(&["EXISTS", "after"]).await, V::Int(0));
     // Inline QUIT too.
     d.send(b"QUIT\r\n").await;
-    assert_eq!(d.read_reply_bytes().await, b"+OK\r\n");
+    assert_eq!(d.reply().await, b"+OK\r\n");
     assert!(d.is_closed().await);
     srv.stop().await;
 }
 
 #[tokio::test]
 async fn overlong_count_lines_use_redis_error_texts() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut bulk = b"*1\r\n$".to_vec();
     bulk.extend(std::iter::repeat_n(b'1', 70_000));
     expect_protocol_error(&srv, &bulk, "too big bulk count string").await;
@@ -357,7 +355,7 @@ async fn overlong_count_lines_use_redis_error_texts() {
 
 #[tokio::test]
 async fn non_canonical_length_headers_are_protocol_errors() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     expect_protocol_error(&srv, b"*+1\r\n$4\r\nPING\r\n", "invalid multibulk length").await;
     expect_protocol_error(&srv, b"*01\r\n$4\r\nPING\r\n", "invalid multibulk length").await;
     expect_protocol_error(&srv, b"*1\r\n$+4\r\nPING\r\n", "invalid bulk length").await;

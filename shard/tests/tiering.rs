@@ -1,15 +1,13 @@
 //! The warm tier: demotion instead of eviction, promotion, TTLs across tiers, restart from
 //! disk, crash consistency, and slot introspection over both tiers.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Config, Raw, TestServer, V, info_field, warm_config};
 use shard::config::WarmPromotion;
+use shard::testing::{Config, Raw, TestShard, V, info_field, warm_config};
 
 async fn tiering(c: &mut Raw, field: &str) -> i64 {
     let info = c.cmd(&["INFO", "tiering"]).await;
@@ -22,7 +20,11 @@ async fn set_many(c: &mut Raw, prefix: &str, n: usize, value: impl Fn(usize) -> 
     for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
         let mut buf = Vec::new();
         for &i in chunk {
-            buf.extend(common::encode(&["SET", &format!("{prefix}{i}"), &value(i)]));
+            buf.extend(shard::testing::encode(&[
+                "SET",
+                &format!("{prefix}{i}"),
+                &value(i),
+            ]));
         }
         c.send(&buf).await;
         for _ in chunk {
@@ -34,7 +36,7 @@ async fn set_many(c: &mut Raw, prefix: &str, n: usize, value: impl Fn(usize) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ram_overflow_is_demoted_not_lost_and_reads_promote() {
     let dir = tempfile::tempdir().expect("tmp");
-    let srv = TestServer::start(warm_config(dir.path(), 50_000)).await;
+    let srv = TestShard::start(warm_config(dir.path(), 50_000)).await;
     let mut c = srv.raw().await;
     let value = |i: usize| format!("{i:0>100}");
     set_many(&mut c, "k", 1000, value).await;
@@ -95,7 +97,7 @@ async fn demoted_and_written(c: &mut Raw, f: impl AsyncFnOnce(&mut Raw)) -> (i64
 async fn a_key_promoted_by_reads_is_demoted_again_without_a_write_until_it_changes() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = warm_config(dir.path(), 10_000);
-    let srv = TestServer::start(cfg.clone()).await;
+    let srv = TestShard::start(cfg.clone()).await;
     let mut c = srv.raw().await;
     let value = |i: usize| format!("{i:0>100}");
     set_many(&mut c, "k", 300, value).await;
@@ -131,7 +133,7 @@ async fn a_key_promoted_by_reads_is_demoted_again_without_a_write_until_it_chang
     drop(c);
     srv.stop().await;
 
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     let expected = format!("{}-more", value(0));
     assert_eq!(c.cmd(&["GET", "k0"]).await, V::s(&expected));
@@ -159,7 +161,7 @@ async fn hot_keys_displaced_by_a_cold_scan(promotion: WarmPromotion) -> i64 {
         warm_promotion: promotion,
         ..warm_config(dir.path(), 10_000)
     };
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     let value = |i: usize| format!("{i:0>100}");
     set_many(&mut c, "k", 300, value).await;
@@ -217,7 +219,7 @@ async fn warm_budget_evicts_the_coldest_warm_keys() {
         warm_maxbytes: 40_000,
         ..warm_config(dir.path(), 10_000)
     };
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     set_many(&mut c, "k", 1000, |i| format!("{i:0>100}")).await;
     let warm_bytes = tiering(&mut c, "warm_bytes").await;
@@ -238,7 +240,7 @@ async fn warm_budget_evicts_the_coldest_warm_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slot_introspection_counts_both_tiers() {
-    let srv = TestServer::tiny_warm().await;
+    let srv = TestShard::tiny_warm().await;
     let mut c = srv.raw().await;
     set_many(&mut c, "{tag}:", 50, |i| i.to_string()).await;
     c.cmd(&["HSET", "{tag}:h", "f", "v"]).await;
@@ -268,11 +270,11 @@ async fn slot_introspection_counts_both_tiers() {
             .len(),
         5
     );
-    common::assert_err(
+    shard::testing::assert_err(
         &c.cmd(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]).await,
         "ERR Invalid slot",
     );
-    common::assert_err(
+    shard::testing::assert_err(
         &c.cmd(&["CLUSTER", "SHARDS"]).await,
         "ERR This instance has cluster support disabled",
     );
@@ -291,7 +293,7 @@ async fn slot_introspection_counts_both_tiers() {
 
 #[tokio::test(start_paused = true)]
 async fn ttls_survive_demotion_and_expired_warm_keys_are_purged() {
-    let srv = TestServer::tiny_warm().await;
+    let srv = TestShard::tiny_warm().await;
     let mut c = srv.raw().await;
     for i in 0..200 {
         c.cmd(&["SET", &format!("t{i}"), "v", "PX", "5000"]).await;
@@ -322,7 +324,7 @@ async fn ttls_survive_demotion_and_expired_warm_keys_are_purged() {
 async fn planned_restart_serves_everything_again() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = warm_config(dir.path(), 200_000);
-    let srv = TestServer::start(cfg.clone()).await;
+    let srv = TestShard::start(cfg.clone()).await;
     let mut c = srv.raw().await;
     set_many(&mut c, "s", 500, |i| format!("value-{i}")).await;
     for i in 0..20 {
@@ -337,7 +339,7 @@ async fn planned_restart_serves_everything_again() {
     drop(c);
     srv.stop().await; // graceful: RAM is demoted first
 
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(521));
     assert_eq!(tiering(&mut c, "hot_keys").await, 0);
@@ -356,12 +358,12 @@ async fn planned_restart_serves_everything_again() {
         warm_demote_on_shutdown: false,
         ..warm_config(dir.path(), 200_000)
     };
-    let srv = TestServer::start(cfg.clone()).await;
+    let srv = TestShard::start(cfg.clone()).await;
     let mut c = srv.raw().await;
     c.cmd(&["SET", "ram-only", "v"]).await;
     drop(c);
     srv.stop().await;
-    let srv = TestServer::start(cfg).await;
+    let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
     assert_eq!(c.cmd(&["EXISTS", "ram-only"]).await, V::Int(0));
     assert_eq!(
@@ -464,7 +466,7 @@ async fn kill_9_mid_load_leaves_a_consistent_warm_tier() {
                     format!("k{i}"),
                     format!("k{i}-v2-{round}-{}", "y".repeat(64)),
                 );
-                buf.extend(common::encode(&["SET", &k, &v]));
+                buf.extend(shard::testing::encode(&["SET", &k, &v]));
                 batch.push((k, v));
             }
             c.send(&buf).await;

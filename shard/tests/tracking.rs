@@ -2,17 +2,15 @@
 //! with a raw RESP3 connection (exact push frames) and with the `redis` crate's RESP3 push
 //! channel, in every mode, through both tiers, and for keys that vanish by themselves.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Raw, TestServer, V};
+use shard::testing::{Raw, TestShard, V};
 
 fn invalidate(keys: &[&str]) -> V {
     V::Arr(vec![V::s("invalidate"), V::strs(keys)])
 }
 
-async fn resp3(srv: &TestServer) -> Raw {
+async fn resp3(srv: &TestShard) -> Raw {
     let mut c = srv.raw().await;
     let hello = c.cmd(&["HELLO", "3"]).await;
     assert!(matches!(hello, V::Arr(_) | V::Map(_)), "{hello:?}");
@@ -26,7 +24,7 @@ async fn expect_push(c: &mut Raw, want: V) {
 
 #[tokio::test]
 async fn default_mode_invalidates_once_per_read() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut reader = resp3(&srv).await;
     let mut writer = srv.raw().await;
     assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]).await, V::s("OK"));
@@ -34,11 +32,11 @@ async fn default_mode_invalidates_once_per_read() {
     assert_eq!(reader.cmd(&["GET", "k"]).await, V::s("1"));
     let info = writer.cmd(&["INFO"]).await;
     assert_eq!(
-        common::info_field(info.as_str(), "tracking_clients").as_deref(),
+        shard::testing::info_field(info.as_str(), "tracking_clients").as_deref(),
         Some("1")
     );
     assert_eq!(
-        common::info_field(info.as_str(), "tracking_total_keys").as_deref(),
+        shard::testing::info_field(info.as_str(), "tracking_total_keys").as_deref(),
         Some("1")
     );
     // A key never read is not tracked.
@@ -66,7 +64,7 @@ async fn default_mode_invalidates_once_per_read() {
 
 #[tokio::test]
 async fn own_writes_are_invalidated_unless_noloop() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = resp3(&srv).await;
     c.cmd(&["CLIENT", "TRACKING", "on"]).await;
     c.cmd(&["GET", "k"]).await;
@@ -88,7 +86,7 @@ async fn own_writes_are_invalidated_unless_noloop() {
 
 #[tokio::test]
 async fn bcast_prefixes_and_flush() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = resp3(&srv).await;
     let mut w = srv.raw().await;
     assert_eq!(
@@ -106,7 +104,7 @@ async fn bcast_prefixes_and_flush() {
 
 #[tokio::test]
 async fn optin_tracks_only_after_caching_yes() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = resp3(&srv).await;
     let mut w = srv.raw().await;
     c.cmd(&["CLIENT", "TRACKING", "on", "OPTIN"]).await;
@@ -122,7 +120,7 @@ async fn optin_tracks_only_after_caching_yes() {
 
 #[tokio::test]
 async fn redirect_to_another_connection_and_broken_redirect() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut inv = resp3(&srv).await;
     let id = inv.cmd(&["CLIENT", "ID"]).await.as_int().to_string();
     let mut data = srv.raw().await; // RESP2 data connection, as client-side caches use
@@ -159,7 +157,7 @@ async fn redirect_to_another_connection_and_broken_redirect() {
 
 #[tokio::test]
 async fn option_errors_match_redis() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = resp3(&srv).await;
     let err = |s: &str| V::Err(format!("ERR {s}"));
     assert_eq!(
@@ -212,7 +210,7 @@ async fn option_errors_match_redis() {
 
 #[tokio::test]
 async fn keys_in_the_warm_tier() {
-    let srv = TestServer::tiny_warm().await;
+    let srv = TestShard::tiny_warm().await;
     let mut c = resp3(&srv).await;
     let mut w = srv.raw().await;
     c.cmd(&["CLIENT", "TRACKING", "on"]).await;
@@ -230,7 +228,7 @@ async fn keys_in_the_warm_tier() {
 /// command names it). The shard's clock follows tokio's paused clock.
 #[tokio::test(start_paused = true)]
 async fn keys_that_expire_by_themselves() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let mut c = resp3(&srv).await;
     let mut w = srv.raw().await;
     c.cmd(&["CLIENT", "TRACKING", "on"]).await;
@@ -244,7 +242,7 @@ async fn keys_that_expire_by_themselves() {
 
 #[tokio::test]
 async fn redis_crate_receives_pushes() {
-    let srv = TestServer::default().await;
+    let srv = TestShard::default().await;
     let client = redis::Client::open(format!("redis://{}/?protocol=resp3", srv.addr)).expect("url");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cfg = redis::AsyncConnectionConfig::new().set_push_sender(tx);

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Raw, TIMEOUT, config};
+use super::{Raw, TIMEOUT, bulk, config};
 
 /// A proxy whose near cache is on and coherent from the start, and fills on any read.
 pub fn near_cache_config(seeds: &[String]) -> proxy::Config {
@@ -21,15 +21,11 @@ pub fn near_cache_config(seeds: &[String]) -> proxy::Config {
     }
 }
 
-fn bulk(v: &str) -> String {
-    format!("${}\r\n{v}\r\n", v.len())
-}
-
 /// Waits until the proxy's invalidation links to `n` backends are subscribed.
 pub async fn until_coherent(proxy: &mut Raw, n: usize) {
     let want = format!("near_cache_links_coherent:{n}/{n}");
     let deadline = Instant::now() + TIMEOUT;
-    while !proxy.cmd(&["INFO", "hotkeys"]).await.contains(&want) {
+    while !proxy.text(&["INFO", "hotkeys"]).await.contains(&want) {
         assert!(Instant::now() < deadline, "links never subscribed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -39,10 +35,10 @@ pub async fn until_coherent(proxy: &mut Raw, n: usize) {
 pub async fn until_cached(proxy: &mut Raw, key: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let before = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
-        assert_eq!(proxy.cmd(&["GET", key]).await, bulk(want), "{key}");
-        assert_eq!(proxy.cmd(&["GET", key]).await, bulk(want), "{key}");
-        let after = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        let before = super::info_int(&proxy.text(&["INFO", "hotkeys"]).await, "near_cache_hits");
+        assert_eq!(proxy.text(&["GET", key]).await, bulk(want), "{key}");
+        assert_eq!(proxy.text(&["GET", key]).await, bulk(want), "{key}");
+        let after = super::info_int(&proxy.text(&["INFO", "hotkeys"]).await, "near_cache_hits");
         if after > before {
             return;
         }
@@ -263,8 +259,9 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
     if restore {
         let addr = owner("ttl:dump-source");
         let mut node = Raw::connect(addr).await;
-        assert_eq!(node.cmd(&["SET", "ttl:dump-source", "r"]).await, "+OK\r\n");
-        node.send(&super::resp(&["DUMP", "ttl:dump-source"])).await;
+        assert_eq!(node.text(&["SET", "ttl:dump-source", "r"]).await, "+OK\r\n");
+        node.send(&super::encode(&["DUMP", "ttl:dump-source"]))
+            .await;
         let reply = node.reply().await;
         // `$N\r\n<payload>\r\n`
         let start = reply.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
@@ -274,7 +271,7 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
     // 1. Every key persistent and cached.
     for w in &ways {
         let k = key(w);
-        assert_eq!(proxy.cmd(&["SET", &k, "v"]).await, "+OK\r\n");
+        assert_eq!(proxy.text(&["SET", &k, "v"]).await, "+OK\r\n");
         until_cached(proxy, &k, "v").await;
     }
     // 2. The TTL set or changed; the key cached again, now with its TTL.
@@ -346,13 +343,15 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
     }
     // 3. Each key read right after its deadline (a few ms late, for the clocks' rounding).
     checks.sort_by_key(|c| c.0);
-    let expired_before =
-        super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
+    let expired_before = super::info_int(
+        &proxy.text(&["INFO", "hotkeys"]).await,
+        "near_cache_expired",
+    );
     let mut expiring = 0;
     for (gone, k, w) in &checks {
         let at = *gone + Duration::from_millis(3);
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
-        let got = proxy.cmd(&["GET", k]).await;
+        let got = proxy.text(&["GET", k]).await;
         match w.life {
             Life::Forever => assert_eq!(got, bulk(w.value), "{}: the TTL was removed", w.name),
             _ => {
@@ -367,7 +366,10 @@ pub async fn every_ttl_way_expires_in_the_near_cache(
             }
         }
     }
-    let expired = super::info_int(&proxy.cmd(&["INFO", "hotkeys"]).await, "near_cache_expired");
+    let expired = super::info_int(
+        &proxy.text(&["INFO", "hotkeys"]).await,
+        "near_cache_expired",
+    );
     assert!(
         expired > expired_before,
         "expired values were dropped by their deadline ({expiring} keys expired)"
