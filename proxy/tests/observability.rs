@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use common::{Proxy, TestShard, temp_dir};
+use common::{Proxy, TestShard, known_traffic, metric_value, temp_dir};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -19,16 +19,6 @@ use prost::Message;
 use redis::AsyncCommands;
 use telemetry::admin::http_get;
 use tokio::net::TcpListener;
-
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 fn shard_config(tag: &str) -> shard::Config {
     shard::Config {
@@ -85,22 +75,7 @@ async fn proxy_metrics_and_readiness() {
     assert_eq!(http_get(admin, "/ready").await.expect("ready").0, 200);
 
     let mut con = common::connect_url(&p.url()).await;
-    for i in 0..7 {
-        let _: () = con.set(format!("k{i}"), "v").await.expect("set");
-    }
-    for i in 0..5 {
-        let v: Option<String> = con.get(format!("k{i}")).await.expect("get");
-        assert_eq!(v.as_deref(), Some("v"));
-    }
-    for i in 0..3 {
-        let v: Option<String> = con.get(format!("missing{i}")).await.expect("get");
-        assert_eq!(v, None);
-    }
-    let e = redis::cmd("GET")
-        .query_async::<Option<String>>(&mut con)
-        .await
-        .expect_err("arity error");
-    assert!(e.to_string().contains("wrong number"), "{e}");
+    known_traffic(&mut con).await;
     // Keys on both shards: fanned out to 2.
     let vals: Vec<Option<String>> = con
         .mget(&["k0", "k1", "k2", "k3", "k4", "k5"])
@@ -128,11 +103,15 @@ async fn proxy_metrics_and_readiness() {
         ("autocache_fanout_width_bucket{cmd=\"all\",le=\"2\"}", 1.0),
         ("autocache_redirects_total{kind=\"moved\"}", 0.0),
     ] {
-        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+        assert_eq!(
+            metric_value(&text, series),
+            Some(want),
+            "{series} in\n{text}"
+        );
     }
     // The near cache's series exist from the start (no hot key yet: no hits).
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "autocache_hotkey_cache_lookups_total{result=\"hit\"}"
         ),
@@ -147,7 +126,7 @@ async fn proxy_metrics_and_readiness() {
     let backend_calls: f64 = [a.addr, b.addr]
         .iter()
         .map(|addr| {
-            value(
+            metric_value(
                 &text,
                 &format!("autocache_backend_request_duration_seconds_count{{backend=\"{addr}\"}}"),
             )
@@ -156,7 +135,8 @@ async fn proxy_metrics_and_readiness() {
         .sum();
     assert!(backend_calls >= 16.0, "{backend_calls} in\n{text}");
     assert!(
-        value(&text, "autocache_topology_refreshes_total{result=\"ok\"}").is_some_and(|v| v >= 1.0)
+        metric_value(&text, "autocache_topology_refreshes_total{result=\"ok\"}")
+            .is_some_and(|v| v >= 1.0)
     );
     assert!(
         text.lines()

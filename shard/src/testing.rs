@@ -496,3 +496,36 @@ impl Raw {
         }
     }
 }
+
+/// The value of the Prometheus sample whose name and labels are exactly `series`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Traffic whose metrics tests know exactly: 7 SETs of `k0..k6`, 5 GETs that hit, 3 that
+/// miss, and one GET without a key (an arity error).
+pub async fn known_traffic(con: &mut redis::aio::MultiplexedConnection) {
+    use redis::AsyncCommands;
+    for i in 0..7 {
+        let _: () = con.set(format!("k{i}"), "v").await.expect("set");
+    }
+    for i in 0..5 {
+        let v: Option<String> = con.get(format!("k{i}")).await.expect("get");
+        assert_eq!(v.as_deref(), Some("v"));
+    }
+    for i in 0..3 {
+        let v: Option<String> = con.get(format!("missing{i}")).await.expect("get");
+        assert_eq!(v, None);
+    }
+    let e = redis::cmd("GET")
+        .query_async::<Option<String>>(con)
+        .await
+        .expect_err("arity error");
+    assert!(e.to_string().contains("wrong number"), "{e}");
+}

@@ -2,19 +2,8 @@
 //! `/health` and `/ready`.
 
 use redis::AsyncCommands;
-use shard::testing::{TIMEOUT, TestShard, temp_dir};
+use shard::testing::{TIMEOUT, TestShard, known_traffic, metric_value, temp_dir};
 use telemetry::admin::http_get;
-
-/// The value of the sample whose name and labels are exactly `series`.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_known_traffic_exactly() {
@@ -28,23 +17,7 @@ async fn metrics_count_known_traffic_exactly() {
         .await
         .expect("in time")
         .expect("connect");
-    for i in 0..7 {
-        let _: () = con.set(format!("k{i}"), "v").await.expect("set");
-    }
-    for i in 0..5 {
-        let v: Option<String> = con.get(format!("k{i}")).await.expect("get");
-        assert_eq!(v.as_deref(), Some("v"));
-    }
-    for i in 0..3 {
-        let v: Option<String> = con.get(format!("missing{i}")).await.expect("get");
-        assert_eq!(v, None);
-    }
-    // Wrong arity: an error reply counted against GET, with no keyspace lookup.
-    let e = redis::cmd("GET")
-        .query_async::<Option<String>>(&mut con)
-        .await
-        .expect_err("arity error");
-    assert!(e.to_string().contains("wrong number"), "{e}");
+    known_traffic(&mut con).await;
     let _: Option<String> = redis::cmd("NOSUCHCOMMAND")
         .query_async(&mut con)
         .await
@@ -89,7 +62,11 @@ async fn metrics_count_known_traffic_exactly() {
         ("autocache_cluster_slots_assigned", 16384.0),
         ("autocache_memory_bytes{type=\"maxmemory\"}", 0.0),
     ] {
-        assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+        assert_eq!(
+            metric_value(&text, series),
+            Some(want),
+            "{series} in\n{text}"
+        );
     }
     for series in [
         "autocache_network_bytes_total{direction=\"in\"}",
@@ -99,7 +76,7 @@ async fn metrics_count_known_traffic_exactly() {
         "autocache_command_duration_seconds_sum{cmd=\"get\"}",
     ] {
         assert!(
-            value(&text, series).is_some_and(|v| v > 0.0),
+            metric_value(&text, series).is_some_and(|v| v > 0.0),
             "{series} in\n{text}"
         );
     }
@@ -156,7 +133,7 @@ async fn latency_tracking_off_keeps_counts_without_timings() {
         .await
         .expect("scrape");
     assert_eq!(
-        value(&text, "autocache_commands_total{cmd=\"set\",status=\"ok\"}"),
+        metric_value(&text, "autocache_commands_total{cmd=\"set\",status=\"ok\"}"),
         Some(4.0),
         "{text}"
     );
