@@ -73,6 +73,28 @@ pub fn apply(
     errs
 }
 
+/// A configuration read in layers: it starts from `Default`, takes each key it knows from the
+/// merged layers, and then checks itself as a whole.
+pub trait Layered: Default {
+    /// Sets one key (`-` separated, as in the TOML file); an error names what is wrong.
+    fn set_value(&mut self, key: &str, value: &Value) -> Result<(), String>;
+    /// Every problem of the whole configuration at once.
+    fn validate(&self) -> Result<(), ConfigErrors>;
+}
+
+/// Extracts and validates a configuration from `figment`, reporting every problem at once:
+/// unknown or bad keys (with where their values came from), then what `validate` finds.
+pub fn extract<C: Layered>(figment: &Figment) -> Result<C, ConfigErrors> {
+    let mut cfg = C::default();
+    let mut errs = apply(figment, |key, value| cfg.set_value(key, value));
+    errs.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
+    if errs.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
 /// Parses a Redis memory value: a plain byte count or a number with a unit
 /// (`k`/`m`/`g` = powers of 1000, `kb`/`mb`/`gb` = powers of 1024), case-insensitive.
 pub fn parse_memory(s: &str) -> Option<u64> {

@@ -134,91 +134,7 @@ impl Config {
 
     /// Extracts and validates a configuration, reporting every problem at once.
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigErrors> {
-        let mut cfg = Config::default();
-        let mut errs = settings::apply(figment, |key, value| cfg.set_value(key, value));
-        errs.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
-        if errs.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigErrors(errs))
-        }
-    }
-
-    fn set_value(&mut self, key: &str, v: &Value) -> Result<(), String> {
-        match key {
-            "bind" => self.bind = as_list(v)?,
-            "seeds" => self.seeds = as_list(v)?,
-            "port" => {
-                self.port = as_int(v)?
-                    .try_into()
-                    .map_err(|_| "must be between 0 and 65535")?
-            }
-            "requirepass" => self.requirepass = as_opt_string(v)?,
-            "backend-user" => self.backend_user = as_opt_string(v)?,
-            "backend-password" => self.backend_password = as_opt_string(v)?,
-            "backend-connections" => {
-                self.backend_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "connect-timeout-ms" => self.connect_timeout = as_ms(v)?,
-            "backend-timeout-ms" => self.backend_timeout = as_ms(v)?,
-            "health-interval-ms" => self.health_interval = as_ms(v)?,
-            "refresh-interval-ms" => self.refresh_interval = as_ms(v)?,
-            "maxclients" => self.maxclients = as_int(v)?.try_into().map_err(|_| "out of range")?,
-            "threads" => self.threads = as_int(v)?.try_into().map_err(|_| "out of range")?,
-            "dir" => self.dir = PathBuf::from(as_string(v)?),
-            "embedded-shards" => {
-                self.embedded_shards = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
-            "client-output-buffer-limit" => {
-                self.client_output_buffer_limit.apply(&as_string(v)?)?
-            }
-            "loglevel" => self.loglevel = as_string(v)?,
-            "hotkey-enabled" => self.hotkey_enabled = as_bool(v)?,
-            "hotkey-threshold" => {
-                self.hotkey_threshold = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "hotkey-capacity" => {
-                self.hotkey_capacity = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "hotkey-window-ms" => self.hotkey_window = as_ms(v)?,
-            "hotkey-sample" => {
-                self.hotkey_sample = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "hotkey-max-samples" => {
-                self.hotkey_max_samples = as_int(v)?.try_into().map_err(|_| "out of range")?
-            }
-            "hotkey-hide-names" => self.hotkey_hide_names = as_bool(v)?,
-            "near-cache" => self.near_cache = as_bool(v)?,
-            "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
-            "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
-            "near-cache-link-idle-ms" => self.near_cache_link_idle = as_ms(v)?,
-            "busy-poll-us" => {
-                self.busy_poll = Duration::from_micros(
-                    as_int(v)?
-                        .try_into()
-                        .map_err(|_| "expected microseconds (a non-negative integer)")?,
-                )
-            }
-            "log-format" => {
-                self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    other => {
-                        return Err(format!(
-                            "unknown log format '{other}' (expected text or json)"
-                        ));
-                    }
-                }
-            }
-            other => {
-                return self
-                    .telemetry
-                    .set_value(other, v)
-                    .unwrap_or_else(|| Err("unknown configuration key".into()));
-            }
-        }
-        Ok(())
+        settings::extract(figment)
     }
 
     /// Settings that are valid but risky, one sentence each, for the log at start-up.
@@ -303,6 +219,89 @@ impl Config {
         } else {
             Err(ConfigErrors(errs))
         }
+    }
+}
+
+impl settings::Layered for Config {
+    fn set_value(&mut self, key: &str, v: &Value) -> Result<(), String> {
+        match key {
+            "bind" => self.bind = as_list(v)?,
+            "seeds" => self.seeds = as_list(v)?,
+            "port" => {
+                self.port = as_int(v)?
+                    .try_into()
+                    .map_err(|_| "must be between 0 and 65535")?
+            }
+            "requirepass" => self.requirepass = as_opt_string(v)?,
+            "backend-user" => self.backend_user = as_opt_string(v)?,
+            "backend-password" => self.backend_password = as_opt_string(v)?,
+            "backend-connections" => {
+                self.backend_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "connect-timeout-ms" => self.connect_timeout = as_ms(v)?,
+            "backend-timeout-ms" => self.backend_timeout = as_ms(v)?,
+            "health-interval-ms" => self.health_interval = as_ms(v)?,
+            "refresh-interval-ms" => self.refresh_interval = as_ms(v)?,
+            "maxclients" => self.maxclients = as_int(v)?.try_into().map_err(|_| "out of range")?,
+            "threads" => self.threads = as_int(v)?.try_into().map_err(|_| "out of range")?,
+            "dir" => self.dir = PathBuf::from(as_string(v)?),
+            "embedded-shards" => {
+                self.embedded_shards = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
+            "client-output-buffer-limit" => {
+                self.client_output_buffer_limit.apply(&as_string(v)?)?
+            }
+            "loglevel" => self.loglevel = as_string(v)?,
+            "hotkey-enabled" => self.hotkey_enabled = as_bool(v)?,
+            "hotkey-threshold" => {
+                self.hotkey_threshold = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-capacity" => {
+                self.hotkey_capacity = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-window-ms" => self.hotkey_window = as_ms(v)?,
+            "hotkey-sample" => {
+                self.hotkey_sample = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-max-samples" => {
+                self.hotkey_max_samples = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "hotkey-hide-names" => self.hotkey_hide_names = as_bool(v)?,
+            "near-cache" => self.near_cache = as_bool(v)?,
+            "near-cache-bytes" => self.near_cache_bytes = as_memory(v)?,
+            "near-cache-wait-ms" => self.near_cache_wait = as_ms(v)?,
+            "near-cache-link-idle-ms" => self.near_cache_link_idle = as_ms(v)?,
+            "busy-poll-us" => {
+                self.busy_poll = Duration::from_micros(
+                    as_int(v)?
+                        .try_into()
+                        .map_err(|_| "expected microseconds (a non-negative integer)")?,
+                )
+            }
+            "log-format" => {
+                self.log_format = match as_string(v)?.to_ascii_lowercase().as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    other => {
+                        return Err(format!(
+                            "unknown log format '{other}' (expected text or json)"
+                        ));
+                    }
+                }
+            }
+            other => {
+                return self
+                    .telemetry
+                    .set_value(other, v)
+                    .unwrap_or_else(|| Err("unknown configuration key".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigErrors> {
+        Config::validate(self)
     }
 }
 

@@ -1,13 +1,10 @@
 //! `autocache-shard`: loads configuration, sets up logging, binds and serves.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use clap::Parser;
-use figment::providers::Serialized;
 use serde::Serialize;
 use shard::Config;
 use shard::config::LogFormat;
+use telemetry::cli::CommonFlags;
 
 /// AutoCache shard: a Redis-protocol cache server. Options take redis-server's names; each can
 /// also be set in the TOML file given by --config or as an AUTOCACHE_* environment variable
@@ -15,18 +12,9 @@ use shard::config::LogFormat;
 #[derive(Parser, Serialize, Debug)]
 #[command(name = "autocache-shard", version)]
 struct Flags {
-    /// TOML configuration file.
-    #[arg(long)]
-    #[serde(skip)]
-    config: Option<PathBuf>,
-    /// Addresses to listen on (space- or comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bind: Option<Vec<String>>,
-    /// TCP port.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    common: CommonFlags,
     /// Data directory.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,14 +39,6 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     maxclients: Option<usize>,
-    /// Log level: debug, verbose, notice, warning (or a tracing filter).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    loglevel: Option<String>,
-    /// Log format: text or json.
-    #[arg(long = "log-format")]
-    #[serde(rename = "log-format", skip_serializing_if = "Option::is_none")]
-    log_format: Option<String>,
     /// Keep keys demoted from RAM in a redb database under --dir instead of evicting them (yes/no).
     #[arg(long = "warm-tier")]
     #[serde(rename = "warm-tier", skip_serializing_if = "Option::is_none")]
@@ -112,22 +92,6 @@ struct Flags {
     #[arg(long = "cluster-rebalance")]
     #[serde(rename = "cluster-rebalance", skip_serializing_if = "Option::is_none")]
     cluster_rebalance: Option<String>,
-    /// Port of the admin HTTP server (/metrics, /health, /ready); 0 = none. Default 9122.
-    #[arg(long = "admin-port")]
-    #[serde(rename = "admin-port", skip_serializing_if = "Option::is_none")]
-    admin_port: Option<u16>,
-    /// Address of the admin HTTP server (default: 127.0.0.1, whatever --bind says).
-    #[arg(long = "admin-bind")]
-    #[serde(rename = "admin-bind", skip_serializing_if = "Option::is_none")]
-    admin_bind: Option<String>,
-    /// OTLP endpoint for traces, e.g. http://localhost:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT; none = no traces).
-    #[arg(long = "otel-endpoint")]
-    #[serde(rename = "otel-endpoint", skip_serializing_if = "Option::is_none")]
-    otel_endpoint: Option<String>,
-    /// Share of commands traced, 0 to 1 (default 0.01).
-    #[arg(long = "otel-sample-ratio")]
-    #[serde(rename = "otel-sample-ratio", skip_serializing_if = "Option::is_none")]
-    otel_sample_ratio: Option<f64>,
     /// Planned shutdown in cluster mode: restart (keep the slots for the grace) or leave.
     #[arg(long = "cluster-shutdown")]
     #[serde(rename = "cluster-shutdown", skip_serializing_if = "Option::is_none")]
@@ -144,11 +108,7 @@ struct Flags {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    // The standard OTEL_* variables sit below everything else.
-    let figment = figment::Figment::from(telemetry::settings::otel_env(|k| std::env::var(k).ok()))
-        .merge(Config::figment(flags.config.as_deref()))
-        .merge(Serialized::defaults(&flags));
-    let cfg = match Config::from_figment(&figment) {
+    let cfg: Config = match telemetry::cli::load(&flags.common, &flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("autocache-shard: {e}");
@@ -156,22 +116,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     membership::process::init_logging(&cfg.loglevel, cfg.log_format == LogFormat::Json);
-    let addr = cfg
-        .bind
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let listener = tokio::net::TcpListener::bind((addr.as_str(), cfg.port))
-        .await
-        .with_context(|| format!("cannot listen on {addr}:{}", cfg.port))?;
-    let admin = match cfg.telemetry.admin_addr() {
-        Some((host, port)) => Some(
-            tokio::net::TcpListener::bind((host.as_str(), port))
-                .await
-                .with_context(|| format!("cannot listen on {host}:{port} (admin-port)"))?,
-        ),
-        None => None,
-    };
+    let (listener, admin) = telemetry::cli::bind(&cfg.bind, cfg.port, &cfg.telemetry).await?;
     shard::run_with_admin(listener, admin, cfg, membership::process::shutdown_signal()).await?;
     Ok(())
 }
