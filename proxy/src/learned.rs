@@ -24,7 +24,7 @@ use membership::keyspec::{self, KeySpec, int, strings, text};
 use parking_lot::Mutex;
 
 use crate::protocol::{Reply, decode_reply};
-use crate::server::Shared;
+use crate::topology::TopologyCell;
 
 /// Learned commands by lower-case name; a refused one has [`Route::Refused`] (a container's
 /// refused subcommands are among its subcommands).
@@ -273,20 +273,20 @@ pub fn from_reply(raw: &Bytes) -> Option<Arc<LearnedTable>> {
 /// every second while no backend answers (a backend that answers with an error has nothing to
 /// teach: the proxy's own table is all it routes).
 pub async fn learn(
-    shared: Arc<Shared>,
+    topology: Arc<TopologyCell>,
+    connect_timeout: Duration,
     into: Arc<ArcSwap<LearnedTable>>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let req = Bytes::from_static(b"*1\r\n$7\r\nCOMMAND\r\n");
     loop {
-        let backends = shared
-            .topology
+        let backends = topology
             .load()
             .map(|t| t.backends.clone())
             .unwrap_or_default();
         for b in backends.iter() {
             let call = tokio::time::timeout(
-                shared.config.connect_timeout.max(Duration::from_secs(2)),
+                connect_timeout.max(Duration::from_secs(2)),
                 b.call(0, req.clone(), 1),
             );
             let reply = match call.await {

@@ -13,10 +13,10 @@ use shard::store::glob::glob_match;
 
 use crate::REDIS_VERSION;
 use crate::backend::State;
+use crate::client::Session;
 use crate::error::CmdError;
 use crate::protocol::{Proto, Reply, Request};
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::{ClientEntry, Shared};
 use crate::topology::Topology;
 
 pub fn execute(
@@ -328,7 +328,7 @@ fn run(
     })
 }
 
-fn update_client(shared: &Shared, id: u64, f: impl FnOnce(&mut crate::server::ClientEntry)) {
+fn update_client(shared: &Shared, id: u64, f: impl FnOnce(&mut ClientEntry)) {
     if let Some(c) = shared.clients.lock().get_mut(&id) {
         f(c);
     }

@@ -15,13 +15,13 @@ use telemetry::stats::slot_of;
 use telemetry::trace::{TRACE_COMMAND, TraceParent, new_span_id};
 
 use crate::backend::Backend;
+use crate::client::Session;
 use crate::error::CmdError;
 use crate::hotkey::{self, ReadHook};
 use crate::local;
 use crate::observe::CmdTrace;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::Shared;
 use crate::topology::Topology;
 
 /// Where one request's reply comes from: request `idx` of chunk group `group`.
@@ -128,7 +128,7 @@ pub struct ChunkBuilder {
     pub cur: Option<&'static CommandSpec>,
     /// The trace of the command being planned, when it is sampled.
     pub trace: Option<Box<CmdTrace>>,
-    /// Writes planned that fence near-cache keys (see [`crate::session::Session::writes`]).
+    /// Writes planned that fence near-cache keys (see [`crate::client::Session::writes`]).
     pub writes: usize,
 }
 
