@@ -204,14 +204,9 @@ mod tests {
         next_request(buf, MAX_BULK).map(|r| r.as_ref().map(argv))
     }
 
+    /// The multibulk encoding of `args` (the inline test checks `from_args` byte for byte).
     fn encode_args(args: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        out
+        Request::from_args(args).raw.to_vec()
     }
 
     #[test]
