@@ -1,86 +1,91 @@
-//! Redis Cluster routing for the load generator: the slot map (from CLUSTER SHARDS, falling back
-//! to CLUSTER SLOTS), the MOVED/ASK decision, and the rule that keeps traffic on the addresses
-//! the user gave.
+//! Redis Cluster routing for the load generator: the slot map and the MOVED/ASK decision are
+//! membership's (the proxy's); this module adds what a load generator needs on top: node
+//! addresses as socket addresses, and the rule that keeps traffic on the addresses the user
+//! gave.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::BytesMut;
+use membership::redirect::{self, decide_error};
+use membership::resp::Reply as Frame;
+use membership::topology::{Value, join_host_port};
 use membership::{SLOT_COUNT, Slot};
 use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 
 use crate::client::{Conn, Encoder, Reply};
 
-const UNASSIGNED: u16 = u16::MAX;
-
-/// Which node owns each slot. Node indices are stable: nodes are only ever appended.
+/// Which node owns each slot ([`membership::SlotMap`]), with each node's socket address.
+/// Invariant: `addrs[i]` is the address of node `i` of `map`; node indices are stable (nodes
+/// are only ever appended).
 #[derive(Clone, Debug)]
 pub struct SlotMap {
-    nodes: Vec<SocketAddr>,
-    owner: Vec<u16>,
+    map: membership::SlotMap,
+    addrs: Vec<SocketAddr>,
 }
 
 impl SlotMap {
     /// Every slot sent to one node (plain, non-cluster mode).
-    pub fn single(addr: SocketAddr) -> SlotMap {
-        SlotMap {
-            nodes: vec![addr],
-            owner: vec![0; usize::from(SLOT_COUNT)],
-        }
+    pub fn single(addr: SocketAddr) -> Result<SlotMap, String> {
+        SlotMap::from_ranges(&[(0, SLOT_COUNT - 1, addr)])
     }
 
     /// From `(first, last, node)` slot ranges, inclusive.
     pub fn from_ranges(ranges: &[(u16, u16, SocketAddr)]) -> Result<SlotMap, String> {
-        let mut map = SlotMap {
-            nodes: Vec::new(),
-            owner: vec![UNASSIGNED; usize::from(SLOT_COUNT)],
-        };
-        for &(first, last, addr) in ranges {
-            if first > last || last >= SLOT_COUNT {
-                return Err(format!("bad slot range {first}-{last}"));
-            }
-            let node = map.node_index(addr);
-            for s in first..=last {
-                map.owner[usize::from(s)] = node;
-            }
-        }
-        if map.nodes.is_empty() {
-            return Err("the cluster reported no slots".into());
-        }
-        Ok(map)
+        let named: Vec<(u16, u16, String)> = ranges
+            .iter()
+            .map(|&(a, b, addr)| (a, b, addr_string(addr)))
+            .collect();
+        let map = membership::SlotMap::from_ranges(&named).map_err(|e| e.to_string())?;
+        // Membership orders the nodes (by first slot); each is one of the given addresses.
+        let addrs = map
+            .nodes()
+            .iter()
+            .map(|n| ranges.iter().map(|r| r.2).find(|a| addr_string(*a) == *n))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a node of the map is none of the given addresses")?;
+        Ok(SlotMap { map, addrs })
     }
 
     pub fn nodes(&self) -> &[SocketAddr] {
-        &self.nodes
+        &self.addrs
     }
 
     pub fn unassigned_slots(&self) -> usize {
-        self.owner.iter().filter(|&&o| o == UNASSIGNED).count()
+        self.map.unowned()
     }
 
     pub fn node_for(&self, slot: Slot) -> Option<usize> {
-        match self.owner.get(slot.index()) {
-            Some(&o) if o != UNASSIGNED => Some(usize::from(o)),
-            _ => None,
-        }
+        self.map.owner(slot)
     }
 
-    /// The node's index, appending it if new.
+    /// The node's index, appending it if new (`u16::MAX` when the map holds no more nodes, an
+    /// index no slot is given).
     pub fn node_index(&mut self, addr: SocketAddr) -> u16 {
-        if let Some(i) = self.nodes.iter().position(|a| *a == addr) {
+        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
             return i as u16;
         }
-        self.nodes.push(addr);
-        (self.nodes.len() - 1) as u16
+        match self.map.node_index(&addr_string(addr)) {
+            Some(i) => {
+                self.addrs.push(addr);
+                debug_assert_eq!(i + 1, self.addrs.len());
+                i as u16
+            }
+            None => u16::MAX,
+        }
     }
 
     pub fn set_owner(&mut self, slot: Slot, node: u16) {
-        if let Some(o) = self.owner.get_mut(slot.index()) {
-            *o = node;
+        if let Some(addr) = self.addrs.get(usize::from(node)) {
+            self.map.move_slot(slot, &addr_string(*addr));
         }
     }
+}
+
+/// A node's name in the membership map: `ip:port` (IPv6 unbracketed, as Redis writes it).
+fn addr_string(addr: SocketAddr) -> String {
+    join_host_port(&addr.ip().to_string(), addr.port())
 }
 
 /// Traffic goes only where the user pointed: a discovered node must have the seed's IP, or both
@@ -102,30 +107,29 @@ pub enum Action {
     TooManyRedirects,
 }
 
-/// The redirect decision, pure. `msg` is the error text without `-`; `from` answers for an empty
-/// host (`-MOVED 12 :7001`). `redirects` is how many this request has followed so far.
+/// The redirect decision ([`membership::redirect`]'s) for a load generator, pure. `msg` is the
+/// error text without `-`; `from` answers for an empty host (`-MOVED 12 :7001`). `redirects` is
+/// how many this request has followed so far. TRYAGAIN and CLUSTERDOWN are not retried: they
+/// count as errors of their kind, like a redirect to a host that is not an IP address.
 pub fn redirect_action(msg: &[u8], from: SocketAddr, redirects: u32, max: u32) -> Action {
-    let mut parts = msg.split(|&b| b == b' ');
-    let (Some(kind), Some(slot), Some(addr), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Action::Fail;
+    let follow = |r: redirect::Redirect, ask: bool| {
+        let Some(addr) = parse_node_addr(r.addr.as_bytes(), from.ip()) else {
+            return Action::Fail;
+        };
+        let slot = r.slot;
+        if ask {
+            Action::Ask { slot, addr }
+        } else {
+            Action::Moved { slot, addr }
+        }
     };
-    let moved = match kind {
-        b"MOVED" => true,
-        b"ASK" => false,
-        _ => return Action::Fail,
-    };
-    let (Some(slot), Some(addr)) = (Slot::parse(slot), parse_node_addr(addr, from.ip())) else {
-        return Action::Fail;
-    };
-    if redirects >= max {
-        return Action::TooManyRedirects;
-    }
-    if moved {
-        Action::Moved { slot, addr }
-    } else {
-        Action::Ask { slot, addr }
+    match decide_error(msg, redirects, max) {
+        redirect::Action::RetryMoved(r) => follow(r, false),
+        redirect::Action::RetryAsk(r) => follow(r, true),
+        redirect::Action::GiveUp if msg.starts_with(b"MOVED ") || msg.starts_with(b"ASK ") => {
+            Action::TooManyRedirects
+        }
+        _ => Action::Fail,
     }
 }
 
@@ -147,135 +151,8 @@ fn parse_host(host: &str, default_ip: IpAddr) -> Option<IpAddr> {
     }
 }
 
-fn text(f: &BytesFrame) -> Option<&[u8]> {
-    match f {
-        BytesFrame::BulkString(b) | BytesFrame::SimpleString(b) => Some(b),
-        _ => None,
-    }
-}
-
-fn int(f: &BytesFrame) -> Option<i64> {
-    match f {
-        BytesFrame::Integer(i) => Some(*i),
-        other => std::str::from_utf8(text(other)?).ok()?.parse().ok(),
-    }
-}
-
-fn slot_num(f: &BytesFrame) -> Option<u16> {
-    u16::try_from(int(f)?).ok().filter(|&s| s < SLOT_COUNT)
-}
-
-/// Slot ranges of primaries from a CLUSTER SHARDS reply (Redis 7).
-pub fn parse_cluster_shards(
-    reply: &BytesFrame,
-    seed_ip: IpAddr,
-) -> Result<Vec<(u16, u16, SocketAddr)>, String> {
-    let BytesFrame::Array(shards) = reply else {
-        return Err("CLUSTER SHARDS: not an array".into());
-    };
-    let mut ranges = Vec::new();
-    for shard in shards {
-        let BytesFrame::Array(fields) = shard else {
-            return Err("CLUSTER SHARDS: shard is not an array".into());
-        };
-        let mut slots = None;
-        let mut nodes = None;
-        for pair in fields.chunks(2) {
-            if let [k, v] = pair {
-                match text(k) {
-                    Some(b"slots") => slots = Some(v),
-                    Some(b"nodes") => nodes = Some(v),
-                    _ => {}
-                }
-            }
-        }
-        let (Some(BytesFrame::Array(slots)), Some(BytesFrame::Array(nodes))) = (slots, nodes)
-        else {
-            return Err("CLUSTER SHARDS: shard without slots or nodes".into());
-        };
-        if slots.is_empty() {
-            continue;
-        }
-        let primary = nodes.iter().find_map(|n| {
-            let BytesFrame::Array(kv) = n else {
-                return None;
-            };
-            let get = |key: &[u8]| {
-                kv.chunks(2).find_map(|p| match p {
-                    [k, v] if text(k) == Some(key) => Some(v),
-                    _ => None,
-                })
-            };
-            if get(b"role").and_then(text) != Some(b"master") {
-                return None;
-            }
-            if get(b"health")
-                .and_then(text)
-                .is_some_and(|h| h != b"online")
-            {
-                return None;
-            }
-            let port = u16::try_from(get(b"port").and_then(int)?).ok()?;
-            let host = [b"ip".as_slice(), b"endpoint"].iter().find_map(|k| {
-                let h = std::str::from_utf8(get(k).and_then(text)?).ok()?;
-                parse_host(h, seed_ip)
-            })?;
-            Some(SocketAddr::new(host, port))
-        });
-        let Some(addr) = primary else {
-            return Err("CLUSTER SHARDS: a shard with slots has no online primary".into());
-        };
-        for pair in slots.chunks(2) {
-            let [a, b] = pair else {
-                return Err("CLUSTER SHARDS: odd slot list".into());
-            };
-            let (Some(a), Some(b)) = (slot_num(a), slot_num(b)) else {
-                return Err("CLUSTER SHARDS: bad slot number".into());
-            };
-            ranges.push((a, b, addr));
-        }
-    }
-    Ok(ranges)
-}
-
-/// Slot ranges from a CLUSTER SLOTS reply: `[[first, last, [ip, port, id, ..], replicas..], ..]`.
-pub fn parse_cluster_slots(
-    reply: &BytesFrame,
-    seed_ip: IpAddr,
-) -> Result<Vec<(u16, u16, SocketAddr)>, String> {
-    let BytesFrame::Array(entries) = reply else {
-        return Err("CLUSTER SLOTS: not an array".into());
-    };
-    let mut ranges = Vec::new();
-    for e in entries {
-        let BytesFrame::Array(e) = e else {
-            return Err("CLUSTER SLOTS: entry is not an array".into());
-        };
-        let (Some(a), Some(b), Some(BytesFrame::Array(node))) = (
-            e.first().and_then(slot_num),
-            e.get(1).and_then(slot_num),
-            e.get(2),
-        ) else {
-            return Err("CLUSTER SLOTS: bad entry".into());
-        };
-        let host = node
-            .first()
-            .and_then(text)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| parse_host(h, seed_ip));
-        let port = node
-            .get(1)
-            .and_then(int)
-            .and_then(|p| u16::try_from(p).ok());
-        let (Some(host), Some(port)) = (host, port) else {
-            return Err("CLUSTER SLOTS: bad node address".into());
-        };
-        ranges.push((a, b, SocketAddr::new(host, port)));
-    }
-    Ok(ranges)
-}
-
-async fn cluster_query(conn: &mut Conn, sub: &[u8]) -> anyhow::Result<Result<BytesFrame, String>> {
+/// `CLUSTER <sub>`: the decoded reply, or the error line.
+async fn cluster_query(conn: &mut Conn, sub: &[u8]) -> anyhow::Result<Result<Value, String>> {
     Encoder::default().command(&mut conn.wbuf, &[b"CLUSTER", sub]);
     let (reply, raw) = conn.roundtrip().await?;
     if let Reply::Error(r) = reply {
@@ -287,11 +164,29 @@ async fn cluster_query(conn: &mut Conn, sub: &[u8]) -> anyhow::Result<Result<Byt
     let (frame, _, _) = decode_bytes_mut(&mut raw)
         .map_err(|e| anyhow!("CLUSTER {}: {e:?}", String::from_utf8_lossy(sub)))?
         .context("CLUSTER reply incomplete")?;
-    Ok(Ok(frame))
+    Ok(Ok(Value::from(Frame::from_frame(frame))))
+}
+
+/// A membership map's nodes as socket addresses: IP addresses as they are, names (a node whose
+/// preferred endpoint is a hostname) resolved once, here, so that redirects compare addresses.
+async fn resolve_nodes(map: &membership::SlotMap, seed_ip: IpAddr) -> anyhow::Result<SlotMap> {
+    let mut ranges = Vec::new();
+    for (i, n) in map.nodes().iter().enumerate() {
+        let addr = match parse_node_addr(n.as_bytes(), seed_ip) {
+            Some(a) => a,
+            None => tokio::net::lookup_host(n.as_str())
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .with_context(|| format!("cluster node {n} does not resolve"))?,
+        };
+        ranges.extend(map.ranges_of(i).into_iter().map(|(a, b)| (a, b, addr)));
+    }
+    SlotMap::from_ranges(&ranges).map_err(|e| anyhow!(e))
 }
 
 /// Reads the slot map from `seed`: CLUSTER SHARDS, or CLUSTER SLOTS where SHARDS is unknown.
-/// Fails if a node is outside the allowed addresses or slots are unassigned.
+/// Fails if a node is outside the allowed addresses.
 pub async fn fetch_slot_map(
     seed: SocketAddr,
     timeout: Duration,
@@ -301,15 +196,18 @@ pub async fn fetch_slot_map(
         let mut conn = Conn::connect(seed, timeout, auth)
             .await
             .with_context(|| format!("connecting to cluster seed {seed}"))?;
-        let ranges = match cluster_query(&mut conn, b"SHARDS").await? {
-            Ok(frame) => parse_cluster_shards(&frame, seed.ip()),
+        let seed_host = seed.ip().to_string();
+        let map = match cluster_query(&mut conn, b"SHARDS").await? {
+            Ok(v) => membership::SlotMap::from_cluster_shards(&v, &seed_host),
             Err(_) => match cluster_query(&mut conn, b"SLOTS").await? {
-                Ok(frame) => parse_cluster_slots(&frame, seed.ip()),
+                Ok(v) => membership::SlotMap::from_cluster_slots(&v, &seed_host),
                 Err(e) => bail!("{seed} answered CLUSTER SLOTS with -{e}: is it a cluster?"),
             },
         }
         .map_err(|e| anyhow!("{seed}: {e}"))?;
-        let map = SlotMap::from_ranges(&ranges).map_err(|e| anyhow!("{seed}: {e}"))?;
+        let map = resolve_nodes(&map, seed.ip())
+            .await
+            .map_err(|e| anyhow!("{seed}: {e}"))?;
         for n in map.nodes() {
             if !address_allowed(seed.ip(), n.ip()) {
                 bail!(
@@ -328,14 +226,9 @@ pub async fn fetch_slot_map(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn from() -> SocketAddr {
         "127.0.0.1:7000".parse().expect("addr")
-    }
-
-    fn bulk(s: &str) -> BytesFrame {
-        BytesFrame::BulkString(Bytes::copy_from_slice(s.as_bytes()))
     }
 
     #[test]
@@ -373,9 +266,12 @@ mod tests {
             b"MOVED 12",
             b"ASK 12 127.0.0.1:70000",
             b"TRYAGAIN Multiple keys request during rehashing of slot",
+            b"CLUSTERDOWN Hash slot not served",
         ] {
             assert_eq!(redirect_action(msg, from(), 0, 5), Action::Fail, "{msg:?}");
         }
+        // Out of budget, only a redirect is a redirect error.
+        assert_eq!(redirect_action(b"TRYAGAIN x", from(), 20, 5), Action::Fail);
     }
 
     #[test]
@@ -397,92 +293,54 @@ mod tests {
         assert!(!address_allowed(ext, "192.0.2.2".parse().expect("ip")));
     }
 
-    fn shards_reply() -> BytesFrame {
-        let node = |port: i64, role: &str, health: &str| {
-            BytesFrame::Array(vec![
-                bulk("id"),
-                bulk("abc"),
-                bulk("port"),
-                BytesFrame::Integer(port),
-                bulk("ip"),
-                bulk("127.0.0.1"),
-                bulk("endpoint"),
-                bulk("127.0.0.1"),
-                bulk("role"),
-                bulk(role),
-                bulk("health"),
-                bulk(health),
-            ])
+    /// Node names from CLUSTER SHARDS/SLOTS (parsed by membership) become socket addresses: an
+    /// empty host is the seed's, `localhost` is loopback, IPv6 comes unbracketed.
+    #[tokio::test]
+    async fn membership_maps_get_socket_addresses() {
+        let ranges = |nodes: &[&str]| -> Vec<(u16, u16, String)> {
+            let n = nodes.len() as u16;
+            let per = SLOT_COUNT / n;
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let i = i as u16;
+                    let last = if i + 1 == n {
+                        SLOT_COUNT - 1
+                    } else {
+                        (i + 1) * per - 1
+                    };
+                    (i * per, last, a.to_string())
+                })
+                .collect()
         };
-        let shard = |ranges: &[i64], nodes: Vec<BytesFrame>| {
-            BytesFrame::Array(vec![
-                bulk("slots"),
-                BytesFrame::Array(ranges.iter().map(|&s| BytesFrame::Integer(s)).collect()),
-                bulk("nodes"),
-                BytesFrame::Array(nodes),
-            ])
-        };
-        BytesFrame::Array(vec![
-            shard(
-                &[0, 8000],
-                vec![
-                    node(7001, "replica", "online"),
-                    node(7000, "master", "online"),
-                ],
-            ),
-            shard(
-                &[8001, 9000, 9001, 16383],
-                vec![
-                    node(7002, "master", "failed"),
-                    node(7003, "master", "online"),
-                ],
-            ),
-        ])
+        let seed: IpAddr = "10.0.0.5".parse().expect("ip");
+        let map =
+            membership::SlotMap::from_ranges(&ranges(&[":7000", "localhost:7001", "::1:7002"]))
+                .expect("map");
+        let m = resolve_nodes(&map, seed).await.expect("addresses");
+        let want: Vec<SocketAddr> = ["10.0.0.5:7000", "127.0.0.1:7001", "[::1]:7002"]
+            .iter()
+            .map(|a| a.parse().expect("addr"))
+            .collect();
+        assert_eq!(m.nodes(), want.as_slice());
+        assert_eq!(m.node_for(Slot::for_key(b"foo")), Some(2)); // 12182
+        assert_eq!(m.node_for(Slot::for_key(b"bar")), Some(0)); // 5061
     }
 
     #[test]
-    fn cluster_shards_reply_gives_primaries() {
-        let ranges = parse_cluster_shards(&shards_reply(), from().ip()).expect("parse");
+    fn moved_slots_and_new_nodes() {
         let a: SocketAddr = "127.0.0.1:7000".parse().expect("addr");
-        let b: SocketAddr = "127.0.0.1:7003".parse().expect("addr");
-        assert_eq!(
-            ranges,
-            vec![(0, 8000, a), (8001, 9000, b), (9001, 16383, b)]
-        );
-        let map = SlotMap::from_ranges(&ranges).expect("map");
-        assert_eq!(map.nodes(), &[a, b]);
-        assert_eq!(map.unassigned_slots(), 0);
-        assert_eq!(map.node_for(Slot::for_key(b"foo")), Some(1)); // 12182
-        assert_eq!(map.node_for(Slot::for_key(b"bar")), Some(0)); // 5061
-    }
-
-    #[test]
-    fn cluster_slots_reply() {
-        let entry = |a: i64, b: i64, port: i64| {
-            BytesFrame::Array(vec![
-                BytesFrame::Integer(a),
-                BytesFrame::Integer(b),
-                BytesFrame::Array(vec![bulk(""), BytesFrame::Integer(port), bulk("id")]),
-                BytesFrame::Array(vec![
-                    bulk("127.0.0.1"),
-                    BytesFrame::Integer(port + 100),
-                    bulk("id2"),
-                ]),
-            ])
-        };
-        let reply = BytesFrame::Array(vec![entry(0, 99, 7000), entry(100, 16383, 7001)]);
-        let ranges = parse_cluster_slots(&reply, from().ip()).expect("parse");
-        assert_eq!(ranges.len(), 2);
-        assert_eq!(
-            ranges[1],
-            (100, 16383, "127.0.0.1:7001".parse().expect("addr"))
-        );
-        let mut map = SlotMap::from_ranges(&ranges).expect("map");
+        let b: SocketAddr = "127.0.0.1:7001".parse().expect("addr");
+        let mut map = SlotMap::from_ranges(&[(0, 99, a), (100, 16383, b)]).expect("map");
         let s = Slot::new(5).expect("slot");
         assert_eq!(map.node_for(s), Some(0));
         let n = map.node_index("127.0.0.1:7009".parse().expect("addr"));
+        assert_eq!(n, 2);
+        assert_eq!(map.node_index(b), 1, "known nodes keep their index");
         map.set_owner(s, n);
         assert_eq!(map.node_for(s), Some(2));
+        assert_eq!(map.nodes().len(), 3);
     }
 
     #[test]
@@ -492,5 +350,6 @@ mod tests {
         assert_eq!(map.node_for(Slot::new(100).expect("slot")), None);
         assert!(SlotMap::from_ranges(&[]).is_err());
         assert!(SlotMap::from_ranges(&[(5, 2, from())]).is_err());
+        assert_eq!(SlotMap::single(from()).map(|m| m.unassigned_slots()), Ok(0));
     }
 }

@@ -53,7 +53,7 @@ impl Endpoint {
         let map = if config.cluster_mode {
             cluster::fetch_slot_map(addr, config.timeout, config.auth.as_deref()).await?
         } else {
-            SlotMap::single(addr)
+            SlotMap::single(addr).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?
         };
         Ok(Endpoint {
             name: target.to_owned(),

@@ -1,9 +1,10 @@
 //! What AutoCache's proxy, shard and load generator share: the cluster vocabulary (key slots,
-//! the static command table, slot maps, redirects, SWIM membership), the RESP reply type and
-//! its encoder, and the configuration and process plumbing of the binaries.
+//! the static command table, slot maps, redirects, SWIM membership), request framing, the RESP
+//! reply type and its encoder, and the configuration and process plumbing of the binaries.
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod frame;
 pub mod keyspec;
 pub mod process;
 pub mod redirect;

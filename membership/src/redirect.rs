@@ -72,9 +72,15 @@ pub fn decide(reply: &[u8], attempt: u32) -> Action {
 /// [`decide`] with an explicit MOVED/ASK budget (`-TRYAGAIN` keeps [`MAX_TRYAGAIN`], or `max`
 /// if that is larger).
 pub fn decide_with_limit(reply: &[u8], attempt: u32, max: u32) -> Action {
-    let Some(line) = reply.strip_prefix(b"-") else {
-        return Action::Done;
-    };
+    match reply.strip_prefix(b"-") {
+        Some(line) => decide_error(line, attempt, max),
+        None => Action::Done,
+    }
+}
+
+/// [`decide_with_limit`] for an error reply a client has already parsed: its line without the
+/// leading `-` (`MOVED 3999 127.0.0.1:6381`).
+pub fn decide_error(line: &[u8], attempt: u32, max: u32) -> Action {
     let line = error_line(line);
     let kind = if line.starts_with(b"MOVED ") {
         Kind::Moved
@@ -191,6 +197,30 @@ mod tests {
 
     fn slot(n: u16) -> Slot {
         Slot::new(n).expect("slot")
+    }
+
+    /// A client that parsed the reply passes the line without `-`: the same decision.
+    #[test]
+    fn parsed_error_lines_decide_alike() {
+        for line in [
+            &b"MOVED 3999 127.0.0.1:6381"[..],
+            b"ASK 12 :7001",
+            b"TRYAGAIN Multiple keys request during rehashing of slot",
+            b"CLUSTERDOWN Hash slot not served",
+            b"ERR unknown command",
+            b"MOVED 99999 127.0.0.1:6381",
+        ] {
+            let mut reply = b"-".to_vec();
+            reply.extend_from_slice(line);
+            reply.extend_from_slice(b"\r\n");
+            for attempt in [0, 4, 5, 20] {
+                assert_eq!(
+                    decide_error(line, attempt, 5),
+                    decide_with_limit(&reply, attempt, 5),
+                    "{line:?} {attempt}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::resp::Reply;
 use crate::slot::{SLOT_COUNT, Slot};
 
 /// Marks a slot that no node serves.
@@ -30,6 +31,31 @@ pub enum Value {
     Error(String),
     Array(Vec<Value>),
     Map(Vec<(Value, Value)>),
+}
+
+impl From<Reply> for Value {
+    /// A decoded reply, whatever its RESP version (sets are arrays; doubles and verbatim
+    /// strings are text).
+    fn from(r: Reply) -> Value {
+        match r {
+            Reply::Ok => Value::Str(b"OK".to_vec()),
+            Reply::Simple(s) => Value::Str(s.as_bytes().to_vec()),
+            Reply::Status(s) | Reply::Verbatim(s) => Value::Str(s.into_bytes()),
+            Reply::Error(e) => Value::Error(e),
+            Reply::Int(n) => Value::Int(n),
+            Reply::Double(d) => Value::Str(crate::resp::format_double(d).into_bytes()),
+            Reply::Bulk(b) => Value::Str(b.to_vec()),
+            Reply::Nil | Reply::NilArray => Value::Nil,
+            Reply::Array(a) | Reply::Set(a) => {
+                Value::Array(a.into_iter().map(Value::from).collect())
+            }
+            Reply::Map(m) => Value::Map(
+                m.into_iter()
+                    .map(|(k, v)| (Value::from(k), Value::from(v)))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl Value {
@@ -167,8 +193,9 @@ impl SlotMap {
         })
     }
 
-    /// Parses a `CLUSTER SHARDS` reply (Redis 7+), taking each shard's master; `default_host`
-    /// replaces an empty or `?` endpoint (nodes that do not know their address).
+    /// Parses a `CLUSTER SHARDS` reply (Redis 7+), taking each shard's first master that has
+    /// not failed (Redis says `failed`; `fail` is accepted too); `default_host` replaces an
+    /// empty or `?` endpoint (nodes that do not know their address).
     pub fn from_cluster_shards(v: &Value, default_host: &str) -> Result<SlotMap, TopologyError> {
         let bad = |why: &str| TopologyError::Malformed("CLUSTER SHARDS", why.to_string());
         let Value::Array(shards) = v else {
@@ -185,7 +212,10 @@ impl SlotMap {
             };
             let master = nodes.iter().find(|n| {
                 n.field("role").and_then(Value::as_str) == Some("master")
-                    && n.field("health").and_then(Value::as_str) != Some("fail")
+                    && !matches!(
+                        n.field("health").and_then(Value::as_str),
+                        Some("failed" | "fail")
+                    )
             });
             let Some(master) = master else {
                 // A shard without a live master: its slots stay unowned (CLUSTERDOWN).
@@ -297,19 +327,32 @@ impl SlotMap {
     /// A copy with `slot` moved to `addr` (applied on `-MOVED` until the next full refresh).
     pub fn with_moved(&self, slot: Slot, addr: &str) -> SlotMap {
         let mut next = self.clone();
-        let idx = match next.nodes.iter().position(|n| n == addr) {
-            Some(i) => i,
-            None => {
-                next.nodes.push(addr.to_string());
-                next.nodes.len() - 1
-            }
-        };
-        if let (Some(o), Ok(idx)) = (next.owner.get_mut(slot.index()), u16::try_from(idx))
-            && idx != NO_OWNER
-        {
-            *o = idx;
-        }
+        next.move_slot(slot, addr);
         next
+    }
+
+    /// Moves `slot` to `addr` in place (appending the node if new) and returns the node's
+    /// index; `None`, and nothing changes, when the map cannot take another node. Indices of
+    /// existing nodes never change.
+    pub fn move_slot(&mut self, slot: Slot, addr: &str) -> Option<usize> {
+        let idx = self.node_index(addr)?;
+        let owner = u16::try_from(idx).ok()?;
+        if let Some(o) = self.owner.get_mut(slot.index()) {
+            *o = owner;
+        }
+        Some(idx)
+    }
+
+    /// The index of the node at `addr`, appending it if new; `None` when the map is full.
+    pub fn node_index(&mut self, addr: &str) -> Option<usize> {
+        if let Some(i) = self.nodes.iter().position(|n| n == addr) {
+            return Some(i);
+        }
+        if self.nodes.len() >= usize::from(NO_OWNER) {
+            return None;
+        }
+        self.nodes.push(addr.to_string());
+        Some(self.nodes.len() - 1)
     }
 }
 
@@ -452,6 +495,64 @@ mod tests {
         assert_eq!(n.owner(slot), Some(2));
         assert_eq!(n.nodes().len(), 3);
         assert_eq!(n.owner(Slot::new(6).expect("slot")), Some(0));
+    }
+
+    /// Redis marks a master that went down `health failed`; the shard's live master wins.
+    #[test]
+    fn failed_masters_are_skipped() {
+        let node = |port: i64, health: &str| {
+            Value::Map(vec![
+                (s("port"), Value::Int(port)),
+                (s("ip"), s("127.0.0.1")),
+                (s("role"), s("master")),
+                (s("health"), s(health)),
+            ])
+        };
+        let reply = Value::Array(vec![Value::Map(vec![
+            (
+                s("slots"),
+                Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+            ),
+            (
+                s("nodes"),
+                Value::Array(vec![node(7002, "failed"), node(7003, "online")]),
+            ),
+        ])]);
+        let m = SlotMap::from_cluster_shards(&reply, "x").expect("map");
+        assert_eq!(m.nodes(), ["127.0.0.1:7003"]);
+    }
+
+    #[test]
+    fn moving_in_place_keeps_node_indices() {
+        let mut m = SlotMap::from_ranges(&[(0, 16383, "a:1".to_string())]).expect("map");
+        let slot = Slot::new(9).expect("slot");
+        assert_eq!(m.move_slot(slot, "b:2"), Some(1));
+        assert_eq!(m.move_slot(Slot::new(10).expect("slot"), "b:2"), Some(1));
+        assert_eq!(m.node_index("a:1"), Some(0));
+        assert_eq!((m.owner(slot), m.nodes().len()), (Some(1), 2));
+    }
+
+    #[test]
+    fn replies_become_values() {
+        let r = Reply::Map(vec![(
+            Reply::Simple("slots"),
+            Reply::Set(vec![
+                Reply::Int(0),
+                Reply::Bulk(bytes::Bytes::from_static(b"9")),
+            ]),
+        )]);
+        assert_eq!(
+            Value::from(r),
+            Value::Map(vec![(
+                s("slots"),
+                Value::Array(vec![Value::Int(0), s("9")])
+            )])
+        );
+        assert_eq!(Value::from(Reply::NilArray), Value::Nil);
+        assert_eq!(
+            Value::from(Reply::Error("ERR x".into())),
+            Value::Error("ERR x".into())
+        );
     }
 
     #[test]

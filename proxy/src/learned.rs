@@ -6,9 +6,10 @@
 //!
 //! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
 //! `-CROSSSLOT`); keyless ones to every shard when the backend says so (`request_policy:
-//! all_shards|all_nodes`), else to any one. Refused, with the reason, are commands that hold a
-//! connection (blocking, pub/sub), keyless administration of one server, and commands whose
-//! keys the reply does not let the proxy find.
+//! all_shards|all_nodes`), else to any one. Refused ([`Route::Refused`], with the reason) are
+//! commands that hold a connection (blocking, pub/sub), keyless administration of one server,
+//! and commands whose keys the reply does not let the proxy find. The proxy's own table wins:
+//! a command it has a row for, served or refused (transactions, WAIT, ...), is not learned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -16,32 +17,26 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use membership::command::proxy_unsupported;
-use membership::command::{CommandId, CommandSpec, Flags, KeyPos, Merge, Route, lookup};
+use membership::command::{
+    CommandId, CommandSpec, Flags, KeyPos, Merge, Refusal, Route, lookup_any,
+};
 use membership::keyspec::{self, KeySpec, int, strings, text};
 use parking_lot::Mutex;
 
 use crate::protocol::{Reply, decode_reply};
-use crate::server::Shared;
+use crate::topology::TopologyCell;
 
-/// What the proxy does with a learned command.
-#[derive(Clone, Copy, Debug)]
-pub enum Learned {
-    Routed(&'static CommandSpec),
-    /// Not servable through the proxy, and why.
-    Refused(&'static str),
-}
-
-/// Learned commands by lower-case name.
+/// Learned commands by lower-case name; a refused one has [`Route::Refused`] (a container's
+/// refused subcommands are among its subcommands).
 #[derive(Default)]
 pub struct LearnedTable {
-    by_name: HashMap<Box<[u8]>, Learned>,
+    by_name: HashMap<Box<[u8]>, &'static CommandSpec>,
 }
 
 impl LearnedTable {
     /// A learned command by name, case-insensitively (without allocating for names of up to
     /// 64 bytes: this runs for every command the built-in table lacks).
-    pub fn get(&self, name: &[u8]) -> Option<Learned> {
+    pub fn get(&self, name: &[u8]) -> Option<&'static CommandSpec> {
         if self.by_name.is_empty() {
             return None;
         }
@@ -68,11 +63,6 @@ impl LearnedTable {
     }
 }
 
-const BLOCKING: &str = "blocking commands would hold a shared backend connection";
-const PUBSUB: &str = "pub/sub needs a dedicated connection";
-const ADMIN: &str = "it administers a single server; send it to the shard itself";
-const NO_KEYS: &str = "its keys cannot be found from the backends' COMMAND reply";
-
 /// How a learned command routes, from its flags and tips (pure). `keyed`: it has keys the proxy
 /// can find; `movable_unfound`: its keys move (Redis's `movablekeys`) and no key spec says
 /// where; `plain_multi`: its keys are the plain range `1..` (so it can be split per shard like
@@ -83,17 +73,17 @@ pub fn route_for(
     keyed: bool,
     movable_unfound: bool,
     plain_multi: bool,
-) -> Result<Route, &'static str> {
+) -> Route {
     let flag = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
     let tip = |t: &str| tips.iter().any(|x| x.eq_ignore_ascii_case(t));
     if flag("blocking") {
-        return Err(BLOCKING);
+        return Route::Refused(Refusal::Blocking);
     }
     if flag("pubsub") {
-        return Err(PUBSUB);
+        return Route::Refused(Refusal::PubSub);
     }
     if movable_unfound {
-        return Err(NO_KEYS);
+        return Route::Refused(Refusal::KeysNotFound);
     }
     let merge = if tip("response_policy:agg_sum") {
         Merge::Sum
@@ -106,17 +96,17 @@ pub fn route_for(
     };
     if keyed {
         if tip("request_policy:multi_shard") && plain_multi {
-            return Ok(Route::FanOut(merge));
+            return Route::FanOut(merge);
         }
-        return Ok(Route::SameSlot);
+        return Route::SameSlot;
     }
     if tip("request_policy:all_shards") || tip("request_policy:all_nodes") {
-        return Ok(Route::AllShards(merge));
+        return Route::AllShards(merge);
     }
     if flag("admin") {
-        return Err(ADMIN);
+        return Route::Refused(Refusal::KeylessAdmin);
     }
-    Ok(Route::AnyShard)
+    Route::AnyShard
 }
 
 /// Strings and slices made `'static` for the learned specs. Tables are built once per distinct
@@ -153,8 +143,7 @@ fn our_flags(flags: &[&str]) -> Flags {
 
 /// One `COMMAND` entry: `[name, arity, flags, first, last, step, acl categories, tips, key
 /// specs, subcommands]` (Redis 6 sends the first seven). `None` for anything malformed.
-/// Refused subcommands are appended to `refused` by full name (`container|sub`).
-fn entry(info: &Reply, refused: &mut Vec<(String, &'static str)>) -> Option<(String, Learned)> {
+fn entry(info: &Reply) -> Option<(String, &'static CommandSpec)> {
     let Reply::Array(f) = info else {
         return None;
     };
@@ -184,32 +173,28 @@ fn entry(info: &Reply, refused: &mut Vec<(String, &'static str)>) -> Option<(Str
     // Key specs are used where the plain range does not describe the keys; a command without
     // movable keys is routed by its range (the fast path).
     let use_specs = movable && specs_complete;
-    let mut subs: Vec<CommandSpec> = Vec::new();
-    if let Some(Reply::Array(a)) = f.get(9) {
-        for sub in a {
-            match entry(sub, refused) {
-                Some((_, Learned::Routed(s))) => subs.push(clone_spec(s)),
-                Some((sub_name, Learned::Refused(why))) => {
-                    refused.push((format!("{full}|{sub_name}"), why));
-                }
-                None => {}
-            }
-        }
-    }
+    // Refused subcommands stay among the subcommands: the client is told why.
+    let subs: Vec<CommandSpec> = match f.get(9) {
+        Some(Reply::Array(a)) => a
+            .iter()
+            .filter_map(|s| entry(s))
+            .map(|(_, s)| clone_spec(s))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let routed_subs = subs.iter().any(|s| s.refusal().is_none());
     let keyed = !keys.is_none() || use_specs;
     let plain_multi = !movable && keys.first == 1 && keys.last == -1;
-    let route = route_for(
+    let route = match route_for(
         &flags,
         &tips,
         keyed,
-        movable && !use_specs && subs.is_empty(),
+        movable && !use_specs && !routed_subs,
         plain_multi,
-    );
-    let route = match route {
-        Ok(r) => r,
+    ) {
         // A container is resolved to its subcommands, each with its own route.
-        Err(_) if !subs.is_empty() => Route::AnyShard,
-        Err(why) => return Some((name, Learned::Refused(why))),
+        Route::Refused(_) if routed_subs => Route::AnyShard,
+        route => route,
     };
     let category = strings(f.get(6))
         .iter()
@@ -231,8 +216,10 @@ fn entry(info: &Reply, refused: &mut Vec<(String, &'static str)>) -> Option<(Str
         } else {
             &[]
         },
+        key_use: &[],
+        tips: &[],
     }));
-    Some((name, Learned::Routed(spec)))
+    Some((name, spec))
 }
 
 fn clone_spec(s: &CommandSpec) -> CommandSpec {
@@ -248,6 +235,8 @@ fn clone_spec(s: &CommandSpec) -> CommandSpec {
         summary: s.summary,
         subcommands: s.subcommands,
         specs: s.specs,
+        key_use: s.key_use,
+        tips: s.tips,
     }
 }
 
@@ -265,22 +254,15 @@ pub fn from_reply(raw: &Bytes) -> Option<Arc<LearnedTable>> {
     };
     let mut by_name = HashMap::new();
     for e in &entries {
-        let mut refused = Vec::new();
-        let Some((name, learned)) = entry(e, &mut refused) else {
+        let Some((name, spec)) = entry(e) else {
             continue;
         };
-        if lookup(name.as_bytes()).is_some() {
+        // The table's rows stand, served or refused (transactions, WAIT, ... keep the proxy's
+        // reasons).
+        if lookup_any(name.as_bytes()).is_some() {
             continue;
         }
-        // The proxy's own refusals (transactions, WAIT, ...) stand, with their reasons.
-        let learned = match proxy_unsupported(name.as_bytes()) {
-            Some(why) => Learned::Refused(why),
-            None => learned,
-        };
-        by_name.insert(name.into_bytes().into_boxed_slice(), learned);
-        for (sub, why) in refused {
-            by_name.insert(sub.into_bytes().into_boxed_slice(), Learned::Refused(why));
-        }
+        by_name.insert(name.into_bytes().into_boxed_slice(), spec);
     }
     let table = Arc::new(LearnedTable { by_name });
     BUILT.lock().insert(raw.clone(), table.clone());
@@ -291,20 +273,20 @@ pub fn from_reply(raw: &Bytes) -> Option<Arc<LearnedTable>> {
 /// every second while no backend answers (a backend that answers with an error has nothing to
 /// teach: the proxy's own table is all it routes).
 pub async fn learn(
-    shared: Arc<Shared>,
+    topology: Arc<TopologyCell>,
+    connect_timeout: Duration,
     into: Arc<ArcSwap<LearnedTable>>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let req = Bytes::from_static(b"*1\r\n$7\r\nCOMMAND\r\n");
     loop {
-        let backends = shared
-            .topology
+        let backends = topology
             .load()
             .map(|t| t.backends.clone())
             .unwrap_or_default();
         for b in backends.iter() {
             let call = tokio::time::timeout(
-                shared.config.connect_timeout.max(Duration::from_secs(2)),
+                connect_timeout.max(Duration::from_secs(2)),
                 b.call(0, req.clone(), 1),
             );
             let reply = match call.await {
@@ -340,7 +322,7 @@ mod tests {
         let r = |flags: &[&str], tips: &[&str], keyed, movable_unfound, plain| {
             route_for(flags, tips, keyed, movable_unfound, plain)
         };
-        assert_eq!(r(&["write"], &[], true, false, false), Ok(Route::SameSlot));
+        assert_eq!(r(&["write"], &[], true, false, false), Route::SameSlot);
         assert_eq!(
             r(
                 &["write"],
@@ -349,7 +331,7 @@ mod tests {
                 false,
                 true
             ),
-            Ok(Route::FanOut(Merge::Sum))
+            Route::FanOut(Merge::Sum)
         );
         // multi_shard whose keys are not a plain range: one slot only.
         assert_eq!(
@@ -360,14 +342,20 @@ mod tests {
                 false,
                 false
             ),
-            Ok(Route::SameSlot)
+            Route::SameSlot
         );
         assert_eq!(
             r(&["write", "blocking"], &[], true, false, false),
-            Err(BLOCKING)
+            Route::Refused(Refusal::Blocking)
         );
-        assert_eq!(r(&["pubsub"], &[], false, false, false), Err(PUBSUB));
-        assert_eq!(r(&["movablekeys"], &[], false, true, false), Err(NO_KEYS));
+        assert_eq!(
+            r(&["pubsub"], &[], false, false, false),
+            Route::Refused(Refusal::PubSub)
+        );
+        assert_eq!(
+            r(&["movablekeys"], &[], false, true, false),
+            Route::Refused(Refusal::KeysNotFound)
+        );
         assert_eq!(
             r(
                 &["noscript"],
@@ -376,7 +364,7 @@ mod tests {
                 false,
                 false
             ),
-            Ok(Route::AllShards(Merge::Same))
+            Route::AllShards(Merge::Same)
         );
         assert_eq!(
             r(
@@ -386,13 +374,13 @@ mod tests {
                 false,
                 false
             ),
-            Ok(Route::AllShards(Merge::Sum))
+            Route::AllShards(Merge::Sum)
         );
-        assert_eq!(r(&["admin"], &[], false, false, false), Err(ADMIN));
         assert_eq!(
-            r(&["readonly"], &[], false, false, false),
-            Ok(Route::AnyShard)
+            r(&["admin"], &[], false, false, false),
+            Route::Refused(Refusal::KeylessAdmin)
         );
+        assert_eq!(r(&["readonly"], &[], false, false, false), Route::AnyShard);
     }
 
     fn cmd(name: &str, arity: i64, flags: &[&str], keys: (i64, i64, i64), tips: &[&str]) -> String {
@@ -432,24 +420,59 @@ mod tests {
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
-        let Some(Learned::Routed(lpush)) = t.get(b"LPUSH") else {
-            panic!("lpush learned");
-        };
+        let lpush = t.get(b"LPUSH").expect("lpush learned");
         assert_eq!(lpush.route, Route::SameSlot);
         assert!(lpush.is_write());
         assert_eq!(lpush.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
-        assert!(matches!(t.get(b"blpop"), Some(Learned::Refused(BLOCKING))));
-        let Some(Learned::Routed(sinter)) = t.get(b"sinter") else {
-            panic!("sinter learned");
-        };
+        // BLPOP is the table's (refused with the proxy's reason), not learned.
+        assert!(t.get(b"blpop").is_none());
+        let sinter = t.get(b"sinter").expect("sinter learned");
+        assert_eq!(sinter.route, Route::SameSlot);
         assert_eq!(
             sinter.key_positions(4, |_| b"x").collect::<Vec<_>>(),
             [1, 2, 3]
         );
         // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
-        assert!(matches!(
-            t.get(b"zunionstore"),
-            Some(Learned::Refused(NO_KEYS))
-        ));
+        assert_eq!(
+            t.get(b"zunionstore").map(|c| c.route),
+            Some(Route::Refused(Refusal::KeysNotFound))
+        );
+    }
+
+    /// A module's blocking command is refused like the table's; a container keeps its refused
+    /// subcommands, so the client is told why (MODULE LIST administers one server).
+    #[test]
+    fn refusals_are_routes_down_to_subcommands() {
+        // The last element of an entry is its subcommands.
+        let container = cmd("module", -2, &[], (0, 0, 0), &[]);
+        let module = format!(
+            "{}*2\r\n{}{}",
+            container.strip_suffix("*0\r\n").expect("subcommands last"),
+            cmd("module|list", 2, &["admin", "noscript"], (0, 0, 0), &[]),
+            cmd("module|help", 2, &["loading", "stale"], (0, 0, 0), &[])
+        );
+        let raw = format!(
+            "*2\r\n{}{module}",
+            cmd("mod.block", -2, &["write", "blocking"], (1, 1, 1), &[]),
+        );
+        let t = from_reply(&Bytes::from(raw)).expect("table");
+        assert_eq!(
+            t.get(b"mod.block").map(|c| c.route),
+            Some(Route::Refused(Refusal::Blocking))
+        );
+        let module = t.get(b"MODULE").expect("module learned");
+        assert_eq!(
+            module.route,
+            Route::AnyShard,
+            "a container routes by subcommand"
+        );
+        assert_eq!(
+            module.subcommand(b"list").map(|c| c.route),
+            Some(Route::Refused(Refusal::KeylessAdmin))
+        );
+        assert_eq!(
+            module.subcommand(b"help").map(|c| c.route),
+            Some(Route::AnyShard)
+        );
     }
 }

@@ -2,15 +2,29 @@
 //! command to the shard that owns its slot (a Redis Cluster, or standalone servers with the slots
 //! split statically), fans multi-key commands out, and keeps pipelined replies in order.
 //!
-//! Layers, each depending only on the ones below it:
-//! `server` (accept, shutdown) → `session` (ordered replies per client) → `plan`/`local`
-//! (routing, locally answered commands) → `backend` (multiplexed shard connections) and
-//! `topology` (slot map snapshot). Errors become RESP replies in `error` only.
+//! Modules, top to bottom; each uses only modules below it (no import cycles: `grep 'use
+//! crate::'` shows it), so data flows one way, server → session → plan → backend:
+//!
+//! 1. `server` — the accept loop and shutdown; builds the shared state, starts the background
+//!    tasks, hands each client to a session.
+//! 2. `session` — one client: framing, the queue of planned chunks (`session::chunk`), reply
+//!    rendering and redirects (`session::reply`), fan-out merges (`session::merge`).
+//! 3. `plan` — routes each request into per-backend batches, or answers it.
+//! 4. `local` — commands the proxy answers itself; `observe` — metrics and traces.
+//! 5. `shared` — the proxy-wide state (configuration, slot map cell, backends, clients,
+//!    counters, hot keys, learned commands); `client` — one connection's own state.
+//! 6. `hotkey` — hot keys and the near cache; `learned` — commands learned from the backends.
+//! 7. `topology` — the slot map snapshot.
+//! 8. `backend` — multiplexed shard connections.
+//! 9. What uses nothing above: `aggregate` (merge rules of gathered replies), `config`, `error`
+//!    (where errors become Redis replies), `protocol`, `outbuf`, `busy`; `embedded` (the
+//!    zero-config local cluster) stands apart.
 #![forbid(unsafe_code)]
 
 mod aggregate;
 pub mod backend;
 mod busy;
+mod client;
 pub mod config;
 pub mod embedded;
 pub mod error;
@@ -23,6 +37,7 @@ mod plan;
 pub mod protocol;
 mod server;
 mod session;
+mod shared;
 pub mod topology;
 
 pub use config::Config;

@@ -7,15 +7,16 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
-use membership::command::{COMMANDS, CommandId, CommandSpec, Flags};
-use membership::{Mode, lookup};
+use membership::Mode;
+use membership::command::{CommandId, CommandSpec, help, reply};
+use shard::store::glob::glob_match;
 
 use crate::REDIS_VERSION;
 use crate::backend::State;
+use crate::client::Session;
 use crate::error::CmdError;
 use crate::protocol::{Proto, Reply, Request};
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::{ClientEntry, Shared};
 use crate::topology::Topology;
 
 pub fn execute(
@@ -156,70 +157,19 @@ fn run(
                 "LIST",
             ],
         ),
-        CommandId::Command => Reply::Array(COMMANDS.iter().map(|c| info_entry(c, c)).collect()),
-        CommandId::CommandCount => Reply::Int(COMMANDS.len() as i64),
-        CommandId::CommandInfo => Reply::Array(if argc == 2 {
-            COMMANDS.iter().map(|c| info_entry(c, c)).collect()
-        } else {
-            req.args()
-                .skip(2)
-                .map(|n| find(n).map_or(Reply::Nil, |(t, s)| info_entry(t, s)))
-                .collect()
-        }),
-        CommandId::CommandDocs => Reply::Map(if argc == 2 {
-            COMMANDS
-                .iter()
-                .map(|c| (Reply::str(c.name), docs_entry(c)))
-                .collect()
-        } else {
-            req.args()
-                .skip(2)
-                .filter_map(|n| find(n).map(|(t, s)| (Reply::str(&full_name(t, s)), docs_entry(s))))
-                .collect()
-        }),
-        CommandId::CommandList => {
-            Reply::Array(COMMANDS.iter().map(|c| Reply::str(c.name)).collect())
+        CommandId::Command
+        | CommandId::CommandCount
+        | CommandId::CommandInfo
+        | CommandId::CommandDocs
+        | CommandId::CommandList
+        | CommandId::CommandGetkeys
+        | CommandId::CommandHelp => {
+            let argv: Vec<&[u8]> = req.args().collect();
+            reply::command(spec.id, &argv, |pattern, name| {
+                glob_match(pattern, name, true)
+            })
+            .map_err(|e| CmdError::err(e.message()))?
         }
-        CommandId::CommandGetkeys => {
-            let Some(target) = lookup(req.arg(2)) else {
-                return Err(CmdError::err("Invalid command specified"));
-            };
-            let sub: Vec<&[u8]> = req.args().skip(2).collect();
-            let (t, s) = match target.is_container() {
-                true => match sub.get(1).and_then(|n| target.subcommand(n)) {
-                    Some(s) => (target, s),
-                    None => return Err(CmdError::err("Invalid command specified")),
-                },
-                false => (target, target),
-            };
-            let _ = t;
-            if !s.arity_ok(sub.len()) {
-                return Err(CmdError::err(
-                    "Invalid number of arguments specified for command",
-                ));
-            }
-            let keys: Vec<Reply> = s
-                .keys
-                .indices(sub.len())
-                .filter_map(|i| sub.get(i))
-                .map(|k| bulk(k))
-                .collect();
-            if keys.is_empty() {
-                return Err(CmdError::err("The command has no key arguments"));
-            }
-            Reply::Array(keys)
-        }
-        CommandId::CommandHelp => help(
-            "COMMAND",
-            &[
-                "(no subcommand)",
-                "COUNT",
-                "LIST",
-                "INFO [<command-name> ...]",
-                "DOCS [<command-name> ...]",
-                "GETKEYS <full-command>",
-            ],
-        ),
         CommandId::ConfigHelp => help(
             "CONFIG",
             &[
@@ -378,7 +328,7 @@ fn run(
     })
 }
 
-fn update_client(shared: &Shared, id: u64, f: impl FnOnce(&mut crate::server::ClientEntry)) {
+fn update_client(shared: &Shared, id: u64, f: impl FnOnce(&mut ClientEntry)) {
     if let Some(c) = shared.clients.lock().get_mut(&id) {
         f(c);
     }
@@ -492,76 +442,6 @@ fn hello(sess: &mut Session, shared: &Shared, req: &Request) -> Result<Reply, Cm
     ]))
 }
 
-fn help(container: &str, lines: &[&str]) -> Reply {
-    let mut out = vec![Reply::Status(format!(
-        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ))];
-    out.extend(lines.iter().map(|l| Reply::Status((*l).to_string())));
-    out.push(Reply::Status("HELP".into()));
-    out.push(Reply::Status("    Print this help.".into()));
-    Reply::Array(out)
-}
-
-fn find(name: &[u8]) -> Option<(&'static CommandSpec, &'static CommandSpec)> {
-    match name.iter().position(|&b| b == b'|') {
-        Some(bar) => {
-            let top = lookup(&name[..bar])?;
-            Some((top, top.subcommand(name.get(bar + 1..)?)?))
-        }
-        None => lookup(name).map(|c| (c, c)),
-    }
-}
-
-fn full_name(top: &CommandSpec, spec: &CommandSpec) -> String {
-    if std::ptr::eq(top, spec) {
-        top.name.to_string()
-    } else {
-        format!("{}|{}", top.name, spec.name)
-    }
-}
-
-fn info_entry(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
-    let flags: Vec<Reply> = spec
-        .flags
-        .names()
-        .map(|n| Reply::Status(n.into()))
-        .collect();
-    let subs: Vec<Reply> = if std::ptr::eq(top, spec) {
-        spec.subcommands
-            .iter()
-            .map(|s| info_entry(top, s))
-            .collect()
-    } else {
-        vec![]
-    };
-    let _ = Flags::NONE;
-    Reply::Array(vec![
-        Reply::str(&full_name(top, spec)),
-        Reply::Int(i64::from(spec.arity)),
-        Reply::Array(flags),
-        Reply::Int(i64::from(spec.keys.first)),
-        Reply::Int(i64::from(spec.keys.last)),
-        Reply::Int(i64::from(spec.keys.step)),
-        Reply::Array(
-            spec.acl_categories()
-                .into_iter()
-                .map(|c| Reply::Status(c.into()))
-                .collect(),
-        ),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(subs),
-    ])
-}
-
-fn docs_entry(spec: &CommandSpec) -> Reply {
-    Reply::Map(vec![
-        (Reply::str("summary"), Reply::str(spec.summary)),
-        (Reply::str("since"), Reply::str(spec.since)),
-        (Reply::str("group"), Reply::str(spec.group)),
-    ])
-}
-
 /// The parameters the proxy answers for itself in CONFIG GET (its own listener, limits and
 /// password, not the shards'), those matching the request's patterns. The shards' own
 /// `requirepass` (the proxy's backend password) is never shown through the proxy.
@@ -581,11 +461,7 @@ pub fn config_own(shared: &Shared, req: &Request) -> Vec<(String, String)> {
     let patterns: Vec<&[u8]> = req.args().skip(2).collect();
     values
         .into_iter()
-        .filter(|(k, _)| {
-            patterns
-                .iter()
-                .any(|p| shard::store::glob::glob_match(p, k.as_bytes(), true))
-        })
+        .filter(|(k, _)| patterns.iter().any(|p| glob_match(p, k.as_bytes(), true)))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
 }

@@ -12,7 +12,7 @@ use opentelemetry::trace::{SpanId, SpanKind};
 use telemetry::trace::{SpanRecord, TraceParent, wall};
 use telemetry::{Metrics, Tracing};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub fn register(m: &Metrics, shared: &Arc<Shared>) {
     let w: Weak<Shared> = Arc::downgrade(shared);

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use membership::command::{CommandId, CommandSpec, Merge, Route, proxy_unsupported};
-use membership::{Mode, Slot, lookup};
+use membership::command::{CommandId, CommandSpec, Merge, Refusal, Route, full_name, lookup_any};
+use membership::{Mode, Slot};
 use tokio::sync::watch;
 
 use std::time::Instant;
@@ -15,14 +15,13 @@ use telemetry::stats::slot_of;
 use telemetry::trace::{TRACE_COMMAND, TraceParent, new_span_id};
 
 use crate::backend::Backend;
+use crate::client::Session;
 use crate::error::CmdError;
 use crate::hotkey::{self, ReadHook};
-use crate::learned::Learned;
 use crate::local;
 use crate::observe::CmdTrace;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::Shared;
 use crate::topology::Topology;
 
 /// Where one request's reply comes from: request `idx` of chunk group `group`.
@@ -129,7 +128,7 @@ pub struct ChunkBuilder {
     pub cur: Option<&'static CommandSpec>,
     /// The trace of the command being planned, when it is sampled.
     pub trace: Option<Box<CmdTrace>>,
-    /// Writes planned that fence near-cache keys (see [`crate::session::Session::writes`]).
+    /// Writes planned that fence near-cache keys (see [`crate::client::Session::writes`]).
     pub writes: usize,
 }
 
@@ -242,14 +241,6 @@ fn encode_args<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> Bytes {
     out.freeze()
 }
 
-fn full_name(top: &CommandSpec, spec: &CommandSpec) -> String {
-    if std::ptr::eq(top, spec) {
-        top.name.to_string()
-    } else {
-        format!("{}|{}", top.name, spec.name)
-    }
-}
-
 /// Plans one request.
 pub fn plan(
     sess: &mut Session,
@@ -259,39 +250,32 @@ pub fn plan(
     chunk: &mut ChunkBuilder,
 ) {
     let name = req.arg(0);
-    // The backends' commands include the proxy's refusals (learned as refused, with reasons).
-    let learned = || shared.learned.load().get(name);
-    let top = match lookup(name) {
-        Some(top) => Some(top),
-        None => match learned() {
-            Some(Learned::Routed(spec)) => Some(spec),
-            Some(Learned::Refused(_)) | None => None,
-        },
-    };
-    let Some(top) = top else {
-        let name_s = String::from_utf8_lossy(name).into_owned();
-        if !sess.authed {
-            return err(chunk, CmdError::NoAuth);
+    // The table's rows first, served or refused; then what the backends taught.
+    let top = lookup_any(name).or_else(|| shared.learned.load().get(name));
+    // Unknown and refused commands count as `unknown` in the statistics (no `chunk.cur`).
+    let top = match top {
+        Some(top) if top.refusal().is_none() => top,
+        found => {
+            if !sess.authed {
+                return err(chunk, CmdError::NoAuth);
+            }
+            let name = String::from_utf8_lossy(name).into_owned();
+            let e = match found.and_then(CommandSpec::refusal) {
+                Some(refusal) => CmdError::Unsupported {
+                    name,
+                    reason: refusal.reason(),
+                },
+                None => CmdError::UnknownCommand {
+                    name,
+                    args: req
+                        .args()
+                        .skip(1)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect(),
+                },
+            };
+            return err(chunk, e);
         }
-        let refused = match learned() {
-            Some(Learned::Refused(reason)) => Some(reason),
-            _ => proxy_unsupported(name),
-        };
-        let e = match refused {
-            Some(reason) => CmdError::Unsupported {
-                name: name_s,
-                reason,
-            },
-            None => CmdError::UnknownCommand {
-                name: name_s,
-                args: req
-                    .args()
-                    .skip(1)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect(),
-            },
-        };
-        return err(chunk, e);
     };
     chunk.cur = Some(top);
     if !sess.authed
@@ -310,15 +294,6 @@ pub fn plan(
         match top.subcommand(req.arg(1)) {
             Some(s) => s,
             None => {
-                if top.id == CommandId::Learned {
-                    let mut full = top.name.as_bytes().to_vec();
-                    full.push(b'|');
-                    full.extend_from_slice(req.arg(1));
-                    if let Some(Learned::Refused(reason)) = shared.learned.load().get(&full) {
-                        let name = String::from_utf8_lossy(&full).replace('|', " ");
-                        return err(chunk, CmdError::Unsupported { name, reason });
-                    }
-                }
                 return err(
                     chunk,
                     CmdError::UnknownSubcommand {
@@ -332,6 +307,11 @@ pub fn plan(
         top
     };
     chunk.cur = Some(spec);
+    // A refused subcommand of a learned container (MODULE LIST): the reason, whatever the
+    // arguments.
+    if let Some(refusal) = spec.refusal() {
+        return err(chunk, refused(top, spec, refusal));
+    }
     if !spec.arity_ok(req.argc()) {
         return err(chunk, CmdError::WrongArity(full_name(top, spec)));
     }
@@ -419,6 +399,8 @@ fn route(
             shared.stats.fanout.record(parts.len() as u64);
             chunk.items.push(Item::All { parts, merge });
         }
+        // Refusals are answered before the arity check (`plan`); a refused row never gets here.
+        Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {
                 let part = chunk.add(b, req.raw.clone(), None);
@@ -429,6 +411,14 @@ fn route(
             }
             None => err(chunk, CmdError::ClusterDown(0)),
         },
+    }
+}
+
+/// `-ERR CONTAINER SUB is not supported through the proxy: <reason>`.
+fn refused(top: &CommandSpec, spec: &CommandSpec, refusal: Refusal) -> CmdError {
+    CmdError::Unsupported {
+        name: full_name(top, spec).replace('|', " "),
+        reason: refusal.reason(),
     }
 }
 

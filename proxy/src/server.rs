@@ -1,16 +1,15 @@
-//! The accept loop, shared state, and graceful shutdown.
+//! The accept loop and graceful shutdown: builds the [`Shared`] state, starts the background
+//! tasks (slot map, backends, hot keys, learning, admin server) and hands each client to a
+//! [`session`].
 
-use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use std::sync::OnceLock;
-
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
-use telemetry::stats::{AtomicHistogram, WIDTH_BOUNDS};
 use telemetry::{Admin, Identity, Metrics, Tracing};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +20,7 @@ use crate::backend::{BackendSettings, Backends};
 use crate::config::{Config, ConfigErrors};
 use crate::hotkey::{HotKeys, LinkSettings};
 use crate::session;
+use crate::shared::{Shared, Stats};
 use crate::topology::{self, Serving, TopologyCell};
 
 /// How long shutdown waits for sessions to deliver replies already in flight.
@@ -38,77 +38,6 @@ pub enum Error {
     Trace(#[from] telemetry::trace::TraceError),
     #[error("{0}")]
     Metrics(#[from] telemetry::metrics::MetricsError),
-}
-
-/// Proxy-wide counters for INFO and the metrics.
-pub struct Stats {
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub total_commands: AtomicU64,
-    pub moved: AtomicU64,
-    pub ask: AtomicU64,
-    pub tryagain: AtomicU64,
-    /// `-CLUSTERDOWN` replies retried.
-    pub clusterdown: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    /// Shards per fanned-out command.
-    pub fanout: AtomicHistogram,
-    /// Clients closed for `client-output-buffer-limit`.
-    pub output_buffer_limit_disconnections: AtomicU64,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            total_commands: AtomicU64::new(0),
-            moved: AtomicU64::new(0),
-            ask: AtomicU64::new(0),
-            tryagain: AtomicU64::new(0),
-            clusterdown: AtomicU64::new(0),
-            net_input_bytes: AtomicU64::new(0),
-            net_output_bytes: AtomicU64::new(0),
-            fanout: AtomicHistogram::new(&WIDTH_BOUNDS),
-            output_buffer_limit_disconnections: AtomicU64::new(0),
-        }
-    }
-}
-
-/// A connected client, for CLIENT LIST.
-#[derive(Clone)]
-pub struct ClientEntry {
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
-    pub created: Instant,
-    pub name: String,
-    pub lib_name: String,
-    pub lib_ver: String,
-    pub resp: u8,
-}
-
-pub struct Shared {
-    pub config: Config,
-    pub topology: Arc<TopologyCell>,
-    pub backends: Arc<Backends>,
-    pub clients: Mutex<BTreeMap<u64, ClientEntry>>,
-    pub next_client_id: AtomicU64,
-    pub stats: Stats,
-    pub started: Instant,
-    pub run_id: String,
-    pub local_addr: SocketAddr,
-    /// Cancelled when the proxy stops: sessions stop reading and drain.
-    pub drain: CancellationToken,
-    /// Hot-key detection and the near cache.
-    pub hotkeys: Arc<HotKeys>,
-    /// Metrics (set once before clients are served, when the admin server runs) and traces.
-    pub metrics: OnceLock<Arc<Metrics>>,
-    pub tracing: Option<Arc<Tracing>>,
-    /// Busy polling after client traffic (`busy-poll-us`), when on.
-    pub busy: Option<Arc<crate::busy::BusyPoll>>,
-    /// Commands learned from the backends' `COMMAND` (empty until a backend answered).
-    pub learned: Arc<ArcSwap<crate::learned::LearnedTable>>,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets sessions deliver replies to
@@ -256,7 +185,8 @@ pub async fn run_with_admin(
     // The backends' own commands, before the first client is served (bounded by the connect
     // timeout; a backend that does not answer yet is asked again in the background).
     let mut learning = tokio::spawn(crate::learned::learn(
-        shared.clone(),
+        cell.clone(),
+        shared.config.connect_timeout,
         shared.learned.clone(),
         stop.child_token(),
     ));

@@ -344,34 +344,15 @@ async fn query(
                 Reply::Error(e) if is_not_cluster_error(&e) => Ok(SeedAnswer::NotCluster),
                 Reply::Error(e) => Err(seed_err(e)),
                 r => Ok(SeedAnswer::Map(SlotMap::from_cluster_slots(
-                    &to_value(r),
+                    &Value::from(r),
                     host,
                 )?)),
             }
         }
         r => Ok(SeedAnswer::Map(SlotMap::from_cluster_shards(
-            &to_value(r),
+            &Value::from(r),
             host,
         )?)),
-    }
-}
-
-fn to_value(r: Reply) -> Value {
-    match r {
-        Reply::Ok => Value::Str(b"OK".to_vec()),
-        Reply::Simple(s) => Value::Str(s.as_bytes().to_vec()),
-        Reply::Status(s) | Reply::Verbatim(s) => Value::Str(s.into_bytes()),
-        Reply::Error(e) => Value::Error(e),
-        Reply::Int(n) => Value::Int(n),
-        Reply::Double(d) => Value::Str(membership::resp::format_double(d).into_bytes()),
-        Reply::Bulk(b) => Value::Str(b.to_vec()),
-        Reply::Nil | Reply::NilArray => Value::Nil,
-        Reply::Array(a) | Reply::Set(a) => Value::Array(a.into_iter().map(to_value).collect()),
-        Reply::Map(m) => Value::Map(
-            m.into_iter()
-                .map(|(k, v)| (to_value(k), to_value(v)))
-                .collect(),
-        ),
     }
 }
 

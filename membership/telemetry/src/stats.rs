@@ -157,7 +157,9 @@ fn slots() -> usize {
 #[inline]
 pub fn slot_of(id: Option<CommandId>) -> usize {
     match id {
-        Some(CommandId::Learned) => NAMES.len() - 2,
+        // Neither kind has a row of its own: learned commands are `other`; no server runs a
+        // refused one.
+        Some(CommandId::Learned | CommandId::Unserved) => NAMES.len() - 2,
         Some(id) => id as usize,
         None => NAMES.len() - 1,
     }

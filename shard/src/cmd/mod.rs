@@ -322,7 +322,7 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     s.last_cmd = top.name;
     s.last_spec = Some(spec);
     if !spec.arity_ok(args.len()) {
-        return Err(CmdError::WrongArity(full_name(top, spec)));
+        return Err(CmdError::WrongArity(command::full_name(top, spec)));
     }
     if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return Err(CmdError::NoAuth);
@@ -381,15 +381,6 @@ fn dispatch_cluster(
         return Err(CmdError::Oom);
     }
     run_tracked(s, spec, args)
-}
-
-/// `client|setname` style name for subcommands, as Redis reports them.
-pub fn full_name(top: &CommandSpec, spec: &CommandSpec) -> String {
-    if std::ptr::eq(top, spec) {
-        top.name.to_string()
-    } else {
-        format!("{}|{}", top.name, spec.name)
-    }
 }
 
 fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
@@ -507,8 +498,9 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
             Err(CmdError::WrongArity(spec.name.into()))
         }
-        // Only a proxy learns commands; the shard's lookup never yields one.
-        Learned => Err(CmdError::UnknownCommand {
+        // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
+        // yields neither.
+        Learned | Unserved => Err(CmdError::UnknownCommand {
             name: spec.name.into(),
             args: Vec::new(),
         }),

@@ -1,0 +1,372 @@
+//! The rows of the command tables, one per command, readable as a table (see [`super`] for the
+//! types). Legend of the short names:
+//!
+//! - **flags** (`COMMAND INFO` flags): `W` write, `R` readonly, `D` denyoom, `A` admin, `N`
+//!   noscript, `L` loading, `S` stale, `F` fast, `B` allow_busy; `CONN` = the connection
+//!   commands' `N L S F` + no_auth + allow_busy; `NONE`.
+//! - **keys** (first, last, step): `K0` none, `K1` the first argument, `K2` the second, `K12`
+//!   the first two, `KN` all from the first, `KN1` all but the last, `KV` every other one
+//!   (key, value, ...).
+//! - **key use** (Redis 7 key-spec flags): `RO`, `RW`, `OW`, `RM`, then `A` access, `U` update,
+//!   `I` insert, `D` delete; `*_KEYS` for commands with notes or one use per key.
+//! - **tips** (`COMMAND INFO` tips): `ALL_*` / `NODES_*` `request_policy:all_shards|all_nodes`,
+//!   `MULTI*` `request_policy:multi_shard`; `*_OK` all_succeeded, `*_SUM` agg_sum, `*_MIN`
+//!   agg_min, `*_SPECIAL` special; `ND_OUT` nondeterministic_output, `ND_ORDER` its `_order`.
+//!
+//! Key use and tips are Redis 7.0's for every command Redis has (checked against a real
+//! server's `COMMAND INFO`); this project's own subcommands (DEBUG OBJECT, CLUSTER MIGRATE) and
+//! Redis 7.2's CLIENT SETINFO read their keys (`RO`) and have no tips.
+
+use super::Refusal::*;
+use super::Route::*;
+use super::{CommandId, CommandId::*, CommandSpec, Flags, KeyPos, KeyUse, Merge, Route};
+
+/// One row. Arguments in the tables' column order.
+#[allow(clippy::too_many_arguments)] // the columns of a table row
+const fn row(
+    name: &'static str,
+    id: CommandId,
+    arity: i32,
+    flags: Flags,
+    keys: KeyPos,
+    key_use: &'static [KeyUse],
+    route: Route,
+    tips: &'static [&'static str],
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        id,
+        arity,
+        flags,
+        keys,
+        route,
+        group,
+        since,
+        summary,
+        subcommands: &[],
+        specs: &[],
+        key_use,
+        tips,
+    }
+}
+
+const F: Flags = Flags::FAST;
+const N: Flags = Flags::NOSCRIPT;
+const R: Flags = Flags::READONLY;
+const S: Flags = Flags::STALE;
+const W: Flags = Flags::WRITE;
+const AN: Flags = Flags::ADMIN.union(Flags::NOSCRIPT);
+const LS: Flags = Flags::LOADING.union(Flags::STALE);
+const RF: Flags = Flags::READONLY.union(Flags::FAST);
+const SF: Flags = Flags::STALE.union(Flags::FAST);
+const WD: Flags = Flags::WRITE.union(Flags::DENYOOM);
+const WF: Flags = Flags::WRITE.union(Flags::FAST);
+const WN: Flags = Flags::WRITE.union(Flags::NOSCRIPT);
+const LSF: Flags = Flags::LOADING.union(Flags::STALE).union(Flags::FAST);
+const NLS: Flags = Flags::NOSCRIPT.union(Flags::LOADING).union(Flags::STALE);
+const WDF: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::FAST);
+const WDN: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::NOSCRIPT);
+const WNF: Flags = Flags::WRITE.union(Flags::NOSCRIPT).union(Flags::FAST);
+const ANLS: Flags = Flags::ADMIN
+    .union(Flags::NOSCRIPT)
+    .union(Flags::LOADING)
+    .union(Flags::STALE);
+const CONN: Flags = Flags::CONN;
+const NONE: Flags = Flags::NONE;
+const ANLSB: Flags = Flags::ADMIN
+    .union(Flags::NOSCRIPT)
+    .union(Flags::LOADING)
+    .union(Flags::STALE)
+    .union(Flags::ALLOW_BUSY);
+const NLSFB: Flags = Flags::NOSCRIPT
+    .union(Flags::LOADING)
+    .union(Flags::STALE)
+    .union(Flags::FAST)
+    .union(Flags::ALLOW_BUSY);
+
+const fn keys(first: i32, last: i32, step: i32) -> KeyPos {
+    KeyPos { first, last, step }
+}
+const K0: KeyPos = KeyPos::NONE;
+const K1: KeyPos = keys(1, 1, 1);
+const K2: KeyPos = keys(2, 2, 1);
+const K12: KeyPos = keys(1, 2, 1);
+const KN: KeyPos = keys(1, -1, 1);
+const KN1: KeyPos = keys(1, -2, 1);
+const KV: KeyPos = keys(1, -1, 2);
+
+const BLMOVE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["RW", "insert"]),
+];
+const BRPOPLPUSH_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["RW", "insert"]),
+];
+const GETEX_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")
+];
+const NOT_KEY: &[KeyUse] = &[KeyUse::flags(&["not_key"])];
+const NO_KEYS: &[KeyUse] = &[];
+const OW_I: &[KeyUse] = &[KeyUse::flags(&["OW", "insert"])];
+const OW_U: &[KeyUse] = &[KeyUse::flags(&["OW", "update"])];
+const RENAMENX_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["OW", "insert"]),
+];
+const RENAME_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["OW", "update"]),
+];
+const RM_D: &[KeyUse] = &[KeyUse::flags(&["RM", "delete"])];
+const RO: &[KeyUse] = &[KeyUse::flags(&["RO"])];
+const RO_A: &[KeyUse] = &[KeyUse::flags(&["RO", "access"])];
+const RW_AD: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "delete"])];
+const RW_AU: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update"])];
+const RW_D: &[KeyUse] = &[KeyUse::flags(&["RW", "delete"])];
+const RW_I: &[KeyUse] = &[KeyUse::flags(&["RW", "insert"])];
+const RW_U: &[KeyUse] = &[KeyUse::flags(&["RW", "update"])];
+const SET_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update", "variable_flags"])
+    .notes("RW and ACCESS due to the optional `GET` argument")];
+
+const ALL_MIN: &[&str] = &["request_policy:all_shards", "response_policy:agg_min"];
+const ALL_ND: &[&str] = &["request_policy:all_shards", "nondeterministic_output"];
+const ALL_ND_ORDER: &[&str] = &["request_policy:all_shards", "nondeterministic_output_order"];
+const ALL_OK: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
+const ALL_SPECIAL_ND: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_shards",
+    "response_policy:special",
+];
+const ALL_SUM: &[&str] = &["request_policy:all_shards", "response_policy:agg_sum"];
+const MULTI: &[&str] = &["request_policy:multi_shard"];
+const MULTI_MIN: &[&str] = &["request_policy:multi_shard", "response_policy:agg_min"];
+const MULTI_OK: &[&str] = &[
+    "request_policy:multi_shard",
+    "response_policy:all_succeeded",
+];
+const MULTI_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
+const ND_ORDER: &[&str] = &["nondeterministic_output_order"];
+const ND_OUT: &[&str] = &["nondeterministic_output"];
+const NODES_ND: &[&str] = &["request_policy:all_nodes", "nondeterministic_output"];
+const NODES_OK: &[&str] = &["request_policy:all_nodes", "response_policy:all_succeeded"];
+const NODES_SUM_ND: &[&str] = &[
+    "request_policy:all_nodes",
+    "response_policy:agg_sum",
+    "nondeterministic_output",
+];
+const NO_TIPS: &[&str] = &[];
+const SPECIAL_ND: &[&str] = &["nondeterministic_output", "request_policy:special"];
+
+#[rustfmt::skip]
+static CLIENT_SUBS: &[CommandSpec] = &[
+    //  name            id                  arity flags keys key use  route  tips     group         since    summary
+    row("id",           ClientId,              2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "5.0.0", "Returns the unique client ID of the connection."),
+    row("setname",      ClientSetname,         3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "2.6.9", "Sets the connection name."),
+    row("getname",      ClientGetname,         2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "2.6.9", "Returns the name of the connection."),
+    row("setinfo",      ClientSetinfo,         4, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "7.2.0", "Sets information specific to the client or connection."),
+    row("info",         ClientInfo,            2, NLS,  K0,  NO_KEYS, Local, ND_OUT,  "connection", "6.2.0", "Returns information about the connection."),
+    row("list",         ClientList,           -2, ANLS, K0,  NO_KEYS, Local, ND_OUT,  "connection", "2.4.0", "Lists open connections."),
+    row("kill",         ClientKill,           -3, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "connection", "2.4.0", "Terminates open connections."),
+    row("no-evict",     ClientNoEvict,         3, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "connection", "7.0.0", "Sets the client eviction mode of the connection."),
+    row("tracking",     ClientTracking,       -3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Controls server-assisted client-side caching for the connection."),
+    row("caching",      ClientCaching,         3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Instructs the server whether to track the keys in the next request."),
+    row("trackinginfo", ClientTrackinginfo,    2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.2.0", "Returns information about server-assisted client-side caching for the connection."),
+    row("getredir",     ClientGetredir,        2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected."),
+    row("help",         ClientHelp,            2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "connection", "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static COMMAND_SUBS: &[CommandSpec] = &[
+    //  name       id              arity flags keys key use  route  tips      group     since     summary
+    row("count",   CommandCount,      2, LS,   K0,  NO_KEYS, Local, NO_TIPS,  "server", "2.8.13", "Returns a count of commands."),
+    row("info",    CommandInfo,      -2, LS,   K0,  NO_KEYS, Local, ND_ORDER, "server", "2.8.13", "Returns information about one, multiple or all commands."),
+    row("docs",    CommandDocs,      -2, LS,   K0,  NO_KEYS, Local, ND_ORDER, "server", "7.0.0",  "Returns documentary information about one, multiple or all commands."),
+    row("list",    CommandList,      -2, LS,   K0,  NO_KEYS, Local, ND_ORDER, "server", "7.0.0",  "Returns a list of command names."),
+    row("getkeys", CommandGetkeys,   -3, LS,   K0,  NO_KEYS, Local, NO_TIPS,  "server", "2.8.13", "Extracts the key names from an arbitrary command."),
+    row("help",    CommandHelp,       2, LS,   K0,  NO_KEYS, Local, NO_TIPS,  "server", "5.0.0",  "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static CONFIG_SUBS: &[CommandSpec] = &[
+    //  name         id               arity flags keys key use  route                     tips      group     since    summary
+    row("get",       ConfigGet,         -3, ANLS, K0,  NO_KEYS, AllShards(Merge::Config), NO_TIPS,  "server", "2.0.0", "Returns the effective values of configuration parameters."),
+    row("set",       ConfigSet,         -4, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),  NODES_OK, "server", "2.0.0", "Sets configuration parameters in-flight."),
+    row("resetstat", ConfigResetstat,    2, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),  NO_TIPS,  "server", "2.0.0", "Resets the server's statistics."),
+    row("help",      ConfigHelp,         2, LS,   K0,  NO_KEYS, Local,                    NO_TIPS,  "server", "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static MEMORY_SUBS: &[CommandSpec] = &[
+    //  name     id           arity flags keys key use  route      tips     group     since    summary
+    row("usage", MemoryUsage,   -3, R,    K2,  RO,      SingleKey, NO_TIPS, "server", "4.0.0", "Estimates the memory usage of a key."),
+    row("help",  MemoryHelp,     2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "server", "4.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static DEBUG_SUBS: &[CommandSpec] = &[
+    //  name      id           arity flags keys key use  route      tips     group     since    summary
+    row("object", DebugObject,    3, ANLS, K2,  RO,      SingleKey, NO_TIPS, "server", "1.0.0", "Returns low-level information about a key."),
+    row("help",   DebugHelp,      2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "server", "1.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static SLOWLOG_SUBS: &[CommandSpec] = &[
+    //  name     id            arity flags keys key use  route                      tips          group     since     summary
+    row("get",   SlowlogGet,     -2, ANLS, K0,  NO_KEYS, AllShards(Merge::Slowlog), NODES_ND,     "server", "2.2.12", "Returns the slow log's entries."),
+    row("len",   SlowlogLen,      2, ANLS, K0,  NO_KEYS, AllShards(Merge::Sum),     NODES_SUM_ND, "server", "2.2.12", "Returns the number of entries in the slow log."),
+    row("reset", SlowlogReset,    2, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),   NODES_OK,     "server", "2.2.12", "Clears all entries from the slow log."),
+    row("help",  SlowlogHelp,     2, LS,   K0,  NO_KEYS, Local,                     NO_TIPS,      "server", "6.2.0",  "Show helpful text about the different subcommands"),
+];
+
+#[rustfmt::skip]
+static OBJECT_SUBS: &[CommandSpec] = &[
+    //  name        id              arity flags keys key use  route      tips     group      since    summary
+    row("encoding", ObjectEncoding,    3, R,    K2,  RO,      SingleKey, ND_OUT,  "generic", "2.2.3", "Returns the internal encoding of a Redis object."),
+    row("freq",     ObjectFreq,        3, R,    K2,  RO,      SingleKey, ND_OUT,  "generic", "4.0.0", "Returns the logarithmic access frequency counter of a Redis object."),
+    row("idletime", ObjectIdletime,    3, R,    K2,  RO,      SingleKey, ND_OUT,  "generic", "2.2.3", "Returns the time since the last access to a Redis object."),
+    row("refcount", ObjectRefcount,    3, R,    K2,  RO,      SingleKey, ND_OUT,  "generic", "2.2.3", "Returns the reference count of a value of a key."),
+    row("help",     ObjectHelp,        2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "generic", "6.2.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static CLUSTER_SUBS: &[CommandSpec] = &[
+    //  name               id                      arity flags keys key use  route  tips     group      since    summary
+    row("keyslot",         ClusterKeyslot,            3, LS,   K0,  NO_KEYS, Local, NO_TIPS, "cluster", "3.0.0", "Returns the hash slot for a key."),
+    row("countkeysinslot", ClusterCountkeysinslot,    3, S,    K0,  NO_KEYS, Local, NO_TIPS, "cluster", "3.0.0", "Returns the number of keys in a hash slot."),
+    row("getkeysinslot",   ClusterGetkeysinslot,      4, S,    K0,  NO_KEYS, Local, ND_OUT,  "cluster", "3.0.0", "Returns the key names in a hash slot."),
+    row("slots",           ClusterSlots,              2, LS,   K0,  NO_KEYS, Local, ND_OUT,  "cluster", "3.0.0", "Returns the mapping of cluster slots to nodes."),
+    row("shards",          ClusterShards,             2, LS,   K0,  NO_KEYS, Local, ND_OUT,  "cluster", "7.0.0", "Returns the mapping of cluster slots to shards."),
+    row("nodes",           ClusterNodes,              2, LS,   K0,  NO_KEYS, Local, ND_OUT,  "cluster", "3.0.0", "Returns the cluster configuration for a node."),
+    row("info",            ClusterInfo,               2, LS,   K0,  NO_KEYS, Local, ND_OUT,  "cluster", "3.0.0", "Returns information about the state of a node."),
+    row("myid",            ClusterMyid,               2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "cluster", "3.0.0", "Returns the ID of a node."),
+    row("migrate",         ClusterMigrate,            5, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "cluster", "1.0.0", "Moves a range of hash slots this node owns, with their keys, to another node."),
+    row("help",            ClusterHelp,               2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "cluster", "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+/// What AutoCache serves: the shard executes every row; the proxy routes it by its route.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    //  name            id            arity flags  keys key use        route                     tips            group         since     summary
+    row("ping",         Ping,           -1, SF,    K0,  NO_KEYS,       Local,                    ALL_OK,         "connection", "1.0.0",  "Returns the server's liveliness response."),
+    row("echo",         Echo,            2, F,     K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Returns the given string."),
+    row("hello",        Hello,          -1, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "6.0.0",  "Handshakes with the Redis server."),
+    row("auth",         Auth,           -2, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Authenticates the connection."),
+    row("select",       Select,          2, LSF,   K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Changes the selected database."),
+    row("quit",         Quit,           -1, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Closes the connection."),
+    row("reset",        Reset,           1, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "6.2.0",  "Resets the connection."),
+    row("client",       Client,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "2.4.0",  "A container for client connection commands.").with_subcommands(CLIENT_SUBS),
+    row("command",      Command,        -1, LS,    K0,  NO_KEYS,       Local,                    ND_ORDER,       "server",     "2.8.13", "Returns detailed information about all commands.").with_subcommands(COMMAND_SUBS),
+    row("info",         Info,           -1, LS,    K0,  NO_KEYS,       AllShards(Merge::Info),   ALL_SPECIAL_ND, "server",     "1.0.0",  "Returns information and statistics about the server."),
+    row("dbsize",       Dbsize,          1, RF,    K0,  NO_KEYS,       AllShards(Merge::Sum),    ALL_SUM,        "server",     "1.0.0",  "Returns the number of keys in the database."),
+    row("flushdb",      Flushdb,        -1, W,     K0,  NO_KEYS,       AllShards(Merge::AllOk),  ALL_OK,         "server",     "1.0.0",  "Removes all keys from the current database."),
+    row("flushall",     Flushall,       -1, W,     K0,  NO_KEYS,       AllShards(Merge::AllOk),  ALL_OK,         "server",     "1.0.0",  "Removes all keys from all databases."),
+    row("config",       Config,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.0.0",  "A container for server configuration commands.").with_subcommands(CONFIG_SUBS),
+    row("time",         Time,            1, LSF,   K0,  NO_KEYS,       Local,                    ND_OUT,         "server",     "2.6.0",  "Returns the server time."),
+    row("memory",       Memory,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "4.0.0",  "A container for memory diagnostics commands.").with_subcommands(MEMORY_SUBS),
+    row("debug",        Debug,          -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "A container for debugging commands.").with_subcommands(DEBUG_SUBS),
+    row("slowlog",      Slowlog,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.2.12", "A container for slow log commands.").with_subcommands(SLOWLOG_SUBS),
+    row("shutdown",     Shutdown,       -1, ANLSB, K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+    row("get",          Get,             2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Returns the string value of a key."),
+    row("set",          Set,            -3, WD,    K1,  SET_KEYS,      SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    row("setnx",        Setnx,           3, WDF,   K1,  OW_I,          SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Set the string value of a key only when the key doesn't exist."),
+    row("setex",        Setex,           4, WD,    K1,  OW_U,          SingleKey,                NO_TIPS,        "string",     "2.0.0",  "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    row("psetex",       Psetex,          4, WD,    K1,  OW_U,          SingleKey,                NO_TIPS,        "string",     "2.6.0",  "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    row("getset",       Getset,          3, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Returns the previous string value of a key after setting it to a new value."),
+    row("getdel",       Getdel,          2, WF,    K1,  RW_AD,         SingleKey,                NO_TIPS,        "string",     "6.2.0",  "Returns the string value of a key after deleting the key."),
+    row("getex",        Getex,          -2, WF,    K1,  GETEX_KEYS,    SingleKey,                NO_TIPS,        "string",     "6.2.0",  "Returns the string value of a key after setting its expiration time."),
+    row("mget",         Mget,           -2, RF,    KN,  RO_A,          FanOut(Merge::KeyOrder),  MULTI,          "string",     "1.0.0",  "Atomically returns the string values of one or more keys."),
+    row("mset",         Mset,           -3, WD,    KV,  OW_U,          FanOut(Merge::AllOk),     MULTI_OK,       "string",     "1.0.1",  "Atomically creates or modifies the string values of one or more keys."),
+    row("msetnx",       Msetnx,         -3, WD,    KV,  OW_I,          SameSlot,                 MULTI_MIN,      "string",     "1.0.1",  "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    row("incr",         Incr,            2, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    row("decr",         Decr,            2, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    row("incrby",       Incrby,          3, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    row("decrby",       Decrby,          3, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    row("incrbyfloat",  Incrbyfloat,     3, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "string",     "2.6.0",  "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    row("append",       Append,          3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "string",     "2.0.0",  "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    row("strlen",       Strlen,          2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Returns the length of a string value."),
+    row("getrange",     Getrange,        4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "2.4.0",  "Returns a substring of the string stored at a key."),
+    row("setrange",     Setrange,        4, WD,    K1,  RW_U,          SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    row("del",          Del,            -2, W,     KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Deletes one or more keys."),
+    row("unlink",       Unlink,         -2, WF,    KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "4.0.0",  "Asynchronously deletes one or more keys."),
+    row("exists",       Exists,         -2, RF,    KN,  RO,            FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Determines whether one or more keys exist."),
+    row("touch",        Touch,          -2, RF,    KN,  RO,            FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "3.2.1",  "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    row("expire",       Expire,         -3, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "1.0.0",  "Sets the expiration time of a key in seconds."),
+    row("pexpire",      Pexpire,        -3, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "2.6.0",  "Sets the expiration time of a key in milliseconds."),
+    row("expireat",     Expireat,       -3, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "1.2.0",  "Sets the expiration time of a key to a Unix timestamp."),
+    row("pexpireat",    Pexpireat,      -3, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "2.6.0",  "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    row("ttl",          Ttl,             2, RF,    K1,  RO_A,          SingleKey,                ND_OUT,         "generic",    "1.0.0",  "Returns the expiration time in seconds of a key."),
+    row("pttl",         Pttl,            2, RF,    K1,  RO_A,          SingleKey,                ND_OUT,         "generic",    "2.6.0",  "Returns the expiration time in milliseconds of a key."),
+    row("expiretime",   Expiretime,      2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "generic",    "7.0.0",  "Returns the expiration time of a key as a Unix timestamp."),
+    row("pexpiretime",  Pexpiretime,     2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "generic",    "7.0.0",  "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    row("persist",      Persist,         2, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "2.2.0",  "Removes the expiration time of a key."),
+    row("type",         Type,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "generic",    "1.0.0",  "Determines the type of value stored at a key."),
+    row("rename",       Rename,          3, W,     K12, RENAME_KEYS,   SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key and overwrites the destination."),
+    row("renamenx",     Renamenx,        3, WF,    K12, RENAMENX_KEYS, SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key only when the target key name doesn't exist."),
+    row("keys",         Keys,            2, R,     K0,  NO_KEYS,       AllShards(Merge::Concat), ALL_ND_ORDER,   "generic",    "1.0.0",  "Returns all key names that match a pattern."),
+    row("scan",         Scan,           -2, R,     K0,  NO_KEYS,       AllShards(Merge::Cursor), SPECIAL_ND,     "generic",    "2.8.0",  "Iterates over the key names in the database."),
+    row("randomkey",    Randomkey,       1, R,     K0,  NO_KEYS,       AllShards(Merge::Random), ALL_ND,         "generic",    "1.0.0",  "Returns a random key name from the database."),
+    row("object",       Object,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "generic",    "2.2.3",  "A container for object introspection commands.").with_subcommands(OBJECT_SUBS),
+    row("cluster",      Cluster,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "cluster",    "3.0.0",  "A container for Redis Cluster commands.").with_subcommands(CLUSTER_SUBS),
+    row("asking",       Asking,          1, F,     K0,  NO_KEYS,       Local,                    NO_TIPS,        "cluster",    "3.0.0",  "Signals that a cluster client is following an -ASK redirect."),
+    row("readonly",     Readonly,        1, LSF,   K0,  NO_KEYS,       Local,                    NO_TIPS,        "cluster",    "3.0.0",  "Enables read-only queries for a connection to a Redis Cluster replica node."),
+    row("readwrite",    Readwrite,       1, LSF,   K0,  NO_KEYS,       Local,                    NO_TIPS,        "cluster",    "3.0.0",  "Enables read-write queries for a connection to a Redis Cluster replica node."),
+    row("hset",         Hset,           -4, WDF,   K1,  RW_U,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Creates or modifies the value of a field in a hash."),
+    row("hsetnx",       Hsetnx,          4, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Sets the value of a field in a hash only when the field doesn't exist."),
+    row("hget",         Hget,            3, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Returns the value of a field in a hash."),
+    row("hmget",        Hmget,          -3, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Returns the values of all fields in a hash."),
+    row("hmset",        Hmset,          -4, WDF,   K1,  RW_U,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Sets the values of multiple fields."),
+    row("hdel",         Hdel,           -3, WF,    K1,  RW_D,          SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."),
+    row("hexists",      Hexists,         3, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Determines whether a field exists in a hash."),
+    row("hlen",         Hlen,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Returns the number of fields in a hash."),
+    row("hkeys",        Hkeys,           2, R,     K1,  RO_A,          SingleKey,                ND_ORDER,       "hash",       "2.0.0",  "Returns all fields in a hash."),
+    row("hvals",        Hvals,           2, R,     K1,  RO_A,          SingleKey,                ND_ORDER,       "hash",       "2.0.0",  "Returns all values in a hash."),
+    row("hgetall",      Hgetall,         2, R,     K1,  RO_A,          SingleKey,                ND_ORDER,       "hash",       "2.0.0",  "Returns all fields and values in a hash."),
+    row("hincrby",      Hincrby,         4, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "hash",       "2.0.0",  "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    row("hincrbyfloat", Hincrbyfloat,    4, WDF,   K1,  RW_AU,         SingleKey,                NO_TIPS,        "hash",       "2.6.0",  "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
+    row("hstrlen",      Hstrlen,         3, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "hash",       "3.2.0",  "Returns the length of the value of a field."),
+    row("hscan",        Hscan,          -3, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "hash",       "2.8.0",  "Iterates over fields and values of a hash."),
+    row("hrandfield",   Hrandfield,     -2, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "hash",       "6.2.0",  "Returns one or more random fields from a hash."),
+];
+
+/// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not
+/// supported through the proxy: ...`) instead of calling it unknown. Their arity, flags and keys
+/// are Redis's, for the day one gets a real route; commands whose keys move (BLMPOP, XREAD) have
+/// `K0` until then.
+#[rustfmt::skip]
+pub static REFUSED: &[CommandSpec] = &[
+    //  name            id        arity flags  keys key use          route                    tips     group           since    summary
+    row("blpop",        Unserved,   -3, WN,    KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "list",         "2.0.0", "Remove and get the first element in a list, or block until one is available."),
+    row("brpop",        Unserved,   -3, WN,    KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "list",         "2.0.0", "Remove and get the last element in a list, or block until one is available."),
+    row("brpoplpush",   Unserved,    4, WDN,   K12, BRPOPLPUSH_KEYS, Refused(Blocking),       NO_TIPS, "list",         "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available."),
+    row("blmove",       Unserved,    6, WDN,   K12, BLMOVE_KEYS,     Refused(Blocking),       NO_TIPS, "list",         "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available."),
+    row("blmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "list",         "7.0.0", "Pop elements from a list, or block until one is available."),
+    row("bzpopmin",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available."),
+    row("bzpopmax",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available."),
+    row("bzmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "sorted-set",   "7.0.0", "Remove and return members with scores in a sorted set or block until one is available."),
+    row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
+    row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
+    row("subscribe",    Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to the given channels."),
+    row("psubscribe",   Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to channels matching the given patterns."),
+    row("ssubscribe",   Unserved,   -2, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Listen for messages published to the given shard channels."),
+    row("unsubscribe",  Unserved,   -1, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Stop listening for messages posted to the given channels."),
+    row("punsubscribe", Unserved,   -1, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Stop listening for messages posted to channels matching the given patterns."),
+    row("sunsubscribe", Unserved,   -1, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Stop listening for messages posted to the given shard channels."),
+    row("publish",      Unserved,    3, LSF,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Post a message to a channel."),
+    row("spublish",     Unserved,    3, LSF,   K1,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Post a message to a shard channel."),
+    row("multi",        Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "1.2.0", "Mark the start of a transaction block."),
+    row("exec",         Unserved,    1, NLS,   K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "1.2.0", "Execute all commands issued after MULTI."),
+    row("discard",      Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "2.0.0", "Discard all commands issued after MULTI."),
+    row("watch",        Unserved,   -2, NLSFB, KN,  RO,              Refused(Transaction),    NO_TIPS, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block."),
+    row("unwatch",      Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "2.2.0", "Forget about all watched keys."),
+    row("wait",         Unserved,    3, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection."),
+    row("waitaof",      Unserved,    4, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."),
+    row("monitor",      Unserved,    1, ANLS,  K0,  NO_KEYS,         Refused(Monitor),        NO_TIPS, "server",       "1.0.0", "Listen for all requests received by the server in real time."),
+    row("sync",         Unserved,    1, AN,    K0,  NO_KEYS,         Refused(Replication),    NO_TIPS, "server",       "1.0.0", "Internal command used for replication."),
+    row("psync",        Unserved,   -3, AN,    K0,  NO_KEYS,         Refused(Replication),    NO_TIPS, "server",       "2.8.0", "Internal command used for replication."),
+    row("move",         Unserved,    3, WF,    K1,  RW_AU,           Refused(OneDatabase),    NO_TIPS, "generic",      "1.0.0", "Move a key to another database."),
+    row("swapdb",       Unserved,    3, WF,    K0,  NO_KEYS,         Refused(OneDatabase),    NO_TIPS, "server",       "4.0.0", "Swaps two Redis databases."),
+];
