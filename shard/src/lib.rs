@@ -18,6 +18,7 @@ mod server;
 mod slowlog;
 pub mod store;
 mod tracking;
+pub mod value;
 
 pub use config::Config;
 pub use server::{Error, run, run_with_admin};

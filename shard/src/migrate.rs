@@ -28,8 +28,8 @@ use tracing::{debug, info, warn};
 
 use crate::cluster::{Presence, SlotState};
 use crate::server::Shared;
-use crate::store::warm::{self, Record};
 use crate::store::{Db, Key, Taken, Value, WarmMeta};
+use crate::value::{Record, codec};
 
 /// Most keys per batch.
 pub const BATCH_KEYS: usize = 512;
@@ -379,12 +379,11 @@ pub fn encode_batch(items: &[Item]) -> Vec<u8> {
     b.push(FRAME_BATCH);
     b.extend_from_slice(&(items.len() as u32).to_be_bytes());
     for it in items {
-        let rec = warm::encode(0, it.expire_at, &it.value);
         b.extend_from_slice(&it.slot.get().to_be_bytes());
         b.extend_from_slice(&(it.key.len() as u32).to_be_bytes());
         b.extend_from_slice(&it.key);
-        b.extend_from_slice(&(rec.len() as u32).to_be_bytes());
-        b.extend_from_slice(&rec);
+        b.extend_from_slice(&(codec::encoded_len(&it.value) as u32).to_be_bytes());
+        codec::encode_into(&mut b, 0, it.expire_at, &it.value);
     }
     let len = (b.len() - 4) as u32;
     b[..4].copy_from_slice(&len.to_be_bytes());
@@ -469,7 +468,7 @@ pub fn decode_frame(body: &[u8]) -> Result<Frame, MigrateError> {
                 }
                 let rlen = c.u32()? as usize;
                 let rec: Record =
-                    warm::decode(c.take(rlen)?).ok_or(MigrateError::Frame("bad record"))?;
+                    codec::decode(c.take(rlen)?).map_err(|_| MigrateError::Frame("bad record"))?;
                 items.push(Item {
                     slot,
                     key,
