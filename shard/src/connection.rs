@@ -17,7 +17,7 @@ use crate::clients::ClientHandle;
 use crate::cmd::{self, Session};
 use crate::observe::{Tier, Traced, emit_span};
 use crate::protocol::{self, Args, Limits, Reply};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
 

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod observe;
 pub mod protocol;
 mod server;
+mod shared;
 mod slowlog;
 pub mod store;
 mod tracking;

@@ -22,7 +22,7 @@ use crate::clients::ClientHandle;
 use crate::error::{CmdError, CmdResult};
 pub use crate::protocol::strict_i64;
 use crate::protocol::{Args, Proto, Reply};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::store::WarmKey;
 
 /// Per-connection state that commands read and change.
@@ -372,7 +372,7 @@ fn dispatch_cluster(
             asking,
             || match first {
                 Some(slot) => c.migrations.presence(db, slot, keys(), now),
-                None => crate::cluster::Presence::default(),
+                None => crate::migrate::Presence::default(),
             },
         )
         .into_result()?;

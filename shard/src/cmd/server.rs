@@ -387,7 +387,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "cluster" => {
             line("cluster_enabled", &u8::from(sh.cluster.get().is_some()));
             if let Some(c) = sh.cluster.get() {
-                out.push_str(&super::cluster::migration_lines(&c.migrations, "\r\n"));
+                out.push_str(&crate::migrate::migration_lines(&c.migrations, "\r\n"));
             }
         }
         "tiering" => {
