@@ -3,7 +3,8 @@
 use membership::Slot;
 use membership::command::CommandId;
 
-use super::{Session, parse_i64};
+use super::args::parse_i64;
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 

@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use membership::command::{COMMANDS, CommandId, CommandSpec, Flags, Merge, Route, lookup, resolve};
 
-use super::{Session, eq, full_name, parse_i64};
+use super::args::{eq, full_name, parse_i64};
+use super::session::Session;
 use crate::config::parse_memory;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};

@@ -9,8 +9,8 @@ use membership::Slot;
 use membership::swim::{MemberState, NodeId};
 use tracing::debug;
 
+use super::context::{Ctx, MigrateError};
 use super::wire::{Frame, Item, REPLY_OK, REPLY_REFUSED, read_frame, write_reply};
-use super::{Ctx, MigrateError};
 
 /// Accepts transfer streams from other members and serves each on its own task.
 pub async fn run_destination(ctx: Ctx) {

@@ -13,8 +13,12 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{BATCH_BYTES, BATCH_KEYS};
 use crate::store::{Db, Key, Taken};
+
+/// Most keys per batch.
+pub const BATCH_KEYS: usize = 512;
+/// Batches close once they hold this many accounted bytes (a single larger key still goes).
+pub const BATCH_BYTES: usize = 1 << 20;
 
 const STATE_STABLE: u8 = 0;
 const STATE_MIGRATING: u8 = 1;

@@ -8,7 +8,8 @@ use membership::Slot;
 use membership::swim::ClusterView;
 use tracing::info;
 
-use super::{Ctx, SlotState};
+use super::context::Ctx;
+use super::gate::SlotState;
 
 /// On every new view (and once a second): ends imports that are decided (the slot is ours, or
 /// the source is gone and the slot went elsewhere) and drops the keys of slots that belong to

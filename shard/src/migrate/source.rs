@@ -11,8 +11,9 @@ use membership::swim::{ClusterView, MemberState, NodeId};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::context::{Ctx, MigrateError, io};
+use super::gate::Job;
 use super::wire::{self, Item, encode_batch, encode_begin, encode_done};
-use super::{Ctx, Job, MigrateError, io};
 use crate::store::{Key, Taken, WarmMeta};
 
 /// Slots moved per step when rebalancing automatically: each step is one stream and one

@@ -16,9 +16,11 @@
 use membership::Slot;
 use membership::swim::NodeId;
 
-use super::{BATCH_KEYS, MigrateError, io};
+use super::context::{MigrateError, io};
+use super::gate::BATCH_KEYS;
 use crate::store::Key;
-use crate::value::{Record, Value, codec};
+use crate::value::Value;
+use crate::value::codec::{self, Record};
 
 /// Largest frame accepted from a peer.
 const MAX_FRAME: usize = 1 << 30;

@@ -9,6 +9,7 @@
 mod evict;
 mod expire;
 pub mod glob;
+mod key;
 mod migrate;
 mod scan;
 pub mod sketch;
@@ -18,6 +19,7 @@ pub mod warm;
 /// The value model lives in `crate::value`; these paths are the store's public names for it.
 pub use crate::value::{FIELD_OVERHEAD, HashValue, Kind, Value};
 pub use evict::Policy;
+pub use key::{ENTRY_OVERHEAD, Key};
 pub use migrate::Taken;
 pub use scan::{ScanFilter, scan_fields};
 pub use tiering::WarmKey;
@@ -32,16 +34,10 @@ use hashbrown::hash_map::EntryRef;
 use membership::{SLOT_COUNT, Slot};
 use parking_lot::{Mutex, MutexGuard};
 
-/// Accounted bytes per key beyond key and value bytes: table slot, entry header, allocations.
-pub const ENTRY_OVERHEAD: usize = 96;
 /// Redis's initial LFU counter for new keys.
 const LFU_INIT: u8 = 5;
 const LFU_LOG_FACTOR: u32 = 10;
 const LFU_DECAY_MS: u32 = 60_000;
-
-/// A key as stored: keys up to 24 bytes live inline in the table bucket, so a lookup compares
-/// them without chasing a pointer (one cache miss fewer per command on typical keys).
-pub type Key = smallvec::SmallVec<[u8; 24]>;
 
 /// One key's entry.
 #[derive(Debug, Clone)]

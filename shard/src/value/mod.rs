@@ -14,7 +14,6 @@ pub mod string;
 
 use bytes::Bytes;
 
-pub use codec::{DecodeError, Header, Record};
 pub use hash::{FIELD_OVERHEAD, HashValue};
 
 /// A key's value, in RAM.

@@ -32,29 +32,14 @@ use std::time::Duration;
 use membership::Slot;
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
-pub use crate::value::Record;
+pub use crate::value::codec::Record;
+pub use record::WarmError;
 pub use stats::{INLINE_READ_NS, WarmStats};
 
-use super::Key;
+use super::key::{ENTRY_OVERHEAD, Key};
 use crate::value::{Kind, Value};
 use record::ENTRIES;
 use writer::{Op, WriteQueue, background_writer, helper_writer, lock};
-
-#[derive(Debug, thiserror::Error)]
-pub enum WarmError {
-    #[error("warm tier database: {0}")]
-    Db(#[from] redb::DatabaseError),
-    #[error("warm tier transaction: {0}")]
-    Txn(#[from] redb::TransactionError),
-    #[error("warm tier table: {0}")]
-    Table(#[from] redb::TableError),
-    #[error("warm tier storage: {0}")]
-    Storage(#[from] redb::StorageError),
-    #[error("warm tier commit: {0}")]
-    Commit(#[from] redb::CommitError),
-    #[error("warm tier record for a key is corrupt")]
-    Corrupt,
-}
 
 /// What the RAM index knows about a warm key (the value itself is on disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +138,7 @@ impl WarmStore {
                 let slot = Slot::new(slot).ok_or(WarmError::Corrupt)?;
                 let key = Key::from_slice(key);
                 // Sized by the encoded payload, not by `Entry::cost` (that needs the value).
-                let size = (key.len() + h.payload_len + super::ENTRY_OVERHEAD) as u32;
+                let size = (key.len() + h.payload_len + ENTRY_OVERHEAD) as u32;
                 loaded.push(Loaded {
                     slot,
                     key,
@@ -473,33 +458,31 @@ mod tests {
         }
         let (w, mut loaded) = WarmStore::open(&path, 1_000, 1 << 20, 19).expect("open");
         loaded.sort_by(|a, b| a.key.cmp(&b.key));
-        let found: Vec<(&[u8], Slot, Kind, u64, u64, u32)> = loaded
+        let found: Vec<(&[u8], Slot, WarmMeta)> = loaded
             .iter()
-            .map(|l| {
-                let m = &l.meta;
-                (
-                    &l.key[..],
-                    l.slot,
-                    m.kind,
-                    m.generation,
-                    m.expire_at,
-                    m.size,
-                )
-            })
+            .map(|l| (&l.key[..], l.slot, l.meta))
             .collect();
-        let size =
-            |k: &[u8], v: &[u8]| (k.len() + v.len() - 18 + super::super::ENTRY_OVERHEAD) as u32;
+        let meta = |kind, generation, expire_at, key: &[u8], record: &[u8]| WarmMeta {
+            generation,
+            expire_at,
+            size: (key.len() + record.len() - 18 + ENTRY_OVERHEAD) as u32,
+            kind,
+            last_access: 0,
+        };
         assert_eq!(
             found,
             vec![
-                (&b"hash"[..], s2, Kind::Hash, 42, 0, size(b"hash", &hash)),
+                (&b"hash"[..], s2, meta(Kind::Hash, 42, 0, b"hash", &hash)),
                 (
                     &b"str"[..],
                     s1,
-                    Kind::String,
-                    0x0102_0304_0506_0708,
-                    1_700_000_000_123,
-                    size(b"str", &string)
+                    meta(
+                        Kind::String,
+                        0x0102_0304_0506_0708,
+                        1_700_000_000_123,
+                        b"str",
+                        &string
+                    )
                 ),
             ]
         );

@@ -1,12 +1,28 @@
 //! How the warm tier lays entries out in redb: one table whose keys are `slot (u16 BE) ++ key`,
 //! so a slot's keys are one contiguous range, and whose values are records of the value codec
-//! (`crate::value::codec`), the same bytes slot migration sends.
+//! (`crate::value::codec`), the same bytes slot migration sends; and the errors of using it.
 
 use membership::{SLOT_COUNT, Slot};
 use redb::TableDefinition;
 
-use super::WarmError;
-use crate::value::{Header, Record, Value, codec};
+use crate::value::Value;
+use crate::value::codec::{self, Header, Record};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    #[error("warm tier database: {0}")]
+    Db(#[from] redb::DatabaseError),
+    #[error("warm tier transaction: {0}")]
+    Txn(#[from] redb::TransactionError),
+    #[error("warm tier table: {0}")]
+    Table(#[from] redb::TableError),
+    #[error("warm tier storage: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("warm tier commit: {0}")]
+    Commit(#[from] redb::CommitError),
+    #[error("warm tier record for a key is corrupt")]
+    Corrupt,
+}
 
 pub(super) const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 

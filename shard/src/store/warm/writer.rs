@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use redb::Database;
 
-use super::record::{self, ENTRIES};
-use super::{Record, WarmError, WarmStats};
-use crate::store::Key;
+use super::record::{self, ENTRIES, WarmError};
+use super::stats::WarmStats;
+use crate::store::key::Key;
+use crate::value::codec::Record;
 
 pub(super) enum Op {
     Put {
