@@ -15,7 +15,9 @@ use membership::swim::{
 
 use crate::config::{Config, Rebalance};
 use crate::error::CmdError;
-use crate::migrate::{self, Migrations, Node, Presence, SlotState};
+use crate::migrate::{self, Migrations, Node};
+/// Migration state, defined beside migration; `route` decides on it.
+pub use crate::migrate::{Presence, SlotState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

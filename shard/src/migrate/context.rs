@@ -25,6 +25,7 @@ pub enum MigrateError {
 pub(super) fn io(e: impl std::fmt::Display) -> MigrateError {
     MigrateError::Transport(e.to_string())
 }
+
 /// What the migration tasks use of the node they run in. `crate::shared::Shared` is the one
 /// implementation; the tasks see it through this trait so that migration sits below the shared
 /// state (which holds the migration gates) rather than importing it back. Not on any command's

@@ -14,10 +14,11 @@
 //! so no command can decide "local" and then find its key gone, or create a key the source
 //! already gave away.
 //!
-//! Files, in the order data moves (`context.rs` is what the tasks share): `gate.rs` is the per-slot state every keyed command consults
-//! (gates, migrating/importing, keys in flight); `source.rs` takes batches out and streams them;
-//! `wire.rs` is the frame format (records inside are the value codec's); `destination.rs`
-//! installs what arrives; `maintain.rs` keeps the store to the slots this node serves.
+//! Files: `context.rs` is what the tasks share (context, error, the `Node` they run in);
+//! then in the order data moves, `gate.rs` is the per-slot state every keyed command consults
+//! (gates, migrating/importing, keys in flight), `source.rs` takes batches out and streams
+//! them, `wire.rs` is the frame format (its records are the value codec's), `destination.rs`
+//! installs what arrives, and `maintain.rs` keeps the store to the slots this node serves.
 
 mod context;
 mod destination;

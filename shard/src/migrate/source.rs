@@ -23,6 +23,7 @@ pub const AUTO_STEP_SLOTS: u16 = 256;
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// How long the source waits for its own view to show a claim it made.
 const CLAIM_WAIT: Duration = Duration::from_secs(10);
+
 /// One open transfer stream to a destination.
 struct Stream {
     send: quinn::SendStream,

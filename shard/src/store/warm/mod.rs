@@ -5,16 +5,17 @@
 //! priority batches queued operations into few write transactions, and a helper at normal
 //! priority writes the next batch whenever that thread is starved. Until its batch commits, a
 //! demoted entry stays readable from the pending map, so there is no window in which a key is
-//! in neither tier. Reads share one read
-//! snapshot per commit; they run on the async worker while they are served from memory and on
-//! tokio's blocking pool once they turn slow (see `cmd::load_warm`).
+//! in neither tier. Reads share one read snapshot per commit; they run on the async worker
+//! while they are served from memory and on tokio's blocking pool once they turn slow (see
+//! `cmd::load_warm`).
 //!
 //! Each stored record carries a generation number. A key demoted again gets a new generation,
 //! and a delete only removes the record of the generation it names, so operations that race
 //! across threads cannot delete a newer copy.
 //!
-//! Files: `record.rs` is the table layout and record codec, `writer.rs` the writer threads and
-//! their queue, `stats.rs` the counters; this file is the store the rest of the shard uses.
+//! Files: `record.rs` is the table layout and its records (the value codec's, so a record of
+//! any type loads), `writer.rs` the writer threads and their queue, `stats.rs` the counters;
+//! this file is the store the rest of the shard uses.
 
 mod record;
 mod stats;
