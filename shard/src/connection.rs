@@ -163,8 +163,19 @@ impl<'a> Conn<'a> {
         let mut end = End::Continue;
         loop {
             match protocol::next_request(&mut self.input, self.limits) {
+                Ok(Some(args)) if is_trace_command(&args) => {
+                    let reply = trace_command(&mut self.session, &args);
+                    self.encode(&reply);
+                }
                 Ok(Some(args)) => {
-                    self.request(args).await;
+                    let sampled = self.sampled();
+                    // Without a warm tier there is nothing to load, and no future is built for
+                    // it: the rest of a request is synchronous (a GET's whole path).
+                    let loaded = match self.shared.db.warm() {
+                        Some(_) => self.load_keys(&args).await,
+                        None => Loaded::NOTHING,
+                    };
+                    self.request(args, sampled, loaded);
                     if self.session.close_after_reply {
                         break;
                     }
@@ -196,16 +207,11 @@ impl<'a> Conn<'a> {
         end
     }
 
-    /// One request: load its warm keys, execute, observe, encode the reply and what followed.
-    async fn request(&mut self, args: Args) {
-        if is_trace_command(&args) {
-            let reply = trace_command(&mut self.session, &args);
-            self.encode(&reply);
-            return;
-        }
-        let traced = self.sampled();
-        let before = traced.as_ref().map(|_| self.session.lookups());
-        let plan = self.load_keys(&args).await;
+    /// One request whose warm keys are loaded: execute, observe, encode the reply and what
+    /// followed it. Inlined into the batch loop, where it was written before it had a name
+    /// (one call site; as a call it cost every request a few dozen instructions).
+    #[inline(always)]
+    fn request(&mut self, args: Args, sampled: Option<Sampled>, plan: Loaded) {
         let reply = match plan.loaded {
             Ok(()) => cmd::execute(&mut self.session, args),
             Err(e) => Reply::from(e),
@@ -214,7 +220,7 @@ impl<'a> Conn<'a> {
         if let Some(p) = plan.plan {
             cmd::settle_warm(&self.session, p);
         }
-        self.observe(&reply, traced, before, from_warm);
+        self.observe(&reply, sampled, from_warm);
         self.encode(&reply);
         if self.handle.inbox.has_pending() {
             self.handle
@@ -235,25 +241,23 @@ impl<'a> Conn<'a> {
         Loaded { plan, loaded }
     }
 
-    /// Whether this command is traced from its start: it continues a trace the client named
-    /// (`AUTOCACHE.TRACE`), or the sampler picked it.
-    fn sampled(&mut self) -> Option<Traced> {
+    /// Whether this command is traced from its start (before its warm keys load): it
+    /// continues a trace the client named (`AUTOCACHE.TRACE`), or the sampler picked it.
+    #[inline]
+    fn sampled(&mut self) -> Option<Sampled> {
         let t = self.shared.tracing.as_ref()?;
         let parent = self.session.trace_next.take();
-        (parent.is_some() || t.sample()).then(|| Traced {
-            parent,
-            start: self.mark.unwrap_or_else(Instant::now),
+        (parent.is_some() || t.sample()).then(|| Sampled {
+            traced: Traced {
+                parent,
+                start: self.mark.unwrap_or_else(Instant::now),
+            },
+            lookups: self.session.lookups(),
         })
     }
 
     /// Step 5: the command's metrics, and its span if it was sampled or turned out slow.
-    fn observe(
-        &mut self,
-        reply: &Reply,
-        traced: Option<Traced>,
-        before: Option<(u64, u64)>,
-        from_warm: bool,
-    ) {
+    fn observe(&mut self, reply: &Reply, sampled: Option<Sampled>, from_warm: bool) {
         let error = match reply {
             Reply::Error(e) => Some(e.as_str()),
             _ => None,
@@ -269,6 +273,10 @@ impl<'a> Conn<'a> {
         }
         let Some(t) = &self.shared.tracing else {
             return;
+        };
+        let (traced, before) = match sampled {
+            Some(s) => (Some(s.traced), Some(s.lookups)),
+            None => (None, None),
         };
         // Not sampled but slow: traced after the fact (without tier: no lookups were counted
         // for it).
@@ -332,10 +340,25 @@ impl<'a> Conn<'a> {
     }
 }
 
+/// A command traced from its start, with the session's lookup counts then (the counts after
+/// it tell which tier answered).
+struct Sampled {
+    traced: Traced,
+    lookups: (u64, u64),
+}
+
 /// The warm-tier work around one request (step 3) and whether its loads succeeded.
 struct Loaded {
     plan: Option<WarmPlan>,
     loaded: Result<(), crate::error::CmdError>,
+}
+
+impl Loaded {
+    /// No warm tier: nothing pinned, nothing loaded.
+    const NOTHING: Loaded = Loaded {
+        plan: None,
+        loaded: Ok(()),
+    };
 }
 
 /// `AUTOCACHE.TRACE`, matched without allocating (a length check first: the common case).
