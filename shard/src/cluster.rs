@@ -15,8 +15,9 @@ use membership::swim::{
 
 use crate::config::{Config, Rebalance};
 use crate::error::CmdError;
-use crate::migrate::{self, Migrations};
-use crate::server::Shared;
+use crate::migrate::{self, Migrations, Node};
+/// Migration state, defined beside migration; `route` decides on it.
+pub use crate::migrate::{Presence, SlotState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -53,31 +54,6 @@ pub enum Route {
     /// Nobody serves the slot (yet).
     Down,
     CrossSlot,
-}
-
-/// A slot's migration state on this node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SlotState {
-    Stable,
-    /// This node owns the slot and is moving its keys to `to`.
-    Migrating {
-        to: NodeId,
-    },
-    /// Another node is moving the slot's keys here.
-    Importing {
-        from: NodeId,
-    },
-}
-
-/// Where a migrating command's keys are (counted by the caller, under the slot's gate).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Presence {
-    /// Keys with a value here.
-    pub present: usize,
-    /// Keys taken out and in transfer to the destination.
-    pub in_flight: usize,
-    /// Keys with no value here.
-    pub missing: usize,
 }
 
 /// Where a command on `slots` must run, given the ownership snapshot, the slot's migration
@@ -235,7 +211,7 @@ fn parse_claim(text: &str) -> Option<Claim> {
 pub async fn start(
     config: &Config,
     client: SocketAddr,
-    shared: Arc<Shared>,
+    node: Arc<dyn Node>,
 ) -> Result<Cluster, ClusterError> {
     let bind_ip = client.ip();
     // Like Redis: the bus listens on the client port + 10000 unless told otherwise; any free
@@ -314,7 +290,7 @@ pub async fn start(
     let (migrations, jobs) = Migrations::new();
     let migrations = Arc::new(migrations);
     let ctx = migrate::Ctx {
-        shared,
+        node,
         handle: handle.clone(),
         me,
         streams,

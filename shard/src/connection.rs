@@ -1,10 +1,24 @@
-//! One client connection: read whatever bytes are available, execute every complete request
-//! in them, encode all replies into one buffer, write it once. Pipelines are answered in order
-//! with one write per batch read.
+//! One client connection, a batch at a time. [`serve`] reads as the pipeline it runs:
+//!
+//! 1. **read** whatever bytes the socket has ([`Conn::read`]); pushed invalidations and a kill
+//!    (CLIENT KILL, shutdown) wake the same wait;
+//! 2. **parse** every complete request in the buffer (`protocol::next_request`); an incomplete
+//!    one waits for more bytes, a malformed one ends the connection after its error reply;
+//! 3. **load** the warm-tier keys the request names into RAM, pacing writes while the warm
+//!    tier's writer lags ([`Conn::load_keys`]);
+//! 4. **execute** it (`cmd::execute`): command lookup, arity, authentication, then in cluster
+//!    mode the ownership check under the slot's migration gate (MOVED / ASK / TRYAGAIN),
+//!    memory admission, the command itself, and CLIENT TRACKING's bookkeeping;
+//! 5. **observe** it: per-command metrics, and a span when traced or slow ([`Conn::observe`]);
+//! 6. **reply**: encode the reply, then the invalidations it caused (a value read before a
+//!    change is always followed by the change's message);
+//! 7. **write** the batch's replies with one write ([`Conn::write_replies`]), and loop.
+//!
+//! Pipelines are answered in order with one write per batch read.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,190 +28,337 @@ use telemetry::stats::{LocalStats, label_of, slot_of};
 use telemetry::trace::{TRACE_COMMAND, TraceParent};
 
 use crate::clients::ClientHandle;
-use crate::cmd::{self, Session};
+use crate::cmd::{self, Session, WarmPlan};
 use crate::observe::{Tier, Traced, emit_span};
 use crate::protocol::{self, Args, Limits, Reply};
-use crate::server::Shared;
+use crate::shared::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-pub async fn serve(shared: &Arc<Shared>, mut stream: TcpStream, handle: &Arc<ClientHandle>) {
-    let mut session = Session::new(shared, handle.clone());
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut output = BytesMut::with_capacity(READ_CHUNK);
-    let limits = Limits {
-        max_bulk_len: usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX),
-    };
-    let query_limit =
-        usize::try_from(shared.config.client_query_buffer_limit).unwrap_or(usize::MAX);
-    // Per-command statistics, published once per batch.
-    let metrics = shared.metrics.get().cloned();
-    let timed = metrics.as_ref().is_some_and(|m| m.latency);
-    // The clock is read per command for the latency histogram or to catch slow commands.
-    let clocked = timed || shared.tracing.as_ref().is_some_and(|t| t.traces_slow());
-    let mut local = LocalStats::default();
-
+pub async fn serve(shared: &Arc<Shared>, stream: TcpStream, handle: &Arc<ClientHandle>) {
+    let mut conn = Conn::new(shared, stream, handle);
     loop {
-        if input.capacity() - input.len() < READ_CHUNK / 4 {
-            input.reserve(READ_CHUNK);
-        }
-        let read = tokio::select! {
-            biased;
-            _ = handle.kill.cancelled() => break,
-            _ = handle.inbox.notify.notified() => {
-                handle.inbox.drain_into(session.proto, &mut output);
-                if !output.is_empty() {
-                    if stream.write_all(&output).await.is_err() {
-                        break;
-                    }
-                    output.clear();
+        match conn.read().await {
+            Input::Requests => {}
+            Input::Pushed => {
+                if conn.write_pushed().await.is_err() {
+                    break;
                 }
                 continue;
             }
-            r = stream.read_buf(&mut input) => r,
-        };
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+            Input::Closed => break,
+        }
+        let end = conn.execute_batch().await;
+        if conn.write_replies().await.is_err() || end == End::Close {
+            break;
+        }
+    }
+    conn.close().await;
+}
 
-        session.begin_batch();
-        // One clock read per command: each command's time runs from the end of the previous
-        // one (or the end of the read) to the end of its own execution.
-        let mut mark = clocked.then(Instant::now);
-        let mut fatal = false;
+/// What woke the connection.
+enum Input {
+    /// Request bytes arrived.
+    Requests,
+    /// Invalidation messages are waiting (another client changed a tracked key).
+    Pushed,
+    /// The peer closed, the read failed, or the client was killed.
+    Closed,
+}
+
+/// Whether the connection goes on after this batch.
+#[derive(PartialEq, Eq)]
+enum End {
+    Continue,
+    /// QUIT, a protocol error, or an oversized query buffer: reply, then close.
+    Close,
+}
+
+/// A connection's buffers and per-connection state.
+struct Conn<'a> {
+    shared: &'a Arc<Shared>,
+    handle: &'a Arc<ClientHandle>,
+    stream: TcpStream,
+    session: Session,
+    input: BytesMut,
+    output: BytesMut,
+    limits: Limits,
+    query_limit: usize,
+    /// Per-command statistics, published once per batch (only while metrics are kept).
+    metrics: Option<Arc<telemetry::Metrics>>,
+    local: LocalStats,
+    /// Whether each command is timed for the latency histogram.
+    timed: bool,
+    /// Whether the clock is read per command at all (latency histogram or slow-command traces).
+    clocked: bool,
+    /// The end of the previous command (or of the read), while `clocked`: each command's time
+    /// runs from there to the end of its own execution, one clock read per command.
+    mark: Option<Instant>,
+}
+
+impl<'a> Conn<'a> {
+    fn new(shared: &'a Arc<Shared>, stream: TcpStream, handle: &'a Arc<ClientHandle>) -> Self {
+        let metrics = shared.metrics.get().cloned();
+        let timed = metrics.as_ref().is_some_and(|m| m.latency);
+        Conn {
+            session: Session::new(shared, handle.clone()),
+            shared,
+            handle,
+            stream,
+            input: BytesMut::with_capacity(READ_CHUNK),
+            output: BytesMut::with_capacity(READ_CHUNK),
+            limits: Limits {
+                max_bulk_len: usize::try_from(shared.config.proto_max_bulk_len)
+                    .unwrap_or(usize::MAX),
+            },
+            query_limit: usize::try_from(shared.config.client_query_buffer_limit)
+                .unwrap_or(usize::MAX),
+            metrics,
+            local: LocalStats::default(),
+            timed,
+            clocked: timed || shared.tracing.as_ref().is_some_and(|t| t.traces_slow()),
+            mark: None,
+        }
+    }
+
+    /// Step 1: waits for request bytes, pushed invalidations, or the end.
+    async fn read(&mut self) -> Input {
+        if self.input.capacity() - self.input.len() < READ_CHUNK / 4 {
+            self.input.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = self.handle.kill.cancelled() => return Input::Closed,
+            _ = self.handle.inbox.notify.notified() => return Input::Pushed,
+            r = self.stream.read_buf(&mut self.input) => r,
+        };
+        match read {
+            Ok(0) | Err(_) => Input::Closed,
+            Ok(n) => {
+                self.shared
+                    .stats
+                    .net_input_bytes
+                    .fetch_add(n as u64, Relaxed);
+                Input::Requests
+            }
+        }
+    }
+
+    /// Delivers invalidations that arrived while the client sent nothing.
+    async fn write_pushed(&mut self) -> std::io::Result<()> {
+        self.handle
+            .inbox
+            .drain_into(self.session.proto, &mut self.output);
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+
+    /// Steps 2 to 6 for every complete request in the input buffer.
+    async fn execute_batch(&mut self) -> End {
+        self.session.begin_batch();
+        self.mark = self.clocked.then(Instant::now);
+        let mut end = End::Continue;
         loop {
-            match protocol::next_request(&mut input, limits) {
+            match protocol::next_request(&mut self.input, self.limits) {
+                Ok(Some(args)) if is_trace_command(&args) => {
+                    let reply = trace_command(&mut self.session, &args);
+                    self.encode(&reply);
+                }
                 Ok(Some(args)) => {
-                    if is_trace_command(&args) {
-                        let reply = trace_command(&mut session, &args);
-                        protocol::encode(&reply, session.proto, &mut output);
-                        continue;
-                    }
-                    let traced = shared.tracing.as_ref().and_then(|t| {
-                        let parent = session.trace_next.take();
-                        (parent.is_some() || t.sample()).then(|| Traced {
-                            parent,
-                            start: mark.unwrap_or_else(Instant::now),
-                        })
-                    });
-                    let before = traced.as_ref().map(|_| session.lookups());
-                    // Keys this command names that live in the warm tier are loaded into RAM
-                    // first (off the async workers); the command then runs against RAM only.
-                    cmd::pace_writes(&session, &args).await;
-                    let plan = cmd::warm_plan(&session, &args);
-                    let loaded = match &plan {
-                        Some(p) => cmd::load_warm(&session, &args, p).await,
-                        None => Ok(()),
+                    let sampled = self.sampled();
+                    // Without a warm tier there is nothing to load, and no future is built for
+                    // it: the rest of a request is synchronous (a GET's whole path).
+                    let loaded = match self.shared.db.warm() {
+                        Some(_) => self.load_keys(&args).await,
+                        None => Loaded::NOTHING,
                     };
-                    let reply = match loaded {
-                        Ok(()) => cmd::execute(&mut session, args),
-                        Err(e) => Reply::from(e),
-                    };
-                    let from_warm = plan.as_ref().is_some_and(cmd::WarmPlan::loaded_any);
-                    if let Some(plan) = plan {
-                        cmd::settle_warm(&session, plan);
-                    }
-                    let error = match &reply {
-                        Reply::Error(e) => Some(e.as_str()),
-                        _ => None,
-                    };
-                    let began = mark;
-                    let took = mark.map(|prev| {
-                        let now = Instant::now();
-                        mark = Some(now);
-                        now.duration_since(prev)
-                    });
-                    if let Some(m) = &metrics {
-                        let ns = took
-                            .filter(|_| timed)
-                            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-                        let slot = slot_of(session.last_spec.map(|s| s.id));
-                        local.record(&m.commands, slot, error.is_none(), ns);
-                    }
-                    // Not sampled but slow: traced after the fact (without tier: no lookups
-                    // were counted for it).
-                    let traced = traced.or_else(|| {
-                        let t = shared.tracing.as_ref()?;
-                        let (took, began) = (took?, began?);
-                        t.is_slow(took).then_some(Traced {
-                            parent: None,
-                            start: began,
-                        })
-                    });
-                    if let (Some(t), Some(traced)) = (&shared.tracing, traced) {
-                        let (hits, misses) = before.unwrap_or((u64::MAX, u64::MAX));
-                        let (h, m) = session.lookups();
-                        let tier = if from_warm {
-                            Some(Tier::Warm)
-                        } else if h > hits {
-                            Some(Tier::Ram)
-                        } else if m > misses {
-                            Some(Tier::Miss)
-                        } else {
-                            None
-                        };
-                        let cmd = session.last_spec.map_or("unknown", label_of);
-                        emit_span(t, traced, cmd, tier, error);
-                    }
-                    protocol::encode(&reply, session.proto, &mut output);
-                    // Invalidations go after the reply: a value read before a change is then
-                    // always followed by the change's message.
-                    if handle.inbox.has_pending() {
-                        handle.inbox.drain_into(session.proto, &mut output);
-                    }
-                    if session.close_after_reply {
+                    self.request(args, sampled, loaded);
+                    if self.session.close_after_reply {
                         break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(client = handle.id, error = %e, "closing client after protocol error");
-                    protocol::encode(
-                        &Reply::Error(format!("ERR {e}")),
-                        session.proto,
-                        &mut output,
-                    );
-                    fatal = true;
+                    tracing::debug!(client = self.handle.id, error = %e, "closing client after protocol error");
+                    self.encode(&Reply::Error(format!("ERR {e}")));
+                    end = End::Close;
                     break;
                 }
             }
         }
-        if !fatal && input.len() > query_limit {
+        if end == End::Continue && self.input.len() > self.query_limit {
             tracing::warn!(
-                client = handle.id,
-                bytes = input.len(),
+                client = self.handle.id,
+                bytes = self.input.len(),
                 "closing client that reached max query buffer length"
             );
-            fatal = true;
+            end = End::Close;
         }
-        session.end_batch();
-        if let Some(m) = &metrics {
-            local.flush(&m.commands);
+        self.session.end_batch();
+        if let Some(m) = &self.metrics {
+            self.local.flush(&m.commands);
         }
+        if self.session.close_after_reply {
+            end = End::Close;
+        }
+        end
+    }
 
-        if !output.is_empty() {
-            shared
-                .stats
-                .net_output_bytes
-                .fetch_add(output.len() as u64, Relaxed);
-            if stream.write_all(&output).await.is_err() {
-                break;
-            }
-            output.clear();
-            if output.capacity() > 1 << 20 {
-                // Do not keep a huge buffer around after one large reply.
-                output = BytesMut::with_capacity(READ_CHUNK);
-            }
+    /// One request whose warm keys are loaded: execute, observe, encode the reply and what
+    /// followed it. Inlined into the batch loop, where it was written before it had a name
+    /// (one call site; as a call it cost every request a few dozen instructions).
+    #[inline(always)]
+    fn request(&mut self, args: Args, sampled: Option<Sampled>, plan: Loaded) {
+        let reply = match plan.loaded {
+            Ok(()) => cmd::execute(&mut self.session, args),
+            Err(e) => Reply::from(e),
+        };
+        let from_warm = plan.plan.as_ref().is_some_and(WarmPlan::loaded_any);
+        if let Some(p) = plan.plan {
+            cmd::settle_warm(&self.session, p);
         }
-        if fatal || session.close_after_reply {
-            break;
+        self.observe(&reply, sampled, from_warm);
+        self.encode(&reply);
+        if self.handle.inbox.has_pending() {
+            self.handle
+                .inbox
+                .drain_into(self.session.proto, &mut self.output);
         }
     }
-    handle.inbox.close();
-    cmd::tracking_off(&mut session);
-    let _ = stream.shutdown().await;
+
+    /// Step 3: keys this request names that live in the warm tier are loaded into RAM first
+    /// (off the async workers); the command then runs against RAM only.
+    async fn load_keys(&mut self, args: &Args) -> Loaded {
+        cmd::pace_writes(&self.session, args).await;
+        let plan = cmd::warm_plan(&self.session, args);
+        let loaded = match &plan {
+            Some(p) => cmd::load_warm(&self.session, args, p).await,
+            None => Ok(()),
+        };
+        Loaded { plan, loaded }
+    }
+
+    /// Whether this command is traced from its start (before its warm keys load): it
+    /// continues a trace the client named (`AUTOCACHE.TRACE`), or the sampler picked it.
+    #[inline]
+    fn sampled(&mut self) -> Option<Sampled> {
+        let t = self.shared.tracing.as_ref()?;
+        let parent = self.session.trace_next.take();
+        (parent.is_some() || t.sample()).then(|| Sampled {
+            traced: Traced {
+                parent,
+                start: self.mark.unwrap_or_else(Instant::now),
+            },
+            lookups: self.session.lookups(),
+        })
+    }
+
+    /// Step 5: the command's metrics, and its span if it was sampled or turned out slow.
+    fn observe(&mut self, reply: &Reply, sampled: Option<Sampled>, from_warm: bool) {
+        let error = match reply {
+            Reply::Error(e) => Some(e.as_str()),
+            _ => None,
+        };
+        let began = self.mark;
+        let took = self.lap();
+        if let Some(m) = &self.metrics {
+            let ns = took
+                .filter(|_| self.timed)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let slot = slot_of(self.session.last_spec.map(|s| s.id));
+            self.local.record(&m.commands, slot, error.is_none(), ns);
+        }
+        let Some(t) = &self.shared.tracing else {
+            return;
+        };
+        let (traced, before) = match sampled {
+            Some(s) => (Some(s.traced), Some(s.lookups)),
+            None => (None, None),
+        };
+        // Not sampled but slow: traced after the fact (without tier: no lookups were counted
+        // for it).
+        let traced = traced.or_else(|| {
+            let (took, began) = (took?, began?);
+            t.is_slow(took).then_some(Traced {
+                parent: None,
+                start: began,
+            })
+        });
+        let Some(traced) = traced else { return };
+        let (hits, misses) = before.unwrap_or((u64::MAX, u64::MAX));
+        let (h, m) = self.session.lookups();
+        let tier = if from_warm {
+            Some(Tier::Warm)
+        } else if h > hits {
+            Some(Tier::Ram)
+        } else if m > misses {
+            Some(Tier::Miss)
+        } else {
+            None
+        };
+        let cmd = self.session.last_spec.map_or("unknown", label_of);
+        emit_span(t, traced, cmd, tier, error);
+    }
+
+    /// The time since the previous mark, moving the mark to now (`None` while not clocked).
+    fn lap(&mut self) -> Option<Duration> {
+        let prev = self.mark?;
+        let now = Instant::now();
+        self.mark = Some(now);
+        Some(now.duration_since(prev))
+    }
+
+    fn encode(&mut self, reply: &Reply) {
+        protocol::encode(reply, self.session.proto, &mut self.output);
+    }
+
+    /// Step 7: the batch's replies, with one write.
+    async fn write_replies(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        self.shared
+            .stats
+            .net_output_bytes
+            .fetch_add(self.output.len() as u64, Relaxed);
+        self.stream.write_all(&self.output).await?;
+        self.output.clear();
+        if self.output.capacity() > 1 << 20 {
+            // Do not keep a huge buffer around after one large reply.
+            self.output = BytesMut::with_capacity(READ_CHUNK);
+        }
+        Ok(())
+    }
+
+    async fn close(mut self) {
+        self.handle.inbox.close();
+        cmd::tracking_off(&mut self.session);
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// A command traced from its start, with the session's lookup counts then (the counts after
+/// it tell which tier answered).
+struct Sampled {
+    traced: Traced,
+    lookups: (u64, u64),
+}
+
+/// The warm-tier work around one request (step 3) and whether its loads succeeded.
+struct Loaded {
+    plan: Option<WarmPlan>,
+    loaded: Result<(), crate::error::CmdError>,
+}
+
+impl Loaded {
+    /// No warm tier: nothing pinned, nothing loaded.
+    const NOTHING: Loaded = Loaded {
+        plan: None,
+        loaded: Ok(()),
+    };
 }
 
 /// `AUTOCACHE.TRACE`, matched without allocating (a length check first: the common case).

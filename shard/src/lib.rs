@@ -2,6 +2,28 @@
 //!
 //! The server is a library function, [`run`], so tests and the proxy's embedded mode start it
 //! on any listener; `main.rs` only loads configuration and calls it.
+//!
+//! # Module dependencies
+//!
+//! Each module uses only modules above it in this list (data flows down: server → connection
+//! → cmd → store):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | wire | `protocol`, `error` | request framing, reply encoding; errors as Redis replies |
+//! | values | `value` | `Value`, `Kind`, per-type accounting and encoding, the one codec |
+//! | storage | `store` (with `store::warm`) | slot tables, expiry, eviction, the warm tier |
+//! | services | `clock`, `config`, `slowlog`, `tracking`, `clients` | |
+//! | cluster | `migrate`, then `cluster` | slot gates and migration tasks; membership, routing |
+//! | state | `shared` | what every connection and task shares |
+//! | requests | `cmd`, `observe` | dispatch and command families; metrics and spans |
+//! | connections | `connection`, then `server` | one client's pipeline; the accept loop and `run` |
+//!
+//! Migration tasks reach the server through `migrate::Node` (implemented by `shared::Shared`),
+//! so `migrate` does not import the state that holds its gates. Inside a module directory,
+//! `mod.rs` declares and re-exports its files, which use each other and never the layers
+//! above; the exception is `store/`, whose files (`evict`, `expire`, `scan`, `tiering`,
+//! `migrate`) are further `impl Db` blocks over the tables defined in `store/mod.rs`.
 #![forbid(unsafe_code)]
 
 mod clients;
@@ -15,11 +37,13 @@ pub mod migrate;
 pub mod observe;
 pub mod protocol;
 mod server;
+mod shared;
 mod slowlog;
 pub mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod tracking;
+pub mod value;
 
 pub use config::Config;
 pub use server::{Error, run, run_with_admin};

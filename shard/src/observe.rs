@@ -12,7 +12,7 @@ use opentelemetry::trace::SpanKind;
 use telemetry::trace::{SpanRecord, TraceParent, wall};
 use telemetry::{Metrics, Tracing};
 
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// The shard's observability handles; both absent unless configured.
 #[derive(Default)]

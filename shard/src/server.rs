@@ -1,8 +1,9 @@
-//! The accept loop and the state every connection shares.
+//! The accept loop: builds the shared state (`crate::shared`), starts cluster membership and
+//! the admin server, accepts connections until shutdown, then drains them and stops.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::config::{ClusterShutdown, Config, WarmPromotion};
 use crate::connection;
+use crate::shared::{Runtime, Shared, Stats};
 use crate::store::{Db, Promotion, WarmStore};
 
 /// How long shutdown waits for connections to finish the batch they are executing.
@@ -40,53 +42,6 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
-}
-
-/// Server-wide counters for INFO stats.
-#[derive(Default)]
-pub struct Stats {
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub total_commands: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-}
-
-/// Settings that CONFIG SET changes at run time (the memory ones live in `Db::limits`).
-pub struct Runtime {
-    pub requirepass: RwLock<Option<Bytes>>,
-    pub maxclients: AtomicUsize,
-}
-
-/// State shared by all connections of one server.
-pub struct Shared {
-    pub db: Db,
-    pub clock: Clock,
-    pub config: Config,
-    pub runtime: Runtime,
-    pub clients: Clients,
-    pub stats: Stats,
-    pub local_addr: SocketAddr,
-    pub run_id: String,
-    /// Cancelled to stop the server (SHUTDOWN or the `shutdown` future).
-    pub shutdown: CancellationToken,
-    /// Set once in cluster mode.
-    pub cluster: std::sync::OnceLock<crate::cluster::Cluster>,
-    /// CLIENT TRACKING state (client-side caching invalidations).
-    pub tracking: Arc<crate::tracking::Tracking>,
-    /// Metrics (set once, before clients are accepted, when the admin server runs) and traces.
-    pub metrics: std::sync::OnceLock<Arc<telemetry::Metrics>>,
-    pub tracing: Option<Arc<telemetry::Tracing>>,
-    /// SLOWLOG: commands slower than `slowlog-log-slower-than`.
-    pub slowlog: crate::slowlog::SlowLog,
-}
-
-impl Shared {
-    pub fn requirepass(&self) -> Option<Bytes> {
-        self.runtime.requirepass.read().clone()
-    }
 }
 
 /// Serves the Redis protocol on `listener` until `shutdown` resolves (or a client sends

@@ -3,7 +3,8 @@
 use membership::Slot;
 use membership::command::CommandId;
 
-use super::{Session, parse_i64};
+use super::args::parse_i64;
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 
@@ -151,31 +152,10 @@ fn cluster_mode(s: &Session, id: CommandId) -> CmdResult {
                 if unowned == 0 { "ok" } else { "fail" },
                 own.config_epoch(),
                 own.config_epoch(),
-                migration_lines(&c.migrations, "\r\n"),
+                crate::migrate::migration_lines(&c.migrations, "\r\n"),
             ))
         }
     })
-}
-
-/// Migration lines of CLUSTER INFO and INFO cluster.
-pub fn migration_lines(m: &crate::migrate::Migrations, eol: &str) -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let (migrating, importing) = m.counts();
-    let st = &m.stats;
-    let kb = st.bytes_sent.load(Relaxed);
-    [
-        ("cluster_slots_migrating", migrating as u64),
-        ("cluster_slots_importing", importing as u64),
-        ("cluster_migrated_slots", st.slots_moved.load(Relaxed)),
-        ("cluster_migrated_keys", st.keys_sent.load(Relaxed)),
-        ("cluster_migrated_bytes", kb),
-        ("cluster_imported_keys", st.keys_received.load(Relaxed)),
-        ("cluster_migrations_done", st.ranges_done.load(Relaxed)),
-        ("cluster_migrations_failed", st.ranges_failed.load(Relaxed)),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}:{v}{eol}"))
-    .collect()
 }
 
 /// CLUSTER MIGRATE <first> <last> <node-id>: queues an online migration of slots this node

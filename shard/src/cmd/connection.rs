@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::{Session, eq, parse_i64};
+use super::args::{eq, parse_i64};
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Proto, Reply};
 

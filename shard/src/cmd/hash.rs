@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
+use super::args::{eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
 use super::key::{parse_cursor, scan_opts};
-use super::{Session, eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Proto, Reply, format_double};
 use crate::store::{Entry, HashValue, SlotMap, Value, scan_fields};

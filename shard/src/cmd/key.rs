@@ -3,10 +3,11 @@
 use bytes::Bytes;
 use membership::command::{CommandId, CommandSpec};
 
-use super::{Session, eq, parse_i64};
+use super::args::{eq, parse_i64};
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
-use crate::store::{ScanFilter, Value};
+use crate::store::ScanFilter;
 
 pub fn del(s: &mut Session, a: &Args) -> CmdResult {
     let keys = a.slice(1);
@@ -237,26 +238,11 @@ pub fn object(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match id {
-        CommandId::ObjectEncoding => Reply::Simple(encoding(&e.value)),
+        CommandId::ObjectEncoding => Reply::Simple(e.value.encoding()),
         CommandId::ObjectFreq => Reply::Int(i64::from(e.freq(s.now))),
         CommandId::ObjectIdletime => Reply::Int((e.idle_ms(s.now) / 1000) as i64),
         _ => Reply::Int(1),
     })
-}
-
-/// The encoding Redis would use for this value (OBJECT ENCODING, DEBUG OBJECT).
-fn encoding(v: &Value) -> &'static str {
-    match v {
-        Value::Str(b) if b.len() <= 20 && super::strict_i64(b).is_some() => "int",
-        Value::Str(b) if b.len() <= 44 => "embstr",
-        Value::Str(_) => "raw",
-        Value::Hash(h)
-            if h.len() <= 128 && h.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64) =>
-        {
-            "listpack"
-        }
-        Value::Hash(_) => "hashtable",
-    }
 }
 
 /// MEMORY USAGE <key> [SAMPLES <count>]: the bytes the store charges for the key (key, value
@@ -311,7 +297,7 @@ pub fn debug(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let lru = (s.now / 1000).saturating_sub(idle_secs) & 0xFF_FFFF;
     Ok(Reply::Status(format!(
         "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{lru} lru_seconds_idle:{idle_secs}",
-        encoding(&e.value),
+        e.value.encoding(),
         e.value.payload_bytes(),
     )))
 }

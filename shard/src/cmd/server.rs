@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use membership::command::{CommandId, reply};
 
-use super::{Session, eq, parse_i64};
+use super::args::{eq, parse_i64};
+use super::session::Session;
 use crate::config::parse_memory;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
@@ -154,7 +155,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "cluster" => {
             line("cluster_enabled", &u8::from(sh.cluster.get().is_some()));
             if let Some(c) = sh.cluster.get() {
-                out.push_str(&super::cluster::migration_lines(&c.migrations, "\r\n"));
+                out.push_str(&crate::migrate::migration_lines(&c.migrations, "\r\n"));
             }
         }
         "tiering" => {

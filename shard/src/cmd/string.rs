@@ -2,7 +2,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Session, eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::args::{eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply, format_double};
 use crate::store::{Entry, SlotMap, Value};

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 use membership::command::{CommandId, CommandSpec, Flags};
 
-use super::{Session, eq, parse_i64};
+use super::args::{eq, parse_i64};
+use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::tracking::Options;
@@ -215,6 +216,7 @@ fn info(s: &Session) -> Reply {
 /// Before a command runs: a tracking connection in default mode registers interest in the
 /// keys it reads. Registering BEFORE the read means a write racing with it always sends an
 /// invalidation after the value the reader may cache (never a stale value left untracked).
+#[inline]
 pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) {
     let caching = s.caching_next.take();
     let Some(t) = &s.tracking else { return };
@@ -236,6 +238,7 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) {
 }
 
 /// After a command ran: the keys a write names are invalidated for every tracker.
+#[inline]
 pub fn after(s: &Session, spec: &CommandSpec, a: &Args, ok: bool) {
     let t = &s.shared.tracking;
     if !t.is_active() {

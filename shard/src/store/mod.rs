@@ -9,13 +9,17 @@
 mod evict;
 mod expire;
 pub mod glob;
+mod key;
 mod migrate;
 mod scan;
 pub mod sketch;
 mod tiering;
 pub mod warm;
 
+/// The value model lives in `crate::value`; these paths are the store's public names for it.
+pub use crate::value::{FIELD_OVERHEAD, HashValue, Kind, Value};
 pub use evict::Policy;
+pub use key::{ENTRY_OVERHEAD, Key};
 pub use migrate::Taken;
 pub use scan::{ScanFilter, scan_fields};
 pub use tiering::WarmKey;
@@ -30,46 +34,10 @@ use hashbrown::hash_map::EntryRef;
 use membership::{SLOT_COUNT, Slot};
 use parking_lot::{Mutex, MutexGuard};
 
-/// Accounted bytes per key beyond key and value bytes: table slot, entry header, allocations.
-pub const ENTRY_OVERHEAD: usize = 96;
-/// Accounted bytes per hash field beyond field and value bytes.
-pub const FIELD_OVERHEAD: usize = 48;
 /// Redis's initial LFU counter for new keys.
 const LFU_INIT: u8 = 5;
 const LFU_LOG_FACTOR: u32 = 10;
 const LFU_DECAY_MS: u32 = 60_000;
-
-/// A hash value: field → value.
-pub type HashValue = HashMap<Bytes, Bytes>;
-
-/// A key as stored: keys up to 24 bytes live inline in the table bucket, so a lookup compares
-/// them without chasing a pointer (one cache miss fewer per command on typical keys).
-pub type Key = smallvec::SmallVec<[u8; 24]>;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(Bytes),
-    Hash(Box<HashValue>),
-}
-
-impl Value {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) => "string",
-            Value::Hash(_) => "hash",
-        }
-    }
-
-    pub(crate) fn payload_bytes(&self) -> usize {
-        match self {
-            Value::Str(b) => b.len(),
-            Value::Hash(h) => h
-                .iter()
-                .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
-                .sum(),
-        }
-    }
-}
 
 /// One key's entry.
 #[derive(Debug, Clone)]
@@ -278,7 +246,7 @@ impl SlotMap {
     }
 
     /// Runs `f` on the live entry's value and re-accounts its size afterwards. If the value
-    /// ends up an empty hash, the key is deleted (Redis never keeps empty aggregates).
+    /// ends up an empty aggregate, the key is deleted (Redis never keeps one).
     pub fn update<R>(
         &mut self,
         key: &[u8],
@@ -289,7 +257,7 @@ impl SlotMap {
         let before = e.value.payload_bytes();
         let r = f(&mut e.value);
         let after = e.value.payload_bytes();
-        let empty = matches!(&e.value, Value::Hash(h) if h.is_empty());
+        let empty = e.value.is_empty_aggregate();
         let generation = std::mem::take(&mut e.warm_generation);
         if generation != 0 {
             self.stale.push((Key::from_slice(key), generation));
@@ -406,21 +374,15 @@ impl SlotMap {
         } else {
             (generation(), true)
         };
-        let kind = if matches!(e.value, Value::Hash(_)) {
-            1
-        } else {
-            0
-        };
         let size = Entry::cost(key, &e.value) as u32;
-        let last_access = 0;
         self.warm_insert(
             key,
             WarmMeta {
                 generation,
                 expire_at: e.expire_at,
                 size,
-                kind,
-                last_access,
+                kind: e.value.kind(),
+                last_access: 0,
             },
         );
         Some((e, generation, write))

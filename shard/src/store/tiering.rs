@@ -193,17 +193,12 @@ impl Db {
             w.stats.promotions.fetch_add(1, Relaxed);
             return !wrote;
         } else if let Some(e) = g.remove_raw(&wk.key) {
-            let kind = if matches!(e.value, super::Value::Hash(_)) {
-                1
-            } else {
-                0
-            };
             let size = Entry::cost(&wk.key, &e.value) as u32;
             let meta = WarmMeta {
                 generation: wk.generation,
                 expire_at: e.expire_at,
                 size,
-                kind,
+                kind: e.value.kind(),
                 last_access: now.max(1),
             };
             g.warm_insert(&wk.key, meta);

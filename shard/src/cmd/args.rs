@@ -1,0 +1,79 @@
+//! Argument parsing shared by the command families, with Redis's strictness.
+
+use bytes::Bytes;
+
+use crate::error::CmdError;
+pub use crate::protocol::strict_i64;
+
+/// Parses an integer the way Redis's `string2ll` does: optional `-`, no `+`, no leading zeros,
+/// no spaces, within i64.
+pub fn parse_i64(b: &[u8]) -> Result<i64, CmdError> {
+    strict_i64(b).ok_or(CmdError::NotInteger)
+}
+
+/// Parses a finite float like Redis's `string2ld`: no spaces, no NaN or infinity.
+pub fn parse_f64(b: &[u8]) -> Result<f64, CmdError> {
+    strict_f64(b).ok_or(CmdError::NotFloat)
+}
+
+pub fn strict_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_whitespace())
+        || s.ends_with(|c: char| c.is_whitespace())
+    {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+pub fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// Copies a key or value out of the request buffer so the store never pins a whole read
+/// buffer for one small slice of it.
+pub fn owned(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(strict_i64(b"0"), Some(0));
+        assert_eq!(strict_i64(b"-12"), Some(-12));
+        assert_eq!(strict_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(strict_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b"+1"[..],
+            b"01",
+            b" 1",
+            b"1 ",
+            b"",
+            b"-",
+            b"-0",
+            b"9223372036854775808",
+            b"1.0",
+            b"0x10",
+        ] {
+            assert_eq!(strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn floats_are_finite() {
+        assert_eq!(strict_f64(b"1.5"), Some(1.5));
+        assert_eq!(strict_f64(b"-.5"), Some(-0.5));
+        assert_eq!(strict_f64(b"1e3"), Some(1000.0));
+        for bad in [&b"inf"[..], b"-inf", b"nan", b" 1", b"", b"abc", b"1e400"] {
+            assert_eq!(strict_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The state every connection and background task of one server shares, built once by
+//! `server::run` and handed down (mini-redis's `Db`, pingora's service state). It sits below
+//! the code that uses it — connections, commands, observability — and above the pieces it is
+//! made of, so state flows one way and nothing imports the accept loop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::Clients;
+use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::migrate;
+use crate::slowlog::SlowLog;
+use crate::store::Db;
+use crate::tracking::Tracking;
+
+/// Server-wide counters for INFO stats.
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+/// Settings that CONFIG SET changes at run time (the memory ones live in `Db::limits`).
+pub struct Runtime {
+    pub requirepass: RwLock<Option<Bytes>>,
+    pub maxclients: AtomicUsize,
+}
+
+/// State shared by all connections of one server.
+pub struct Shared {
+    pub db: Db,
+    pub clock: Clock,
+    pub config: Config,
+    pub runtime: Runtime,
+    pub clients: Clients,
+    pub stats: Stats,
+    pub local_addr: SocketAddr,
+    pub run_id: String,
+    /// Cancelled to stop the server (SHUTDOWN or the `shutdown` future).
+    pub shutdown: CancellationToken,
+    /// Set once in cluster mode.
+    pub cluster: OnceLock<Cluster>,
+    /// CLIENT TRACKING state (client-side caching invalidations).
+    pub tracking: Arc<Tracking>,
+    /// Metrics (set once, before clients are accepted, when the admin server runs) and traces.
+    pub metrics: OnceLock<Arc<telemetry::Metrics>>,
+    pub tracing: Option<Arc<telemetry::Tracing>>,
+    /// SLOWLOG: commands slower than `slowlog-log-slower-than`.
+    pub slowlog: SlowLog,
+}
+
+impl Shared {
+    pub fn requirepass(&self) -> Option<Bytes> {
+        self.runtime.requirepass.read().clone()
+    }
+}
+
+/// The slot-migration tasks see the server through this narrow view: they run below the
+/// shared state (which holds their gates) instead of importing it.
+impl migrate::Node for Shared {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}

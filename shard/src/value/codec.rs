@@ -1,0 +1,291 @@
+//! The one binary encoding of a value with its expiry: the warm tier's redb records
+//! (`store::warm`) and the records inside slot-migration batches (`migrate::wire`) are both
+//! exactly this, so a value moves between RAM, disk and other nodes through one codec.
+//!
+//! Version 1, the only version so far (every field big-endian):
+//!
+//! ```text
+//! offset 0   u8   version = 1
+//!        1   u64  generation (warm tier: which demotion wrote it; migration: 0)
+//!        9   u64  expiry, Unix ms (0 = no TTL)
+//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash)
+//!       18   ...  payload, to the end of the record, by kind:
+//!                 string: the bytes
+//!                 hash:   per field: u32 length, field, u32 length, value
+//! ```
+//!
+//! These are byte for byte the records the warm tier and migration wrote before this module
+//! existed (golden tests below), so existing warm-tier files load and nodes of either build
+//! can migrate slots to each other. A new type is a new kind code, not a new version; a new
+//! version is only for a change of the header or of an existing kind's payload, and decoding
+//! then matches on the version byte. A build that meets a version or kind it does not know
+//! fails with an error, never a guess.
+
+use super::{Kind, Value, hash, string};
+
+/// The version this build writes.
+pub const VERSION: u8 = 1;
+/// Bytes before the payload: version, generation, expiry, kind.
+pub const HEADER_LEN: usize = 18;
+
+/// A value with its expiry and warm-tier generation, as encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub generation: u64,
+    /// Absolute Unix ms; 0 = no TTL.
+    pub expire_at: u64,
+    pub value: Value,
+}
+
+/// What a record says about itself without decoding its value (the warm tier indexes every
+/// record at start-up from this alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub generation: u64,
+    pub expire_at: u64,
+    pub kind: Kind,
+    /// Bytes after the header.
+    pub payload_len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record is truncated")]
+    Truncated,
+    #[error("unknown record version {0}")]
+    UnknownVersion(u8),
+    #[error("unknown value type code {0}")]
+    UnknownKind(u8),
+}
+
+/// The exact length of `value`'s record.
+pub fn encoded_len(value: &Value) -> usize {
+    HEADER_LEN
+        + match value {
+            Value::Str(b) => string::encoded_len(b),
+            Value::Hash(h) => hash::encoded_len(h),
+        }
+}
+
+pub fn encode(generation: u64, expire_at: u64, value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_len(value));
+    encode_into(&mut out, generation, expire_at, value);
+    out
+}
+
+/// Appends `value`'s record to `out` (migration batches are built this way, with no
+/// intermediate buffer per record).
+pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &Value) {
+    out.push(VERSION);
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.extend_from_slice(&expire_at.to_be_bytes());
+    out.push(value.kind().code());
+    match value {
+        Value::Str(b) => string::encode(b, out),
+        Value::Hash(h) => hash::encode(h, out),
+    }
+}
+
+pub fn decode_header(b: &[u8]) -> Result<Header, DecodeError> {
+    let (&version, rest) = b.split_first().ok_or(DecodeError::Truncated)?;
+    // The only version so far; a second one becomes a `match` here.
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let (generation, rest) = rest
+        .split_first_chunk::<8>()
+        .ok_or(DecodeError::Truncated)?;
+    let (expire_at, rest) = rest
+        .split_first_chunk::<8>()
+        .ok_or(DecodeError::Truncated)?;
+    let (&code, payload) = rest.split_first().ok_or(DecodeError::Truncated)?;
+    Ok(Header {
+        generation: u64::from_be_bytes(*generation),
+        expire_at: u64::from_be_bytes(*expire_at),
+        kind: Kind::from_code(code).ok_or(DecodeError::UnknownKind(code))?,
+        payload_len: payload.len(),
+    })
+}
+
+pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
+    let h = decode_header(b)?;
+    let payload = b.get(HEADER_LEN..).ok_or(DecodeError::Truncated)?;
+    let value = match h.kind {
+        Kind::String => Value::Str(string::decode(payload)),
+        Kind::Hash => Value::Hash(Box::new(
+            hash::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
+    };
+    Ok(Record {
+        generation: h.generation,
+        expire_at: h.expire_at,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::HashValue;
+    use bytes::Bytes;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn hash(pairs: &[(&'static [u8], &'static [u8])]) -> Value {
+        let h: HashValue = pairs
+            .iter()
+            .map(|(f, v)| (Bytes::from_static(f), Bytes::from_static(v)))
+            .collect();
+        Value::Hash(Box::new(h))
+    }
+
+    /// Records written by the warm tier's own `encode` before this module existed (captured
+    /// from that code), decoded by this one.
+    #[test]
+    fn golden_records_of_the_original_format_decode() {
+        let cases: [(&str, u64, u64, Value); 5] = [
+            (
+                "0101020304050607080000018bcfe5687b0068656c6c6f",
+                0x0102_0304_0506_0708,
+                1_700_000_000_123,
+                Value::Str(Bytes::from_static(b"hello")),
+            ),
+            (
+                "010000000000000001000000000000000000",
+                1,
+                0,
+                Value::Str(Bytes::new()),
+            ),
+            (
+                "01000000000000002a000000000000000001000000056669656c640000000576616c7565",
+                42,
+                0,
+                hash(&[(b"field", b"value")]),
+            ),
+            ("010000000000000003000000000000000901", 3, 9, hash(&[])),
+            (
+                "010000000000000007000000000000006301000000000000000b656d707479206669656c6400000001610000000131",
+                7,
+                99,
+                hash(&[(b"", b"empty field"), (b"a", b"1")]),
+            ),
+        ];
+        for (hex, generation, expire_at, value) in cases {
+            let bytes = unhex(hex);
+            let rec = decode(&bytes).expect(hex);
+            assert_eq!(
+                rec,
+                Record {
+                    generation,
+                    expire_at,
+                    value: value.clone()
+                }
+            );
+            let h = decode_header(&bytes).expect("header");
+            assert_eq!(h.kind, value.kind());
+            assert_eq!(h.payload_len, bytes.len() - HEADER_LEN);
+            // And this build writes the same bytes (one-field hashes have one order).
+            if !matches!(&value, Value::Hash(h) if h.len() > 1) {
+                assert_eq!(encode(generation, expire_at, &value), bytes, "{hex}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let mut big = HashValue::default();
+        for i in 0..300 {
+            big.insert(Bytes::from(format!("f{i}")), Bytes::from(vec![b'x'; i]));
+        }
+        let mut values = crate::value::tests::one_of_each();
+        values.extend([
+            Value::Str(Bytes::new()),
+            Value::Str(Bytes::from(vec![0u8; 100_000])),
+            hash(&[]),
+            hash(&[(b"", b""), (b"f", b"")]),
+            Value::Hash(Box::new(big)),
+        ]);
+        for value in values {
+            for (generation, expire_at) in [(0, 0), (7, 99), (u64::MAX, u64::MAX)] {
+                let bytes = encode(generation, expire_at, &value);
+                assert_eq!(bytes.len(), encoded_len(&value));
+                let mut appended = vec![9, 9];
+                encode_into(&mut appended, generation, expire_at, &value);
+                assert_eq!(&appended[2..], &bytes[..]);
+                let rec = decode(&bytes).expect("decodes");
+                assert_eq!((rec.generation, rec.expire_at), (generation, expire_at));
+                assert_eq!(rec.value, value);
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_or_corrupt_records_are_errors_not_panics() {
+        let values = [
+            Value::Str(Bytes::from_static(b"hello")),
+            hash(&[(b"field", b"value"), (b"f2", b"v2")]),
+        ];
+        for value in &values {
+            let good = encode(1, 2, value);
+            for cut in 0..HEADER_LEN {
+                assert_eq!(
+                    decode(&good[..cut]),
+                    Err(DecodeError::Truncated),
+                    "cut {cut}"
+                );
+            }
+            let mut whole = 0;
+            for cut in HEADER_LEN..good.len() {
+                match (value, decode(&good[..cut])) {
+                    // A string payload has no framing: any prefix is a shorter string.
+                    (Value::Str(_), r) => assert!(r.is_ok()),
+                    // A hash cut between two fields is a smaller hash; any other cut is caught
+                    // by the field lengths.
+                    (Value::Hash(_), Ok(r)) => {
+                        assert!(
+                            matches!(r.value, Value::Hash(h) if h.len() < 2),
+                            "cut {cut}"
+                        );
+                        whole += 1;
+                    }
+                    (Value::Hash(_), Err(e)) => assert_eq!(e, DecodeError::Truncated, "cut {cut}"),
+                }
+            }
+            if let Value::Hash(_) = value {
+                assert_eq!(whole, 2, "cuts after 0 and 1 complete fields");
+            }
+        }
+        // A field length past the end, and one near u32::MAX.
+        let mut bad = encode(1, 0, &hash(&[]));
+        bad.extend_from_slice(&[0, 0, 0, 9, b'x']);
+        assert_eq!(decode(&bad), Err(DecodeError::Truncated));
+        let mut huge = encode(1, 0, &hash(&[]));
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, b'x']);
+        assert_eq!(decode(&huge), Err(DecodeError::Truncated));
+        // A field without its value.
+        let mut half = encode(1, 0, &hash(&[]));
+        half.extend_from_slice(&[0, 0, 0, 1, b'f']);
+        assert_eq!(decode(&half), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn unknown_versions_and_kinds_are_errors() {
+        let good = encode(1, 2, &Value::Str(Bytes::from_static(b"v")));
+        for version in [0u8, 2, 255] {
+            let mut b = good.clone();
+            b[0] = version;
+            assert_eq!(decode(&b), Err(DecodeError::UnknownVersion(version)));
+            assert_eq!(decode_header(&b), Err(DecodeError::UnknownVersion(version)));
+        }
+        let mut b = good.clone();
+        b[17] = 200;
+        assert_eq!(decode(&b), Err(DecodeError::UnknownKind(200)));
+        assert_eq!(decode(&[]), Err(DecodeError::Truncated));
+        assert_eq!(decode(&[9, 9, 9]), Err(DecodeError::UnknownVersion(9)));
+    }
+}

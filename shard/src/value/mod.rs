@@ -1,0 +1,182 @@
+//! The value model: one [`Value`] variant per Redis type, its [`Kind`] (the stable type tag
+//! on disk and on the wire, and the name TYPE answers), the encoding OBJECT ENCODING reports,
+//! the bytes the store accounts for it, and the one binary [`codec`] the warm tier and slot
+//! migration both use.
+//!
+//! Adding a type is a variant here, a variant of [`Kind`] with a new code, a file like
+//! `string.rs` with its accounting, encoding and payload codec, and its command module; every
+//! decision below is an exhaustive `match`, so the compiler lists each place the new type must
+//! be handled (no arm falls back to "string").
+
+pub mod codec;
+pub mod hash;
+pub mod string;
+
+use bytes::Bytes;
+
+pub use hash::{FIELD_OVERHEAD, HashValue};
+
+/// A key's value, in RAM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Bytes),
+    /// Boxed: a hash table is several words, and most values are strings, so the enum (and
+    /// every table entry) stays two words plus the tag.
+    Hash(Box<HashValue>),
+}
+
+/// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
+/// the slot-migration wire format, so codes are never changed or reused; a new type takes the
+/// next free code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    String,
+    Hash,
+}
+
+impl Kind {
+    /// Every kind, in code order (tests walk it; the compiler does not check it is complete,
+    /// `kind_codes_are_stable_and_distinct` does).
+    pub const ALL: [Kind; 2] = [Kind::String, Kind::Hash];
+
+    /// The stable one-byte code in records and migration frames.
+    pub const fn code(self) -> u8 {
+        match self {
+            Kind::String => 0,
+            Kind::Hash => 1,
+        }
+    }
+
+    /// The kind of a stored code; `None` for a code this build does not know (a record written
+    /// by a newer build, or corruption).
+    pub const fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::String),
+            1 => Some(Kind::Hash),
+            _ => None,
+        }
+    }
+
+    /// The TYPE reply (and SCAN's TYPE filter).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Hash => "hash",
+        }
+    }
+}
+
+impl Value {
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::Str(_) => Kind::String,
+            Value::Hash(_) => Kind::Hash,
+        }
+    }
+
+    /// The TYPE reply.
+    #[inline]
+    pub fn type_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The encoding Redis would use for this value (OBJECT ENCODING, DEBUG OBJECT).
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(b) => string::encoding(b),
+            Value::Hash(h) => hash::encoding(h),
+        }
+    }
+
+    /// Accounted bytes of the value (the store adds the key and a per-entry overhead). On the
+    /// SET path, so a plain match with no allocation.
+    #[inline]
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Value::Str(b) => string::payload_bytes(b),
+            Value::Hash(h) => hash::payload_bytes(h),
+        }
+    }
+
+    /// Whether the value is an aggregate with no elements left: Redis never keeps one, so the
+    /// store deletes the key. A string is never empty in this sense (`""` is a value).
+    #[inline]
+    pub fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::Hash(h) => h.is_empty(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One value of every kind (a new variant fails to compile here until it has one).
+    pub(crate) fn one_of_each() -> Vec<Value> {
+        Kind::ALL
+            .iter()
+            .map(|k| match k {
+                Kind::String => Value::Str(Bytes::from_static(b"v")),
+                Kind::Hash => {
+                    let mut h = HashValue::default();
+                    h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
+                    Value::Hash(Box::new(h))
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kind_codes_are_stable_and_distinct() {
+        // On disk and on the wire since the first warm-tier format: never change these.
+        assert_eq!(Kind::String.code(), 0);
+        assert_eq!(Kind::Hash.code(), 1);
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(usize::from(k.code()), i, "ALL is in code order");
+            assert_eq!(Kind::from_code(k.code()), Some(*k));
+        }
+        assert_eq!(Kind::from_code(Kind::ALL.len() as u8), None);
+        assert_eq!(Kind::from_code(255), None);
+        // ALL names every kind: each value's kind is in it.
+        for v in one_of_each() {
+            assert!(Kind::ALL.contains(&v.kind()));
+        }
+    }
+
+    #[test]
+    fn type_names_and_encodings_match_redis() {
+        let s = |b: &'static [u8]| Value::Str(Bytes::from_static(b));
+        assert_eq!(s(b"x").type_name(), "string");
+        assert_eq!(s(b"12345").encoding(), "int");
+        assert_eq!(s(b"-9223372036854775808").encoding(), "int");
+        assert_eq!(s(b"012").encoding(), "embstr", "not a canonical integer");
+        assert_eq!(s(&[b'a'; 44]).encoding(), "embstr");
+        assert_eq!(s(&[b'a'; 45]).encoding(), "raw");
+        let mut h = HashValue::default();
+        h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
+        let small = Value::Hash(Box::new(h.clone()));
+        assert_eq!((small.type_name(), small.encoding()), ("hash", "listpack"));
+        h.insert(Bytes::from(vec![b'f'; 65]), Bytes::new());
+        assert_eq!(Value::Hash(Box::new(h)).encoding(), "hashtable");
+        let many: HashValue = (0..129)
+            .map(|i| (Bytes::from(format!("f{i}")), Bytes::new()))
+            .collect();
+        assert_eq!(Value::Hash(Box::new(many)).encoding(), "hashtable");
+    }
+
+    #[test]
+    fn accounting() {
+        assert_eq!(Value::Str(Bytes::from_static(b"abc")).payload_bytes(), 3);
+        let mut h = HashValue::default();
+        h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"vv"));
+        h.insert(Bytes::from_static(b""), Bytes::from_static(b""));
+        let v = Value::Hash(Box::new(h));
+        assert_eq!(v.payload_bytes(), 3 + 2 * FIELD_OVERHEAD);
+        assert!(!v.is_empty_aggregate());
+        assert!(Value::Hash(Box::default()).is_empty_aggregate());
+        assert!(!Value::Str(Bytes::new()).is_empty_aggregate());
+    }
+}
