@@ -565,11 +565,11 @@ pub fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
     if want("stats") {
         out.push_str(&format!(
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries_tryagain:{}\r\ntopology_refreshes:{}\r\ntopology_epoch:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
-            st.total_connections.load(Relaxed),
-            st.rejected_connections.load(Relaxed),
+            st.conns.received.load(Relaxed),
+            st.conns.rejected.load(Relaxed),
             st.total_commands.load(Relaxed),
-            st.net_input_bytes.load(Relaxed),
-            st.net_output_bytes.load(Relaxed),
+            st.conns.net_input_bytes.load(Relaxed),
+            st.conns.net_output_bytes.load(Relaxed),
             st.moved.load(Relaxed),
             st.ask.load(Relaxed),
             st.tryagain.load(Relaxed),

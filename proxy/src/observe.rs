@@ -70,33 +70,11 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
             })
         },
     );
-    let s = w.clone();
-    m.gauge("autocache_connections", "Connected clients.", move || {
-        with(&s, |sh| sh.clients.lock().len() as i64)
-    });
-    let s = w.clone();
-    m.counter(
-        "autocache_connections_received",
-        "Client connections accepted.",
-        move || with(&s, |sh| sh.stats.total_connections.load(Relaxed)),
-    );
-    let s = w.clone();
-    m.counter(
-        "autocache_connections_rejected",
-        "Client connections refused (maxclients).",
-        move || with(&s, |sh| sh.stats.rejected_connections.load(Relaxed)),
-    );
-    let s = w.clone();
-    m.counter_by(
-        "autocache_network_bytes",
-        "Bytes read from and written to clients.",
-        "direction",
-        move |emit| {
-            if let Some(sh) = s.upgrade() {
-                emit("in", sh.stats.net_input_bytes.load(Relaxed));
-                emit("out", sh.stats.net_output_bytes.load(Relaxed));
-            }
-        },
+    telemetry::metrics::register_connections(
+        m,
+        shared,
+        |sh| &sh.stats.conns,
+        |sh| sh.clients.lock().len(),
     );
     let s = w.clone();
     m.histogram(

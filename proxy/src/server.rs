@@ -273,9 +273,9 @@ fn run_id() -> String {
 
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    shared.stats.total_connections.fetch_add(1, Relaxed);
+    shared.stats.conns.received.fetch_add(1, Relaxed);
     if tasks.len() >= shared.config.maxclients {
-        shared.stats.rejected_connections.fetch_add(1, Relaxed);
+        shared.stats.conns.rejected.fetch_add(1, Relaxed);
         tasks.spawn(async move {
             let _ = stream
                 .write_all(b"-ERR max number of clients reached\r\n")

@@ -23,16 +23,13 @@ use crate::topology::TopologyCell;
 
 /// Proxy-wide counters for INFO and the metrics.
 pub struct Stats {
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
+    pub conns: telemetry::stats::ConnectionStats,
     pub total_commands: AtomicU64,
     pub moved: AtomicU64,
     pub ask: AtomicU64,
     pub tryagain: AtomicU64,
     /// `-CLUSTERDOWN` replies retried.
     pub clusterdown: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
     /// Shards per fanned-out command.
     pub fanout: AtomicHistogram,
     /// Clients closed for `client-output-buffer-limit`.
@@ -42,15 +39,12 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
+            conns: Default::default(),
             total_commands: AtomicU64::new(0),
             moved: AtomicU64::new(0),
             ask: AtomicU64::new(0),
             tryagain: AtomicU64::new(0),
             clusterdown: AtomicU64::new(0),
-            net_input_bytes: AtomicU64::new(0),
-            net_output_bytes: AtomicU64::new(0),
             fanout: AtomicHistogram::new(&WIDTH_BOUNDS),
             output_buffer_limit_disconnections: AtomicU64::new(0),
         }

@@ -137,6 +137,7 @@ impl<'a> Conn<'a> {
             Ok(n) => {
                 self.shared
                     .stats
+                    .conns
                     .net_input_bytes
                     .fetch_add(n as u64, Relaxed);
                 Input::Requests
@@ -322,6 +323,7 @@ impl<'a> Conn<'a> {
         }
         self.shared
             .stats
+            .conns
             .net_output_bytes
             .fetch_add(self.output.len() as u64, Relaxed);
         self.stream.write_all(&self.output).await?;

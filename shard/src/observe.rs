@@ -52,33 +52,11 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
     fn with<T: Default>(w: &Weak<Shared>, f: impl FnOnce(&Shared) -> T) -> T {
         w.upgrade().map(|s| f(&s)).unwrap_or_default()
     }
-    let s = w.clone();
-    m.gauge("autocache_connections", "Connected clients.", move || {
-        with(&s, |sh| sh.clients.count() as i64)
-    });
-    let s = w.clone();
-    m.counter(
-        "autocache_connections_received",
-        "Client connections accepted.",
-        move || with(&s, |sh| sh.stats.total_connections.load(Relaxed)),
-    );
-    let s = w.clone();
-    m.counter(
-        "autocache_connections_rejected",
-        "Client connections refused (maxclients).",
-        move || with(&s, |sh| sh.stats.rejected_connections.load(Relaxed)),
-    );
-    let s = w.clone();
-    m.counter_by(
-        "autocache_network_bytes",
-        "Bytes read from and written to clients.",
-        "direction",
-        move |emit| {
-            if let Some(sh) = s.upgrade() {
-                emit("in", sh.stats.net_input_bytes.load(Relaxed));
-                emit("out", sh.stats.net_output_bytes.load(Relaxed));
-            }
-        },
+    telemetry::metrics::register_connections(
+        m,
+        shared,
+        |sh| &sh.stats.conns,
+        |sh| sh.clients.count(),
     );
     let s = w.clone();
     m.counter(

@@ -222,7 +222,7 @@ async fn open_db(config: &Config, now: u64) -> Result<Db, Error> {
 
 fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    shared.stats.total_connections.fetch_add(1, Relaxed);
+    shared.stats.conns.received.fetch_add(1, Relaxed);
     let now = shared.clock.now_ms();
     let max = shared.runtime.maxclients.load(Relaxed);
     let laddr = stream.local_addr().unwrap_or(shared.local_addr);
@@ -238,7 +238,7 @@ fn accept(shared: &Arc<Shared>, tasks: &mut JoinSet<()>, mut stream: TcpStream, 
             });
         }
         None => {
-            shared.stats.rejected_connections.fetch_add(1, Relaxed);
+            shared.stats.conns.rejected.fetch_add(1, Relaxed);
             tasks.spawn(async move {
                 let _ = stream
                     .write_all(b"-ERR max number of clients reached\r\n")

@@ -23,13 +23,10 @@ use crate::tracking::Tracking;
 /// Server-wide counters for INFO stats.
 #[derive(Default)]
 pub struct Stats {
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
+    pub conns: telemetry::stats::ConnectionStats,
     pub total_commands: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
 }
 
 /// Settings that CONFIG SET changes at run time (the memory ones live in `Db::limits`).

@@ -308,6 +308,49 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Registers the connection metrics every server has: `autocache_connections` (now connected),
+/// `autocache_connections_received`, `autocache_connections_rejected` and
+/// `autocache_network_bytes` by direction. The callbacks hold `server` weakly (the registry must
+/// not keep a stopped server alive) and report nothing once it is gone.
+pub fn register_connections<S: Send + Sync + 'static>(
+    m: &Metrics,
+    server: &std::sync::Arc<S>,
+    stats: fn(&S) -> &crate::stats::ConnectionStats,
+    connected: fn(&S) -> usize,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let w = std::sync::Arc::downgrade(server);
+    let read = move |f: &dyn Fn(&S) -> u64| w.upgrade().map_or(0, |s| f(&s));
+    let r = read.clone();
+    m.gauge("autocache_connections", "Connected clients.", move || {
+        r(&|s| connected(s) as u64) as i64
+    });
+    let r = read.clone();
+    m.counter(
+        "autocache_connections_received",
+        "Client connections accepted.",
+        move || r(&|s| stats(s).received.load(Relaxed)),
+    );
+    let r = read.clone();
+    m.counter(
+        "autocache_connections_rejected",
+        "Client connections refused (maxclients).",
+        move || r(&|s| stats(s).rejected.load(Relaxed)),
+    );
+    let w = std::sync::Arc::downgrade(server);
+    m.counter_by(
+        "autocache_network_bytes",
+        "Bytes read from and written to clients.",
+        "direction",
+        move |emit| {
+            if let Some(s) = w.upgrade() {
+                emit("in", stats(&s).net_input_bytes.load(Relaxed));
+                emit("out", stats(&s).net_output_bytes.load(Relaxed));
+            }
+        },
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

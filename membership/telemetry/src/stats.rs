@@ -9,6 +9,20 @@ use std::time::Duration;
 
 use membership::command::{COMMANDS, CommandId, CommandSpec};
 
+/// What every client-facing server counts about its connections (INFO stats and the
+/// `autocache_connections_*` and `autocache_network_bytes` metrics).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    /// Connections accepted (`total_connections_received`).
+    pub received: AtomicU64,
+    /// Connections refused for `maxclients` (`rejected_connections`).
+    pub rejected: AtomicU64,
+    /// Bytes read from clients (`total_net_input_bytes`).
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients (`total_net_output_bytes`).
+    pub net_output_bytes: AtomicU64,
+}
+
 /// Upper bounds (nanoseconds) of the command latency buckets: 10 µs to 1 s.
 pub const LATENCY_BOUNDS_NS: [u64; 16] = [
     10_000,

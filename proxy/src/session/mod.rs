@@ -143,7 +143,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 continue;
             }
             Wake::Read(Ok(n)) => {
-                shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                shared
+                    .stats
+                    .conns
+                    .net_input_bytes
+                    .fetch_add(n as u64, Relaxed);
                 if let Some(b) = &shared.busy {
                     b.note();
                 }

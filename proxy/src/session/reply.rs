@@ -191,6 +191,7 @@ impl Replier {
         if !out.is_empty() {
             shared
                 .stats
+                .conns
                 .net_output_bytes
                 .fetch_add(out.len() as u64, Relaxed);
             let limit = shared.config.client_output_buffer_limit.normal;

@@ -127,15 +127,18 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "stats" => {
             line(
                 "total_connections_received",
-                &st.total_connections.load(Relaxed),
+                &st.conns.received.load(Relaxed),
             );
             line("total_commands_processed", &st.total_commands.load(Relaxed));
-            line("total_net_input_bytes", &st.net_input_bytes.load(Relaxed));
-            line("total_net_output_bytes", &st.net_output_bytes.load(Relaxed));
             line(
-                "rejected_connections",
-                &st.rejected_connections.load(Relaxed),
+                "total_net_input_bytes",
+                &st.conns.net_input_bytes.load(Relaxed),
             );
+            line(
+                "total_net_output_bytes",
+                &st.conns.net_output_bytes.load(Relaxed),
+            );
+            line("rejected_connections", &st.conns.rejected.load(Relaxed));
             line("expired_keys", &db.stats.expired_keys.load(Relaxed));
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
@@ -359,14 +362,14 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                 &st.total_commands,
                 &st.keyspace_hits,
                 &st.keyspace_misses,
-                &st.rejected_connections,
+                &st.conns.rejected,
             ] {
                 c.store(0, Relaxed);
             }
             for c in [
-                &st.net_input_bytes,
-                &st.net_output_bytes,
-                &st.total_connections,
+                &st.conns.net_input_bytes,
+                &st.conns.net_output_bytes,
+                &st.conns.received,
             ] {
                 c.store(0, Relaxed);
             }

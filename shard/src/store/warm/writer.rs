@@ -4,6 +4,7 @@
 //! [`helper_writer`]). Batches commit in queue order whichever thread writes them.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -163,7 +164,7 @@ pub(super) fn background_writer(db: &Database, shared: &WriteQueue, stats: &Warm
         if backlog > 0 && backlog < LINGER_BELOW && !closing {
             linger(shared);
         }
-        if !write_batch(db, shared, stats, closing, true) && closing {
+        if !write_batch(db, shared, stats, closing, true, None) && closing {
             return;
         }
     }
@@ -215,9 +216,7 @@ pub(super) fn helper_writer(db: &Database, shared: &WriteQueue, stats: &WarmStat
         }
         loop {
             drop(q);
-            if write_batch(db, shared, stats, false, false) {
-                stats.assists.fetch_add(1, Relaxed);
-            }
+            write_batch(db, shared, stats, false, false, Some(&stats.assists));
             q = lock(&shared.queue);
             if q.closed || q.ops.len() < LINGER_BELOW {
                 break;
@@ -227,14 +226,15 @@ pub(super) fn helper_writer(db: &Database, shared: &WriteQueue, stats: &WarmStat
 }
 
 /// Takes the next batch off the queue and commits it (durably when due, closing, or, with
-/// `sync_idle`, when the queue is empty but earlier commits were not synced). Returns whether
-/// it committed anything.
+/// `sync_idle`, when the queue is empty but earlier commits were not synced), counting it in
+/// `also_count` too before anyone waiting for it wakes. Returns whether it committed anything.
 fn write_batch(
     db: &Database,
     shared: &WriteQueue,
     stats: &WarmStats,
     closing: bool,
     sync_idle: bool,
+    also_count: Option<&AtomicU64>,
 ) -> bool {
     let mut state = lock(&shared.writing);
     let ops = take_batch(&mut lock(&shared.queue).ops);
@@ -252,6 +252,9 @@ fn write_batch(
     }
     // Counted before the batch leaves the pending map: see `WarmStore::snapshot`.
     stats.commits.fetch_add(1, Release);
+    if let Some(c) = also_count {
+        c.fetch_add(1, Relaxed);
+    }
     if durable {
         state.last_durable = std::time::Instant::now();
         stats.unsynced_commits.store(0, Relaxed);
