@@ -270,6 +270,45 @@ pub fn encode_to_bytes(reply: &Reply, proto: Proto) -> Bytes {
 }
 
 /// Redis's error lines shared by every server that answers clients (without the leading `-`).
+/// The errors every Redis server answers alike, whatever the command; each server's own error
+/// type wraps it. [`CommandError::to_line`] gives Redis's exact text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command")]
+    UnknownCommand { name: String, args: Vec<String> },
+    #[error("unknown subcommand")]
+    UnknownSubcommand { container: String, sub: String },
+    #[error("wrong number of arguments for '{0}'")]
+    WrongArity(String),
+    #[error("authentication required")]
+    NoAuth,
+    #[error("wrong password")]
+    WrongPass,
+    /// An `ERR` error with a message specific to one command.
+    #[error("{0}")]
+    Err(String),
+    /// An error line with its own prefix (`NOPROTO ...`, `MOVED ...`).
+    #[error("{0}")]
+    Raw(String),
+}
+
+impl CommandError {
+    /// The error line as Redis writes it (without the leading `-`).
+    pub fn to_line(&self) -> String {
+        match self {
+            CommandError::UnknownCommand { name, args } => errors::unknown_command(name, args),
+            CommandError::UnknownSubcommand { container, sub } => {
+                errors::unknown_subcommand(container, sub)
+            }
+            CommandError::WrongArity(name) => errors::wrong_arity(name),
+            CommandError::NoAuth => errors::NOAUTH.into(),
+            CommandError::WrongPass => errors::WRONGPASS.into(),
+            CommandError::Err(m) => format!("ERR {m}"),
+            CommandError::Raw(m) => m.clone(),
+        }
+    }
+}
+
 pub mod errors {
     pub const NOAUTH: &str = "NOAUTH Authentication required.";
     pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -327,6 +366,32 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_errors_read_as_redis_writes_them() {
+        let unknown = CommandError::UnknownCommand {
+            name: "foo".into(),
+            args: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            unknown.to_line(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            CommandError::WrongArity("get".into()).to_line(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        let sub = CommandError::UnknownSubcommand {
+            container: "client".into(),
+            sub: "foo".into(),
+        };
+        assert_eq!(
+            sub.to_line(),
+            "ERR unknown subcommand 'foo'. Try CLIENT|HELP."
+        );
+        assert_eq!(CommandError::Err("x".into()).to_line(), "ERR x");
+        assert_eq!(CommandError::Raw("NOPROTO y".into()).to_line(), "NOPROTO y");
+    }
 
     #[test]
     fn integers_parse_like_string2ll() {

@@ -1,7 +1,7 @@
 //! Errors per layer, and the one place where they become Redis error replies.
 
 use crate::protocol::Reply;
-use membership::resp::errors;
+use membership::resp::{CommandError, errors};
 
 /// Backend (shard connection) failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,56 +37,37 @@ pub enum TopologyError {
 /// Errors answered to a client for one command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CmdError {
-    #[error("unknown command")]
-    UnknownCommand { name: String, args: Vec<String> },
-    #[error("unknown subcommand")]
-    UnknownSubcommand { container: String, sub: String },
-    #[error("wrong number of arguments for '{0}'")]
-    WrongArity(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("unsupported through the proxy")]
     Unsupported { name: String, reason: &'static str },
     #[error("keys in different slots")]
     CrossSlot,
     #[error("slot {0} not served")]
     ClusterDown(u16),
-    #[error("authentication required")]
-    NoAuth,
-    #[error("wrong password")]
-    WrongPass,
     #[error("AUTH without a password configured")]
     AuthNotConfigured,
     #[error("too many redirects")]
     TooManyRedirects(String),
     #[error("{0}")]
     Backend(#[from] BackendError),
-    #[error("{0}")]
-    Err(String),
-    /// An error line with its own prefix (`NOPROTO ...`).
-    #[error("{0}")]
-    Raw(String),
 }
 
 impl CmdError {
     pub fn err(msg: impl Into<String>) -> CmdError {
-        CmdError::Err(msg.into())
+        CmdError::Command(CommandError::Err(msg.into()))
     }
 
     /// The error line as Redis writes it (without the leading `-`).
     pub fn to_line(&self) -> String {
         match self {
-            CmdError::UnknownCommand { name, args } => errors::unknown_command(name, args),
-            CmdError::UnknownSubcommand { container, sub } => {
-                errors::unknown_subcommand(container, sub)
-            }
-            CmdError::WrongArity(name) => errors::wrong_arity(name),
+            CmdError::Command(e) => e.to_line(),
             CmdError::Unsupported { name, reason } => format!(
                 "ERR {} is not supported through the proxy: {reason}",
                 errors::clip(&name.to_ascii_uppercase())
             ),
             CmdError::CrossSlot => errors::CROSSSLOT.into(),
             CmdError::ClusterDown(slot) => format!("CLUSTERDOWN Hash slot {slot} not served"),
-            CmdError::NoAuth => errors::NOAUTH.into(),
-            CmdError::WrongPass => errors::WRONGPASS.into(),
             CmdError::AuthNotConfigured => errors::AUTH_NOT_CONFIGURED.into(),
             CmdError::TooManyRedirects(last) => {
                 format!(
@@ -95,8 +76,6 @@ impl CmdError {
                 )
             }
             CmdError::Backend(e) => format!("ERR {e}"),
-            CmdError::Err(m) => format!("ERR {m}"),
-            CmdError::Raw(m) => m.clone(),
         }
     }
 }

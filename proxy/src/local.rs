@@ -18,6 +18,7 @@ use crate::error::CmdError;
 use crate::protocol::{Proto, Reply, Request};
 use crate::shared::{ClientEntry, Shared};
 use crate::topology::Topology;
+use membership::resp::CommandError;
 
 pub fn execute(
     sess: &mut Session,
@@ -52,7 +53,7 @@ fn run(
         CommandId::Ping => match argc {
             1 => Reply::Status("PONG".into()),
             2 => bulk(req.arg(1)),
-            _ => return Err(CmdError::WrongArity("ping".into())),
+            _ => return Err(CmdError::from(CommandError::WrongArity("ping".into()))),
         },
         CommandId::Echo => bulk(req.arg(1)),
         CommandId::Hello => hello(sess, shared, req)?,
@@ -60,7 +61,7 @@ fn run(
             let (user, pass) = match argc {
                 2 => (&b"default"[..], req.arg(1)),
                 3 => (req.arg(1), req.arg(2)),
-                _ => return Err(CmdError::Raw("ERR syntax error".into())),
+                _ => return Err(CmdError::from(CommandError::Raw("ERR syntax error".into()))),
             };
             auth(sess, shared, user, pass, argc == 2)?;
             Reply::ok()
@@ -364,7 +365,7 @@ fn auth(
             if user == b"default" {
                 Ok(())
             } else {
-                Err(CmdError::WrongPass)
+                Err(CmdError::from(CommandError::WrongPass))
             }
         }
         Some(p) => {
@@ -372,7 +373,7 @@ fn auth(
                 sess.authed = true;
                 Ok(())
             } else {
-                Err(CmdError::WrongPass)
+                Err(CmdError::from(CommandError::WrongPass))
             }
         }
     }
@@ -390,7 +391,9 @@ fn hello(sess: &mut Session, shared: &Shared, req: &Request) -> Result<Reply, Cm
                 .and_then(|s| s.parse::<i64>().ok())
                 .is_some() =>
             {
-                return Err(CmdError::Raw("NOPROTO unsupported protocol version".into()));
+                return Err(CmdError::from(CommandError::Raw(
+                    "NOPROTO unsupported protocol version".into(),
+                )));
             }
             _ => {
                 return Err(CmdError::err(
@@ -421,7 +424,7 @@ fn hello(sess: &mut Session, shared: &Shared, req: &Request) -> Result<Reply, Cm
         }
     }
     if !sess.authed {
-        return Err(CmdError::NoAuth);
+        return Err(CmdError::from(CommandError::NoAuth));
     }
     sess.proto = proto;
     let resp = if proto == Proto::Resp3 { 3 } else { 2 };

@@ -23,6 +23,7 @@ use crate::observe::CmdTrace;
 use crate::protocol::{Proto, Reply, Request, encode_to_bytes};
 use crate::shared::Shared;
 use crate::topology::Topology;
+use membership::resp::CommandError;
 
 /// Where one request's reply comes from: request `idx` of chunk group `group`.
 pub struct Part {
@@ -257,7 +258,7 @@ pub fn plan(
         Some(top) if top.refusal().is_none() => top,
         found => {
             if !sess.authed {
-                return err(chunk, CmdError::NoAuth);
+                return err(chunk, CmdError::from(CommandError::NoAuth));
             }
             let name = String::from_utf8_lossy(name).into_owned();
             let e = match found.and_then(CommandSpec::refusal) {
@@ -265,14 +266,14 @@ pub fn plan(
                     name,
                     reason: refusal.reason(),
                 },
-                None => CmdError::UnknownCommand {
+                None => CmdError::from(CommandError::UnknownCommand {
                     name,
                     args: req
                         .args()
                         .skip(1)
                         .map(|a| String::from_utf8_lossy(a).into_owned())
                         .collect(),
-                },
+                }),
             };
             return err(chunk, e);
         }
@@ -284,22 +285,25 @@ pub fn plan(
             CommandId::Auth | CommandId::Hello | CommandId::Quit | CommandId::Reset
         )
     {
-        return err(chunk, CmdError::NoAuth);
+        return err(chunk, CmdError::from(CommandError::NoAuth));
     }
     // COMMAND alone is valid (the whole table); CLIENT alone is not.
     let spec = if top.is_container() && !(req.argc() < 2 && top.arity_ok(1)) {
         if req.argc() < 2 {
-            return err(chunk, CmdError::WrongArity(top.name.into()));
+            return err(
+                chunk,
+                CmdError::from(CommandError::WrongArity(top.name.into())),
+            );
         }
         match top.subcommand(req.arg(1)) {
             Some(s) => s,
             None => {
                 return err(
                     chunk,
-                    CmdError::UnknownSubcommand {
+                    CmdError::from(CommandError::UnknownSubcommand {
                         container: top.name.into(),
                         sub: String::from_utf8_lossy(req.arg(1)).into_owned(),
-                    },
+                    }),
                 );
             }
         }
@@ -313,7 +317,10 @@ pub fn plan(
         return err(chunk, refused(top, spec, refusal));
     }
     if !spec.arity_ok(req.argc()) {
-        return err(chunk, CmdError::WrongArity(full_name(top, spec)));
+        return err(
+            chunk,
+            CmdError::from(CommandError::WrongArity(full_name(top, spec))),
+        );
     }
     // Hot keys: a write fences its keys in the near cache until its reply has been rendered.
     let fences = shared.hotkeys.on_write(spec, &req);
@@ -488,7 +495,10 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
     let step = spec.keys.step.max(1) as usize;
     let argc = req.argc();
     if !(argc - 1).is_multiple_of(step) {
-        return err(chunk, CmdError::WrongArity(spec.name.into()));
+        return err(
+            chunk,
+            CmdError::from(CommandError::WrongArity(spec.name.into())),
+        );
     }
     let per_slot = topo.mode() == Mode::Cluster;
     // (owner index, slot when split per slot, keys); per key ordinal: (group, argument index).
@@ -530,7 +540,10 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
     if groups.len() <= 1 {
         // Everything on one shard: forward the request unchanged; the reply needs no merge.
         let Some(&(owner, slot, _)) = groups.first() else {
-            return err(chunk, CmdError::WrongArity(spec.name.into()));
+            return err(
+                chunk,
+                CmdError::from(CommandError::WrongArity(spec.name.into())),
+            );
         };
         let Some(b) = topo.backends.get(owner) else {
             return err(chunk, CmdError::ClusterDown(slot.map_or(0, Slot::get)));

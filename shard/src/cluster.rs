@@ -18,6 +18,7 @@ use crate::error::CmdError;
 use crate::migrate::{self, Migrations, Node};
 /// Migration state, defined beside migration; `route` decides on it.
 pub use crate::migrate::{Presence, SlotState};
+use membership::resp::CommandError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -111,13 +112,21 @@ impl Route {
     pub fn into_result(self) -> Result<(), CmdError> {
         match self {
             Route::Local => Ok(()),
-            Route::Moved(slot, addr) => Err(CmdError::Raw(format!("MOVED {slot} {addr}"))),
-            Route::Ask(slot, addr) => Err(CmdError::Raw(format!("ASK {slot} {addr}"))),
-            Route::TryAgain => Err(CmdError::Raw(
+            Route::Moved(slot, addr) => Err(CmdError::from(CommandError::Raw(format!(
+                "MOVED {slot} {addr}"
+            )))),
+            Route::Ask(slot, addr) => Err(CmdError::from(CommandError::Raw(format!(
+                "ASK {slot} {addr}"
+            )))),
+            Route::TryAgain => Err(CmdError::from(CommandError::Raw(
                 "TRYAGAIN Multiple keys request during rehashing of slot".into(),
-            )),
-            Route::Down => Err(CmdError::Raw("CLUSTERDOWN Hash slot not served".into())),
-            Route::CrossSlot => Err(CmdError::Raw(membership::resp::errors::CROSSSLOT.into())),
+            ))),
+            Route::Down => Err(CmdError::from(CommandError::Raw(
+                "CLUSTERDOWN Hash slot not served".into(),
+            ))),
+            Route::CrossSlot => Err(CmdError::from(CommandError::Raw(
+                membership::resp::errors::CROSSSLOT.into(),
+            ))),
         }
     }
 }

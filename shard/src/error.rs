@@ -2,19 +2,12 @@
 //! Redis's wording.
 
 use crate::protocol::Reply;
-use membership::resp::errors;
+use membership::resp::{CommandError, errors};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CmdError {
-    #[error("unknown command")]
-    UnknownCommand { name: String, args: Vec<String> },
-    #[error("unknown subcommand")]
-    UnknownSubcommand {
-        container: &'static str,
-        sub: String,
-    },
-    #[error("wrong number of arguments")]
-    WrongArity(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("wrong type")]
     WrongType,
     #[error("not an integer")]
@@ -35,39 +28,25 @@ pub enum CmdError {
     InvalidExpire(&'static str),
     #[error("out of memory")]
     Oom,
-    #[error("authentication required")]
-    NoAuth,
-    #[error("wrong password")]
-    WrongPass,
     #[error("string too long")]
     StringTooLong,
     #[error("NaN or Infinity")]
     NanOrInfinity,
     #[error("out of range")]
     OutOfRange,
-    /// An `ERR` error with a message specific to one command.
-    #[error("{0}")]
-    Err(String),
-    /// An error with its own prefix, e.g. `NOPROTO ...`.
-    #[error("{0}")]
-    Raw(String),
 }
 
 pub type CmdResult = Result<Reply, CmdError>;
 
 impl CmdError {
     pub fn err(msg: impl Into<String>) -> CmdError {
-        CmdError::Err(msg.into())
+        CmdError::Command(CommandError::Err(msg.into()))
     }
 
     /// The error line as Redis writes it (without the leading `-`).
     pub fn to_line(&self) -> String {
         match self {
-            CmdError::UnknownCommand { name, args } => errors::unknown_command(name, args),
-            CmdError::UnknownSubcommand { container, sub } => {
-                errors::unknown_subcommand(container, sub)
-            }
-            CmdError::WrongArity(name) => errors::wrong_arity(name),
+            CmdError::Command(e) => e.to_line(),
             CmdError::WrongType => errors::WRONGTYPE.into(),
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
             CmdError::NotFloat => "ERR value is not a valid float".into(),
@@ -78,15 +57,11 @@ impl CmdError {
             CmdError::NoSuchKey => "ERR no such key".into(),
             CmdError::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command"),
             CmdError::Oom => "OOM command not allowed when used memory > 'maxmemory'.".into(),
-            CmdError::NoAuth => errors::NOAUTH.into(),
-            CmdError::WrongPass => errors::WRONGPASS.into(),
             CmdError::StringTooLong => {
                 "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into()
             }
             CmdError::NanOrInfinity => "ERR increment would produce NaN or Infinity".into(),
             CmdError::OutOfRange => "ERR value is out of range".into(),
-            CmdError::Err(m) => format!("ERR {m}"),
-            CmdError::Raw(m) => m.clone(),
         }
     }
 }
@@ -94,34 +69,5 @@ impl CmdError {
 impl From<CmdError> for Reply {
     fn from(e: CmdError) -> Reply {
         Reply::Error(e.to_line())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wording_matches_redis() {
-        let unknown = CmdError::UnknownCommand {
-            name: "foo".into(),
-            args: vec!["a".into(), "b".into()],
-        };
-        assert_eq!(
-            unknown.to_line(),
-            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
-        );
-        assert_eq!(
-            CmdError::WrongArity("get".into()).to_line(),
-            "ERR wrong number of arguments for 'get' command"
-        );
-        let sub = CmdError::UnknownSubcommand {
-            container: "client",
-            sub: "foo".into(),
-        };
-        assert_eq!(
-            sub.to_line(),
-            "ERR unknown subcommand 'foo'. Try CLIENT|HELP."
-        );
     }
 }

@@ -7,12 +7,13 @@ use super::args::{eq, parse_i64};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Proto, Reply};
+use membership::resp::CommandError;
 
 pub fn ping(a: &Args) -> CmdResult {
     match a.len() {
         1 => Ok(Reply::Simple("PONG")),
         2 => Ok(Reply::Bulk(a.bytes(1))),
-        _ => Err(CmdError::WrongArity("ping".into())),
+        _ => Err(CmdError::from(CommandError::WrongArity("ping".into()))),
     }
 }
 
@@ -38,9 +39,9 @@ pub fn auth(s: &mut Session, a: &Args) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if a.len() == 2 && s.shared.requirepass().is_none() {
-        return Err(CmdError::Raw(
+        return Err(CmdError::from(CommandError::Raw(
             membership::resp::errors::AUTH_NOT_CONFIGURED.into(),
-        ));
+        )));
     }
     let (user, pass) = if a.len() == 3 {
         (Some(a.get(1)), a.get(2))
@@ -52,7 +53,7 @@ pub fn auth(s: &mut Session, a: &Args) -> CmdResult {
         Ok(Reply::Ok)
     } else {
         tracing::debug!(client = s.handle.id, "failed AUTH");
-        Err(CmdError::WrongPass)
+        Err(CmdError::from(CommandError::WrongPass))
     }
 }
 
@@ -66,7 +67,11 @@ pub fn hello(s: &mut Session, a: &Args) -> CmdResult {
         proto = match strict_version(a.get(1))? {
             2 => Proto::Resp2,
             3 => Proto::Resp3,
-            _ => return Err(CmdError::Raw("NOPROTO unsupported protocol version".into())),
+            _ => {
+                return Err(CmdError::from(CommandError::Raw(
+                    "NOPROTO unsupported protocol version".into(),
+                )));
+            }
         };
     }
     let (mut auth, mut name) = (None, None);
@@ -88,17 +93,17 @@ pub fn hello(s: &mut Session, a: &Args) -> CmdResult {
     }
     if let Some((user, pass)) = auth {
         if !check_password(s, Some(user), pass) {
-            return Err(CmdError::WrongPass);
+            return Err(CmdError::from(CommandError::WrongPass));
         }
         s.authenticated = true;
     }
     if !s.authenticated {
-        return Err(CmdError::Raw(
+        return Err(CmdError::from(CommandError::Raw(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
              AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
              version at the same time"
                 .into(),
-        ));
+        )));
     }
     if let Some(n) = name {
         if !valid_name(&n) {

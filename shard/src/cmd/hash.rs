@@ -9,6 +9,7 @@ use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Proto, Reply, format_double};
 use crate::store::{Entry, HashValue, SlotMap, Value, scan_fields};
+use membership::resp::CommandError;
 
 /// Runs `f` on the hash at `key`, creating it if absent (for writes).
 fn with_hash_mut<R>(
@@ -54,9 +55,9 @@ fn read<R>(
 
 pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
     if !a.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity(
+        return Err(CmdError::from(CommandError::WrongArity(
             if legacy { "hmset" } else { "hset" }.into(),
-        ));
+        )));
     }
     let pairs = a.slice(2);
     let added = with_hash_mut(s, a.get(1), |h| {

@@ -24,6 +24,7 @@ use membership::command::{self, CommandId, CommandSpec, Flags};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use args::parse_i64;
+use membership::resp::CommandError;
 
 /// Executes one request and returns its reply.
 pub fn execute(s: &mut Session, args: Args) -> Reply {
@@ -55,39 +56,43 @@ pub fn execute(s: &mut Session, args: Args) -> Reply {
 fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     let name = args.get(0);
     let Some((top, sub)) = command::resolve(name, args.len().gt(&1).then(|| args.get(1))) else {
-        return Err(CmdError::UnknownCommand {
+        return Err(CmdError::from(CommandError::UnknownCommand {
             name: String::from_utf8_lossy(name).into_owned(),
             args: args
                 .slice(1)
                 .iter()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect(),
-        });
+        }));
     };
     let spec = match (top.is_container(), sub) {
         (false, _) => top,
         (true, Some(sub)) => sub,
         // COMMAND alone is valid; CLIENT alone is not.
         (true, None) if args.len() < 2 && top.arity_ok(1) => top,
-        (true, None) if args.len() < 2 => return Err(CmdError::WrongArity(top.name.into())),
+        (true, None) if args.len() < 2 => {
+            return Err(CmdError::from(CommandError::WrongArity(top.name.into())));
+        }
         (true, None) if top.id == CommandId::Cluster && s.shared.cluster.get().is_none() => {
             return Err(cluster::disabled());
         }
         (true, None) => {
-            return Err(CmdError::UnknownSubcommand {
-                container: top.name,
+            return Err(CmdError::from(CommandError::UnknownSubcommand {
+                container: top.name.into(),
                 sub: String::from_utf8_lossy(args.get(1)).into_owned(),
-            });
+            }));
         }
     };
     s.commands += 1;
     s.last_cmd = top.name;
     s.last_spec = Some(spec);
     if !spec.arity_ok(args.len()) {
-        return Err(CmdError::WrongArity(command::full_name(top, spec)));
+        return Err(CmdError::from(CommandError::WrongArity(
+            command::full_name(top, spec),
+        )));
     }
     if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-        return Err(CmdError::NoAuth);
+        return Err(CmdError::from(CommandError::NoAuth));
     }
     let asking = std::mem::take(&mut s.asking);
     if s.shared.cluster.get().is_some() && !spec.keys.is_none() {
@@ -262,13 +267,13 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             Ok(Reply::Ok)
         }
         Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
-            Err(CmdError::WrongArity(spec.name.into()))
+            Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
         // yields neither.
-        Learned | Unserved => Err(CmdError::UnknownCommand {
+        Learned | Unserved => Err(CmdError::from(CommandError::UnknownCommand {
             name: spec.name.into(),
             args: Vec::new(),
-        }),
+        })),
     }
 }

@@ -13,6 +13,7 @@ use crate::config::parse_memory;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Policy, glob::glob_match};
+use membership::resp::CommandError;
 
 pub use membership::command::help;
 
@@ -330,7 +331,9 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         }
         CommandId::ConfigSet => {
             if !a.len().is_multiple_of(2) {
-                return Err(CmdError::WrongArity("config|set".into()));
+                return Err(CmdError::from(CommandError::WrongArity(
+                    "config|set".into(),
+                )));
             }
             let mut assigns = Vec::new();
             for kv in a.slice(2).chunks_exact(2) {
@@ -408,7 +411,11 @@ pub fn slowlog(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                         return Err(CmdError::err("count should be greater than or equal to -1"));
                     }
                 },
-                _ => return Err(CmdError::WrongArity("slowlog|get".into())),
+                _ => {
+                    return Err(CmdError::from(CommandError::WrongArity(
+                        "slowlog|get".into(),
+                    )));
+                }
             };
             Ok(Reply::Array(log.newest(count, |e| {
                 Reply::Array(vec![

@@ -7,6 +7,7 @@ use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply, format_double};
 use crate::store::{Entry, SlotMap, Value};
+use membership::resp::CommandError;
 
 /// A TTL option as SET and GETEX take it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -257,9 +258,9 @@ pub fn mget(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn mset(s: &mut Session, a: &Args, nx: bool) -> CmdResult {
     if a.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity(
+        return Err(CmdError::from(CommandError::WrongArity(
             if nx { "msetnx" } else { "mset" }.into(),
-        ));
+        )));
     }
     let pairs = a.slice(1);
     let mut g = s.shared.db.lock_keys(pairs.iter().step_by(2));

@@ -13,6 +13,7 @@ use crate::error::CmdError;
 use crate::protocol::Args;
 use crate::store::{WarmKey, WarmStore};
 use crate::value::codec::Record;
+use membership::resp::CommandError;
 
 /// Warm-tier work around one request: its keys are pinned in RAM while it runs, and those
 /// found on disk are loaded first.
@@ -129,9 +130,9 @@ pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), 
             return Ok(());
         }
     }
-    Err(CmdError::Raw(
+    Err(CmdError::from(CommandError::Raw(
         "TRYAGAIN keys kept moving between tiers; retry the command".into(),
-    ))
+    )))
 }
 
 /// Reads `keys` from the warm tier (blocking), timing the reads for the choice above.
