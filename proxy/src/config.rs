@@ -11,7 +11,7 @@ use figment::value::Value;
 use membership::settings::{
     self, as_bool, as_int, as_list, as_memory, as_ms, as_opt_string, as_string,
 };
-pub use membership::settings::{ConfigErrors, log_filter, parse_memory};
+pub use membership::settings::{ConfigErrors, Layered, log_filter, parse_memory};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -150,76 +150,6 @@ impl Config {
         }
         w
     }
-
-    /// Cross-field and range checks.
-    pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut errs = Vec::new();
-        if self.bind.is_empty() {
-            errs.push("`bind`: at least one address is required".into());
-        }
-        for s in &self.seeds {
-            let ok = s
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if !ok {
-                errs.push(format!("`seeds`: '{s}' is not host:port"));
-            }
-        }
-        if !(1..=64).contains(&self.backend_connections) {
-            errs.push("`backend-connections`: must be between 1 and 64".into());
-        }
-        for (name, d) in [
-            ("connect-timeout-ms", self.connect_timeout),
-            ("backend-timeout-ms", self.backend_timeout),
-            ("health-interval-ms", self.health_interval),
-            ("refresh-interval-ms", self.refresh_interval),
-        ] {
-            if d < Duration::from_millis(10) {
-                errs.push(format!("`{name}`: must be at least 10"));
-            }
-        }
-        if self.maxclients == 0 {
-            errs.push("`maxclients`: must be at least 1".into());
-        }
-        if self.threads > 1024 {
-            errs.push("`threads`: at most 1024".into());
-        }
-        if !(1..=64).contains(&self.embedded_shards) {
-            errs.push("`embedded-shards`: must be between 1 and 64".into());
-        }
-        if self.proto_max_bulk_len < 1024 * 1024 {
-            errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
-        }
-        if self.hotkey_threshold == 0 {
-            errs.push("`hotkey-threshold`: must be at least 1 (operations per second)".into());
-        }
-        if !(1..=65_536).contains(&self.hotkey_capacity) {
-            errs.push("`hotkey-capacity`: must be between 1 and 65536".into());
-        }
-        if !(1..=1024).contains(&self.hotkey_sample) {
-            errs.push("`hotkey-sample`: must be between 1 and 1024".into());
-        }
-        if self.hotkey_window < Duration::from_millis(10) {
-            errs.push("`hotkey-window-ms`: must be at least 10".into());
-        }
-        if self.near_cache_wait > Duration::from_secs(10) {
-            errs.push("`near-cache-wait-ms`: at most 10000".into());
-        }
-        if self.near_cache_bytes > usize::MAX as u64 {
-            errs.push("`near-cache-bytes`: too large for this machine".into());
-        }
-        if log_filter(&self.loglevel).is_none() {
-            errs.push(format!(
-                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
-                self.loglevel
-            ));
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errs))
-        }
-    }
 }
 
 impl settings::Layered for Config {
@@ -290,18 +220,79 @@ impl settings::Layered for Config {
                     }
                 }
             }
-            other => {
-                return self
-                    .telemetry
-                    .set_value(other, v)
-                    .unwrap_or_else(|| Err("unknown configuration key".into()));
-            }
+            other => return self.telemetry.set_or_unknown(other, v),
         }
         Ok(())
     }
 
+    /// Cross-field and range checks.
     fn validate(&self) -> Result<(), ConfigErrors> {
-        Config::validate(self)
+        let mut errs = Vec::new();
+        if self.bind.is_empty() {
+            errs.push("`bind`: at least one address is required".into());
+        }
+        for s in &self.seeds {
+            let ok = s
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                errs.push(format!("`seeds`: '{s}' is not host:port"));
+            }
+        }
+        if !(1..=64).contains(&self.backend_connections) {
+            errs.push("`backend-connections`: must be between 1 and 64".into());
+        }
+        for (name, d) in [
+            ("connect-timeout-ms", self.connect_timeout),
+            ("backend-timeout-ms", self.backend_timeout),
+            ("health-interval-ms", self.health_interval),
+            ("refresh-interval-ms", self.refresh_interval),
+        ] {
+            if d < Duration::from_millis(10) {
+                errs.push(format!("`{name}`: must be at least 10"));
+            }
+        }
+        if self.maxclients == 0 {
+            errs.push("`maxclients`: must be at least 1".into());
+        }
+        if self.threads > 1024 {
+            errs.push("`threads`: at most 1024".into());
+        }
+        if !(1..=64).contains(&self.embedded_shards) {
+            errs.push("`embedded-shards`: must be between 1 and 64".into());
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
+        }
+        if self.hotkey_threshold == 0 {
+            errs.push("`hotkey-threshold`: must be at least 1 (operations per second)".into());
+        }
+        if !(1..=65_536).contains(&self.hotkey_capacity) {
+            errs.push("`hotkey-capacity`: must be between 1 and 65536".into());
+        }
+        if !(1..=1024).contains(&self.hotkey_sample) {
+            errs.push("`hotkey-sample`: must be between 1 and 1024".into());
+        }
+        if self.hotkey_window < Duration::from_millis(10) {
+            errs.push("`hotkey-window-ms`: must be at least 10".into());
+        }
+        if self.near_cache_wait > Duration::from_secs(10) {
+            errs.push("`near-cache-wait-ms`: at most 10000".into());
+        }
+        if self.near_cache_bytes > usize::MAX as u64 {
+            errs.push("`near-cache-bytes`: too large for this machine".into());
+        }
+        if log_filter(&self.loglevel).is_none() {
+            errs.push(format!(
+                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
+                self.loglevel
+            ));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errs))
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{BackendSettings, Backends};
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, Layered as _};
 use crate::hotkey::{HotKeys, LinkSettings};
 use crate::session;
 use crate::shared::{Shared, Stats};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::value::Value;
 use membership::settings::{self, as_bool, as_int, as_list, as_memory, as_opt_string, as_string};
-pub use membership::settings::{ConfigErrors, log_filter, parse_memory};
+pub use membership::settings::{ConfigErrors, Layered, log_filter, parse_memory};
 
 use crate::store::Policy;
 
@@ -156,54 +156,6 @@ impl Config {
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigErrors> {
         settings::extract(figment)
     }
-
-    /// Cross-field and range checks.
-    pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut errs = Vec::new();
-        if self.bind.is_empty() {
-            errs.push("`bind`: at least one address is required".into());
-        }
-        if self.cluster_enabled && self.cluster_secret.is_none() {
-            errs.push("`cluster-secret`: required when `cluster-enabled` is yes (every node must hold the same secret)".into());
-        }
-        if self.cluster_secret.as_ref().is_some_and(|s| s.len() < 8) {
-            errs.push("`cluster-secret`: must be at least 8 bytes".into());
-        }
-        for seed in &self.cluster_seeds {
-            if seed
-                .rsplit_once(':')
-                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-            {
-                errs.push(format!("`cluster-seeds`: '{seed}' is not host:port"));
-            }
-        }
-        if self.maxclients == 0 {
-            errs.push("`maxclients`: must be at least 1".into());
-        }
-        if !(1..=64).contains(&self.maxmemory_samples) {
-            errs.push("`maxmemory-samples`: must be between 1 and 64".into());
-        }
-        if !(1..=500).contains(&self.hz) {
-            errs.push("`hz`: must be between 1 and 500".into());
-        }
-        if self.proto_max_bulk_len < 1024 * 1024 {
-            errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
-        }
-        if self.client_query_buffer_limit < 1024 * 1024 {
-            errs.push("`client-query-buffer-limit`: must be at least 1mb".into());
-        }
-        if log_filter(&self.loglevel).is_none() {
-            errs.push(format!(
-                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
-                self.loglevel
-            ));
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errs))
-        }
-    }
 }
 
 impl settings::Layered for Config {
@@ -331,18 +283,57 @@ impl settings::Layered for Config {
                     .filter(|&ms: &u64| (1..=3_600_000).contains(&ms))
                     .ok_or("must be between 1 and 3600000 milliseconds")?
             }
-            other => {
-                return self
-                    .telemetry
-                    .set_value(other, v)
-                    .unwrap_or_else(|| Err("unknown configuration key".into()));
-            }
+            other => return self.telemetry.set_or_unknown(other, v),
         }
         Ok(())
     }
 
+    /// Cross-field and range checks.
     fn validate(&self) -> Result<(), ConfigErrors> {
-        Config::validate(self)
+        let mut errs = Vec::new();
+        if self.bind.is_empty() {
+            errs.push("`bind`: at least one address is required".into());
+        }
+        if self.cluster_enabled && self.cluster_secret.is_none() {
+            errs.push("`cluster-secret`: required when `cluster-enabled` is yes (every node must hold the same secret)".into());
+        }
+        if self.cluster_secret.as_ref().is_some_and(|s| s.len() < 8) {
+            errs.push("`cluster-secret`: must be at least 8 bytes".into());
+        }
+        for seed in &self.cluster_seeds {
+            if seed
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                errs.push(format!("`cluster-seeds`: '{seed}' is not host:port"));
+            }
+        }
+        if self.maxclients == 0 {
+            errs.push("`maxclients`: must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.maxmemory_samples) {
+            errs.push("`maxmemory-samples`: must be between 1 and 64".into());
+        }
+        if !(1..=500).contains(&self.hz) {
+            errs.push("`hz`: must be between 1 and 500".into());
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            errs.push("`proto-max-bulk-len`: must be at least 1mb".into());
+        }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            errs.push("`client-query-buffer-limit`: must be at least 1mb".into());
+        }
+        if log_filter(&self.loglevel).is_none() {
+            errs.push(format!(
+                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
+                self.loglevel
+            ));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errs))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::clock::Clock;
+use crate::config::Layered as _;
 use crate::config::{ClusterShutdown, Config, WarmPromotion};
 use crate::connection;
 use crate::shared::{Runtime, Shared, Stats};

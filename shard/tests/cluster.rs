@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use shard::config::ClusterShutdown;
+use shard::config::{ClusterShutdown, Layered as _};
 use shard::testing::{Config, TestShard, V, assert_err, info_field};
 
 const SECRET: &str = "test-cluster-secret";

@@ -75,6 +75,13 @@ impl Settings {
     }
 
     /// Applies one configuration key; `None` when the key is not an observability key.
+    /// [`Settings::set_value`] for the last arm of a configuration's own keys: a key that is
+    /// not an observability key either is unknown.
+    pub fn set_or_unknown(&mut self, key: &str, v: &Value) -> Result<(), String> {
+        self.set_value(key, v)
+            .unwrap_or_else(|| Err("unknown configuration key".into()))
+    }
+
     pub fn set_value(&mut self, key: &str, v: &Value) -> Option<Result<(), String>> {
         let r = match key {
             "admin-port" => as_int(v).and_then(|n| {

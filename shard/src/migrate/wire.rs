@@ -226,6 +226,7 @@ pub(super) async fn read_reply(recv: &mut quinn::RecvStream) -> Result<u32, Migr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::codec::tests::unhex;
     use bytes::Bytes;
 
     fn item(key: &str, value: Value, expire_at: u64) -> Item {
@@ -235,13 +236,6 @@ mod tests {
             value,
             expire_at,
         }
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
     }
 
     /// Frames as the migration code wrote them before the value codec existed (captured from

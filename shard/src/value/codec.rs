@@ -124,12 +124,13 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::value::HashValue;
     use bytes::Bytes;
 
-    fn unhex(s: &str) -> Vec<u8> {
+    /// Bytes from a hex string (golden records in tests).
+    pub(crate) fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))

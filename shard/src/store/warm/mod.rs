@@ -415,14 +415,8 @@ impl WarmStore {
 mod tests {
     use super::*;
     use crate::value::HashValue;
+    use crate::value::codec::tests::unhex;
     use bytes::Bytes;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
 
     /// A warm-tier file as the first warm-tier format wrote it (records captured from that
     /// code: a string with a TTL, a hash, a corrupt record, a record of an unknown type), opened
