@@ -5,8 +5,8 @@
 #           redis-servers (a static split, so only the proxy differs), and twemproxy in front
 #           of three others.
 # redis-benchmark -c 50 -r 100000 -d 64: SET and GET at -P 1 and -P 16, and MGET of 10 keys
-# (proxies only); REPS rounds, the systems alternating within each round; medians and the
-# ratio B/A printed as markdown tables. Loopback only; every run is bounded by -n and a timeout.
+# (proxies only); REPS rounds, the systems alternating within each round; median rates and
+# the median of the rounds' B/A ratios printed as markdown tables. Loopback only; every run is bounded by -n and a timeout.
 #
 #   A=/path/to/old/bin B=target/release docs/bench/ab.sh        (directories holding both binaries)
 #   env: REPS=3 N_P1=200000 N_P16=2000000 N_MGET=200000 PARTS="shard proxy" OUT=<dir>
@@ -99,20 +99,25 @@ done
 python3 - "$OUT/runs.tsv" <<'PY'
 import csv, statistics as st, sys
 from collections import defaultdict
-g = defaultdict(list)
+g = defaultdict(dict)
 for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
-    g[(r["system"], r["test"], r["pipeline"])].append(float(r["rps"]))
-med = lambda k: st.median(g[k]) if g.get(k) else None
+    g[(r["system"], r["test"], r["pipeline"])][r["rep"]] = float(r["rps"])
+med = lambda k: st.median(g[k].values()) if g.get(k) else None
+def paired(x, y):
+    # The median of the per-round ratios: both systems of a round saw the same machine.
+    rs = [g[x][r] / g[y][r] for r in g.get(x, {}) if r in g.get(y, {})]
+    return st.median(rs) if rs else None
 for part, a, b, peer in (("shard", "shard-a", "shard-b", "redis"), ("proxy", "proxy-a", "proxy-b", "twemproxy")):
     rows = [(t, P) for t in ("SET", "GET", "MGET") for P in ("1", "16") if med((a, t, P))]
     if not rows:
         continue
-    print(f"\n| {part} test | -P | A rps | B rps | B/A | {peer} rps | B/{peer} |")
+    print(f"\n| {part} test | -P | A rps | B rps | B/A (per round) | {peer} rps | B/{peer} (per round) |")
     print("|---|---|---|---|---|---|---|")
     for t, P in rows:
-        ra, rb, rp = med((a, t, P)), med((b, t, P)), med((peer, t, P))
-        peer_cols = f"{rp:,.0f} | {rb/rp:.2f}x" if rp else "- | -"
-        print(f"| {t} | {P} | {ra:,.0f} | {rb:,.0f} | {rb/ra:.2f}x | {peer_cols} |")
-print(f"\n{len(next(iter(g.values())))} runs per cell, medians; raw runs in {sys.argv[1]}")
+        ka, kb, kp = (a, t, P), (b, t, P), (peer, t, P)
+        rounds = ", ".join(f"{v:.2f}" for v in (g[kb][r] / g[ka][r] for r in sorted(g[ka]) if r in g[kb]))
+        peer_cols = f"{med(kp):,.0f} | {paired(kb, kp):.2f}x" if med(kp) else "- | -"
+        print(f"| {t} | {P} | {med(ka):,.0f} | {med(kb):,.0f} | {paired(kb, ka):.2f}x ({rounds}) | {peer_cols} |")
+print(f"\n{len(next(iter(g.values())))} rounds per cell; rates are medians, ratios medians of the rounds' ratios; raw runs in {sys.argv[1]}")
 PY
 cat "$OUT/versions.txt"
