@@ -31,6 +31,26 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// `Ok` when there are no problems, else all of them.
+    pub fn check(problems: Vec<String>) -> Result<(), ConfigErrors> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+}
+
+/// The problem with a `loglevel` value, if it is not a level [`log_filter`] knows.
+pub fn loglevel_problem(level: &str) -> Option<String> {
+    log_filter(level).is_none().then(|| {
+        format!(
+            "`loglevel`: unknown level '{level}' (expected debug, verbose, notice, warning, or a tracing filter)"
+        )
+    })
+}
+
 /// Defaults, then the TOML file (if any), then `AUTOCACHE_*` environment variables
 /// (`AUTOCACHE_MAXMEMORY_POLICY=allkeys-lru` sets `maxmemory-policy`; `__` nests). Merge flags
 /// on top before extracting.
@@ -88,11 +108,7 @@ pub fn extract<C: Layered>(figment: &Figment) -> Result<C, ConfigErrors> {
     let mut cfg = C::default();
     let mut errs = apply(figment, |key, value| cfg.set_value(key, value));
     errs.extend(cfg.validate().err().map(|e| e.0).unwrap_or_default());
-    if errs.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(ConfigErrors(errs))
-    }
+    ConfigErrors::check(errs).map(|()| cfg)
 }
 
 /// Parses a Redis memory value: a plain byte count or a number with a unit

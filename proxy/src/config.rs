@@ -282,17 +282,8 @@ impl settings::Layered for Config {
         if self.near_cache_bytes > usize::MAX as u64 {
             errs.push("`near-cache-bytes`: too large for this machine".into());
         }
-        if log_filter(&self.loglevel).is_none() {
-            errs.push(format!(
-                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
-                self.loglevel
-            ));
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errs))
-        }
+        errs.extend(settings::loglevel_problem(&self.loglevel));
+        ConfigErrors::check(errs)
     }
 }
 

@@ -323,17 +323,8 @@ impl settings::Layered for Config {
         if self.client_query_buffer_limit < 1024 * 1024 {
             errs.push("`client-query-buffer-limit`: must be at least 1mb".into());
         }
-        if log_filter(&self.loglevel).is_none() {
-            errs.push(format!(
-                "`loglevel`: unknown level '{}' (expected debug, verbose, notice, warning, or a tracing filter)",
-                self.loglevel
-            ));
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(errs))
-        }
+        errs.extend(settings::loglevel_problem(&self.loglevel));
+        ConfigErrors::check(errs)
     }
 }
 
