@@ -5,9 +5,11 @@
 #
 #   docs/bench/shard-vs-redis.sh            # 3 rounds
 #   REPS=5 docs/bench/shard-vs-redis.sh
+#   TESTS=lpush,rpush,lpop,rpop,lrange_100 docs/bench/shard-vs-redis.sh   # redis-benchmark -t names
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${REPS:-3}
+TESTS=${TESTS:-set,get}
 N_P1=${N_P1:-200000}
 N_P16=${N_P16:-2000000}
 SHARD_PORT=${SHARD_PORT:-7301}
@@ -40,7 +42,7 @@ for rep in $(seq "$REPS"); do
     n=$N_P1; [ "$P" = 16 ] && n=$N_P16
     for sys in shard redis; do
       port=$SHARD_PORT; [ "$sys" = redis ] && port=$REDIS_PORT
-      timeout 120 redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -n "$n" -P "$P" -t set,get --csv 2>/dev/null |
+      timeout 120 redis-benchmark -p "$port" -c 50 -d 64 -r 100000 -n "$n" -P "$P" -t "$TESTS" --csv 2>/dev/null |
         tr -d '"' | awk -F, -v s="$sys" -v P="$P" -v r="$rep" 'NR>1 {print s"\t"$1"\t"P"\t"r"\t"$2"\t"$5"\t"$7}' >>"$OUT/runs.tsv"
     done
   done
@@ -55,7 +57,8 @@ for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
 med = lambda rs, k: st.median(float(r[k]) for r in rs)
 print("| test | pipeline | autocache-shard rps | redis-server rps | ratio | shard p50 / p99 ms | redis p50 / p99 ms |")
 print("|---|---|---|---|---|---|---|")
-for t in ("SET", "GET"):
+tests = list(dict.fromkeys(t for (_, t, _) in g))
+for t in tests:
     for P in ("1", "16"):
         a, b = g.get(("shard", t, P)), g.get(("redis", t, P))
         if not a or not b:
