@@ -149,16 +149,17 @@ pub fn push_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         }
         t.insert(key, Entry::new(Value::List(Box::default()), 0, s.now));
     }
+    // Checked to be a list under this same lock; the type is matched again all the same.
     let len = t.update(key, s.now, |v| match v {
         Value::List(l) => {
             for e in a.slice(2) {
                 push(l, end, owned(e));
             }
-            l.len()
+            Ok(l.len())
         }
-        _ => unreachable!("checked to be a list under the same lock"),
+        _ => Err(CmdError::WrongType),
     });
-    Ok(Reply::Int(len.unwrap_or(0) as i64))
+    Ok(Reply::Int(len.transpose()?.unwrap_or(0) as i64))
 }
 
 /// LPOP, RPOP, with or without a count.
