@@ -498,6 +498,7 @@ impl CommandSpec {
         cats.push(match self.group {
             "string" => "@string",
             "hash" => "@hash",
+            "list" => "@list",
             "generic" => "@keyspace",
             "connection" => "@connection",
             _ => "@admin",
