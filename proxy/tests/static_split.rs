@@ -214,6 +214,17 @@ async fn lists_over_3_shards_and_moves_within_one_slot() {
         "*2\r\n$1\r\ny\r\n$1\r\nx\r\n"
     );
     assert_eq!(raw.text(&["EXISTS", "{t}a"]).await, ":0\r\n");
+    // Null replies take the client's protocol: a missing list's LPOP with a count is `*-1`
+    // in RESP2 and `_` in RESP3.
+    assert_eq!(raw.text(&["LPOP", "{t}a", "2"]).await, "*-1\r\n");
+    let mut resp3 = proxy.raw().await;
+    resp3.text(&["HELLO", "3"]).await;
+    assert_eq!(resp3.text(&["LPOP", "{t}a", "2"]).await, "_\r\n");
+    assert_eq!(resp3.text(&["RPOP", "{t}a"]).await, "_\r\n");
+    assert_eq!(
+        resp3.text(&["LPOS", "{t}b", "x", "COUNT", "0"]).await,
+        "*1\r\n:1\r\n"
+    );
     assert_eq!(
         raw.text(&["GET", "{t}b"]).await,
         "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
