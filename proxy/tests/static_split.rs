@@ -170,6 +170,68 @@ async fn atomic_multi_key_commands_need_one_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_over_3_shards_and_moves_within_one_slot() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    // Thirty lists land on all three shards.
+    for i in 0..30 {
+        let k = format!("list:{i}");
+        assert_eq!(raw.text(&["RPUSH", &k, "a", "b"]).await, ":2\r\n");
+        assert_eq!(raw.text(&["LPUSH", &k, &i.to_string()]).await, ":3\r\n");
+    }
+    for i in 0..30 {
+        let k = format!("list:{i}");
+        let n = i.to_string();
+        assert_eq!(
+            raw.text(&["LRANGE", &k, "0", "-1"]).await,
+            format!("*3\r\n${}\r\n{n}\r\n$1\r\na\r\n$1\r\nb\r\n", n.len())
+        );
+        assert_eq!(
+            raw.text(&["LPOP", &k]).await,
+            format!("${}\r\n{n}\r\n", n.len())
+        );
+        assert_eq!(
+            raw.text(&["RPOP", &k, "5"]).await,
+            "*2\r\n$1\r\nb\r\n$1\r\na\r\n"
+        );
+        assert_eq!(raw.text(&["EXISTS", &k]).await, ":0\r\n");
+    }
+    let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(raw.text(&["RPUSH", "a", "x"]).await, ":1\r\n");
+    assert_eq!(raw.text(&["LMOVE", "a", "b", "LEFT", "RIGHT"]).await, cross);
+    assert_eq!(raw.text(&["RPOPLPUSH", "a", "b"]).await, cross);
+    assert_eq!(raw.text(&["RPUSH", "{t}a", "x", "y"]).await, ":2\r\n");
+    assert_eq!(
+        raw.text(&["LMOVE", "{t}a", "{t}b", "LEFT", "RIGHT"]).await,
+        "$1\r\nx\r\n"
+    );
+    assert_eq!(
+        raw.text(&["RPOPLPUSH", "{t}a", "{t}b"]).await,
+        "$1\r\ny\r\n"
+    );
+    assert_eq!(
+        raw.text(&["LRANGE", "{t}b", "0", "-1"]).await,
+        "*2\r\n$1\r\ny\r\n$1\r\nx\r\n"
+    );
+    assert_eq!(raw.text(&["EXISTS", "{t}a"]).await, ":0\r\n");
+    // Null replies take the client's protocol: a missing list's LPOP with a count is `*-1`
+    // in RESP2 and `_` in RESP3.
+    assert_eq!(raw.text(&["LPOP", "{t}a", "2"]).await, "*-1\r\n");
+    let mut resp3 = proxy.raw().await;
+    resp3.text(&["HELLO", "3"]).await;
+    assert_eq!(resp3.text(&["LPOP", "{t}a", "2"]).await, "_\r\n");
+    assert_eq!(resp3.text(&["RPOP", "{t}a"]).await, "_\r\n");
+    assert_eq!(
+        resp3.text(&["LPOS", "{t}b", "x", "COUNT", "0"]).await,
+        "*1\r\n:1\r\n"
+    );
+    assert_eq!(
+        raw.text(&["GET", "{t}b"]).await,
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_across_shards_returns_every_key_exactly_once() {
     let (_shards, proxy) = three().await;
     let mut c = proxy.redis().await;

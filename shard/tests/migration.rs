@@ -350,9 +350,10 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
     let mut ra = a.raw().await;
     for i in 0..700 {
         let k = format!("{{mig}}:{i}");
-        let r = match i % 3 {
+        let r = match i % 4 {
             0 => ra.cmd(&["HSET", &k, "a", &i.to_string(), "b", "2"]).await,
             1 => ra.cmd(&["SET", &k, &i.to_string(), "EX", "1000"]).await,
+            3 => ra.cmd(&["RPUSH", &k, &i.to_string(), "", "tail"]).await,
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
         assert!(matches!(r, V::Int(_)) || r == V::s("OK"), "{r:?}");
@@ -413,10 +414,17 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             V::Err(format!("MOVED {slot} 127.0.0.1:{b_port}")),
             "the source redirects"
         );
-        match i % 3 {
+        match i % 4 {
             0 => {
                 assert_eq!(rb.cmd(&["HGET", &k, "a"]).await, V::s(&i.to_string()));
                 assert_eq!(rb.cmd(&["HLEN", &k]).await, V::Int(2));
+            }
+            3 => {
+                assert_eq!(
+                    rb.cmd(&["LRANGE", &k, "0", "-1"]).await,
+                    V::strs(&[&i.to_string(), "", "tail"])
+                );
+                assert_eq!(rb.cmd(&["TTL", &k]).await, V::Int(-1));
             }
             1 => {
                 assert_eq!(rb.cmd(&["GET", &k]).await, V::s(&i.to_string()));

@@ -102,6 +102,11 @@ const BLMOVE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
 ];
+/// LMOVE and RPOPLPUSH: the source is read and may be deleted, the destination gets an element.
+const LMOVE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["RW", "insert"]),
+];
 const BRPOPLPUSH_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
@@ -330,6 +335,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("hstrlen",      Hstrlen,         3, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "hash",       "3.2.0",  "Returns the length of the value of a field."),
     row("hscan",        Hscan,          -3, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "hash",       "2.8.0",  "Iterates over fields and values of a hash."),
     row("hrandfield",   Hrandfield,     -2, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "hash",       "6.2.0",  "Returns one or more random fields from a hash."),
+    row("lpush",        Lpush,          -3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
+    row("rpush",        Rpush,          -3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Appends one or more elements to a list. Creates the key if it doesn't exist."),
+    row("lpushx",       Lpushx,         -3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "2.2.0",  "Prepends one or more elements to a list only when the list exists."),
+    row("rpushx",       Rpushx,         -3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "2.2.0",  "Appends an element to a list only when the list exists."),
+    row("lpop",         Lpop,           -2, WF,    K1,  RW_AD,         SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
+    row("rpop",         Rpop,           -2, WF,    K1,  RW_AD,         SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    row("llen",         Llen,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Returns the length of a list."),
+    row("lrange",       Lrange,          4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Returns a range of elements from a list."),
+    row("lindex",       Lindex,          3, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Returns an element from a list by its index."),
+    row("lset",         Lset,            4, WD,    K1,  RW_U,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Sets the value of an element in a list by its index."),
+    row("lrem",         Lrem,            4, W,     K1,  RW_D,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Removes elements from a list. Deletes the list if the last element was removed."),
+    row("ltrim",        Ltrim,           4, W,     K1,  RW_D,          SingleKey,                NO_TIPS,        "list",       "1.0.0",  "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
+    row("linsert",      Linsert,         5, WD,    K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "2.2.0",  "Inserts an element before or after another element in a list."),
+    row("lpos",         Lpos,           -3, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "list",       "6.0.6",  "Returns the index of matching elements in a list."),
+    row("lmove",        Lmove,           5, WD,    K12, LMOVE_KEYS,    SameSlot,                 NO_TIPS,        "list",       "6.2.0",  "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    row("rpoplpush",    Rpoplpush,       3, WD,    K12, LMOVE_KEYS,    SameSlot,                 NO_TIPS,        "list",       "1.2.0",  "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
 ];
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not

@@ -9,6 +9,7 @@ mod cluster;
 mod connection;
 mod hash;
 mod key;
+mod list;
 mod server;
 mod session;
 mod string;
@@ -246,6 +247,18 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Hstrlen => hash::hstrlen(s, a),
         Hscan => hash::hscan(s, a),
         Hrandfield => hash::hrandfield(s, a),
+
+        Lpush | Rpush | Lpushx | Rpushx => list::push_cmd(s, spec.id, a),
+        Lpop | Rpop => list::pop_cmd(s, spec.id, a),
+        Llen => list::llen(s, a),
+        Lrange => list::lrange(s, a),
+        Lindex => list::lindex(s, a),
+        Lset => list::lset(s, a),
+        Lrem => list::lrem(s, a),
+        Ltrim => list::ltrim(s, a),
+        Linsert => list::linsert(s, a),
+        Lpos => list::lpos(s, a),
+        Lmove | Rpoplpush => list::lmove(s, spec.id, a),
 
         ClusterKeyslot
         | ClusterCountkeysinslot

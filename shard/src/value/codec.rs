@@ -21,7 +21,7 @@
 //! then matches on the version byte. A build that meets a version or kind it does not know
 //! fails with an error, never a guess.
 
-use super::{Kind, Value, hash, string};
+use super::{Kind, Value, hash, list, string};
 
 /// The version this build writes.
 pub const VERSION: u8 = 1;
@@ -64,6 +64,7 @@ pub fn encoded_len(value: &Value) -> usize {
         + match value {
             Value::Str(b) => string::encoded_len(b),
             Value::Hash(h) => hash::encoded_len(h),
+            Value::List(l) => list::encoded_len(l),
         }
 }
 
@@ -83,6 +84,7 @@ pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &V
     match value {
         Value::Str(b) => string::encode(b, out),
         Value::Hash(h) => hash::encode(h, out),
+        Value::List(l) => list::encode(l, out),
     }
 }
 
@@ -115,6 +117,9 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
         Kind::Hash => Value::Hash(Box::new(
             hash::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
+        Kind::List => Value::List(Box::new(
+            list::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
     };
     Ok(Record {
         generation: h.generation,
@@ -126,8 +131,14 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::value::HashValue;
+    use crate::value::{HashValue, ListValue};
     use bytes::Bytes;
+
+    fn list(elements: &[&'static [u8]]) -> Value {
+        Value::List(Box::new(
+            elements.iter().map(|e| Bytes::from_static(e)).collect(),
+        ))
+    }
 
     /// Bytes from a hex string (golden records in tests).
     pub(crate) fn unhex(s: &str) -> Vec<u8> {
@@ -197,6 +208,16 @@ pub(crate) mod tests {
         }
     }
 
+    /// The list payload's layout, pinned: a list record written today must decode forever.
+    #[test]
+    fn golden_list_record() {
+        let bytes = unhex("010000000000000005000000000000000002000000016100000000000000026263");
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!((rec.generation, rec.expire_at), (5, 0));
+        assert_eq!(rec.value, list(&[b"a", b"", b"bc"]));
+        assert_eq!(encode(5, 0, &rec.value), bytes);
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let mut big = HashValue::default();
@@ -210,6 +231,13 @@ pub(crate) mod tests {
             hash(&[]),
             hash(&[(b"", b""), (b"f", b"")]),
             Value::Hash(Box::new(big)),
+            list(&[]),
+            list(&[b"", b"a", b"", b"bc"]),
+            Value::List(Box::new(
+                (0..300)
+                    .map(|i| Bytes::from(vec![b'y'; i]))
+                    .collect::<ListValue>(),
+            )),
         ]);
         for value in values {
             for (generation, expire_at) in [(0, 0), (7, 99), (u64::MAX, u64::MAX)] {
@@ -230,6 +258,7 @@ pub(crate) mod tests {
         let values = [
             Value::Str(Bytes::from_static(b"hello")),
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
+            list(&[b"element", b"e2"]),
         ];
         for value in &values {
             let good = encode(1, 2, value);
@@ -254,10 +283,20 @@ pub(crate) mod tests {
                         );
                         whole += 1;
                     }
-                    (Value::Hash(_), Err(e)) => assert_eq!(e, DecodeError::Truncated, "cut {cut}"),
+                    // Likewise a list cut between two elements.
+                    (Value::List(_), Ok(r)) => {
+                        assert!(
+                            matches!(r.value, Value::List(l) if l.len() < 2),
+                            "cut {cut}"
+                        );
+                        whole += 1;
+                    }
+                    (Value::Hash(_) | Value::List(_), Err(e)) => {
+                        assert_eq!(e, DecodeError::Truncated, "cut {cut}")
+                    }
                 }
             }
-            if let Value::Hash(_) = value {
+            if !matches!(value, Value::Str(_)) {
                 assert_eq!(whole, 2, "cuts after 0 and 1 complete fields");
             }
         }

@@ -10,11 +10,13 @@
 
 pub mod codec;
 pub mod hash;
+pub mod list;
 pub mod string;
 
 use bytes::Bytes;
 
 pub use hash::{FIELD_OVERHEAD, HashValue};
+pub use list::{ELEMENT_OVERHEAD, ListValue};
 
 /// A key's value, in RAM.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,8 @@ pub enum Value {
     /// Boxed: a hash table is several words, and most values are strings, so the enum (and
     /// every table entry) stays two words plus the tag.
     Hash(Box<HashValue>),
+    /// Boxed for the same reason as `Hash`.
+    List(Box<ListValue>),
 }
 
 /// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
@@ -32,18 +36,20 @@ pub enum Value {
 pub enum Kind {
     String,
     Hash,
+    List,
 }
 
 impl Kind {
     /// Every kind, in code order (tests walk it; the compiler does not check it is complete,
     /// `kind_codes_are_stable_and_distinct` does).
-    pub const ALL: [Kind; 2] = [Kind::String, Kind::Hash];
+    pub const ALL: [Kind; 3] = [Kind::String, Kind::Hash, Kind::List];
 
     /// The stable one-byte code in records and migration frames.
     pub const fn code(self) -> u8 {
         match self {
             Kind::String => 0,
             Kind::Hash => 1,
+            Kind::List => 2,
         }
     }
 
@@ -53,6 +59,7 @@ impl Kind {
         match code {
             0 => Some(Kind::String),
             1 => Some(Kind::Hash),
+            2 => Some(Kind::List),
             _ => None,
         }
     }
@@ -62,6 +69,7 @@ impl Kind {
         match self {
             Kind::String => "string",
             Kind::Hash => "hash",
+            Kind::List => "list",
         }
     }
 }
@@ -72,6 +80,7 @@ impl Value {
         match self {
             Value::Str(_) => Kind::String,
             Value::Hash(_) => Kind::Hash,
+            Value::List(_) => Kind::List,
         }
     }
 
@@ -86,6 +95,7 @@ impl Value {
         match self {
             Value::Str(b) => string::encoding(b),
             Value::Hash(h) => hash::encoding(h),
+            Value::List(l) => list::encoding(l),
         }
     }
 
@@ -96,6 +106,7 @@ impl Value {
         match self {
             Value::Str(b) => string::payload_bytes(b),
             Value::Hash(h) => hash::payload_bytes(h),
+            Value::List(l) => list::payload_bytes(l),
         }
     }
 
@@ -106,6 +117,7 @@ impl Value {
         match self {
             Value::Str(_) => false,
             Value::Hash(h) => h.is_empty(),
+            Value::List(l) => l.is_empty(),
         }
     }
 }
@@ -125,6 +137,7 @@ mod tests {
                     h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
                     Value::Hash(Box::new(h))
                 }
+                Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
             })
             .collect()
     }
@@ -134,6 +147,7 @@ mod tests {
         // On disk and on the wire since the first warm-tier format: never change these.
         assert_eq!(Kind::String.code(), 0);
         assert_eq!(Kind::Hash.code(), 1);
+        assert_eq!(Kind::List.code(), 2);
         for (i, k) in Kind::ALL.iter().enumerate() {
             assert_eq!(usize::from(k.code()), i, "ALL is in code order");
             assert_eq!(Kind::from_code(k.code()), Some(*k));
@@ -165,6 +179,11 @@ mod tests {
             .map(|i| (Bytes::from(format!("f{i}")), Bytes::new()))
             .collect();
         assert_eq!(Value::Hash(Box::new(many)).encoding(), "hashtable");
+        let small: ListValue = (0..100).map(|i| Bytes::from(format!("e{i}"))).collect();
+        let small = Value::List(Box::new(small));
+        assert_eq!((small.type_name(), small.encoding()), ("list", "listpack"));
+        let big: ListValue = (0..100).map(|_| Bytes::from(vec![b'x'; 100])).collect();
+        assert_eq!(Value::List(Box::new(big)).encoding(), "quicklist");
     }
 
     #[test]
@@ -178,5 +197,9 @@ mod tests {
         assert!(!v.is_empty_aggregate());
         assert!(Value::Hash(Box::default()).is_empty_aggregate());
         assert!(!Value::Str(Bytes::new()).is_empty_aggregate());
+        let l = Value::List(Box::new(ListValue::from([Bytes::from_static(b"ab")])));
+        assert_eq!(l.payload_bytes(), 2 + ELEMENT_OVERHEAD);
+        assert!(!l.is_empty_aggregate());
+        assert!(Value::List(Box::default()).is_empty_aggregate());
     }
 }

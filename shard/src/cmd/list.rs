@@ -1,0 +1,401 @@
+//! List commands (the non-blocking ones), with Redis 7's replies and error texts. Each command
+//! checks its arguments in the order Redis does, so a request that is wrong in two ways gets
+//! the same error from both.
+
+use bytes::Bytes;
+use membership::command::CommandId;
+use membership::resp::CommandError;
+
+use super::args::{eq, owned, parse_i64, strict_i64};
+use super::session::Session;
+use crate::error::{CmdError, CmdResult};
+use crate::protocol::{Args, Reply};
+use crate::store::{Entry, ListValue, SlotMap, Value};
+
+/// Which end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Left,
+    Right,
+}
+
+impl End {
+    fn parse(b: &[u8]) -> Result<End, CmdError> {
+        if eq(b, "left") {
+            Ok(End::Left)
+        } else if eq(b, "right") {
+            Ok(End::Right)
+        } else {
+            Err(CmdError::Syntax)
+        }
+    }
+}
+
+fn push(l: &mut ListValue, end: End, e: Bytes) {
+    match end {
+        End::Left => l.push_front(e),
+        End::Right => l.push_back(e),
+    }
+}
+
+fn pop(l: &mut ListValue, end: End) -> Option<Bytes> {
+    match end {
+        End::Left => l.pop_front(),
+        End::Right => l.pop_back(),
+    }
+}
+
+/// Redis's `getRangeLongFromObjectOrReply`: an integer in `min..=max`, else `msg` (or Redis's
+/// generic texts when there is none).
+fn ranged(b: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, CmdError> {
+    let out_of_range = || match msg {
+        Some(m) => CmdError::err(m),
+        None => CmdError::err(format!(
+            "value is out of range, value must between {min} and {max}"
+        )),
+    };
+    match strict_i64(b) {
+        None => Err(msg.map_or(CmdError::NotInteger, CmdError::err)),
+        Some(v) if v < min || v > max => Err(out_of_range()),
+        Some(v) => Ok(v),
+    }
+}
+
+/// Redis's `getPositiveLongFromObjectOrReply`.
+fn non_negative(b: &[u8], msg: &str) -> Result<usize, CmdError> {
+    ranged(b, 0, i64::MAX, Some(msg)).map(|v| v as usize)
+}
+
+/// A list index (negative from the tail) as a position, if it is inside a list of `len`.
+fn position(index: i64, len: usize) -> Option<usize> {
+    let len = len as i64;
+    let i = if index < 0 { index + len } else { index };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
+/// LRANGE/LTRIM's clamping: the inclusive range `start..=stop` of a list of `len`, `None`
+/// when empty.
+fn clamp(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 { stop + len } else { stop };
+    if start > stop || start >= len {
+        return None;
+    }
+    Some((start as usize, stop.min(len - 1) as usize))
+}
+
+/// Runs `f` on the list at `key`. `Ok(None)` when absent; the store deletes the key if `f`
+/// leaves the list empty.
+fn update<R>(
+    s: &Session,
+    key: &[u8],
+    f: impl FnOnce(&mut ListValue) -> R,
+) -> Result<Option<R>, CmdError> {
+    let mut t = s.shared.db.for_key(key);
+    t.update(key, s.now, |v| match v {
+        Value::List(l) => Ok(f(l)),
+        _ => Err(CmdError::WrongType),
+    })
+    .transpose()
+}
+
+/// Reads the list at `key`: `Ok(None)` when absent.
+fn read<R>(
+    s: &mut Session,
+    key: &[u8],
+    f: impl FnOnce(&ListValue) -> R,
+) -> Result<Option<R>, CmdError> {
+    let r = match s.shared.db.for_key(key).lookup(key, s.now) {
+        None => None,
+        Some(Entry {
+            value: Value::List(l),
+            ..
+        }) => Some(f(l)),
+        Some(_) => return Err(CmdError::WrongType),
+    };
+    s.hit(r.is_some());
+    Ok(r)
+}
+
+/// The list type of a key in a locked table: `Ok(false)` when absent.
+fn is_list(t: &mut SlotMap, key: &[u8], now: u64) -> Result<bool, CmdError> {
+    match t.peek(key, now) {
+        None => Ok(false),
+        Some(Entry {
+            value: Value::List(_),
+            ..
+        }) => Ok(true),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+/// LPUSH, RPUSH, LPUSHX, RPUSHX.
+pub fn push_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let end = match id {
+        CommandId::Lpush | CommandId::Lpushx => End::Left,
+        _ => End::Right,
+    };
+    let only_existing = matches!(id, CommandId::Lpushx | CommandId::Rpushx);
+    let key = a.get(1);
+    let mut t = s.shared.db.for_key(key);
+    if !is_list(&mut t, key, s.now)? {
+        if only_existing {
+            return Ok(Reply::Int(0));
+        }
+        t.insert(key, Entry::new(Value::List(Box::default()), 0, s.now));
+    }
+    // Checked to be a list under this same lock; the type is matched again all the same.
+    let len = t.update(key, s.now, |v| match v {
+        Value::List(l) => {
+            for e in a.slice(2) {
+                push(l, end, owned(e));
+            }
+            Ok(l.len())
+        }
+        _ => Err(CmdError::WrongType),
+    });
+    Ok(Reply::Int(len.transpose()?.unwrap_or(0) as i64))
+}
+
+/// LPOP, RPOP, with or without a count.
+pub fn pop_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let end = if id == CommandId::Lpop {
+        End::Left
+    } else {
+        End::Right
+    };
+    if a.len() > 3 {
+        let name = if end == End::Left { "lpop" } else { "rpop" };
+        return Err(CmdError::from(CommandError::WrongArity(name.into())));
+    }
+    let count = if a.len() == 3 {
+        Some(non_negative(
+            a.get(2),
+            "value is out of range, must be positive",
+        )?)
+    } else {
+        None
+    };
+    let popped = update(s, a.get(1), |l| match count {
+        None => Reply::opt_bulk(pop(l, end)),
+        Some(n) => Reply::Array(
+            (0..n.min(l.len()))
+                .filter_map(|_| pop(l, end).map(Reply::Bulk))
+                .collect(),
+        ),
+    })?;
+    Ok(popped.unwrap_or(if count.is_some() {
+        Reply::NilArray
+    } else {
+        Reply::Nil
+    }))
+}
+
+pub fn llen(s: &mut Session, a: &Args) -> CmdResult {
+    Ok(Reply::Int(
+        read(s, a.get(1), |l| l.len() as i64)?.unwrap_or(0),
+    ))
+}
+
+pub fn lrange(s: &mut Session, a: &Args) -> CmdResult {
+    let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
+    let items = read(s, a.get(1), |l| match clamp(start, stop, l.len()) {
+        None => vec![],
+        Some((from, to)) => l.range(from..=to).cloned().map(Reply::Bulk).collect(),
+    })?;
+    Ok(Reply::Array(items.unwrap_or_default()))
+}
+
+pub fn lindex(s: &mut Session, a: &Args) -> CmdResult {
+    // Redis looks the key up before it parses the index.
+    let index = a.get(2);
+    let found = read(s, a.get(1), |l| {
+        let i = parse_i64(index)?;
+        Ok::<_, CmdError>(position(i, l.len()).and_then(|p| l.get(p).cloned()))
+    })?;
+    Ok(Reply::opt_bulk(found.transpose()?.flatten()))
+}
+
+pub fn lset(s: &mut Session, a: &Args) -> CmdResult {
+    let (index, element) = (a.get(2), a.bytes(3));
+    update(s, a.get(1), |l| {
+        let i = parse_i64(index)?;
+        let slot = position(i, l.len())
+            .and_then(|p| l.get_mut(p))
+            .ok_or_else(|| CmdError::err("index out of range"))?;
+        *slot = owned(&element);
+        Ok(Reply::Ok)
+    })?
+    .unwrap_or(Err(CmdError::NoSuchKey))
+}
+
+pub fn lrem(s: &mut Session, a: &Args) -> CmdResult {
+    let count = parse_i64(a.get(2))?;
+    let element = a.get(3);
+    let removed = update(s, a.get(1), |l| {
+        let limit = if count == 0 {
+            usize::MAX
+        } else {
+            count.unsigned_abs() as usize
+        };
+        let mut removed = 0;
+        if count >= 0 {
+            l.retain(|e| {
+                let hit = removed < limit && e == element;
+                removed += usize::from(hit);
+                !hit
+            });
+        } else {
+            // From the tail: walk backwards, removing up to `limit` matches.
+            let mut i = l.len();
+            while i > 0 && removed < limit {
+                i -= 1;
+                if l.get(i).is_some_and(|e| e == element) {
+                    l.remove(i);
+                    removed += 1;
+                }
+            }
+        }
+        removed as i64
+    })?;
+    Ok(Reply::Int(removed.unwrap_or(0)))
+}
+
+pub fn ltrim(s: &mut Session, a: &Args) -> CmdResult {
+    let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
+    update(s, a.get(1), |l| match clamp(start, stop, l.len()) {
+        None => l.clear(),
+        Some((from, to)) => {
+            l.truncate(to + 1);
+            l.drain(..from);
+        }
+    })?;
+    Ok(Reply::Ok)
+}
+
+pub fn linsert(s: &mut Session, a: &Args) -> CmdResult {
+    let after = if eq(a.get(2), "after") {
+        true
+    } else if eq(a.get(2), "before") {
+        false
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let (pivot, element) = (a.get(3), a.bytes(4));
+    let len = update(s, a.get(1), |l| match l.iter().position(|e| e == pivot) {
+        None => -1,
+        Some(p) => {
+            l.insert(p + usize::from(after), owned(&element));
+            l.len() as i64
+        }
+    })?;
+    Ok(Reply::Int(len.unwrap_or(0)))
+}
+
+pub fn lpos(s: &mut Session, a: &Args) -> CmdResult {
+    let (mut rank, mut count, mut maxlen) = (1i64, None, 0usize);
+    let mut j = 3;
+    while j < a.len() {
+        let (opt, more) = (a.get(j), j + 1 < a.len());
+        if eq(opt, "rank") && more {
+            rank = ranged(a.get(j + 1), -i64::MAX, i64::MAX, None)?;
+            if rank == 0 {
+                return Err(CmdError::err(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if eq(opt, "count") && more {
+            count = Some(non_negative(a.get(j + 1), "COUNT can't be negative")?);
+        } else if eq(opt, "maxlen") && more {
+            maxlen = non_negative(a.get(j + 1), "MAXLEN can't be negative")?;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 2;
+    }
+    let element = a.get(2);
+    let found = read(s, a.get(1), |l| {
+        let len = l.len();
+        let scan = if maxlen == 0 { len } else { maxlen.min(len) };
+        // A count of 0 means every match; without COUNT, the first one.
+        let want = match count {
+            Some(0) => usize::MAX,
+            Some(n) => n,
+            None => 1,
+        };
+        let mut skip = rank.unsigned_abs() - 1;
+        let mut hits = Vec::new();
+        let indices: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+            Box::new(0..scan)
+        } else {
+            Box::new((len - scan..len).rev())
+        };
+        for i in indices {
+            if hits.len() >= want {
+                break;
+            }
+            if l.get(i).is_some_and(|e| e == element) {
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    hits.push(i as i64);
+                }
+            }
+        }
+        hits
+    })?;
+    Ok(match (found, count) {
+        (None, Some(_)) => Reply::Array(vec![]),
+        (Some(hits), Some(_)) => Reply::Array(hits.into_iter().map(Reply::Int).collect()),
+        (found, None) => found
+            .and_then(|h| h.first().copied())
+            .map_or(Reply::Nil, Reply::Int),
+    })
+}
+
+/// LMOVE and RPOPLPUSH (`from`/`to` already parsed for the latter).
+pub fn lmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let (from, to) = if id == CommandId::Rpoplpush {
+        (End::Right, End::Left)
+    } else {
+        (End::parse(a.get(3))?, End::parse(a.get(4))?)
+    };
+    let (src, dst) = (a.get(1), a.get(2));
+    let mut g = s.shared.db.lock_keys([src, dst].into_iter());
+    if !is_list(g.table(src), src, s.now)? {
+        return Ok(Reply::Nil);
+    }
+    let dst_exists = is_list(g.table(dst), dst, s.now)?;
+    let moved = g.table(src).update(src, s.now, |v| match v {
+        Value::List(l) if src == dst => {
+            // Rotation: the element leaves and re-enters the same list, never emptying it.
+            let e = pop(l, from);
+            if let Some(e) = &e {
+                push(l, to, e.clone());
+            }
+            e
+        }
+        Value::List(l) => pop(l, from),
+        _ => None,
+    });
+    let Some(e) = moved.flatten() else {
+        return Ok(Reply::Nil);
+    };
+    if src != dst {
+        let t = g.table(dst);
+        if !dst_exists {
+            t.insert(dst, Entry::new(Value::List(Box::default()), 0, s.now));
+        }
+        t.update(dst, s.now, |v| {
+            if let Value::List(l) = v {
+                push(l, to, e.clone());
+            }
+        });
+    }
+    Ok(Reply::Bulk(e))
+}
