@@ -1,7 +1,7 @@
 //! Commands learned from the backends: at start-up the proxy reads one backend's `COMMAND`
 //! reply and routes every command its own table (`membership::command`) does not carry by
 //! what the backend says of it — arity, flags, key positions and Redis 7 key specs, and the
-//! cluster routing tips (`request_policy`, `response_policy`). So `LPUSH`, `ZADD`, `XADD`,
+//! cluster routing tips (`request_policy`, `response_policy`). So `SADD`, `ZADD`, `XADD`,
 //! `ZUNIONSTORE`, `EVAL` or a module's commands go through in front of Redis or Valkey.
 //!
 //! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
@@ -407,7 +407,7 @@ mod tests {
         let raw = format!(
             "*5\r\n{}{}{}{}{}",
             cmd("get", 2, &["readonly", "fast"], (1, 1, 1), &[]),
-            cmd("lpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
+            cmd("sadd", -3, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
             cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
             cmd(
                 "sinter",
@@ -420,10 +420,10 @@ mod tests {
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
-        let lpush = t.get(b"LPUSH").expect("lpush learned");
-        assert_eq!(lpush.route, Route::SameSlot);
-        assert!(lpush.is_write());
-        assert_eq!(lpush.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
+        let sadd = t.get(b"SADD").expect("sadd learned");
+        assert_eq!(sadd.route, Route::SameSlot);
+        assert!(sadd.is_write());
+        assert_eq!(sadd.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
         // BLPOP is the table's (refused with the proxy's reason), not learned.
         assert!(t.get(b"blpop").is_none());
         let sinter = t.get(b"sinter").expect("sinter learned");
