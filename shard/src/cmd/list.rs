@@ -225,11 +225,10 @@ pub fn lset(s: &mut Session, a: &Args) -> CmdResult {
     let (index, element) = (a.get(2), a.bytes(3));
     update(s, a.get(1), |l| {
         let i = parse_i64(index)?;
-        let slot = position(i, l.len())
-            .and_then(|p| l.get_mut(p))
-            .ok_or_else(|| CmdError::err("index out of range"))?;
-        *slot = owned(&element);
-        Ok(Reply::Ok)
+        match position(i, l.len()) {
+            Some(p) if l.set(p, owned(&element)) => Ok(Reply::Ok),
+            _ => Err(CmdError::err("index out of range")),
+        }
     })?
     .unwrap_or(Err(CmdError::NoSuchKey))
 }
@@ -270,10 +269,7 @@ pub fn ltrim(s: &mut Session, a: &Args) -> CmdResult {
     let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
     update(s, a.get(1), |l| match clamp(start, stop, l.len()) {
         None => l.clear(),
-        Some((from, to)) => {
-            l.truncate(to + 1);
-            l.drain(..from);
-        }
+        Some((from, to)) => l.keep_range(from, to),
     })?;
     Ok(Reply::Ok)
 }
