@@ -12,12 +12,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # start_redis PORT [redis-server args...]: a redis-server on 127.0.0.1 without persistence,
-# logs under $OUT/logs/redis-PORT; its PID is appended to PIDS.
+# logs under $OUT/logs/redis-PORT; its PID is appended to PIDS and kept in SERVER_PID[PORT].
+declare -A SERVER_PID
 start_redis() {
   local port=$1; shift; local d="$OUT/logs/redis-$port"; mkdir -p "$d"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$d" \
     --logfile "$d/redis.log" "$@" >/dev/null 2>&1 &
   PIDS+=("$!")
+  # SERVER_PID is read by the scripts that source this one (peers.sh).
+  # shellcheck disable=SC2034
+  SERVER_PID[$port]=$!
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis $port failed to start" >&2; exit 1
 }

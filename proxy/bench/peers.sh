@@ -75,28 +75,12 @@ CLUSTER_TESTS="set_p1 get_p1 set_p16 get_p16"
 TESTS=${TESTS:-"set_p1 get_p1 set_p16 get_p16 mset_p1 mget_p1 mset_p16 mget_p16"}
 
 mkdir -p "$BASE" "$OUT"/{logs,raw}; echo $$ > "$OUT/run.pid"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.5
-  for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=proxy/bench/common.sh
+source "$HERE/common.sh"
 
 for p in $P_DIRECT $P_HAP $P_TWEM $P_TWEM_STATS "${P_SH[@]}" "${P_CL[@]}" 17211 17212 17213; do
   if ss -ltn | awk '{print $4}' | grep -q ":$p\$"; then echo "port $p busy; aborting" >&2; exit 1; fi
 done
-
-declare -A SERVER_PID   # port -> PID of the redis-server on it
-start_redis() { # port [extra args...]
-  local port=$1; shift; local d="$OUT/logs/redis-$port"; mkdir -p "$d"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-    --dir "$d" --logfile "$d/redis.log" "$@" >/dev/null 2>&1 &
-  local pid=$!; PIDS+=("$pid"); SERVER_PID[$port]=$pid
-  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "redis $port failed to start" >&2; exit 1
-}
 
 declare -A GROUP_PROXY GROUP_SERVERS GROUP_PORT
 setup_direct() {
