@@ -5,7 +5,6 @@
 //!
 //! Fixtures panic on failure: they are test code, and a panic with a message is the clearest
 //! test failure.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

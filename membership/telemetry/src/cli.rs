@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 /// The flags of every AutoCache server: flatten them into the binary's own (`#[command(flatten)]`
 /// and `#[serde(flatten)]`).
-#[derive(Args, Serialize, Debug, Default)]
+#[derive(Args, Serialize, Debug)]
 pub struct CommonFlags {
     /// TOML configuration file.
     #[arg(long)]

@@ -99,11 +99,13 @@ impl ListValue {
         self.bytes -= removed;
     }
 
-    /// Keeps elements `from..=to` only (LTRIM).
+    /// Keeps elements `from..=to` only (LTRIM): the cost is that of the elements removed.
     pub fn keep_range(&mut self, from: usize, to: usize) {
+        self.bytes -= self.items.range(to + 1..).map(Bytes::len).sum::<usize>();
         self.items.truncate(to + 1);
-        self.items.drain(..from.min(self.items.len()));
-        self.bytes = self.items.iter().map(Bytes::len).sum();
+        let from = from.min(self.items.len());
+        self.bytes -= self.items.range(..from).map(Bytes::len).sum::<usize>();
+        self.items.drain(..from);
     }
 
     pub fn clear(&mut self) {
