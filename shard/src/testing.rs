@@ -528,3 +528,182 @@ pub async fn known_traffic(con: &mut redis::aio::MultiplexedConnection) {
         .expect_err("arity error");
     assert!(e.to_string().contains("wrong number"), "{e}");
 }
+
+/// A `redis-server` on a free local port (no persistence), killed on drop: the reference the
+/// differential tests compare against.
+pub struct RedisServer {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Starts `redis-server`. `None` (after a notice) only when it is missing and
+/// `AUTOCACHE_SKIP_EXTERNAL=1`; missing otherwise, it panics with how to install it.
+pub async fn redis_server() -> Option<RedisServer> {
+    if !on_path("redis-server") {
+        if std::env::var("AUTOCACHE_SKIP_EXTERNAL").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "NOTICE: skipping a differential test: redis-server not found on PATH \
+                 (AUTOCACHE_SKIP_EXTERNAL=1)"
+            );
+            return None;
+        }
+        panic!(
+            "redis-server not found on PATH. Install it with `apt-get install redis-server` \
+             (Debian/Ubuntu), or set AUTOCACHE_SKIP_EXTERNAL=1 to skip this test"
+        );
+    }
+    // A free port: bound, read, released, then taken by redis-server (a race with another
+    // process is possible but harmless here: the connect below would fail loudly).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let server = RedisServer { child, addr };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(server)
+}
+
+/// How a differential step's replies are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Byte for byte.
+    Exact,
+    /// As multisets: the elements of a top-level array (or RESP3 set) in any order (SMEMBERS,
+    /// SUNION, HGETALL-like replies); anything else byte for byte.
+    Unordered,
+    /// Only the reply's shape: its type, and an array's length (SRANDMEMBER, SPOP with a
+    /// count that leaves members behind: random by design).
+    Shape,
+}
+
+/// One generated command and how to compare its replies.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub args: Vec<String>,
+    pub compare: Compare,
+}
+
+impl Step {
+    pub fn exact(args: Vec<String>) -> Step {
+        Step {
+            args,
+            compare: Compare::Exact,
+        }
+    }
+
+    pub fn unordered(args: Vec<String>) -> Step {
+        Step {
+            args,
+            compare: Compare::Unordered,
+        }
+    }
+}
+
+/// What a differential run saw: how many replies were errors and how many non-empty arrays
+/// (a generator must reach populated values, not only error paths).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub errors: usize,
+    pub arrays: usize,
+}
+
+/// Sends `ops` generated steps to the reference (`want`, a redis-server) and to `got`,
+/// comparing every reply as the step says; panics with the last operations on the first
+/// difference. `next` draws from the seeded generator, so a failure names a reproducible seed.
+pub async fn differential(
+    want: &mut Raw,
+    got: &mut Raw,
+    ops: usize,
+    seed: u64,
+    mut next: impl FnMut(&mut fastrand::Rng) -> Step,
+) -> Tally {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut tally = Tally::default();
+    let mut history: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    for i in 0..ops {
+        let step = next(&mut rng);
+        let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
+        let expected = want.text(&args).await;
+        let actual = got.text(&args).await;
+        tally.errors += usize::from(expected.starts_with('-'));
+        tally.arrays += usize::from(
+            (expected.starts_with('*') || expected.starts_with('~'))
+                && !expected.starts_with("*0\r\n")
+                && !expected.starts_with("~0\r\n"),
+        );
+        history.push_back(format!("{args:?} -> {expected:?}"));
+        if history.len() > 12 {
+            history.pop_front();
+        }
+        let same = match step.compare {
+            Compare::Exact => actual == expected,
+            Compare::Unordered => unordered(&actual) == unordered(&expected),
+            Compare::Shape => shape(&actual) == shape(&expected),
+        };
+        assert!(
+            same,
+            "op {i} (seed {seed:#x}) {args:?} differs ({:?}):\n  want {expected:?}\n  got  {actual:?}\n\
+             the last operations:\n{}",
+            step.compare,
+            history.iter().cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+    tally
+}
+
+/// A reply's bytes, split into its header line and its top-level elements' bytes, sorted.
+fn unordered(reply: &str) -> (String, Vec<String>) {
+    let bytes = reply.as_bytes();
+    if !matches!(bytes.first(), Some(b'*' | b'~')) {
+        return (reply.to_string(), Vec::new());
+    }
+    let Some(header_end) = reply.find("\r\n") else {
+        return (reply.to_string(), Vec::new());
+    };
+    let mut rest = &bytes[header_end + 2..];
+    let mut elements = Vec::new();
+    // RESP3's decoder reads RESP2 too (a subset).
+    while let Ok(Some((DecodedFrame::Complete(_), n))) =
+        redis_protocol::resp3::decode::streaming::decode(rest)
+    {
+        elements.push(String::from_utf8_lossy(&rest[..n]).into_owned());
+        rest = &rest[n..];
+    }
+    assert!(rest.is_empty(), "undecodable reply {reply:?}");
+    elements.sort();
+    (reply[..header_end].to_string(), elements)
+}
+
+/// A reply's type byte, and an array's length.
+fn shape(reply: &str) -> String {
+    match reply.as_bytes().first() {
+        Some(b'*' | b'~' | b'%') => reply.split("\r\n").next().unwrap_or("").to_string(),
+        Some(c) => (*c as char).to_string(),
+        None => String::new(),
+    }
+}

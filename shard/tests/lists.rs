@@ -5,76 +5,19 @@
 //! Needs `redis-server` on PATH (`apt-get install redis-server`); set
 //! `AUTOCACHE_SKIP_EXTERNAL=1` to skip the differential test when it is missing.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use shard::testing::{Raw, TestShard, V, warm_config};
+use shard::testing::{Raw, Step, TestShard, V, differential as run, redis_server, warm_config};
 
 /// Operations per differential run.
 const OPS: usize = 10_000;
 
-/// A `redis-server` on a free local port, killed on drop.
-struct RedisServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-/// Starts `redis-server`; `None` (after a notice) only when it is missing and
-/// `AUTOCACHE_SKIP_EXTERNAL=1`.
-async fn redis_server() -> Option<RedisServer> {
-    if !on_path("redis-server") {
-        if std::env::var("AUTOCACHE_SKIP_EXTERNAL").is_ok_and(|v| v == "1") {
-            eprintln!(
-                "NOTICE: skipping the differential list test: redis-server not found on PATH \
-                 (AUTOCACHE_SKIP_EXTERNAL=1)"
-            );
-            return None;
-        }
-        panic!(
-            "redis-server not found on PATH. Install it with `apt-get install redis-server` \
-             (Debian/Ubuntu), or set AUTOCACHE_SKIP_EXTERNAL=1 to skip this test"
-        );
-    }
-    // A free port: bound, read, released, then taken by redis-server (a race with another
-    // process is possible but harmless here: the connect below would fail loudly).
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = Command::new("redis-server")
-        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let server = RedisServer { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Some(server)
-}
-
 /// Random arguments, biased towards what finds corner cases: a few keys (one that is
 /// sometimes a string), few distinct elements (so LREM/LPOS/LINSERT match), and integers
 /// that are small, negative, out of range, extreme or not integers at all.
-struct Gen(fastrand::Rng);
+struct Gen<'a>(&'a mut fastrand::Rng);
 
-impl Gen {
+impl Gen<'_> {
     fn key(&mut self) -> String {
         // "s" is set as a string now and then; RENAME carries strings to the others too.
         ["a", "b", "c", "a", "b", "c", "a", "b", "c", "s"][self.0.usize(..10)].to_string()
@@ -220,40 +163,21 @@ async fn differential(srv: TestShard, seed: u64) {
         assert_eq!(got.text(&info).await, want.text(&info).await, "{info:?}");
     }
     let started = Instant::now();
-    let mut g = Gen(fastrand::Rng::with_seed(seed));
-    // How many replies were errors and how many non-empty arrays: the generator must reach
-    // lists with elements, not only error paths.
-    let (mut errors, mut arrays) = (0, 0);
-    let mut history: Vec<String> = Vec::new();
-    for i in 0..OPS {
-        let cmd = g.command();
-        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let expected = want.text(&args).await;
-        let actual = got.text(&args).await;
-        errors += usize::from(expected.starts_with('-'));
-        arrays += usize::from(expected.starts_with('*') && !expected.starts_with("*0\r\n"));
-        history.push(format!("{args:?} -> {expected:?}"));
-        if history.len() > 12 {
-            history.remove(0);
-        }
-        assert_eq!(
-            actual,
-            expected,
-            "op {i} (seed {seed}) {args:?} differs; the last operations:\n{}",
-            history.join("\n")
-        );
-    }
+    let tally = run(&mut want, &mut got, OPS, seed, |rng| {
+        Step::exact(Gen(rng).command())
+    })
+    .await;
     for k in ["a", "b", "c", "s"] {
         for probe in [vec!["TYPE", k], vec!["LRANGE", k, "0", "-1"]] {
             assert_eq!(got.text(&probe).await, want.text(&probe).await, "{probe:?}");
         }
     }
-    eprintln!(
-        "{OPS} operations in {:?}: {errors} errors, {arrays} non-empty arrays",
-        started.elapsed()
+    eprintln!("{OPS} operations in {:?}: {tally:?}", started.elapsed());
+    assert!(
+        tally.errors > OPS / 20 && tally.errors < OPS / 2,
+        "{tally:?}"
     );
-    assert!(errors > OPS / 20 && errors < OPS / 2, "{errors} errors");
-    assert!(arrays > OPS / 20, "{arrays} non-empty arrays");
+    assert!(tally.arrays > OPS / 20, "{tally:?}");
     srv.stop().await;
 }
 
