@@ -7,130 +7,10 @@
 
 use std::time::Instant;
 
-use shard::testing::{Raw, Step, TestShard, V, differential as run, redis_server, warm_config};
+use shard::testing::{Raw, TestShard, V, differential as run, random, redis_server, warm_config};
 
 /// Operations per differential run.
 const OPS: usize = 10_000;
-
-/// Random arguments, biased towards what finds corner cases: a few keys (one that is
-/// sometimes a string), few distinct elements (so LREM/LPOS/LINSERT match), and integers
-/// that are small, negative, out of range, extreme or not integers at all.
-struct Gen<'a>(&'a mut fastrand::Rng);
-
-impl Gen<'_> {
-    fn key(&mut self) -> String {
-        // "s" is set as a string now and then; RENAME carries strings to the others too.
-        ["a", "b", "c", "a", "b", "c", "a", "b", "c", "s"][self.0.usize(..10)].to_string()
-    }
-
-    fn element(&mut self) -> String {
-        match self.0.u8(..20) {
-            0 => String::new(),
-            1 => "x".repeat(self.0.usize(1..200)),
-            2 => "-1".into(),
-            _ => ["x", "y", "z", "w"][self.0.usize(..4)].to_string(),
-        }
-    }
-
-    fn int(&mut self) -> String {
-        match self.0.u8(..60) {
-            0 => "abc".into(),
-            1 => i64::MIN.to_string(),
-            2 => i64::MAX.to_string(),
-            3 => "-9223372036854775807".into(),
-            4 => "99999999999999999999".into(),
-            5 => "+1".into(),
-            6 => String::new(),
-            7 => "1.5".into(),
-            8..=12 => self.0.i64(-100..100).to_string(),
-            _ => self.0.i64(-6..7).to_string(),
-        }
-    }
-
-    fn end(&mut self) -> String {
-        match self.0.u8(..20) {
-            0 => "up".into(),
-            1 => "Left".into(),
-            _ => ["LEFT", "RIGHT", "left", "right"][self.0.usize(..4)].to_string(),
-        }
-    }
-
-    fn command(&mut self) -> Vec<String> {
-        let k = self.key();
-        let mut c: Vec<String> = match self.0.u8(..28) {
-            0..=3 => {
-                let mut c = vec![["LPUSH", "RPUSH"][self.0.usize(..2)].into(), k];
-                for _ in 0..self.0.usize(1..5) {
-                    c.push(self.element());
-                }
-                c
-            }
-            4 => {
-                let mut c = vec![["LPUSHX", "RPUSHX"][self.0.usize(..2)].into(), k];
-                for _ in 0..self.0.usize(1..3) {
-                    c.push(self.element());
-                }
-                c
-            }
-            5..=6 => {
-                let mut c = vec![["LPOP", "RPOP"][self.0.usize(..2)].into(), k];
-                match self.0.u8(..6) {
-                    0..=2 => {}
-                    3 => {
-                        c.push(self.int());
-                        c.push(self.int());
-                    }
-                    _ => c.push(self.int()),
-                }
-                c
-            }
-            7 => vec!["LLEN".into(), k],
-            8..=9 => vec!["LRANGE".into(), k, self.int(), self.int()],
-            10 => vec!["LRANGE".into(), k, "0".into(), "-1".into()],
-            11 => vec!["LINDEX".into(), k, self.int()],
-            12 => vec!["LSET".into(), k, self.int(), self.element()],
-            13 => vec!["LREM".into(), k, self.int(), self.element()],
-            14 => vec!["LTRIM".into(), k, self.int(), self.int()],
-            15 => {
-                let at = ["BEFORE", "after", "middle"][self.0.usize(..3)].into();
-                vec!["LINSERT".into(), k, at, self.element(), self.element()]
-            }
-            16..=17 => {
-                let mut c = vec!["LPOS".into(), k, self.element()];
-                for _ in 0..self.0.usize(..3) {
-                    let opt = ["RANK", "COUNT", "MAXLEN", "rank", "bogus"][self.0.usize(..5)];
-                    c.push(opt.into());
-                    if self.0.u8(..10) > 0 {
-                        let mut n = self.int();
-                        // Redis 7.0 takes RANK i64::MIN and negates it (undefined behaviour
-                        // in C); 7.2 and this shard refuse it as out of range.
-                        if n == i64::MIN.to_string() && opt.eq_ignore_ascii_case("rank") {
-                            n = "-3".into();
-                        }
-                        c.push(n);
-                    }
-                }
-                c
-            }
-            18..=19 => vec!["LMOVE".into(), k, self.key(), self.end(), self.end()],
-            20 => vec!["RPOPLPUSH".into(), k, self.key()],
-            21 if self.0.bool() => vec!["DEL".into(), k],
-            22 if self.0.bool() => vec!["RENAME".into(), k, self.key()],
-            21..=22 => vec!["LRANGE".into(), k, self.int(), "-1".into()],
-            23 => vec!["TYPE".into(), k],
-            24 if self.0.bool() => vec!["SET".into(), "s".into(), self.element()],
-            24 => vec!["LRANGE".into(), k, "0".into(), "-1".into()],
-            25 => vec!["GET".into(), k],
-            26 => vec!["EXISTS".into(), k],
-            _ => vec!["LLEN".into(), "s".into()],
-        };
-        // Now and then a wrong arity.
-        if self.0.u8(..100) == 0 {
-            c.truncate(self.0.usize(1..c.len().max(2)));
-        }
-        c
-    }
-}
 
 /// Sends the same seeded random operations to Redis and to `srv`, comparing every reply's
 /// bytes, then the final contents.
@@ -141,33 +21,16 @@ async fn differential(srv: TestShard, seed: u64) {
     let mut want = Raw::connect(redis.addr).await;
     let mut got = srv.raw().await;
     // The table rows first: arity, flags, key positions, ACL categories and key specs.
-    for name in [
-        "lpush",
-        "rpush",
-        "lpushx",
-        "rpushx",
-        "lpop",
-        "rpop",
-        "llen",
-        "lrange",
-        "lindex",
-        "lset",
-        "lrem",
-        "ltrim",
-        "linsert",
-        "lpos",
-        "lmove",
-        "rpoplpush",
-    ] {
+    for name in random::list::COMMANDS {
         let info = ["COMMAND", "INFO", name];
         assert_eq!(got.text(&info).await, want.text(&info).await, "{info:?}");
     }
     let started = Instant::now();
     let tally = run(&mut want, &mut got, OPS, seed, |rng| {
-        Step::exact(Gen(rng).command())
+        random::list::step(rng, "")
     })
     .await;
-    for k in ["a", "b", "c", "s"] {
+    for k in random::list::KEYS {
         for probe in [vec!["TYPE", k], vec!["LRANGE", k, "0", "-1"]] {
             assert_eq!(got.text(&probe).await, want.text(&probe).await, "{probe:?}");
         }

@@ -6,6 +6,8 @@
 //! Fixtures panic on failure: they are test code, and a panic with a message is the clearest
 //! test failure.
 
+pub mod random;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,92 @@
+//! The types' differential tests through the proxy: the same seeded random command sequences
+//! the shard's tests send (`shard::testing::random`), sent to a real `redis-server` and to the
+//! proxy over three shards, every reply compared. The keys carry one hash tag, so the
+//! multi-key commands stay within one slot (cross-slot ones are `static_split.rs`'s).
+//!
+//! Needs `redis-server` on PATH; `AUTOCACHE_SKIP_EXTERNAL=1` skips when it is missing.
+
+mod common;
+
+use common::*;
+use shard::testing::{Raw, RedisServer, Step, differential, redis_server};
+
+const OPS: usize = 10_000;
+const TAG: &str = "{t}";
+
+/// A reference redis-server and the proxy over three shards.
+struct Pair {
+    want: Raw,
+    got: Raw,
+    _redis: RedisServer,
+    shards: Vec<TestShard>,
+    proxy: Proxy,
+}
+
+impl Pair {
+    async fn start() -> Option<Pair> {
+        let redis = redis_server().await?;
+        let want = Raw::connect(redis.addr).await;
+        let shards = vec![
+            TestShard::default().await,
+            TestShard::default().await,
+            TestShard::default().await,
+        ];
+        let proxy = Proxy::over(&shards).await;
+        let got = proxy.raw().await;
+        Some(Pair {
+            want,
+            got,
+            _redis: redis,
+            shards,
+            proxy,
+        })
+    }
+
+    /// Runs `OPS` steps of `next`, then compares `probes` of each key; returns the tally.
+    async fn run(
+        mut self,
+        seed: u64,
+        next: impl FnMut(&mut fastrand::Rng) -> Step,
+        probes: &[&[&str]],
+    ) {
+        let tally = differential(&mut self.want, &mut self.got, OPS, seed, next).await;
+        for probe in probes {
+            assert_eq!(
+                self.got.text(probe).await,
+                self.want.text(probe).await,
+                "{probe:?}"
+            );
+        }
+        eprintln!("{OPS} operations through the proxy: {tally:?}");
+        assert!(tally.arrays > OPS / 20, "{tally:?}");
+        self.proxy.stop().await;
+        for s in self.shards {
+            s.stop().await;
+        }
+    }
+}
+
+fn tagged(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| format!("{TAG}{k}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_through_the_proxy_match_redis() {
+    use shard::testing::random::list;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(list::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                vec!["TYPE", k.as_str()],
+                vec!["LRANGE", k.as_str(), "0", "-1"],
+            ]
+        })
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0x9_1157, |rng| list::step(rng, TAG), &probes)
+        .await;
+}
