@@ -666,7 +666,8 @@ mod tests {
             assert!(c.subcommands.is_empty(), "{}", c.name);
         }
         let refusal = |n: &[u8]| lookup_any(n).and_then(CommandSpec::refusal);
-        assert_eq!(refusal(b"BLPOP"), Some(Refusal::Blocking));
+        assert_eq!(refusal(b"XREAD"), Some(Refusal::Blocking));
+        assert_eq!(refusal(b"BLPOP"), None, "served on a connection of its own");
         assert_eq!(refusal(b"subscribe"), Some(Refusal::PubSub));
         assert_eq!(refusal(b"Multi"), Some(Refusal::Transaction));
         assert_eq!(refusal(b"wait"), Some(Refusal::ReplicationAck));
@@ -684,6 +685,14 @@ mod tests {
     fn key_use_matches_key_positions() {
         for (top, c) in every_row() {
             let name = full_name(top, c);
+            if !c.specs.is_empty() {
+                assert_eq!(
+                    c.key_use.len(),
+                    c.specs.len(),
+                    "{name}: one use per key spec"
+                );
+                continue;
+            }
             if c.keys.is_none() {
                 assert!(c.key_use.is_empty(), "{name}");
                 continue;
