@@ -358,7 +358,7 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
         // Keyless commands go to one node.
         (vec!["LOLWUT", "VERSION", "5", "1", "1", "1"], ""),
         // Blocking: on a connection of its own, here timing out.
-        (vec!["BLPOP", "list", "0.01"], "*-1\r\n"),
+        (vec!["BLPOP", "nosuchlist", "0.01"], "*-1\r\n"),
         // Refused, with the reason.
         (
             vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],

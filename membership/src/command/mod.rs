@@ -299,6 +299,7 @@ pub enum CommandId {
     Persist,
     Type,
     Rename,
+    Copy,
     Renamenx,
     Keys,
     Scan,
@@ -538,6 +539,9 @@ impl CommandSpec {
             "connection" => "@connection",
             _ => "@admin",
         });
+        if self.flags.contains(Flags::ADMIN) && !cats.contains(&"@admin") {
+            cats.push("@admin");
+        }
         if self.flags.contains(Flags::DANGEROUS) || self.flags.contains(Flags::ADMIN) {
             cats.push("@dangerous");
         }
@@ -549,9 +553,36 @@ impl CommandSpec {
         if self.flags.contains(Flags::BLOCKING) {
             cats.push("@blocking");
         }
+        // Redis lists them in its category order.
+        cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c));
         cats
     }
 }
+
+/// Redis's ACL categories in the order `COMMAND INFO` lists them.
+const ACL_ORDER: [&str; 21] = [
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
 
 /// Longest command name in the tables; longer input cannot match.
 const MAX_NAME: usize = 16;
