@@ -31,7 +31,7 @@ impl End {
     }
 }
 
-fn push(l: &mut ListValue, end: End, e: Bytes) {
+fn push(l: &mut ListValue, end: End, e: &[u8]) {
     match end {
         End::Left => l.push_front(e),
         End::Right => l.push_back(e),
@@ -162,8 +162,13 @@ pub fn push_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     // Checked to be a list under this same lock; the type is matched again all the same.
     let len = t.update(key, s.now, |v| match v {
         Value::List(l) => {
-            for e in a.slice(2) {
-                push(l, end, owned(e));
+            let elements = a.slice(2);
+            l.reserve_new(
+                end == End::Left,
+                elements.iter().map(|e| crate::value::list::entry_bytes(e)).sum(),
+            );
+            for e in elements {
+                push(l, end, e);
             }
             Ok(l.len())
         }
@@ -420,7 +425,7 @@ pub(super) fn move_element(
             // Rotation: the element leaves and re-enters the same list, never emptying it.
             let e = pop(l, from);
             if let Some(e) = &e {
-                push(l, to, e.clone());
+                push(l, to, &e);
             }
             e
         }
@@ -437,7 +442,7 @@ pub(super) fn move_element(
         }
         t.update(dst, now, |v| {
             if let Value::List(l) = v {
-                push(l, to, e.clone());
+                push(l, to, &e);
             }
         });
     }

@@ -42,7 +42,11 @@ fn varint_len(mut n: usize) -> usize {
     len
 }
 
-/// The bytes an element takes in a node.
+/// The bytes an element takes in a list's node (its bytes and two lengths).
+pub fn entry_bytes(e: &[u8]) -> usize {
+    entry_len(e)
+}
+
 fn entry_len(e: &[u8]) -> usize {
     e.len() + 2 * varint_len(e.len())
 }
@@ -388,25 +392,49 @@ impl ListValue {
         it.take(take)
     }
 
-    pub fn push_front(&mut self, e: Bytes) {
+    /// Sizes a new list for the elements about to be pushed at one end (`elements`' bytes as
+    /// [`entry_bytes`] counts them), so a list created by one LPUSH/RPUSH holds no spare room.
+    /// Does nothing to a list that has elements.
+    pub fn reserve_new(&mut self, front: bool, bytes: usize) {
+        if !self.nodes.is_empty() {
+            return;
+        }
+        let bytes = bytes.min(NODE_MAX);
+        self.nodes.reserve_exact(1);
+        self.nodes.push_back(if front {
+            Node {
+                buf: vec![0; bytes],
+                head: bytes,
+                count: 0,
+            }
+        } else {
+            Node {
+                buf: Vec::with_capacity(bytes),
+                head: 0,
+                count: 0,
+            }
+        });
+    }
+
+    pub fn push_front(&mut self, e: &[u8]) {
         self.bytes += e.len();
         self.len += 1;
         match self.nodes.front_mut() {
-            Some(n) if n.fits(&e) => n.push_front(&e),
+            Some(n) if n.fits(e) => n.push_front(e),
             _ => {
                 if let Some(n) = self.nodes.front_mut() {
                     n.buf.shrink_to_fit();
                 }
-                self.nodes.push_front(Node::with(&e));
+                self.nodes.push_front(Node::with(e));
             }
         }
     }
 
-    pub fn push_back(&mut self, e: Bytes) {
+    pub fn push_back(&mut self, e: &[u8]) {
         self.bytes += e.len();
         self.len += 1;
         match self.nodes.back_mut() {
-            Some(n) if n.fits(&e) => n.push_back(&e),
+            Some(n) if n.fits(e) => n.push_back(e),
             _ => {
                 if let Some(n) = self.nodes.back_mut() {
                     n.buf.shrink_to_fit();
@@ -415,7 +443,7 @@ impl ListValue {
                     // Most lists are one node: no spare slots for more.
                     self.nodes.reserve_exact(1);
                 }
-                self.nodes.push_back(Node::with(&e));
+                self.nodes.push_back(Node::with(e));
             }
         }
     }
@@ -459,10 +487,10 @@ impl ListValue {
     /// Inserts `e` before element `i` (at the end when `i == len`).
     pub fn insert(&mut self, i: usize, e: Bytes) {
         if i == 0 {
-            return self.push_front(e);
+            return self.push_front(&e);
         }
         if i >= self.len {
-            return self.push_back(e);
+            return self.push_back(&e);
         }
         let Some((n, at)) = self.locate(i) else {
             return;
@@ -550,7 +578,7 @@ impl FromIterator<Bytes> for ListValue {
     fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> ListValue {
         let mut l = ListValue::new();
         for e in iter {
-            l.push_back(e);
+            l.push_back(&e);
         }
         l
     }
@@ -616,7 +644,7 @@ pub fn decode(mut payload: &[u8]) -> Option<ListValue> {
     while !payload.is_empty() {
         let (len, rest) = payload.split_first_chunk::<4>()?;
         let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
-        l.push_back(Bytes::copy_from_slice(rest.get(..len)?));
+        l.push_back(rest.get(..len)?);
         payload = rest.get(len..)?;
     }
     Some(l)
@@ -644,11 +672,14 @@ mod tests {
             let at = rng.usize(0..=l.len());
             match rng.u8(0..12) {
                 0 | 1 => {
-                    l.push_front(e.clone());
+                    if l.is_empty() && rng.bool() {
+                        l.reserve_new(step % 2 == 0, entry_bytes(&e) * 3);
+                    }
+                    l.push_front(&e);
                     model.push_front(e);
                 }
                 2 | 3 => {
-                    l.push_back(e.clone());
+                    l.push_back(&e);
                     model.push_back(e);
                 }
                 4 => assert_eq!(l.pop_front(), model.pop_front()),
