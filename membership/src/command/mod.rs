@@ -335,6 +335,23 @@ pub enum CommandId {
     Lpos,
     Lmove,
     Rpoplpush,
+    // sets
+    Sadd,
+    Srem,
+    Smembers,
+    Sismember,
+    Smismember,
+    Scard,
+    Spop,
+    Srandmember,
+    Smove,
+    Sinter,
+    Sinterstore,
+    Sunion,
+    Sunionstore,
+    Sdiff,
+    Sdiffstore,
+    Sscan,
     // subcommands
     ClientId,
     ClientSetname,
@@ -499,6 +516,7 @@ impl CommandSpec {
             "string" => "@string",
             "hash" => "@hash",
             "list" => "@list",
+            "set" => "@set",
             "generic" => "@keyspace",
             "connection" => "@connection",
             _ => "@admin",
@@ -651,7 +669,9 @@ mod tests {
                 continue;
             }
             assert!(!c.key_use.is_empty(), "{name}");
-            if c.key_use.len() > 1 {
+            // Several uses: one key each, the last one possibly a range to the end
+            // (SINTERSTORE's destination, then its sources).
+            if c.key_use.len() > 1 && c.keys.last >= 0 {
                 assert_eq!(
                     c.keys.last,
                     c.keys.first + c.key_use.len() as i32 - 1,

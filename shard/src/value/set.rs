@@ -211,10 +211,14 @@ impl SetValue {
         let mut t = Table::default();
         t.members.reserve(v.len() + 1);
         let mut buf = itoa::Buffer::new();
+        let mut heap = 0;
         for n in v {
-            t.insert(buf.format(*n).as_bytes());
+            let m = buf.format(*n).as_bytes();
+            heap += heap_len(m);
+            t.insert(m);
         }
         self.repr = Repr::Table(t);
+        self.heap = heap;
     }
 
     /// The member at `i` (`i < len`), in the representation's order.
@@ -247,6 +251,33 @@ impl SetValue {
                 Some(Bytes::copy_from_slice(&m))
             }
         }
+    }
+
+    /// `count` distinct random members (all of them, shuffled, when `count >= len`).
+    pub fn sample(&self, count: usize, rng: &mut fastrand::Rng) -> Vec<Bytes> {
+        let len = self.len();
+        if count >= len {
+            let mut all = self.members();
+            rng.shuffle(&mut all);
+            return all;
+        }
+        if count.saturating_mul(3) > len {
+            let mut idx: Vec<usize> = (0..len).collect();
+            rng.shuffle(&mut idx);
+            idx.truncate(count);
+            return idx.into_iter().filter_map(|i| self.nth(i)).collect();
+        }
+        let mut picked = hashbrown::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let i = rng.usize(..len);
+            if picked.insert(i)
+                && let Some(m) = self.nth(i)
+            {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// Every member, as `Bytes` (intsets in ascending order).
@@ -402,6 +433,7 @@ mod tests {
             let m: Vec<u8> = match rng.u8(..10) {
                 0 => vec![b'x'; rng.usize(0..40)],
                 1 => format!("m{}", rng.u32(..50)).into_bytes(),
+                2 => format!("-9223372036854775{:03}", rng.u32(..40)).into_bytes(),
                 _ => rng.i64(-300..700).to_string().into_bytes(),
             };
             match rng.u8(..7) {
