@@ -5,6 +5,7 @@
 //! this file; `warm.rs` is the warm-tier work the connection does around each request.
 
 mod args;
+mod blocking;
 mod cluster;
 mod connection;
 mod hash;
@@ -17,6 +18,7 @@ mod string;
 mod tracking;
 mod warm;
 
+pub use blocking::blocked_redirect;
 pub use session::Session;
 pub use tracking::off as tracking_off;
 pub use warm::{WarmPlan, load_warm, pace_writes, settle_warm, warm_plan};
@@ -97,7 +99,7 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
         return Err(CmdError::from(CommandError::NoAuth));
     }
     let asking = std::mem::take(&mut s.asking);
-    if s.shared.cluster.get().is_some() && !spec.keys.is_none() {
+    if s.shared.cluster.get().is_some() && spec.has_keys() {
         return dispatch_cluster(s, spec, args, asking);
     }
     if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
@@ -116,6 +118,9 @@ fn run_tracked(s: &mut Session, spec: &'static CommandSpec, args: &Args) -> CmdR
     tracking::before(s, spec, args);
     let r = run(s, spec, args);
     tracking::after(s, spec, args, r.is_ok());
+    if r.is_ok() && spec.is_write() {
+        blocking::after_write(s, spec, args);
+    }
     r
 }
 
@@ -131,7 +136,10 @@ fn dispatch_cluster(
     let Some(c) = shared.cluster.get() else {
         return run_tracked(s, spec, args);
     };
-    let keys = || spec.keys.indices(args.len()).map(|i| args.get(i));
+    let keys = || {
+        spec.key_positions(args.len(), |i| args.get(i))
+            .map(|i| args.get(i))
+    };
     let first = keys().next().map(membership::Slot::for_key);
     let _gate = first.map(|slot| c.migrations.gate(slot));
     {
@@ -171,6 +179,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Reset => connection::reset(s),
         ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
         | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
+        ClientUnblock => blocking::client_unblock(s, a),
         ClientTracking | ClientCaching | ClientTrackinginfo | ClientGetredir => {
             tracking::client(s, spec.id, a)
         }
@@ -260,6 +269,10 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Linsert => list::linsert(s, a),
         Lpos => list::lpos(s, a),
         Lmove | Rpoplpush => list::lmove(s, spec.id, a),
+        Lmpop => list::lmpop(s, a),
+        Blpop | Brpop => blocking::bpop(s, spec.id, a),
+        Blmpop => blocking::blmpop(s, a),
+        Blmove | Brpoplpush => blocking::blmove(s, spec.id, a),
 
         Sadd => set::sadd(s, a),
         Srem => set::srem(s, a),
@@ -271,6 +284,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Srandmember => set::srandmember(s, a),
         Smove => set::smove(s, a),
         Sinter | Sunion | Sdiff => set::combine_cmd(s, spec.id, a),
+        Sintercard => set::sintercard(s, a),
         Sinterstore | Sunionstore | Sdiffstore => set::store_cmd(s, spec.id, a),
         Sscan => set::sscan(s, a),
 

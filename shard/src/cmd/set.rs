@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::strict_i64;
+use super::args::{eq, strict_i64};
 use super::key::{parse_cursor, scan_opts};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
@@ -310,6 +310,47 @@ pub fn combine_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let set = combine(&mut g, keys, op_of(id), now)?;
     drop(g);
     Ok(Reply::Set(bulks(set.members())))
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]: the intersection's size, counting stops at
+/// a non-zero limit.
+pub fn sintercard(s: &mut Session, a: &Args) -> CmdResult {
+    let numkeys = match strict_i64(a.get(1)) {
+        Some(n) if n >= 1 => n as u64,
+        _ => return Err(CmdError::err("numkeys should be greater than 0")),
+    };
+    let Some(end) = usize::try_from(numkeys)
+        .ok()
+        .and_then(|n| n.checked_add(2))
+        .filter(|&end| end <= a.len())
+    else {
+        return Err(CmdError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    };
+    let mut limit = 0usize;
+    let mut j = end;
+    while j < a.len() {
+        if eq(a.get(j), "limit") && j + 1 < a.len() {
+            limit = match strict_i64(a.get(j + 1)) {
+                Some(n) if n >= 0 => n as usize,
+                _ => return Err(CmdError::err("LIMIT can't be negative")),
+            };
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let keys = &a.slice(2)[..end - 2];
+    let now = s.now;
+    let mut g = s.shared.db.lock_keys(keys.iter());
+    let set = combine(&mut g, keys, Op::Inter, now)?;
+    let n = if limit == 0 {
+        set.len()
+    } else {
+        set.len().min(limit)
+    };
+    Ok(Reply::Int(n as i64))
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE: the result replaces the destination (whatever its

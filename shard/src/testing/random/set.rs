@@ -14,6 +14,7 @@ pub const COMMANDS: &[&str] = &[
     "srandmember",
     "smove",
     "sinter",
+    "sintercard",
     "sinterstore",
     "sunion",
     "sunionstore",
@@ -80,7 +81,7 @@ impl Gen<'_> {
     fn command(&mut self) -> Step {
         let k = self.key();
         let exact = |c: Vec<String>| Step::exact(c);
-        let mut step = match self.rng.u8(..32) {
+        let mut step = match self.rng.u8(..33) {
             0..=4 => {
                 let mut c = vec!["SADD".into(), k];
                 for _ in 0..self.rng.usize(1..6) {
@@ -160,6 +161,31 @@ impl Gen<'_> {
                 let name = ["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"][self.rng.usize(..3)];
                 let mut c = vec![name.into(), k, self.key()];
                 self.keys(&mut c);
+                exact(c)
+            }
+            30 => {
+                let mut c = vec!["SINTERCARD".into()];
+                let mut keys = vec![k];
+                self.keys(&mut keys);
+                c.push(match self.rng.u8(..12) {
+                    0 => "0".into(),
+                    1 => "abc".into(),
+                    2 => (keys.len() + 1).to_string(),
+                    _ => keys.len().to_string(),
+                });
+                c.extend(keys);
+                match self.rng.u8(..6) {
+                    0 => {
+                        c.push("LIMIT".into());
+                        c.push(self.count());
+                    }
+                    1 => c.push("LIMIT".into()),
+                    2 => {
+                        c.push("bogus".into());
+                        c.push("1".into());
+                    }
+                    _ => {}
+                }
                 exact(c)
             }
             22 => {
