@@ -81,7 +81,10 @@ pub fn sadd(s: &mut Session, a: &Args) -> CmdResult {
     }
     // Checked to be a set under this same lock; the type is matched again all the same.
     let added = t.update(key, s.now, |v| match v {
-        Value::Set(set) => Ok(a.slice(2).iter().filter(|m| set.insert(m)).count()),
+        Value::Set(set) => {
+            set.reserve(a.len() - 2);
+            Ok(a.slice(2).iter().filter(|m| set.insert(m)).count())
+        }
         _ => Err(CmdError::WrongType),
     });
     Ok(Reply::Int(added.transpose()?.unwrap_or(0) as i64))

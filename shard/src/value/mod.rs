@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 pub use hash::{FIELD_OVERHEAD, HashValue};
 pub use list::{ELEMENT_OVERHEAD, ListValue};
-pub use set::{MEMBER_OVERHEAD, SetValue};
+pub use set::SetValue;
 
 /// A key's value, in RAM.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,12 +216,14 @@ mod tests {
         assert!(!l.is_empty_aggregate());
         assert!(Value::List(Box::default()).is_empty_aggregate());
         let s = Value::Set(Box::new(SetValue::from_iter([&b"ab"[..], b"1"])));
-        assert_eq!(s.payload_bytes(), 2 * MEMBER_OVERHEAD);
         assert_eq!((s.type_name(), s.encoding()), ("set", "hashtable"));
-        let long = Value::Set(Box::new(SetValue::from_iter([&[b'x'; 17][..]])));
-        assert_eq!(long.payload_bytes(), 17 + MEMBER_OVERHEAD);
+        let mut long = SetValue::from_iter([&b"ab"[..], b"1"]);
+        long.insert(&[b'x'; 17]);
+        let long = Value::Set(Box::new(long));
+        assert!(long.payload_bytes() >= s.payload_bytes() + 17);
         let ints = Value::Set(Box::new(SetValue::from_iter([&b"1"[..], b"-5"])));
-        assert_eq!((ints.payload_bytes(), ints.encoding()), (16, "intset"));
+        assert_eq!(ints.encoding(), "intset");
+        assert!(ints.payload_bytes() < s.payload_bytes());
         assert!(Value::Set(Box::default()).is_empty_aggregate());
     }
 }

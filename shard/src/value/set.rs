@@ -209,7 +209,10 @@ impl SetValue {
             return;
         };
         let mut t = Table::default();
-        t.members.reserve(v.len() + 1);
+        // What SADD reserved for the intset (see `reserve`) carries over.
+        let want = v.capacity().max(v.len() + 1);
+        t.members.reserve_exact(want);
+        t.index.reserve(want, |_| 0);
         let mut buf = itoa::Buffer::new();
         let mut heap = 0;
         for n in v {
@@ -219,6 +222,21 @@ impl SetValue {
         }
         self.repr = Repr::Table(t);
         self.heap = heap;
+    }
+
+    /// Room for `additional` more members (SADD reserves for its arguments, so a new set of
+    /// ten members is allocated once, at its size, not grown 4, 8, 16).
+    pub fn reserve(&mut self, additional: usize) {
+        match &mut self.repr {
+            Repr::Ints(v) => v.reserve(additional.min(INTSET_MAX_ENTRIES)),
+            Repr::Table(t) => {
+                t.members.reserve(additional);
+                let members = &t.members;
+                t.index.reserve(additional, |&j| {
+                    members.get(j as usize).map_or(0, |x| hash(x))
+                });
+            }
+        }
     }
 
     /// The member at `i` (`i < len`), in the representation's order.
@@ -361,19 +379,26 @@ impl<'a> FromIterator<&'a [u8]> for SetValue {
     }
 }
 
-/// Accounted bytes per member beyond its heap bytes. A hashtable member is its 24-byte inline
-/// slot in the member vector plus its index entry (4 bytes and a control byte, at the table's
-/// load of 7/16 to 7/8) and the vectors' spare capacity, ~36 bytes; an intset member is 8.
-pub const MEMBER_OVERHEAD: usize = 36;
-const INT_MEMBER: usize = 8;
+/// Accounted bytes of a hashtable member's slot in the member vector (inline bytes and
+/// length; longer members' heap bytes are counted as well).
+pub const MEMBER_SLOT: usize = std::mem::size_of::<Member>();
+/// Accounted bytes per slot of the index: a `u32` and a control byte, and the table's
+/// spare buckets (it holds at most 7/8 of them).
+const INDEX_SLOT: usize = 6;
+/// The boxed `SetValue` itself and its allocations' headers.
+const SET_HEADER: usize = 96;
 
-/// Accounted bytes of a set (O(1)).
+/// Accounted bytes of a set, from its vectors' capacities (so in O(1)): what it allocated,
+/// not only what it holds, as the allocator sees it.
 #[inline]
 pub fn payload_bytes(s: &SetValue) -> usize {
-    match &s.repr {
-        Repr::Ints(v) => v.len() * INT_MEMBER,
-        Repr::Table(t) => t.members.len() * MEMBER_OVERHEAD + s.heap,
-    }
+    SET_HEADER
+        + match &s.repr {
+            Repr::Ints(v) => v.capacity() * 8,
+            Repr::Table(t) => {
+                t.members.capacity() * MEMBER_SLOT + t.index.capacity() * INDEX_SLOT + s.heap
+            }
+        }
 }
 
 /// The encoding Redis 7.0 reports: `intset` or `hashtable`.
