@@ -161,7 +161,7 @@ impl SetValue {
             return match v.binary_search(&n) {
                 Ok(_) => false,
                 Err(_) if v.len() >= INTSET_MAX_ENTRIES => {
-                    self.to_table();
+                    self.convert_to_table();
                     self.insert(m)
                 }
                 Err(at) => {
@@ -171,7 +171,7 @@ impl SetValue {
             };
         }
         if self.is_intset() {
-            self.to_table();
+            self.convert_to_table();
         }
         let Repr::Table(t) = &mut self.repr else {
             return false;
@@ -204,7 +204,7 @@ impl SetValue {
     }
 
     /// The intset becomes a hashtable (one way).
-    fn to_table(&mut self) {
+    fn convert_to_table(&mut self) {
         let Repr::Ints(v) = &self.repr else {
             return;
         };
