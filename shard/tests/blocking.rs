@@ -102,9 +102,10 @@ async fn timeouts_reply_null_in_the_clients_protocol() {
     );
     assert_eq!(
         c.text(&["BLMOVE", "k", "d", "LEFT", "LEFT", "0.01"]).await,
-        "$-1\r\n"
+        "*-1\r\n",
+        "a null array, as Redis 7 answers"
     );
-    assert_eq!(c.text(&["BRPOPLPUSH", "k", "d", "0.01"]).await, "$-1\r\n");
+    assert_eq!(c.text(&["BRPOPLPUSH", "k", "d", "0.01"]).await, "*-1\r\n");
     c.cmd(&["HELLO", "3"]).await;
     assert_eq!(c.text(&["BRPOP", "k", "0.01"]).await, "_\r\n");
     assert_eq!(c.text(&["BRPOPLPUSH", "k", "d", "0.01"]).await, "_\r\n");

@@ -22,7 +22,7 @@ pub struct Blocked {
     pub reply: oneshot::Receiver<Wake>,
     /// `None`: wait forever (timeout 0).
     pub deadline: Option<Instant>,
-    /// The reply when the timeout passes (a null array or a null bulk, as the command has).
+    /// The reply when the timeout passes (a null array, as Redis answers every list one).
     pub on_timeout: Reply,
     /// A key it waits on (all share one slot in cluster mode): its slot's owner is watched.
     pub key: Bytes,
@@ -137,7 +137,8 @@ pub fn blmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             }),
         )
     });
-    block_on(s, vec![a.bytes(1)], wait, Reply::Nil, attempt)
+    // Redis answers a timed-out BLMOVE with a null array too (RESP2 `*-1`).
+    block_on(s, vec![a.bytes(1)], wait, Reply::NilArray, attempt)
 }
 
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR].
