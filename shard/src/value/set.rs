@@ -43,13 +43,13 @@ pub struct SetValue {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Ints(Vec<i64>),
+    Ints(IntSet),
     Table(Table),
 }
 
 impl Default for Repr {
     fn default() -> Repr {
-        Repr::Ints(Vec::new())
+        Repr::Ints(IntSet::default())
     }
 }
 
@@ -74,6 +74,118 @@ fn hash(b: &[u8]) -> u64 {
 
 fn heap_len(m: &[u8]) -> usize {
     if m.len() > 16 { m.len() } else { 0 }
+}
+
+/// Redis's intset: sorted integers, each stored in the narrowest width (2, 4 or 8 bytes,
+/// little-endian) that fits every member, so a set of small integers takes 2 bytes a member.
+/// Adding a wider integer re-encodes the whole set at the new width, as Redis does.
+#[derive(Debug, Clone)]
+struct IntSet {
+    width: usize,
+    data: Vec<u8>,
+}
+
+impl Default for IntSet {
+    fn default() -> IntSet {
+        IntSet {
+            width: 2,
+            data: Vec::new(),
+        }
+    }
+}
+
+fn width_of(n: i64) -> usize {
+    if i16::try_from(n).is_ok() {
+        2
+    } else if i32::try_from(n).is_ok() {
+        4
+    } else {
+        8
+    }
+}
+
+/// An intset member from its `width` bytes (chunks of the set's own width, always).
+fn decode_int(b: &[u8]) -> i64 {
+    match b.len() {
+        2 => b.try_into().map_or(0, |a| i64::from(i16::from_le_bytes(a))),
+        4 => b.try_into().map_or(0, |a| i64::from(i32::from_le_bytes(a))),
+        _ => b.try_into().map_or(0, i64::from_le_bytes),
+    }
+}
+
+fn encode_int(n: i64, width: usize, out: &mut [u8]) {
+    // `n` fits `width` bytes: the low bytes of its two's complement are the narrower value.
+    out.copy_from_slice(n.to_le_bytes().get(..width).unwrap_or_default());
+}
+
+impl IntSet {
+    fn len(&self) -> usize {
+        self.data.len() / self.width
+    }
+
+    /// Capacity in members at the current width.
+    fn capacity(&self) -> usize {
+        self.data.capacity() / self.width
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.data.capacity()
+    }
+
+    fn get(&self, i: usize) -> Option<i64> {
+        let w = self.width;
+        self.data.get(i * w..i * w + w).map(decode_int)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.data.chunks_exact(self.width).map(decode_int)
+    }
+
+    fn binary_search(&self, n: &i64) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).map(|x| x.cmp(n)) {
+                Some(std::cmp::Ordering::Less) => lo = mid + 1,
+                Some(std::cmp::Ordering::Greater) => hi = mid,
+                Some(std::cmp::Ordering::Equal) => return Ok(mid),
+                None => return Err(lo),
+            }
+        }
+        Err(lo)
+    }
+
+    fn insert(&mut self, at: usize, n: i64) {
+        let need = width_of(n);
+        if need > self.width {
+            let mut wider = Vec::with_capacity((self.len() + 1) * need);
+            let mut slot = [0u8; 8];
+            for x in self.iter() {
+                let slot = &mut slot[..need];
+                encode_int(x, need, slot);
+                wider.extend_from_slice(slot);
+            }
+            self.data = wider;
+            self.width = need;
+        }
+        let w = self.width;
+        let mut slot = [0u8; 8];
+        let slot = &mut slot[..w];
+        encode_int(n, w, slot);
+        let at = (at * w).min(self.data.len());
+        self.data.splice(at..at, slot.iter().copied());
+    }
+
+    fn remove(&mut self, at: usize) -> Option<i64> {
+        let n = self.get(at)?;
+        let w = self.width;
+        self.data.drain(at * w..at * w + w);
+        Some(n)
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.data.reserve(additional * self.width);
+    }
 }
 
 impl Table {
@@ -187,10 +299,7 @@ impl SetValue {
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Ints(v) => match strict_i64(m).map(|n| v.binary_search(&n)) {
-                Some(Ok(at)) => {
-                    v.remove(at);
-                    true
-                }
+                Some(Ok(at)) => v.remove(at).is_some(),
                 _ => false,
             },
             Repr::Table(t) => match t.find(m).and_then(|i| t.remove_at(i)) {
@@ -210,13 +319,13 @@ impl SetValue {
         };
         let mut t = Table::default();
         // What SADD reserved for the intset (see `reserve`) carries over.
-        let want = v.capacity().max(v.len() + 1);
+        let want = v.capacity().max(v.len()) + 1;
         t.members.reserve_exact(want);
         t.index.reserve(want, |_| 0);
         let mut buf = itoa::Buffer::new();
         let mut heap = 0;
-        for n in v {
-            let m = buf.format(*n).as_bytes();
+        for n in v.iter() {
+            let m = buf.format(n).as_bytes();
             heap += heap_len(m);
             t.insert(m);
         }
@@ -262,7 +371,7 @@ impl SetValue {
         }
         let i = rng.usize(..self.len());
         match &mut self.repr {
-            Repr::Ints(v) => Some(Bytes::from(v.remove(i).to_string())),
+            Repr::Ints(v) => v.remove(i).map(|n| Bytes::from(n.to_string())),
             Repr::Table(t) => {
                 let m = t.remove_at(i)?;
                 self.heap -= heap_len(&m);
@@ -308,8 +417,8 @@ impl SetValue {
         match &self.repr {
             Repr::Ints(v) => {
                 let mut buf = itoa::Buffer::new();
-                for n in v {
-                    f(buf.format(*n).as_bytes());
+                for n in v.iter() {
+                    f(buf.format(n).as_bytes());
                 }
             }
             Repr::Table(t) => t.members.iter().for_each(|m| f(m)),
@@ -394,7 +503,7 @@ const SET_HEADER: usize = 96;
 pub fn payload_bytes(s: &SetValue) -> usize {
     SET_HEADER
         + match &s.repr {
-            Repr::Ints(v) => v.capacity() * 8,
+            Repr::Ints(v) => v.heap_bytes(),
             Repr::Table(t) => {
                 t.members.capacity() * MEMBER_SLOT + t.index.capacity() * INDEX_SLOT + s.heap
             }
@@ -505,6 +614,36 @@ mod tests {
         assert_eq!(
             ordered.members(),
             [&b"-1"[..], b"2", b"3"].map(Bytes::from_static)
+        );
+    }
+
+    /// Members are kept at the narrowest width that fits them all, in order.
+    #[test]
+    fn intset_widths() {
+        let mut s = SetValue::new();
+        let wanted = [-5_000_000_000i64, -70_000, -1, 0, 7, 40_000, i64::MAX];
+        for (i, n) in [7i64, -1, 40_000, 0, -70_000, i64::MAX, -5_000_000_000]
+            .iter()
+            .enumerate()
+        {
+            assert!(s.insert(n.to_string().as_bytes()));
+            assert!(!s.insert(n.to_string().as_bytes()));
+            assert_eq!(s.len(), i + 1);
+        }
+        assert_eq!(encoding(&s), "intset");
+        let members: Vec<Bytes> = wanted.iter().map(|n| Bytes::from(n.to_string())).collect();
+        assert_eq!(s.members(), members);
+        for n in wanted {
+            assert!(s.contains(n.to_string().as_bytes()));
+        }
+        assert!(!s.contains(b"8"));
+        assert!(s.remove(b"-70000"));
+        assert!(!s.contains(b"-70000"));
+        assert_eq!(s.len(), 6);
+        let small: SetValue = [&b"1"[..], b"2", b"3"].into_iter().collect();
+        assert!(
+            payload_bytes(&small) < SET_HEADER + 3 * 8,
+            "two bytes a member"
         );
     }
 
