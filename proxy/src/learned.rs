@@ -76,8 +76,14 @@ pub fn route_for(
 ) -> Route {
     let flag = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
     let tip = |t: &str| tips.iter().any(|x| x.eq_ignore_ascii_case(t));
+    // A keyed blocking command waits on a connection of its own; one without keys the
+    // proxy can find has nowhere to go.
     if flag("blocking") {
-        return Route::Refused(Refusal::Blocking);
+        return if keyed && !movable_unfound {
+            Route::Blocking
+        } else {
+            Route::Refused(Refusal::Blocking)
+        };
     }
     if flag("pubsub") {
         return Route::Refused(Refusal::PubSub);
@@ -346,6 +352,10 @@ mod tests {
         );
         assert_eq!(
             r(&["write", "blocking"], &[], true, false, false),
+            Route::Blocking
+        );
+        assert_eq!(
+            r(&["write", "blocking"], &[], false, false, false),
             Route::Refused(Refusal::Blocking)
         );
         assert_eq!(
@@ -418,7 +428,7 @@ mod tests {
         assert_eq!(pfadd.route, Route::SameSlot);
         assert!(pfadd.is_write());
         assert_eq!(pfadd.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
-        // BLPOP is the table's (refused with the proxy's reason), not learned.
+        // BLPOP is the table's (served on a connection of its own), not learned.
         assert!(t.get(b"blpop").is_none());
         let pfcount = t.get(b"pfcount").expect("pfcount learned");
         assert_eq!(pfcount.route, Route::SameSlot);
@@ -450,10 +460,7 @@ mod tests {
             cmd("mod.block", -2, &["write", "blocking"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
-        assert_eq!(
-            t.get(b"mod.block").map(|c| c.route),
-            Some(Route::Refused(Refusal::Blocking))
-        );
+        assert_eq!(t.get(b"mod.block").map(|c| c.route), Some(Route::Blocking));
         let module = t.get(b"MODULE").expect("module learned");
         assert_eq!(
             module.route,

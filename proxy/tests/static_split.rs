@@ -439,7 +439,7 @@ async fn unsupported_and_local_commands() {
     let (_shards, proxy) = three().await;
     let mut raw = proxy.raw().await;
     for (cmd, word) in [
-        (vec!["BLPOP", "l", "0"], "BLPOP"),
+        (vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "XREAD"),
         (vec!["SUBSCRIBE", "ch"], "SUBSCRIBE"),
         (vec!["MULTI"], "MULTI"),
         (vec!["WATCH", "k"], "WATCH"),

@@ -893,3 +893,53 @@ async fn a_destination_that_dies_mid_batch_gets_its_keys_put_back() {
     );
     a.stop().await;
 }
+
+async fn blocked(srv: &TestShard) -> i64 {
+    let info = cmd(srv, &["INFO", "clients"]).await;
+    field(info.as_str(), "blocked_clients")
+}
+
+/// A client blocked on a key whose slot migrates away gets `-MOVED` to the new owner, as Redis
+/// Cluster redirects blocked clients; one blocked on another slot keeps waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_is_redirected_when_its_slot_moves() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let manual = |dir, seeds| Config {
+        cluster_rebalance: shard::config::Rebalance::Manual,
+        ..node_config(dir, seeds)
+    };
+    let a = TestShard::start(manual(dirs[0].path(), vec![])).await;
+    let b = TestShard::start(manual(dirs[1].path(), vec![a.bus_addr().await])).await;
+    wait_until(30, "two members", || async {
+        field(&info(&a).await, "cluster_known_nodes") == 2
+    })
+    .await;
+    let b_id = cmd(&b, &["CLUSTER", "MYID"]).await.as_str().to_string();
+    let slot = Slot::for_key(b"{blk}q").get();
+    let mut moving = a.raw().await;
+    moving
+        .send(&shard::testing::encode(&["BLPOP", "{blk}q", "0"]))
+        .await;
+    let mut staying = a.raw().await;
+    staying
+        .send(&shard::testing::encode(&["BLPOP", "{other}q", "0"]))
+        .await;
+    wait_until(30, "two blocked clients", || async {
+        blocked(&a).await == 2
+    })
+    .await;
+    let s = slot.to_string();
+    assert_eq!(
+        cmd(&a, &["CLUSTER", "MIGRATE", &s, &s, &b_id]).await,
+        V::s("OK")
+    );
+    assert_eq!(
+        moving.read().await,
+        V::Err(format!("MOVED {slot} 127.0.0.1:{}", b.addr.port()))
+    );
+    assert_eq!(blocked(&a).await, 1);
+    assert_eq!(cmd(&a, &["RPUSH", "{other}q", "v"]).await, V::Int(1));
+    assert_eq!(staying.read().await, V::strs(&["{other}q", "v"]));
+    a.stop().await;
+    b.stop().await;
+}

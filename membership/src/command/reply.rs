@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn info_of_unknown_refused_and_sub_commands() {
-        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "blpop", "client|id"])
+        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "xread", "client|id"])
         else {
             panic!("array");
         };
@@ -426,7 +426,8 @@ mod tests {
             panic!("list");
         };
         assert!(all.contains(&Reply::str("client|setname")) && all.contains(&Reply::str("get")));
-        assert!(!all.contains(&Reply::str("blpop")));
+        assert!(!all.contains(&Reply::str("xread")));
+        assert!(all.contains(&Reply::str("blpop")));
         let Ok(Reply::Array(hash)) = run(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "HASH"]) else {
             panic!("list");
         };
@@ -441,7 +442,7 @@ mod tests {
         );
         let docs = wire(&["COMMAND", "DOCS", "client", "nosuch"], Proto::Resp3);
         assert!(docs.starts_with("%1\r\n$6\r\nclient\r\n%4\r\n"), "{docs}");
-        assert!(docs.contains("$11\r\nsubcommands\r\n%13\r\n$9\r\nclient|id\r\n"));
+        assert!(docs.contains("$11\r\nsubcommands\r\n%14\r\n$9\r\nclient|id\r\n"));
     }
 
     /// Redis 7.2's `getKeysSubcommandImpl`: command, then keys, then arity.
@@ -458,8 +459,13 @@ mod tests {
         );
         assert_eq!(keys(&["nosuch", "a"]), Err(CommandError::InvalidCommand));
         assert_eq!(
-            keys(&["blpop", "a", "0"]),
+            keys(&["xread", "streams", "a", "0"]),
             Err(CommandError::InvalidCommand)
+        );
+        assert_eq!(
+            keys(&["lmpop", "2", "a", "b", "left"]),
+            Ok(Reply::Array(vec![Reply::str("a"), Reply::str("b")])),
+            "keys found by the key spec"
         );
         assert_eq!(
             keys(&["client", "nosuch"]),

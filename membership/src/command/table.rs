@@ -164,6 +164,10 @@ const RENAME_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["OW", "update"]),
 ];
+const COPY_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RO", "access"]),
+    KeyUse::flags(&["OW", "update"]),
+];
 const RM_D: &[KeyUse] = &[KeyUse::flags(&["RM", "delete"])];
 const RO: &[KeyUse] = &[KeyUse::flags(&["RO"])];
 const RO_A: &[KeyUse] = &[KeyUse::flags(&["RO", "access"])];
@@ -348,6 +352,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("pexpiretime",  Pexpiretime,     2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "generic",    "7.0.0",  "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     row("persist",      Persist,         2, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "2.2.0",  "Removes the expiration time of a key."),
     row("type",         Type,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "generic",    "1.0.0",  "Determines the type of value stored at a key."),
+    row("copy",         Copy,           -3, WD,    K12, COPY_KEYS,     SameSlot,                 NO_TIPS,        "generic",    "6.2.0",  "Copies the value of a key to a new key."),
     row("rename",       Rename,          3, W,     K12, RENAME_KEYS,   SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key and overwrites the destination."),
     row("renamenx",     Renamenx,        3, WF,    K12, RENAMENX_KEYS, SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key only when the target key name doesn't exist."),
     row("keys",         Keys,            2, R,     K0,  NO_KEYS,       AllShards(Merge::Concat), ALL_ND_ORDER,   "generic",    "1.0.0",  "Returns all key names that match a pattern."),

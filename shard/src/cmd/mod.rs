@@ -226,6 +226,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Persist => key::persist(s, a),
         Type => key::type_(s, a),
         Rename => key::rename(s, a, false),
+        Copy => key::copy(s, a),
         Renamenx => key::rename(s, a, true),
         Keys => Ok(Reply::Array(
             s.shared
