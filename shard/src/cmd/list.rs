@@ -216,7 +216,10 @@ pub fn lrange(s: &mut Session, a: &Args) -> CmdResult {
     let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
     let items = read(s, a.get(1), |l| match clamp(start, stop, l.len()) {
         None => vec![],
-        Some((from, to)) => l.range(from..=to).cloned().map(Reply::Bulk).collect(),
+        Some((from, to)) => l
+            .range(from..=to)
+            .map(|e| Reply::Bulk(Bytes::copy_from_slice(e)))
+            .collect(),
     })?;
     Ok(Reply::Array(items.unwrap_or_default()))
 }
@@ -226,7 +229,7 @@ pub fn lindex(s: &mut Session, a: &Args) -> CmdResult {
     let index = a.get(2);
     let found = read(s, a.get(1), |l| {
         let i = parse_i64(index)?;
-        Ok::<_, CmdError>(position(i, l.len()).and_then(|p| l.get(p).cloned()))
+        Ok::<_, CmdError>(position(i, l.len()).and_then(|p| l.get(p).map(Bytes::copy_from_slice)))
     })?;
     Ok(Reply::opt_bulk(found.transpose()?.flatten()))
 }
@@ -260,15 +263,25 @@ pub fn lrem(s: &mut Session, a: &Args) -> CmdResult {
                 !hit
             });
         } else {
-            // From the tail: walk backwards, removing up to `limit` matches.
-            let mut i = l.len();
-            while i > 0 && removed < limit {
-                i -= 1;
-                if l.get(i).is_some_and(|e| e == element) {
-                    l.remove(i);
-                    removed += 1;
-                }
-            }
+            // From the tail: the last `limit` matches, then one pass that drops them.
+            let len = l.len();
+            let mut doomed: Vec<usize> = l
+                .iter()
+                .rev()
+                .enumerate()
+                .filter(|(_, e)| *e == element)
+                .take(limit)
+                .map(|(k, _)| len - 1 - k)
+                .collect();
+            removed = doomed.len();
+            doomed.reverse();
+            let (mut i, mut next) = (0, 0);
+            l.retain(|_| {
+                let hit = doomed.get(next) == Some(&i);
+                next += usize::from(hit);
+                i += 1;
+                !hit
+            });
         }
         removed as i64
     })?;
@@ -336,16 +349,22 @@ pub fn lpos(s: &mut Session, a: &Args) -> CmdResult {
         };
         let mut skip = rank.unsigned_abs() - 1;
         let mut hits = Vec::new();
-        let indices: Box<dyn Iterator<Item = usize>> = if rank > 0 {
-            Box::new(0..scan)
+        let walk: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+            Box::new(l.iter().take(scan).enumerate())
         } else {
-            Box::new((len - scan..len).rev())
+            Box::new(
+                l.iter()
+                    .rev()
+                    .take(scan)
+                    .enumerate()
+                    .map(|(k, e)| (len - 1 - k, e)),
+            )
         };
-        for i in indices {
+        for (i, e) in walk {
             if hits.len() >= want {
                 break;
             }
-            if l.get(i).is_some_and(|e| e == element) {
+            if e == element {
                 if skip > 0 {
                     skip -= 1;
                 } else {

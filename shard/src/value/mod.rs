@@ -212,7 +212,10 @@ mod tests {
         assert!(Value::Hash(Box::default()).is_empty_aggregate());
         assert!(!Value::Str(Bytes::new()).is_empty_aggregate());
         let l = Value::List(Box::new(ListValue::from([Bytes::from_static(b"ab")])));
-        assert_eq!(l.payload_bytes(), 2 + ELEMENT_OVERHEAD);
+        assert_eq!(
+            l.payload_bytes(),
+            2 + ELEMENT_OVERHEAD + list::NODE_OVERHEAD
+        );
         assert!(!l.is_empty_aggregate());
         assert!(Value::List(Box::default()).is_empty_aggregate());
         let s = Value::Set(Box::new(SetValue::from_iter([&b"ab"[..], b"1"])));
