@@ -350,10 +350,14 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
     let mut ra = a.raw().await;
     for i in 0..700 {
         let k = format!("{{mig}}:{i}");
-        let r = match i % 4 {
+        let r = match i % 5 {
             0 => ra.cmd(&["HSET", &k, "a", &i.to_string(), "b", "2"]).await,
             1 => ra.cmd(&["SET", &k, &i.to_string(), "EX", "1000"]).await,
             3 => ra.cmd(&["RPUSH", &k, &i.to_string(), "", "tail"]).await,
+            4 => {
+                ra.cmd(&["SADD", &k, &i.to_string(), "", "m"]).await;
+                ra.cmd(&["EXPIRE", &k, "1000"]).await
+            }
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
         assert!(matches!(r, V::Int(_)) || r == V::s("OK"), "{r:?}");
@@ -414,7 +418,17 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             V::Err(format!("MOVED {slot} 127.0.0.1:{b_port}")),
             "the source redirects"
         );
-        match i % 4 {
+        match i % 5 {
+            4 => {
+                assert_eq!(rb.cmd(&["SCARD", &k]).await, V::Int(3));
+                assert_eq!(
+                    rb.cmd(&["SMISMEMBER", &k, &i.to_string(), "", "m", "x"])
+                        .await,
+                    V::Arr(vec![V::Int(1), V::Int(1), V::Int(1), V::Int(0)])
+                );
+                let ttl = rb.cmd(&["TTL", &k]).await.as_int();
+                assert!((900..=1000).contains(&ttl), "TTL kept: {ttl}");
+            }
             0 => {
                 assert_eq!(rb.cmd(&["HGET", &k, "a"]).await, V::s(&i.to_string()));
                 assert_eq!(rb.cmd(&["HLEN", &k]).await, V::Int(2));

@@ -352,6 +352,24 @@ pub enum CommandId {
     Brpoplpush,
     Blmove,
     Blmpop,
+    // sets
+    Sadd,
+    Srem,
+    Smembers,
+    Sismember,
+    Smismember,
+    Scard,
+    Spop,
+    Srandmember,
+    Smove,
+    Sinter,
+    Sintercard,
+    Sinterstore,
+    Sunion,
+    Sunionstore,
+    Sdiff,
+    Sdiffstore,
+    Sscan,
     // subcommands
     ClientId,
     ClientSetname,
@@ -729,7 +747,9 @@ mod tests {
                 continue;
             }
             assert!(!c.key_use.is_empty(), "{name}");
-            if c.key_use.len() > 1 {
+            // Several uses: one key each, the last one possibly a range to the end
+            // (SINTERSTORE's destination, then its sources).
+            if c.key_use.len() > 1 && c.keys.last >= 0 {
                 assert_eq!(
                     c.keys.last,
                     c.keys.first + c.key_use.len() as i32 - 1,

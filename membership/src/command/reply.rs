@@ -141,7 +141,9 @@ fn info(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
 }
 
 /// Key specs from the key positions and the key use: one `range` spec over all the keys, or,
-/// with one use per key, one spec per key (RENAME: the source, then the destination).
+/// with one use per key, one spec per key (RENAME: the source, then the destination), the last
+/// of which spans the remaining keys when the range is open-ended (SINTERSTORE: the
+/// destination, then every source).
 fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
     if !spec.specs.is_empty() {
         return spec
@@ -167,6 +169,13 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
                     keys.last - keys.first
                 };
                 (keys.first, lastkey, keys.step)
+            } else if i + 1 == spec.key_use.len() && keys.last < 0 {
+                // The last use covers the rest of the keys (SINTERSTORE's sources).
+                (
+                    keys.first + i as i32 * keys.step.max(1),
+                    keys.last,
+                    keys.step,
+                )
             } else {
                 (keys.first + i as i32 * keys.step.max(1), 0, 1)
             };

@@ -8,10 +8,12 @@
 //! offset 0   u8   version = 1
 //!        1   u64  generation (warm tier: which demotion wrote it; migration: 0)
 //!        9   u64  expiry, Unix ms (0 = no TTL)
-//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash)
+//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set)
 //!       18   ...  payload, to the end of the record, by kind:
 //!                 string: the bytes
 //!                 hash:   per field: u32 length, field, u32 length, value
+//!                 list:   per element, head first: u32 length, element
+//!                 set:    per member, any order: u32 length, member (integers as text)
 //! ```
 //!
 //! These are byte for byte the records the warm tier and migration wrote before this module
@@ -21,7 +23,7 @@
 //! then matches on the version byte. A build that meets a version or kind it does not know
 //! fails with an error, never a guess.
 
-use super::{Kind, Value, hash, list, string};
+use super::{Kind, Value, hash, list, set, string};
 
 /// The version this build writes.
 pub const VERSION: u8 = 1;
@@ -65,6 +67,7 @@ pub fn encoded_len(value: &Value) -> usize {
             Value::Str(b) => string::encoded_len(b),
             Value::Hash(h) => hash::encoded_len(h),
             Value::List(l) => list::encoded_len(l),
+            Value::Set(s) => set::encoded_len(s),
         }
 }
 
@@ -85,6 +88,7 @@ pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &V
         Value::Str(b) => string::encode(b, out),
         Value::Hash(h) => hash::encode(h, out),
         Value::List(l) => list::encode(l, out),
+        Value::Set(s) => set::encode(s, out),
     }
 }
 
@@ -120,6 +124,9 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
         Kind::List => Value::List(Box::new(
             list::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
+        Kind::Set => Value::Set(Box::new(
+            set::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
     };
     Ok(Record {
         generation: h.generation,
@@ -131,8 +138,12 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::value::{HashValue, ListValue};
+    use crate::value::{HashValue, ListValue, SetValue};
     use bytes::Bytes;
+
+    fn set(members: &[&'static [u8]]) -> Value {
+        Value::Set(Box::new(members.iter().copied().collect()))
+    }
 
     fn list(elements: &[&'static [u8]]) -> Value {
         Value::List(Box::new(
@@ -218,6 +229,24 @@ pub(crate) mod tests {
         assert_eq!(encode(5, 0, &rec.value), bytes);
     }
 
+    /// The set payload's layout, pinned: a set record written today must decode forever.
+    #[test]
+    fn golden_set_record() {
+        let bytes = unhex("010000000000000005000000000000000003000000016100000000000000026263");
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!((rec.generation, rec.expire_at), (5, 0));
+        assert_eq!(rec.value, set(&[b"a", b"", b"bc"]));
+        // A hashtable set writes its members in insertion order (while nothing was removed).
+        assert_eq!(encode(5, 0, &rec.value), bytes);
+        // An intset writes its members as text, in ascending order.
+        let ints = unhex("010000000000000000000000000000000003000000022d3100000001340000000137");
+        assert_eq!(encode(0, 0, &set(&[b"7", b"-1", b"4"])), ints);
+        assert_eq!(
+            decode(&ints).expect("decodes").value,
+            set(&[b"4", b"7", b"-1"])
+        );
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let mut big = HashValue::default();
@@ -237,6 +266,25 @@ pub(crate) mod tests {
                 (0..300)
                     .map(|i| Bytes::from(vec![b'y'; i]))
                     .collect::<ListValue>(),
+            )),
+            set(&[]),
+            set(&[b"", b"a", b"-1", b"bc"]),
+            set(&[b"1", b"-9223372036854775808", b"42"]),
+            Value::Set(Box::new(
+                (0..300)
+                    .map(|i| format!("m{i}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|m| m.as_bytes())
+                    .collect::<SetValue>(),
+            )),
+            Value::Set(Box::new(
+                (0..600)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|m| m.as_bytes())
+                    .collect::<SetValue>(),
             )),
         ]);
         for value in values {
@@ -259,6 +307,7 @@ pub(crate) mod tests {
             Value::Str(Bytes::from_static(b"hello")),
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
             list(&[b"element", b"e2"]),
+            set(&[b"member", b"m2"]),
         ];
         for value in &values {
             let good = encode(1, 2, value);
@@ -291,7 +340,12 @@ pub(crate) mod tests {
                         );
                         whole += 1;
                     }
-                    (Value::Hash(_) | Value::List(_), Err(e)) => {
+                    // Likewise a set cut between two members.
+                    (Value::Set(_), Ok(r)) => {
+                        assert!(matches!(r.value, Value::Set(s) if s.len() < 2), "cut {cut}");
+                        whole += 1;
+                    }
+                    (Value::Hash(_) | Value::List(_) | Value::Set(_), Err(e)) => {
                         assert_eq!(e, DecodeError::Truncated, "cut {cut}")
                     }
                 }

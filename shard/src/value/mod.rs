@@ -11,12 +11,14 @@
 pub mod codec;
 pub mod hash;
 pub mod list;
+pub mod set;
 pub mod string;
 
 use bytes::Bytes;
 
 pub use hash::{FIELD_OVERHEAD, HashValue};
 pub use list::{ELEMENT_OVERHEAD, ListValue};
+pub use set::SetValue;
 
 /// A key's value, in RAM.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +29,8 @@ pub enum Value {
     Hash(Box<HashValue>),
     /// Boxed for the same reason as `Hash`.
     List(Box<ListValue>),
+    /// Boxed for the same reason as `Hash`.
+    Set(Box<SetValue>),
 }
 
 /// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
@@ -37,12 +41,13 @@ pub enum Kind {
     String,
     Hash,
     List,
+    Set,
 }
 
 impl Kind {
     /// Every kind, in code order (tests walk it; the compiler does not check it is complete,
     /// `kind_codes_are_stable_and_distinct` does).
-    pub const ALL: [Kind; 3] = [Kind::String, Kind::Hash, Kind::List];
+    pub const ALL: [Kind; 4] = [Kind::String, Kind::Hash, Kind::List, Kind::Set];
 
     /// The stable one-byte code in records and migration frames.
     pub const fn code(self) -> u8 {
@@ -50,6 +55,7 @@ impl Kind {
             Kind::String => 0,
             Kind::Hash => 1,
             Kind::List => 2,
+            Kind::Set => 3,
         }
     }
 
@@ -60,6 +66,7 @@ impl Kind {
             0 => Some(Kind::String),
             1 => Some(Kind::Hash),
             2 => Some(Kind::List),
+            3 => Some(Kind::Set),
             _ => None,
         }
     }
@@ -70,6 +77,7 @@ impl Kind {
             Kind::String => "string",
             Kind::Hash => "hash",
             Kind::List => "list",
+            Kind::Set => "set",
         }
     }
 }
@@ -81,6 +89,7 @@ impl Value {
             Value::Str(_) => Kind::String,
             Value::Hash(_) => Kind::Hash,
             Value::List(_) => Kind::List,
+            Value::Set(_) => Kind::Set,
         }
     }
 
@@ -96,6 +105,7 @@ impl Value {
             Value::Str(b) => string::encoding(b),
             Value::Hash(h) => hash::encoding(h),
             Value::List(l) => list::encoding(l),
+            Value::Set(s) => set::encoding(s),
         }
     }
 
@@ -107,6 +117,7 @@ impl Value {
             Value::Str(b) => string::payload_bytes(b),
             Value::Hash(h) => hash::payload_bytes(h),
             Value::List(l) => list::payload_bytes(l),
+            Value::Set(s) => set::payload_bytes(s),
         }
     }
 
@@ -118,6 +129,7 @@ impl Value {
             Value::Str(_) => false,
             Value::Hash(h) => h.is_empty(),
             Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
         }
     }
 }
@@ -138,6 +150,7 @@ mod tests {
                     Value::Hash(Box::new(h))
                 }
                 Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
+                Kind::Set => Value::Set(Box::new(SetValue::from_iter([&b"m"[..]]))),
             })
             .collect()
     }
@@ -148,6 +161,7 @@ mod tests {
         assert_eq!(Kind::String.code(), 0);
         assert_eq!(Kind::Hash.code(), 1);
         assert_eq!(Kind::List.code(), 2);
+        assert_eq!(Kind::Set.code(), 3);
         for (i, k) in Kind::ALL.iter().enumerate() {
             assert_eq!(usize::from(k.code()), i, "ALL is in code order");
             assert_eq!(Kind::from_code(k.code()), Some(*k));
@@ -204,5 +218,15 @@ mod tests {
         );
         assert!(!l.is_empty_aggregate());
         assert!(Value::List(Box::default()).is_empty_aggregate());
+        let s = Value::Set(Box::new(SetValue::from_iter([&b"ab"[..], b"1"])));
+        assert_eq!((s.type_name(), s.encoding()), ("set", "hashtable"));
+        let mut long = SetValue::from_iter([&b"ab"[..], b"1"]);
+        long.insert(&[b'x'; 17]);
+        let long = Value::Set(Box::new(long));
+        assert!(long.payload_bytes() >= s.payload_bytes() + 17);
+        let ints = Value::Set(Box::new(SetValue::from_iter([&b"1"[..], b"-5"])));
+        assert_eq!(ints.encoding(), "intset");
+        assert!(ints.payload_bytes() < s.payload_bytes());
+        assert!(Value::Set(Box::default()).is_empty_aggregate());
     }
 }
