@@ -825,6 +825,6 @@ mod tests {
         let get = lookup(b"get").expect("get");
         assert_eq!(get.acl_categories(), vec!["@read", "@string", "@fast"]);
         let del = lookup(b"del").expect("del");
-        assert_eq!(del.acl_categories(), vec!["@write", "@keyspace", "@slow"]);
+        assert_eq!(del.acl_categories(), vec!["@keyspace", "@write", "@slow"]);
     }
 }
