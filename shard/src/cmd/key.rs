@@ -238,7 +238,8 @@ pub fn object(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match id {
-        CommandId::ObjectEncoding => Reply::Simple(e.value.encoding()),
+        // A bulk string, as Redis's `addReplyBulkCString`.
+        CommandId::ObjectEncoding => Reply::Bulk(Bytes::from_static(e.value.encoding().as_bytes())),
         CommandId::ObjectFreq => Reply::Int(i64::from(e.freq(s.now))),
         CommandId::ObjectIdletime => Reply::Int((e.idle_ms(s.now) / 1000) as i64),
         _ => Reply::Int(1),
