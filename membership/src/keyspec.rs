@@ -116,7 +116,9 @@ pub fn find<'a>(
                     continue;
                 };
                 let first = (first + firstkey) as i64;
-                (first, first.saturating_add(n).saturating_sub(1), *step)
+                let step = (*step).max(1);
+                let last = first.saturating_add((n - 1).saturating_mul(step as i64));
+                (first, last, step)
             }
         };
         if last >= argc as i64 || last < first || first >= argc as i64 {

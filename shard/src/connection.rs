@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use telemetry::stats::{LocalStats, label_of, slot_of};
 use telemetry::trace::{TRACE_COMMAND, TraceParent};
 
+use crate::blocking::Wake;
 use crate::clients::ClientHandle;
 use crate::cmd::{self, Session, WarmPlan};
 use crate::observe::{Tier, Traced, emit_span};
@@ -37,7 +38,7 @@ const READ_CHUNK: usize = 16 * 1024;
 
 pub async fn serve(shared: &Arc<Shared>, stream: TcpStream, handle: &Arc<ClientHandle>) {
     let mut conn = Conn::new(shared, stream, handle);
-    loop {
+    'read: loop {
         match conn.read().await {
             Input::Requests => {}
             Input::Pushed => {
@@ -48,9 +49,18 @@ pub async fn serve(shared: &Arc<Shared>, stream: TcpStream, handle: &Arc<ClientH
             }
             Input::Closed => break,
         }
-        let end = conn.execute_batch().await;
-        if conn.write_replies().await.is_err() || end == End::Close {
-            break;
+        loop {
+            let end = conn.execute_batch().await;
+            if conn.write_replies().await.is_err() || end == End::Close {
+                break 'read;
+            }
+            if conn.session.blocked.is_none() {
+                break;
+            }
+            // A blocking command waits; the rest of its pipeline runs after it.
+            if !conn.wait_blocked().await || conn.write_replies().await.is_err() {
+                break 'read;
+            }
         }
     }
     conn.close().await;
@@ -64,6 +74,16 @@ enum Input {
     Pushed,
     /// The peer closed, the read failed, or the client was killed.
     Closed,
+}
+
+/// What ended one wait of a blocked client's select.
+enum Event {
+    Woken(Option<Wake>),
+    TimedOut,
+    Closed,
+    Pushed,
+    Input,
+    Tick,
 }
 
 /// Whether the connection goes on after this batch.
@@ -177,7 +197,7 @@ impl<'a> Conn<'a> {
                         None => Loaded::NOTHING,
                     };
                     self.request(args, sampled, loaded);
-                    if self.session.close_after_reply {
+                    if self.session.close_after_reply || self.session.blocked.is_some() {
                         break;
                     }
                 }
@@ -221,6 +241,10 @@ impl<'a> Conn<'a> {
         if let Some(p) = plan.plan {
             cmd::settle_warm(&self.session, p);
         }
+        if self.session.blocked.is_some() {
+            // The reply comes when the wait ends (`wait_blocked`).
+            return;
+        }
         self.observe(&reply, sampled, from_warm);
         self.encode(&reply);
         if self.handle.inbox.has_pending() {
@@ -228,6 +252,85 @@ impl<'a> Conn<'a> {
                 .inbox
                 .drain_into(self.session.proto, &mut self.output);
         }
+    }
+
+    /// A blocking command's wait: until it is served, its timeout passes, CLIENT UNBLOCK, its
+    /// slot moves away (cluster mode, checked every 100 ms), or the client goes away (`false`:
+    /// close). Invalidations are delivered meanwhile; requests that arrive are buffered, as
+    /// Redis buffers a blocked client's input.
+    async fn wait_blocked(&mut self) -> bool {
+        let Some(mut blocked) = self.session.blocked.take() else {
+            return true;
+        };
+        let id = self.handle.id;
+        let blocking = &self.shared.blocking;
+        let clustered = self.shared.cluster.get().is_some();
+        let wake = loop {
+            let deadline = blocked.deadline;
+            let timeout = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                biased;
+                _ = self.handle.kill.cancelled() => Event::Closed,
+                w = &mut blocked.reply => Event::Woken(w.ok()),
+                _ = timeout => Event::TimedOut,
+                _ = self.handle.inbox.notify.notified() => Event::Pushed,
+                r = self.stream.read_buf(&mut self.input) => match r {
+                    Ok(0) | Err(_) => Event::Closed,
+                    Ok(_) => Event::Input,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(100)), if clustered => Event::Tick,
+            };
+            match event {
+                Event::Woken(w) => break w,
+                Event::Closed => {
+                    blocking.cancel(id);
+                    return false;
+                }
+                Event::TimedOut if blocking.cancel(id) => break Some(Wake::TimedOut),
+                Event::Pushed => {
+                    if self.write_pushed().await.is_err() {
+                        blocking.cancel(id);
+                        return false;
+                    }
+                }
+                Event::Tick => {
+                    if let Some(e) = cmd::blocked_redirect(&self.session, &blocked.key)
+                        && blocking.cancel(id)
+                    {
+                        break Some(Wake::Error(e));
+                    }
+                }
+                Event::Input if self.input.len() > self.query_limit => {
+                    tracing::warn!(
+                        client = id,
+                        bytes = self.input.len(),
+                        "closing blocked client that reached max query buffer length"
+                    );
+                    blocking.cancel(id);
+                    return false;
+                }
+                // Served meanwhile: the reply is in the channel. New input waits its turn.
+                Event::TimedOut | Event::Input => {}
+            }
+        };
+        let reply = match wake {
+            Some(Wake::Reply(r) | Wake::Error(r)) => r,
+            Some(Wake::TimedOut) | None => blocked.on_timeout,
+        };
+        self.session.begin_batch();
+        self.observe(&reply, None, false);
+        self.encode(&reply);
+        if self.handle.inbox.has_pending() {
+            self.handle
+                .inbox
+                .drain_into(self.session.proto, &mut self.output);
+        }
+        true
     }
 
     /// Step 3: keys this request names that live in the warm tier are loaded into RAM first

@@ -13,7 +13,7 @@
 //! | wire | `protocol`, `error` | request framing, reply encoding; errors as Redis replies |
 //! | values | `value` | `Value`, `Kind`, per-type accounting and encoding, the one codec |
 //! | storage | `store` (with `store::warm`) | slot tables, expiry, eviction, the warm tier |
-//! | services | `clock`, `config`, `slowlog`, `tracking`, `clients` | |
+//! | services | `clock`, `config`, `slowlog`, `tracking`, `clients`, `blocking` | blocked clients' registry |
 //! | cluster | `migrate`, then `cluster` | slot gates and migration tasks; membership, routing |
 //! | state | `shared` | what every connection and task shares |
 //! | requests | `cmd`, `observe` | dispatch and command families; metrics and spans |
@@ -26,6 +26,7 @@
 //! `migrate`) are further `impl Db` blocks over the tables defined in `store/mod.rs`.
 #![forbid(unsafe_code)]
 
+mod blocking;
 mod clients;
 mod clock;
 pub mod cluster;

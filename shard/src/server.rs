@@ -97,6 +97,7 @@ pub async fn run_with_admin(
         metrics: std::sync::OnceLock::new(),
         tracing,
         slowlog: crate::slowlog::SlowLog::default(),
+        blocking: crate::blocking::Blocking::default(),
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub tracing: Option<Arc<telemetry::Tracing>>,
     /// SLOWLOG: commands slower than `slowlog-log-slower-than`.
     pub slowlog: SlowLog,
+    /// Clients blocked on keys (BLPOP and the other blocking commands).
+    pub blocking: Blocking,
 }
 
 impl Shared {

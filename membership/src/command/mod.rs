@@ -35,6 +35,11 @@ impl Flags {
     pub const NO_AUTH: Flags = Flags(1 << 8);
     pub const ALLOW_BUSY: Flags = Flags(1 << 9);
     pub const DANGEROUS: Flags = Flags(1 << 10);
+    /// Blocks the client until a key is ready (`BLPOP`, `BZPOPMIN`, ...).
+    pub const BLOCKING: Flags = Flags(1 << 11);
+    /// The keys are found by key specs, not the `first, last, step` range alone (`LMPOP
+    /// numkeys ...`, `ZUNIONSTORE dst numkeys ...`): set by [`CommandSpec::with_specs`].
+    pub const MOVABLEKEYS: Flags = Flags(1 << 12);
     /// Connection-level commands that are always answered by whoever holds the client
     /// connection (never forwarded).
     pub(crate) const CONN: Flags = Flags(
@@ -46,17 +51,19 @@ impl Flags {
             | Self::ALLOW_BUSY.0,
     );
 
-    const NAMES: [(Flags, &'static str); 10] = [
+    const NAMES: [(Flags, &'static str); 12] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
         (Flags::NOSCRIPT, "noscript"),
+        (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::ALLOW_BUSY, "allow_busy"),
+        (Flags::MOVABLEKEYS, "movablekeys"),
     ];
 
     pub const fn union(self, other: Flags) -> Flags {
@@ -155,6 +162,9 @@ pub enum Route {
     AllShards(Merge),
     /// Sent to any one shard.
     AnyShard,
+    /// Blocks until a key is ready (BLPOP, BLMOVE, BZPOPMIN, ...): one slot, like `SameSlot`,
+    /// on a backend connection of its own while it waits.
+    Blocking,
     /// Not served through a proxy, for this reason. Checked before arity: the client learns
     /// why, whatever its arguments.
     Refused(Refusal),
@@ -335,6 +345,12 @@ pub enum CommandId {
     Lpos,
     Lmove,
     Rpoplpush,
+    Lmpop,
+    Blpop,
+    Brpop,
+    Brpoplpush,
+    Blmove,
+    Blmpop,
     // sorted sets
     Zadd,
     Zincrby,
@@ -376,6 +392,7 @@ pub enum CommandId {
     ClientInfo,
     ClientList,
     ClientKill,
+    ClientUnblock,
     ClientNoEvict,
     ClientTracking,
     ClientCaching,
@@ -438,8 +455,9 @@ pub struct CommandSpec {
     pub since: &'static str,
     pub summary: &'static str,
     pub subcommands: &'static [CommandSpec],
-    /// Redis 7 key specs, when the keys are not a plain `keys` range (learned commands:
-    /// `ZUNIONSTORE`, `XREAD`, `EVAL`, ...); empty for this table's rows.
+    /// Redis 7 key specs, when the keys are not a plain `keys` range (`LMPOP numkeys ...`,
+    /// `ZUNIONSTORE dst numkeys ...`, and learned commands: `XREAD`, `EVAL`, ...); empty when
+    /// the range says where the keys are. With specs, `key_use[i]` is spec `i`'s use.
     pub specs: &'static [crate::keyspec::KeySpec],
     /// How the keys are used (`COMMAND INFO`'s key specs); empty for keyless commands.
     pub key_use: &'static [KeyUse],
@@ -471,6 +489,21 @@ impl CommandSpec {
             subcommands,
             ..self
         }
+    }
+
+    /// The same row with its keys found by these key specs (and `movablekeys`).
+    pub const fn with_specs(self, specs: &'static [crate::keyspec::KeySpec]) -> CommandSpec {
+        CommandSpec {
+            specs,
+            flags: self.flags.union(Flags::MOVABLEKEYS),
+            ..self
+        }
+    }
+
+    /// Whether the command names keys (by its range or its key specs).
+    #[inline]
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_none() || !self.specs.is_empty()
     }
 
     /// Whether a proxy refuses the command, and why.
@@ -532,6 +565,7 @@ impl CommandSpec {
             "string" => "@string",
             "hash" => "@hash",
             "list" => "@list",
+            "set" => "@set",
             "sorted-set" => "@sortedset",
             "generic" => "@keyspace",
             "connection" => "@connection",
@@ -545,6 +579,9 @@ impl CommandSpec {
         } else {
             "@slow"
         });
+        if self.flags.contains(Flags::BLOCKING) {
+            cats.push("@blocking");
+        }
         cats
     }
 }

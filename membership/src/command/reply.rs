@@ -7,7 +7,8 @@
 
 use bytes::Bytes;
 
-use super::{COMMANDS, CommandId, CommandSpec, full_name, lookup, lookup_full};
+use super::{COMMANDS, CommandId, CommandSpec, KeyUse, full_name, lookup, lookup_full};
+use crate::keyspec::{BeginSearch, FindKeys, KeySpec};
 use crate::resp::Reply;
 
 /// Why a `COMMAND` subcommand fails; [`CommandError::message`] is Redis's text after `ERR `.
@@ -142,6 +143,14 @@ fn info(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
 /// Key specs from the key positions and the key use: one `range` spec over all the keys, or,
 /// with one use per key, one spec per key (RENAME: the source, then the destination).
 fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
+    if !spec.specs.is_empty() {
+        return spec
+            .specs
+            .iter()
+            .zip(spec.key_use)
+            .map(|(k, u)| key_spec(u, k))
+            .collect();
+    }
     let keys = spec.keys;
     if keys.is_none() {
         return Vec::new();
@@ -161,38 +170,87 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
             } else {
                 (keys.first + i as i32 * keys.step.max(1), 0, 1)
             };
-            let mut fields = Vec::with_capacity(4);
-            if !u.notes.is_empty() {
-                fields.push(("notes", bulk(u.notes)));
-            }
-            fields.push((
-                "flags",
-                Reply::Set(u.flags.iter().map(|f| Reply::Simple(f)).collect()),
-            ));
-            fields.push((
-                "begin_search",
-                map([
-                    ("type", bulk("index")),
-                    ("spec", map([("index", Reply::Int(i64::from(index)))])),
-                ]),
-            ));
-            fields.push((
-                "find_keys",
-                map([
-                    ("type", bulk("range")),
-                    (
-                        "spec",
-                        map([
-                            ("lastkey", Reply::Int(i64::from(lastkey))),
-                            ("keystep", Reply::Int(i64::from(keystep))),
-                            ("limit", Reply::Int(0)),
-                        ]),
-                    ),
-                ]),
-            ));
-            map(fields)
+            let find = FindKeys::Range {
+                lastkey,
+                step: keystep.max(0) as usize,
+                limit: 0,
+            };
+            let begin = BeginSearch::Index(index.max(0) as usize);
+            key_spec(
+                u,
+                &KeySpec {
+                    begin,
+                    find,
+                    write: false,
+                    not_key: false,
+                },
+            )
         })
         .collect()
+}
+
+/// One key spec as `COMMAND INFO` shows it: notes, flags, `begin_search`, `find_keys`.
+fn key_spec(u: &KeyUse, k: &KeySpec) -> Reply {
+    let int = |n: i64| Reply::Int(n);
+    let mut fields = Vec::with_capacity(4);
+    if !u.notes.is_empty() {
+        fields.push(("notes", bulk(u.notes)));
+    }
+    fields.push((
+        "flags",
+        Reply::Set(u.flags.iter().map(|f| Reply::Simple(f)).collect()),
+    ));
+    let begin = match &k.begin {
+        BeginSearch::Index(i) => map([
+            ("type", bulk("index")),
+            ("spec", map([("index", int(*i as i64))])),
+        ]),
+        BeginSearch::Keyword { keyword, startfrom } => map([
+            ("type", bulk("keyword")),
+            (
+                "spec",
+                map([
+                    ("keyword", bulk(keyword)),
+                    ("startfrom", int(i64::from(*startfrom))),
+                ]),
+            ),
+        ]),
+    };
+    fields.push(("begin_search", begin));
+    let find = match &k.find {
+        FindKeys::Range {
+            lastkey,
+            step,
+            limit,
+        } => map([
+            ("type", bulk("range")),
+            (
+                "spec",
+                map([
+                    ("lastkey", int(i64::from(*lastkey))),
+                    ("keystep", int(*step as i64)),
+                    ("limit", int(*limit as i64)),
+                ]),
+            ),
+        ]),
+        FindKeys::Keynum {
+            keynumidx,
+            firstkey,
+            step,
+        } => map([
+            ("type", bulk("keynum")),
+            (
+                "spec",
+                map([
+                    ("keynumidx", int(*keynumidx as i64)),
+                    ("firstkey", int(*firstkey as i64)),
+                    ("keystep", int(*step as i64)),
+                ]),
+            ),
+        ]),
+    };
+    fields.push(("find_keys", find));
+    map(fields)
 }
 
 /// One `COMMAND DOCS` entry: summary, since, group, and a container's subcommands.
@@ -277,15 +335,14 @@ fn getkeys(argv: &[&[u8]]) -> Result<Reply, CommandError> {
         }
         _ => top,
     };
-    if spec.keys.is_none() {
+    if !spec.has_keys() {
         return Err(CommandError::NoKeys);
     }
     if !spec.arity_ok(argv.len()) {
         return Err(CommandError::InvalidArgCount);
     }
     Ok(Reply::Array(
-        spec.keys
-            .indices(argv.len())
+        spec.key_positions(argv.len(), |i| argv.get(i).copied().unwrap_or_default())
             .filter_map(|i| argv.get(i))
             .map(|k| Reply::Bulk(Bytes::copy_from_slice(k)))
             .collect(),

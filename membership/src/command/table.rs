@@ -19,7 +19,8 @@
 
 use super::Refusal::*;
 use super::Route::*;
-use super::{CommandId, CommandId::*, CommandSpec, Flags, KeyPos, KeyUse, Merge, Route};
+use super::{CommandId, CommandId::*, CommandSpec, Flags, KeyPos, KeyUse, Merge, Refusal, Route};
+use crate::keyspec::{BeginSearch, FindKeys, KeySpec};
 
 /// One row. Arguments in the tables' column order.
 #[allow(clippy::too_many_arguments)] // the columns of a table row
@@ -67,6 +68,9 @@ const WF: Flags = Flags::WRITE.union(Flags::FAST);
 const WN: Flags = Flags::WRITE.union(Flags::NOSCRIPT);
 const LSF: Flags = Flags::LOADING.union(Flags::STALE).union(Flags::FAST);
 const NLS: Flags = Flags::NOSCRIPT.union(Flags::LOADING).union(Flags::STALE);
+const WB: Flags = Flags::WRITE.union(Flags::BLOCKING);
+const WNB: Flags = WN.union(Flags::BLOCKING);
+const WDNB: Flags = WDN.union(Flags::BLOCKING);
 const WDF: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::FAST);
 const WDN: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::NOSCRIPT);
 const WNF: Flags = Flags::WRITE.union(Flags::NOSCRIPT).union(Flags::FAST);
@@ -97,6 +101,54 @@ const K12: KeyPos = keys(1, 2, 1);
 const KN: KeyPos = keys(1, -1, 1);
 const KN1: KeyPos = keys(1, -2, 1);
 const KV: KeyPos = keys(1, -1, 2);
+
+/// `numkeys key [key ...]` from argument 1 (LMPOP, ZMPOP, SINTERCARD, ...).
+const KEYNUM_AT_1: &[KeySpec] = &[keynum_at(1)];
+/// `timeout numkeys key [key ...]`: from argument 2 (BLMPOP, BZMPOP).
+const KEYNUM_AT_2: &[KeySpec] = &[keynum_at(2)];
+
+/// Redis 7's key spec for `numkeys key [key ...]` starting at argument `index`.
+const fn keynum_at(index: usize) -> KeySpec {
+    KeySpec {
+        begin: BeginSearch::Index(index),
+        find: FindKeys::Keynum {
+            keynumidx: 0,
+            firstkey: 1,
+            step: 1,
+        },
+        write: true,
+        not_key: false,
+    }
+}
+
+/// `numkeys key [key ...]` from argument 1, read only (ZUNION, ZINTER, ZDIFF, ZINTERCARD).
+const KEYNUM_AT_1_RO: &[KeySpec] = &[KeySpec {
+    write: false,
+    ..keynum_at(1)
+}];
+/// `destination numkeys key [key ...]` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE): the
+/// destination, then the sources.
+const STORE_KEYNUM_AT_2: &[KeySpec] = &[
+    KeySpec {
+        begin: BeginSearch::Index(1),
+        find: FindKeys::Range {
+            lastkey: 0,
+            step: 1,
+            limit: 0,
+        },
+        write: true,
+        not_key: false,
+    },
+    KeySpec {
+        write: false,
+        ..keynum_at(2)
+    },
+];
+/// ZUNIONSTORE and friends: the destination is overwritten, the sources read.
+const ZSTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
 
 const BLMOVE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
@@ -181,6 +233,7 @@ static CLIENT_SUBS: &[CommandSpec] = &[
     row("info",         ClientInfo,            2, NLS,  K0,  NO_KEYS, Local, ND_OUT,  "connection", "6.2.0", "Returns information about the connection."),
     row("list",         ClientList,           -2, ANLS, K0,  NO_KEYS, Local, ND_OUT,  "connection", "2.4.0", "Lists open connections."),
     row("kill",         ClientKill,           -3, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "connection", "2.4.0", "Terminates open connections."),
+    row("unblock",      ClientUnblock,        -3, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "connection", "5.0.0", "Unblocks a client blocked by a blocking command from a different connection."),
     row("no-evict",     ClientNoEvict,         3, ANLS, K0,  NO_KEYS, Local, NO_TIPS, "connection", "7.0.0", "Sets the client eviction mode of the connection."),
     row("tracking",     ClientTracking,       -3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Controls server-assisted client-side caching for the connection."),
     row("caching",      ClientCaching,         3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Instructs the server whether to track the keys in the next request."),
@@ -355,6 +408,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("linsert",      Linsert,         5, WD,    K1,  RW_I,          SingleKey,                NO_TIPS,        "list",       "2.2.0",  "Inserts an element before or after another element in a list."),
     row("lpos",         Lpos,           -3, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "list",       "6.0.6",  "Returns the index of matching elements in a list."),
     row("lmove",        Lmove,           5, WD,    K12, LMOVE_KEYS,    SameSlot,                 NO_TIPS,        "list",       "6.2.0",  "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."),
+    row("lmpop",        Lmpop,          -4, W,     K0,  RW_AD,         SameSlot,                 NO_TIPS,        "list",       "7.0.0",  "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.").with_specs(KEYNUM_AT_1),
+    row("blpop",        Blpop,          -3, WNB,   KN1, RW_AD,         Route::Blocking,          NO_TIPS,        "list",       "2.0.0",  "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    row("brpop",        Brpop,          -3, WNB,   KN1, RW_AD,         Route::Blocking,          NO_TIPS,        "list",       "2.0.0",  "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    row("brpoplpush",   Brpoplpush,      4, WDNB,  K12, BRPOPLPUSH_KEYS, Route::Blocking,        NO_TIPS,        "list",       "2.2.0",  "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."),
+    row("blmove",       Blmove,          6, WDNB,  K12, BLMOVE_KEYS,   Route::Blocking,          NO_TIPS,        "list",       "6.2.0",  "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
+    row("blmpop",       Blmpop,         -5, WB,    K0,  RW_AD,         Route::Blocking,          NO_TIPS,        "list",       "7.0.0",  "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.").with_specs(KEYNUM_AT_2),
     row("rpoplpush",    Rpoplpush,       3, WD,    K12, LMOVE_KEYS,    SameSlot,                 NO_TIPS,        "list",       "1.2.0",  "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
     row("zadd",             Zadd,              -4, WDF,  K1,  RW_U,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     row("zincrby",          Zincrby,            4, WDF,  K1,  RW_AU,            SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
@@ -380,6 +439,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("zpopmax",          Zpopmax,           -2, WF,   K1,  RW_AD,            SingleKey,                NO_TIPS,        "sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     row("zrandmember",      Zrandmember,       -2, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
     row("zscan",            Zscan,             -3, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
+    row("zmpop",            Zmpop,             -4, W,    K0,  RW_AD,            SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set").with_specs(KEYNUM_AT_1),
+    row("zunion",           Zunion,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Add multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zinter",           Zinter,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Intersect multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zdiff",            Zdiff,             -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zunionstore",      Zunionstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zinterstore",      Zinterstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zdiffstore",       Zdiffstore,        -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zintercard",       Zintercard,        -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result").with_specs(KEYNUM_AT_1_RO),
 ];
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not
@@ -389,16 +456,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 pub static REFUSED: &[CommandSpec] = &[
     //  name            id        arity flags  keys key use          route                    tips     group           since    summary
-    row("blpop",        Unserved,   -3, WN,    KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "list",         "2.0.0", "Remove and get the first element in a list, or block until one is available."),
-    row("brpop",        Unserved,   -3, WN,    KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "list",         "2.0.0", "Remove and get the last element in a list, or block until one is available."),
-    row("brpoplpush",   Unserved,    4, WDN,   K12, BRPOPLPUSH_KEYS, Refused(Blocking),       NO_TIPS, "list",         "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available."),
-    row("blmove",       Unserved,    6, WDN,   K12, BLMOVE_KEYS,     Refused(Blocking),       NO_TIPS, "list",         "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available."),
-    row("blmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "list",         "7.0.0", "Pop elements from a list, or block until one is available."),
-    row("bzpopmin",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available."),
-    row("bzpopmax",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available."),
-    row("bzmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "sorted-set",   "7.0.0", "Remove and return members with scores in a sorted set or block until one is available."),
-    row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
-    row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
+    row("bzpopmin",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available."),
+    row("bzpopmax",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available."),
+    row("bzmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "7.0.0", "Remove and return members with scores in a sorted set or block until one is available."),
+    row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
+    row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
     row("subscribe",    Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to the given channels."),
     row("psubscribe",   Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to channels matching the given patterns."),
     row("ssubscribe",   Unserved,   -2, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Listen for messages published to the given shard channels."),

@@ -10,17 +10,17 @@ use super::args::{eq, owned, parse_i64, strict_i64};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
-use crate::store::{Entry, ListValue, SlotMap, Value};
+use crate::store::{Db, Entry, ListValue, SlotMap, Value};
 
 /// Which end of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(super) enum End {
     Left,
     Right,
 }
 
 impl End {
-    fn parse(b: &[u8]) -> Result<End, CmdError> {
+    pub(super) fn parse(b: &[u8]) -> Result<End, CmdError> {
         if eq(b, "left") {
             Ok(End::Left)
         } else if eq(b, "right") {
@@ -96,8 +96,18 @@ fn update<R>(
     key: &[u8],
     f: impl FnOnce(&mut ListValue) -> R,
 ) -> Result<Option<R>, CmdError> {
-    let mut t = s.shared.db.for_key(key);
-    t.update(key, s.now, |v| match v {
+    update_in(&s.shared.db, s.now, key, f)
+}
+
+/// [`update`] given the store and the time (a blocked client served by another's write).
+fn update_in<R>(
+    db: &Db,
+    now: u64,
+    key: &[u8],
+    f: impl FnOnce(&mut ListValue) -> R,
+) -> Result<Option<R>, CmdError> {
+    let mut t = db.for_key(key);
+    t.update(key, now, |v| match v {
         Value::List(l) => Ok(f(l)),
         _ => Err(CmdError::WrongType),
     })
@@ -361,13 +371,32 @@ pub fn lmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     } else {
         (End::parse(a.get(3))?, End::parse(a.get(4))?)
     };
-    let (src, dst) = (a.get(1), a.get(2));
-    let mut g = s.shared.db.lock_keys([src, dst].into_iter());
-    if !is_list(g.table(src), src, s.now)? {
-        return Ok(Reply::Nil);
+    Ok(Reply::opt_bulk(move_element(
+        &s.shared.db,
+        s.now,
+        a.get(1),
+        a.get(2),
+        from,
+        to,
+    )?))
+}
+
+/// Moves one element from `src`'s `from` end to `dst`'s `to` end: `None` when `src` is
+/// absent; `WRONGTYPE` when either key holds another type.
+pub(super) fn move_element(
+    db: &Db,
+    now: u64,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+) -> Result<Option<Bytes>, CmdError> {
+    let mut g = db.lock_keys([src, dst].into_iter());
+    if !is_list(g.table(src), src, now)? {
+        return Ok(None);
     }
-    let dst_exists = is_list(g.table(dst), dst, s.now)?;
-    let moved = g.table(src).update(src, s.now, |v| match v {
+    let dst_exists = is_list(g.table(dst), dst, now)?;
+    let moved = g.table(src).update(src, now, |v| match v {
         Value::List(l) if src == dst => {
             // Rotation: the element leaves and re-enters the same list, never emptying it.
             let e = pop(l, from);
@@ -380,18 +409,87 @@ pub fn lmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         _ => None,
     });
     let Some(e) = moved.flatten() else {
-        return Ok(Reply::Nil);
+        return Ok(None);
     };
     if src != dst {
         let t = g.table(dst);
         if !dst_exists {
-            t.insert(dst, Entry::new(Value::List(Box::default()), 0, s.now));
+            t.insert(dst, Entry::new(Value::List(Box::default()), 0, now));
         }
-        t.update(dst, s.now, |v| {
+        t.update(dst, now, |v| {
             if let Value::List(l) = v {
                 push(l, to, e.clone());
             }
         });
     }
-    Ok(Reply::Bulk(e))
+    Ok(Some(e))
+}
+
+/// Pops up to `count` elements from `key`'s `end`: `None` when the key is absent (an empty
+/// list does not exist), `WRONGTYPE` for another type.
+pub(super) fn pop_some(
+    db: &Db,
+    now: u64,
+    key: &[u8],
+    end: End,
+    count: usize,
+) -> Result<Option<Vec<Bytes>>, CmdError> {
+    update_in(db, now, key, |l| {
+        (0..count.min(l.len()))
+            .filter_map(|_| pop(l, end))
+            .collect()
+    })
+}
+
+/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` from argument `at` (LMPOP: 1, BLMPOP: 2),
+/// checked in Redis's order.
+pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, End, usize), CmdError> {
+    let numkeys = ranged(
+        a.get(at),
+        1,
+        i64::MAX,
+        Some("numkeys should be greater than 0"),
+    )?;
+    let end_at = usize::try_from(numkeys)
+        .ok()
+        .and_then(|n| n.checked_add(at + 1))
+        .filter(|&i| i < a.len())
+        .ok_or(CmdError::Syntax)?;
+    let end = End::parse(a.get(end_at))?;
+    let mut count = None;
+    let mut j = end_at + 1;
+    while j < a.len() {
+        if count.is_none() && eq(a.get(j), "count") && j + 1 < a.len() {
+            count = Some(ranged(
+                a.get(j + 1),
+                1,
+                i64::MAX,
+                Some("count should be greater than 0"),
+            )? as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let keys = (at + 1..end_at).map(|i| a.bytes(i)).collect();
+    Ok((keys, end, count.unwrap_or(1)))
+}
+
+/// The `[key, [elements]]` reply of LMPOP and BLMPOP.
+pub(super) fn mpop_reply(key: Bytes, elements: Vec<Bytes>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(key),
+        Reply::Array(elements.into_iter().map(Reply::Bulk).collect()),
+    ])
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: the first non-empty list's elements.
+pub fn lmpop(s: &mut Session, a: &Args) -> CmdResult {
+    let (keys, end, count) = parse_mpop(a, 1)?;
+    for key in keys {
+        if let Some(popped) = pop_some(&s.shared.db, s.now, &key, end, count)? {
+            return Ok(mpop_reply(key, popped));
+        }
+    }
+    Ok(Reply::NilArray)
 }

@@ -5,6 +5,7 @@
 //! this file; `warm.rs` is the warm-tier work the connection does around each request.
 
 mod args;
+mod blocking;
 mod cluster;
 mod connection;
 mod hash;
@@ -18,6 +19,7 @@ mod warm;
 mod zset;
 mod zset_multi;
 
+pub use blocking::blocked_redirect;
 pub use session::Session;
 pub use tracking::off as tracking_off;
 pub use warm::{WarmPlan, load_warm, pace_writes, settle_warm, warm_plan};
@@ -98,7 +100,7 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
         return Err(CmdError::from(CommandError::NoAuth));
     }
     let asking = std::mem::take(&mut s.asking);
-    if s.shared.cluster.get().is_some() && !spec.keys.is_none() {
+    if s.shared.cluster.get().is_some() && spec.has_keys() {
         return dispatch_cluster(s, spec, args, asking);
     }
     if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
@@ -117,6 +119,9 @@ fn run_tracked(s: &mut Session, spec: &'static CommandSpec, args: &Args) -> CmdR
     tracking::before(s, spec, args);
     let r = run(s, spec, args);
     tracking::after(s, spec, args, r.is_ok());
+    if r.is_ok() && spec.is_write() {
+        blocking::after_write(s, spec, args);
+    }
     r
 }
 
@@ -132,7 +137,10 @@ fn dispatch_cluster(
     let Some(c) = shared.cluster.get() else {
         return run_tracked(s, spec, args);
     };
-    let keys = || spec.keys.indices(args.len()).map(|i| args.get(i));
+    let keys = || {
+        spec.key_positions(args.len(), |i| args.get(i))
+            .map(|i| args.get(i))
+    };
     let first = keys().next().map(membership::Slot::for_key);
     let _gate = first.map(|slot| c.migrations.gate(slot));
     {
@@ -172,6 +180,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Reset => connection::reset(s),
         ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
         | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
+        ClientUnblock => blocking::client_unblock(s, a),
         ClientTracking | ClientCaching | ClientTrackinginfo | ClientGetredir => {
             tracking::client(s, spec.id, a)
         }
@@ -261,6 +270,10 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Linsert => list::linsert(s, a),
         Lpos => list::lpos(s, a),
         Lmove | Rpoplpush => list::lmove(s, spec.id, a),
+        Lmpop => list::lmpop(s, a),
+        Blpop | Brpop => blocking::bpop(s, spec.id, a),
+        Blmpop => blocking::blmpop(s, a),
+        Blmove | Brpoplpush => blocking::blmove(s, spec.id, a),
 
         Zadd | Zincrby => zset::zadd(s, spec.id, a),
         Zrem => zset::zrem(s, a),

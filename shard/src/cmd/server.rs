@@ -109,7 +109,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "clients" => {
             line("connected_clients", &sh.clients.count());
             line("maxclients", &sh.runtime.maxclients.load(Relaxed));
-            line("blocked_clients", &0);
+            line("blocked_clients", &sh.blocking.blocked_clients());
             line("tracking_clients", &sh.tracking.clients());
         }
         "memory" => {

@@ -32,6 +32,9 @@ pub struct Session {
     pub last_spec: Option<&'static CommandSpec>,
     /// Trace context for the next command, from `AUTOCACHE.TRACE`.
     pub trace_next: Option<telemetry::TraceParent>,
+    /// Set by a blocking command that found nothing: the connection waits before its next
+    /// command.
+    pub blocked: Option<super::blocking::Blocked>,
 }
 
 impl Session {
@@ -52,6 +55,7 @@ impl Session {
             last_cmd: "",
             last_spec: None,
             trace_next: None,
+            blocked: None,
         }
     }
 

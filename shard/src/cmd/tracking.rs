@@ -220,7 +220,7 @@ fn info(s: &Session) -> Reply {
 pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) {
     let caching = s.caching_next.take();
     let Some(t) = &s.tracking else { return };
-    if t.bcast || spec.keys.is_none() || !spec.flags.contains(Flags::READONLY) {
+    if t.bcast || !spec.has_keys() || !spec.flags.contains(Flags::READONLY) {
         return;
     }
     let wanted = if t.optin {
@@ -231,9 +231,10 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) {
         true
     };
     if wanted {
-        s.shared
-            .tracking
-            .remember(s.handle.id, spec.keys.indices(a.len()).map(|i| a.get(i)));
+        s.shared.tracking.remember(
+            s.handle.id,
+            spec.key_positions(a.len(), |i| a.get(i)).map(|i| a.get(i)),
+        );
     }
 }
 
@@ -249,7 +250,7 @@ pub fn after(s: &Session, spec: &CommandSpec, a: &Args, ok: bool) {
             t.invalidate_all();
         }
     } else if spec.flags.contains(Flags::WRITE) {
-        for i in spec.keys.indices(a.len()) {
+        for i in spec.key_positions(a.len(), |i| a.get(i)) {
             t.invalidate(a.get(i), s.handle.id);
         }
     }

@@ -26,14 +26,13 @@ pub struct WarmPlan {
 fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
     let (top, sub) = command::resolve(args.get(0), (args.len() > 1).then(|| args.get(1)))?;
     let spec = sub.unwrap_or(top);
-    if spec.keys.is_none() || !spec.arity_ok(args.len()) {
+    if !spec.has_keys() || !spec.arity_ok(args.len()) {
         return None;
     }
     let all = args.slice(0);
     Some((
         spec.is_write(),
-        spec.keys
-            .indices(args.len())
+        spec.key_positions(args.len(), |i| args.get(i))
             .filter_map(move |i| all.get(i)),
     ))
 }

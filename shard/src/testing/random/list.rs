@@ -78,9 +78,63 @@ impl Gen<'_> {
         }
     }
 
+    /// LMPOP with a key count that is right, too large, zero or not a number.
+    fn mpop(&mut self) -> Vec<String> {
+        let n = self.rng.usize(1..4);
+        let mut c = vec!["LMPOP".into()];
+        c.push(match self.rng.u8(..12) {
+            0 => "0".into(),
+            1 => (n + 2).to_string(),
+            2 => "x".into(),
+            _ => n.to_string(),
+        });
+        for _ in 0..n {
+            c.push(self.key());
+        }
+        c.push(self.end());
+        if self.rng.bool() {
+            c.push(["COUNT", "count", "LIMIT"][self.rng.usize(..3)].into());
+            c.push(self.int());
+        }
+        c
+    }
+
+    /// A blocking command that returns at once (a ready key, or a bad argument) or after a
+    /// 10 ms timeout (so a run stays short).
+    fn blocking(&mut self) -> Vec<String> {
+        let t = match self.rng.u8(..10) {
+            0 => "-1".into(),
+            1 => "x".into(),
+            _ => "0.01".into(),
+        };
+        match self.rng.u8(..4) {
+            0 => vec![
+                ["BLPOP", "BRPOP"][self.rng.usize(..2)].into(),
+                self.key(),
+                self.key(),
+                t,
+            ],
+            1 => vec!["BRPOPLPUSH".into(), self.key(), self.key(), t],
+            2 => vec![
+                "BLMOVE".into(),
+                self.key(),
+                self.key(),
+                self.end(),
+                self.end(),
+                t,
+            ],
+            _ => {
+                let mut c = self.mpop();
+                c[0] = "BLMPOP".into();
+                c.insert(1, t);
+                c
+            }
+        }
+    }
+
     pub(super) fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let mut c: Vec<String> = match self.rng.u8(..28) {
+        let mut c: Vec<String> = match self.rng.u8(..29) {
             0..=3 => {
                 let mut c = vec![["LPUSH", "RPUSH"][self.rng.usize(..2)].into(), k];
                 for _ in 0..self.rng.usize(1..5) {
@@ -145,6 +199,8 @@ impl Gen<'_> {
             24 => vec!["LRANGE".into(), k, "0".into(), "-1".into()],
             25 => vec!["GET".into(), k],
             26 => vec!["EXISTS".into(), k],
+            27 if self.rng.bool() => self.mpop(),
+            27 => self.blocking(),
             _ => vec!["LLEN".into(), format!("{}s", self.tag)],
         };
         // Now and then a wrong arity.

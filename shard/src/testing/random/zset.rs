@@ -28,13 +28,22 @@ pub const COMMANDS: &[&str] = &[
     "zpopmax",
     "zrandmember",
     "zscan",
+    "zmpop",
+    "zunion",
+    "zinter",
+    "zdiff",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zintercard",
 ];
 
 /// The key names the generator uses (before the tag); `s` is now and then a string. `a`, `b`
 /// and `c` stay small (listpack); `g` is large (skiplist) with any scores, and gets no lex
 /// queries (over differing scores their answer depends on Redis's random skiplist levels);
 /// `l` is large or small with every score 0, for the lex queries on a skiplist.
-pub const KEYS: &[&str] = &["a", "b", "c", "s", "g", "l"];
+/// `d` is only a destination of the STORE commands (and read).
+pub const KEYS: &[&str] = &["a", "b", "c", "s", "g", "l", "d"];
 
 /// The next random sorted-set command, on the keys `KEYS` with `tag` before each (a hash tag
 /// such as `{t}` keeps them in one slot, so the multi-key commands work through a proxy too).
@@ -70,8 +79,46 @@ impl Gen<'_> {
 
     /// Any key, for reads and removals.
     fn any_key(&mut self) -> String {
-        let name = ["a", "b", "c", "g", "l", "s"][self.rng.usize(..6)];
+        let name = ["a", "b", "c", "g", "l", "s", "d"][self.rng.usize(..7)];
         format!("{}{name}", self.tag)
+    }
+
+    /// `numkeys key ...` for the multi-key commands: now and then a bad count.
+    fn numkeys(&mut self, c: &mut Vec<String>) -> usize {
+        let n = self.rng.usize(1..4);
+        match self.rng.u8(..25) {
+            0 => c.push("0".into()),
+            1 => c.push("abc".into()),
+            2 => c.push((n + 3).to_string()),
+            3 => c.push("-1".into()),
+            _ => c.push(n.to_string()),
+        }
+        for _ in 0..n {
+            c.push(self.any_key());
+        }
+        n
+    }
+
+    fn setop_opts(&mut self, c: &mut Vec<String>, n: usize, store: bool) {
+        for _ in 0..self.rng.usize(..3) {
+            match self.rng.u8(..10) {
+                0..=2 => {
+                    c.push("WEIGHTS".into());
+                    for _ in 0..n {
+                        c.push(
+                            ["1", "2", "-1", "0", "0.5", "inf", "x"][self.rng.usize(..7)].into(),
+                        );
+                    }
+                }
+                3..=5 => {
+                    c.push("AGGREGATE".into());
+                    c.push(["SUM", "MIN", "MAX", "max", "avg"][self.rng.usize(..5)].into());
+                }
+                6..=7 if !store => c.push("WITHSCORES".into()),
+                8 => c.push("LIMIT".into()),
+                _ => {}
+            }
+        }
     }
 
     fn member(&mut self) -> String {
@@ -161,7 +208,7 @@ impl Gen<'_> {
     fn command(&mut self) -> Step {
         let k = self.key();
         let mut compare = Compare::Exact;
-        let mut c: Vec<String> = match self.rng.u8(..48) {
+        let mut c: Vec<String> = match self.rng.u8(..54) {
             0..=6 => {
                 let k = if self.rng.u8(..5) == 0 {
                     self.score_key()
