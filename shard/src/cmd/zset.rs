@@ -487,7 +487,11 @@ pub(super) fn select(
             let take = usize::try_from(limit).unwrap_or(usize::MAX);
             let skip = offset as usize;
             if rev {
-                let Some(top) = r.last(z) else {
+                // Redis's `zzlLastInLexRange`: the entry found must be in range itself.
+                let Some(top) = r
+                    .last(z)
+                    .filter(|&t| z.get(t).is_some_and(|e| r.gte_min(&e.member)))
+                else {
                     return Vec::new();
                 };
                 (0..=top)
@@ -497,7 +501,11 @@ pub(super) fn select(
                     .take(take)
                     .collect()
             } else {
+                // Redis's `zzlFirstInLexRange`: the entry found must be in range itself.
                 let from = r.first(z);
+                if !z.get(from).is_some_and(|e| r.lte_max(&e.member)) {
+                    return Vec::new();
+                }
                 z.iter_from(from)
                     .skip(skip)
                     .take_while(|e| r.lte_max(&e.member))
