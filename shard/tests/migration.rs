@@ -350,10 +350,20 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
     let mut ra = a.raw().await;
     for i in 0..700 {
         let k = format!("{{mig}}:{i}");
-        let r = match i % 4 {
+        let r = match i % 5 {
             0 => ra.cmd(&["HSET", &k, "a", &i.to_string(), "b", "2"]).await,
             1 => ra.cmd(&["SET", &k, &i.to_string(), "EX", "1000"]).await,
             3 => ra.cmd(&["RPUSH", &k, &i.to_string(), "", "tail"]).await,
+            // Sorted sets, every 35th a large one (skiplist).
+            4 if i % 7 == 4 => {
+                let mut args = vec!["ZADD".to_string(), k.clone()];
+                for j in 0..200 {
+                    args.extend([j.to_string(), format!("m{j}")]);
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                ra.cmd(&args).await
+            }
+            4 => ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"]).await,
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
         assert!(matches!(r, V::Int(_)) || r == V::s("OK"), "{r:?}");
@@ -414,10 +424,22 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             V::Err(format!("MOVED {slot} 127.0.0.1:{b_port}")),
             "the source redirects"
         );
-        match i % 4 {
+        match i % 5 {
             0 => {
                 assert_eq!(rb.cmd(&["HGET", &k, "a"]).await, V::s(&i.to_string()));
                 assert_eq!(rb.cmd(&["HLEN", &k]).await, V::Int(2));
+            }
+            4 if i % 7 == 4 => {
+                assert_eq!(rb.cmd(&["ZCARD", &k]).await, V::Int(200));
+                assert_eq!(rb.cmd(&["ZRANK", &k, "m150"]).await, V::Int(150));
+                assert_eq!(rb.cmd(&["OBJECT", "ENCODING", &k]).await, V::s("skiplist"));
+            }
+            4 => {
+                assert_eq!(
+                    rb.cmd(&["ZRANGE", &k, "0", "-1", "WITHSCORES"]).await,
+                    V::strs(&["", "-inf", "h", "0.5", "m", &i.to_string()])
+                );
+                assert_eq!(rb.cmd(&["OBJECT", "ENCODING", &k]).await, V::s("listpack"));
             }
             3 => {
                 assert_eq!(
