@@ -363,7 +363,10 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 ra.cmd(&args).await
             }
-            4 => ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"]).await,
+            4 => {
+                ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"])
+                    .await
+            }
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
         assert!(matches!(r, V::Int(_)) || r == V::s("OK"), "{r:?}");

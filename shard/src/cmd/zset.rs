@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::{eq, owned, strict_i64};
+use super::args::{eq, strict_i64};
 use super::key::{parse_cursor, scan_opts};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
@@ -18,7 +18,7 @@ use crate::protocol::{Args, Proto, Reply, format_g17};
 use crate::store::glob::glob_match;
 use crate::store::{Entry, Value};
 use crate::value::ZSetValue;
-use crate::value::zset::Entry as Member;
+use crate::value::zset::EntryRef;
 
 // ---- parsing ----------------------------------------------------------------------------
 
@@ -437,7 +437,7 @@ pub(super) fn select(
     limit: i64,
 ) -> Vec<(Bytes, f64)> {
     let len = z.len();
-    let pick = |e: &Member| (e.member.clone(), e.score);
+    let pick = |e: EntryRef<'_>| (Bytes::copy_from_slice(e.member), e.score);
     match range {
         Range::Rank(start, end) => {
             let Some((from, to)) = clamp(*start, *end, len) else {
@@ -601,7 +601,7 @@ fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> A
                 return Added::Nop;
             }
             if score != cur {
-                z.insert(owned(member), score);
+                z.insert(member, score);
                 Added::Updated(score)
             } else {
                 Added::Same(score)
@@ -609,7 +609,7 @@ fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> A
         }
         None if f.xx => Added::Nop,
         None => {
-            z.insert(owned(member), score);
+            z.insert(member, score);
             Added::Added(score)
         }
     }
@@ -907,12 +907,9 @@ pub fn pop(z: &mut ZSetValue, max: bool, count: usize) -> Vec<(Bytes, f64)> {
     if max {
         let mut v = z.remove_ranks(len - n, len);
         v.reverse();
-        v.into_iter().map(|e| (e.member, e.score)).collect()
+        v
     } else {
         z.remove_ranks(0, n)
-            .into_iter()
-            .map(|e| (e.member, e.score))
-            .collect()
     }
 }
 
@@ -964,7 +961,8 @@ pub fn zrandmember(s: &mut Session, a: &Args) -> CmdResult {
     let key = a.get(1);
     if a.len() < 3 {
         let m = read(s, key, |z| {
-            z.get(fastrand::usize(..z.len())).map(|e| e.member.clone())
+            z.get(fastrand::usize(..z.len()))
+                .map(|e| Bytes::copy_from_slice(e.member))
         })?;
         return Ok(Reply::opt_bulk(m.flatten()));
     }
@@ -983,7 +981,10 @@ pub fn zrandmember(s: &mut Session, a: &Args) -> CmdResult {
         if count == 0 || len == 0 {
             return Vec::new();
         }
-        let at = |r: usize| z.get(r).map(|e| (e.member.clone(), e.score));
+        let at = |r: usize| {
+            z.get(r)
+                .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+        };
         if count < 0 {
             (0..count.unsigned_abs())
                 .filter_map(|_| at(fastrand::usize(..len)))
@@ -1032,7 +1033,7 @@ pub fn zscan(s: &mut Session, a: &Args) -> CmdResult {
         let items: Vec<(Bytes, f64)> = z
             .iter_from(from)
             .take(n)
-            .map(|e| (e.member.clone(), e.score))
+            .map(|e| (Bytes::copy_from_slice(e.member), e.score))
             .collect();
         let end = from.saturating_add(n);
         let next = if z.is_small() || end >= z.len() {

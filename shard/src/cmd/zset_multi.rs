@@ -19,7 +19,7 @@ fn build(items: &[(Bytes, f64)]) -> ZSetValue {
     let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
     let mut z = ZSetValue::with_hint(items.len(), longest);
     for (m, s) in items {
-        z.insert(m.clone(), *s);
+        z.insert(m, *s);
     }
     z
 }
@@ -145,7 +145,11 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let mut inputs: Vec<Option<Vec<(Bytes, f64)>>> = Vec::with_capacity(setnum);
     for k in &keys {
         let z = peek_zset(g.table(k), k, now)?;
-        inputs.push(z.map(|z| z.iter().map(|e| (e.member.clone(), e.score)).collect()));
+        inputs.push(z.map(|z| {
+            z.iter()
+                .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+                .collect()
+        }));
     }
     let mut weights = vec![1.0f64; setnum];
     let (mut aggregate, mut withscores, mut limit) = (Aggregate::Sum, false, 0usize);

@@ -241,12 +241,9 @@ pub(crate) mod tests {
         ));
         let rec = decode(&bytes).expect("decodes");
         assert_eq!((rec.generation, rec.expire_at), (6, 0));
-        let z: ZSetValue = [
-            (Bytes::from_static(b"a"), 1.5),
-            (Bytes::from_static(b"bc"), f64::NEG_INFINITY),
-        ]
-        .into_iter()
-        .collect();
+        let z: ZSetValue = [(&b"a"[..], 1.5), (&b"bc"[..], f64::NEG_INFINITY)]
+            .into_iter()
+            .collect();
         assert_eq!(rec.value, Value::ZSet(Box::new(z)));
         assert_eq!(encode(6, 0, &rec.value), bytes);
         // A large set keeps its representation; a NaN score or an unknown representation byte
@@ -288,12 +285,7 @@ pub(crate) mod tests {
             Value::ZSet(Box::default()),
             Value::ZSet(Box::new(
                 (0..300)
-                    .map(|i: i32| {
-                        (
-                            Bytes::from(vec![b'z'; (i % 90) as usize]),
-                            f64::from(i) - 0.5,
-                        )
-                    })
+                    .map(|i: i32| (&[b'z'; 90][..(i % 90) as usize], f64::from(i) - 0.5))
                     .collect::<ZSetValue>(),
             )),
         ]);
@@ -318,12 +310,7 @@ pub(crate) mod tests {
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
             list(&[b"element", b"e2"]),
             Value::ZSet(Box::new(
-                [
-                    (Bytes::from_static(b"m1"), 1.0),
-                    (Bytes::from_static(b"m2"), 2.0),
-                ]
-                .into_iter()
-                .collect(),
+                [(&b"m1"[..], 1.0), (&b"m2"[..], 2.0)].into_iter().collect(),
             )),
         ];
         for value in &values {

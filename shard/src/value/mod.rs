@@ -151,9 +151,7 @@ mod tests {
                     Value::Hash(Box::new(h))
                 }
                 Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
-                Kind::ZSet => Value::ZSet(Box::new(
-                    [(Bytes::from_static(b"m"), 1.5)].into_iter().collect(),
-                )),
+                Kind::ZSet => Value::ZSet(Box::new([(&b"m"[..], 1.5)].into_iter().collect())),
             })
             .collect()
     }
