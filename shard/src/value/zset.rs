@@ -43,7 +43,7 @@ pub const SMALL_OVERHEAD: usize = 12;
 /// Accounted bytes per member of a large set beyond its bytes: its allocation (reference
 /// counts, score, rounding), a hash-table slot at the table's average load, and a list slot in
 /// a partly full chunk.
-pub const LARGE_OVERHEAD: usize = 80;
+pub const LARGE_OVERHEAD: usize = 96;
 
 /// One member with its score, borrowed from the set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -363,6 +363,9 @@ impl ZSetValue {
         let mut z = ZSetValue::new();
         if size_hint > LISTPACK_MAX_ENTRIES || max_len > LISTPACK_MAX_VALUE {
             z.convert();
+        } else if let Repr::Small { buf, .. } = &mut z.repr {
+            // One allocation for what ZADD brings, rather than one per member.
+            buf.reserve_exact(size_hint * (9 + max_len));
         }
         z
     }
