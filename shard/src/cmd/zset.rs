@@ -313,7 +313,7 @@ impl LexRange {
         let (Some(first), Some(last)) = (z.get(0), z.get(z.len().wrapping_sub(1))) else {
             return false;
         };
-        self.gte_min(&last.member) && self.lte_max(&first.member)
+        self.gte_min(last.member) && self.lte_max(first.member)
     }
 
     /// The rank of the first entry at or above the minimum: a walk from the head for a
@@ -322,10 +322,10 @@ impl LexRange {
     fn first(&self, z: &ZSetValue) -> usize {
         if z.is_small() {
             z.iter()
-                .position(|e| self.gte_min(&e.member))
+                .position(|e| self.gte_min(e.member))
                 .unwrap_or(z.len())
         } else {
-            z.partition_point(|e| !self.gte_min(&e.member))
+            z.partition_point(|e| !self.gte_min(e.member))
         }
     }
 
@@ -334,10 +334,9 @@ impl LexRange {
         if z.is_small() {
             (0..z.len())
                 .rev()
-                .find(|&r| z.get(r).is_some_and(|e| self.lte_max(&e.member)))
+                .find(|&r| z.get(r).is_some_and(|e| self.lte_max(e.member)))
         } else {
-            z.partition_point(|e| self.lte_max(&e.member))
-                .checked_sub(1)
+            z.partition_point(|e| self.lte_max(e.member)).checked_sub(1)
         }
     }
 }
@@ -490,25 +489,25 @@ pub(super) fn select(
                 // Redis's `zzlLastInLexRange`: the entry found must be in range itself.
                 let Some(top) = r
                     .last(z)
-                    .filter(|&t| z.get(t).is_some_and(|e| r.gte_min(&e.member)))
+                    .filter(|&t| z.get(t).is_some_and(|e| r.gte_min(e.member)))
                 else {
                     return Vec::new();
                 };
                 (0..=top)
                     .rev()
                     .skip(skip)
-                    .map_while(|i| z.get(i).filter(|e| r.gte_min(&e.member)).map(pick))
+                    .map_while(|i| z.get(i).filter(|e| r.gte_min(e.member)).map(pick))
                     .take(take)
                     .collect()
             } else {
                 // Redis's `zzlFirstInLexRange`: the entry found must be in range itself.
                 let from = r.first(z);
-                if !z.get(from).is_some_and(|e| r.lte_max(&e.member)) {
+                if !z.get(from).is_some_and(|e| r.lte_max(e.member)) {
                     return Vec::new();
                 }
                 z.iter_from(from)
                     .skip(skip)
-                    .take_while(|e| r.lte_max(&e.member))
+                    .take_while(|e| r.lte_max(e.member))
                     .take(take)
                     .map(pick)
                     .collect()
@@ -551,7 +550,7 @@ fn covered(z: &ZSetValue, range: &Range) -> (usize, usize) {
             let from = r.first(z);
             let n = z
                 .iter_from(from)
-                .take_while(|e| r.lte_max(&e.member))
+                .take_while(|e| r.lte_max(e.member))
                 .count();
             (from, from + n)
         }
@@ -573,7 +572,7 @@ struct AddFlags {
 
 /// What `zset_add` did.
 #[derive(Debug, PartialEq)]
-enum Added {
+enum Outcome {
     Added(f64),
     Updated(f64),
     /// An existing member whose score stays as it was (still "processed": ZINCRBY by 0
@@ -585,32 +584,32 @@ enum Added {
 }
 
 /// Redis's `zsetAdd` for one member.
-fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> Added {
+fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> Outcome {
     match z.score(member) {
         Some(cur) => {
             if f.nx {
-                return Added::Nop;
+                return Outcome::Nop;
             }
             if f.incr {
                 score += cur;
                 if score.is_nan() {
-                    return Added::Nan;
+                    return Outcome::Nan;
                 }
             }
             if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                return Added::Nop;
+                return Outcome::Nop;
             }
             if score != cur {
                 z.insert(member, score);
-                Added::Updated(score)
+                Outcome::Updated(score)
             } else {
-                Added::Same(score)
+                Outcome::Same(score)
             }
         }
-        None if f.xx => Added::Nop,
+        None if f.xx => Outcome::Nop,
         None => {
             z.insert(member, score);
-            Added::Added(score)
+            Outcome::Added(score)
         }
     }
 }
@@ -643,7 +642,7 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         }
     }
     let elements = a.len() - i;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let elements = elements / 2;
@@ -652,7 +651,7 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -689,17 +688,17 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         let (mut added, mut updated, mut last) = (0, 0, None);
         for (sc, m) in &pairs {
             match zset_add(z, m, *sc, f) {
-                Added::Added(n) => {
+                Outcome::Added(n) => {
                     added += 1;
                     last = Some(n);
                 }
-                Added::Updated(n) => {
+                Outcome::Updated(n) => {
                     updated += 1;
                     last = Some(n);
                 }
-                Added::Same(n) => last = Some(n),
-                Added::Nop => {}
-                Added::Nan => return Err(CmdError::err("resulting score is not a number (NaN)")),
+                Outcome::Same(n) => last = Some(n),
+                Outcome::Nop => {}
+                Outcome::Nan => return Err(CmdError::err("resulting score is not a number (NaN)")),
             }
         }
         Ok(if f.incr {
@@ -912,6 +911,9 @@ pub fn pop(z: &mut ZSetValue, max: bool, count: usize) -> Vec<(Bytes, f64)> {
         z.remove_ranks(0, n)
     }
 }
+
+/// Members with their scores, in order.
+pub type Scored = Vec<(Bytes, f64)>;
 
 /// Popped members as ZPOPMIN/ZPOPMAX reply: flat `member, score, ...` unless `nested`
 /// (`[member, score]` pairs: RESP3 with a count, and ZMPOP).

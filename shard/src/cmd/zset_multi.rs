@@ -7,7 +7,9 @@ use membership::command::CommandId;
 
 use super::args::{eq, parse_i64};
 use super::session::Session;
-use super::zset::{RangeCall, members_reply, parse_range, pop, popped_reply, ranged, select};
+use super::zset::{
+    RangeCall, Scored, members_reply, parse_range, pop, popped_reply, ranged, select,
+};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Entry, SlotMap, Value};
@@ -184,7 +186,7 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let mut srcs: Vec<(Vec<(Bytes, f64)>, f64, usize)> = inputs
+    let mut srcs: Vec<(Scored, f64, usize)> = inputs
         .into_iter()
         .zip(weights)
         .enumerate()
@@ -329,7 +331,7 @@ pub fn pop_first(
     keys: &[&[u8]],
     max: bool,
     count: usize,
-) -> Result<Option<(Bytes, Vec<(Bytes, f64)>)>, CmdError> {
+) -> Result<Option<(Bytes, Scored)>, CmdError> {
     for key in keys {
         if let Some(items) = super::zset::update(s, key, |z| pop(z, max, count))? {
             return Ok(Some((Bytes::copy_from_slice(key), items)));

@@ -268,6 +268,41 @@ impl Gen<'_> {
                 self.lex(),
                 self.lex(),
             ],
+            48..=49 => {
+                let name = ["ZUNION", "ZINTER", "ZDIFF"][self.rng.usize(..3)];
+                let mut c = vec![name.into()];
+                let n = self.numkeys(&mut c);
+                self.setop_opts(&mut c, n, false);
+                c
+            }
+            50 => {
+                // Into `g` or `d` only: a result may be large, with any scores.
+                let name = ["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"][self.rng.usize(..3)];
+                let dst = ["g", "d"][self.rng.usize(..2)];
+                let mut c = vec![name.into(), format!("{}{dst}", self.tag)];
+                let n = self.numkeys(&mut c);
+                self.setop_opts(&mut c, n, true);
+                c
+            }
+            51 => {
+                let mut c = vec!["ZINTERCARD".into()];
+                self.numkeys(&mut c);
+                if self.rng.bool() {
+                    c.push("LIMIT".into());
+                    c.push(self.int());
+                }
+                c
+            }
+            52..=53 => {
+                let mut c = vec!["ZMPOP".into()];
+                self.numkeys(&mut c);
+                c.push(["MIN", "MAX", "min", "mid"][self.rng.usize(..4)].into());
+                if self.rng.bool() {
+                    c.push("COUNT".into());
+                    c.push(self.int());
+                }
+                c
+            }
             8..=9 => {
                 let k = if self.rng.u8(..4) == 0 {
                     self.score_key()
