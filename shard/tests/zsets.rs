@@ -261,5 +261,27 @@ async fn zset_writes_invalidate_tracked_keys() {
         reader.read().await,
         V::Arr(vec![V::s("invalidate"), V::strs(&["d", "z"])])
     );
+    // The numkeys commands: their keys come from the key specs.
+    assert_eq!(reader.cmd(&["ZCARD", "u"]).await, V::Int(0));
+    assert_eq!(
+        writer.cmd(&["ZUNIONSTORE", "u", "2", "z", "d"]).await,
+        V::Int(1)
+    );
+    let pushed = reader.read().await;
+    assert_eq!(pushed.as_arr()[0], V::s("invalidate"));
+    assert!(
+        pushed.as_arr()[1].as_arr().contains(&V::s("u")),
+        "{pushed:?}"
+    );
+    assert_eq!(reader.cmd(&["ZCARD", "z"]).await, V::Int(1));
+    assert_eq!(
+        writer.cmd(&["ZMPOP", "2", "nosuch", "z", "MIN"]).await,
+        V::Arr(vec![V::s("z"), V::Arr(vec![V::strs(&["a", "3"])])])
+    );
+    let pushed = reader.read().await;
+    assert!(
+        pushed.as_arr()[1].as_arr().contains(&V::s("z")),
+        "{pushed:?}"
+    );
     srv.stop().await;
 }

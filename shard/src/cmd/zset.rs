@@ -962,8 +962,9 @@ pub fn zpop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
 pub fn zrandmember(s: &mut Session, a: &Args) -> CmdResult {
     let key = a.get(1);
     if a.len() < 3 {
+        // (A stored set is never empty; `max(1)` keeps the draw defined all the same.)
         let m = read(s, key, |z| {
-            z.get(fastrand::usize(..z.len()))
+            z.get(fastrand::usize(..z.len().max(1)))
                 .map(|e| Bytes::copy_from_slice(e.member))
         })?;
         return Ok(Reply::opt_bulk(m.flatten()));
