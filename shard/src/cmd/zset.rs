@@ -671,8 +671,14 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     match t.peek(key, s.now) {
         None if f.xx => return nothing(),
         None => {
-            let longest = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-            let z = ZSetValue::with_hint(elements, longest);
+            // Redis 7.0 picks the encoding from the first member alone (a skiplist when it is
+            // over 64 bytes); the set converts as members come.
+            let first = pairs.first().map_or(0, |(_, m)| m.len());
+            let mut z = ZSetValue::with_hint(0, first);
+            z.reserve(
+                elements,
+                pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0),
+            );
             t.insert(key, Entry::new(Value::ZSet(Box::new(z)), 0, s.now));
         }
         Some(Entry {

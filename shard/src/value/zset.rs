@@ -363,11 +363,22 @@ impl ZSetValue {
         let mut z = ZSetValue::new();
         if size_hint > LISTPACK_MAX_ENTRIES || max_len > LISTPACK_MAX_VALUE {
             z.convert();
-        } else if let Repr::Small { buf, .. } = &mut z.repr {
-            // One allocation for what ZADD brings, rather than one per member.
-            buf.reserve_exact(size_hint * (9 + max_len));
+        } else {
+            z.reserve(size_hint, max_len);
         }
         z
+    }
+
+    /// Room in a small set for `n` more members of at most `max_len` bytes (one allocation
+    /// for what a ZADD brings rather than one per member); nothing for a large set or beyond
+    /// the small limits.
+    pub fn reserve(&mut self, n: usize, max_len: usize) {
+        if let Repr::Small { buf, .. } = &mut self.repr
+            && n <= LISTPACK_MAX_ENTRIES
+            && max_len <= LISTPACK_MAX_VALUE
+        {
+            buf.reserve_exact(n * (9 + max_len));
+        }
     }
 
     pub fn len(&self) -> usize {
