@@ -137,6 +137,16 @@ async fn zset_basics_encodings_and_type_errors() {
         c.cmd(&["OBJECT", "ENCODING", "long"]).await,
         V::s("skiplist")
     );
+    // Redis 7.0 picks a new key's encoding from its first member only.
+    let mut args = vec!["ZADD", "dup"];
+    for _ in 0..130 {
+        args.extend(["1", "a"]);
+    }
+    assert_eq!(c.cmd(&args).await, V::Int(1));
+    assert_eq!(
+        c.cmd(&["OBJECT", "ENCODING", "dup"]).await,
+        V::s("listpack")
+    );
     // Ranks on the skiplist.
     assert_eq!(c.cmd(&["ZRANK", "big", "m0"]).await, V::Int(0));
     assert_eq!(c.cmd(&["ZREVRANK", "big", "m0"]).await, V::Int(127));

@@ -452,11 +452,17 @@ impl Gen<'_> {
                 c
             }
             32 => {
-                // Whole small sets (cursor 0); a large set's pages are compared as shapes.
-                compare = Compare::Shape;
+                // Small sets come whole (cursor 0) and compare exactly; a large set's pages
+                // (Redis walks its hash table) are compared as shapes.
+                let key = if self.rng.bool() {
+                    k
+                } else {
+                    compare = Compare::Shape;
+                    self.any_key()
+                };
                 let mut c = vec![
                     "ZSCAN".into(),
-                    self.any_key(),
+                    key,
                     ["0", "0", "x"][self.rng.usize(..3)].into(),
                 ];
                 match self.rng.u8(..4) {
