@@ -595,14 +595,48 @@ impl ZSetValue {
         if from >= to {
             return Vec::new();
         }
-        let gone: Vec<(Bytes, f64)> = self
-            .iter_from(from)
-            .take(to - from)
-            .map(|e| (Bytes::copy_from_slice(e.member), e.score))
-            .collect();
-        for (m, _) in &gone {
-            self.remove(m);
+        // A few at a time (ZPOPMIN and the like) one by one: no rebuild of the counts.
+        if self.is_small() || to - from <= 16 {
+            let gone: Vec<(Bytes, f64)> = self
+                .iter_from(from)
+                .take(to - from)
+                .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+                .collect();
+            for (m, _) in &gone {
+                self.remove(m);
+            }
+            return gone;
         }
+        // A run of ranks is drained chunk by chunk: O(log n + m), one rebuild of the counts,
+        // rather than m single removals.
+        let Repr::Large(l) = &mut self.repr else {
+            return Vec::new();
+        };
+        let (mut ci, mut off) = l.list.locate(from);
+        let mut left = to - from;
+        let mut nodes = Vec::with_capacity(left);
+        while left > 0 && ci < l.list.chunks.len() {
+            let chunk = &mut l.list.chunks[ci];
+            let take = left.min(chunk.len().saturating_sub(off));
+            nodes.extend(chunk.drain(off..off + take));
+            left -= take;
+            ci += 1;
+            off = 0;
+        }
+        l.list.chunks.retain(|c| !c.is_empty());
+        l.list.len -= nodes.len();
+        l.list.rebuild();
+        for n in &nodes {
+            let h = l.hasher.hash_one(n.member());
+            if let Ok(e) = l.map.find_entry(h, |x| Arc::ptr_eq(&x.0, &n.0)) {
+                e.remove();
+            }
+        }
+        let gone: Vec<(Bytes, f64)> = nodes
+            .iter()
+            .map(|n| (Bytes::copy_from_slice(n.member()), n.score()))
+            .collect();
+        self.bytes -= gone.iter().map(|(m, _)| m.len()).sum::<usize>();
         gone
     }
 }
@@ -733,11 +767,25 @@ mod tests {
             }
         }
         assert_eq!(z.is_small(), members <= LISTPACK_MAX_ENTRIES);
+        model.sort_by(|a, b| cmp(a.0, &a.1, b.0, &b.1));
         let n = z.len();
         let gone = z.remove_ranks(10, 50);
-        assert_eq!(gone.len(), 40);
+        let want: Vec<(Bytes, f64)> = model.drain(10..50).map(|(s, m)| (m, s)).collect();
+        assert_eq!(gone, want);
         assert_eq!(z.len(), n - 40);
         assert_eq!(z.iter().count(), n - 40);
+        assert_eq!(
+            z.member_bytes(),
+            model.iter().map(|(_, m)| m.len()).sum::<usize>()
+        );
+        for (r, (_, m)) in model.iter().enumerate().step_by(7) {
+            assert_eq!(z.rank(m), Some(r));
+            assert_eq!(z.score(&gone[r % 40].0), None);
+        }
+        let rest = z.len();
+        assert_eq!(z.remove_ranks(0, rest).len(), rest);
+        assert!(z.is_empty());
+        assert_eq!(z.member_bytes(), 0);
     }
 
     #[test]
