@@ -218,6 +218,10 @@ pub fn format_g17(d: f64) -> String {
             "0".into()
         };
     }
+    // Integers below 1e17 print all their digits: the common case, without float formatting.
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        return itoa::Buffer::new().format(d as i64).to_string();
+    }
     let sci = format!("{d:.16e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -496,6 +500,9 @@ mod tests {
             (1.2345678901234567e19, "1.2345678901234567e+19"),
             (3.00001, "3.0000100000000001"),
             (1e16, "10000000000000000"),
+            (-99999999999999999.0, "-1e+17"),
+            (12345.0, "12345"),
+            (-7.0, "-7"),
             (1e17, "1e+17"),
             (0.0001, "0.0001"),
             (0.00001, "1.0000000000000001e-05"),
