@@ -295,3 +295,49 @@ async fn zset_writes_invalidate_tracked_keys() {
     );
     srv.stop().await;
 }
+
+/// ZSCAN of a skiplist pages through the whole set with a cursor: every member present for the
+/// whole iteration comes exactly once, while others come and go.
+#[tokio::test]
+async fn zscan_pages_a_large_set() {
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    let mut args = vec!["ZADD".to_string(), "z".into()];
+    for i in 0..1_000 {
+        args.extend([i.to_string(), format!("m{i}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(c.cmd(&args).await, V::Int(1_000));
+    let mut seen = std::collections::HashMap::new();
+    let mut cursor = "0".to_string();
+    let mut pages = 0;
+    loop {
+        let r = c.cmd(&["ZSCAN", "z", &cursor, "COUNT", "50"]).await;
+        let [next, items] = r.as_arr() else {
+            panic!("{r:?}");
+        };
+        for pair in items.as_arr().chunks(2) {
+            let m = pair[0].as_str().to_string();
+            let n: usize = m[1..].parse().expect("m<n>");
+            let score = if n < 1_000 { &m[1..] } else { "5" };
+            assert_eq!(pair[1].as_str(), score, "the score of {m}");
+            *seen.entry(m).or_insert(0) += 1;
+        }
+        pages += 1;
+        // Churn between pages: members m1000.. come and go, m0..m99 leave for good.
+        let churn = format!("m{}", 1_000 + pages);
+        c.cmd(&["ZADD", "z", "5", &churn]).await;
+        c.cmd(&["ZREM", "z", &format!("m{}", pages - 1)]).await;
+        cursor = next.as_str().to_string();
+        if cursor == "0" {
+            break;
+        }
+        assert!(pages < 100, "the iteration ends");
+    }
+    assert!(pages > 5, "paged: {pages}");
+    for i in 100..1_000 {
+        assert_eq!(seen.get(&format!("m{i}")), Some(&1), "m{i}");
+    }
+    assert!(seen.values().all(|&n| n == 1));
+    srv.stop().await;
+}

@@ -1017,8 +1017,17 @@ pub fn zrandmember(s: &mut Session, a: &Args) -> CmdResult {
     Ok(members_reply(items, withscores, proto))
 }
 
-/// ZSCAN: a small set whole with cursor 0 (as Redis answers for a listpack); a large one by
-/// rank, `COUNT` at a time.
+/// A member's place in a large set's ZSCAN order: a fixed 48-bit hash (never 0 past the first
+/// page, which the cursor 0 would mistake for the end: 0 maps to 1).
+fn scan_position(member: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    static HASHER: foldhash::fast::FixedState =
+        foldhash::fast::FixedState::with_seed(0x7a73_6574_7363_616e);
+    (HASHER.hash_one(member) & ((1 << 48) - 1)).max(1)
+}
+
+/// ZSCAN: a small set whole with cursor 0 (as Redis answers for a listpack); a large one in
+/// hash order (as Redis walks its hash table), see `scan_position`.
 pub fn zscan(s: &mut Session, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
     let key = a.get(1);
@@ -1034,23 +1043,31 @@ pub fn zscan(s: &mut Session, a: &Args) -> CmdResult {
     let (pattern, count) = (opts.pattern, opts.count);
     let keep = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let (next, items) = read(s, key, |z| {
-        let (from, n) = if z.is_small() {
-            (0, z.len())
-        } else {
-            (usize::try_from(cursor).unwrap_or(usize::MAX), count)
-        };
-        let items: Vec<(Bytes, f64)> = z
-            .iter_from(from)
-            .take(n)
-            .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+        if z.is_small() {
+            let all = z
+                .iter()
+                .map(|e| (Bytes::copy_from_slice(e.member), e.score));
+            return (0, all.collect());
+        }
+        // Members in the order of a fixed hash, from the cursor's position on, at least
+        // COUNT (and 1/64th of the set) at a time, never splitting a run of equal positions:
+        // a member present for the whole iteration is returned exactly once, however the set
+        // changes in between.
+        let mut found: Vec<(u64, EntryRef<'_>)> = z
+            .iter()
+            .map(|e| (scan_position(e.member), e))
+            .filter(|(p, _)| *p >= cursor)
             .collect();
-        let end = from.saturating_add(n);
-        let next = if z.is_small() || end >= z.len() {
-            0
-        } else {
-            end as u64
-        };
-        (next, items)
+        found.sort_unstable_by_key(|(p, _)| *p);
+        let mut cut = count.max(z.len() / 64).max(1).min(found.len());
+        while cut > 0 && cut < found.len() && found[cut].0 == found[cut - 1].0 {
+            cut += 1;
+        }
+        let next = found.get(cut).map_or(0, |(p, _)| *p);
+        let page = found[..cut]
+            .iter()
+            .map(|(_, e)| (Bytes::copy_from_slice(e.member), e.score));
+        (next, page.collect())
     })?
     .unwrap_or((0, vec![]));
     let flat = items
