@@ -28,6 +28,9 @@ pub struct Config {
     pub backend_password: Option<String>,
     /// Long-lived pipelined connections per shard.
     pub backend_connections: usize,
+    /// Clients that may wait in a blocking command (BLPOP, ...) at once, each on a backend
+    /// connection of its own; past it, a blocking command gets an error at once.
+    pub blocking_connections: usize,
     pub connect_timeout: Duration,
     /// A backend request unanswered this long closes its connection.
     pub backend_timeout: Duration,
@@ -95,6 +98,7 @@ impl Default for Config {
             backend_user: None,
             backend_password: None,
             backend_connections: 2,
+            blocking_connections: 1024,
             connect_timeout: Duration::from_millis(1000),
             backend_timeout: Duration::from_millis(5000),
             health_interval: Duration::from_millis(1000),
@@ -167,6 +171,9 @@ impl settings::Layered for Config {
             "backend-password" => self.backend_password = as_opt_string(v)?,
             "backend-connections" => {
                 self.backend_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "blocking-connections" => {
+                self.blocking_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
             }
             "connect-timeout-ms" => self.connect_timeout = as_ms(v)?,
             "backend-timeout-ms" => self.backend_timeout = as_ms(v)?,
@@ -241,6 +248,9 @@ impl settings::Layered for Config {
         }
         if !(1..=64).contains(&self.backend_connections) {
             errs.push("`backend-connections`: must be between 1 and 64".into());
+        }
+        if !(1..=65_536).contains(&self.blocking_connections) {
+            errs.push("`blocking-connections`: must be between 1 and 65536".into());
         }
         for (name, d) in [
             ("connect-timeout-ms", self.connect_timeout),

@@ -1,7 +1,7 @@
 //! Commands learned from the backends: at start-up the proxy reads one backend's `COMMAND`
 //! reply and routes every command its own table (`membership::command`) does not carry by
 //! what the backend says of it — arity, flags, key positions and Redis 7 key specs, and the
-//! cluster routing tips (`request_policy`, `response_policy`). So `SADD`, `ZADD`, `XADD`,
+//! cluster routing tips (`request_policy`, `response_policy`). So `PFADD`, `ZADD`, `XADD`,
 //! `ZUNIONSTORE`, `EVAL` or a module's commands go through in front of Redis or Valkey.
 //!
 //! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
@@ -76,8 +76,14 @@ pub fn route_for(
 ) -> Route {
     let flag = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
     let tip = |t: &str| tips.iter().any(|x| x.eq_ignore_ascii_case(t));
+    // A keyed blocking command waits on a connection of its own; one without keys the
+    // proxy can find has nowhere to go.
     if flag("blocking") {
-        return Route::Refused(Refusal::Blocking);
+        return if keyed && !movable_unfound {
+            Route::Blocking
+        } else {
+            Route::Refused(Refusal::Blocking)
+        };
     }
     if flag("pubsub") {
         return Route::Refused(Refusal::PubSub);
@@ -346,6 +352,10 @@ mod tests {
         );
         assert_eq!(
             r(&["write", "blocking"], &[], true, false, false),
+            Route::Blocking
+        );
+        assert_eq!(
+            r(&["write", "blocking"], &[], false, false, false),
             Route::Refused(Refusal::Blocking)
         );
         assert_eq!(
@@ -407,29 +417,23 @@ mod tests {
         let raw = format!(
             "*5\r\n{}{}{}{}{}",
             cmd("get", 2, &["readonly", "fast"], (1, 1, 1), &[]),
-            cmd("sadd", -3, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
+            cmd("pfadd", -2, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
             cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
-            cmd(
-                "sinter",
-                -2,
-                &["readonly"],
-                (1, -1, 1),
-                &["nondeterministic_output_order"]
-            ),
+            cmd("pfcount", -2, &["readonly"], (1, -1, 1), &[]),
             cmd("georadius", -6, &["write", "movablekeys"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
-        let sadd = t.get(b"SADD").expect("sadd learned");
-        assert_eq!(sadd.route, Route::SameSlot);
-        assert!(sadd.is_write());
-        assert_eq!(sadd.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
-        // BLPOP is the table's (refused with the proxy's reason), not learned.
+        let pfadd = t.get(b"PFADD").expect("pfadd learned");
+        assert_eq!(pfadd.route, Route::SameSlot);
+        assert!(pfadd.is_write());
+        assert_eq!(pfadd.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
+        // BLPOP is the table's (served on a connection of its own), not learned.
         assert!(t.get(b"blpop").is_none());
-        let sinter = t.get(b"sinter").expect("sinter learned");
-        assert_eq!(sinter.route, Route::SameSlot);
+        let pfcount = t.get(b"pfcount").expect("pfcount learned");
+        assert_eq!(pfcount.route, Route::SameSlot);
         assert_eq!(
-            sinter.key_positions(4, |_| b"x").collect::<Vec<_>>(),
+            pfcount.key_positions(4, |_| b"x").collect::<Vec<_>>(),
             [1, 2, 3]
         );
         // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
@@ -456,10 +460,7 @@ mod tests {
             cmd("mod.block", -2, &["write", "blocking"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
-        assert_eq!(
-            t.get(b"mod.block").map(|c| c.route),
-            Some(Route::Refused(Refusal::Blocking))
-        );
+        assert_eq!(t.get(b"mod.block").map(|c| c.route), Some(Route::Blocking));
         let module = t.get(b"MODULE").expect("module learned");
         assert_eq!(
             module.route,

@@ -32,6 +32,8 @@ pub struct Part {
     /// The bytes sent, kept to resend on MOVED/ASK/TRYAGAIN.
     pub req: Bytes,
     pub slot: Option<Slot>,
+    /// A blocking command on a connection of its own: redirects are followed on new ones.
+    pub dedicated: bool,
 }
 
 /// How a RESP2 backend reply is shaped for a RESP3 client.
@@ -104,6 +106,9 @@ pub struct GroupBuf {
     pub backend: Arc<Backend>,
     pub buf: BytesMut,
     pub count: u32,
+    /// A blocking command's group: sent on a connection of its own, holding this permit
+    /// (`blocking-connections`).
+    pub dedicated: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// What the metrics and traces need to know about one item (kept only while observing).
@@ -166,7 +171,7 @@ impl ChunkBuilder {
         let group = match self
             .groups
             .iter()
-            .position(|g| Arc::ptr_eq(&g.backend, backend))
+            .position(|g| Arc::ptr_eq(&g.backend, backend) && g.dedicated.is_none())
         {
             Some(g) => g,
             None => {
@@ -174,6 +179,7 @@ impl ChunkBuilder {
                     backend: backend.clone(),
                     buf: BytesMut::new(),
                     count: 0,
+                    dedicated: None,
                 });
                 self.groups.len() - 1
             }
@@ -203,7 +209,44 @@ impl ChunkBuilder {
             idx: g.count - 1,
             req,
             slot,
+            dedicated: false,
         }
+    }
+
+    /// A blocking command: a group of its own, sent on a connection of its own.
+    fn add_dedicated(
+        &mut self,
+        backend: &Arc<Backend>,
+        req: Bytes,
+        slot: Slot,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Part {
+        self.groups.push(GroupBuf {
+            backend: backend.clone(),
+            buf: BytesMut::from(&req[..]),
+            count: 1,
+            dedicated: Some(permit),
+        });
+        Part {
+            group: self.groups.len() as u32 - 1,
+            idx: 0,
+            req,
+            slot: Some(slot),
+            dedicated: true,
+        }
+    }
+
+    /// Whether the chunk is sent alone, once everything before it is answered, with nothing
+    /// after it until it is answered: a large request (see `session::chunk::LARGE_BATCH`), or
+    /// a blocking command (its client's later requests wait behind it, as on Redis).
+    pub fn blocking(&self) -> bool {
+        self.groups.iter().any(|g| g.dedicated.is_some())
+    }
+
+    pub fn alone(&self, large: usize) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.buf.len() >= large || g.dedicated.is_some())
     }
 
     /// Appends a request whose reply no client sees (the proxy reads it) right after the
@@ -408,7 +451,7 @@ fn route(
         }
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
-        Route::Blocking => err(chunk, refused(spec, spec, Refusal::Blocking)),
+        Route::Blocking => blocking(shared, topo, spec, req, chunk),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {
                 let part = chunk.add(b, req.raw.clone(), None);
@@ -436,6 +479,49 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
         _ => Conv::Plain,
     }
+}
+
+/// Whether a request is a blocking command (it starts a chunk of its own).
+pub fn blocks(req: &Request) -> bool {
+    lookup_any(req.arg(0)).is_some_and(|s| s.route == Route::Blocking)
+}
+
+/// A blocking command: to its slot's owner on a connection of its own, within
+/// `blocking-connections`.
+fn blocking(
+    shared: &Shared,
+    topo: &Topology,
+    spec: &CommandSpec,
+    req: Request,
+    chunk: &mut ChunkBuilder,
+) {
+    let mut slot: Option<Slot> = None;
+    for i in spec.key_positions(req.argc(), |i| req.arg(i)) {
+        let s = Slot::for_key(req.arg(i));
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return err(chunk, CmdError::CrossSlot),
+            Some(_) => {}
+        }
+    }
+    // No key found (BLMPOP with a bad key count): any shard answers the syntax error.
+    let slot = slot.unwrap_or(Slot::for_key(b""));
+    let Some(backend) = topo.owner(slot) else {
+        return err(chunk, CmdError::ClusterDown(slot.get()));
+    };
+    let Ok(permit) = shared.blocking.clone().try_acquire_owned() else {
+        return err(
+            chunk,
+            CmdError::err(format!(
+                "{} clients already wait in blocking commands through this proxy \
+                 (blocking-connections)",
+                shared.config.blocking_connections
+            )),
+        );
+    };
+    let conv = conv_for(spec, &req);
+    let part = chunk.add_dedicated(backend, req.raw, slot, permit);
+    chunk.items.push(Item::Fwd { part, conv });
 }
 
 fn single(

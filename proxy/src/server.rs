@@ -121,6 +121,7 @@ pub async fn run_with_admin(
         hotkeys,
         metrics: OnceLock::new(),
         tracing,
+        blocking: Arc::new(tokio::sync::Semaphore::new(config.blocking_connections)),
         busy: (!config.busy_poll.is_zero()).then(|| crate::busy::BusyPoll::new(config.busy_poll)),
         learned: Arc::new(ArcSwap::from_pointee(Default::default())),
         config,

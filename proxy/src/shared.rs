@@ -80,6 +80,8 @@ pub struct Shared {
     /// Metrics (set once before clients are served, when the admin server runs) and traces.
     pub metrics: OnceLock<Arc<Metrics>>,
     pub tracing: Option<Arc<Tracing>>,
+    /// Permits for clients waiting in blocking commands (`blocking-connections`).
+    pub blocking: Arc<tokio::sync::Semaphore>,
     /// Busy polling after client traffic (`busy-poll-us`), when on.
     pub busy: Option<Arc<BusyPoll>>,
     /// Commands learned from the backends' `COMMAND` (empty until a backend answered).

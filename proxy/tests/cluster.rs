@@ -357,10 +357,12 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
         (vec!["EVAL", "return 1", "0"], ":1\r\n"),
         // Keyless commands go to one node.
         (vec!["LOLWUT", "VERSION", "5", "1", "1", "1"], ""),
+        // Blocking: on a connection of its own, here timing out.
+        (vec!["BLPOP", "nosuchlist", "0.01"], "*-1\r\n"),
         // Refused, with the reason.
         (
-            vec!["BLPOP", "list", "0"],
-            "-ERR BLPOP is not supported through the proxy: blocking commands would hold a shared backend connection\r\n",
+            vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+            "-ERR XREAD is not supported through the proxy: blocking commands would hold a shared backend connection\r\n",
         ),
         (
             vec!["BGSAVE"],

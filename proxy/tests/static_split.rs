@@ -232,6 +232,40 @@ async fn lists_over_3_shards_and_moves_within_one_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sets_over_3_shards_and_multi_key_commands_within_one_slot() {
+    let (_shards, proxy) = three().await;
+    let mut raw = proxy.raw().await;
+    // Thirty sets land on all three shards.
+    for i in 0..30 {
+        let k = format!("set:{i}");
+        assert_eq!(raw.text(&["SADD", &k, "a", &i.to_string()]).await, ":2\r\n");
+        assert_eq!(raw.text(&["SISMEMBER", &k, "a"]).await, ":1\r\n");
+        assert_eq!(raw.text(&["SCARD", &k]).await, ":2\r\n");
+    }
+    let cross = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(raw.text(&["SINTER", "a", "b"]).await, cross);
+    assert_eq!(raw.text(&["SMOVE", "a", "b", "x"]).await, cross);
+    assert_eq!(raw.text(&["SUNIONSTORE", "d", "a", "b"]).await, cross);
+    assert_eq!(raw.text(&["SINTERCARD", "2", "a", "b"]).await, cross);
+    assert_eq!(raw.text(&["SADD", "{t}a", "x", "y"]).await, ":2\r\n");
+    assert_eq!(raw.text(&["SADD", "{t}b", "y", "z"]).await, ":2\r\n");
+    assert_eq!(
+        raw.text(&["SINTER", "{t}a", "{t}b"]).await,
+        "*1\r\n$1\r\ny\r\n"
+    );
+    assert_eq!(
+        raw.text(&["SINTERCARD", "2", "{t}a", "{t}b"]).await,
+        ":1\r\n"
+    );
+    assert_eq!(raw.text(&["SMOVE", "{t}a", "{t}b", "x"]).await, ":1\r\n");
+    assert_eq!(
+        raw.text(&["SUNIONSTORE", "{t}d", "{t}a", "{t}b"]).await,
+        ":3\r\n"
+    );
+    assert_eq!(raw.text(&["SCARD", "{t}d"]).await, ":3\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_across_shards_returns_every_key_exactly_once() {
     let (_shards, proxy) = three().await;
     let mut c = proxy.redis().await;
@@ -405,7 +439,7 @@ async fn unsupported_and_local_commands() {
     let (_shards, proxy) = three().await;
     let mut raw = proxy.raw().await;
     for (cmd, word) in [
-        (vec!["BLPOP", "l", "0"], "BLPOP"),
+        (vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "XREAD"),
         (vec!["SUBSCRIBE", "ch"], "SUBSCRIBE"),
         (vec!["MULTI"], "MULTI"),
         (vec!["WATCH", "k"], "WATCH"),

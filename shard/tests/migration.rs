@@ -350,12 +350,16 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
     let mut ra = a.raw().await;
     for i in 0..700 {
         let k = format!("{{mig}}:{i}");
-        let r = match i % 5 {
+        let r = match i % 6 {
             0 => ra.cmd(&["HSET", &k, "a", &i.to_string(), "b", "2"]).await,
             1 => ra.cmd(&["SET", &k, &i.to_string(), "EX", "1000"]).await,
             3 => ra.cmd(&["RPUSH", &k, &i.to_string(), "", "tail"]).await,
-            // Sorted sets, every 35th a large one (skiplist).
-            4 if i % 7 == 4 => {
+            4 => {
+                ra.cmd(&["SADD", &k, &i.to_string(), "", "m"]).await;
+                ra.cmd(&["EXPIRE", &k, "1000"]).await
+            }
+            // Sorted sets, every 42nd a large one (skiplist).
+            5 if i % 7 == 0 => {
                 let mut args = vec!["ZADD".to_string(), k.clone()];
                 for j in 0..200 {
                     args.extend([j.to_string(), format!("m{j}")]);
@@ -363,7 +367,7 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 ra.cmd(&args).await
             }
-            4 => {
+            5 => {
                 ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"])
                     .await
             }
@@ -427,17 +431,27 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             V::Err(format!("MOVED {slot} 127.0.0.1:{b_port}")),
             "the source redirects"
         );
-        match i % 5 {
+        match i % 6 {
+            4 => {
+                assert_eq!(rb.cmd(&["SCARD", &k]).await, V::Int(3));
+                assert_eq!(
+                    rb.cmd(&["SMISMEMBER", &k, &i.to_string(), "", "m", "x"])
+                        .await,
+                    V::Arr(vec![V::Int(1), V::Int(1), V::Int(1), V::Int(0)])
+                );
+                let ttl = rb.cmd(&["TTL", &k]).await.as_int();
+                assert!((900..=1000).contains(&ttl), "TTL kept: {ttl}");
+            }
             0 => {
                 assert_eq!(rb.cmd(&["HGET", &k, "a"]).await, V::s(&i.to_string()));
                 assert_eq!(rb.cmd(&["HLEN", &k]).await, V::Int(2));
             }
-            4 if i % 7 == 4 => {
+            5 if i % 7 == 0 => {
                 assert_eq!(rb.cmd(&["ZCARD", &k]).await, V::Int(200));
                 assert_eq!(rb.cmd(&["ZRANK", &k, "m150"]).await, V::Int(150));
                 assert_eq!(rb.cmd(&["OBJECT", "ENCODING", &k]).await, V::s("skiplist"));
             }
-            4 => {
+            5 => {
                 assert_eq!(
                     rb.cmd(&["ZRANGE", &k, "0", "-1", "WITHSCORES"]).await,
                     V::strs(&["", "-inf", "h", "0.5", "m", &i.to_string()])
@@ -903,4 +917,54 @@ async fn a_destination_that_dies_mid_batch_gets_its_keys_put_back() {
         Some(i64::from(a.addr.port()))
     );
     a.stop().await;
+}
+
+async fn blocked(srv: &TestShard) -> i64 {
+    let info = cmd(srv, &["INFO", "clients"]).await;
+    field(info.as_str(), "blocked_clients")
+}
+
+/// A client blocked on a key whose slot migrates away gets `-MOVED` to the new owner, as Redis
+/// Cluster redirects blocked clients; one blocked on another slot keeps waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_is_redirected_when_its_slot_moves() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let manual = |dir, seeds| Config {
+        cluster_rebalance: shard::config::Rebalance::Manual,
+        ..node_config(dir, seeds)
+    };
+    let a = TestShard::start(manual(dirs[0].path(), vec![])).await;
+    let b = TestShard::start(manual(dirs[1].path(), vec![a.bus_addr().await])).await;
+    wait_until(30, "two members", || async {
+        field(&info(&a).await, "cluster_known_nodes") == 2
+    })
+    .await;
+    let b_id = cmd(&b, &["CLUSTER", "MYID"]).await.as_str().to_string();
+    let slot = Slot::for_key(b"{blk}q").get();
+    let mut moving = a.raw().await;
+    moving
+        .send(&shard::testing::encode(&["BLPOP", "{blk}q", "0"]))
+        .await;
+    let mut staying = a.raw().await;
+    staying
+        .send(&shard::testing::encode(&["BLPOP", "{other}q", "0"]))
+        .await;
+    wait_until(30, "two blocked clients", || async {
+        blocked(&a).await == 2
+    })
+    .await;
+    let s = slot.to_string();
+    assert_eq!(
+        cmd(&a, &["CLUSTER", "MIGRATE", &s, &s, &b_id]).await,
+        V::s("OK")
+    );
+    assert_eq!(
+        moving.read().await,
+        V::Err(format!("MOVED {slot} 127.0.0.1:{}", b.addr.port()))
+    );
+    assert_eq!(blocked(&a).await, 1);
+    assert_eq!(cmd(&a, &["RPUSH", "{other}q", "v"]).await, V::Int(1));
+    assert_eq!(staying.read().await, V::strs(&["{other}q", "v"]));
+    a.stop().await;
+    b.stop().await;
 }

@@ -341,3 +341,26 @@ async fn zscan_pages_a_large_set() {
     assert!(seen.values().all(|&n| n == 1));
     srv.stop().await;
 }
+
+/// ZUNION, ZINTER and friends take plain sets too, every member with score 1, as Redis.
+#[tokio::test]
+async fn set_inputs_count_as_score_one() {
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    assert_eq!(c.cmd(&["SADD", "s", "a", "b", "7"]).await, V::Int(3));
+    assert_eq!(c.cmd(&["ZADD", "z", "0.5", "a", "2", "x"]).await, V::Int(2));
+    assert_eq!(
+        c.cmd(&["ZUNION", "2", "s", "z", "WITHSCORES"]).await,
+        V::strs(&["7", "1", "b", "1", "a", "1.5", "x", "2"])
+    );
+    assert_eq!(
+        c.cmd(&["ZINTER", "2", "s", "z", "WEIGHTS", "2", "3", "WITHSCORES"])
+            .await,
+        V::strs(&["a", "3.5"])
+    );
+    assert_eq!(c.cmd(&["ZINTERCARD", "2", "s", "z"]).await, V::Int(1));
+    assert_eq!(c.cmd(&["ZDIFFSTORE", "d", "2", "s", "z"]).await, V::Int(2));
+    assert_eq!(c.cmd(&["TYPE", "d"]).await, V::s("zset"));
+    assert!(matches!(c.cmd(&["ZCARD", "s"]).await, V::Err(_)));
+    srv.stop().await;
+}

@@ -299,6 +299,7 @@ pub enum CommandId {
     Persist,
     Type,
     Rename,
+    Copy,
     Renamenx,
     Keys,
     Scan,
@@ -351,6 +352,24 @@ pub enum CommandId {
     Brpoplpush,
     Blmove,
     Blmpop,
+    // sets
+    Sadd,
+    Srem,
+    Smembers,
+    Sismember,
+    Smismember,
+    Scard,
+    Spop,
+    Srandmember,
+    Smove,
+    Sinter,
+    Sintercard,
+    Sinterstore,
+    Sunion,
+    Sunionstore,
+    Sdiff,
+    Sdiffstore,
+    Sscan,
     // sorted sets
     Zadd,
     Zincrby,
@@ -571,6 +590,9 @@ impl CommandSpec {
             "connection" => "@connection",
             _ => "@admin",
         });
+        if self.flags.contains(Flags::ADMIN) && !cats.contains(&"@admin") {
+            cats.push("@admin");
+        }
         if self.flags.contains(Flags::DANGEROUS) || self.flags.contains(Flags::ADMIN) {
             cats.push("@dangerous");
         }
@@ -582,9 +604,36 @@ impl CommandSpec {
         if self.flags.contains(Flags::BLOCKING) {
             cats.push("@blocking");
         }
+        // Redis lists them in its category order.
+        cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c));
         cats
     }
 }
+
+/// Redis's ACL categories in the order `COMMAND INFO` lists them.
+const ACL_ORDER: [&str; 21] = [
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
 
 /// Longest command name in the tables; longer input cannot match.
 const MAX_NAME: usize = 16;
@@ -699,7 +748,8 @@ mod tests {
             assert!(c.subcommands.is_empty(), "{}", c.name);
         }
         let refusal = |n: &[u8]| lookup_any(n).and_then(CommandSpec::refusal);
-        assert_eq!(refusal(b"BLPOP"), Some(Refusal::Blocking));
+        assert_eq!(refusal(b"XREAD"), Some(Refusal::Blocking));
+        assert_eq!(refusal(b"BLPOP"), None, "served on a connection of its own");
         assert_eq!(refusal(b"subscribe"), Some(Refusal::PubSub));
         assert_eq!(refusal(b"Multi"), Some(Refusal::Transaction));
         assert_eq!(refusal(b"wait"), Some(Refusal::ReplicationAck));
@@ -717,12 +767,22 @@ mod tests {
     fn key_use_matches_key_positions() {
         for (top, c) in every_row() {
             let name = full_name(top, c);
+            if !c.specs.is_empty() {
+                assert_eq!(
+                    c.key_use.len(),
+                    c.specs.len(),
+                    "{name}: one use per key spec"
+                );
+                continue;
+            }
             if c.keys.is_none() {
                 assert!(c.key_use.is_empty(), "{name}");
                 continue;
             }
             assert!(!c.key_use.is_empty(), "{name}");
-            if c.key_use.len() > 1 {
+            // Several uses: one key each, the last one possibly a range to the end
+            // (SINTERSTORE's destination, then its sources).
+            if c.key_use.len() > 1 && c.keys.last >= 0 {
                 assert_eq!(
                     c.keys.last,
                     c.keys.first + c.key_use.len() as i32 - 1,
@@ -798,6 +858,6 @@ mod tests {
         let get = lookup(b"get").expect("get");
         assert_eq!(get.acl_categories(), vec!["@read", "@string", "@fast"]);
         let del = lookup(b"del").expect("del");
-        assert_eq!(del.acl_categories(), vec!["@write", "@keyspace", "@slow"]);
+        assert_eq!(del.acl_categories(), vec!["@keyspace", "@write", "@slow"]);
     }
 }

@@ -141,7 +141,9 @@ fn info(top: &'static CommandSpec, spec: &'static CommandSpec) -> Reply {
 }
 
 /// Key specs from the key positions and the key use: one `range` spec over all the keys, or,
-/// with one use per key, one spec per key (RENAME: the source, then the destination).
+/// with one use per key, one spec per key (RENAME: the source, then the destination), the last
+/// of which spans the remaining keys when the range is open-ended (SINTERSTORE: the
+/// destination, then every source).
 fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
     if !spec.specs.is_empty() {
         return spec
@@ -167,6 +169,13 @@ fn key_specs(spec: &CommandSpec) -> Vec<Reply> {
                     keys.last - keys.first
                 };
                 (keys.first, lastkey, keys.step)
+            } else if i + 1 == spec.key_use.len() && keys.last < 0 {
+                // The last use covers the rest of the keys (SINTERSTORE's sources).
+                (
+                    keys.first + i as i32 * keys.step.max(1),
+                    keys.last,
+                    keys.step,
+                )
             } else {
                 (keys.first + i as i32 * keys.step.max(1), 0, 1)
             };
@@ -383,7 +392,7 @@ mod tests {
 
     #[test]
     fn info_of_unknown_refused_and_sub_commands() {
-        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "blpop", "client|id"])
+        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "xread", "client|id"])
         else {
             panic!("array");
         };
@@ -417,7 +426,8 @@ mod tests {
             panic!("list");
         };
         assert!(all.contains(&Reply::str("client|setname")) && all.contains(&Reply::str("get")));
-        assert!(!all.contains(&Reply::str("blpop")));
+        assert!(!all.contains(&Reply::str("xread")));
+        assert!(all.contains(&Reply::str("blpop")));
         let Ok(Reply::Array(hash)) = run(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "HASH"]) else {
             panic!("list");
         };
@@ -432,7 +442,7 @@ mod tests {
         );
         let docs = wire(&["COMMAND", "DOCS", "client", "nosuch"], Proto::Resp3);
         assert!(docs.starts_with("%1\r\n$6\r\nclient\r\n%4\r\n"), "{docs}");
-        assert!(docs.contains("$11\r\nsubcommands\r\n%13\r\n$9\r\nclient|id\r\n"));
+        assert!(docs.contains("$11\r\nsubcommands\r\n%14\r\n$9\r\nclient|id\r\n"));
     }
 
     /// Redis 7.2's `getKeysSubcommandImpl`: command, then keys, then arity.
@@ -449,8 +459,13 @@ mod tests {
         );
         assert_eq!(keys(&["nosuch", "a"]), Err(CommandError::InvalidCommand));
         assert_eq!(
-            keys(&["blpop", "a", "0"]),
+            keys(&["xread", "streams", "a", "0"]),
             Err(CommandError::InvalidCommand)
+        );
+        assert_eq!(
+            keys(&["lmpop", "2", "a", "b", "left"]),
+            Ok(Reply::Array(vec![Reply::str("a"), Reply::str("b")])),
+            "keys found by the key spec"
         );
         assert_eq!(
             keys(&["client", "nosuch"]),

@@ -159,6 +159,21 @@ const LMOVE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
 ];
+/// SMOVE: the source is read and may be deleted, the destination gets a member.
+const SMOVE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["RW", "insert"]),
+];
+/// SINTERSTORE: the destination is updated from the sources.
+const SINTERSTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
+/// SUNIONSTORE and SDIFFSTORE: the destination is overwritten from the sources.
+const SUNIONSTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
 const BRPOPLPUSH_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
@@ -181,6 +196,10 @@ const RENAMENX_KEYS: &[KeyUse] = &[
 ];
 const RENAME_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
+    KeyUse::flags(&["OW", "update"]),
+];
+const COPY_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RO", "access"]),
     KeyUse::flags(&["OW", "update"]),
 ];
 const RM_D: &[KeyUse] = &[KeyUse::flags(&["RM", "delete"])];
@@ -367,6 +386,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("pexpiretime",  Pexpiretime,     2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "generic",    "7.0.0",  "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     row("persist",      Persist,         2, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "generic",    "2.2.0",  "Removes the expiration time of a key."),
     row("type",         Type,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "generic",    "1.0.0",  "Determines the type of value stored at a key."),
+    row("copy",         Copy,           -3, WD,    K12, COPY_KEYS,     SameSlot,                 NO_TIPS,        "generic",    "6.2.0",  "Copies the value of a key to a new key."),
     row("rename",       Rename,          3, W,     K12, RENAME_KEYS,   SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key and overwrites the destination."),
     row("renamenx",     Renamenx,        3, WF,    K12, RENAMENX_KEYS, SameSlot,                 NO_TIPS,        "generic",    "1.0.0",  "Renames a key only when the target key name doesn't exist."),
     row("keys",         Keys,            2, R,     K0,  NO_KEYS,       AllShards(Merge::Concat), ALL_ND_ORDER,   "generic",    "1.0.0",  "Returns all key names that match a pattern."),
@@ -415,6 +435,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("blmove",       Blmove,          6, WDNB,  K12, BLMOVE_KEYS,   Route::Blocking,          NO_TIPS,        "list",       "6.2.0",  "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."),
     row("blmpop",       Blmpop,         -5, WB,    K0,  RW_AD,         Route::Blocking,          NO_TIPS,        "list",       "7.0.0",  "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.").with_specs(KEYNUM_AT_2),
     row("rpoplpush",    Rpoplpush,       3, WD,    K12, LMOVE_KEYS,    SameSlot,                 NO_TIPS,        "list",       "1.2.0",  "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."),
+    row("sadd",         Sadd,           -3, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "set",        "1.0.0",  "Adds one or more members to a set. Creates the key if it doesn't exist."),
+    row("srem",         Srem,           -3, WF,    K1,  RW_D,          SingleKey,                NO_TIPS,        "set",        "1.0.0",  "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    row("smembers",     Smembers,        2, R,     K1,  RO_A,          SingleKey,                ND_ORDER,       "set",        "1.0.0",  "Returns all members of a set."),
+    row("sismember",    Sismember,       3, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "set",        "1.0.0",  "Determines whether a member belongs to a set."),
+    row("smismember",   Smismember,     -3, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "set",        "6.2.0",  "Determines whether multiple members belong to a set."),
+    row("scard",        Scard,           2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "set",        "1.0.0",  "Returns the number of members in a set."),
+    row("spop",         Spop,           -2, WF,    K1,  RW_AD,         SingleKey,                ND_OUT,         "set",        "1.0.0",  "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."),
+    row("srandmember",  Srandmember,    -2, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "set",        "1.0.0",  "Get one or multiple random members from a set"),
+    row("smove",        Smove,           4, WF,    K12, SMOVE_KEYS,    SameSlot,                 NO_TIPS,        "set",        "1.0.0",  "Moves a member from one set to another."),
+    row("sinter",       Sinter,         -2, R,     KN,  RO_A,          SameSlot,                 ND_ORDER,       "set",        "1.0.0",  "Returns the intersect of multiple sets."),
+    row("sintercard",   Sintercard,     -3, R,     K0,  RO_A,          SameSlot,                 NO_TIPS,        "set",        "7.0.0",  "Returns the number of members of the intersect of multiple sets.").with_specs(KEYNUM_AT_1),
+    row("sinterstore",  Sinterstore,    -3, WD,    KN,  SINTERSTORE_KEYS, SameSlot,              NO_TIPS,        "set",        "1.0.0",  "Stores the intersect of multiple sets in a key."),
+    row("sunion",       Sunion,         -2, R,     KN,  RO_A,          SameSlot,                 ND_ORDER,       "set",        "1.0.0",  "Returns the union of multiple sets."),
+    row("sunionstore",  Sunionstore,    -3, WD,    KN,  SUNIONSTORE_KEYS, SameSlot,              NO_TIPS,        "set",        "1.0.0",  "Stores the union of multiple sets in a key."),
+    row("sdiff",        Sdiff,          -2, R,     KN,  RO_A,          SameSlot,                 ND_ORDER,       "set",        "1.0.0",  "Returns the difference of multiple sets."),
+    row("sdiffstore",   Sdiffstore,     -3, WD,    KN,  SUNIONSTORE_KEYS, SameSlot,              NO_TIPS,        "set",        "1.0.0",  "Stores the difference of multiple sets in a key."),
+    row("sscan",        Sscan,          -3, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "set",        "2.8.0",  "Iterates over members of a set."),
     row("zadd",             Zadd,              -4, WDF,  K1,  RW_U,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
     row("zincrby",          Zincrby,            4, WDF,  K1,  RW_AU,            SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
     row("zrem",             Zrem,              -3, WF,   K1,  RW_D,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Remove one or more members from a sorted set"),

@@ -20,6 +20,18 @@ pub use conn::{BackendStats, Batch, BatchResult, ConnHandle, ConnSettings, Error
 
 use crate::error::BackendError;
 
+/// A blocking command's connection waits as long as the command does.
+const DEDICATED_REQUEST_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Closes a dedicated connection when its owner is done with it (or dropped).
+struct Closing(ConnHandle);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// deadpool manager: creates connections and recycles them with a PING.
 pub struct Manager {
     settings: Arc<ConnSettings>,
@@ -304,6 +316,48 @@ impl Backend {
     }
 
     /// Sends requests and waits for their replies.
+    /// Runs a blocking command (BLPOP, ...) on a connection of its own, opened for it and
+    /// closed after it: it may wait for minutes, and on a shared connection every other
+    /// client's requests would queue behind it. The connection has no request timeout (the
+    /// command has its own). Dropping the future (the client went away) closes the connection,
+    /// which ends the wait on the shard.
+    pub async fn call_dedicated(&self, bytes: Bytes, count: usize) -> BatchResult {
+        self.requests.fetch_add(count as u64, Relaxed);
+        let settings = ConnSettings {
+            request_timeout: DEDICATED_REQUEST_TIMEOUT,
+            ..(*self.settings).clone()
+        };
+        let conn = Closing(conn::connect(&settings, Arc::new(Notify::new())).await?);
+        let (done, rx) = oneshot::channel();
+        conn.0.send(Batch { bytes, count, done }).await;
+        rx.await.unwrap_or_else(|_| Err(self.unavailable()))
+    }
+
+    /// Queues a blocking command's batch on a connection of its own (see
+    /// [`Backend::call_dedicated`]), holding `permit` while it waits; if the batch's receiver
+    /// goes away first (the client closed), the connection is closed.
+    pub fn send_dedicated(
+        self: &Arc<Self>,
+        batch: Batch,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let backend = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Batch {
+                bytes,
+                count,
+                mut done,
+            } = batch;
+            tokio::select! {
+                r = backend.call_dedicated(bytes, count) => {
+                    let _ = done.send(r);
+                }
+                () = done.closed() => {}
+            }
+        });
+    }
+
     pub async fn call(&self, hint: usize, bytes: Bytes, count: usize) -> BatchResult {
         let (done, rx) = oneshot::channel();
         self.send(hint, Batch { bytes, count, done }).await;

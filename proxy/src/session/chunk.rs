@@ -38,6 +38,8 @@ pub(super) struct Chunk {
     pub(super) close: bool,
     /// Writes in it that fence near-cache keys.
     pub(super) writes: usize,
+    /// It holds a blocking command (on a connection of its own).
+    pub(super) blocking: bool,
 }
 
 /// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.
@@ -53,6 +55,7 @@ pub(super) async fn dispatch(
     }
     let items = chunk.items.len();
     let mut groups = Vec::with_capacity(chunk.groups.len());
+    let mut blocking = false;
     for g in chunk.groups {
         let (done, rx) = oneshot::channel();
         let large = bulk && g.buf.len() >= LARGE_BATCH;
@@ -61,7 +64,10 @@ pub(super) async fn dispatch(
             count: g.count as usize,
             done,
         };
-        if large {
+        if let Some(permit) = g.dedicated {
+            blocking = true;
+            g.backend.send_dedicated(batch, permit);
+        } else if large {
             g.backend.send_bulk(batch).await;
         } else {
             g.backend.send(hint, batch).await;
@@ -80,6 +86,7 @@ pub(super) async fn dispatch(
         proto: chunk.proto,
         close,
         writes: chunk.writes,
+        blocking,
     });
     items
 }

@@ -103,6 +103,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             && in_flight < outbuf::window(estimate)
             && deferred.is_none()
             && !bulk_in_flight;
+        // While a blocking command waits, the client's input is still read (and held, as
+        // Redis holds a blocked client's input), so a client that goes away is noticed.
+        let blocked = queue.front().is_some_and(|c| c.blocking) && input.len() < query_limit;
         let wake = if pending && room {
             Wake::Pending
         } else {
@@ -113,7 +116,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     reading = false;
                     continue;
                 }
-                r = read_some(&mut r, &mut input), if reading && room && !pending => Wake::Read(r),
+                r = read_some(&mut r, &mut input), if reading && ((room && !pending) || blocked) => Wake::Read(r),
             }
         };
         match wake {
@@ -140,6 +143,16 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             }
             Wake::Read(Ok(0) | Err(_)) => {
                 reading = false;
+                // A client gone while it waits in a blocking command: nobody will read the
+                // answer, so stop waiting (dropping the chunk closes its dedicated connection,
+                // which ends the wait on the shard).
+                if queue.iter().any(|c| c.blocking)
+                    || deferred.as_ref().is_some_and(ChunkBuilder::blocking)
+                {
+                    queue.clear();
+                    deferred = None;
+                    pending = false;
+                }
                 continue;
             }
             Wake::Read(Ok(n)) => {
@@ -150,6 +163,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     .fetch_add(n as u64, Relaxed);
                 if let Some(b) = &shared.busy {
                     b.note();
+                }
+                if !room {
+                    // Read behind a blocking command: planned once it is answered.
+                    pending = true;
+                    continue;
                 }
             }
             Wake::Pending => {}
@@ -178,7 +196,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             match next_request(&mut input, max_bulk) {
                 Ok(Some(req)) => {
                     commands += 1;
-                    if sess.proto != chunk.proto {
+                    // A blocking command starts a chunk of its own: what its client sent
+                    // before it is answered first, on the shared connections.
+                    if sess.proto != chunk.proto || (plan::blocks(&req) && !chunk.items.is_empty())
+                    {
                         let next = ChunkBuilder::new(sess.proto, started);
                         let done = std::mem::replace(&mut chunk, next);
                         in_flight += dispatch(&mut queue, done, id as usize, false, false).await;
@@ -192,7 +213,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                     if observing {
                         chunk.note();
                     }
-                    if chunk.groups.iter().any(|g| g.buf.len() >= LARGE_BATCH) {
+                    if chunk.alone(LARGE_BATCH) {
                         // It goes alone: what follows waits in `input`.
                         pending = !input.is_empty();
                         break;
@@ -226,7 +247,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             );
             sess.close = true;
         }
-        if chunk.groups.iter().any(|g| g.buf.len() >= LARGE_BATCH) {
+        if chunk.alone(LARGE_BATCH) {
             deferred = Some(chunk);
             if sess.close {
                 reading = false;

@@ -293,9 +293,24 @@ impl Ctx<'_> {
         if Arc::ptr_eq(&owner, sent_to) || owner.state() == State::Down {
             return None;
         }
-        match owner.call(self.hint, part.req.clone(), 1).await {
+        match self.call(part, &owner, part.req.clone(), 1).await {
             Ok(mut v) => v.pop(),
             Err(e) => Some(err_bytes(e.into())),
+        }
+    }
+
+    /// Sends a redirected request: a blocking command again on a connection of its own.
+    async fn call(
+        &self,
+        part: &Part,
+        to: &Backend,
+        req: Bytes,
+        count: usize,
+    ) -> crate::backend::BatchResult {
+        if part.dedicated {
+            to.call_dedicated(req, count).await
+        } else {
+            to.call(self.hint, req, count).await
         }
     }
 
@@ -325,22 +340,16 @@ impl Ctx<'_> {
                     shared.stats.moved.fetch_add(1, Relaxed);
                     self.note_redirect("moved", r.slot.get(), &r.addr);
                     shared.topology.moved(r.slot, &r.addr, &shared.backends);
-                    shared
-                        .backends
-                        .get(&r.addr)
-                        .call(self.hint, part.req.clone(), 1)
-                        .await
+                    let to = shared.backends.get(&r.addr);
+                    self.call(part, &to, part.req.clone(), 1).await
                 }
                 Action::RetryAsk(r) => {
                     shared.stats.ask.fetch_add(1, Relaxed);
                     self.note_redirect("ask", r.slot.get(), &r.addr);
                     let mut b = BytesMut::from(&b"*1\r\n$6\r\nASKING\r\n"[..]);
                     b.extend_from_slice(&part.req);
-                    shared
-                        .backends
-                        .get(&r.addr)
-                        .call(self.hint, b.freeze(), 2)
-                        .await
+                    let to = shared.backends.get(&r.addr);
+                    self.call(part, &to, b.freeze(), 2).await
                 }
                 Action::RefreshAndRetryAfter(delay) => {
                     shared.stats.clusterdown.fetch_add(1, Relaxed);
@@ -360,7 +369,7 @@ impl Ctx<'_> {
                             None => return reply,
                         },
                     };
-                    target.call(self.hint, part.req.clone(), 1).await
+                    self.call(part, &target, part.req.clone(), 1).await
                 }
                 Action::TryAgainAfter(delay) => {
                     shared.stats.tryagain.fetch_add(1, Relaxed);
@@ -374,7 +383,7 @@ impl Ctx<'_> {
                                 .map(|(b, _)| b.clone())
                         });
                     match target {
-                        Some(b) => b.call(self.hint, part.req.clone(), 1).await,
+                        Some(b) => self.call(part, &b, part.req.clone(), 1).await,
                         None => return reply,
                     }
                 }
@@ -484,6 +493,7 @@ impl Ctx<'_> {
     /// planned while its slot had no owner).
     async fn read(&self, req: Bytes, slot: membership::Slot) -> Bytes {
         let part = Part {
+            dedicated: false,
             group: u32::MAX,
             idx: 0,
             req,

@@ -7,7 +7,7 @@ use super::args::{eq, parse_i64};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
-use crate::store::ScanFilter;
+use crate::store::{Entry, ScanFilter};
 
 pub fn del(s: &mut Session, a: &Args) -> CmdResult {
     let keys = a.slice(1);
@@ -151,6 +151,46 @@ pub fn rename(s: &mut Session, a: &Args, nx: bool) -> CmdResult {
     };
     g.table(&dst).insert(&dst, entry);
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// COPY source destination [DB 0] [REPLACE]: the value and its expiry, as Redis 7 checks them
+/// (one database here: `DB` other than 0 is out of range).
+pub fn copy(s: &mut Session, a: &Args) -> CmdResult {
+    let mut replace = false;
+    let mut j = 3;
+    while j < a.len() {
+        if eq(a.get(j), "replace") {
+            replace = true;
+        } else if eq(a.get(j), "db") && j + 1 < a.len() {
+            match super::args::strict_i64(a.get(j + 1)) {
+                Some(0) => {}
+                Some(_) => return Err(CmdError::err("DB index is out of range")),
+                None => return Err(CmdError::NotInteger),
+            }
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let (src, dst) = (a.get(1), a.get(2));
+    if src == dst {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let mut g = s.shared.db.lock_keys([src, dst].into_iter());
+    let Some(entry) = g.table(src).lookup(src, s.now) else {
+        return Ok(Reply::Int(0));
+    };
+    let (value, expire_at) = (entry.value.clone(), entry.expire_at());
+    let t = g.table(dst);
+    if t.contains(dst, s.now) {
+        if !replace {
+            return Ok(Reply::Int(0));
+        }
+        t.remove(dst);
+    }
+    t.insert(dst, Entry::new(value, expire_at, s.now));
+    Ok(Reply::Int(1))
 }
 
 /// Parses a SCAN/HSCAN cursor: any unsigned 64-bit decimal.

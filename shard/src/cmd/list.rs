@@ -31,7 +31,7 @@ impl End {
     }
 }
 
-fn push(l: &mut ListValue, end: End, e: Bytes) {
+fn push(l: &mut ListValue, end: End, e: &[u8]) {
     match end {
         End::Left => l.push_front(e),
         End::Right => l.push_back(e),
@@ -162,8 +162,16 @@ pub fn push_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     // Checked to be a list under this same lock; the type is matched again all the same.
     let len = t.update(key, s.now, |v| match v {
         Value::List(l) => {
-            for e in a.slice(2) {
-                push(l, end, owned(e));
+            let elements = a.slice(2);
+            l.reserve_new(
+                end == End::Left,
+                elements
+                    .iter()
+                    .map(|e| crate::value::list::entry_bytes(e))
+                    .sum(),
+            );
+            for e in elements {
+                push(l, end, e);
             }
             Ok(l.len())
         }
@@ -216,7 +224,10 @@ pub fn lrange(s: &mut Session, a: &Args) -> CmdResult {
     let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
     let items = read(s, a.get(1), |l| match clamp(start, stop, l.len()) {
         None => vec![],
-        Some((from, to)) => l.range(from..=to).cloned().map(Reply::Bulk).collect(),
+        Some((from, to)) => l
+            .range(from..=to)
+            .map(|e| Reply::Bulk(Bytes::copy_from_slice(e)))
+            .collect(),
     })?;
     Ok(Reply::Array(items.unwrap_or_default()))
 }
@@ -226,7 +237,7 @@ pub fn lindex(s: &mut Session, a: &Args) -> CmdResult {
     let index = a.get(2);
     let found = read(s, a.get(1), |l| {
         let i = parse_i64(index)?;
-        Ok::<_, CmdError>(position(i, l.len()).and_then(|p| l.get(p).cloned()))
+        Ok::<_, CmdError>(position(i, l.len()).and_then(|p| l.get(p).map(Bytes::copy_from_slice)))
     })?;
     Ok(Reply::opt_bulk(found.transpose()?.flatten()))
 }
@@ -260,15 +271,25 @@ pub fn lrem(s: &mut Session, a: &Args) -> CmdResult {
                 !hit
             });
         } else {
-            // From the tail: walk backwards, removing up to `limit` matches.
-            let mut i = l.len();
-            while i > 0 && removed < limit {
-                i -= 1;
-                if l.get(i).is_some_and(|e| e == element) {
-                    l.remove(i);
-                    removed += 1;
-                }
-            }
+            // From the tail: the last `limit` matches, then one pass that drops them.
+            let len = l.len();
+            let mut doomed: Vec<usize> = l
+                .iter()
+                .rev()
+                .enumerate()
+                .filter(|(_, e)| *e == element)
+                .take(limit)
+                .map(|(k, _)| len - 1 - k)
+                .collect();
+            removed = doomed.len();
+            doomed.reverse();
+            let (mut i, mut next) = (0, 0);
+            l.retain(|_| {
+                let hit = doomed.get(next) == Some(&i);
+                next += usize::from(hit);
+                i += 1;
+                !hit
+            });
         }
         removed as i64
     })?;
@@ -336,16 +357,22 @@ pub fn lpos(s: &mut Session, a: &Args) -> CmdResult {
         };
         let mut skip = rank.unsigned_abs() - 1;
         let mut hits = Vec::new();
-        let indices: Box<dyn Iterator<Item = usize>> = if rank > 0 {
-            Box::new(0..scan)
+        let walk: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
+            Box::new(l.iter().take(scan).enumerate())
         } else {
-            Box::new((len - scan..len).rev())
+            Box::new(
+                l.iter()
+                    .rev()
+                    .take(scan)
+                    .enumerate()
+                    .map(|(k, e)| (len - 1 - k, e)),
+            )
         };
-        for i in indices {
+        for (i, e) in walk {
             if hits.len() >= want {
                 break;
             }
-            if l.get(i).is_some_and(|e| e == element) {
+            if e == element {
                 if skip > 0 {
                     skip -= 1;
                 } else {
@@ -401,7 +428,7 @@ pub(super) fn move_element(
             // Rotation: the element leaves and re-enters the same list, never emptying it.
             let e = pop(l, from);
             if let Some(e) = &e {
-                push(l, to, e.clone());
+                push(l, to, &e);
             }
             e
         }
@@ -418,7 +445,7 @@ pub(super) fn move_element(
         }
         t.update(dst, now, |v| {
             if let Value::List(l) = v {
-                push(l, to, e.clone());
+                push(l, to, &e);
             }
         });
     }

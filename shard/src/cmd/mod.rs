@@ -13,6 +13,7 @@ mod key;
 mod list;
 mod server;
 mod session;
+mod set;
 mod string;
 mod tracking;
 mod warm;
@@ -227,6 +228,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Persist => key::persist(s, a),
         Type => key::type_(s, a),
         Rename => key::rename(s, a, false),
+        Copy => key::copy(s, a),
         Renamenx => key::rename(s, a, true),
         Keys => Ok(Reply::Array(
             s.shared
@@ -274,6 +276,20 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Blpop | Brpop => blocking::bpop(s, spec.id, a),
         Blmpop => blocking::blmpop(s, a),
         Blmove | Brpoplpush => blocking::blmove(s, spec.id, a),
+
+        Sadd => set::sadd(s, a),
+        Srem => set::srem(s, a),
+        Smembers => set::smembers(s, a),
+        Sismember => set::sismember(s, a),
+        Smismember => set::smismember(s, a),
+        Scard => set::scard(s, a),
+        Spop => set::spop(s, a),
+        Srandmember => set::srandmember(s, a),
+        Smove => set::smove(s, a),
+        Sinter | Sunion | Sdiff => set::combine_cmd(s, spec.id, a),
+        Sintercard => set::sintercard(s, a),
+        Sinterstore | Sunionstore | Sdiffstore => set::store_cmd(s, spec.id, a),
+        Sscan => set::sscan(s, a),
 
         Zadd | Zincrby => zset::zadd(s, spec.id, a),
         Zrem => zset::zrem(s, a),

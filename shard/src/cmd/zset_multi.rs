@@ -144,14 +144,29 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let now = s.now;
     let mut g = s.shared.db.lock_keys(keys.iter().copied().chain(dst));
     // The inputs (Redis reads them, and refuses a wrong type, before the options).
-    let mut inputs: Vec<Option<Vec<(Bytes, f64)>>> = Vec::with_capacity(setnum);
+    // Plain sets are inputs too, every member with score 1.
+    let mut inputs: Vec<Option<Scored>> = Vec::with_capacity(setnum);
     for k in &keys {
-        let z = peek_zset(g.table(k), k, now)?;
-        inputs.push(z.map(|z| {
-            z.iter()
-                .map(|e| (Bytes::copy_from_slice(e.member), e.score))
-                .collect()
-        }));
+        inputs.push(match g.table(k).lookup(k, now) {
+            None => None,
+            Some(Entry {
+                value: Value::ZSet(z),
+                ..
+            }) => Some(
+                z.iter()
+                    .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+                    .collect(),
+            ),
+            Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) => {
+                let mut members = Vec::with_capacity(set.len());
+                set.for_each(|m| members.push((Bytes::copy_from_slice(m), 1.0)));
+                Some(members)
+            }
+            Some(_) => return Err(CmdError::WrongType),
+        });
     }
     let mut weights = vec![1.0f64; setnum];
     let (mut aggregate, mut withscores, mut limit) = (Aggregate::Sum, false, 0usize);

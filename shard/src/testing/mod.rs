@@ -595,8 +595,8 @@ pub async fn redis_server() -> Option<RedisServer> {
 pub enum Compare {
     /// Byte for byte.
     Exact,
-    /// As multisets: the elements of a top-level array (or RESP3 set) in any order (SMEMBERS,
-    /// SUNION, HGETALL-like replies); anything else byte for byte.
+    /// As multisets: the elements of an array (or RESP3 set) in any order, at every level
+    /// (SMEMBERS, SUNION, SSCAN's `[cursor, members]`); anything else byte for byte.
     Unordered,
     /// Only the reply's shape: its type, and an array's length (SRANDMEMBER, SPOP with a
     /// count that leaves members behind: random by design).
@@ -678,7 +678,8 @@ pub async fn differential(
     tally
 }
 
-/// A reply's bytes, split into its header line and its top-level elements' bytes, sorted.
+/// A reply's bytes, split into its header line and its elements' bytes, sorted (nested arrays
+/// normalised the same way).
 fn unordered(reply: &str) -> (String, Vec<String>) {
     let bytes = reply.as_bytes();
     if !matches!(bytes.first(), Some(b'*' | b'~')) {
@@ -693,7 +694,12 @@ fn unordered(reply: &str) -> (String, Vec<String>) {
     while let Ok(Some((DecodedFrame::Complete(_), n))) =
         redis_protocol::resp3::decode::streaming::decode(rest)
     {
-        elements.push(String::from_utf8_lossy(&rest[..n]).into_owned());
+        let element = String::from_utf8_lossy(&rest[..n]).into_owned();
+        elements.push(if matches!(rest.first(), Some(b'*' | b'~')) {
+            format!("{:?}", unordered(&element))
+        } else {
+            element
+        });
         rest = &rest[n..];
     }
     assert!(rest.is_empty(), "undecodable reply {reply:?}");

@@ -8,11 +8,12 @@
 //! offset 0   u8   version = 1
 //!        1   u64  generation (warm tier: which demotion wrote it; migration: 0)
 //!        9   u64  expiry, Unix ms (0 = no TTL)
-//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 4 zset)
+//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set, 4 zset)
 //!       18   ...  payload, to the end of the record, by kind:
 //!                 string: the bytes
 //!                 hash:   per field: u32 length, field, u32 length, value
-//!                 list:   per element: u32 length, element
+//!                 list:   per element, head first: u32 length, element
+//!                 set:    per member, any order: u32 length, member (integers as text)
 //!                 zset:   u8 representation (0 listpack, 1 skiplist), then per member
 //!                         in order: u64 score bits, u32 length, member
 //! ```
@@ -24,7 +25,7 @@
 //! then matches on the version byte. A build that meets a version or kind it does not know
 //! fails with an error, never a guess.
 
-use super::{Kind, Value, hash, list, string, zset};
+use super::{Kind, Value, hash, list, set, string, zset};
 
 /// The version this build writes.
 pub const VERSION: u8 = 1;
@@ -68,6 +69,7 @@ pub fn encoded_len(value: &Value) -> usize {
             Value::Str(b) => string::encoded_len(b),
             Value::Hash(h) => hash::encoded_len(h),
             Value::List(l) => list::encoded_len(l),
+            Value::Set(s) => set::encoded_len(s),
             Value::ZSet(z) => zset::encoded_len(z),
         }
 }
@@ -89,6 +91,7 @@ pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &V
         Value::Str(b) => string::encode(b, out),
         Value::Hash(h) => hash::encode(h, out),
         Value::List(l) => list::encode(l, out),
+        Value::Set(s) => set::encode(s, out),
         Value::ZSet(z) => zset::encode(z, out),
     }
 }
@@ -125,6 +128,9 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
         Kind::List => Value::List(Box::new(
             list::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
+        Kind::Set => Value::Set(Box::new(
+            set::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
         Kind::ZSet => Value::ZSet(Box::new(
             zset::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
@@ -139,8 +145,12 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::value::{HashValue, ListValue, ZSetValue};
+    use crate::value::{HashValue, ListValue, SetValue, ZSetValue};
     use bytes::Bytes;
+
+    fn set(members: &[&'static [u8]]) -> Value {
+        Value::Set(Box::new(members.iter().copied().collect()))
+    }
 
     fn list(elements: &[&'static [u8]]) -> Value {
         Value::List(Box::new(
@@ -226,6 +236,24 @@ pub(crate) mod tests {
         assert_eq!(encode(5, 0, &rec.value), bytes);
     }
 
+    /// The set payload's layout, pinned: a set record written today must decode forever.
+    #[test]
+    fn golden_set_record() {
+        let bytes = unhex("010000000000000005000000000000000003000000016100000000000000026263");
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!((rec.generation, rec.expire_at), (5, 0));
+        assert_eq!(rec.value, set(&[b"a", b"", b"bc"]));
+        // A hashtable set writes its members in insertion order (while nothing was removed).
+        assert_eq!(encode(5, 0, &rec.value), bytes);
+        // An intset writes its members as text, in ascending order.
+        let ints = unhex("010000000000000000000000000000000003000000022d3100000001340000000137");
+        assert_eq!(encode(0, 0, &set(&[b"7", b"-1", b"4"])), ints);
+        assert_eq!(
+            decode(&ints).expect("decodes").value,
+            set(&[b"4", b"7", b"-1"])
+        );
+    }
+
     /// The sorted-set payload's layout, pinned: a small set of `a` 1.5 and `bc` -inf.
     #[test]
     fn golden_zset_record() {
@@ -282,6 +310,25 @@ pub(crate) mod tests {
                     .map(|i| Bytes::from(vec![b'y'; i]))
                     .collect::<ListValue>(),
             )),
+            set(&[]),
+            set(&[b"", b"a", b"-1", b"bc"]),
+            set(&[b"1", b"-9223372036854775808", b"42"]),
+            Value::Set(Box::new(
+                (0..300)
+                    .map(|i| format!("m{i}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|m| m.as_bytes())
+                    .collect::<SetValue>(),
+            )),
+            Value::Set(Box::new(
+                (0..600)
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|m| m.as_bytes())
+                    .collect::<SetValue>(),
+            )),
             Value::ZSet(Box::default()),
             Value::ZSet(Box::new(
                 (0..300)
@@ -309,6 +356,7 @@ pub(crate) mod tests {
             Value::Str(Bytes::from_static(b"hello")),
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
             list(&[b"element", b"e2"]),
+            set(&[b"member", b"m2"]),
             Value::ZSet(Box::new(
                 [(&b"m1"[..], 1.0), (&b"m2"[..], 2.0)].into_iter().collect(),
             )),
@@ -344,6 +392,11 @@ pub(crate) mod tests {
                         );
                         whole += 1;
                     }
+                    // Likewise a set cut between two members.
+                    (Value::Set(_), Ok(r)) => {
+                        assert!(matches!(r.value, Value::Set(s) if s.len() < 2), "cut {cut}");
+                        whole += 1;
+                    }
                     // A sorted set likewise, once its representation byte is there.
                     (Value::ZSet(_), Ok(r)) => {
                         assert!(
@@ -352,7 +405,7 @@ pub(crate) mod tests {
                         );
                         whole += 1;
                     }
-                    (Value::Hash(_) | Value::List(_) | Value::ZSet(_), Err(e)) => {
+                    (Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_), Err(e)) => {
                         assert_eq!(e, DecodeError::Truncated, "cut {cut}")
                     }
                 }

@@ -1,10 +1,88 @@
 //! Hashes: accounting, OBJECT ENCODING, and the codec payload.
 
+use std::borrow::Borrow;
+use std::hash::Hash;
+
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-/// A hash value: field → value.
-pub type HashValue = HashMap<Bytes, Bytes>;
+/// A hash value: field → value. It keeps its fields' and values' bytes up to date as it
+/// changes, so accounting a write costs O(1) however large the hash is (the store re-accounts
+/// a value after every write).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HashValue {
+    map: HashMap<Bytes, Bytes>,
+    /// Sum of the fields' and values' lengths.
+    bytes: usize,
+}
+
+impl HashValue {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, field: &Q) -> Option<&Bytes>
+    where
+        Bytes: Borrow<Q>,
+    {
+        self.map.get(field)
+    }
+
+    pub fn contains_key<Q: Hash + Eq + ?Sized>(&self, field: &Q) -> bool
+    where
+        Bytes: Borrow<Q>,
+    {
+        self.map.contains_key(field)
+    }
+
+    /// Sets `field` to `value`; the previous value, if any.
+    pub fn insert(&mut self, field: Bytes, value: Bytes) -> Option<Bytes> {
+        let added = field.len() + value.len();
+        let flen = field.len();
+        let old = self.map.insert(field, value);
+        self.bytes += added;
+        if let Some(old) = &old {
+            // The field was there already: its name is counted once.
+            self.bytes -= flen + old.len();
+        }
+        old
+    }
+
+    pub fn remove<Q: Hash + Eq + ?Sized>(&mut self, field: &Q) -> Option<Bytes>
+    where
+        Bytes: Borrow<Q>,
+    {
+        let (f, v) = self.map.remove_entry(field)?;
+        self.bytes -= f.len() + v.len();
+        Some(v)
+    }
+
+    pub fn iter(&self) -> hashbrown::hash_map::Iter<'_, Bytes, Bytes> {
+        self.map.iter()
+    }
+
+    pub fn keys(&self) -> hashbrown::hash_map::Keys<'_, Bytes, Bytes> {
+        self.map.keys()
+    }
+
+    pub fn values(&self) -> hashbrown::hash_map::Values<'_, Bytes, Bytes> {
+        self.map.values()
+    }
+}
+
+impl FromIterator<(Bytes, Bytes)> for HashValue {
+    fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(iter: I) -> HashValue {
+        let mut h = HashValue::default();
+        for (f, v) in iter {
+            h.insert(f, v);
+        }
+        h
+    }
+}
 
 /// Accounted bytes per hash field beyond field and value bytes (table slot, two `Bytes`
 /// headers, allocation rounding).
@@ -17,9 +95,7 @@ const LISTPACK_MAX_VALUE: usize = 64;
 /// Accounted bytes of a hash: each field's and value's bytes plus [`FIELD_OVERHEAD`].
 #[inline]
 pub fn payload_bytes(h: &HashValue) -> usize {
-    h.iter()
-        .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
-        .sum()
+    h.bytes + h.len() * FIELD_OVERHEAD
 }
 
 /// The encoding Redis would pick with its default limits: `listpack` while small, else
@@ -65,4 +141,29 @@ pub fn decode(mut payload: &[u8]) -> Option<HashValue> {
         h.insert(f, v);
     }
     Some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_bytes_follow_every_change() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let recount = |h: &HashValue| {
+            h.iter()
+                .map(|(f, v)| f.len() + v.len() + FIELD_OVERHEAD)
+                .sum::<usize>()
+        };
+        let mut h = HashValue::default();
+        assert_eq!(h.insert(b("f"), b("vv")), None);
+        assert_eq!(h.insert(b("g"), b("")), None);
+        assert_eq!(h.insert(b("f"), b("value")), Some(b("vv")));
+        assert_eq!(payload_bytes(&h), recount(&h));
+        assert_eq!(h.remove(&b"f"[..]), Some(b("value")));
+        assert_eq!(h.remove(&b"nope"[..]), None);
+        assert_eq!(payload_bytes(&h), recount(&h));
+        let h: HashValue = [(b("a"), b("1")), (b("a"), b("22"))].into_iter().collect();
+        assert_eq!((h.len(), payload_bytes(&h)), (1, 3 + FIELD_OVERHEAD));
+    }
 }

@@ -84,7 +84,9 @@ impl Gen<'_> {
         let mut c = vec!["LMPOP".into()];
         c.push(match self.rng.u8(..12) {
             0 => "0".into(),
-            1 => (n + 2).to_string(),
+            // Beyond the arguments: no key spec applies (a count that reaches into the
+            // options would name them as keys, and a cluster answers -CROSSSLOT for them).
+            1 => (n + 10).to_string(),
             2 => "x".into(),
             _ => n.to_string(),
         });
@@ -134,7 +136,7 @@ impl Gen<'_> {
 
     pub(super) fn command(&mut self) -> Vec<String> {
         let k = self.key();
-        let mut c: Vec<String> = match self.rng.u8(..29) {
+        let mut c: Vec<String> = match self.rng.u8(..30) {
             0..=3 => {
                 let mut c = vec![["LPUSH", "RPUSH"][self.rng.usize(..2)].into(), k];
                 for _ in 0..self.rng.usize(1..5) {
@@ -201,6 +203,16 @@ impl Gen<'_> {
             26 => vec!["EXISTS".into(), k],
             27 if self.rng.bool() => self.mpop(),
             27 => self.blocking(),
+            28 => {
+                let mut c = vec!["COPY".into(), k, self.key()];
+                match self.rng.u8(..6) {
+                    0 => c.push("REPLACE".into()),
+                    1 => c.extend(["DB".into(), "0".into(), "replace".into()]),
+                    2 => c.push("BOGUS".into()),
+                    _ => {}
+                }
+                c
+            }
             _ => vec!["LLEN".into(), format!("{}s", self.tag)],
         };
         // Now and then a wrong arity.

@@ -2,5 +2,5 @@
 //! by the shard's tests and the proxy's, which run the same sequences through a proxy.
 
 pub mod list;
-
+pub mod set;
 pub mod zset;
