@@ -14,25 +14,25 @@ use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Entry, SlotMap, Value};
 use crate::value::ZSetValue;
-use crate::value::zset::cmp;
+use crate::value::zset::{Small, cmp};
 
 /// A new set holding `items` (any order), in the representation Redis ends up with for them.
-fn build(items: &[(Bytes, f64)]) -> ZSetValue {
+fn build(items: &[(Bytes, f64)], small: Small) -> ZSetValue {
     let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let mut z = ZSetValue::with_hint(items.len(), longest);
+    let mut z = ZSetValue::with_hint_within(items.len(), longest, small);
     for (m, s) in items {
-        z.insert(m, *s);
+        z.insert_within(m, *s, small);
     }
     z
 }
 
 /// Stores `items` at `dst` (or deletes `dst` when there are none); the reply is their count.
-fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64) -> Reply {
+fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64, small: Small) -> Reply {
     if items.is_empty() {
         t.remove(dst);
         return Reply::Int(0);
     }
-    let z = build(items);
+    let z = build(items, small);
     let n = z.len() as i64;
     t.insert(dst, Entry::new(Value::ZSet(Box::new(z)), 0, now));
     Reply::Int(n)
@@ -72,7 +72,8 @@ pub fn zrangestore(s: &mut Session, a: &Args) -> CmdResult {
         None => Vec::new(),
         Some(z) => select(z, &q.range, q.rev, q.offset, q.limit),
     };
-    Ok(store(g.table(dst), dst, &items, now))
+    let small = Small::of(&s.shared.db.encodings.get());
+    Ok(store(g.table(dst), dst, &items, now, small))
 }
 
 /// How ZUNION/ZINTER/ZDIFF combine scores.
@@ -286,7 +287,8 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Int(cardinality as i64));
     }
     if let Some(dst) = dst {
-        return Ok(store(g.table(dst), dst, &out, now));
+        let small = Small::of(&s.shared.db.encodings.get());
+        return Ok(store(g.table(dst), dst, &out, now, small));
     }
     out.sort_by(|x, y| cmp(x.1, &x.0, y.1, &y.0));
     Ok(members_reply(out, withscores, s.proto))
