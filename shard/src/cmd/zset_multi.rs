@@ -296,13 +296,27 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
 pub fn zmpop(s: &mut Session, a: &Args) -> CmdResult {
+    let (keys, max, count) = parse_mpop(a, 1)?;
+    let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    match pop_first(s, &keys, max, count)? {
+        None => Ok(Reply::NilArray),
+        Some((key, items)) => Ok(Reply::Array(vec![
+            Reply::Bulk(key),
+            popped_reply(items, true),
+        ])),
+    }
+}
+
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from argument `at` (ZMPOP: 1, BZMPOP: 2),
+/// checked in Redis's order: the keys, whether MAX, the count.
+pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
     let numkeys = ranged(
-        a.get(1),
+        a.get(at),
         1,
         i64::MAX,
         Some("numkeys should be greater than 0"),
     )?;
-    let where_at = numkeys.saturating_add(2);
+    let where_at = numkeys.saturating_add(at as i64 + 1);
     if where_at >= a.len() as i64 {
         return Err(CmdError::Syntax);
     }
@@ -329,15 +343,8 @@ pub fn zmpop(s: &mut Session, a: &Args) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let count = count.unwrap_or(1);
-    let keys: Vec<&[u8]> = (2..where_at).map(|i| a.get(i)).collect();
-    match pop_first(s, &keys, max, count)? {
-        None => Ok(Reply::NilArray),
-        Some((key, items)) => Ok(Reply::Array(vec![
-            Reply::Bulk(key),
-            popped_reply(items, true),
-        ])),
-    }
+    let keys = (at + 1..where_at).map(|i| a.bytes(i)).collect();
+    Ok((keys, max, count.unwrap_or(1)))
 }
 
 /// Pops up to `count` members from the first of `keys` that holds a sorted set (a wrong type
