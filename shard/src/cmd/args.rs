@@ -41,6 +41,60 @@ pub fn owned(b: &Bytes) -> Bytes {
     Bytes::copy_from_slice(b)
 }
 
+/// Redis's `getRangeLongFromObjectOrReply`: an integer in `min..=max`, else `msg` (or Redis's
+/// generic texts when there is none).
+pub fn ranged(b: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, CmdError> {
+    match strict_i64(b) {
+        None => Err(msg.map_or(CmdError::NotInteger, CmdError::err)),
+        Some(v) if v < min || v > max => Err(match msg {
+            Some(m) => CmdError::err(m),
+            None => CmdError::err(format!(
+                "value is out of range, value must between {min} and {max}"
+            )),
+        }),
+        Some(v) => Ok(v),
+    }
+}
+
+/// The arguments of the MPOP family from argument `at`: `numkeys key [key ...] <side> [COUNT
+/// count]`, checked in Redis's order (the key count, the side as `side` parses it, the
+/// options); the keys, the side, the count (1 by default).
+pub fn mpop_args<W>(
+    a: &crate::protocol::Args,
+    at: usize,
+    side: impl FnOnce(&[u8]) -> Result<W, CmdError>,
+) -> Result<(Vec<Bytes>, W, usize), CmdError> {
+    let numkeys = ranged(
+        a.get(at),
+        1,
+        i64::MAX,
+        Some("numkeys should be greater than 0"),
+    )?;
+    let side_at = usize::try_from(numkeys)
+        .ok()
+        .and_then(|n| n.checked_add(at + 1))
+        .filter(|&i| i < a.len())
+        .ok_or(CmdError::Syntax)?;
+    let side = side(a.get(side_at))?;
+    let mut count = None;
+    let mut j = side_at + 1;
+    while j < a.len() {
+        if count.is_none() && eq(a.get(j), "count") && j + 1 < a.len() {
+            count = Some(ranged(
+                a.get(j + 1),
+                1,
+                i64::MAX,
+                Some("count should be greater than 0"),
+            )? as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let keys = (at + 1..side_at).map(|i| a.bytes(i)).collect();
+    Ok((keys, side, count.unwrap_or(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

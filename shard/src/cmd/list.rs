@@ -6,7 +6,7 @@ use bytes::Bytes;
 use membership::command::CommandId;
 use membership::resp::CommandError;
 
-use super::args::{eq, owned, parse_i64, strict_i64};
+use super::args::{eq, mpop_args, owned, parse_i64, ranged};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
@@ -42,22 +42,6 @@ fn pop(l: &mut ListValue, end: End) -> Option<Bytes> {
     match end {
         End::Left => l.pop_front(),
         End::Right => l.pop_back(),
-    }
-}
-
-/// Redis's `getRangeLongFromObjectOrReply`: an integer in `min..=max`, else `msg` (or Redis's
-/// generic texts when there is none).
-fn ranged(b: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, CmdError> {
-    let out_of_range = || match msg {
-        Some(m) => CmdError::err(m),
-        None => CmdError::err(format!(
-            "value is out of range, value must between {min} and {max}"
-        )),
-    };
-    match strict_i64(b) {
-        None => Err(msg.map_or(CmdError::NotInteger, CmdError::err)),
-        Some(v) if v < min || v > max => Err(out_of_range()),
-        Some(v) => Ok(v),
     }
 }
 
@@ -468,40 +452,6 @@ pub(super) fn pop_some(
     })
 }
 
-/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` from argument `at` (LMPOP: 1, BLMPOP: 2),
-/// checked in Redis's order.
-pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, End, usize), CmdError> {
-    let numkeys = ranged(
-        a.get(at),
-        1,
-        i64::MAX,
-        Some("numkeys should be greater than 0"),
-    )?;
-    let end_at = usize::try_from(numkeys)
-        .ok()
-        .and_then(|n| n.checked_add(at + 1))
-        .filter(|&i| i < a.len())
-        .ok_or(CmdError::Syntax)?;
-    let end = End::parse(a.get(end_at))?;
-    let mut count = None;
-    let mut j = end_at + 1;
-    while j < a.len() {
-        if count.is_none() && eq(a.get(j), "count") && j + 1 < a.len() {
-            count = Some(ranged(
-                a.get(j + 1),
-                1,
-                i64::MAX,
-                Some("count should be greater than 0"),
-            )? as usize);
-            j += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    let keys = (at + 1..end_at).map(|i| a.bytes(i)).collect();
-    Ok((keys, end, count.unwrap_or(1)))
-}
-
 /// The `[key, [elements]]` reply of LMPOP and BLMPOP.
 pub(super) fn mpop_reply(key: Bytes, elements: Vec<Bytes>) -> Reply {
     Reply::Array(vec![
@@ -519,4 +469,9 @@ pub fn lmpop(s: &mut Session, a: &Args) -> CmdResult {
         }
     }
     Ok(Reply::NilArray)
+}
+
+/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]` from argument `at` (LMPOP: 1, BLMPOP: 2).
+pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, End, usize), CmdError> {
+    mpop_args(a, at, End::parse)
 }

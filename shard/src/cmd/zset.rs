@@ -10,7 +10,7 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::{eq, strict_i64};
+use super::args::{eq, ranged, strict_i64};
 use super::key::{parse_cursor, scan_opts};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
@@ -338,21 +338,6 @@ impl LexRange {
         } else {
             z.partition_point(|e| self.lte_max(e.member)).checked_sub(1)
         }
-    }
-}
-
-/// Redis's `getRangeLongFromObjectOrReply`: an integer in `min..=max`, else `msg` (or Redis's
-/// generic texts when there is none).
-pub(super) fn ranged(b: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, CmdError> {
-    match strict_i64(b) {
-        None => Err(msg.map_or(CmdError::NotInteger, CmdError::err)),
-        Some(v) if v < min || v > max => Err(match msg {
-            Some(m) => CmdError::err(m),
-            None => CmdError::err(format!(
-                "value is out of range, value must between {min} and {max}"
-            )),
-        }),
-        Some(v) => Ok(v),
     }
 }
 

@@ -5,11 +5,9 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::{eq, parse_i64};
+use super::args::{eq, mpop_args, parse_i64, ranged};
 use super::session::Session;
-use super::zset::{
-    RangeCall, Scored, members_reply, parse_range, pop, popped_reply, ranged, select,
-};
+use super::zset::{RangeCall, Scored, members_reply, parse_range, pop, popped_reply, select};
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Entry, SlotMap, Value};
@@ -307,46 +305,6 @@ pub fn zmpop(s: &mut Session, a: &Args) -> CmdResult {
     }
 }
 
-/// `numkeys key [key ...] MIN|MAX [COUNT count]` from argument `at` (ZMPOP: 1, BZMPOP: 2),
-/// checked in Redis's order: the keys, whether MAX, the count.
-pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
-    let numkeys = ranged(
-        a.get(at),
-        1,
-        i64::MAX,
-        Some("numkeys should be greater than 0"),
-    )?;
-    let where_at = numkeys.saturating_add(at as i64 + 1);
-    if where_at >= a.len() as i64 {
-        return Err(CmdError::Syntax);
-    }
-    let where_at = where_at as usize;
-    let max = if eq(a.get(where_at), "max") {
-        true
-    } else if eq(a.get(where_at), "min") {
-        false
-    } else {
-        return Err(CmdError::Syntax);
-    };
-    let mut count = None;
-    let mut j = where_at + 1;
-    while j < a.len() {
-        if count.is_none() && eq(a.get(j), "count") && j + 1 < a.len() {
-            count = Some(ranged(
-                a.get(j + 1),
-                1,
-                i64::MAX,
-                Some("count should be greater than 0"),
-            )? as usize);
-            j += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    let keys = (at + 1..where_at).map(|i| a.bytes(i)).collect();
-    Ok((keys, max, count.unwrap_or(1)))
-}
-
 /// Pops up to `count` members from the first of `keys` that holds a sorted set (a wrong type
 /// met first is an error): the key and what was popped, `None` when none holds one. For
 /// ZMPOP and the blocking commands.
@@ -362,6 +320,20 @@ pub fn pop_first(
         }
     }
     Ok(None)
+}
+
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from argument `at` (ZMPOP: 1, BZMPOP: 2):
+/// the keys, whether MAX, the count.
+pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
+    mpop_args(a, at, |w| {
+        if eq(w, "max") {
+            Ok(true)
+        } else if eq(w, "min") {
+            Ok(false)
+        } else {
+            Err(CmdError::Syntax)
+        }
+    })
 }
 
 #[cfg(test)]
