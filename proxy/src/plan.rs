@@ -69,6 +69,12 @@ pub enum Item {
         parts: Vec<Part>,
         how: crate::aggregate::Gather,
     },
+    /// Read-only set algebra across slots (SUNION ...): one read per distinct key, to its
+    /// owner; the proxy computes the reply from theirs ([`crate::algebra`]).
+    Algebra {
+        parts: Vec<Part>,
+        job: crate::algebra::Job,
+    },
     /// SCAN on shard `shard` of `nshards`.
     Scan {
         part: Part,
@@ -405,6 +411,9 @@ fn route(
                 .items
                 .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
         }
+        Route::SameSlot if crate::algebra::computes(spec.id) && spans_slots(spec, &req) => {
+            algebra(shared, topo, spec, &req, chunk)
+        }
         Route::SingleKey | Route::SameSlot => {
             match shared.hotkeys.on_read(topo, spec, &req, sess.writes > 0) {
                 ReadHook::Forward(fill) => single(topo, spec, req, chunk, fill),
@@ -572,6 +581,52 @@ fn single(
         },
         _ => Item::Fwd { part, conv },
     });
+}
+
+/// Whether the request's keys hash to more than one slot.
+fn spans_slots(spec: &CommandSpec, req: &Request) -> bool {
+    let mut keys = spec.key_positions(req.argc(), |i| req.arg(i));
+    let Some(first) = keys.next().map(|i| Slot::for_key(req.arg(i))) else {
+        return false;
+    };
+    keys.any(|i| Slot::for_key(req.arg(i)) != first)
+}
+
+/// Read-only set algebra whose keys span slots: parsed here as Redis parses it (its errors are
+/// answered at once), then one read per distinct key to the key's owner; the reply is
+/// computed when they are answered ([`crate::algebra`]).
+fn algebra(
+    shared: &Shared,
+    topo: &Topology,
+    spec: &CommandSpec,
+    req: &Request,
+    chunk: &mut ChunkBuilder,
+) {
+    let args: Vec<&[u8]> = req.args().collect();
+    let (job, keys) = match crate::algebra::parse(spec.id, &args) {
+        Ok(parsed) => parsed,
+        Err(e) => return chunk.ready(e),
+    };
+    // Every owner is found before anything is added to the chunk's batches.
+    let mut owners = Vec::with_capacity(keys.len());
+    for &k in &keys {
+        let slot = Slot::for_key(k);
+        match topo.owner(slot) {
+            Some(b) => owners.push((b, slot)),
+            None => return err(chunk, CmdError::ClusterDown(slot.get())),
+        }
+    }
+    let mut parts = Vec::with_capacity(keys.len());
+    let mut shards: Vec<u32> = Vec::with_capacity(keys.len());
+    for (&k, (b, slot)) in keys.iter().zip(owners) {
+        let part = chunk.add(b, crate::algebra::read_request(k), Some(slot));
+        shards.push(part.group);
+        parts.push(part);
+    }
+    shards.sort_unstable();
+    shards.dedup();
+    shared.stats.fanout.record(shards.len() as u64);
+    chunk.items.push(Item::Algebra { parts, job });
 }
 
 /// Splits a multi-key command: one sub-command per shard (per slot against a real cluster,

@@ -443,6 +443,13 @@ impl Ctx<'_> {
                 let merged = crate::aggregate::gather(how, replies, fastrand::u64(..));
                 encode(&merged, self.proto, out);
             }
+            Item::Algebra { parts, job } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    replies.push(self.part_reply(p).await);
+                }
+                encode(&crate::algebra::compute(&job, &replies), self.proto, out);
+            }
             Item::Scan {
                 part,
                 shard,
