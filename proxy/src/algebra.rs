@@ -11,8 +11,8 @@
 //! Redis's order of checks is kept: options are parsed before any key is read (their errors
 //! win), then every key's type is checked in key order (a `WRONGTYPE` wins over a missing
 //! key), then the result is computed. Memory stays bounded: the members the shards declare
-//! are counted before anything is decoded, and more than [`MAX_MEMBERS`] in all refuses the
-//! command with an error.
+//! are counted before anything is decoded, and more than `algebra-max-members` (default
+//! [`MAX_MEMBERS`]) in all refuses the command with an error.
 
 use std::collections::HashSet;
 
@@ -21,8 +21,9 @@ use membership::command::CommandId;
 
 use crate::protocol::{Reply, strict_i64};
 
-/// Members (all reads together) a cross-slot command may fetch; more is refused with an
-/// error rather than held in the proxy's memory.
+/// Members (all reads together) a cross-slot command may fetch by default
+/// (`algebra-max-members`); more is refused with an error rather than held in the proxy's
+/// memory.
 pub const MAX_MEMBERS: usize = 1_000_000;
 
 type FastSet<'a> = HashSet<&'a [u8], foldhash::fast::RandomState>;
@@ -213,15 +214,16 @@ fn members(raw: &[u8]) -> Input<'_> {
 }
 
 /// The reply to `job` from the reads' raw replies (one per distinct key, in [`parse`]'s
-/// order). Members are sliced out of the replies, never copied.
-pub fn compute(job: &Job, raws: &[Bytes]) -> Reply {
+/// order), reading at most `max` members in all. Members are sliced out of the replies,
+/// never copied.
+pub fn compute(job: &Job, raws: &[Bytes], max: usize) -> Reply {
     let total = raws
         .iter()
         .fold(0usize, |a, r| a.saturating_add(declared(r)));
-    if total > MAX_MEMBERS {
+    if total > max {
         return Reply::Error(format!(
             "ERR {} across slots would read {total} members, more than the proxy computes \
-             ({MAX_MEMBERS}); keep the keys in one slot with a hash tag",
+             (algebra-max-members {max}); keep the keys in one slot with a hash tag",
             job.name
         ));
     }
@@ -368,7 +370,7 @@ mod tests {
         match parse(id, &a) {
             Ok((job, keys)) => {
                 assert_eq!(keys.len(), replies.len(), "{cmd:?}");
-                compute(&job, replies)
+                compute(&job, replies, MAX_MEMBERS)
             }
             Err(e) => e,
         }

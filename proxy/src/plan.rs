@@ -44,6 +44,8 @@ pub enum Conv {
     Map,
     /// Flat field/value array → array of pairs (HRANDFIELD ... WITHVALUES).
     Pairs,
+    /// Array → set (SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count).
+    Set,
 }
 
 /// One entry of a client's reply queue.
@@ -486,6 +488,10 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
     match spec.id {
         CommandId::Hgetall => Conv::Map,
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
+        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => {
+            Conv::Set
+        }
+        CommandId::Spop if req.argc() == 3 => Conv::Set,
         _ => Conv::Plain,
     }
 }

@@ -448,7 +448,12 @@ impl Ctx<'_> {
                 for p in &parts {
                     replies.push(self.part_reply(p).await);
                 }
-                encode(&crate::algebra::compute(&job, &replies), self.proto, out);
+                let max = self.shared.config.algebra_max_members;
+                encode(
+                    &crate::algebra::compute(&job, &replies, max),
+                    self.proto,
+                    out,
+                );
             }
             Item::Scan {
                 part,
@@ -567,6 +572,7 @@ impl Ctx<'_> {
                 }
                 Reply::Array(pairs)
             }
+            (Conv::Set, Reply::Array(items)) => Reply::Set(items),
             (_, r) => r,
         };
         encode(&reply, self.proto, out);
