@@ -405,7 +405,7 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(
-            sorted(run(&["sinter", "a", "a"], &[a.clone()])),
+            sorted(run(&["sinter", "a", "a"], std::slice::from_ref(&a))),
             ["1", "2", "3"]
         );
     }

@@ -102,7 +102,7 @@ impl Default for Config {
             backend_password: None,
             backend_connections: 2,
             blocking_connections: 1024,
-            algebra_max_members: 1_000_000,
+            algebra_max_members: crate::algebra::MAX_MEMBERS,
             connect_timeout: Duration::from_millis(1000),
             backend_timeout: Duration::from_millis(5000),
             health_interval: Duration::from_millis(1000),

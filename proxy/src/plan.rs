@@ -488,9 +488,7 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
     match spec.id {
         CommandId::Hgetall => Conv::Map,
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
-        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => {
-            Conv::Set
-        }
+        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => Conv::Set,
         CommandId::Spop if req.argc() == 3 => Conv::Set,
         _ => Conv::Plain,
     }

@@ -20,7 +20,7 @@ const ALGEBRA: &[&str] = &["SUNION", "SINTER", "SDIFF"];
 
 fn key(rng: &mut fastrand::Rng) -> String {
     // Mostly sets; now and then a key of another type or one never written.
-    let i = match rng.u8(..20) {
+    let i = match rng.u8(..40) {
         0 => 9,
         1 => 10,
         2 => 11,
@@ -73,7 +73,13 @@ fn step(rng: &mut fastrand::Rng) -> Step {
         }
         7 => exact(vec!["DEL".into(), set_key(rng)]),
         8 => exact(vec!["SET".into(), "s".into(), "v".into()]),
-        9 => exact(vec!["RPUSH".into(), "l".into(), member(rng)]),
+        9 if rng.bool() => exact(vec!["RPUSH".into(), "l".into(), member(rng)]),
+        // Set replies forwarded from one shard (a set in RESP3 too).
+        9 => match rng.u8(..3) {
+            0 => Step::unordered(vec!["SMEMBERS".into(), key(rng)]),
+            1 => Step::unordered(vec!["SPOP".into(), key(rng), "100000".into()]),
+            _ => Step::unordered(vec!["SINTER".into(), key(rng)]),
+        },
         10..=17 => {
             let name = ALGEBRA[rng.usize(..ALGEBRA.len())];
             let mut c = vec![name.to_string()];
