@@ -278,7 +278,10 @@ pub fn object(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Nil);
     };
     Ok(match id {
-        CommandId::ObjectEncoding => Reply::Simple(e.value.encoding()),
+        // A bulk string, as Redis's `addReplyBulkCString`.
+        CommandId::ObjectEncoding => Reply::Bulk(Bytes::from_static(
+            e.value.encoding(&s.shared.db.encodings.get()).as_bytes(),
+        )),
         CommandId::ObjectFreq => Reply::Int(i64::from(e.freq(s.now))),
         CommandId::ObjectIdletime => Reply::Int((e.idle_ms(s.now) / 1000) as i64),
         _ => Reply::Int(1),
@@ -337,7 +340,7 @@ pub fn debug(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let lru = (s.now / 1000).saturating_sub(idle_secs) & 0xFF_FFFF;
     Ok(Reply::Status(format!(
         "Value at:0x0 refcount:1 encoding:{} serializedlength:{} lru:{lru} lru_seconds_idle:{idle_secs}",
-        e.value.encoding(),
+        e.value.encoding(&s.shared.db.encodings.get()),
         e.value.payload_bytes(),
     )))
 }

@@ -165,7 +165,10 @@ pub fn push_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             let elements = a.slice(2);
             l.reserve_new(
                 end == End::Left,
-                elements.iter().map(|e| crate::value::list::entry_bytes(e)).sum(),
+                elements
+                    .iter()
+                    .map(|e| crate::value::list::entry_bytes(e))
+                    .sum(),
             );
             for e in elements {
                 push(l, end, e);

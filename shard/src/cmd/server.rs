@@ -13,6 +13,7 @@ use crate::config::parse_memory;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Policy, glob::glob_match};
+use crate::value::limits::{EncodingLimits, NAMES};
 use membership::resp::CommandError;
 
 pub use membership::command::help;
@@ -280,6 +281,8 @@ enum Assign {
     Requirepass(Option<Bytes>),
     SlowlogSlowerThan(i64),
     SlowlogMaxLen(usize),
+    /// An encoding threshold: its index in `value::limits::NAMES`, and the value.
+    Encoding(usize, i64),
 }
 
 fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
@@ -310,6 +313,16 @@ fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
             .map(Assign::SlowlogMaxLen)
             .ok_or_else(|| bad("argument must be between 0 and 9223372036854775807 inclusive")),
         "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
+        _ if let Some(i) = EncodingLimits::index(name) => {
+            let n = if NAMES[i].0.ends_with("-value") {
+                parse_memory(&text)
+                    .and_then(|n| i64::try_from(n).ok())
+                    .ok_or_else(|| bad("argument must be a memory value"))?
+            } else {
+                parse_i64(v).map_err(|_| bad("argument couldn't be parsed into an integer"))?
+            };
+            EncodingLimits::check(i, n).map(|n| Assign::Encoding(i, n)).map_err(|e| bad(&e))
+        }
         _ if PARAMS.contains(&name) => Err(bad("can't set immutable config")),
         _ => Err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")),
     }
@@ -325,6 +338,18 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     .any(|pat| glob_match(pat, p.as_bytes(), true))
                 {
                     pairs.push((Reply::str(p), Reply::str(&config_value(s, p))));
+                }
+            }
+            // The encoding thresholds, under their names and their old aliases, as Redis.
+            for (i, (name, alias)) in NAMES.iter().enumerate() {
+                for n in std::iter::once(*name).chain(*alias) {
+                    if a.slice(2)
+                        .iter()
+                        .any(|pat| glob_match(pat, n.as_bytes(), true))
+                    {
+                        let v = s.shared.db.encodings.value(i).to_string();
+                        pairs.push((Reply::str(n), Reply::str(&v)));
+                    }
                 }
             }
             Ok(Reply::Map(pairs))
@@ -349,6 +374,7 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Assign::Maxclients(n) => sh.runtime.maxclients.store(n, Relaxed),
                     Assign::Requirepass(p) => *sh.runtime.requirepass.write() = p,
                     Assign::SlowlogSlowerThan(n) => sh.slowlog.slower_than_us.store(n, Relaxed),
+                    Assign::Encoding(i, n) => sh.db.encodings.set(i, n),
                     Assign::SlowlogMaxLen(n) => {
                         sh.slowlog.max_len.store(n, Relaxed);
                         sh.slowlog.trim();

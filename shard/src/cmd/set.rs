@@ -79,11 +79,15 @@ pub fn sadd(s: &mut Session, a: &Args) -> CmdResult {
     if !is_set(&mut t, key, s.now)? {
         t.insert(key, Entry::new(Value::Set(Box::default()), 0, s.now));
     }
+    let intset_max = s.shared.db.encodings.get().intset_max();
     // Checked to be a set under this same lock; the type is matched again all the same.
     let added = t.update(key, s.now, |v| match v {
         Value::Set(set) => {
             set.reserve(a.len() - 2);
-            Ok(a.slice(2).iter().filter(|m| set.insert(m)).count())
+            Ok(a.slice(2)
+                .iter()
+                .filter(|m| set.insert_within(m, intset_max))
+                .count())
         }
         _ => Err(CmdError::WrongType),
     });
@@ -236,7 +240,13 @@ enum Op {
 
 /// Computes `op` over the sets at `keys` (absent keys are empty sets). Every key's type is
 /// checked before anything is computed, as Redis does.
-fn combine(g: &mut MultiGuard<'_>, keys: &[Bytes], op: Op, now: u64) -> Result<SetValue, CmdError> {
+fn combine(
+    g: &mut MultiGuard<'_>,
+    keys: &[Bytes],
+    op: Op,
+    now: u64,
+    intset_max: usize,
+) -> Result<SetValue, CmdError> {
     let mut lens = Vec::with_capacity(keys.len());
     for k in keys {
         lens.push(lookup(g.table(k), k, now, SetValue::len)?);
@@ -247,7 +257,7 @@ fn combine(g: &mut MultiGuard<'_>, keys: &[Bytes], op: Op, now: u64) -> Result<S
             for k in keys {
                 lookup(g.table(k), k, now, |set| {
                     set.for_each(|m| {
-                        out.insert(m);
+                        out.insert_within(m, intset_max);
                     })
                 })?;
             }
@@ -273,7 +283,7 @@ fn combine(g: &mut MultiGuard<'_>, keys: &[Bytes], op: Op, now: u64) -> Result<S
                 })?;
             }
             for m in &candidates {
-                out.insert(m);
+                out.insert_within(m, intset_max);
             }
         }
         Op::Diff => {
@@ -290,7 +300,7 @@ fn combine(g: &mut MultiGuard<'_>, keys: &[Bytes], op: Op, now: u64) -> Result<S
                 })?;
             }
             for m in &candidates {
-                out.insert(m);
+                out.insert_within(m, intset_max);
             }
         }
     }
@@ -310,7 +320,13 @@ pub fn combine_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let keys = a.slice(1);
     let now = s.now;
     let mut g = s.shared.db.lock_keys(keys.iter());
-    let set = combine(&mut g, keys, op_of(id), now)?;
+    let set = combine(
+        &mut g,
+        keys,
+        op_of(id),
+        now,
+        s.shared.db.encodings.get().intset_max(),
+    )?;
     drop(g);
     Ok(Reply::Set(bulks(set.members())))
 }
@@ -347,7 +363,13 @@ pub fn sintercard(s: &mut Session, a: &Args) -> CmdResult {
     let keys = &a.slice(2)[..end - 2];
     let now = s.now;
     let mut g = s.shared.db.lock_keys(keys.iter());
-    let set = combine(&mut g, keys, Op::Inter, now)?;
+    let set = combine(
+        &mut g,
+        keys,
+        Op::Inter,
+        now,
+        s.shared.db.encodings.get().intset_max(),
+    )?;
     let n = if limit == 0 {
         set.len()
     } else {
@@ -365,7 +387,13 @@ pub fn store_cmd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         .shared
         .db
         .lock_keys(std::iter::once(dst).chain(keys.iter().map(|k| k.as_ref())));
-    let set = combine(&mut g, keys, op_of(id), now)?;
+    let set = combine(
+        &mut g,
+        keys,
+        op_of(id),
+        now,
+        s.shared.db.encodings.get().intset_max(),
+    )?;
     let n = set.len();
     let t = g.table(dst);
     if n == 0 {

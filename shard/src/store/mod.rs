@@ -443,6 +443,8 @@ pub struct Db {
     expire_cursor: AtomicUsize,
     pub stats: DbStats,
     pub limits: MemoryLimits,
+    /// Redis's encoding thresholds (CONFIG SET `*-max-listpack-*`, `set-max-intset-entries`).
+    pub encodings: crate::value::limits::EncodingLimits,
     warm: Option<Arc<WarmStore>>,
     promotion: Promotion,
     /// Access frequencies of all keys, both tiers (with `Promotion::Frequency`).
@@ -468,6 +470,7 @@ impl Db {
             warm_volatile: AtomicUsize::new(0),
             expire_cursor: AtomicUsize::new(0),
             stats: DbStats::default(),
+            encodings: Default::default(),
             limits: MemoryLimits {
                 maxmemory: AtomicU64::new(maxmemory),
                 policy: AtomicU8::new(policy as u8),

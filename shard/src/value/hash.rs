@@ -88,22 +88,20 @@ impl FromIterator<(Bytes, Bytes)> for HashValue {
 /// headers, allocation rounding).
 pub const FIELD_OVERHEAD: usize = 48;
 
-/// Redis's `hash-max-listpack-entries` and `hash-max-listpack-value` defaults.
-const LISTPACK_MAX_ENTRIES: usize = 128;
-const LISTPACK_MAX_VALUE: usize = 64;
-
 /// Accounted bytes of a hash: each field's and value's bytes plus [`FIELD_OVERHEAD`].
 #[inline]
 pub fn payload_bytes(h: &HashValue) -> usize {
     h.bytes + h.len() * FIELD_OVERHEAD
 }
 
-/// The encoding Redis would pick with its default limits: `listpack` while small, else
-/// `hashtable`.
-pub fn encoding(h: &HashValue) -> &'static str {
-    let small = h.len() <= LISTPACK_MAX_ENTRIES
+/// The encoding Redis would pick: `listpack` while the hash is within
+/// `hash-max-listpack-entries` and every field and value within `hash-max-listpack-value`,
+/// else `hashtable` (from the current contents: Redis never converts back, this does).
+pub fn encoding(h: &HashValue, limits: &super::limits::Limits) -> &'static str {
+    let max_len = usize::try_from(limits.hash_max_listpack_value).unwrap_or(usize::MAX);
+    let small = h.len() as i64 <= limits.hash_max_listpack_entries
         && h.iter()
-            .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
+            .all(|(f, v)| f.len() <= max_len && v.len() <= max_len);
     if small { "listpack" } else { "hashtable" }
 }
 

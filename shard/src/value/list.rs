@@ -616,8 +616,18 @@ pub fn payload_bytes(l: &ListValue) -> usize {
 /// node (at most 8 KB, Redis's `list-max-listpack-size -2`), else `quicklist`. Like Redis's,
 /// it depends on the list's history: a list that grew past one node and shrank back stays
 /// `quicklist` until it is one node again. Redis 7.0 answers `quicklist` for every list.
-pub fn encoding(l: &ListValue) -> &'static str {
-    if l.nodes.len() <= 1 {
+pub fn encoding(l: &ListValue, limits: &super::limits::Limits) -> &'static str {
+    let (max_len, max_bytes) = limits.list_listpack();
+    if limits.list_max_listpack_size == -2 {
+        // The default: exactly the node size the list is packed with.
+        return if l.nodes.len() <= 1 {
+            "listpack"
+        } else {
+            "quicklist"
+        };
+    }
+    // Other sizes: from the contents, a listpack's header and each entry's two lengths.
+    if l.len() <= max_len && l.element_bytes() + 2 * l.len() + 7 <= max_bytes {
         "listpack"
     } else {
         "quicklist"

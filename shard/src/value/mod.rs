@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod hash;
+pub mod limits;
 pub mod list;
 pub mod set;
 pub mod string;
@@ -99,12 +100,13 @@ impl Value {
         self.kind().name()
     }
 
-    /// The encoding Redis would use for this value (OBJECT ENCODING, DEBUG OBJECT).
-    pub fn encoding(&self) -> &'static str {
+    /// The encoding Redis would use for this value (OBJECT ENCODING, DEBUG OBJECT) under
+    /// these thresholds.
+    pub fn encoding(&self, limits: &limits::Limits) -> &'static str {
         match self {
             Value::Str(b) => string::encoding(b),
-            Value::Hash(h) => hash::encoding(h),
-            Value::List(l) => list::encoding(l),
+            Value::Hash(h) => hash::encoding(h, limits),
+            Value::List(l) => list::encoding(l, limits),
             Value::Set(s) => set::encoding(s),
         }
     }
@@ -137,6 +139,7 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use limits::Limits;
 
     /// One value of every kind (a new variant fails to compile here until it has one).
     pub(crate) fn one_of_each() -> Vec<Value> {
@@ -178,26 +181,48 @@ mod tests {
     fn type_names_and_encodings_match_redis() {
         let s = |b: &'static [u8]| Value::Str(Bytes::from_static(b));
         assert_eq!(s(b"x").type_name(), "string");
-        assert_eq!(s(b"12345").encoding(), "int");
-        assert_eq!(s(b"-9223372036854775808").encoding(), "int");
-        assert_eq!(s(b"012").encoding(), "embstr", "not a canonical integer");
-        assert_eq!(s(&[b'a'; 44]).encoding(), "embstr");
-        assert_eq!(s(&[b'a'; 45]).encoding(), "raw");
+        assert_eq!(s(b"12345").encoding(&Limits::default()), "int");
+        assert_eq!(
+            s(b"-9223372036854775808").encoding(&Limits::default()),
+            "int"
+        );
+        assert_eq!(
+            s(b"012").encoding(&Limits::default()),
+            "embstr",
+            "not a canonical integer"
+        );
+        assert_eq!(s(&[b'a'; 44]).encoding(&Limits::default()), "embstr");
+        assert_eq!(s(&[b'a'; 45]).encoding(&Limits::default()), "raw");
         let mut h = HashValue::default();
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
         let small = Value::Hash(Box::new(h.clone()));
-        assert_eq!((small.type_name(), small.encoding()), ("hash", "listpack"));
+        assert_eq!(
+            (small.type_name(), small.encoding(&Limits::default())),
+            ("hash", "listpack")
+        );
         h.insert(Bytes::from(vec![b'f'; 65]), Bytes::new());
-        assert_eq!(Value::Hash(Box::new(h)).encoding(), "hashtable");
+        assert_eq!(
+            Value::Hash(Box::new(h)).encoding(&Limits::default()),
+            "hashtable"
+        );
         let many: HashValue = (0..129)
             .map(|i| (Bytes::from(format!("f{i}")), Bytes::new()))
             .collect();
-        assert_eq!(Value::Hash(Box::new(many)).encoding(), "hashtable");
+        assert_eq!(
+            Value::Hash(Box::new(many)).encoding(&Limits::default()),
+            "hashtable"
+        );
         let small: ListValue = (0..100).map(|i| Bytes::from(format!("e{i}"))).collect();
         let small = Value::List(Box::new(small));
-        assert_eq!((small.type_name(), small.encoding()), ("list", "listpack"));
+        assert_eq!(
+            (small.type_name(), small.encoding(&Limits::default())),
+            ("list", "listpack")
+        );
         let big: ListValue = (0..100).map(|_| Bytes::from(vec![b'x'; 100])).collect();
-        assert_eq!(Value::List(Box::new(big)).encoding(), "quicklist");
+        assert_eq!(
+            Value::List(Box::new(big)).encoding(&Limits::default()),
+            "quicklist"
+        );
     }
 
     #[test]
@@ -219,13 +244,13 @@ mod tests {
         assert!(!l.is_empty_aggregate());
         assert!(Value::List(Box::default()).is_empty_aggregate());
         let s = Value::Set(Box::new(SetValue::from_iter([&b"ab"[..], b"1"])));
-        assert_eq!((s.type_name(), s.encoding()), ("set", "hashtable"));
+        assert_eq!((s.type_name(), s.encoding(&Limits::default())), ("set", "hashtable"));
         let mut long = SetValue::from_iter([&b"ab"[..], b"1"]);
         long.insert(&[b'x'; 17]);
         let long = Value::Set(Box::new(long));
         assert!(long.payload_bytes() >= s.payload_bytes() + 17);
         let ints = Value::Set(Box::new(SetValue::from_iter([&b"1"[..], b"-5"])));
-        assert_eq!(ints.encoding(), "intset");
+        assert_eq!(ints.encoding(&Limits::default()), "intset");
         assert!(ints.payload_bytes() < s.payload_bytes());
         assert!(Value::Set(Box::default()).is_empty_aggregate());
     }

@@ -268,12 +268,18 @@ impl SetValue {
 
     /// Adds `m`; true if it was not a member.
     pub fn insert(&mut self, m: &[u8]) -> bool {
+        self.insert_within(m, INTSET_MAX_ENTRIES)
+    }
+
+    /// Adds `m`, leaving the intset once it would hold more than `intset_max` members
+    /// (`set-max-intset-entries`); true if it was not a member.
+    pub fn insert_within(&mut self, m: &[u8], intset_max: usize) -> bool {
         if let Repr::Ints(v) = &mut self.repr
             && let Some(n) = strict_i64(m)
         {
             return match v.binary_search(&n) {
                 Ok(_) => false,
-                Err(_) if v.len() >= INTSET_MAX_ENTRIES => {
+                Err(_) if v.len() >= intset_max => {
                     self.convert_to_table();
                     self.insert(m)
                 }
