@@ -428,7 +428,7 @@ pub(super) fn move_element(
             // Rotation: the element leaves and re-enters the same list, never emptying it.
             let e = pop(l, from);
             if let Some(e) = &e {
-                push(l, to, &e);
+                push(l, to, e);
             }
             e
         }
