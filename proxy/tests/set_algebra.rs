@@ -16,6 +16,10 @@ const KEYS: &[&str] = &[
     "a", "b", "c", "d", "e", "f", "{t}a", "{t}b", "{t}c", "s", "l", "m",
 ];
 
+/// The tests of this file run one at a time: `redis_server` picks a port by binding and
+/// releasing it, and a shard or proxy of a concurrent test could take it first.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const ALGEBRA: &[&str] = &["SUNION", "SINTER", "SDIFF"];
 
 fn key(rng: &mut fastrand::Rng) -> String {
@@ -171,6 +175,7 @@ fn the_untagged_keys_span_every_shard() {
 }
 
 async fn differential_run(resp3: bool, ops: usize, seed: u64) {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some(mut pair) = Pair::start().await else {
         return;
     };
@@ -197,6 +202,7 @@ async fn cross_slot_set_algebra_matches_redis_over_resp3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_cases() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some(mut pair) = Pair::start().await else {
         return;
     };
@@ -301,6 +307,7 @@ async fn explicit_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_members_are_refused_not_buffered() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let shards = vec![
         TestShard::default().await,
         TestShard::default().await,
