@@ -201,6 +201,46 @@ pub fn format_double(d: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
+/// Formats a double as C's `%.17g`, which Redis 7.0 uses for every double reply (ZSCORE,
+/// ZRANGE ... WITHSCORES, RESP3 doubles): 17 significant digits, trailing zeros dropped,
+/// exponent form below 1e-4 and from 1e17; `inf`, `-inf`, `nan`.
+pub fn format_g17(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // Integers below 1e17 print all their digits: the common case, without float formatting.
+    if d.fract() == 0.0 && d.abs() < 1e17 {
+        return itoa::Buffer::new().format(d as i64).to_string();
+    }
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = (16 - exp) as usize;
+        trim(&format!("{d:.decimals$}"))
+    }
+}
+
 /// Appends the encoding of `reply` in protocol `proto` to `out`.
 pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
     let v3 = proto == Proto::Resp3;
@@ -234,8 +274,8 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
                 encode(v, proto, out);
             }
         }
-        Reply::Double(d) if v3 => put_line(out, b',', format_double(*d).as_bytes()),
-        Reply::Double(d) => put_bulk(out, format_double(*d).as_bytes()),
+        Reply::Double(d) if v3 => put_line(out, b',', format_g17(*d).as_bytes()),
+        Reply::Double(d) => put_bulk(out, format_g17(*d).as_bytes()),
         Reply::Verbatim(s) if v3 => {
             put_len(out, b'=', s.len() + 4);
             out.put_slice(b"txt:");
@@ -453,6 +493,25 @@ mod tests {
         assert_eq!(enc(&Reply::Nil, Proto::Resp3), "_\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(2.0), Proto::Resp2), "$1\r\n2\r\n");
+        // Redis 7.0's `%.17g`.
+        for (d, s) in [
+            (0.1, "0.10000000000000001"),
+            (1e308, "1e+308"),
+            (1.2345678901234567e19, "1.2345678901234567e+19"),
+            (3.00001, "3.0000100000000001"),
+            (1e16, "10000000000000000"),
+            (-99999999999999999.0, "-1e+17"),
+            (12345.0, "12345"),
+            (-7.0, "-7"),
+            (1e17, "1e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (-0.0, "-0"),
+            (-2.5, "-2.5"),
+            (f64::NEG_INFINITY, "-inf"),
+        ] {
+            assert_eq!(format_g17(d), s, "{d}");
+        }
         assert_eq!(
             enc(&Reply::Verbatim("x".into()), Proto::Resp3),
             "=5\r\ntxt:x\r\n"

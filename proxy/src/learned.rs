@@ -420,7 +420,7 @@ mod tests {
             cmd("pfadd", -2, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
             cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
             cmd("pfcount", -2, &["readonly"], (1, -1, 1), &[]),
-            cmd("zunionstore", -4, &["write", "movablekeys"], (1, 1, 1), &[]),
+            cmd("georadius", -6, &["write", "movablekeys"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
@@ -438,7 +438,7 @@ mod tests {
         );
         // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
         assert_eq!(
-            t.get(b"zunionstore").map(|c| c.route),
+            t.get(b"georadius").map(|c| c.route),
             Some(Route::Refused(Refusal::KeysNotFound))
         );
     }

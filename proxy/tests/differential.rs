@@ -107,3 +107,24 @@ async fn sets_through_the_proxy_match_redis() {
     let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
     pair.run(0x5_e75, |rng| set::step(rng, TAG), &probes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zsets_through_the_proxy_match_redis() {
+    use shard::testing::random::zset;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(zset::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                vec!["TYPE", k.as_str()],
+                vec!["ZRANGE", k.as_str(), "0", "-1", "WITHSCORES"],
+            ]
+        })
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0x9_25e7, |rng| zset::step(rng, TAG), &probes)
+        .await;
+}

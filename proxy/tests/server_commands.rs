@@ -288,7 +288,8 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
     assert_eq!(none, None);
     assert_eq!(
         raw.text(&["OBJECT", "ENCODING", &keys[7]]).await,
-        "+embstr\r\n"
+        "$6\r\nembstr\r\n",
+        "a bulk string, as redis-server 7 answers"
     );
     let dbg = raw.text(&["DEBUG", "OBJECT", &keys[7]]).await;
     assert!(

@@ -8,7 +8,9 @@
 use bytes::{Bytes, BytesMut};
 pub use membership::frame::ProtocolError;
 use membership::frame::Request;
-pub use membership::resp::{Proto, Reply, encode, format_double, split_args, strict_i64};
+pub use membership::resp::{
+    Proto, Reply, encode, format_double, format_g17, split_args, strict_i64,
+};
 
 /// The arguments of one request; `argv[0]` is the command name.
 #[derive(Debug, Clone, Default)]

@@ -350,13 +350,26 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
     let mut ra = a.raw().await;
     for i in 0..700 {
         let k = format!("{{mig}}:{i}");
-        let r = match i % 5 {
+        let r = match i % 6 {
             0 => ra.cmd(&["HSET", &k, "a", &i.to_string(), "b", "2"]).await,
             1 => ra.cmd(&["SET", &k, &i.to_string(), "EX", "1000"]).await,
             3 => ra.cmd(&["RPUSH", &k, &i.to_string(), "", "tail"]).await,
             4 => {
                 ra.cmd(&["SADD", &k, &i.to_string(), "", "m"]).await;
                 ra.cmd(&["EXPIRE", &k, "1000"]).await
+            }
+            // Sorted sets, every 42nd a large one (skiplist).
+            5 if i % 7 == 0 => {
+                let mut args = vec!["ZADD".to_string(), k.clone()];
+                for j in 0..200 {
+                    args.extend([j.to_string(), format!("m{j}")]);
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                ra.cmd(&args).await
+            }
+            5 => {
+                ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"])
+                    .await
             }
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
@@ -418,7 +431,7 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             V::Err(format!("MOVED {slot} 127.0.0.1:{b_port}")),
             "the source redirects"
         );
-        match i % 5 {
+        match i % 6 {
             4 => {
                 assert_eq!(rb.cmd(&["SCARD", &k]).await, V::Int(3));
                 assert_eq!(
@@ -432,6 +445,18 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             0 => {
                 assert_eq!(rb.cmd(&["HGET", &k, "a"]).await, V::s(&i.to_string()));
                 assert_eq!(rb.cmd(&["HLEN", &k]).await, V::Int(2));
+            }
+            5 if i % 7 == 0 => {
+                assert_eq!(rb.cmd(&["ZCARD", &k]).await, V::Int(200));
+                assert_eq!(rb.cmd(&["ZRANK", &k, "m150"]).await, V::Int(150));
+                assert_eq!(rb.cmd(&["OBJECT", "ENCODING", &k]).await, V::s("skiplist"));
+            }
+            5 => {
+                assert_eq!(
+                    rb.cmd(&["ZRANGE", &k, "0", "-1", "WITHSCORES"]).await,
+                    V::strs(&["", "-inf", "h", "0.5", "m", &i.to_string()])
+                );
+                assert_eq!(rb.cmd(&["OBJECT", "ENCODING", &k]).await, V::s("listpack"));
             }
             3 => {
                 assert_eq!(

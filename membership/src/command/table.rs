@@ -121,6 +121,35 @@ const fn keynum_at(index: usize) -> KeySpec {
     }
 }
 
+/// `numkeys key [key ...]` from argument 1, read only (ZUNION, ZINTER, ZDIFF, ZINTERCARD).
+const KEYNUM_AT_1_RO: &[KeySpec] = &[KeySpec {
+    write: false,
+    ..keynum_at(1)
+}];
+/// `destination numkeys key [key ...]` (ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE): the
+/// destination, then the sources.
+const STORE_KEYNUM_AT_2: &[KeySpec] = &[
+    KeySpec {
+        begin: BeginSearch::Index(1),
+        find: FindKeys::Range {
+            lastkey: 0,
+            step: 1,
+            limit: 0,
+        },
+        write: true,
+        not_key: false,
+    },
+    KeySpec {
+        write: false,
+        ..keynum_at(2)
+    },
+];
+/// ZUNIONSTORE and friends: the destination is overwritten, the sources read.
+const ZSTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
+
 const BLMOVE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
@@ -148,6 +177,11 @@ const SUNIONSTORE_KEYS: &[KeyUse] = &[
 const BRPOPLPUSH_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "delete"]),
     KeyUse::flags(&["RW", "insert"]),
+];
+/// ZRANGESTORE: the destination is overwritten, the source read.
+const ZRANGESTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
 ];
 const GETEX_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")
@@ -418,6 +452,38 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("sdiff",        Sdiff,          -2, R,     KN,  RO_A,          SameSlot,                 ND_ORDER,       "set",        "1.0.0",  "Returns the difference of multiple sets."),
     row("sdiffstore",   Sdiffstore,     -3, WD,    KN,  SUNIONSTORE_KEYS, SameSlot,              NO_TIPS,        "set",        "1.0.0",  "Stores the difference of multiple sets in a key."),
     row("sscan",        Sscan,          -3, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "set",        "2.8.0",  "Iterates over members of a set."),
+    row("zadd",             Zadd,              -4, WDF,  K1,  RW_U,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists"),
+    row("zincrby",          Zincrby,            4, WDF,  K1,  RW_AU,            SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Increment the score of a member in a sorted set"),
+    row("zrem",             Zrem,              -3, WF,   K1,  RW_D,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Remove one or more members from a sorted set"),
+    row("zcard",            Zcard,              2, RF,   K1,  RO,               SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Get the number of members in a sorted set"),
+    row("zscore",           Zscore,             3, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set"),
+    row("zmscore",          Zmscore,           -3, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set"),
+    row("zrank",            Zrank,              3, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.0.0", "Determine the index of a member in a sorted set"),
+    row("zrevrank",         Zrevrank,           3, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low"),
+    row("zcount",           Zcount,             4, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values"),
+    row("zlexcount",        Zlexcount,          4, RF,   K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range"),
+    row("zrange",           Zrange,            -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Return a range of members in a sorted set"),
+    row("zrangestore",      Zrangestore,       -5, WD,   K12, ZRANGESTORE_KEYS, SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Store a range of members from sorted set into another key"),
+    row("zrevrange",        Zrevrange,         -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low"),
+    row("zrangebyscore",    Zrangebyscore,     -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "1.0.5", "Return a range of members in a sorted set, by score"),
+    row("zrevrangebyscore", Zrevrangebyscore,  -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low"),
+    row("zrangebylex",      Zrangebylex,       -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range"),
+    row("zrevrangebylex",   Zrevrangebylex,    -4, R,    K1,  RO_A,             SingleKey,                NO_TIPS,        "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings."),
+    row("zremrangebyrank",  Zremrangebyrank,    4, W,    K1,  RW_D,             SingleKey,                NO_TIPS,        "sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes"),
+    row("zremrangebyscore", Zremrangebyscore,   4, W,    K1,  RW_D,             SingleKey,                NO_TIPS,        "sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores"),
+    row("zremrangebylex",   Zremrangebylex,     4, W,    K1,  RW_D,             SingleKey,                NO_TIPS,        "sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range"),
+    row("zpopmin",          Zpopmin,           -2, WF,   K1,  RW_AD,            SingleKey,                NO_TIPS,        "sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set"),
+    row("zpopmax",          Zpopmax,           -2, WF,   K1,  RW_AD,            SingleKey,                NO_TIPS,        "sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
+    row("zrandmember",      Zrandmember,       -2, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
+    row("zscan",            Zscan,             -3, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
+    row("zmpop",            Zmpop,             -4, W,    K0,  RW_AD,            SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set").with_specs(KEYNUM_AT_1),
+    row("zunion",           Zunion,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Add multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zinter",           Zinter,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Intersect multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zdiff",            Zdiff,             -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
+    row("zunionstore",      Zunionstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zinterstore",      Zinterstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zdiffstore",       Zdiffstore,        -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
+    row("zintercard",       Zintercard,        -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result").with_specs(KEYNUM_AT_1_RO),
 ];
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not

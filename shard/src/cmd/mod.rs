@@ -17,6 +17,8 @@ mod set;
 mod string;
 mod tracking;
 mod warm;
+mod zset;
+mod zset_multi;
 
 pub use blocking::blocked_redirect;
 pub use session::Session;
@@ -288,6 +290,26 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Sintercard => set::sintercard(s, a),
         Sinterstore | Sunionstore | Sdiffstore => set::store_cmd(s, spec.id, a),
         Sscan => set::sscan(s, a),
+
+        Zadd | Zincrby => zset::zadd(s, spec.id, a),
+        Zrem => zset::zrem(s, a),
+        Zcard => zset::zcard(s, a),
+        Zscore => zset::zscore(s, a),
+        Zmscore => zset::zmscore(s, a),
+        Zrank | Zrevrank => zset::zrank(s, spec.id, a),
+        Zcount | Zlexcount => zset::zcount(s, spec.id, a),
+        Zrange | Zrevrange | Zrangebyscore | Zrevrangebyscore | Zrangebylex | Zrevrangebylex => {
+            zset::zrange(s, spec.id, a)
+        }
+        Zrangestore => zset_multi::zrangestore(s, a),
+        Zremrangebyrank | Zremrangebyscore | Zremrangebylex => zset::zremrange(s, spec.id, a),
+        Zpopmin | Zpopmax => zset::zpop(s, spec.id, a),
+        Zrandmember => zset::zrandmember(s, a),
+        Zscan => zset::zscan(s, a),
+        Zmpop => zset_multi::zmpop(s, a),
+        Zunion | Zinter | Zdiff | Zunionstore | Zinterstore | Zdiffstore | Zintercard => {
+            zset_multi::zsetop(s, spec.id, a)
+        }
 
         ClusterKeyslot
         | ClusterCountkeysinslot

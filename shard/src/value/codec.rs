@@ -8,12 +8,14 @@
 //! offset 0   u8   version = 1
 //!        1   u64  generation (warm tier: which demotion wrote it; migration: 0)
 //!        9   u64  expiry, Unix ms (0 = no TTL)
-//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set)
+//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set, 4 zset)
 //!       18   ...  payload, to the end of the record, by kind:
 //!                 string: the bytes
 //!                 hash:   per field: u32 length, field, u32 length, value
 //!                 list:   per element, head first: u32 length, element
 //!                 set:    per member, any order: u32 length, member (integers as text)
+//!                 zset:   u8 representation (0 listpack, 1 skiplist), then per member
+//!                         in order: u64 score bits, u32 length, member
 //! ```
 //!
 //! These are byte for byte the records the warm tier and migration wrote before this module
@@ -23,7 +25,7 @@
 //! then matches on the version byte. A build that meets a version or kind it does not know
 //! fails with an error, never a guess.
 
-use super::{Kind, Value, hash, list, set, string};
+use super::{Kind, Value, hash, list, set, string, zset};
 
 /// The version this build writes.
 pub const VERSION: u8 = 1;
@@ -68,6 +70,7 @@ pub fn encoded_len(value: &Value) -> usize {
             Value::Hash(h) => hash::encoded_len(h),
             Value::List(l) => list::encoded_len(l),
             Value::Set(s) => set::encoded_len(s),
+            Value::ZSet(z) => zset::encoded_len(z),
         }
 }
 
@@ -89,6 +92,7 @@ pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &V
         Value::Hash(h) => hash::encode(h, out),
         Value::List(l) => list::encode(l, out),
         Value::Set(s) => set::encode(s, out),
+        Value::ZSet(z) => zset::encode(z, out),
     }
 }
 
@@ -127,6 +131,9 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
         Kind::Set => Value::Set(Box::new(
             set::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
+        Kind::ZSet => Value::ZSet(Box::new(
+            zset::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
     };
     Ok(Record {
         generation: h.generation,
@@ -138,7 +145,7 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::value::{HashValue, ListValue, SetValue};
+    use crate::value::{HashValue, ListValue, SetValue, ZSetValue};
     use bytes::Bytes;
 
     fn set(members: &[&'static [u8]]) -> Value {
@@ -247,6 +254,42 @@ pub(crate) mod tests {
         );
     }
 
+    /// The sorted-set payload's layout, pinned: a small set of `a` 1.5 and `bc` -inf.
+    #[test]
+    fn golden_zset_record() {
+        let bytes = unhex(concat!(
+            "010000000000000006000000000000000004",
+            "00",
+            "fff0000000000000",
+            "00000002",
+            "6263",
+            "3ff8000000000000",
+            "00000001",
+            "61",
+        ));
+        let rec = decode(&bytes).expect("decodes");
+        assert_eq!((rec.generation, rec.expire_at), (6, 0));
+        let z: ZSetValue = [(&b"a"[..], 1.5), (&b"bc"[..], f64::NEG_INFINITY)]
+            .into_iter()
+            .collect();
+        assert_eq!(rec.value, Value::ZSet(Box::new(z)));
+        assert_eq!(encode(6, 0, &rec.value), bytes);
+        // A large set keeps its representation; a NaN score or an unknown representation byte
+        // is corrupt.
+        let big = ZSetValue::with_hint(1_000, 0);
+        let v = Value::ZSet(Box::new(big));
+        assert_eq!(
+            decode(&encode(1, 0, &v)).expect("large").value.encoding(),
+            "skiplist"
+        );
+        let mut nan = bytes.clone();
+        nan[19..27].copy_from_slice(&f64::NAN.to_bits().to_be_bytes());
+        assert_eq!(decode(&nan), Err(DecodeError::Truncated));
+        let mut repr = bytes.clone();
+        repr[18] = 7;
+        assert_eq!(decode(&repr), Err(DecodeError::Truncated));
+    }
+
     #[test]
     fn every_kind_round_trips() {
         let mut big = HashValue::default();
@@ -286,6 +329,12 @@ pub(crate) mod tests {
                     .map(|m| m.as_bytes())
                     .collect::<SetValue>(),
             )),
+            Value::ZSet(Box::default()),
+            Value::ZSet(Box::new(
+                (0..300)
+                    .map(|i: i32| (&[b'z'; 90][..(i % 90) as usize], f64::from(i) - 0.5))
+                    .collect::<ZSetValue>(),
+            )),
         ]);
         for value in values {
             for (generation, expire_at) in [(0, 0), (7, 99), (u64::MAX, u64::MAX)] {
@@ -308,6 +357,9 @@ pub(crate) mod tests {
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
             list(&[b"element", b"e2"]),
             set(&[b"member", b"m2"]),
+            Value::ZSet(Box::new(
+                [(&b"m1"[..], 1.0), (&b"m2"[..], 2.0)].into_iter().collect(),
+            )),
         ];
         for value in &values {
             let good = encode(1, 2, value);
@@ -345,7 +397,15 @@ pub(crate) mod tests {
                         assert!(matches!(r.value, Value::Set(s) if s.len() < 2), "cut {cut}");
                         whole += 1;
                     }
-                    (Value::Hash(_) | Value::List(_) | Value::Set(_), Err(e)) => {
+                    // A sorted set likewise, once its representation byte is there.
+                    (Value::ZSet(_), Ok(r)) => {
+                        assert!(
+                            matches!(r.value, Value::ZSet(z) if z.len() < 2),
+                            "cut {cut}"
+                        );
+                        whole += 1;
+                    }
+                    (Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_), Err(e)) => {
                         assert_eq!(e, DecodeError::Truncated, "cut {cut}")
                     }
                 }

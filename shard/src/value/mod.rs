@@ -14,12 +14,14 @@ pub mod limits;
 pub mod list;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 use bytes::Bytes;
 
 pub use hash::{FIELD_OVERHEAD, HashValue};
 pub use list::{ELEMENT_OVERHEAD, ListValue};
 pub use set::SetValue;
+pub use zset::ZSetValue;
 
 /// A key's value, in RAM.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,7 @@ pub enum Value {
     List(Box<ListValue>),
     /// Boxed for the same reason as `Hash`.
     Set(Box<SetValue>),
+    ZSet(Box<ZSetValue>),
 }
 
 /// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
@@ -43,12 +46,13 @@ pub enum Kind {
     Hash,
     List,
     Set,
+    ZSet,
 }
 
 impl Kind {
     /// Every kind, in code order (tests walk it; the compiler does not check it is complete,
     /// `kind_codes_are_stable_and_distinct` does).
-    pub const ALL: [Kind; 4] = [Kind::String, Kind::Hash, Kind::List, Kind::Set];
+    pub const ALL: [Kind; 5] = [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet];
 
     /// The stable one-byte code in records and migration frames.
     pub const fn code(self) -> u8 {
@@ -57,6 +61,7 @@ impl Kind {
             Kind::Hash => 1,
             Kind::List => 2,
             Kind::Set => 3,
+            Kind::ZSet => 4,
         }
     }
 
@@ -68,6 +73,7 @@ impl Kind {
             1 => Some(Kind::Hash),
             2 => Some(Kind::List),
             3 => Some(Kind::Set),
+            4 => Some(Kind::ZSet),
             _ => None,
         }
     }
@@ -79,6 +85,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::List => "list",
             Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -91,6 +98,7 @@ impl Value {
             Value::Hash(_) => Kind::Hash,
             Value::List(_) => Kind::List,
             Value::Set(_) => Kind::Set,
+            Value::ZSet(_) => Kind::ZSet,
         }
     }
 
@@ -108,6 +116,7 @@ impl Value {
             Value::Hash(h) => hash::encoding(h, limits),
             Value::List(l) => list::encoding(l, limits),
             Value::Set(s) => set::encoding(s),
+            Value::ZSet(z) => zset::encoding(z),
         }
     }
 
@@ -120,6 +129,7 @@ impl Value {
             Value::Hash(h) => hash::payload_bytes(h),
             Value::List(l) => list::payload_bytes(l),
             Value::Set(s) => set::payload_bytes(s),
+            Value::ZSet(z) => zset::payload_bytes(z),
         }
     }
 
@@ -132,6 +142,7 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 }
@@ -154,6 +165,7 @@ mod tests {
                 }
                 Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
                 Kind::Set => Value::Set(Box::new(SetValue::from_iter([&b"m"[..]]))),
+                Kind::ZSet => Value::ZSet(Box::new([(&b"m"[..], 1.5)].into_iter().collect())),
             })
             .collect()
     }
@@ -165,6 +177,7 @@ mod tests {
         assert_eq!(Kind::Hash.code(), 1);
         assert_eq!(Kind::List.code(), 2);
         assert_eq!(Kind::Set.code(), 3);
+        assert_eq!(Kind::ZSet.code(), 4);
         for (i, k) in Kind::ALL.iter().enumerate() {
             assert_eq!(usize::from(k.code()), i, "ALL is in code order");
             assert_eq!(Kind::from_code(k.code()), Some(*k));

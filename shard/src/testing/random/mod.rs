@@ -3,3 +3,4 @@
 
 pub mod list;
 pub mod set;
+pub mod zset;

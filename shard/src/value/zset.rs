@@ -1,0 +1,808 @@
+//! Sorted sets: the value, its accounting, OBJECT ENCODING, and the codec payload.
+//!
+//! Two representations, as in Redis:
+//!
+//! - **small** (`listpack`): one packed byte buffer of `(score, length, member)` entries
+//!   sorted by score then member, 9 bytes of overhead per member. A member lookup is a linear
+//!   scan, as in Redis's listpack, bounded by the limits below (128 entries, members of at
+//!   most 64 bytes).
+//! - **large** (`skiplist`): a member → score hash map for O(1) ZSCORE, plus an
+//!   order-statistic list for rank and range queries. The list is a two-level structure of
+//!   sorted chunks of at most [`CHUNK_MAX`] entries with a Fenwick tree over the chunk sizes:
+//!   locating an entry is a binary search over the chunks' last entries then inside one chunk
+//!   (O(log n)), its rank is a Fenwick prefix sum (O(log n)), and the entry of a given rank a
+//!   Fenwick descent (O(log n)). An insert or removal moves at most `CHUNK_MAX` entries inside
+//!   its chunk (a bounded memmove); splitting a full chunk or dropping an empty one rebuilds
+//!   the Fenwick tree, O(n / CHUNK_MAX), once every `CHUNK_MAX / 2` writes at most. No
+//!   maintained crate offers an order-statistic map keyed by `(f64, bytes)` with this
+//!   compactness (a list entry is one 16-byte pointer, in chunks, with no per-node
+//!   allocation), hence our own. The map is a `hashbrown::HashTable` of the same pointers: a
+//!   member's score and bytes are one allocation shared by both.
+//!
+//! Conversion is one-way, small to large, as Redis's: a large set that shrinks stays large.
+//! The value keeps the sum of its members' lengths as it changes, so accounting a write is
+//! O(1).
+
+use std::cmp::Ordering;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hashbrown::HashTable;
+
+/// Redis's `zset-max-listpack-entries` and `zset-max-listpack-value` defaults.
+pub const LISTPACK_MAX_ENTRIES: usize = 128;
+pub const LISTPACK_MAX_VALUE: usize = 64;
+
+/// Entries per chunk of the large representation before it splits in two.
+const CHUNK_MAX: usize = 256;
+
+/// Accounted bytes per member of a small set beyond its bytes: its score and length byte in
+/// the packed buffer, and the buffer's share of allocation rounding.
+pub const SMALL_OVERHEAD: usize = 12;
+/// Accounted bytes per member of a large set beyond its bytes: its allocation (reference
+/// counts, score, rounding), a hash-table slot at the table's average load, and a list slot in
+/// a partly full chunk.
+pub const LARGE_OVERHEAD: usize = 96;
+
+/// One member with its score, borrowed from the set.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntryRef<'a> {
+    pub score: f64,
+    pub member: &'a [u8],
+}
+
+/// Redis's order: by score, then by member bytes. Scores are never NaN.
+#[inline]
+pub fn cmp(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
+    a_score
+        .partial_cmp(&b_score)
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a_member.cmp(b_member))
+}
+
+/// A member of a large set: one shared allocation holding the score (8 bytes, native order)
+/// then the member's bytes, referenced from the hash table and from the ordered list (a
+/// 16-byte pointer in each), so the bytes are stored once. A score change allocates a new
+/// one (it moves in the order anyway).
+#[derive(Debug, Clone)]
+struct Node(Arc<[u8]>);
+
+impl Node {
+    fn new(member: &[u8], score: f64) -> Node {
+        let mut buf = Vec::with_capacity(8 + member.len());
+        buf.extend_from_slice(&score.to_ne_bytes());
+        buf.extend_from_slice(member);
+        Node(Arc::from(buf))
+    }
+
+    #[inline]
+    fn score(&self) -> f64 {
+        let (s, _) = self.0.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        f64::from_ne_bytes(*s)
+    }
+
+    #[inline]
+    fn member(&self) -> &[u8] {
+        self.0.get(8..).unwrap_or_default()
+    }
+
+    #[inline]
+    fn entry(&self) -> EntryRef<'_> {
+        EntryRef {
+            score: self.score(),
+            member: self.member(),
+        }
+    }
+
+    #[inline]
+    fn cmp_to(&self, score: f64, member: &[u8]) -> Ordering {
+        cmp(self.score(), self.member(), score, member)
+    }
+}
+
+/// A sorted set value.
+#[derive(Debug, Clone, Default)]
+pub struct ZSetValue {
+    repr: Repr,
+    /// Sum of the members' lengths.
+    bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Packed entries in order, each `score (8 bytes, native order), length (1 byte), member`
+    /// (a small set's members are at most 64 bytes), like Redis's listpack.
+    Small {
+        buf: Vec<u8>,
+        len: usize,
+    },
+    Large(Box<Large>),
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Small {
+            buf: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Large {
+    hasher: foldhash::fast::RandomState,
+    map: HashTable<Node>,
+    list: ChunkList,
+}
+
+impl Large {
+    fn find(&self, member: &[u8]) -> Option<&Node> {
+        let h = self.hasher.hash_one(member);
+        self.map.find(h, |n| n.member() == member)
+    }
+}
+
+/// Decodes the packed entry at `at` of a small set's buffer: the entry and the next offset.
+#[inline]
+fn packed_at(buf: &[u8], at: usize) -> Option<(EntryRef<'_>, usize)> {
+    let (score, rest) = buf.get(at..)?.split_first_chunk::<8>()?;
+    let (&len, rest) = rest.split_first()?;
+    let member = rest.get(..usize::from(len))?;
+    Some((
+        EntryRef {
+            score: f64::from_ne_bytes(*score),
+            member,
+        },
+        at + 9 + usize::from(len),
+    ))
+}
+
+/// Sorted chunks with a Fenwick tree over their lengths (see the module comment).
+#[derive(Debug, Clone, Default)]
+struct ChunkList {
+    chunks: Vec<Vec<Node>>,
+    /// Fenwick tree (1-based, stored 0-based) of `chunks[i].len()`.
+    tree: Vec<usize>,
+    len: usize,
+}
+
+impl ChunkList {
+    fn rebuild(&mut self) {
+        let n = self.chunks.len();
+        self.tree.clear();
+        self.tree.extend(self.chunks.iter().map(Vec::len));
+        for i in 0..n {
+            let parent = i | (i + 1);
+            if parent < n {
+                self.tree[parent] += self.tree[i];
+            }
+        }
+    }
+
+    fn add(&mut self, mut i: usize, delta: isize) {
+        while i < self.tree.len() {
+            self.tree[i] = self.tree[i].wrapping_add_signed(delta);
+            i |= i + 1;
+        }
+    }
+
+    /// Entries in chunks `..i`.
+    fn prefix(&self, i: usize) -> usize {
+        let (mut sum, mut i) = (0, i);
+        while i > 0 {
+            sum += self.tree[i - 1];
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// The chunk and offset of rank `r` (`r < len`).
+    fn locate(&self, mut r: usize) -> (usize, usize) {
+        let n = self.tree.len();
+        let mut pos = 0;
+        let mut step = n.next_power_of_two();
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && self.tree[next - 1] <= r {
+                pos = next;
+                r -= self.tree[next - 1];
+            }
+            step >>= 1;
+        }
+        (pos, r)
+    }
+
+    /// The chunk an entry `(score, member)` belongs in: the first whose last entry is not
+    /// below it (the last chunk if none).
+    fn chunk_for(&self, score: f64, member: &[u8]) -> usize {
+        let i = self.chunks.partition_point(|c| {
+            c.last()
+                .is_some_and(|e| e.cmp_to(score, member) == Ordering::Less)
+        });
+        i.min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn insert(&mut self, e: Node) {
+        self.len += 1;
+        if self.chunks.is_empty() {
+            self.chunks.push(vec![e]);
+            self.rebuild();
+            return;
+        }
+        let (score, member) = (e.score(), e.member());
+        let ci = self.chunk_for(score, member);
+        let chunk = &mut self.chunks[ci];
+        let at = chunk.partition_point(|x| x.cmp_to(score, member) == Ordering::Less);
+        chunk.insert(at, e);
+        if chunk.len() > CHUNK_MAX {
+            let tail = chunk.split_off(chunk.len() / 2);
+            self.chunks.insert(ci + 1, tail);
+            self.rebuild();
+        } else {
+            self.add(ci, 1);
+        }
+    }
+
+    /// The rank of `(score, member)`, if present.
+    fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
+        if self.chunks.is_empty() {
+            return None;
+        }
+        let ci = self.chunk_for(score, member);
+        let at = self.chunks[ci]
+            .binary_search_by(|x| x.cmp_to(score, member))
+            .ok()?;
+        Some(self.prefix(ci) + at)
+    }
+
+    fn remove(&mut self, score: f64, member: &[u8]) -> Option<Node> {
+        if self.chunks.is_empty() {
+            return None;
+        }
+        let ci = self.chunk_for(score, member);
+        let chunk = &mut self.chunks[ci];
+        let at = chunk.binary_search_by(|x| x.cmp_to(score, member)).ok()?;
+        let e = chunk.remove(at);
+        let left = chunk.len();
+        self.len -= 1;
+        if left == 0 {
+            self.chunks.remove(ci);
+            self.rebuild();
+        } else if left < CHUNK_MAX / 8
+            && ci + 1 < self.chunks.len()
+            && self.chunks[ci + 1].len() + left <= CHUNK_MAX
+        {
+            // Merge a small chunk into its successor now and then, so chunks stay dense.
+            let next = self.chunks.remove(ci + 1);
+            self.chunks[ci].extend(next);
+            self.rebuild();
+        } else {
+            self.add(ci, -1);
+        }
+        Some(e)
+    }
+
+    fn get(&self, r: usize) -> Option<&Node> {
+        if r >= self.len {
+            return None;
+        }
+        let (ci, off) = self.locate(r);
+        self.chunks.get(ci)?.get(off)
+    }
+
+    /// The first rank whose entry fails `pred` (`pred` holds for a prefix of the order).
+    fn partition_point(&self, pred: impl Fn(EntryRef<'_>) -> bool) -> usize {
+        let ci = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|e| pred(e.entry())));
+        match self.chunks.get(ci) {
+            None => self.len,
+            Some(c) => self.prefix(ci) + c.partition_point(|e| pred(e.entry())),
+        }
+    }
+}
+
+/// Entries in order from a rank on.
+pub struct Iter<'a>(IterInner<'a>);
+
+enum IterInner<'a> {
+    Small {
+        buf: &'a [u8],
+        at: usize,
+    },
+    Large {
+        chunks: &'a [Vec<Node>],
+        ci: usize,
+        off: usize,
+    },
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = EntryRef<'a>;
+
+    fn next(&mut self) -> Option<EntryRef<'a>> {
+        match &mut self.0 {
+            IterInner::Small { buf, at } => {
+                let (e, next) = packed_at(buf, *at)?;
+                *at = next;
+                Some(e)
+            }
+            IterInner::Large { chunks, ci, off } => loop {
+                let chunk = chunks.get(*ci)?;
+                if let Some(e) = chunk.get(*off) {
+                    *off += 1;
+                    return Some(e.entry());
+                }
+                *ci += 1;
+                *off = 0;
+            },
+        }
+    }
+}
+
+impl PartialEq for ZSetValue {
+    fn eq(&self, other: &ZSetValue) -> bool {
+        self.len() == other.len()
+            && self.is_small() == other.is_small()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| a.member == b.member && a.score.to_bits() == b.score.to_bits())
+    }
+}
+
+impl ZSetValue {
+    pub fn new() -> ZSetValue {
+        ZSetValue::default()
+    }
+
+    /// An empty set in the representation Redis's `zsetTypeCreate` picks for `size_hint`
+    /// members of at most `max_len` bytes.
+    pub fn with_hint(size_hint: usize, max_len: usize) -> ZSetValue {
+        let mut z = ZSetValue::new();
+        if size_hint > LISTPACK_MAX_ENTRIES || max_len > LISTPACK_MAX_VALUE {
+            z.convert();
+        } else {
+            z.reserve(size_hint, max_len);
+        }
+        z
+    }
+
+    /// Room in a small set for `n` more members of at most `max_len` bytes (one allocation
+    /// for what a ZADD brings rather than one per member); nothing for a large set or beyond
+    /// the small limits.
+    pub fn reserve(&mut self, n: usize, max_len: usize) {
+        if let Repr::Small { buf, .. } = &mut self.repr
+            && n <= LISTPACK_MAX_ENTRIES
+            && max_len <= LISTPACK_MAX_VALUE
+        {
+            buf.reserve_exact(n * (9 + max_len));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Small { len, .. } => *len,
+            Repr::Large(l) => l.list.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_small(&self) -> bool {
+        matches!(self.repr, Repr::Small { .. })
+    }
+
+    /// Sum of the members' lengths, kept as the set changes.
+    pub fn member_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Turns a small set into a large one (one way).
+    fn convert(&mut self) {
+        if let Repr::Small { buf, len } = &self.repr {
+            let mut large = Large::default();
+            large
+                .map
+                .reserve(*len, |n| large.hasher.hash_one(n.member()));
+            let mut chunk = Vec::with_capacity(*len);
+            let mut at = 0;
+            while let Some((e, next)) = packed_at(buf, at) {
+                let node = Node::new(e.member, e.score);
+                let h = large.hasher.hash_one(e.member);
+                let hasher = &large.hasher;
+                large
+                    .map
+                    .insert_unique(h, node.clone(), |n| hasher.hash_one(n.member()));
+                chunk.push(node);
+                at = next;
+            }
+            large.list.len = chunk.len();
+            if !chunk.is_empty() {
+                large.list.chunks.push(chunk);
+            }
+            large.list.rebuild();
+            self.repr = Repr::Large(Box::new(large));
+        }
+    }
+
+    /// The offset of `member`'s packed entry in a small set's buffer.
+    fn small_find(buf: &[u8], member: &[u8]) -> Option<(usize, f64)> {
+        let mut at = 0;
+        while let Some((e, next)) = packed_at(buf, at) {
+            if e.member == member {
+                return Some((at, e.score));
+            }
+            at = next;
+        }
+        None
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Small { buf, .. } => Self::small_find(buf, member).map(|(_, s)| s),
+            Repr::Large(l) => l.find(member).map(Node::score),
+        }
+    }
+
+    /// Sets `member`'s score, adding it if new; returns the previous score. The caller has
+    /// checked the score is not NaN.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        if let Repr::Small { buf, len } = &self.repr
+            && (member.len() > LISTPACK_MAX_VALUE
+                || (*len >= LISTPACK_MAX_ENTRIES && Self::small_find(buf, member).is_none()))
+        {
+            self.convert();
+        }
+        match &mut self.repr {
+            Repr::Small { buf, len } => {
+                // A listpack keeps -0 as the integer 0.
+                let score = if score == 0.0 { 0.0 } else { score };
+                let old = Self::small_find(buf, member).map(|(at, old)| {
+                    buf.drain(at..at + 9 + member.len());
+                    old
+                });
+                if old.is_none() {
+                    self.bytes += member.len();
+                    *len += 1;
+                }
+                // The first entry not below the new one.
+                let mut at = 0;
+                while let Some((e, next)) = packed_at(buf, at) {
+                    if cmp(e.score, e.member, score, member) != Ordering::Less {
+                        break;
+                    }
+                    at = next;
+                }
+                let mut packed = [0u8; 9 + LISTPACK_MAX_VALUE];
+                packed[..8].copy_from_slice(&score.to_ne_bytes());
+                packed[8] = member.len() as u8;
+                packed[9..9 + member.len()].copy_from_slice(member);
+                buf.reserve_exact(9 + member.len());
+                buf.splice(at..at, packed[..9 + member.len()].iter().copied());
+                old
+            }
+            Repr::Large(l) => {
+                let h = l.hasher.hash_one(member);
+                let node = Node::new(member, score);
+                let hasher = &l.hasher;
+                match l
+                    .map
+                    .entry(h, |n| n.member() == member, |n| hasher.hash_one(n.member()))
+                {
+                    hashbrown::hash_table::Entry::Occupied(mut o) => {
+                        let old = o.get().score();
+                        *o.get_mut() = node.clone();
+                        l.list.remove(old, member);
+                        l.list.insert(node);
+                        Some(old)
+                    }
+                    hashbrown::hash_table::Entry::Vacant(v) => {
+                        v.insert(node.clone());
+                        l.list.insert(node);
+                        self.bytes += member.len();
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let score = match &mut self.repr {
+            Repr::Small { buf, len } => {
+                let (at, score) = Self::small_find(buf, member)?;
+                buf.drain(at..at + 9 + member.len());
+                *len -= 1;
+                score
+            }
+            Repr::Large(l) => {
+                let h = l.hasher.hash_one(member);
+                let (node, _) = l.map.find_entry(h, |n| n.member() == member).ok()?.remove();
+                let score = node.score();
+                l.list.remove(score, member);
+                score
+            }
+        };
+        self.bytes -= member.len();
+        Some(score)
+    }
+
+    /// The 0-based rank of `member` in ascending order.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match &self.repr {
+            Repr::Small { .. } => self.iter().position(|e| e.member == member),
+            Repr::Large(l) => {
+                let score = l.find(member)?.score();
+                l.list.rank(score, member)
+            }
+        }
+    }
+
+    /// The entry of rank `r` (O(r) in a small set, O(log n) in a large one).
+    pub fn get(&self, r: usize) -> Option<EntryRef<'_>> {
+        match &self.repr {
+            Repr::Small { .. } => self.iter().nth(r),
+            Repr::Large(l) => l.list.get(r).map(Node::entry),
+        }
+    }
+
+    /// The first rank whose entry fails `pred`, which must hold for a prefix of the order.
+    pub fn partition_point(&self, pred: impl Fn(EntryRef<'_>) -> bool) -> usize {
+        match &self.repr {
+            Repr::Small { .. } => self.iter().position(|e| !pred(e)).unwrap_or(self.len()),
+            Repr::Large(l) => l.list.partition_point(pred),
+        }
+    }
+
+    /// Entries in ascending order from rank `r`.
+    pub fn iter_from(&self, r: usize) -> Iter<'_> {
+        match &self.repr {
+            Repr::Small { buf, .. } => {
+                let mut it = Iter(IterInner::Small { buf, at: 0 });
+                for _ in 0..r {
+                    if it.next().is_none() {
+                        break;
+                    }
+                }
+                it
+            }
+            Repr::Large(l) => {
+                if r >= l.list.len {
+                    return Iter(IterInner::Small { buf: &[], at: 0 });
+                }
+                let (ci, off) = l.list.locate(r);
+                Iter(IterInner::Large {
+                    chunks: &l.list.chunks,
+                    ci,
+                    off,
+                })
+            }
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from(0)
+    }
+
+    /// Removes the entries of ranks `from..to`, returning them in order.
+    pub fn remove_ranks(&mut self, from: usize, to: usize) -> Vec<(Bytes, f64)> {
+        let to = to.min(self.len());
+        if from >= to {
+            return Vec::new();
+        }
+        // A few at a time (ZPOPMIN and the like) one by one: no rebuild of the counts.
+        if self.is_small() || to - from <= 16 {
+            let gone: Vec<(Bytes, f64)> = self
+                .iter_from(from)
+                .take(to - from)
+                .map(|e| (Bytes::copy_from_slice(e.member), e.score))
+                .collect();
+            for (m, _) in &gone {
+                self.remove(m);
+            }
+            return gone;
+        }
+        // A run of ranks is drained chunk by chunk: O(log n + m), one rebuild of the counts,
+        // rather than m single removals.
+        let Repr::Large(l) = &mut self.repr else {
+            return Vec::new();
+        };
+        let (mut ci, mut off) = l.list.locate(from);
+        let mut left = to - from;
+        let mut nodes = Vec::with_capacity(left);
+        while left > 0 && ci < l.list.chunks.len() {
+            let chunk = &mut l.list.chunks[ci];
+            let take = left.min(chunk.len().saturating_sub(off));
+            nodes.extend(chunk.drain(off..off + take));
+            left -= take;
+            ci += 1;
+            off = 0;
+        }
+        l.list.chunks.retain(|c| !c.is_empty());
+        l.list.len -= nodes.len();
+        l.list.rebuild();
+        for n in &nodes {
+            let h = l.hasher.hash_one(n.member());
+            if let Ok(e) = l.map.find_entry(h, |x| Arc::ptr_eq(&x.0, &n.0)) {
+                e.remove();
+            }
+        }
+        let gone: Vec<(Bytes, f64)> = nodes
+            .iter()
+            .map(|n| (Bytes::copy_from_slice(n.member()), n.score()))
+            .collect();
+        self.bytes -= gone.iter().map(|(m, _)| m.len()).sum::<usize>();
+        gone
+    }
+}
+
+impl<'a> FromIterator<(&'a [u8], f64)> for ZSetValue {
+    fn from_iter<I: IntoIterator<Item = (&'a [u8], f64)>>(iter: I) -> ZSetValue {
+        let mut z = ZSetValue::new();
+        for (m, s) in iter {
+            z.insert(m, s);
+        }
+        z
+    }
+}
+
+/// Accounted bytes of a sorted set: its members' bytes plus a per-member overhead. O(1).
+#[inline]
+pub fn payload_bytes(z: &ZSetValue) -> usize {
+    let per = if z.is_small() {
+        SMALL_OVERHEAD
+    } else {
+        LARGE_OVERHEAD
+    };
+    z.member_bytes() + z.len() * per
+}
+
+/// `listpack` or `skiplist`, as Redis 7.0 reports with its default limits.
+pub fn encoding(z: &ZSetValue) -> &'static str {
+    if z.is_small() { "listpack" } else { "skiplist" }
+}
+
+// Codec payload: one byte, 0 small / 1 large (the representation survives the warm tier and
+// migration, as the encoding survives an RDB load in Redis); then per member, in ascending
+// order, `u64 BE score bits, u32 BE length, member`, to the end of the record.
+
+pub fn encoded_len(z: &ZSetValue) -> usize {
+    1 + z.iter().map(|e| 12 + e.member.len()).sum::<usize>()
+}
+
+pub fn encode(z: &ZSetValue, out: &mut Vec<u8>) {
+    out.push(u8::from(!z.is_small()));
+    for e in z.iter() {
+        out.extend_from_slice(&e.score.to_bits().to_be_bytes());
+        out.extend_from_slice(&(e.member.len() as u32).to_be_bytes());
+        out.extend_from_slice(e.member);
+    }
+}
+
+/// `None` when the payload is truncated or corrupt (a length past the end, a NaN score, an
+/// unknown representation byte).
+pub fn decode(payload: &[u8]) -> Option<ZSetValue> {
+    let (&large, mut payload) = payload.split_first()?;
+    let mut z = match large {
+        0 => ZSetValue::new(),
+        1 => ZSetValue::with_hint(usize::MAX, 0),
+        _ => return None,
+    };
+    while !payload.is_empty() {
+        let (score, rest) = payload.split_first_chunk::<8>()?;
+        let score = f64::from_bits(u64::from_be_bytes(*score));
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        if score.is_nan() {
+            return None;
+        }
+        z.insert(rest.get(..len)?, score);
+        payload = rest.get(len..)?;
+    }
+    Some(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Against a model (a sorted vector): a set that stays small, and one that converts and
+    /// goes through many chunk splits and merges.
+    #[test]
+    fn matches_a_sorted_vector_model() {
+        for (members, steps) in [(100, 5_000), (3_000, 40_000)] {
+            model_run(members, steps);
+        }
+    }
+
+    fn model_run(members: usize, steps: usize) {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut z = ZSetValue::new();
+        let mut model: Vec<(f64, Bytes)> = Vec::new();
+        for step in 0..steps {
+            let m = b(&format!("m{}", rng.usize(..members)));
+            let score = f64::from(rng.i32(-50..50));
+            if rng.u8(..3) > 0 {
+                let old = z.insert(&m, score);
+                let pos = model.iter().position(|(_, x)| *x == m);
+                assert_eq!(old, pos.map(|p| model[p].0));
+                if let Some(p) = pos {
+                    model.remove(p);
+                }
+                model.push((score, m));
+            } else {
+                let pos = model.iter().position(|(_, x)| *x == m);
+                assert_eq!(z.remove(&m), pos.map(|p| model.remove(p).0));
+            }
+            if step % 97 == 0 {
+                model.sort_by(|a, b| cmp(a.0, &a.1, b.0, &b.1));
+                let got: Vec<(f64, Bytes)> = z
+                    .iter()
+                    .map(|e| (e.score, Bytes::copy_from_slice(e.member)))
+                    .collect();
+                assert_eq!(got, model);
+                assert_eq!(z.len(), model.len());
+                assert_eq!(
+                    z.member_bytes(),
+                    model.iter().map(|(_, m)| m.len()).sum::<usize>()
+                );
+                for (r, (s, m)) in model.iter().enumerate().step_by(37) {
+                    assert_eq!(z.rank(m), Some(r));
+                    assert_eq!(z.get(r).map(|e| e.score), Some(*s));
+                    assert_eq!(z.score(m), Some(*s));
+                    assert_eq!(z.partition_point(|e| e.score < *s), {
+                        model.partition_point(|(x, _)| x < s)
+                    });
+                    assert_eq!(z.iter_from(r).next().map(|e| e.member), Some(&m[..]));
+                }
+            }
+        }
+        assert_eq!(z.is_small(), members <= LISTPACK_MAX_ENTRIES);
+        model.sort_by(|a, b| cmp(a.0, &a.1, b.0, &b.1));
+        let n = z.len();
+        let gone = z.remove_ranks(10, 50);
+        let want: Vec<(Bytes, f64)> = model.drain(10..50).map(|(s, m)| (m, s)).collect();
+        assert_eq!(gone, want);
+        assert_eq!(z.len(), n - 40);
+        assert_eq!(z.iter().count(), n - 40);
+        assert_eq!(
+            z.member_bytes(),
+            model.iter().map(|(_, m)| m.len()).sum::<usize>()
+        );
+        for (r, (_, m)) in model.iter().enumerate().step_by(7) {
+            assert_eq!(z.rank(m), Some(r));
+            assert_eq!(z.score(&gone[r % 40].0), None);
+        }
+        let rest = z.len();
+        assert_eq!(z.remove_ranks(0, rest).len(), rest);
+        assert!(z.is_empty());
+        assert_eq!(z.member_bytes(), 0);
+    }
+
+    #[test]
+    fn conversion_thresholds() {
+        let names: Vec<String> = (0..128).map(|i| format!("m{i}")).collect();
+        let mut z: ZSetValue = names.iter().map(|m| (m.as_bytes(), 1.0)).collect();
+        assert_eq!(encoding(&z), "listpack");
+        z.insert(b"m0", 2.0);
+        assert_eq!(encoding(&z), "listpack");
+        z.insert(b"new", 2.0);
+        assert_eq!(encoding(&z), "skiplist");
+        z.remove(b"new");
+        assert_eq!(encoding(&z), "skiplist", "one way");
+        let mut z = ZSetValue::new();
+        z.insert(&[b'x'; 64], 1.0);
+        assert_eq!(encoding(&z), "listpack");
+        z.insert(&[b'x'; 65], 1.0);
+        assert_eq!(encoding(&z), "skiplist");
+    }
+}
