@@ -1,16 +1,22 @@
-//! Read-only set algebra across slots, computed by the proxy: `SUNION`, `SINTER`, `SDIFF` and
-//! `SINTERCARD` whose keys hash to more than one slot. A single Redis (or a Redis Cluster node,
-//! within one slot) computes them itself; across slots the proxy reads every key from its
-//! owner (`SMEMBERS`, one read per distinct key, pipelined in the owners' batches) and
-//! combines the members here, so the client gets the reply one Redis would give. Writes (the
-//! `*STORE` forms) are not computed: they stay `-CROSSSLOT`.
+//! Read-only set algebra across slots, computed by the proxy: `SUNION`, `SINTER`, `SDIFF`,
+//! `SINTERCARD`, `ZUNION`, `ZINTER`, `ZDIFF` and `ZINTERCARD` whose keys hash to more than one
+//! slot. A single Redis (or a Redis Cluster node, within one slot) computes them itself;
+//! across slots the proxy reads every distinct key from its owner (`SMEMBERS`; for the sorted
+//! set commands `ZRANGE key 0 -1 WITHSCORES` and `SMEMBERS`, since Redis takes plain sets as
+//! inputs with score 1: whichever type the key holds, one of the two answers and the other
+//! is a cheap `WRONGTYPE`), pipelined in the owners' batches, and combines them here, so the
+//! client gets the reply one Redis would give. Writes (the `*STORE` forms) are not computed:
+//! they stay `-CROSSSLOT`.
 //!
 //! Pure functions of the request's arguments ([`parse`]) and the shards' raw replies
 //! ([`compute`]), unit-tested without servers; `plan` sends the reads and `session` renders.
 //!
-//! Redis's order of checks is kept: options are parsed before any key is read (their errors
-//! win), then every key's type is checked in key order (a `WRONGTYPE` wins over a missing
-//! key), then the result is computed. Memory stays bounded: the members the shards declare
+//! Redis's order of checks is kept: `SINTERCARD`'s options are parsed before any key is read
+//! (their errors win); the sorted-set commands check the key count first, then every key's
+//! type, then their options (an option's error is kept in the [`Job`] until the reads show no
+//! `WRONGTYPE`); a `WRONGTYPE` wins over a missing key. Scores are combined as Redis does:
+//! inputs ordered by size (a stable sort), weights multiplied, `SUM` of opposite infinities
+//! 0, the result ordered by score then member. Memory stays bounded: the members the shards declare
 //! are counted before anything is decoded, and more than `algebra-max-members` (default
 //! [`MAX_MEMBERS`]) in all refuses the command with an error.
 
@@ -19,7 +25,7 @@ use std::collections::HashSet;
 use bytes::{BufMut, Bytes, BytesMut};
 use membership::command::CommandId;
 
-use crate::protocol::{Reply, strict_i64};
+use crate::protocol::{Proto, Reply, strict_i64};
 
 /// Members (all reads together) a cross-slot command may fetch by default
 /// (`algebra-max-members`); more is refused with an error rather than held in the proxy's
@@ -32,7 +38,14 @@ type FastSet<'a> = HashSet<&'a [u8], foldhash::fast::RandomState>;
 pub fn computes(id: CommandId) -> bool {
     matches!(
         id,
-        CommandId::Sunion | CommandId::Sinter | CommandId::Sdiff | CommandId::Sintercard
+        CommandId::Sunion
+            | CommandId::Sinter
+            | CommandId::Sdiff
+            | CommandId::Sintercard
+            | CommandId::Zunion
+            | CommandId::Zinter
+            | CommandId::Zdiff
+            | CommandId::Zintercard
     )
 }
 
@@ -44,21 +57,69 @@ pub enum Op {
     Diff,
 }
 
+/// How ZUNION and ZINTER combine a member's scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    /// Redis's `zunionInterAggregate`: a sum of opposite infinities is 0.
+    fn apply(self, target: &mut f64, v: f64) {
+        match self {
+            Aggregate::Sum => {
+                *target += v;
+                if target.is_nan() {
+                    *target = 0.0;
+                }
+            }
+            Aggregate::Min if v < *target => *target = v,
+            Aggregate::Max if v > *target => *target = v,
+            Aggregate::Min | Aggregate::Max => {}
+        }
+    }
+}
+
+/// ZUNION, ZINTER, ZDIFF's options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub op: Op,
+    /// One per key, in key order.
+    pub weights: Vec<f64>,
+    pub aggregate: Aggregate,
+    pub withscores: bool,
+}
+
 /// What the reply is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Query {
     /// SUNION, SINTER, SDIFF: the members (a set in RESP3).
     Members(Op),
     /// SINTERCARD: the intersection's size, counting no further than `limit` (0: no limit).
     Card { limit: u64 },
+    /// ZUNION, ZINTER, ZDIFF: the members by score, with their scores if asked.
+    Scored(Scored),
+    /// ZINTERCARD: the intersection's size, counting no further than `limit` (0: no limit).
+    ScoredCard { limit: u64 },
+}
+
+impl Query {
+    fn sorted_sets(&self) -> bool {
+        matches!(self, Query::Scored(_) | Query::ScoredCard { .. })
+    }
 }
 
 /// A parsed cross-slot command: what to compute, and which read answers each key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// The command's name, upper-case (for the cap's error).
     pub name: &'static str,
     pub query: Query,
+    /// An option's error that Redis answers only once every key's type is checked (the
+    /// sorted-set commands read their keys before their options).
+    pub deferred: Option<Reply>,
     /// For each key of the command, in order, the index of its read among the distinct keys
     /// [`parse`] returns.
     pub inputs: Vec<usize>,
@@ -80,9 +141,21 @@ pub fn parse<'a>(id: CommandId, args: &[&'a [u8]]) -> Result<(Job, Vec<&'a [u8]>
             let (keys, limit) = sintercard(args)?;
             ("SINTERCARD", Query::Card { limit }, Some(keys))
         }
+        CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff | CommandId::Zintercard => {
+            return zparse(id, args);
+        }
         _ => return Err(Reply::Error("ERR internal error: not set algebra".into())),
     };
-    let keys = keys.unwrap_or_default();
+    Ok(job(name, query, None, keys.unwrap_or_default()))
+}
+
+/// The job over `keys`, with the distinct keys to read.
+fn job<'a>(
+    name: &'static str,
+    query: Query,
+    deferred: Option<Reply>,
+    keys: &[&'a [u8]],
+) -> (Job, Vec<&'a [u8]>) {
     let mut distinct: Vec<&'a [u8]> = Vec::with_capacity(keys.len());
     let mut inputs = Vec::with_capacity(keys.len());
     for &k in keys {
@@ -96,14 +169,106 @@ pub fn parse<'a>(id: CommandId, args: &[&'a [u8]]) -> Result<(Job, Vec<&'a [u8]>
         };
         inputs.push(at);
     }
-    Ok((
+    (
         Job {
             name,
             query,
+            deferred,
             inputs,
         },
         distinct,
-    ))
+    )
+}
+
+/// `ZUNION|ZINTER|ZDIFF numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX]
+/// [WITHSCORES]` and `ZINTERCARD numkeys key [key ...] [LIMIT limit]`, as Redis's
+/// `zunionInterDiffGenericCommand` reads them: the key count's errors at once, the options'
+/// deferred until the keys are read.
+fn zparse<'a>(id: CommandId, args: &[&'a [u8]]) -> Result<(Job, Vec<&'a [u8]>), Reply> {
+    let (name, op, card) = match id {
+        CommandId::Zunion => ("ZUNION", Op::Union, false),
+        CommandId::Zinter => ("ZINTER", Op::Inter, false),
+        CommandId::Zdiff => ("ZDIFF", Op::Diff, false),
+        _ => ("ZINTERCARD", Op::Inter, true),
+    };
+    let numkeys = args
+        .get(1)
+        .and_then(|n| strict_i64(n))
+        .ok_or_else(|| Reply::Error("ERR value is not an integer or out of range".into()))?;
+    if numkeys < 1 {
+        return Err(Reply::Error(format!(
+            "ERR at least 1 input key is needed for '{}' command",
+            name.to_ascii_lowercase()
+        )));
+    }
+    let setnum = usize::try_from(numkeys)
+        .ok()
+        .filter(|&n| n <= args.len().saturating_sub(2))
+        .ok_or_else(syntax)?;
+    let keys = args.get(2..2 + setnum).unwrap_or_default();
+    let mut weights = vec![1.0f64; setnum];
+    let (mut aggregate, mut withscores, mut limit) = (Aggregate::Sum, false, 0u64);
+    let mut deferred = None;
+    let mut j = 2 + setnum;
+    while let Some(&o) = args.get(j) {
+        let remaining = args.len() - j;
+        let next = args.get(j + 1).copied().unwrap_or_default();
+        if op != Op::Diff && !card && remaining > setnum && o.eq_ignore_ascii_case(b"weights") {
+            let parsed: Option<Vec<f64>> = (0..setnum)
+                .map(|i| {
+                    args.get(j + 1 + i)
+                        .and_then(|w| membership::double::parse(w))
+                })
+                .collect();
+            match parsed {
+                Some(w) => weights = w,
+                None => {
+                    deferred = Some(Reply::Error("ERR weight value is not a float".into()));
+                    break;
+                }
+            }
+            j += 1 + setnum;
+        } else if op != Op::Diff && !card && remaining >= 2 && o.eq_ignore_ascii_case(b"aggregate")
+        {
+            aggregate = if next.eq_ignore_ascii_case(b"sum") {
+                Aggregate::Sum
+            } else if next.eq_ignore_ascii_case(b"min") {
+                Aggregate::Min
+            } else if next.eq_ignore_ascii_case(b"max") {
+                Aggregate::Max
+            } else {
+                deferred = Some(syntax());
+                break;
+            };
+            j += 2;
+        } else if !card && o.eq_ignore_ascii_case(b"withscores") {
+            withscores = true;
+            j += 1;
+        } else if card && remaining >= 2 && o.eq_ignore_ascii_case(b"limit") {
+            match strict_i64(next).and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => limit = n,
+                None => {
+                    deferred = Some(Reply::Error("ERR LIMIT can't be negative".into()));
+                    break;
+                }
+            }
+            j += 2;
+        } else {
+            deferred = Some(syntax());
+            break;
+        }
+    }
+    let query = if card {
+        Query::ScoredCard { limit }
+    } else {
+        Query::Scored(Scored {
+            op,
+            weights,
+            aggregate,
+            withscores,
+        })
+    };
+    Ok(job(name, query, deferred, keys))
 }
 
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`: the keys and the limit.
@@ -136,13 +301,30 @@ fn sintercard<'s, 'a>(args: &'s [&'a [u8]]) -> Result<(&'s [&'a [u8]], u64), Rep
     Ok((args.get(2..end).unwrap_or_default(), limit))
 }
 
-/// The read that fetches one key's contents: `SMEMBERS key`.
-pub fn read_request(key: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(key.len() + 32);
-    out.put_slice(b"*2\r\n$8\r\nSMEMBERS\r\n");
-    membership::resp::put_len(&mut out, b'$', key.len());
-    out.put_slice(key);
-    out.put_slice(b"\r\n");
+/// The reads that fetch one key's contents, in order: `SMEMBERS key`; for the sorted-set
+/// commands `ZRANGE key 0 -1 WITHSCORES` then `SMEMBERS key` (a plain set is an input too).
+pub fn read_requests(job: &Job, key: &[u8]) -> Vec<Bytes> {
+    let mut reads = Vec::with_capacity(2);
+    if job.query.sorted_sets() {
+        reads.push(command(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]));
+    }
+    reads.push(command(&[b"SMEMBERS", key]));
+    reads
+}
+
+/// How many reads [`read_requests`] makes per key.
+fn reads_per_key(job: &Job) -> usize {
+    if job.query.sorted_sets() { 2 } else { 1 }
+}
+
+fn command(args: &[&[u8]]) -> Bytes {
+    let mut out = BytesMut::with_capacity(args.iter().map(|a| a.len() + 16).sum::<usize>() + 8);
+    membership::resp::put_len(&mut out, b'*', args.len());
+    for a in args {
+        membership::resp::put_len(&mut out, b'$', a.len());
+        out.put_slice(a);
+        out.put_slice(b"\r\n");
+    }
     out.freeze()
 }
 
@@ -213,19 +395,54 @@ fn members(raw: &[u8]) -> Input<'_> {
     Input::Members(out)
 }
 
-/// The reply to `job` from the reads' raw replies (one per distinct key, in [`parse`]'s
-/// order), reading at most `max` members in all. Members are sliced out of the replies,
-/// never copied.
-pub fn compute(job: &Job, raws: &[Bytes], max: usize) -> Reply {
-    let total = raws
-        .iter()
-        .fold(0usize, |a, r| a.saturating_add(declared(r)));
+/// The reply to `job` from the reads' raw replies (the [`read_requests`] of every distinct
+/// key, in [`parse`]'s order), reading at most `max` members in all; `proto` is the client's
+/// (a RESP3 client gets WITHSCORES pairs). Members are sliced out of the replies, never
+/// copied.
+pub fn compute(job: &Job, raws: &[Bytes], max: usize, proto: Proto) -> Reply {
+    let per = reads_per_key(job);
+    // A WITHSCORES reply declares two elements per member.
+    let total = raws.iter().enumerate().fold(0usize, |a, (i, r)| {
+        let n = declared(r);
+        a.saturating_add(if per == 2 && i % 2 == 0 { n / 2 } else { n })
+    });
     if total > max {
         return Reply::Error(format!(
             "ERR {} across slots would read {total} members, more than the proxy computes \
              (algebra-max-members {max}); keep the keys in one slot with a hash tag",
             job.name
         ));
+    }
+    let slices = Slices::new(raws);
+    if job.query.sorted_sets() {
+        let mut decoded = Vec::with_capacity(raws.len() / 2);
+        for pair in raws.chunks(2) {
+            decoded.push(scored_input(pair));
+        }
+        // Every key's type is checked in key order before the options' errors, as Redis does.
+        let mut inputs: Vec<&[(&[u8], f64)]> = Vec::with_capacity(job.inputs.len());
+        for &i in &job.inputs {
+            match decoded.get(i) {
+                Some(Ok(z)) => inputs.push(z),
+                Some(Err(e)) => return e.clone(),
+                None => return Reply::Error("ERR internal error: missing read".into()),
+            }
+        }
+        if let Some(e) = &job.deferred {
+            return e.clone();
+        }
+        return match &job.query {
+            Query::Scored(q) => {
+                let out = zcombine(q.op, q.aggregate, &inputs, &q.weights, 0);
+                scored_reply(&slices, out, q.withscores, proto)
+            }
+            Query::ScoredCard { limit } => {
+                let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
+                let n = zcombine(Op::Inter, Aggregate::Sum, &inputs, &[], limit).len();
+                Reply::Int(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            _ => Reply::Error("ERR internal error: not a sorted-set command".into()),
+        };
     }
     let mut decoded = Vec::with_capacity(raws.len());
     for r in raws {
@@ -240,13 +457,11 @@ pub fn compute(job: &Job, raws: &[Bytes], max: usize) -> Reply {
             None => return Reply::Error("ERR internal error: missing read".into()),
         }
     }
-    let out = |ms: Vec<&[u8]>| {
-        Reply::Set(
-            ms.into_iter()
-                .map(|m| Reply::Bulk(slice_of(raws, m)))
-                .collect(),
-        )
-    };
+    if let Some(e) = &job.deferred {
+        return e.clone();
+    }
+    let out =
+        |ms: Vec<&[u8]>| Reply::Set(ms.into_iter().map(|m| Reply::Bulk(slices.of(m))).collect());
     match job.query {
         Query::Members(Op::Union) => out(union(&sets)),
         Query::Members(Op::Inter) => out(inter(&sets, 0)),
@@ -255,18 +470,174 @@ pub fn compute(job: &Job, raws: &[Bytes], max: usize) -> Reply {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             Reply::Int(i64::try_from(inter(&sets, limit).len()).unwrap_or(i64::MAX))
         }
+        _ => Reply::Error("ERR internal error: not a set command".into()),
     }
 }
 
-/// The `Bytes` of a member, sliced from the reply it was split out of.
-fn slice_of(raws: &[Bytes], m: &[u8]) -> Bytes {
-    let base = m.as_ptr() as usize;
-    raws.iter()
-        .find(|r| {
-            let start = r.as_ptr() as usize;
-            base >= start && base + m.len() <= start + r.len()
-        })
-        .map_or_else(|| Bytes::copy_from_slice(m), |r| r.slice_ref(m))
+/// Finds the reply a member was sliced from (by address), to share its bytes.
+struct Slices<'r> {
+    /// (start address, reply), by address.
+    by_start: Vec<(usize, &'r Bytes)>,
+}
+
+impl<'r> Slices<'r> {
+    fn new(raws: &'r [Bytes]) -> Slices<'r> {
+        let mut by_start: Vec<(usize, &Bytes)> =
+            raws.iter().map(|r| (r.as_ptr() as usize, r)).collect();
+        by_start.sort_unstable_by_key(|&(a, _)| a);
+        Slices { by_start }
+    }
+
+    /// The `Bytes` of `m`, sharing the reply's (a copy if it is not in one).
+    fn of(&self, m: &[u8]) -> Bytes {
+        let at = m.as_ptr() as usize;
+        let i = self.by_start.partition_point(|&(start, _)| start <= at);
+        match i.checked_sub(1).and_then(|i| self.by_start.get(i)) {
+            Some(&(start, r)) if at + m.len() <= start + r.len() => r.slice_ref(m),
+            _ => Bytes::copy_from_slice(m),
+        }
+    }
+}
+
+/// One key's input to a sorted-set command from its two reads (`ZRANGE ... WITHSCORES`, then
+/// `SMEMBERS`): its members and scores; a plain set's members with score 1; the error (a
+/// `WRONGTYPE` when the key is neither).
+fn scored_input(pair: &[Bytes]) -> Result<Vec<(&[u8], f64)>, Reply> {
+    let (Some(z), Some(set)) = (pair.first(), pair.get(1)) else {
+        return Err(Reply::Error("ERR internal error: missing read".into()));
+    };
+    match members(z) {
+        Input::Members(flat) => {
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            for p in flat.chunks(2) {
+                let score = p
+                    .get(1)
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .and_then(|s| s.parse::<f64>().ok());
+                match (p.first(), score) {
+                    (Some(&m), Some(score)) => out.push((m, score)),
+                    _ => {
+                        return Err(Reply::Error(
+                            "ERR unexpected backend reply to ZRANGE WITHSCORES".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Input::Error(Reply::Error(e)) if e.starts_with("WRONGTYPE") => match members(set) {
+            Input::Members(ms) => Ok(ms.into_iter().map(|m| (m, 1.0)).collect()),
+            Input::Error(_) => Err(Reply::Error(e)),
+        },
+        Input::Error(e) => Err(e),
+    }
+}
+
+/// Redis's `zunionInterDiffGenericCommand` over decoded inputs (key order, with their
+/// weights; missing weights are 1): the members with their combined scores, by score then
+/// member. An intersection stops at `limit` members (0: none), for ZINTERCARD.
+fn zcombine<'a>(
+    op: Op,
+    aggregate: Aggregate,
+    inputs: &[&[(&'a [u8], f64)]],
+    weights: &[f64],
+    limit: usize,
+) -> Vec<(&'a [u8], f64)> {
+    let mut srcs: Vec<(&[(&'a [u8], f64)], f64)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (*z, weights.get(i).copied().unwrap_or(1.0)))
+        .collect();
+    if op != Op::Diff {
+        // Smallest first, a stable sort as Redis's qsort (the order scores are summed in).
+        srcs.sort_by_key(|(z, _)| z.len());
+    }
+    let weighted = |w: f64, s: f64| {
+        let v = w * s;
+        if v.is_nan() { 0.0 } else { v }
+    };
+    let mut out: Vec<(&'a [u8], f64)> = Vec::new();
+    match op {
+        Op::Inter => {
+            let Some(((first, w0), rest)) = srcs.split_first() else {
+                return out;
+            };
+            let lookups: Vec<std::collections::HashMap<&[u8], f64, foldhash::fast::RandomState>> =
+                rest.iter()
+                    .map(|(z, _)| z.iter().copied().collect())
+                    .collect();
+            'members: for &(m, sc) in first.iter() {
+                let mut score = weighted(*w0, sc);
+                for ((_, w), l) in rest.iter().zip(&lookups) {
+                    match l.get(m) {
+                        Some(v) => aggregate.apply(&mut score, v * w),
+                        None => continue 'members,
+                    }
+                }
+                out.push((m, score));
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Op::Union => {
+            let mut at: std::collections::HashMap<&[u8], usize, foldhash::fast::RandomState> =
+                Default::default();
+            for (z, w) in &srcs {
+                for &(m, sc) in z.iter() {
+                    let score = weighted(*w, sc);
+                    match at.get(m).and_then(|&i| out.get_mut(i)) {
+                        Some((_, t)) => aggregate.apply(t, score),
+                        None => {
+                            at.insert(m, out.len());
+                            out.push((m, score));
+                        }
+                    }
+                }
+            }
+        }
+        Op::Diff => {
+            if let Some(((first, _), rest)) = srcs.split_first() {
+                let mut drop = FastSet::default();
+                for (z, _) in rest {
+                    drop.extend(z.iter().map(|&(m, _)| m));
+                }
+                out = first
+                    .iter()
+                    .copied()
+                    .filter(|(m, _)| !drop.contains(m))
+                    .collect();
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        a.1.partial_cmp(&b.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.0.cmp(b.0))
+    });
+    out
+}
+
+/// ZUNION/ZINTER/ZDIFF's reply: the members; WITHSCORES, member and score flat in RESP2,
+/// `[member, score]` pairs in RESP3.
+fn scored_reply(
+    slices: &Slices<'_>,
+    out: Vec<(&[u8], f64)>,
+    withscores: bool,
+    proto: Proto,
+) -> Reply {
+    let member = |m: &[u8]| Reply::Bulk(slices.of(m));
+    Reply::Array(match (withscores, proto) {
+        (false, _) => out.into_iter().map(|(m, _)| member(m)).collect(),
+        (true, Proto::Resp2) => out
+            .into_iter()
+            .flat_map(|(m, s)| [member(m), Reply::Double(s)])
+            .collect(),
+        (true, Proto::Resp3) => out
+            .into_iter()
+            .map(|(m, s)| Reply::Array(vec![member(m), Reply::Double(s)]))
+            .collect(),
+    })
 }
 
 /// Members of any input, in first-seen order.
@@ -370,7 +741,7 @@ mod tests {
         match parse(id, &a) {
             Ok((job, keys)) => {
                 assert_eq!(keys.len(), replies.len(), "{cmd:?}");
-                compute(&job, replies, MAX_MEMBERS)
+                compute(&job, replies, MAX_MEMBERS, Proto::Resp2)
             }
             Err(e) => e,
         }

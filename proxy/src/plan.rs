@@ -620,12 +620,14 @@ fn algebra(
             None => return err(chunk, CmdError::ClusterDown(slot.get())),
         }
     }
-    let mut parts = Vec::with_capacity(keys.len());
+    let mut parts = Vec::with_capacity(keys.len() * 2);
     let mut shards: Vec<u32> = Vec::with_capacity(keys.len());
     for (&k, (b, slot)) in keys.iter().zip(owners) {
-        let part = chunk.add(b, crate::algebra::read_request(k), Some(slot));
-        shards.push(part.group);
-        parts.push(part);
+        for read in crate::algebra::read_requests(&job, k) {
+            let part = chunk.add(b, read, Some(slot));
+            shards.push(part.group);
+            parts.push(part);
+        }
     }
     shards.sort_unstable();
     shards.dedup();

@@ -450,7 +450,7 @@ impl Ctx<'_> {
                 }
                 let max = self.shared.config.algebra_max_members;
                 encode(
-                    &crate::algebra::compute(&job, &replies, max),
+                    &crate::algebra::compute(&job, &replies, max, self.proto),
                     self.proto,
                     out,
                 );
