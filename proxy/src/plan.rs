@@ -46,6 +46,9 @@ pub enum Conv {
     Pairs,
     /// Array → set (SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count).
     Set,
+    /// Flat member/score array → array of `[member, double]` pairs (ZUNION, ZINTER, ZDIFF
+    /// ... WITHSCORES).
+    Scored,
 }
 
 /// One entry of a client's reply queue.
@@ -490,6 +493,20 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
         CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => Conv::Set,
         CommandId::Spop if req.argc() == 3 => Conv::Set,
+        CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff => {
+            let args: Vec<&[u8]> = req.args().collect();
+            match crate::algebra::parse(spec.id, &args) {
+                Ok((
+                    crate::algebra::Job {
+                        query: crate::algebra::Query::Scored(q),
+                        deferred: None,
+                        ..
+                    },
+                    _,
+                )) if q.withscores => Conv::Scored,
+                _ => Conv::Plain,
+            }
+        }
         _ => Conv::Plain,
     }
 }

@@ -1,7 +1,9 @@
-//! Read-only set algebra across slots (SUNION, SINTER, SDIFF, SINTERCARD), computed by the
-//! proxy from the owners' replies: random commands over keys spread across three shards (no
-//! hash tags, plus a few tagged keys that share a slot and are forwarded as before), sent to a
-//! real `redis-server` and to the proxy, every reply compared; then a few explicit cases.
+//! Read-only set algebra across slots (SUNION, SINTER, SDIFF, SINTERCARD, ZUNION, ZINTER,
+//! ZDIFF, ZINTERCARD), computed by the proxy from the owners' replies: random commands over
+//! keys spread across three shards (no hash tags, plus a few tagged keys that share a slot
+//! and are forwarded as before), sent to a real `redis-server` and to the proxy, every reply
+//! compared (the sorted-set replies byte for byte: their order and score texts are Redis's);
+//! then a few explicit cases.
 //!
 //! Needs `redis-server` on PATH; `AUTOCACHE_SKIP_EXTERNAL=1` skips when it is missing.
 
@@ -129,6 +131,138 @@ fn step(rng: &mut fastrand::Rng) -> Step {
     }
 }
 
+/// Sorted sets: untagged ones on all three shards, two tagged ones sharing a slot; `a` and `b`
+/// are plain sets (inputs with score 1), `s` a string, `m` never written.
+const ZKEYS: &[&str] = &[
+    "za", "zb", "zc", "zd", "ze", "{z}a", "{z}b", "a", "b", "s", "m",
+];
+
+fn zkey(rng: &mut fastrand::Rng) -> String {
+    let i = match rng.u8(..40) {
+        0 => 9,
+        1 => 10,
+        2..=5 => 7 + rng.usize(..2),
+        _ => rng.usize(..7),
+    };
+    ZKEYS[i].to_string()
+}
+
+fn score(rng: &mut fastrand::Rng) -> String {
+    match rng.u8(..16) {
+        0 => "inf".into(),
+        1 => "-inf".into(),
+        2 => "0.1".into(),
+        3 => "0.2".into(),
+        4 => "1.5".into(),
+        5 => "-2.25".into(),
+        6 => "1e17".into(),
+        7 => "3.0000000000000004".into(),
+        _ => rng.i64(-5..10).to_string(),
+    }
+}
+
+fn weight(rng: &mut fastrand::Rng) -> String {
+    match rng.u8(..12) {
+        0 => "x".into(),
+        1 => "nan".into(),
+        2 => "0".into(),
+        3 => "-1".into(),
+        4 => "0.5".into(),
+        5 => "inf".into(),
+        _ => rng.i64(1..4).to_string(),
+    }
+}
+
+/// The next random sorted-set step: writes (ZADD, ZREM, DEL, SADD to the plain sets), then
+/// ZUNION/ZINTER/ZDIFF/ZINTERCARD with weights, aggregates, WITHSCORES, limits and bad ones.
+fn zstep(rng: &mut fastrand::Rng) -> Step {
+    let exact = Step::exact;
+    match rng.u8(..24) {
+        0..=4 => {
+            let mut c = vec!["ZADD".into(), ZKEYS[rng.usize(..7)].to_string()];
+            for _ in 0..rng.usize(1..5) {
+                c.push(score(rng));
+                c.push(member(rng));
+            }
+            exact(c)
+        }
+        5 => {
+            let mut c = vec!["ZREM".into(), ZKEYS[rng.usize(..7)].to_string()];
+            c.push(member(rng));
+            exact(c)
+        }
+        6 => exact(vec!["DEL".into(), ZKEYS[rng.usize(..7)].to_string()]),
+        7 => {
+            let mut c = vec!["SADD".into(), ZKEYS[7 + rng.usize(..2)].to_string()];
+            c.push(member(rng));
+            c.push(member(rng));
+            exact(c)
+        }
+        8 => exact(vec!["SET".into(), "s".into(), "v".into()]),
+        9..=19 => {
+            let name = ["ZUNION", "ZINTER", "ZDIFF"][rng.usize(..3)];
+            let keys: Vec<String> = (0..rng.usize(1..5)).map(|_| zkey(rng)).collect();
+            let mut c = vec![name.to_string()];
+            c.push(match rng.u8(..16) {
+                0 => "0".into(),
+                1 => "abc".into(),
+                2 => (keys.len() + 2).to_string(),
+                _ => keys.len().to_string(),
+            });
+            let n = keys.len();
+            c.extend(keys);
+            for _ in 0..rng.usize(0..3) {
+                match rng.u8(..8) {
+                    0 | 1 => {
+                        c.push("WEIGHTS".into());
+                        // Now and then one weight short.
+                        let k = if rng.u8(..6) == 0 {
+                            n.saturating_sub(1)
+                        } else {
+                            n
+                        };
+                        for _ in 0..k {
+                            c.push(weight(rng));
+                        }
+                    }
+                    2 | 3 => {
+                        c.push("AGGREGATE".into());
+                        c.push(["SUM", "min", "MAX", "avg"][rng.usize(..4)].into());
+                    }
+                    4 | 5 => c.push("WITHSCORES".into()),
+                    6 => c.push("AGGREGATE".into()),
+                    _ => c.push("bogus".into()),
+                }
+            }
+            if rng.bool() {
+                c.push("WITHSCORES".into());
+            }
+            exact(c)
+        }
+        _ => {
+            let keys: Vec<String> = (0..rng.usize(1..4)).map(|_| zkey(rng)).collect();
+            let mut c = vec!["ZINTERCARD".into()];
+            c.push(match rng.u8(..12) {
+                0 => "0".into(),
+                1 => "-1".into(),
+                2 => (keys.len() + 1).to_string(),
+                _ => keys.len().to_string(),
+            });
+            c.extend(keys);
+            match rng.u8(..6) {
+                0 | 1 => {
+                    c.push("LIMIT".into());
+                    c.push(count(rng));
+                }
+                2 => c.push("LIMIT".into()),
+                3 => c.push("WITHSCORES".into()),
+                _ => {}
+            }
+            exact(c)
+        }
+    }
+}
+
 /// A reference redis-server and the proxy over three shards.
 struct Pair {
     want: Raw,
@@ -168,13 +302,20 @@ impl Pair {
 
 #[test]
 fn the_untagged_keys_span_every_shard() {
-    let mut owners: Vec<usize> = KEYS[..6].iter().map(|k| owner_3(k)).collect();
-    owners.sort_unstable();
-    owners.dedup();
-    assert_eq!(owners, [0, 1, 2]);
+    for keys in [&KEYS[..6], &ZKEYS[..5]] {
+        let mut owners: Vec<usize> = keys.iter().map(|k| owner_3(k)).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        assert_eq!(owners, [0, 1, 2], "{keys:?}");
+    }
 }
 
-async fn differential_run(resp3: bool, ops: usize, seed: u64) {
+async fn differential_run(
+    resp3: bool,
+    ops: usize,
+    seed: u64,
+    next: impl FnMut(&mut fastrand::Rng) -> Step,
+) {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(mut pair) = Pair::start().await else {
         return;
@@ -183,7 +324,7 @@ async fn differential_run(resp3: bool, ops: usize, seed: u64) {
         pair.want.text(&["HELLO", "3"]).await;
         pair.got.text(&["HELLO", "3"]).await;
     }
-    let tally = differential(&mut pair.want, &mut pair.got, ops, seed, step).await;
+    let tally = differential(&mut pair.want, &mut pair.got, ops, seed, next).await;
     eprintln!("{ops} set-algebra operations (RESP3: {resp3}): {tally:?}");
     assert!(tally.arrays > ops / 10, "{tally:?}");
     assert!(tally.errors > ops / 50, "{tally:?}");
@@ -192,12 +333,22 @@ async fn differential_run(resp3: bool, ops: usize, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_slot_set_algebra_matches_redis() {
-    differential_run(false, 3_000, 0xa1_9eb4a).await;
+    differential_run(false, 3_000, 0xa1_9eb4a, step).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_slot_set_algebra_matches_redis_over_resp3() {
-    differential_run(true, 1_500, 0x3_a19eb4a).await;
+    differential_run(true, 1_500, 0x3_a19eb4a, step).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_slot_sorted_set_algebra_matches_redis() {
+    differential_run(false, 3_000, 0x2_a19eb4a, zstep).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_slot_sorted_set_algebra_matches_redis_over_resp3() {
+    differential_run(true, 1_500, 0x23_a19eb4a, zstep).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -573,6 +573,21 @@ impl Ctx<'_> {
                 Reply::Array(pairs)
             }
             (Conv::Set, Reply::Array(items)) => Reply::Set(items),
+            (Conv::Scored, Reply::Array(items)) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(m), Some(s)) = (it.next(), it.next()) {
+                    let score = match &s {
+                        Reply::Bulk(b) => std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .map(Reply::Double),
+                        _ => None,
+                    };
+                    pairs.push(Reply::Array(vec![m, score.unwrap_or(s)]));
+                }
+                Reply::Array(pairs)
+            }
             (_, r) => r,
         };
         encode(&reply, self.proto, out);
