@@ -34,6 +34,9 @@ pub const MAX_MEMBERS: usize = 1_000_000;
 
 type FastSet<'a> = HashSet<&'a [u8], foldhash::fast::RandomState>;
 
+/// A sorted set's members with their scores, sliced from a reply.
+type ScoredSlice<'s, 'a> = &'s [(&'a [u8], f64)];
+
 /// Whether the proxy computes `id` itself when its keys span slots.
 pub fn computes(id: CommandId) -> bool {
     matches!(
@@ -539,11 +542,11 @@ fn scored_input(pair: &[Bytes]) -> Result<Vec<(&[u8], f64)>, Reply> {
 fn zcombine<'a>(
     op: Op,
     aggregate: Aggregate,
-    inputs: &[&[(&'a [u8], f64)]],
+    inputs: &[ScoredSlice<'_, 'a>],
     weights: &[f64],
     limit: usize,
 ) -> Vec<(&'a [u8], f64)> {
-    let mut srcs: Vec<(&[(&'a [u8], f64)], f64)> = inputs
+    let mut srcs: Vec<(ScoredSlice<'_, 'a>, f64)> = inputs
         .iter()
         .enumerate()
         .map(|(i, z)| (*z, weights.get(i).copied().unwrap_or(1.0)))
@@ -899,5 +902,132 @@ mod tests {
         assert_eq!(&m[..], b"xyz");
         let start = a.as_ptr() as usize;
         assert!((start..start + a.len()).contains(&(m.as_ptr() as usize)));
+    }
+
+    fn zrange(items: &[(&str, &str)]) -> Bytes {
+        let flat: Vec<&str> = items.iter().flat_map(|(m, s)| [*m, *s]).collect();
+        smembers(&flat)
+    }
+
+    fn wt() -> Bytes {
+        Bytes::from_static(
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        )
+    }
+
+    #[test]
+    fn sorted_sets_combine_as_redis() {
+        let za = zrange(&[("x", "0.10000000000000001"), ("y", "1"), ("z", "inf")]);
+        let zb = zrange(&[("z", "-inf"), ("x", "0.20000000000000001"), ("w", "2")]);
+        let set = smembers(&["x", "w"]);
+        let reads = |z: &Bytes| [z.clone(), wt()];
+        let all: Vec<Bytes> = reads(&za).into_iter().chain(reads(&zb)).collect();
+        let run3 = |cmd: &[&str], raws: &[Bytes], proto| {
+            let a = args(cmd);
+            let id = membership::command::lookup_any(a[0]).expect("command").id;
+            let (job, _) = parse(id, &a).expect("parses");
+            compute(&job, raws, MAX_MEMBERS, proto)
+        };
+        let m = |s: &str| Reply::Bulk(Bytes::from(s.to_string()));
+        // inf + -inf is 0; 0.1 + 0.2 keeps its rounding; by score then member.
+        assert_eq!(
+            run3(&["zinter", "2", "a", "b", "WITHSCORES"], &all, Proto::Resp2),
+            Reply::Array(vec![
+                m("z"),
+                Reply::Double(0.0),
+                m("x"),
+                Reply::Double(0.1 + 0.2)
+            ])
+        );
+        assert_eq!(
+            run3(
+                &["zunion", "2", "a", "b", "aggregate", "min"],
+                &all,
+                Proto::Resp2
+            ),
+            Reply::Array(vec![m("z"), m("x"), m("y"), m("w")])
+        );
+        assert_eq!(
+            run3(&["zunion", "1", "a", "WITHSCORES"], &all[..2], Proto::Resp3),
+            Reply::Array(vec![
+                Reply::Array(vec![m("x"), Reply::Double(0.1)]),
+                Reply::Array(vec![m("y"), Reply::Double(1.0)]),
+                Reply::Array(vec![m("z"), Reply::Double(f64::INFINITY)]),
+            ])
+        );
+        // A plain set is an input with score 1; weights multiply (0 × inf is 0).
+        let with_set = [za.clone(), wt(), wt(), set.clone()];
+        assert_eq!(
+            run3(
+                &["zunion", "2", "a", "s", "weights", "0", "3", "withscores"],
+                &with_set,
+                Proto::Resp2
+            ),
+            Reply::Array(vec![
+                m("y"),
+                Reply::Double(0.0),
+                m("z"),
+                Reply::Double(0.0),
+                m("w"),
+                Reply::Double(3.0),
+                m("x"),
+                Reply::Double(3.0),
+            ])
+        );
+        assert_eq!(
+            run3(&["zdiff", "2", "a", "s"], &with_set, Proto::Resp2),
+            Reply::Array(vec![m("y"), m("z")])
+        );
+        assert_eq!(
+            run3(
+                &["zintercard", "2", "a", "b", "limit", "1"],
+                &all,
+                Proto::Resp2
+            ),
+            Reply::Int(1)
+        );
+        // A key of neither type: WRONGTYPE, before an option's error.
+        let bad = [za, wt(), wt(), wt()];
+        assert_eq!(
+            run3(
+                &["zunion", "2", "a", "s", "weights", "x", "1"],
+                &bad,
+                Proto::Resp2
+            ),
+            wrong_type()
+        );
+        assert_eq!(
+            run3(
+                &["zunion", "2", "a", "b", "weights", "x", "1"],
+                &all,
+                Proto::Resp2
+            ),
+            Reply::Error("ERR weight value is not a float".into())
+        );
+    }
+
+    #[test]
+    fn sorted_set_key_counts_fail_before_any_read() {
+        let e = |s: &str| Err(Reply::Error(s.into()));
+        let p = |cmd: &[&str]| {
+            let a = args(cmd);
+            let id = membership::command::lookup_any(a[0]).expect("command").id;
+            parse(id, &a).map(|_| ())
+        };
+        assert_eq!(
+            p(&["zunion", "0", "a"]),
+            e("ERR at least 1 input key is needed for 'zunion' command")
+        );
+        assert_eq!(
+            p(&["ZINTERCARD", "-1", "a"]),
+            e("ERR at least 1 input key is needed for 'zintercard' command")
+        );
+        assert_eq!(
+            p(&["zinter", "x", "a"]),
+            e("ERR value is not an integer or out of range")
+        );
+        assert_eq!(p(&["zdiff", "3", "a", "b"]), e("ERR syntax error"));
+        // Options' errors wait for the reads.
+        assert!(p(&["zdiff", "2", "a", "b", "weights", "1", "1"]).is_ok());
     }
 }

@@ -457,6 +457,80 @@ async fn explicit_cases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorted_set_explicit_cases() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(mut pair) = Pair::start().await else {
+        return;
+    };
+    let (want, got) = (&mut pair.want, &mut pair.got);
+    assert_ne!(owner_3("za"), owner_3("zb"));
+    for c in [
+        &["ZADD", "za", "0.1", "x", "1", "y", "inf", "z"][..],
+        &["ZADD", "zb", "0.2", "x", "-inf", "z", "2", "w"],
+        &["SADD", "a", "x", "w"],
+        &["SET", "s", "v"],
+    ] {
+        assert_eq!(got.text(c).await, want.text(c).await, "{c:?}");
+    }
+    for c in [
+        // 0.1 + 0.2 and inf + -inf (0 in Redis's SUM), in Redis's %.17g.
+        &["ZUNION", "2", "za", "zb", "WITHSCORES"][..],
+        &["ZINTER", "2", "za", "zb", "WITHSCORES"],
+        &["ZINTER", "2", "za", "zb", "AGGREGATE", "MAX", "WITHSCORES"],
+        &[
+            "ZUNION",
+            "3",
+            "za",
+            "zb",
+            "a",
+            "WEIGHTS",
+            "2",
+            "0.5",
+            "10",
+            "WITHSCORES",
+        ],
+        &["ZDIFF", "2", "za", "a", "WITHSCORES"],
+        &["ZINTERCARD", "3", "za", "zb", "a", "LIMIT", "1"],
+        // A missing key, a wrong type (before an option's error), bad options.
+        &["ZINTER", "2", "za", "m"],
+        &["ZUNION", "2", "za", "s", "WEIGHTS", "x", "1"],
+        &["ZUNION", "2", "za", "zb", "WEIGHTS", "x", "1"],
+        &["ZUNION", "2", "za", "zb", "AGGREGATE", "avg"],
+        &["ZDIFF", "2", "za", "zb", "WEIGHTS", "1", "1"],
+        &["ZUNION", "0", "za", "zb"],
+        &["ZUNION", "5", "za", "zb"],
+        &["ZINTERCARD", "2", "za", "zb", "LIMIT", "-1"],
+    ] {
+        assert_eq!(got.text(c).await, want.text(c).await, "{c:?}");
+    }
+    assert_eq!(
+        got.text(&["ZINTER", "2", "za", "zb", "WITHSCORES"]).await,
+        "*4\r\n$1\r\nz\r\n$1\r\n0\r\n$1\r\nx\r\n$19\r\n0.30000000000000004\r\n"
+    );
+    // RESP3: [member, double] pairs, computed and forwarded alike.
+    got.text(&["HELLO", "3"]).await;
+    want.text(&["HELLO", "3"]).await;
+    for c in [
+        &["ZUNION", "2", "za", "zb", "WITHSCORES"][..],
+        &["ZUNION", "1", "za", "WITHSCORES"],
+        &["ZINTER", "2", "za", "zb"],
+    ] {
+        assert_eq!(got.text(c).await, want.text(c).await, "{c:?}");
+    }
+    assert!(
+        got.text(&["ZUNION", "1", "za", "WITHSCORES"])
+            .await
+            .starts_with("*3\r\n*2\r\n$1\r\nx\r\n,0.10000000000000001\r\n")
+    );
+    // The STORE forms stay CROSSSLOT.
+    assert_eq!(
+        got.text(&["ZUNIONSTORE", "zc", "2", "za", "zb"]).await,
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    pair.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_members_are_refused_not_buffered() {
     let _one = ONE_AT_A_TIME.lock().await;
     let shards = vec![
