@@ -341,6 +341,13 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
             vec!["ZUNIONSTORE", "d", "2", "a", "b"],
             "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
         ),
+        // Across nodes the read-only forms are computed by the proxy.
+        (vec!["ZADD", "zother", "5", "x"], ":1\r\n"),
+        (
+            vec!["ZUNION", "2", "{z}a", "zother", "WITHSCORES"],
+            "*4\r\n$1\r\ny\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\n6\r\n",
+        ),
+        (vec!["ZINTERCARD", "2", "{z}a", "zother"], ":1\r\n"),
         // Streams, a container (XINFO, XGROUP) whose subcommands carry keys.
         (vec!["XADD", "stream", "1-1", "f", "v"], "$3\r\n1-1\r\n"),
         (vec!["XLEN", "stream"], ":1\r\n"),
