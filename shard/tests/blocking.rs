@@ -222,3 +222,42 @@ async fn a_served_pop_invalidates_tracked_keys() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn sorted_set_pops_block_until_a_zadd() {
+    let srv = TestShard::default().await;
+    let mut admin = srv.raw().await;
+    let mut min = srv.raw().await;
+    min.send(&encode(&["BZPOPMIN", "z", "0"])).await;
+    blocked(&mut admin, 1).await;
+    let mut multi = srv.raw().await;
+    multi.cmd(&["HELLO", "3"]).await;
+    multi
+        .send(&encode(&[
+            "BZMPOP", "0", "2", "y", "z", "MAX", "COUNT", "5",
+        ]))
+        .await;
+    blocked(&mut admin, 2).await;
+    // One ZADD: the oldest waiter takes the lowest member, the next one what is left.
+    assert_eq!(
+        admin
+            .cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c"])
+            .await,
+        V::Int(3)
+    );
+    assert_eq!(min.read().await, V::strs(&["z", "a", "1"]));
+    assert_eq!(
+        multi.read().await,
+        V::Arr(vec![
+            V::s("z"),
+            V::Arr(vec![
+                V::Arr(vec![V::s("c"), V::Dbl(3.0)]),
+                V::Arr(vec![V::s("b"), V::Dbl(2.0)]),
+            ]),
+        ]),
+        "a RESP3 client gets doubles"
+    );
+    assert_eq!(admin.cmd(&["EXISTS", "z"]).await, V::Int(0));
+    assert_eq!(admin.text(&["BZPOPMAX", "z", "0.01"]).await, "*-1\r\n");
+    srv.stop().await;
+}

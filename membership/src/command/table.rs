@@ -71,9 +71,9 @@ const NLS: Flags = Flags::NOSCRIPT.union(Flags::LOADING).union(Flags::STALE);
 const WB: Flags = Flags::WRITE.union(Flags::BLOCKING);
 const WNB: Flags = WN.union(Flags::BLOCKING);
 const WDNB: Flags = WDN.union(Flags::BLOCKING);
+const WNBF: Flags = WNB.union(Flags::FAST);
 const WDF: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::FAST);
 const WDN: Flags = Flags::WRITE.union(Flags::DENYOOM).union(Flags::NOSCRIPT);
-const WNF: Flags = Flags::WRITE.union(Flags::NOSCRIPT).union(Flags::FAST);
 const ANLS: Flags = Flags::ADMIN
     .union(Flags::NOSCRIPT)
     .union(Flags::LOADING)
@@ -476,6 +476,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("zpopmax",          Zpopmax,           -2, WF,   K1,  RW_AD,            SingleKey,                NO_TIPS,        "sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set"),
     row("zrandmember",      Zrandmember,       -2, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set"),
     row("zscan",            Zscan,             -3, R,    K1,  RO_A,             SingleKey,                ND_OUT,         "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores"),
+    row("bzpopmin",         Bzpopmin,          -3, WNBF, KN1, RW_AD,            Route::Blocking,          NO_TIPS,        "sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
+    row("bzpopmax",         Bzpopmax,          -3, WNBF, KN1, RW_AD,            Route::Blocking,          NO_TIPS,        "sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
+    row("bzmpop",           Bzmpop,            -5, WB,   K0,  RW_AD,            Route::Blocking,          NO_TIPS,        "sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.").with_specs(KEYNUM_AT_2),
     row("zmpop",            Zmpop,             -4, W,    K0,  RW_AD,            SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set").with_specs(KEYNUM_AT_1),
     row("zunion",           Zunion,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Add multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
     row("zinter",           Zinter,            -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Intersect multiple sorted sets").with_specs(KEYNUM_AT_1_RO),
@@ -493,9 +496,6 @@ pub static COMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 pub static REFUSED: &[CommandSpec] = &[
     //  name            id        arity flags  keys key use          route                    tips     group           since    summary
-    row("bzpopmin",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available."),
-    row("bzpopmax",     Unserved,   -3, WNF,   KN1, RW_AD,           Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available."),
-    row("bzmpop",       Unserved,   -5, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "sorted-set",   "7.0.0", "Remove and return members with scores in a sorted set or block until one is available."),
     row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
     row("subscribe",    Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to the given channels."),

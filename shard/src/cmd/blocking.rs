@@ -1,4 +1,5 @@
-//! The blocking commands (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP), CLIENT UNBLOCK, and the
+//! The blocking commands (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP),
+//! CLIENT UNBLOCK, and the
 //! hook every write runs to serve the clients blocked on its keys (see `crate::blocking`).
 //!
 //! A blocking command that finds its keys empty leaves a [`Blocked`] in the session: the
@@ -139,6 +140,64 @@ pub fn blmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     });
     // Redis answers a timed-out BLMOVE with a null array too (RESP2 `*-1`).
     block_on(s, vec![a.bytes(1)], wait, Reply::NilArray, attempt)
+}
+
+/// Pops up to `count` members from the sorted set at `key` (`max`: the highest): `None` when
+/// absent, `WRONGTYPE` for another type.
+fn zpop_some(
+    db: &crate::store::Db,
+    now: u64,
+    key: &[u8],
+    max: bool,
+    count: usize,
+) -> Result<Option<super::zset::Scored>, CmdError> {
+    db.for_key(key)
+        .update(key, now, |v| match v {
+            crate::store::Value::ZSet(z) => Ok(super::zset::pop(z, max, count)),
+            _ => Err(CmdError::WrongType),
+        })
+        .transpose()
+}
+
+/// BZPOPMIN and BZPOPMAX: `key [key ...] timeout`; `[key, member, score]`.
+pub fn bzpop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let max = id == CommandId::Bzpopmax;
+    let wait = timeout(a.get(a.len() - 1))?;
+    let keys = (1..a.len() - 1).map(|i| a.bytes(i)).collect();
+    let attempt: Attempt = Box::new(move |db, now, key| {
+        Ok(zpop_some(db, now, key, max, 1)?.and_then(|mut popped| {
+            let (member, score) = popped.pop()?;
+            let key = Bytes::copy_from_slice(key);
+            Some(Served {
+                reply: Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Bulk(member),
+                    super::zset::score(score),
+                ]),
+                changed: vec![key],
+            })
+        }))
+    });
+    block_on(s, keys, wait, Reply::NilArray, attempt)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
+pub fn bzmpop(s: &mut Session, a: &Args) -> CmdResult {
+    let (keys, max, count) = super::zset_multi::parse_mpop(a, 2)?;
+    let wait = timeout(a.get(1))?;
+    let attempt: Attempt = Box::new(move |db, now, key| {
+        Ok(zpop_some(db, now, key, max, count)?.map(|popped| {
+            let key = Bytes::copy_from_slice(key);
+            Served {
+                reply: Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    super::zset::popped_reply(popped, true),
+                ]),
+                changed: vec![key],
+            }
+        }))
+    });
+    block_on(s, keys, wait, Reply::NilArray, attempt)
 }
 
 /// CLIENT UNBLOCK client-id [TIMEOUT|ERROR].

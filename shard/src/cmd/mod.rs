@@ -307,6 +307,8 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Zrandmember => zset::zrandmember(s, a),
         Zscan => zset::zscan(s, a),
         Zmpop => zset_multi::zmpop(s, a),
+        Bzpopmin | Bzpopmax => blocking::bzpop(s, spec.id, a),
+        Bzmpop => blocking::bzmpop(s, a),
         Zunion | Zinter | Zdiff | Zunionstore | Zinterstore | Zdiffstore | Zintercard => {
             zset_multi::zsetop(s, spec.id, a)
         }

@@ -18,7 +18,7 @@ use crate::protocol::{Args, Proto, Reply, format_g17};
 use crate::store::glob::glob_match;
 use crate::store::{Entry, Value};
 use crate::value::ZSetValue;
-use crate::value::zset::EntryRef;
+use crate::value::zset::{EntryRef, Small};
 use membership::double::{parse as double, strtod};
 
 // ---- parsing ----------------------------------------------------------------------------
@@ -452,7 +452,13 @@ enum Outcome {
 }
 
 /// Redis's `zsetAdd` for one member.
-fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> Outcome {
+fn zset_add(
+    z: &mut ZSetValue,
+    member: &Bytes,
+    mut score: f64,
+    f: AddFlags,
+    small: Small,
+) -> Outcome {
     match z.score(member) {
         Some(cur) => {
             if f.nx {
@@ -468,7 +474,7 @@ fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> O
                 return Outcome::Nop;
             }
             if score != cur {
-                z.insert(member, score);
+                z.insert_within(member, score, small);
                 Outcome::Updated(score)
             } else {
                 Outcome::Same(score)
@@ -476,7 +482,7 @@ fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> O
         }
         None if f.xx => Outcome::Nop,
         None => {
-            z.insert(member, score);
+            z.insert_within(member, score, small);
             Outcome::Added(score)
         }
     }
@@ -484,6 +490,7 @@ fn zset_add(z: &mut ZSetValue, member: &Bytes, mut score: f64, f: AddFlags) -> O
 
 /// ZADD and ZINCRBY.
 pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
+    let small = Small::of(&s.shared.db.encodings.get());
     let mut f = AddFlags::default();
     let mut i = 2;
     if id == CommandId::Zincrby {
@@ -542,7 +549,7 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             // Redis 7.0 picks the encoding from the first member alone (a skiplist when it is
             // over 64 bytes); the set converts as members come.
             let first = pairs.first().map_or(0, |(_, m)| m.len());
-            let mut z = ZSetValue::with_hint(0, first);
+            let mut z = ZSetValue::with_hint_within(0, first, small);
             z.reserve(
                 elements,
                 pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0),
@@ -561,7 +568,7 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         };
         let (mut added, mut updated, mut last) = (0, 0, None);
         for (sc, m) in &pairs {
-            match zset_add(z, m, *sc, f) {
+            match zset_add(z, m, *sc, f, small) {
                 Outcome::Added(n) => {
                     added += 1;
                     last = Some(n);

@@ -14,25 +14,25 @@ use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
 use crate::store::{Entry, SlotMap, Value};
 use crate::value::ZSetValue;
-use crate::value::zset::cmp;
+use crate::value::zset::{Small, cmp};
 
 /// A new set holding `items` (any order), in the representation Redis ends up with for them.
-fn build(items: &[(Bytes, f64)]) -> ZSetValue {
+fn build(items: &[(Bytes, f64)], small: Small) -> ZSetValue {
     let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let mut z = ZSetValue::with_hint(items.len(), longest);
+    let mut z = ZSetValue::with_hint_within(items.len(), longest, small);
     for (m, s) in items {
-        z.insert(m, *s);
+        z.insert_within(m, *s, small);
     }
     z
 }
 
 /// Stores `items` at `dst` (or deletes `dst` when there are none); the reply is their count.
-fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64) -> Reply {
+fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64, small: Small) -> Reply {
     if items.is_empty() {
         t.remove(dst);
         return Reply::Int(0);
     }
-    let z = build(items);
+    let z = build(items, small);
     let n = z.len() as i64;
     t.insert(dst, Entry::new(Value::ZSet(Box::new(z)), 0, now));
     Reply::Int(n)
@@ -72,7 +72,8 @@ pub fn zrangestore(s: &mut Session, a: &Args) -> CmdResult {
         None => Vec::new(),
         Some(z) => select(z, &q.range, q.rev, q.offset, q.limit),
     };
-    Ok(store(g.table(dst), dst, &items, now))
+    let small = Small::of(&s.shared.db.encodings.get());
+    Ok(store(g.table(dst), dst, &items, now, small))
 }
 
 /// How ZUNION/ZINTER/ZDIFF combine scores.
@@ -286,7 +287,8 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         return Ok(Reply::Int(cardinality as i64));
     }
     if let Some(dst) = dst {
-        return Ok(store(g.table(dst), dst, &out, now));
+        let small = Small::of(&s.shared.db.encodings.get());
+        return Ok(store(g.table(dst), dst, &out, now, small));
     }
     out.sort_by(|x, y| cmp(x.1, &x.0, y.1, &y.0));
     Ok(members_reply(out, withscores, s.proto))
@@ -294,13 +296,27 @@ pub fn zsetop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
 
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
 pub fn zmpop(s: &mut Session, a: &Args) -> CmdResult {
+    let (keys, max, count) = parse_mpop(a, 1)?;
+    let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    match pop_first(s, &keys, max, count)? {
+        None => Ok(Reply::NilArray),
+        Some((key, items)) => Ok(Reply::Array(vec![
+            Reply::Bulk(key),
+            popped_reply(items, true),
+        ])),
+    }
+}
+
+/// `numkeys key [key ...] MIN|MAX [COUNT count]` from argument `at` (ZMPOP: 1, BZMPOP: 2),
+/// checked in Redis's order: the keys, whether MAX, the count.
+pub(super) fn parse_mpop(a: &Args, at: usize) -> Result<(Vec<Bytes>, bool, usize), CmdError> {
     let numkeys = ranged(
-        a.get(1),
+        a.get(at),
         1,
         i64::MAX,
         Some("numkeys should be greater than 0"),
     )?;
-    let where_at = numkeys.saturating_add(2);
+    let where_at = numkeys.saturating_add(at as i64 + 1);
     if where_at >= a.len() as i64 {
         return Err(CmdError::Syntax);
     }
@@ -327,15 +343,8 @@ pub fn zmpop(s: &mut Session, a: &Args) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let count = count.unwrap_or(1);
-    let keys: Vec<&[u8]> = (2..where_at).map(|i| a.get(i)).collect();
-    match pop_first(s, &keys, max, count)? {
-        None => Ok(Reply::NilArray),
-        Some((key, items)) => Ok(Reply::Array(vec![
-            Reply::Bulk(key),
-            popped_reply(items, true),
-        ])),
-    }
+    let keys = (at + 1..where_at).map(|i| a.bytes(i)).collect();
+    Ok((keys, max, count.unwrap_or(1)))
 }
 
 /// Pops up to `count` members from the first of `keys` that holds a sorted set (a wrong type

@@ -279,7 +279,10 @@ pub(crate) mod tests {
         let big = ZSetValue::with_hint(1_000, 0);
         let v = Value::ZSet(Box::new(big));
         assert_eq!(
-            decode(&encode(1, 0, &v)).expect("large").value.encoding(),
+            decode(&encode(1, 0, &v))
+                .expect("large")
+                .value
+                .encoding(&Default::default()),
             "skiplist"
         );
         let mut nan = bytes.clone();

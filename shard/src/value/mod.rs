@@ -257,7 +257,10 @@ mod tests {
         assert!(!l.is_empty_aggregate());
         assert!(Value::List(Box::default()).is_empty_aggregate());
         let s = Value::Set(Box::new(SetValue::from_iter([&b"ab"[..], b"1"])));
-        assert_eq!((s.type_name(), s.encoding(&Limits::default())), ("set", "hashtable"));
+        assert_eq!(
+            (s.type_name(), s.encoding(&Limits::default())),
+            ("set", "hashtable")
+        );
         let mut long = SetValue::from_iter([&b"ab"[..], b"1"]);
         long.insert(&[b'x'; 17]);
         let long = Value::Set(Box::new(long));

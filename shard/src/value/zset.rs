@@ -33,6 +33,40 @@ use hashbrown::HashTable;
 /// Redis's `zset-max-listpack-entries` and `zset-max-listpack-value` defaults.
 pub const LISTPACK_MAX_ENTRIES: usize = 128;
 pub const LISTPACK_MAX_VALUE: usize = 64;
+/// The longest member the packed representation holds (its length is one byte), whatever
+/// `zset-max-listpack-value` says.
+const SMALL_MEMBER_MAX: usize = 255;
+
+/// The limits of the packed representation (`zset-max-listpack-entries` and `-value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Small {
+    pub entries: usize,
+    pub value: usize,
+}
+
+impl Default for Small {
+    fn default() -> Small {
+        Small {
+            entries: LISTPACK_MAX_ENTRIES,
+            value: LISTPACK_MAX_VALUE,
+        }
+    }
+}
+
+impl Small {
+    /// From the server's thresholds.
+    pub fn of(l: &super::limits::Limits) -> Small {
+        Small {
+            entries: usize::try_from(l.zset_max_listpack_entries).unwrap_or(0),
+            value: usize::try_from(l.zset_max_listpack_value).unwrap_or(0),
+        }
+    }
+
+    /// The longest member packed.
+    fn value(self) -> usize {
+        self.value.min(SMALL_MEMBER_MAX)
+    }
+}
 
 /// Entries per chunk of the large representation before it splits in two.
 const CHUNK_MAX: usize = 256;
@@ -360,8 +394,13 @@ impl ZSetValue {
     /// An empty set in the representation Redis's `zsetTypeCreate` picks for `size_hint`
     /// members of at most `max_len` bytes.
     pub fn with_hint(size_hint: usize, max_len: usize) -> ZSetValue {
+        ZSetValue::with_hint_within(size_hint, max_len, Small::default())
+    }
+
+    /// [`ZSetValue::with_hint`] under these listpack limits.
+    pub fn with_hint_within(size_hint: usize, max_len: usize, small: Small) -> ZSetValue {
         let mut z = ZSetValue::new();
-        if size_hint > LISTPACK_MAX_ENTRIES || max_len > LISTPACK_MAX_VALUE {
+        if size_hint > small.entries || max_len > small.value() {
             z.convert();
         } else {
             z.reserve(size_hint, max_len);
@@ -451,9 +490,15 @@ impl ZSetValue {
     /// Sets `member`'s score, adding it if new; returns the previous score. The caller has
     /// checked the score is not NaN.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+        self.insert_within(member, score, Small::default())
+    }
+
+    /// [`ZSetValue::insert`], leaving the packed representation past these limits
+    /// (`zset-max-listpack-entries` and `-value`).
+    pub fn insert_within(&mut self, member: &[u8], score: f64, small: Small) -> Option<f64> {
         if let Repr::Small { buf, len } = &self.repr
-            && (member.len() > LISTPACK_MAX_VALUE
-                || (*len >= LISTPACK_MAX_ENTRIES && Self::small_find(buf, member).is_none()))
+            && (member.len() > small.value()
+                || (*len >= small.entries && Self::small_find(buf, member).is_none()))
         {
             self.convert();
         }
@@ -477,7 +522,7 @@ impl ZSetValue {
                     }
                     at = next;
                 }
-                let mut packed = [0u8; 9 + LISTPACK_MAX_VALUE];
+                let mut packed = [0u8; 9 + SMALL_MEMBER_MAX];
                 packed[..8].copy_from_slice(&score.to_ne_bytes());
                 packed[8] = member.len() as u8;
                 packed[9..9 + member.len()].copy_from_slice(member);

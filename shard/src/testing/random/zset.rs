@@ -28,6 +28,9 @@ pub const COMMANDS: &[&str] = &[
     "zpopmax",
     "zrandmember",
     "zscan",
+    "bzpopmin",
+    "bzpopmax",
+    "bzmpop",
     "zmpop",
     "zunion",
     "zinter",
@@ -427,6 +430,24 @@ impl Gen<'_> {
                 self.lex(),
                 self.lex(),
             ],
+            30 if self.rng.u8(..3) == 0 => {
+                // Blocking pops that return at once (a ready key, a bad argument) or after a
+                // 10 ms timeout.
+                let t: String = ["0.01", "0.01", "-1", "x"][self.rng.usize(..4)].into();
+                if self.rng.bool() {
+                    let name = ["BZPOPMIN", "BZPOPMAX"][self.rng.usize(..2)];
+                    vec![name.into(), self.any_key(), self.any_key(), t]
+                } else {
+                    let mut c = vec!["BZMPOP".into(), t];
+                    self.numkeys(&mut c);
+                    c.push(["MIN", "MAX", "max", "mid"][self.rng.usize(..4)].into());
+                    if self.rng.bool() {
+                        c.push("COUNT".into());
+                        c.push(self.int());
+                    }
+                    c
+                }
+            }
             29..=30 => {
                 let name = ["ZPOPMIN", "ZPOPMAX"][self.rng.usize(..2)];
                 let mut c = vec![name.into(), self.any_key()];
