@@ -16,9 +16,13 @@
 //! type, then their options (an option's error is kept in the [`Job`] until the reads show no
 //! `WRONGTYPE`); a `WRONGTYPE` wins over a missing key. Scores are combined as Redis does:
 //! inputs ordered by size (a stable sort), weights multiplied, `SUM` of opposite infinities
-//! 0, the result ordered by score then member. Memory stays bounded: the members the shards declare
-//! are counted before anything is decoded, and more than `algebra-max-members` (default
-//! [`MAX_MEMBERS`]) in all refuses the command with an error.
+//! 0, the result ordered by score then member.
+//!
+//! Memory stays bounded: the members the shards' replies declare are counted before anything
+//! is decoded or computed, and more than `algebra-max-members` (default [`MAX_MEMBERS`]) in
+//! all refuses the command with an error. (The replies themselves arrive like any backend
+//! reply, within `proto-max-bulk-len` per element; the count bounds the index and result
+//! built from them.)
 
 use std::collections::HashSet;
 
