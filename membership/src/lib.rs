@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod double;
 pub mod frame;
 pub mod keyspec;
 pub mod process;

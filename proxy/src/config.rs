@@ -31,6 +31,9 @@ pub struct Config {
     /// Clients that may wait in a blocking command (BLPOP, ...) at once, each on a backend
     /// connection of its own; past it, a blocking command gets an error at once.
     pub blocking_connections: usize,
+    /// Members a cross-slot set-algebra command (SUNION, ...) may read from the shards in
+    /// all; past it the command gets an error (see [`crate::algebra`]).
+    pub algebra_max_members: usize,
     pub connect_timeout: Duration,
     /// A backend request unanswered this long closes its connection.
     pub backend_timeout: Duration,
@@ -99,6 +102,7 @@ impl Default for Config {
             backend_password: None,
             backend_connections: 2,
             blocking_connections: 1024,
+            algebra_max_members: crate::algebra::MAX_MEMBERS,
             connect_timeout: Duration::from_millis(1000),
             backend_timeout: Duration::from_millis(5000),
             health_interval: Duration::from_millis(1000),
@@ -174,6 +178,9 @@ impl settings::Layered for Config {
             }
             "blocking-connections" => {
                 self.blocking_connections = as_int(v)?.try_into().map_err(|_| "out of range")?
+            }
+            "algebra-max-members" => {
+                self.algebra_max_members = as_int(v)?.try_into().map_err(|_| "out of range")?
             }
             "connect-timeout-ms" => self.connect_timeout = as_ms(v)?,
             "backend-timeout-ms" => self.backend_timeout = as_ms(v)?,
@@ -251,6 +258,9 @@ impl settings::Layered for Config {
         }
         if !(1..=65_536).contains(&self.blocking_connections) {
             errs.push("`blocking-connections`: must be between 1 and 65536".into());
+        }
+        if self.algebra_max_members == 0 {
+            errs.push("`algebra-max-members`: must be at least 1".into());
         }
         for (name, d) in [
             ("connect-timeout-ms", self.connect_timeout),

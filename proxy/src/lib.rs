@@ -16,12 +16,14 @@
 //! 6. `hotkey` — hot keys and the near cache; `learned` — commands learned from the backends.
 //! 7. `topology` — the slot map snapshot.
 //! 8. `backend` — multiplexed shard connections.
-//! 9. What uses nothing above: `aggregate` (merge rules of gathered replies), `config`, `error`
+//! 9. What uses nothing above: `aggregate` (merge rules of gathered replies), `algebra`
+//!    (cross-slot set algebra computed from the shards' replies), `config`, `error`
 //!    (where errors become Redis replies), `protocol`, `outbuf`, `busy`; `embedded` (the
 //!    zero-config local cluster) stands apart.
 #![forbid(unsafe_code)]
 
 mod aggregate;
+mod algebra;
 pub mod backend;
 mod busy;
 mod client;

@@ -44,6 +44,11 @@ pub enum Conv {
     Map,
     /// Flat field/value array → array of pairs (HRANDFIELD ... WITHVALUES).
     Pairs,
+    /// Array → set (SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count).
+    Set,
+    /// Flat member/score array → array of `[member, double]` pairs (ZUNION, ZINTER, ZDIFF
+    /// ... WITHSCORES).
+    Scored,
 }
 
 /// One entry of a client's reply queue.
@@ -68,6 +73,12 @@ pub enum Item {
     Gather {
         parts: Vec<Part>,
         how: crate::aggregate::Gather,
+    },
+    /// Read-only set algebra across slots (SUNION ...): one read per distinct key, to its
+    /// owner; the proxy computes the reply from theirs ([`crate::algebra`]).
+    Algebra {
+        parts: Vec<Part>,
+        job: crate::algebra::Job,
     },
     /// SCAN on shard `shard` of `nshards`.
     Scan {
@@ -405,6 +416,9 @@ fn route(
                 .items
                 .push(Item::Ready(encode_to_bytes(&reply, sess.proto)));
         }
+        Route::SameSlot if crate::algebra::computes(spec.id) && spans_slots(spec, &req) => {
+            algebra(shared, topo, spec, &req, chunk)
+        }
         Route::SingleKey | Route::SameSlot => {
             match shared.hotkeys.on_read(topo, spec, &req, sess.writes > 0) {
                 ReadHook::Forward(fill) => single(topo, spec, req, chunk, fill),
@@ -477,6 +491,22 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
     match spec.id {
         CommandId::Hgetall => Conv::Map,
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
+        CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => Conv::Set,
+        CommandId::Spop if req.argc() == 3 => Conv::Set,
+        CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff => {
+            let args: Vec<&[u8]> = req.args().collect();
+            match crate::algebra::parse(spec.id, &args) {
+                Ok((
+                    crate::algebra::Job {
+                        query: crate::algebra::Query::Scored(q),
+                        deferred: None,
+                        ..
+                    },
+                    _,
+                )) if q.withscores => Conv::Scored,
+                _ => Conv::Plain,
+            }
+        }
         _ => Conv::Plain,
     }
 }
@@ -572,6 +602,54 @@ fn single(
         },
         _ => Item::Fwd { part, conv },
     });
+}
+
+/// Whether the request's keys hash to more than one slot.
+fn spans_slots(spec: &CommandSpec, req: &Request) -> bool {
+    let mut keys = spec.key_positions(req.argc(), |i| req.arg(i));
+    let Some(first) = keys.next().map(|i| Slot::for_key(req.arg(i))) else {
+        return false;
+    };
+    keys.any(|i| Slot::for_key(req.arg(i)) != first)
+}
+
+/// Read-only set algebra whose keys span slots: parsed here as Redis parses it (its errors are
+/// answered at once), then one read per distinct key to the key's owner; the reply is
+/// computed when they are answered ([`crate::algebra`]).
+fn algebra(
+    shared: &Shared,
+    topo: &Topology,
+    spec: &CommandSpec,
+    req: &Request,
+    chunk: &mut ChunkBuilder,
+) {
+    let args: Vec<&[u8]> = req.args().collect();
+    let (job, keys) = match crate::algebra::parse(spec.id, &args) {
+        Ok(parsed) => parsed,
+        Err(e) => return chunk.ready(e),
+    };
+    // Every owner is found before anything is added to the chunk's batches.
+    let mut owners = Vec::with_capacity(keys.len());
+    for &k in &keys {
+        let slot = Slot::for_key(k);
+        match topo.owner(slot) {
+            Some(b) => owners.push((b, slot)),
+            None => return err(chunk, CmdError::ClusterDown(slot.get())),
+        }
+    }
+    let mut parts = Vec::with_capacity(keys.len() * 2);
+    let mut shards: Vec<u32> = Vec::with_capacity(keys.len());
+    for (&k, (b, slot)) in keys.iter().zip(owners) {
+        for read in crate::algebra::read_requests(&job, k) {
+            let part = chunk.add(b, read, Some(slot));
+            shards.push(part.group);
+            parts.push(part);
+        }
+    }
+    shards.sort_unstable();
+    shards.dedup();
+    shared.stats.fanout.record(shards.len() as u64);
+    chunk.items.push(Item::Algebra { parts, job });
 }
 
 /// Splits a multi-key command: one sub-command per shard (per slot against a real cluster,

@@ -306,8 +306,14 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
         (vec!["SADD", "{s}b", "2", "3", "4"], ":3\r\n"),
         (vec!["SINTERCARD", "2", "{s}a", "{s}b"], ":2\r\n"),
         (vec!["SISMEMBER", "{s}a", "1"], ":1\r\n"),
+        // Across slots the read-only algebra is computed by the proxy from the nodes' replies
+        // (here on two different nodes); the STORE forms stay CROSSSLOT.
+        (vec!["SADD", "other", "3", "5"], ":2\r\n"),
+        (vec!["SINTER", "{s}a", "other"], "*1\r\n$1\r\n3\r\n"),
+        (vec!["SINTERCARD", "3", "{s}a", "{s}b", "other"], ":1\r\n"),
+        (vec!["SDIFF", "other", "{s}b"], "*1\r\n$1\r\n5\r\n"),
         (
-            vec!["SINTER", "{s}a", "other"],
+            vec!["SINTERSTORE", "{s}c", "{s}a", "other"],
             "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
         ),
         // Sorted sets: key counts (ZUNIONSTORE) found from the key specs.
@@ -335,6 +341,13 @@ async fn every_command_the_cluster_knows_is_routed_by_its_keys() {
             vec!["ZUNIONSTORE", "d", "2", "a", "b"],
             "-CROSSSLOT Keys in request don't hash to the same slot\r\n",
         ),
+        // Across nodes the read-only forms are computed by the proxy.
+        (vec!["ZADD", "zother", "5", "x"], ":1\r\n"),
+        (
+            vec!["ZUNION", "2", "{z}a", "zother", "WITHSCORES"],
+            "*4\r\n$1\r\ny\r\n$1\r\n2\r\n$1\r\nx\r\n$1\r\n6\r\n",
+        ),
+        (vec!["ZINTERCARD", "2", "{z}a", "zother"], ":1\r\n"),
         // Streams, a container (XINFO, XGROUP) whose subcommands carry keys.
         (vec!["XADD", "stream", "1-1", "f", "v"], "$3\r\n1-1\r\n"),
         (vec!["XLEN", "stream"], ":1\r\n"),

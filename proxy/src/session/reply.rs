@@ -443,6 +443,18 @@ impl Ctx<'_> {
                 let merged = crate::aggregate::gather(how, replies, fastrand::u64(..));
                 encode(&merged, self.proto, out);
             }
+            Item::Algebra { parts, job } => {
+                let mut replies = Vec::with_capacity(parts.len());
+                for p in &parts {
+                    replies.push(self.part_reply(p).await);
+                }
+                let max = self.shared.config.algebra_max_members;
+                encode(
+                    &crate::algebra::compute(&job, &replies, max, self.proto),
+                    self.proto,
+                    out,
+                );
+            }
             Item::Scan {
                 part,
                 shard,
@@ -557,6 +569,22 @@ impl Ctx<'_> {
                 let mut pairs = Vec::new();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     pairs.push(Reply::Array(vec![k, v]));
+                }
+                Reply::Array(pairs)
+            }
+            (Conv::Set, Reply::Array(items)) => Reply::Set(items),
+            (Conv::Scored, Reply::Array(items)) if items.len() % 2 == 0 => {
+                let mut it = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(m), Some(s)) = (it.next(), it.next()) {
+                    let score = match &s {
+                        Reply::Bulk(b) => std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .map(Reply::Double),
+                        _ => None,
+                    };
+                    pairs.push(Reply::Array(vec![m, score.unwrap_or(s)]));
                 }
                 Reply::Array(pairs)
             }
