@@ -46,9 +46,20 @@ pub enum Conv {
     Pairs,
     /// Array → set (SMEMBERS, SINTER, SUNION, SDIFF, SPOP with a count).
     Set,
-    /// Flat member/score array → array of `[member, double]` pairs (ZUNION, ZINTER, ZDIFF
-    /// ... WITHSCORES).
+    /// Flat member/score array → array of `[member, double]` pairs (ZRANGE ... WITHSCORES,
+    /// ZUNION, ZINTER, ZDIFF ... WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER ... WITHSCORES).
     Scored,
+    /// A score as a bulk string → a double (ZSCORE, ZINCRBY, ZADD ... INCR).
+    Double,
+    /// Every bulk string of an array → a double (ZMSCORE; ZPOPMIN/ZPOPMAX without a count,
+    /// whose members are never numbers' places: only odd positions are scores).
+    Doubles,
+    /// Flat `member, score` kept flat, scores → doubles (ZPOPMIN/ZPOPMAX without a count).
+    FlatScored,
+    /// `[key, [[member, score], ...]]` → scores as doubles (ZMPOP, BZMPOP).
+    KeyPairs,
+    /// `[key, member, score]` → the score as a double (BZPOPMIN, BZPOPMAX).
+    KeyScore,
 }
 
 /// One entry of a client's reply queue.
@@ -493,6 +504,27 @@ fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,
         CommandId::Smembers | CommandId::Sinter | CommandId::Sunion | CommandId::Sdiff => Conv::Set,
         CommandId::Spop if req.argc() == 3 => Conv::Set,
+        CommandId::Zscore | CommandId::Zincrby => Conv::Double,
+        CommandId::Zadd if req.args().skip(2).any(|a| a.eq_ignore_ascii_case(b"incr")) => {
+            Conv::Double
+        }
+        CommandId::Zmscore => Conv::Doubles,
+        CommandId::Zpopmin | CommandId::Zpopmax if req.argc() == 3 => Conv::Scored,
+        CommandId::Zpopmin | CommandId::Zpopmax => Conv::FlatScored,
+        CommandId::Zmpop | CommandId::Bzmpop => Conv::KeyPairs,
+        CommandId::Bzpopmin | CommandId::Bzpopmax => Conv::KeyScore,
+        CommandId::Zrange
+        | CommandId::Zrevrange
+        | CommandId::Zrangebyscore
+        | CommandId::Zrevrangebyscore
+        | CommandId::Zrandmember
+            if req
+                .args()
+                .skip(2)
+                .any(|a| a.eq_ignore_ascii_case(b"withscores")) =>
+        {
+            Conv::Scored
+        }
         CommandId::Zunion | CommandId::Zinter | CommandId::Zdiff => {
             let args: Vec<&[u8]> = req.args().collect();
             match crate::algebra::parse(spec.id, &args) {

@@ -536,7 +536,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// Copies a backend reply through; RESP3 clients get nulls, maps and pairs converted.
+    /// Copies a backend reply through; RESP3 clients get nulls, maps, pairs and doubles
+    /// converted.
     fn forward(&self, r: &Bytes, conv: Conv, out: &mut BytesMut) {
         if self.proto == Proto::Resp2 {
             out.extend_from_slice(r);
@@ -544,7 +545,7 @@ impl Ctx<'_> {
         }
         let simple = match r.first() {
             Some(b'+' | b'-' | b':') => true,
-            Some(b'$') => !r.starts_with(b"$-1"),
+            Some(b'$') => !r.starts_with(b"$-1") && conv != Conv::Double,
             _ => false,
         };
         if simple {
@@ -577,19 +578,58 @@ impl Ctx<'_> {
                 let mut it = items.into_iter();
                 let mut pairs = Vec::new();
                 while let (Some(m), Some(s)) = (it.next(), it.next()) {
-                    let score = match &s {
-                        Reply::Bulk(b) => std::str::from_utf8(b)
-                            .ok()
-                            .and_then(|t| t.parse::<f64>().ok())
-                            .map(Reply::Double),
-                        _ => None,
-                    };
-                    pairs.push(Reply::Array(vec![m, score.unwrap_or(s)]));
+                    pairs.push(Reply::Array(vec![m, double(s)]));
                 }
                 Reply::Array(pairs)
+            }
+            (Conv::Double, r) => double(r),
+            (Conv::Doubles, Reply::Array(items)) => {
+                Reply::Array(items.into_iter().map(double).collect())
+            }
+            (Conv::FlatScored, Reply::Array(items)) => Reply::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| if i % 2 == 1 { double(r) } else { r })
+                    .collect(),
+            ),
+            (Conv::KeyPairs, Reply::Array(mut items)) if items.len() == 2 => {
+                if let Some(Reply::Array(pairs)) = items.pop() {
+                    let pairs = pairs
+                        .into_iter()
+                        .map(|p| match p {
+                            Reply::Array(mut ms) if ms.len() == 2 => {
+                                let s = ms.pop().map(double);
+                                ms.extend(s);
+                                Reply::Array(ms)
+                            }
+                            other => other,
+                        })
+                        .collect();
+                    items.push(Reply::Array(pairs));
+                }
+                Reply::Array(items)
+            }
+            (Conv::KeyScore, Reply::Array(mut items)) if items.len() == 3 => {
+                let s = items.pop().map(double);
+                items.extend(s);
+                Reply::Array(items)
             }
             (_, r) => r,
         };
         encode(&reply, self.proto, out);
     }
+}
+
+/// A score sent as a bulk string (RESP2) as the double a RESP3 client gets; anything else
+/// (a null, an error) as it is.
+fn double(r: Reply) -> Reply {
+    let score = match &r {
+        Reply::Bulk(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .map(Reply::Double),
+        _ => None,
+    };
+    score.unwrap_or(r)
 }
