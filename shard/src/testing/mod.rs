@@ -566,28 +566,43 @@ pub async fn redis_server() -> Option<RedisServer> {
              (Debian/Ubuntu), or set AUTOCACHE_SKIP_EXTERNAL=1 to skip this test"
         );
     }
-    // A free port: bound, read, released, then taken by redis-server (a race with another
-    // process is possible but harmless here: the connect below would fail loudly).
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let server = RedisServer { child, addr };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // A free port: bound, read, released, then taken by redis-server. Another listener (a
+    // shard of a test running alongside) may take it in between: then redis-server exits, or
+    // what answers is not a redis-server, and another port is tried.
+    for _ in 0..10 {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let mut server = RedisServer { child, addr };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if server.child.try_wait().ok().flatten().is_some() {
+                break; // it exited: the port was taken
+            }
+            if TcpStream::connect(addr).await.is_ok() {
+                let mut probe = Raw::connect(addr).await;
+                let info = probe.cmd(&["INFO", "server"]).await;
+                if matches!(&info, V::Str(t) if t.contains("redis_version") && !t.contains("autocache_version"))
+                {
+                    return Some(server);
+                }
+                break; // someone else's server on the port
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    Some(server)
+    panic!("redis-server could not get a free port in 10 attempts");
 }
 
 /// How a differential step's replies are compared.
