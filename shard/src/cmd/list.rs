@@ -208,12 +208,30 @@ pub fn lrange(s: &mut Session, a: &Args) -> CmdResult {
     let (start, stop) = (parse_i64(a.get(2))?, parse_i64(a.get(3))?);
     let items = read(s, a.get(1), |l| match clamp(start, stop, l.len()) {
         None => vec![],
-        Some((from, to)) => l
-            .range(from..=to)
-            .map(|e| Reply::Bulk(Bytes::copy_from_slice(e)))
-            .collect(),
+        Some((from, to)) => bulks(l.range(from..=to)),
     })?;
     Ok(Reply::Array(items.unwrap_or_default()))
+}
+
+/// Elements as bulk replies, copied out of the list with one allocation for all of them
+/// (each reply a slice of it) rather than one per element.
+fn bulks<'a>(elements: impl Iterator<Item = &'a [u8]> + Clone) -> Vec<Reply> {
+    let total = elements.clone().map(<[u8]>::len).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    let mut ends = Vec::new();
+    for e in elements {
+        buf.extend_from_slice(e);
+        ends.push(buf.len());
+    }
+    let all = buf.freeze();
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let r = Reply::Bulk(all.slice(start..end));
+            start = end;
+            r
+        })
+        .collect()
 }
 
 pub fn lindex(s: &mut Session, a: &Args) -> CmdResult {

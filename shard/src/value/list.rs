@@ -370,7 +370,7 @@ impl ListValue {
     }
 
     /// Elements `from..=to` (in range: LRANGE clamps first), starting at the right node.
-    pub fn range(&self, r: std::ops::RangeInclusive<usize>) -> impl Iterator<Item = &[u8]> {
+    pub fn range(&self, r: std::ops::RangeInclusive<usize>) -> impl Iterator<Item = &[u8]> + Clone {
         let (from, to) = (*r.start(), *r.end());
         let take = (to + 1)
             .saturating_sub(from)
