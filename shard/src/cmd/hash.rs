@@ -208,10 +208,13 @@ pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn hscan(s: &mut Session, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let opts = scan_opts(a, 3, false)?;
-    let (pattern, count) = (opts.pattern, opts.count);
-    let (next, pairs) =
-        read(s, a.get(1), |h| scan_fields(h, cursor, count, pattern))?.unwrap_or((0, vec![]));
+    // Redis answers an absent key, and a key of another type, before it reads the options.
+    let (next, pairs) = read(s, a.get(1), |h| {
+        let opts = scan_opts(a, 3, false)?;
+        Ok::<_, CmdError>(scan_fields(h, cursor, opts.count, opts.pattern))
+    })?
+    .transpose()?
+    .unwrap_or((0, vec![]));
     let flat = pairs
         .into_iter()
         .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])

@@ -56,8 +56,11 @@ impl Small {
     }
 }
 
+/// Bytes of an entry kept inline.
+const INLINE: usize = 24;
+
 /// One entry of the table: `varint field length, field, value`, inline up to 24 bytes.
-type Entry = SmallVec<[u8; 24]>;
+type Entry = SmallVec<[u8; INLINE]>;
 
 /// A hash value: field → value. It keeps its variable accounted bytes up to date as it
 /// changes, so accounting a write costs O(1) however large the hash is (the store re-accounts
@@ -160,8 +163,10 @@ fn make_entry(f: &[u8], v: &[u8]) -> Entry {
     e
 }
 
+/// Heap bytes of an entry: its length once it spills (by length, not capacity: a clone of
+/// an entry may round its capacity differently, and the kept sum must not depend on that).
 fn entry_heap(e: &Entry) -> usize {
-    if e.spilled() { e.capacity() } else { 0 }
+    if e.len() > INLINE { e.len() } else { 0 }
 }
 
 /// Walks a packed buffer: (entry start, field, value, entry end) of each entry.
@@ -608,6 +613,11 @@ mod tests {
                     assert_eq!(decode(&e).as_ref(), Some(&h));
                 }
             }
+            let mut c = h.clone();
+            for (f, _) in h.iter() {
+                c.insert(f, b"w");
+            }
+            assert_eq!((c.bytes, c.heap), recount(&c), "a clone's kept bytes");
             let all: HashMap<Vec<u8>, Vec<u8>> =
                 h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
             assert_eq!(all, model);
