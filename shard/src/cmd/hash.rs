@@ -63,6 +63,10 @@ pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
     let pairs = a.slice(2);
     let small = Small::of(&s.shared.db.encodings.get());
     let added = with_hash_mut(s, a.get(1), |h| {
+        h.reserve(
+            pairs.chunks_exact(2).map(|fv| (&fv[0][..], &fv[1][..])),
+            small,
+        );
         Ok(pairs
             .chunks_exact(2)
             .filter(|fv| h.insert_within(&fv[0], &fv[1], small))

@@ -76,8 +76,12 @@ pub struct HashValue {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Packed { buf: Vec<u8>, len: usize },
-    Table(Table),
+    Packed {
+        buf: Vec<u8>,
+        len: usize,
+    },
+    /// Boxed: a small hash (the common case) pays only the packed variant's size.
+    Table(Box<Table>),
 }
 
 impl Default for Repr {
@@ -355,12 +359,40 @@ impl HashValue {
         }
     }
 
+    /// Room for `pairs` more (field, value) pairs (HSET reserves for its arguments, so a new
+    /// hash of ten fields is allocated once, at its size, not grown 8, 16, 32, 64, 128 bytes).
+    pub fn reserve<'a>(&mut self, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, small: Small) {
+        match &mut self.repr {
+            Repr::Packed { buf, len } => {
+                let (mut n, mut bytes) = (0, 0);
+                for (f, v) in pairs {
+                    if f.len() > small.value || v.len() > small.value {
+                        return;
+                    }
+                    n += 1;
+                    bytes += varint_len(f.len()) + f.len() + varint_len(v.len()) + v.len();
+                }
+                if *len + n <= small.entries {
+                    buf.reserve_exact(bytes);
+                }
+            }
+            Repr::Table(t) => {
+                let n = pairs.count();
+                t.entries.reserve(n);
+                let entries = &t.entries;
+                t.index.reserve(n, |&j| {
+                    entries.get(j as usize).map_or(0, |x| hash(split(x).0))
+                });
+            }
+        }
+    }
+
     /// The packed buffer becomes a table (one way).
     fn convert_to_table(&mut self) {
         let Repr::Packed { buf, len } = &self.repr else {
             return;
         };
-        let mut t = Table::default();
+        let mut t = Box::<Table>::default();
         t.entries.reserve_exact(len + 1);
         t.index.reserve(len + 1, |_| 0);
         let mut heap = 0;
@@ -462,7 +494,9 @@ pub const ENTRY_SLOT: usize = std::mem::size_of::<Entry>();
 /// spare buckets (it holds at most 7/8 of them).
 const INDEX_SLOT: usize = 6;
 /// The boxed `HashValue` itself and its allocations' headers.
-const HASH_HEADER: usize = 96;
+const HASH_HEADER: usize = 64;
+/// The boxed table of a large hash.
+const TABLE_HEADER: usize = 64;
 
 /// Accounted bytes of a hash, from its buffers' capacities (so in O(1)): what it allocated,
 /// not only what it holds, as the allocator sees it.
@@ -472,7 +506,10 @@ pub fn payload_bytes(h: &HashValue) -> usize {
         + match &h.repr {
             Repr::Packed { buf, .. } => buf.capacity(),
             Repr::Table(t) => {
-                t.entries.capacity() * ENTRY_SLOT + t.index.capacity() * INDEX_SLOT + h.heap
+                TABLE_HEADER
+                    + t.entries.capacity() * ENTRY_SLOT
+                    + t.index.capacity() * INDEX_SLOT
+                    + h.heap
             }
         }
 }
@@ -535,6 +572,12 @@ mod tests {
             Repr::Table(t) => t.entries.iter().map(entry_heap).sum(),
         };
         (bytes, heap)
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(std::mem::size_of::<HashValue>() <= 56);
+        assert_eq!(ENTRY_SLOT, 32);
     }
 
     #[test]
