@@ -3,12 +3,13 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::{eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::args::{eq, parse_f64, parse_i64, strict_f64, strict_i64};
 use super::key::{parse_cursor, scan_opts};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Proto, Reply, format_double};
 use crate::store::{Entry, HashValue, SlotMap, Value, scan_fields};
+use crate::value::hash::Small;
 use membership::resp::CommandError;
 
 /// Runs `f` on the hash at `key`, creating it if absent (for writes).
@@ -60,10 +61,15 @@ pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
         )));
     }
     let pairs = a.slice(2);
+    let small = Small::of(&s.shared.db.encodings.get());
     let added = with_hash_mut(s, a.get(1), |h| {
+        h.reserve(
+            pairs.chunks_exact(2).map(|fv| (&fv[0][..], &fv[1][..])),
+            small,
+        );
         Ok(pairs
             .chunks_exact(2)
-            .filter(|fv| h.insert(owned(&fv[0]), owned(&fv[1])).is_none())
+            .filter(|fv| h.insert_within(&fv[0], &fv[1], small))
             .count())
     })?;
     Ok(if legacy {
@@ -74,19 +80,20 @@ pub fn hset(s: &mut Session, a: &Args, legacy: bool) -> CmdResult {
 }
 
 pub fn hsetnx(s: &mut Session, a: &Args) -> CmdResult {
-    let (f, v) = (a.bytes(2), a.bytes(3));
+    let (f, v) = (a.get(2), a.get(3));
+    let small = Small::of(&s.shared.db.encodings.get());
     let set = with_hash_mut(s, a.get(1), |h| {
-        if h.contains_key(&f) {
+        if h.contains_key(f) {
             return Ok(false);
         }
-        h.insert(owned(&f), owned(&v));
+        h.insert_within(f, v, small);
         Ok(true)
     })?;
     Ok(Reply::Int(i64::from(set)))
 }
 
 pub fn hget(s: &mut Session, a: &Args) -> CmdResult {
-    let v = read(s, a.get(1), |h| h.get(a.get(2)).cloned())?.flatten();
+    let v = read(s, a.get(1), |h| h.get(a.get(2)).map(Bytes::copy_from_slice))?.flatten();
     s.hit(v.is_some());
     Ok(Reply::opt_bulk(v))
 }
@@ -96,7 +103,7 @@ pub fn hmget(s: &mut Session, a: &Args) -> CmdResult {
     let vals = read(s, a.get(1), |h| {
         fields
             .iter()
-            .map(|f| Reply::opt_bulk(h.get(f).cloned()))
+            .map(|f| Reply::opt_bulk(h.get(f).map(Bytes::copy_from_slice)))
             .collect()
     })?;
     Ok(Reply::Array(
@@ -108,11 +115,7 @@ pub fn hdel(s: &mut Session, a: &Args) -> CmdResult {
     let key = a.get(1);
     let mut t = s.shared.db.for_key(key);
     let n = t.update(key, s.now, |v| match v {
-        Value::Hash(h) => Ok(a
-            .slice(2)
-            .iter()
-            .filter(|f| h.remove(&f[..]).is_some())
-            .count()),
+        Value::Hash(h) => Ok(a.slice(2).iter().filter(|f| h.remove(f)).count()),
         _ => Err(CmdError::WrongType),
     });
     Ok(Reply::Int(n.transpose()?.unwrap_or(0) as i64))
@@ -141,11 +144,24 @@ pub fn hstrlen(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn hgetall(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     let reply = read(s, a.get(1), |h| match id {
-        CommandId::Hkeys => Reply::Array(h.keys().cloned().map(Reply::Bulk).collect()),
-        CommandId::Hvals => Reply::Array(h.values().cloned().map(Reply::Bulk).collect()),
+        CommandId::Hkeys => Reply::Array(
+            h.keys()
+                .map(|f| Reply::Bulk(Bytes::copy_from_slice(f)))
+                .collect(),
+        ),
+        CommandId::Hvals => Reply::Array(
+            h.values()
+                .map(|v| Reply::Bulk(Bytes::copy_from_slice(v)))
+                .collect(),
+        ),
         _ => Reply::Map(
             h.iter()
-                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                .map(|(f, v)| {
+                    (
+                        Reply::Bulk(Bytes::copy_from_slice(f)),
+                        Reply::Bulk(Bytes::copy_from_slice(v)),
+                    )
+                })
                 .collect(),
         ),
     })?;
@@ -160,14 +176,15 @@ pub fn hgetall(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
 
 pub fn hincrby(s: &mut Session, a: &Args) -> CmdResult {
     let by = parse_i64(a.get(3))?;
-    let f = a.bytes(2);
+    let f = a.get(2);
+    let small = Small::of(&s.shared.db.encodings.get());
     let new = with_hash_mut(s, a.get(1), |h| {
-        let cur = match h.get(&f) {
+        let cur = match h.get(f) {
             None => 0,
             Some(v) => strict_i64(v).ok_or(CmdError::HashNotInteger)?,
         };
         let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-        h.insert(owned(&f), Bytes::from(new.to_string()));
+        h.insert_within(f, itoa::Buffer::new().format(new).as_bytes(), small);
         Ok(new)
     })?;
     Ok(Reply::Int(new))
@@ -175,9 +192,10 @@ pub fn hincrby(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
     let by = parse_f64(a.get(3))?;
-    let f = a.bytes(2);
+    let f = a.get(2);
+    let small = Small::of(&s.shared.db.encodings.get());
     let new = with_hash_mut(s, a.get(1), |h| {
-        let cur = match h.get(&f) {
+        let cur = match h.get(f) {
             None => 0.0,
             Some(v) => strict_f64(v).ok_or(CmdError::HashNotFloat)?,
         };
@@ -186,7 +204,7 @@ pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
             return Err(CmdError::NanOrInfinity);
         }
         let text = Bytes::from(format_double(new));
-        h.insert(owned(&f), text.clone());
+        h.insert_within(f, &text, small);
         Ok(text)
     })?;
     Ok(Reply::Bulk(new))
@@ -194,10 +212,13 @@ pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
 
 pub fn hscan(s: &mut Session, a: &Args) -> CmdResult {
     let cursor = parse_cursor(a.get(2))?;
-    let opts = scan_opts(a, 3, false)?;
-    let (pattern, count) = (opts.pattern, opts.count);
-    let (next, pairs) =
-        read(s, a.get(1), |h| scan_fields(h, cursor, count, pattern))?.unwrap_or((0, vec![]));
+    // Redis answers an absent key, and a key of another type, before it reads the options.
+    let (next, pairs) = read(s, a.get(1), |h| {
+        let opts = scan_opts(a, 3, false)?;
+        Ok::<_, CmdError>(scan_fields(h, cursor, opts.count, opts.pattern))
+    })?
+    .transpose()?
+    .unwrap_or((0, vec![]));
     let flat = pairs
         .into_iter()
         .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
@@ -224,14 +245,17 @@ pub fn hrandfield(s: &mut Session, a: &Args) -> CmdResult {
     }
     let proto = s.proto;
     let reply = read(s, a.get(1), |h| {
-        let fields: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-        if fields.is_empty() {
+        if h.is_empty() {
             return Reply::Nil;
         }
         let Some(count) = count else {
-            return Reply::Bulk(fields[fastrand::usize(..fields.len())].0.clone());
+            // One pick: O(1) in a hashtable (an index into its entries).
+            return h
+                .nth(fastrand::usize(..h.len()))
+                .map_or(Reply::Nil, |(f, _)| Reply::Bulk(Bytes::copy_from_slice(f)));
         };
-        let picks: Vec<(&Bytes, &Bytes)> = if count >= 0 {
+        let fields: Vec<(&[u8], &[u8])> = h.iter().collect();
+        let picks: Vec<(&[u8], &[u8])> = if count >= 0 {
             // Distinct fields: a random subset in random order.
             let mut all = fields;
             fastrand::shuffle(&mut all);
@@ -242,13 +266,16 @@ pub fn hrandfield(s: &mut Session, a: &Args) -> CmdResult {
                 .map(|_| fields[fastrand::usize(..fields.len())])
                 .collect()
         };
-        let pair = |(f, v): (&Bytes, &Bytes)| match (withvalues, proto) {
-            (true, Proto::Resp3) => vec![Reply::Array(vec![
-                Reply::Bulk(f.clone()),
-                Reply::Bulk(v.clone()),
-            ])],
-            (true, Proto::Resp2) => vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
-            (false, _) => vec![Reply::Bulk(f.clone())],
+        let pair = |(f, v): (&[u8], &[u8])| {
+            let (f, v) = (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
+            match (withvalues, proto) {
+                (true, Proto::Resp3) => vec![Reply::Array(vec![
+                    Reply::Bulk(f.clone()),
+                    Reply::Bulk(v.clone()),
+                ])],
+                (true, Proto::Resp2) => vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())],
+                (false, _) => vec![Reply::Bulk(f)],
+            }
         };
         Reply::Array(picks.into_iter().flat_map(pair).collect())
     })?;

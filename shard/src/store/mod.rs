@@ -17,7 +17,7 @@ mod tiering;
 pub mod warm;
 
 /// The value model lives in `crate::value`; these paths are the store's public names for it.
-pub use crate::value::{FIELD_OVERHEAD, HashValue, Kind, ListValue, SetValue, Value};
+pub use crate::value::{HashValue, Kind, ListValue, SetValue, Value};
 pub use evict::Policy;
 pub use key::{ENTRY_OVERHEAD, Key};
 pub use migrate::Taken;

@@ -107,27 +107,7 @@ pub fn scan_fields(
     count: usize,
     pattern: Option<&[u8]>,
 ) -> (u64, Vec<(Bytes, Bytes)>) {
-    let keep = |f: &[u8]| pattern.is_none_or(|p| glob_match(p, f, false));
-    if hash.len() <= 128 {
-        let all = hash
-            .iter()
-            .filter(|(f, _)| keep(f))
-            .map(|(f, v)| (f.clone(), v.clone()))
-            .collect();
-        return (0, all);
-    }
-    let items: Vec<(u64, (&Bytes, &Bytes))> = hash
-        .iter()
-        .map(|(f, v)| (position(f), (f, v)))
-        .filter(|(p, _)| *p >= cursor)
-        .collect();
-    let (pairs, next) = page(items, count.max(hash.len() / 64).max(1));
-    let pairs = pairs
-        .into_iter()
-        .filter(|(f, _)| keep(f))
-        .map(|(f, v)| (f.clone(), v.clone()))
-        .collect();
-    (next.unwrap_or(0), pairs)
+    hash.scan(cursor, count, pattern)
 }
 
 #[cfg(test)]
