@@ -162,3 +162,24 @@ async fn zsets_through_the_proxy_in_resp3_match_redis() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashes_through_the_proxy_match_redis() {
+    use shard::testing::random::hash;
+    let Some(mut pair) = Pair::start().await else {
+        return;
+    };
+    // redis-server without a config file says hash-max-listpack-entries 512 (the shards and
+    // Redis 7.2: 128).
+    pair.want
+        .cmd(&["CONFIG", "SET", "hash-max-listpack-entries", "128"])
+        .await;
+    let keys = tagged(hash::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| [vec!["TYPE", k.as_str()], vec!["HLEN", k.as_str()]])
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0x9_4a54, |rng| hash::step(rng, TAG), &probes)
+        .await;
+}
