@@ -588,12 +588,13 @@ pub async fn redis_server() -> Option<RedisServer> {
             }
             if TcpStream::connect(addr).await.is_ok() {
                 let mut probe = Raw::connect(addr).await;
-                let info = probe.cmd(&["INFO", "server"]).await;
-                if matches!(&info, V::Str(t) if t.contains("redis_version") && !t.contains("autocache_version"))
+                probe.send(&encode(&["INFO", "server"])).await;
+                let info = probe.try_read().await;
+                if matches!(&info, Some(V::Str(t)) if t.contains("redis_version") && !t.contains("autocache_version"))
                 {
                     return Some(server);
                 }
-                break; // someone else's server on the port
+                break; // someone else's server on the port, or one that went away
             }
             assert!(
                 std::time::Instant::now() < deadline,
