@@ -477,6 +477,7 @@ fn route(
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
         Route::Blocking => blocking(shared, topo, spec, req, chunk),
+        Route::Transaction => err(chunk, refused(spec, spec, Refusal::Transaction)),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {
                 let part = chunk.add(b, req.raw.clone(), None);

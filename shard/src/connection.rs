@@ -234,7 +234,7 @@ impl<'a> Conn<'a> {
     #[inline(always)]
     fn request(&mut self, args: Args, sampled: Option<Sampled>, plan: Loaded) {
         let reply = match plan.loaded {
-            Ok(()) => cmd::execute(&mut self.session, args),
+            Ok(()) => cmd::execute(&mut self.session, self.shared, args),
             Err(e) => Reply::from(e),
         };
         let from_warm = plan.plan.as_ref().is_some_and(WarmPlan::loaded_any);
@@ -441,6 +441,7 @@ impl<'a> Conn<'a> {
     async fn close(mut self) {
         self.handle.inbox.close();
         cmd::tracking_off(&mut self.session);
+        cmd::transaction_reset(&mut self.session);
         let _ = self.stream.shutdown().await;
     }
 }

@@ -34,6 +34,7 @@ mod cmd;
 pub mod config;
 mod connection;
 pub mod error;
+mod gates;
 pub mod migrate;
 pub mod observe;
 pub mod protocol;
@@ -45,6 +46,7 @@ pub mod store;
 pub mod testing;
 mod tracking;
 pub mod value;
+mod watch;
 
 pub use config::Config;
 pub use server::{Error, run, run_with_admin};

@@ -72,8 +72,13 @@ pub async fn run_with_admin(
     let tracking = Arc::new(crate::tracking::Tracking::new(
         config.tracking_table_max_keys,
     ));
-    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers too.
-    db.set_key_listener(tracking.clone());
+    let watches = Arc::new(crate::watch::Watches::default());
+    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers and
+    // dirty the transactions watching them.
+    db.set_key_listener(Arc::new(crate::watch::GoneKeys {
+        tracking: tracking.clone(),
+        watches: watches.clone(),
+    }));
     let shared = Arc::new(Shared {
         db,
         clock,
@@ -94,6 +99,8 @@ pub async fn run_with_admin(
         shutdown: CancellationToken::new(),
         cluster: std::sync::OnceLock::new(),
         tracking,
+        watches,
+        gates: crate::gates::SlotGates::default(),
         metrics: std::sync::OnceLock::new(),
         tracing,
         slowlog: crate::slowlog::SlowLog::default(),

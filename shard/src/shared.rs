@@ -59,9 +59,22 @@ pub struct Shared {
     pub slowlog: SlowLog,
     /// Clients blocked on keys (BLPOP and the other blocking commands).
     pub blocking: Blocking,
+    /// Keys watched by transactions (WATCH).
+    pub watches: Arc<crate::watch::Watches>,
+    /// The slot gates in standalone mode (cluster mode uses its migrations' gates).
+    pub gates: crate::gates::SlotGates,
 }
 
 impl Shared {
+    /// The slot gates every keyed command holds (see `crate::gates`).
+    #[inline]
+    pub fn gates(&self) -> &crate::gates::SlotGates {
+        match self.cluster.get() {
+            Some(c) => &c.migrations.gates,
+            None => &self.gates,
+        }
+    }
+
     pub fn requirepass(&self) -> Option<Bytes> {
         self.runtime.requirepass.read().clone()
     }

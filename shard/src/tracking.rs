@@ -324,7 +324,7 @@ impl crate::store::KeyListener for Tracking {
 }
 
 /// FNV-1a: spreads keys over the table shards (no need for a strong hash here).
-fn fnv1a(key: &[u8]) -> u32 {
+pub(crate) fn fnv1a(key: &[u8]) -> u32 {
     key.iter().fold(0x811c_9dc5u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })

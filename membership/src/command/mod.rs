@@ -40,6 +40,8 @@ impl Flags {
     /// The keys are found by key specs, not the `first, last, step` range alone (`LMPOP
     /// numkeys ...`, `ZUNIONSTORE dst numkeys ...`): set by [`CommandSpec::with_specs`].
     pub const MOVABLEKEYS: Flags = Flags(1 << 12);
+    /// Left out of the slow log (EXEC: its commands are logged one by one).
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
     /// Connection-level commands that are always answered by whoever holds the client
     /// connection (never forwarded).
     pub(crate) const CONN: Flags = Flags(
@@ -51,7 +53,7 @@ impl Flags {
             | Self::ALLOW_BUSY.0,
     );
 
-    const NAMES: [(Flags, &'static str); 12] = [
+    const NAMES: [(Flags, &'static str); 13] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -60,6 +62,7 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
+        (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
         (Flags::ALLOW_BUSY, "allow_busy"),
@@ -165,6 +168,9 @@ pub enum Route {
     /// Blocks until a key is ready (BLPOP, BLMOVE, BZPOPMIN, ...): one slot, like `SameSlot`,
     /// on a backend connection of its own while it waits.
     Blocking,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a transaction's commands run on one backend
+    /// connection, in one slot.
+    Transaction,
     /// Not served through a proxy, for this reason. Checked before arity: the client learns
     /// why, whatever its arguments.
     Refused(Refusal),
@@ -307,6 +313,11 @@ pub enum CommandId {
     Object,
     Cluster,
     Asking,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
     Readonly,
     Readwrite,
     Memory,
@@ -591,6 +602,7 @@ impl CommandSpec {
             "sorted-set" => "@sortedset",
             "generic" => "@keyspace",
             "connection" => "@connection",
+            "transactions" => "@transaction",
             _ => "@admin",
         });
         if self.flags.contains(Flags::ADMIN) && !cats.contains(&"@admin") {
@@ -754,7 +766,7 @@ mod tests {
         assert_eq!(refusal(b"XREAD"), Some(Refusal::Blocking));
         assert_eq!(refusal(b"BLPOP"), None, "served on a connection of its own");
         assert_eq!(refusal(b"subscribe"), Some(Refusal::PubSub));
-        assert_eq!(refusal(b"Multi"), Some(Refusal::Transaction));
+        assert_eq!(refusal(b"Multi"), None, "served on a connection of its own");
         assert_eq!(refusal(b"wait"), Some(Refusal::ReplicationAck));
         assert_eq!(refusal(b"move"), Some(Refusal::OneDatabase));
         assert_eq!(refusal(b"get"), None);

@@ -68,6 +68,7 @@ const WF: Flags = Flags::WRITE.union(Flags::FAST);
 const WN: Flags = Flags::WRITE.union(Flags::NOSCRIPT);
 const LSF: Flags = Flags::LOADING.union(Flags::STALE).union(Flags::FAST);
 const NLS: Flags = Flags::NOSCRIPT.union(Flags::LOADING).union(Flags::STALE);
+const NLSK: Flags = NLS.union(Flags::SKIP_SLOWLOG);
 const WB: Flags = Flags::WRITE.union(Flags::BLOCKING);
 const WNB: Flags = WN.union(Flags::BLOCKING);
 const WDNB: Flags = WDN.union(Flags::BLOCKING);
@@ -340,6 +341,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("select",       Select,          2, LSF,   K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Changes the selected database."),
     row("quit",         Quit,           -1, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "1.0.0",  "Closes the connection."),
     row("reset",        Reset,           1, CONN,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "6.2.0",  "Resets the connection."),
+    row("multi",        Multi,        1, NLSFB, K0,  NO_KEYS,         Route::Transaction,      NO_TIPS, "transactions", "1.2.0", "Mark the start of a transaction block."),
+    row("exec",         Exec,         1, NLSK,  K0,  NO_KEYS,         Route::Transaction,      NO_TIPS, "transactions", "1.2.0", "Execute all commands issued after MULTI."),
+    row("discard",      Discard,      1, NLSFB, K0,  NO_KEYS,         Route::Transaction,      NO_TIPS, "transactions", "2.0.0", "Discard all commands issued after MULTI."),
+    row("watch",        Watch,       -2, NLSFB, KN,  RO,              Route::Transaction,      NO_TIPS, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block."),
+    row("unwatch",      Unwatch,      1, NLSFB, K0,  NO_KEYS,         Route::Transaction,      NO_TIPS, "transactions", "2.2.0", "Forget about all watched keys."),
     row("client",       Client,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "connection", "2.4.0",  "A container for client connection commands.").with_subcommands(CLIENT_SUBS),
     row("command",      Command,        -1, LS,    K0,  NO_KEYS,       Local,                    ND_ORDER,       "server",     "2.8.13", "Returns detailed information about all commands.").with_subcommands(COMMAND_SUBS),
     row("info",         Info,           -1, LS,    K0,  NO_KEYS,       AllShards(Merge::Info),   ALL_SPECIAL_ND, "server",     "1.0.0",  "Returns information and statistics about the server."),
@@ -506,11 +512,6 @@ pub static REFUSED: &[CommandSpec] = &[
     row("sunsubscribe", Unserved,   -1, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Stop listening for messages posted to the given shard channels."),
     row("publish",      Unserved,    3, LSF,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Post a message to a channel."),
     row("spublish",     Unserved,    3, LSF,   K1,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Post a message to a shard channel."),
-    row("multi",        Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "1.2.0", "Mark the start of a transaction block."),
-    row("exec",         Unserved,    1, NLS,   K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "1.2.0", "Execute all commands issued after MULTI."),
-    row("discard",      Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "2.0.0", "Discard all commands issued after MULTI."),
-    row("watch",        Unserved,   -2, NLSFB, KN,  RO,              Refused(Transaction),    NO_TIPS, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block."),
-    row("unwatch",      Unserved,    1, NLSFB, K0,  NO_KEYS,         Refused(Transaction),    NO_TIPS, "transactions", "2.2.0", "Forget about all watched keys."),
     row("wait",         Unserved,    3, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection."),
     row("waitaof",      Unserved,    4, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."),
     row("monitor",      Unserved,    1, ANLS,  K0,  NO_KEYS,         Refused(Monitor),        NO_TIPS, "server",       "1.0.0", "Listen for all requests received by the server in real time."),

@@ -59,6 +59,16 @@ fn block_on(
     on_timeout: Reply,
     attempt: Attempt,
 ) -> CmdResult {
+    if s.tx.in_exec() {
+        // Inside EXEC a blocking command answers at once, as if its timeout had passed.
+        let mut attempt = attempt;
+        for k in &keys {
+            if let Some(served) = attempt(&s.shared.db, s.now, k)? {
+                return Ok(served.reply);
+            }
+        }
+        return Ok(on_timeout);
+    }
     let first = keys.first().cloned().unwrap_or_default();
     let shared = s.shared.clone();
     match shared
@@ -229,14 +239,27 @@ pub fn client_unblock(s: &mut Session, a: &Args) -> CmdResult {
 /// After a write: serves the clients blocked on the keys it wrote (one atomic load when
 /// nobody is blocked).
 #[inline]
-pub fn after_write(s: &Session, spec: &CommandSpec, a: &Args) {
+pub fn after_write(s: &mut Session, spec: &CommandSpec, a: &Args) {
     if !s.shared.blocking.any() {
         return;
     }
-    let keys: Vec<Bytes> = spec
+    let keys = spec
         .key_positions(a.len(), |i| a.get(i))
-        .map(|i| a.bytes(i))
-        .collect();
+        .map(|i| a.bytes(i));
+    if s.tx.defer_written(keys) {
+        return;
+    }
+    let keys = spec
+        .key_positions(a.len(), |i| a.get(i))
+        .map(|i| a.bytes(i));
+    serve_written(s, keys.collect());
+}
+
+/// Serves the clients blocked on `keys` (written by this connection), oldest first.
+pub fn serve_written(s: &Session, keys: Vec<Bytes>) {
+    if keys.is_empty() || !s.shared.blocking.any() {
+        return;
+    }
     let shared = &s.shared;
     let me = s.handle.id;
     shared.blocking.serve(&shared.db, s.now, keys, |k| {

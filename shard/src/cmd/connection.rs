@@ -142,6 +142,7 @@ pub fn select(a: &Args) -> CmdResult {
 
 pub fn reset(s: &mut Session) -> CmdResult {
     super::tracking::off(s);
+    super::multi::reset(s);
     s.proto = Proto::Resp2;
     s.handle.set_resp(2);
     s.handle.set_name(Bytes::new());

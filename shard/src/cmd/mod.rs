@@ -11,6 +11,7 @@ mod connection;
 mod hash;
 mod key;
 mod list;
+mod multi;
 mod server;
 mod session;
 mod set;
@@ -21,6 +22,7 @@ mod zset;
 mod zset_multi;
 
 pub use blocking::blocked_redirect;
+pub use multi::reset as transaction_reset;
 pub use session::Session;
 pub use tracking::off as tracking_off;
 pub use warm::{WarmPlan, load_warm, pace_writes, settle_warm, warm_plan};
@@ -29,20 +31,23 @@ use membership::command::{self, CommandId, CommandSpec, Flags};
 
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply};
+use crate::shared::Shared;
 use args::parse_i64;
 use membership::resp::CommandError;
 
-/// Executes one request and returns its reply.
-pub fn execute(s: &mut Session, args: Args) -> Reply {
+/// Executes one request and returns its reply. `shared` is the session's own server state,
+/// passed apart so the slot gates can be held while the session is borrowed mutably.
+pub fn execute(s: &mut Session, shared: &Shared, args: Args) -> Reply {
     s.last_spec = None;
     // Two clock reads per command while the slow log is on (Redis's default), as in Redis.
-    let started = s.shared.slowlog.enabled().then(std::time::Instant::now);
-    let reply = match dispatch(s, &args) {
+    let started = shared.slowlog.enabled().then(std::time::Instant::now);
+    let reply = match dispatch(s, shared, &args) {
         Ok(r) => r,
         Err(e) => e.into(),
     };
     // SLOWLOG itself is not logged (Redis leaves it out too: it would fill the log with itself).
     if let (Some(t), Some(spec)) = (started, s.last_spec)
+        && !spec.flags.contains(Flags::SKIP_SLOWLOG)
         && !matches!(
             spec.id,
             CommandId::SlowlogGet
@@ -52,14 +57,52 @@ pub fn execute(s: &mut Session, args: Args) -> Reply {
         )
     {
         let h = &s.handle;
-        s.shared
+        shared
             .slowlog
             .record(t.elapsed(), args.slice(0), s.now, h.addr, || h.name());
     }
     reply
 }
 
-fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
+fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
+    let spec = match admit(s, args) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // Refused while queueing: the transaction will abort.
+            s.tx.flag();
+            return Err(e);
+        }
+    };
+    if s.tx.in_multi() && !multi::runs_at_once(spec.id) {
+        return multi::queue(s, shared, spec, args);
+    }
+    let asking = std::mem::take(&mut s.asking);
+    if spec.has_keys() {
+        let keys = || {
+            spec.key_positions(args.len(), |i| args.get(i))
+                .map(|i| args.get(i))
+        };
+        let _gates: crate::gates::Shared<'_> = match shared.cluster.get() {
+            Some(c) => cluster_route(s, shared, c, keys, asking)?
+                .into_iter()
+                .collect(),
+            None => shared
+                .gates
+                .shared_many(keys().map(membership::Slot::for_key)),
+        };
+        if spec.flags.contains(Flags::DENYOOM) && shared.db.make_room(s.now).is_err() {
+            return Err(CmdError::Oom);
+        }
+        return run_tracked(s, shared, spec, args);
+    }
+    if spec.flags.contains(Flags::DENYOOM) && shared.db.make_room(s.now).is_err() {
+        return Err(CmdError::Oom);
+    }
+    run_tracked(s, shared, spec, args)
+}
+
+/// The checks every command passes: it exists, its arity, authentication.
+fn admit(s: &mut Session, args: &Args) -> Result<&'static CommandSpec, CmdError> {
     let name = args.get(0);
     let Some((top, sub)) = command::resolve(name, args.len().gt(&1).then(|| args.get(1))) else {
         return Err(CmdError::from(CommandError::UnknownCommand {
@@ -100,73 +143,62 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
     if !s.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         return Err(CmdError::from(CommandError::NoAuth));
     }
-    let asking = std::mem::take(&mut s.asking);
-    if s.shared.cluster.get().is_some() && spec.has_keys() {
-        return dispatch_cluster(s, spec, args, asking);
-    }
-    if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
-        return Err(CmdError::Oom);
-    }
-    run_tracked(s, spec, args)
+    Ok(spec)
 }
 
 /// Runs the command between CLIENT TRACKING's bookkeeping: keys a tracking connection reads
-/// are remembered before, keys a write names are invalidated after. `#[inline]` here and on
-/// `tracking::before`/`after`: they are on every command's path and must stay inlinable
-/// whichever codegen unit the caller lands in (called out of line, a pipelined GET ran ~90
-/// more instructions under callgrind).
+/// are remembered before, keys a write names are invalidated after (and their watchers and
+/// blocked clients told). `#[inline]` here and on `tracking::before`/`after`: they are on
+/// every command's path and must stay inlinable whichever codegen unit the caller lands in
+/// (called out of line, a pipelined GET ran ~90 more instructions under callgrind).
 #[inline]
-fn run_tracked(s: &mut Session, spec: &'static CommandSpec, args: &Args) -> CmdResult {
+fn run_tracked(
+    s: &mut Session,
+    shared: &Shared,
+    spec: &'static CommandSpec,
+    args: &Args,
+) -> CmdResult {
     tracking::before(s, spec, args);
-    let r = run(s, spec, args);
+    let r = run(s, shared, spec, args);
     tracking::after(s, spec, args, r.is_ok());
-    if r.is_ok() && spec.is_write() {
+    if let Ok(reply) = &r
+        && spec.is_write()
+    {
+        multi::touch_written(shared, spec, args, reply);
         blocking::after_write(s, spec, args);
     }
     r
 }
 
-/// A keyed command in cluster mode: routed by slot ownership and migration state, and run
-/// holding the slot's migration gate so a migration cannot move its keys meanwhile.
-fn dispatch_cluster(
-    s: &mut Session,
-    spec: &'static CommandSpec,
-    args: &Args,
+/// A keyed command in cluster mode: routed by slot ownership and migration state. The gate
+/// of its slot is returned, to hold from the routing decision to the command's end, so a
+/// migration cannot move its keys meanwhile.
+fn cluster_route<'g, 'k, I: Iterator<Item = &'k [u8]>>(
+    s: &Session,
+    shared: &'g Shared,
+    c: &'g crate::cluster::Cluster,
+    keys: impl Fn() -> I,
     asking: bool,
-) -> CmdResult {
-    let shared = s.shared.clone();
-    let Some(c) = shared.cluster.get() else {
-        return run_tracked(s, spec, args);
-    };
-    let keys = || {
-        spec.key_positions(args.len(), |i| args.get(i))
-            .map(|i| args.get(i))
-    };
+) -> Result<Option<parking_lot::RwLockReadGuard<'g, ()>>, CmdError> {
     let first = keys().next().map(membership::Slot::for_key);
-    let _gate = first.map(|slot| c.migrations.gate(slot));
-    {
-        let view = c.handle.load();
-        let (db, now) = (&shared.db, s.now);
-        crate::cluster::route(
-            &view.slots,
-            &c.me,
-            keys().map(membership::Slot::for_key),
-            |slot| c.migrations.state(slot),
-            asking,
-            || match first {
-                Some(slot) => c.migrations.presence(db, slot, keys(), now),
-                None => crate::migrate::Presence::default(),
-            },
-        )
-        .into_result()?;
-    }
-    if spec.flags.contains(Flags::DENYOOM) && s.shared.db.make_room(s.now).is_err() {
-        return Err(CmdError::Oom);
-    }
-    run_tracked(s, spec, args)
+    let gate = first.map(|slot| c.migrations.gate(slot));
+    let view = c.handle.load();
+    crate::cluster::route(
+        &view.slots,
+        &c.me,
+        keys().map(membership::Slot::for_key),
+        |slot| c.migrations.state(slot),
+        asking,
+        || match first {
+            Some(slot) => c.migrations.presence(&shared.db, slot, keys(), s.now),
+            None => crate::migrate::Presence::default(),
+        },
+    )
+    .into_result()?;
+    Ok(gate)
 }
 
-fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
+fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -> CmdResult {
     use CommandId::*;
     match spec.id {
         Ping => connection::ping(a),
@@ -179,6 +211,11 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             Ok(Reply::Ok)
         }
         Reset => connection::reset(s),
+        Multi => multi::multi(s),
+        Exec => multi::exec(s, shared),
+        Discard => multi::discard(s),
+        Watch => multi::watch(s, a),
+        Unwatch => multi::unwatch(s),
         ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
         | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
         ClientUnblock => blocking::client_unblock(s, a),

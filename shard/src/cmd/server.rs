@@ -484,7 +484,13 @@ pub fn flush(s: &mut Session, a: &Args) -> CmdResult {
         2 if eq(a.get(1), "async") || eq(a.get(1), "sync") => {}
         _ => return Err(CmdError::Syntax),
     }
-    s.shared.db.flush();
+    let shared = &s.shared;
+    // No transaction sees half a flush (inside EXEC the transaction's own gates are held).
+    let _gates = (!s.tx.in_exec()).then(|| shared.gates().exclusive_all());
+    shared
+        .watches
+        .touch_existing(|k| shared.db.has_key(k, s.now));
+    shared.db.flush();
     Ok(Reply::Ok)
 }
 

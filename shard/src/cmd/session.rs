@@ -35,6 +35,8 @@ pub struct Session {
     /// Set by a blocking command that found nothing: the connection waits before its next
     /// command.
     pub blocked: Option<super::blocking::Blocked>,
+    /// MULTI/EXEC/WATCH state.
+    pub(crate) tx: super::multi::Tx,
 }
 
 impl Session {
@@ -56,6 +58,7 @@ impl Session {
             last_spec: None,
             trace_next: None,
             blocked: None,
+            tx: Default::default(),
         }
     }
 

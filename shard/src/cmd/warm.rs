@@ -37,6 +37,25 @@ fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
     ))
 }
 
+/// The keys a request needs in RAM, and whether it writes: its own, or for EXEC those of the
+/// queued commands (a command being queued needs none).
+fn planned_keys(s: &Session, args: &Args) -> Option<(bool, Vec<Bytes>)> {
+    if s.tx.in_multi() {
+        if !eq(args.get(0), "exec") {
+            return None;
+        }
+        let (mut wrote, mut keys) = (false, Vec::new());
+        for a in s.tx.queued() {
+            if let Some((w, k)) = request_keys(a) {
+                wrote |= w;
+                keys.extend(k.cloned());
+            }
+        }
+        return (!keys.is_empty()).then_some((wrote, keys));
+    }
+    request_keys(args).map(|(w, k)| (w, k.cloned().collect()))
+}
+
 /// How long a write waits for a lagging warm-tier writer before it may get `-OOM`.
 const WARM_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -61,8 +80,7 @@ pub async fn pace_writes(s: &Session, args: &Args) {
 pub fn warm_plan(s: &Session, args: &Args) -> Option<WarmPlan> {
     let db = &s.shared.db;
     db.warm()?;
-    let (wrote, keys) = request_keys(args)?;
-    let pinned: Vec<Bytes> = keys.cloned().collect();
+    let (wrote, pinned) = planned_keys(s, args)?;
     let keys = db.pin(&pinned, blind_overwrite(args), s.now);
     Some(WarmPlan {
         pinned,
@@ -121,8 +139,8 @@ pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), 
         for (k, rec) in todo.iter().zip(records) {
             s.shared.db.install(k, rec, s.now);
         }
-        match request_keys(args) {
-            Some((_, keys)) => todo = s.shared.db.warm_keys(keys, s.now),
+        match planned_keys(s, args) {
+            Some((_, keys)) => todo = s.shared.db.warm_keys(keys.iter(), s.now),
             None => return Ok(()),
         }
         if todo.is_empty() {

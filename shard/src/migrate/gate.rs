@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering, Ordering::Relaxed};
 
 use membership::swim::NodeId;
 use membership::{SLOT_COUNT, Slot};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -89,7 +89,7 @@ pub struct Job {
 /// Per-slot migration state, read on every keyed command in cluster mode.
 pub struct Migrations {
     states: Box<[AtomicU8]>,
-    gates: Box<[RwLock<()>]>,
+    pub gates: crate::gates::SlotGates,
     inner: Mutex<Inner>,
     pub stats: MigrationStats,
     jobs: mpsc::Sender<Job>,
@@ -101,7 +101,7 @@ impl Migrations {
         (
             Migrations {
                 states: (0..SLOT_COUNT).map(|_| AtomicU8::new(0)).collect(),
-                gates: (0..SLOT_COUNT).map(|_| RwLock::new(())).collect(),
+                gates: crate::gates::SlotGates::default(),
                 inner: Mutex::new(Inner::default()),
                 stats: MigrationStats::default(),
                 jobs,
@@ -112,12 +112,12 @@ impl Migrations {
 
     /// Held by a command from its routing decision to its end.
     pub fn gate(&self, slot: Slot) -> RwLockReadGuard<'_, ()> {
-        self.gates[slot.index()].read()
+        self.gates.shared(slot)
     }
 
     /// Excludes the slot's commands while its state or keys change under the holder.
     pub(super) fn exclusive(&self, slot: Slot) -> RwLockWriteGuard<'_, ()> {
-        self.gates[slot.index()].write()
+        self.gates.exclusive(slot)
     }
 
     /// The slot's state: one atomic load for the (usual) stable slot.
