@@ -14,4 +14,6 @@ pub struct Session {
     /// Writes planned whose replies have not been rendered yet (near cache on): while any is
     /// in flight, the session is not served values kept through a write's fence.
     pub writes: usize,
+    /// An open transaction (MULTI ... EXEC).
+    pub tx: Option<crate::transaction::Tx>,
 }

@@ -41,6 +41,7 @@ mod server;
 mod session;
 mod shared;
 pub mod topology;
+mod transaction;
 
 pub use config::Config;
 pub use server::{Error, run, run_with_admin, run_with_ready};

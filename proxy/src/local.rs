@@ -75,6 +75,7 @@ fn run(
             Reply::ok()
         }
         CommandId::Reset => {
+            sess.tx = None;
             sess.proto = Proto::Resp2;
             sess.authed = shared.config.requirepass.is_none();
             update_client(shared, sess.id, |c| {

@@ -34,6 +34,9 @@ pub struct Part {
     pub slot: Option<Slot>,
     /// A blocking command on a connection of its own: redirects are followed on new ones.
     pub dedicated: bool,
+    /// Requests in `req`, whose last reply is the part's (a transaction's `MULTI ... EXEC`
+    /// is resent whole).
+    pub replies: u32,
 }
 
 /// How a RESP2 backend reply is shaped for a RESP3 client.
@@ -232,6 +235,31 @@ impl ChunkBuilder {
             req,
             slot,
             dedicated: false,
+            replies: 1,
+        }
+    }
+
+    /// A request whose reply nobody reads (a transaction's MULTI and queued commands).
+    pub fn add_unanswered(&mut self, backend: &Arc<Backend>, req: Bytes) {
+        let trace = self.trace.take();
+        self.add(backend, req, None);
+        self.trace = trace;
+    }
+
+    /// A transaction's EXEC, after its MULTI and queued commands in the same group: on a
+    /// redirect the whole transaction (`whole`, `replies` requests) is resent.
+    pub fn add_exec(
+        &mut self,
+        backend: &Arc<Backend>,
+        exec: Bytes,
+        whole: Bytes,
+        replies: u32,
+        slot: Option<Slot>,
+    ) -> Part {
+        Part {
+            req: whole,
+            replies,
+            ..self.add(backend, exec, slot)
         }
     }
 
@@ -255,6 +283,7 @@ impl ChunkBuilder {
             req,
             slot: Some(slot),
             dedicated: true,
+            replies: 1,
         }
     }
 
@@ -280,7 +309,7 @@ impl ChunkBuilder {
         Some(g.count - 1)
     }
 
-    fn ready(&mut self, r: Reply) {
+    pub fn ready(&mut self, r: Reply) {
         self.items
             .push(Item::Ready(encode_to_bytes(&r, self.proto)));
     }
@@ -288,6 +317,12 @@ impl ChunkBuilder {
 
 fn err(chunk: &mut ChunkBuilder, e: CmdError) {
     chunk.ready(e.into());
+}
+
+/// Queues a refusal's error; `None` for [`admit`].
+fn fail(chunk: &mut ChunkBuilder, e: CmdError) -> Option<&'static CommandSpec> {
+    err(chunk, e);
+    None
 }
 
 /// Encodes `*N` + the given arguments.
@@ -307,14 +342,14 @@ fn encode_args<'a>(args: impl ExactSizeIterator<Item = &'a [u8]>) -> Bytes {
     out.freeze()
 }
 
-/// Plans one request.
-pub fn plan(
-    sess: &mut Session,
+/// The checks every request passes: a known command (or one the backends taught), not
+/// refused, authenticated, of the right arity. On failure the error is queued.
+fn admit(
+    sess: &Session,
     shared: &Shared,
-    topo: &Topology,
-    req: Request,
+    req: &Request,
     chunk: &mut ChunkBuilder,
-) {
+) -> Option<&'static CommandSpec> {
     let name = req.arg(0);
     // The table's rows first, served or refused; then what the backends taught.
     let top = lookup_any(name).or_else(|| shared.learned.load().get(name));
@@ -323,7 +358,7 @@ pub fn plan(
         Some(top) if top.refusal().is_none() => top,
         found => {
             if !sess.authed {
-                return err(chunk, CmdError::from(CommandError::NoAuth));
+                return fail(chunk, CmdError::from(CommandError::NoAuth));
             }
             let name = String::from_utf8_lossy(name).into_owned();
             let e = match found.and_then(CommandSpec::refusal) {
@@ -340,7 +375,7 @@ pub fn plan(
                         .collect(),
                 }),
             };
-            return err(chunk, e);
+            return fail(chunk, e);
         }
     };
     chunk.cur = Some(top);
@@ -350,12 +385,12 @@ pub fn plan(
             CommandId::Auth | CommandId::Hello | CommandId::Quit | CommandId::Reset
         )
     {
-        return err(chunk, CmdError::from(CommandError::NoAuth));
+        return fail(chunk, CmdError::from(CommandError::NoAuth));
     }
     // COMMAND alone is valid (the whole table); CLIENT alone is not.
     let spec = if top.is_container() && !(req.argc() < 2 && top.arity_ok(1)) {
         if req.argc() < 2 {
-            return err(
+            return fail(
                 chunk,
                 CmdError::from(CommandError::WrongArity(top.name.into())),
             );
@@ -363,7 +398,7 @@ pub fn plan(
         match top.subcommand(req.arg(1)) {
             Some(s) => s,
             None => {
-                return err(
+                return fail(
                     chunk,
                     CmdError::from(CommandError::UnknownSubcommand {
                         container: top.name.into(),
@@ -379,13 +414,34 @@ pub fn plan(
     // A refused subcommand of a learned container (MODULE LIST): the reason, whatever the
     // arguments.
     if let Some(refusal) = spec.refusal() {
-        return err(chunk, refused(top, spec, refusal));
+        return fail(chunk, refused(top, spec, refusal));
     }
     if !spec.arity_ok(req.argc()) {
-        return err(
+        return fail(
             chunk,
             CmdError::from(CommandError::WrongArity(full_name(top, spec))),
         );
+    }
+    Some(spec)
+}
+
+/// Plans one request.
+pub fn plan(
+    sess: &mut Session,
+    shared: &Shared,
+    topo: &Topology,
+    req: Request,
+    chunk: &mut ChunkBuilder,
+) {
+    let Some(spec) = admit(sess, shared, &req, chunk) else {
+        // Refused while queueing: the transaction will abort.
+        if let Some(tx) = sess.tx.as_mut() {
+            tx.aborted = true;
+        }
+        return;
+    };
+    if sess.tx.is_some() && !crate::transaction::runs_at_once(spec.id) {
+        return crate::transaction::queue(sess, spec, req, chunk);
     }
     // Hot keys: a write fences its keys in the near cache until its reply has been rendered.
     let fences = shared.hotkeys.on_write(spec, &req);
@@ -477,7 +533,7 @@ fn route(
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
         Route::Blocking => blocking(shared, topo, spec, req, chunk),
-        Route::Transaction => err(chunk, refused(spec, spec, Refusal::Transaction)),
+        Route::Transaction => crate::transaction::command(sess, shared, topo, spec, chunk),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {
                 let part = chunk.add(b, req.raw.clone(), None);

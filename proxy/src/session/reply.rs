@@ -293,7 +293,10 @@ impl Ctx<'_> {
         if Arc::ptr_eq(&owner, sent_to) || owner.state() == State::Down {
             return None;
         }
-        match self.call(part, &owner, part.req.clone(), 1).await {
+        match self
+            .call(part, &owner, part.req.clone(), part.replies as usize)
+            .await
+        {
             Ok(mut v) => v.pop(),
             Err(e) => Some(err_bytes(e.into())),
         }
@@ -341,7 +344,8 @@ impl Ctx<'_> {
                     self.note_redirect("moved", r.slot.get(), &r.addr);
                     shared.topology.moved(r.slot, &r.addr, &shared.backends);
                     let to = shared.backends.get(&r.addr);
-                    self.call(part, &to, part.req.clone(), 1).await
+                    self.call(part, &to, part.req.clone(), part.replies as usize)
+                        .await
                 }
                 Action::RetryAsk(r) => {
                     shared.stats.ask.fetch_add(1, Relaxed);
@@ -349,7 +353,8 @@ impl Ctx<'_> {
                     let mut b = BytesMut::from(&b"*1\r\n$6\r\nASKING\r\n"[..]);
                     b.extend_from_slice(&part.req);
                     let to = shared.backends.get(&r.addr);
-                    self.call(part, &to, b.freeze(), 2).await
+                    self.call(part, &to, b.freeze(), part.replies as usize + 1)
+                        .await
                 }
                 Action::RefreshAndRetryAfter(delay) => {
                     shared.stats.clusterdown.fetch_add(1, Relaxed);
@@ -369,7 +374,8 @@ impl Ctx<'_> {
                             None => return reply,
                         },
                     };
-                    self.call(part, &target, part.req.clone(), 1).await
+                    self.call(part, &target, part.req.clone(), part.replies as usize)
+                        .await
                 }
                 Action::TryAgainAfter(delay) => {
                     shared.stats.tryagain.fetch_add(1, Relaxed);
@@ -383,7 +389,10 @@ impl Ctx<'_> {
                                 .map(|(b, _)| b.clone())
                         });
                     match target {
-                        Some(b) => self.call(part, &b, part.req.clone(), 1).await,
+                        Some(b) => {
+                            self.call(part, &b, part.req.clone(), part.replies as usize)
+                                .await
+                        }
                         None => return reply,
                     }
                 }
@@ -506,6 +515,7 @@ impl Ctx<'_> {
     async fn read(&self, req: Bytes, slot: membership::Slot) -> Bytes {
         let part = Part {
             dedicated: false,
+            replies: 1,
             group: u32::MAX,
             idx: 0,
             req,

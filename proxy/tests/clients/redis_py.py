@@ -47,12 +47,27 @@ out = p.execute()
 assert out[:200] == [True] * 200
 assert out[200:] == [str(i) for i in range(200)]
 
-# Transactions are refused with a reason (not a hang), and the connection goes on.
-t = r.pipeline(transaction=True)
-t.get("py:s")
+# redis-py's default pipeline is a transaction (MULTI ... EXEC): its keys share a slot.
+t = r.pipeline()
+t.set("{py:tx}:a", "1")
+t.incr("{py:tx}:a")
+t.lpush("{py:tx}:l", "x", "y")
+t.get("{py:tx}:a")
+assert t.execute() == [True, 2, 2, "2"]
+# Keys in different slots abort the transaction with Redis Cluster's error.
+t = r.pipeline()
+t.set("py:tx:one", "1")
+t.set("py:tx:two", "2")
 try:
     t.execute()
-    raise AssertionError("MULTI/EXEC through the proxy must be refused")
+    raise AssertionError("a cross-slot transaction must fail")
+except redis.ResponseError as e:
+    assert "CROSSSLOT" in str(e) or "EXECABORT" in str(e), e
+assert r.get("py:tx:one") is None
+# WATCH is refused with a reason (not a hang), and the connection goes on.
+try:
+    r.execute_command("WATCH", "py:s")
+    raise AssertionError("WATCH through the proxy must be refused")
 except redis.ResponseError as e:
     assert "not supported through the proxy" in str(e), e
 
