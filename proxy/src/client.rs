@@ -16,4 +16,6 @@ pub struct Session {
     pub writes: usize,
     /// An open transaction (MULTI ... EXEC).
     pub tx: Option<crate::transaction::Tx>,
+    /// WATCH's pinned backend connection, until EXEC, DISCARD, UNWATCH or RESET.
+    pub watch: Option<crate::transaction::Watch>,
 }

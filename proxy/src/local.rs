@@ -76,6 +76,7 @@ fn run(
         }
         CommandId::Reset => {
             sess.tx = None;
+            sess.watch = None;
             sess.proto = Proto::Resp2;
             sess.authed = shared.config.requirepass.is_none();
             update_client(shared, sess.id, |c| {

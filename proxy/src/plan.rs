@@ -34,6 +34,8 @@ pub struct Part {
     pub slot: Option<Slot>,
     /// A blocking command on a connection of its own: redirects are followed on new ones.
     pub dedicated: bool,
+    /// Sent on a client's pinned connection (WATCH ... EXEC): never redirected elsewhere.
+    pub pinned: bool,
     /// Requests in `req`, whose last reply is the part's (a transaction's `MULTI ... EXEC`
     /// is resent whole).
     pub replies: u32,
@@ -134,6 +136,8 @@ pub struct GroupBuf {
     /// A blocking command's group: sent on a connection of its own, holding this permit
     /// (`blocking-connections`).
     pub dedicated: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// A group for a client's pinned connection (WATCH ... EXEC).
+    pub pinned: Option<Arc<crate::backend::Pinned>>,
 }
 
 /// What the metrics and traces need to know about one item (kept only while observing).
@@ -193,11 +197,9 @@ impl ChunkBuilder {
     }
 
     fn add(&mut self, backend: &Arc<Backend>, req: Bytes, slot: Option<Slot>) -> Part {
-        let group = match self
-            .groups
-            .iter()
-            .position(|g| Arc::ptr_eq(&g.backend, backend) && g.dedicated.is_none())
-        {
+        let group = match self.groups.iter().position(|g| {
+            Arc::ptr_eq(&g.backend, backend) && g.dedicated.is_none() && g.pinned.is_none()
+        }) {
             Some(g) => g,
             None => {
                 self.groups.push(GroupBuf {
@@ -205,6 +207,7 @@ impl ChunkBuilder {
                     buf: BytesMut::new(),
                     count: 0,
                     dedicated: None,
+                    pinned: None,
                 });
                 self.groups.len() - 1
             }
@@ -235,7 +238,47 @@ impl ChunkBuilder {
             req,
             slot,
             dedicated: false,
+            pinned: false,
             replies: 1,
+        }
+    }
+
+    /// A request on a client's pinned connection (one group per pin, in order).
+    pub fn add_pinned(
+        &mut self,
+        pin: &Arc<crate::backend::Pinned>,
+        req: Bytes,
+        replies: u32,
+        slot: Option<Slot>,
+    ) -> Part {
+        let group = match self
+            .groups
+            .iter()
+            .position(|g| g.pinned.as_ref().is_some_and(|p| Arc::ptr_eq(p, pin)))
+        {
+            Some(g) => g,
+            None => {
+                self.groups.push(GroupBuf {
+                    backend: pin.backend().clone(),
+                    buf: BytesMut::new(),
+                    count: 0,
+                    dedicated: None,
+                    pinned: Some(pin.clone()),
+                });
+                self.groups.len() - 1
+            }
+        };
+        let g = &mut self.groups[group];
+        g.buf.extend_from_slice(&req);
+        g.count += replies;
+        Part {
+            group: group as u32,
+            idx: g.count - 1,
+            req,
+            slot,
+            dedicated: false,
+            pinned: true,
+            replies,
         }
     }
 
@@ -276,6 +319,7 @@ impl ChunkBuilder {
             buf: BytesMut::from(&req[..]),
             count: 1,
             dedicated: Some(permit),
+            pinned: None,
         });
         Part {
             group: self.groups.len() as u32 - 1,
@@ -283,6 +327,7 @@ impl ChunkBuilder {
             req,
             slot: Some(slot),
             dedicated: true,
+            pinned: false,
             replies: 1,
         }
     }
@@ -533,7 +578,7 @@ fn route(
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
         Route::Blocking => blocking(shared, topo, spec, req, chunk),
-        Route::Transaction => crate::transaction::command(sess, shared, topo, spec, chunk),
+        Route::Transaction => crate::transaction::command(sess, shared, topo, spec, req, chunk),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {
                 let part = chunk.add(b, req.raw.clone(), None);

@@ -7,8 +7,13 @@
 //! leaves nothing applied (the shard discards an unfinished MULTI). The client gets the
 //! shard's EXEC reply.
 //!
-//! WATCH needs the watching connection to be the one that sends EXEC, across the client's
-//! round trips; it is refused until the proxy pins backend connections to clients.
+//! WATCH pins the client to a backend connection of its own on the watched slot's owner
+//! ([`crate::backend::Pinned`]): the WATCH goes there, and so does the transaction's batch,
+//! since a watch belongs to the connection that set it. EXEC, DISCARD, UNWATCH and RESET
+//! let the connection go (closing it, which ends the watch on the shard). The watched keys
+//! and the transaction's keys share one slot. Nothing sent on a pinned connection is
+//! redirected: an EXEC whose slot moved away answers a null array, as a transaction whose
+//! watched keys changed (a slot moving away dirties a watch in Redis Cluster too).
 
 use bytes::{Bytes, BytesMut};
 use membership::Slot;
@@ -16,6 +21,9 @@ use membership::command::{CommandId, CommandSpec, Route};
 use membership::frame::Request;
 use membership::resp::{CommandError, Reply};
 
+use std::sync::Arc;
+
+use crate::backend::Pinned;
 use crate::client::Session;
 use crate::error::CmdError;
 use crate::plan::{ChunkBuilder, Conv, Item};
@@ -24,6 +32,12 @@ use crate::topology::Topology;
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+
+/// A client's watch: its pinned connection and the watched keys' slot.
+pub struct Watch {
+    pin: Arc<Pinned>,
+    slot: Slot,
+}
 
 /// A client's open transaction.
 #[derive(Default)]
@@ -55,9 +69,13 @@ pub fn queue(
     req: Request,
     chunk: &mut ChunkBuilder,
 ) {
+    let watched = sess.watch.as_ref().map(|w| w.slot);
     let Some(tx) = sess.tx.as_mut() else {
         return;
     };
+    if tx.slot.is_none() {
+        tx.slot = watched;
+    }
     match check(tx, spec, &req) {
         Ok(slot) => {
             if slot.is_some() {
@@ -111,6 +129,7 @@ pub fn command(
     shared: &Shared,
     topo: &Topology,
     spec: &'static CommandSpec,
+    req: Request,
     chunk: &mut ChunkBuilder,
 ) {
     let reply = match spec.id {
@@ -122,27 +141,34 @@ pub fn command(
             Ok(Reply::Ok)
         }
         CommandId::Discard => match sess.tx.take() {
-            Some(_) => Ok(Reply::Ok),
+            Some(_) => {
+                sess.watch = None;
+                Ok(Reply::Ok)
+            }
             None => Err(CmdError::err("DISCARD without MULTI")),
         },
         CommandId::Watch if sess.tx.is_some() => {
             Err(CmdError::err("WATCH inside MULTI is not allowed"))
         }
-        CommandId::Watch => Err(CmdError::Unsupported {
-            name: "WATCH".into(),
-            reason: "the watching backend connection would have to send the EXEC; MULTI/EXEC without WATCH works",
-        }),
-        // No key can be watched through the proxy: nothing to forget. (Inside MULTI it is
-        // queued like any command.)
-        CommandId::Unwatch => Ok(Reply::Ok),
-        CommandId::Exec => match sess.tx.take() {
-            None => Err(CmdError::err("EXEC without MULTI")),
-            Some(tx) if tx.aborted => Err(CmdError::from(CommandError::Raw(
-                "EXECABORT Transaction discarded because of previous errors.".into(),
-            ))),
-            Some(tx) if tx.queued.is_empty() => Ok(Reply::Array(Vec::new())),
-            Some(tx) => return exec(sess, shared, topo, tx, chunk),
-        },
+        CommandId::Watch => return watch(sess, topo, req, chunk),
+        CommandId::Unwatch => {
+            sess.watch = None;
+            Ok(Reply::Ok)
+        }
+        CommandId::Exec => {
+            let watch = sess.watch.take();
+            match sess.tx.take() {
+                None => {
+                    sess.watch = watch;
+                    Err(CmdError::err("EXEC without MULTI"))
+                }
+                Some(tx) if tx.aborted => Err(CmdError::from(CommandError::Raw(
+                    "EXECABORT Transaction discarded because of previous errors.".into(),
+                ))),
+                Some(tx) if tx.queued.is_empty() && watch.is_none() => Ok(Reply::Array(Vec::new())),
+                Some(tx) => return exec(sess, shared, topo, tx, watch, chunk),
+            }
+        }
         _ => Err(CmdError::err("not a transaction command")),
     };
     chunk.ready(match reply {
@@ -151,35 +177,81 @@ pub fn command(
     });
 }
 
+/// WATCH: forwarded on the client's pinned connection (opened for the first WATCH).
+fn watch(sess: &mut Session, topo: &Topology, req: Request, chunk: &mut ChunkBuilder) {
+    let mut slot = sess.watch.as_ref().map(|w| w.slot);
+    for i in 1..req.argc() {
+        let s = Slot::for_key(req.arg(i));
+        match slot {
+            Some(prev) if prev != s => return chunk.ready(CmdError::CrossSlot.into()),
+            _ => slot = Some(s),
+        }
+    }
+    let Some(slot) = slot else {
+        return chunk.ready(CmdError::err("wrong number of arguments for 'watch' command").into());
+    };
+    if sess.watch.is_none() {
+        let Some(backend) = topo.owner(slot) else {
+            return chunk.ready(CmdError::ClusterDown(slot.get()).into());
+        };
+        sess.watch = Some(Watch {
+            pin: Pinned::new(backend.clone()),
+            slot,
+        });
+    }
+    if let Some(w) = &sess.watch {
+        let part = chunk.add_pinned(&w.pin, req.raw, 1, Some(slot));
+        chunk.items.push(Item::Fwd {
+            part,
+            conv: Conv::Plain,
+        });
+    }
+}
+
 /// Sends `MULTI`, the queue and `EXEC` as one batch to the owner of the transaction's slot
-/// (any shard when no command names a key); only EXEC's reply reaches the client.
-fn exec(sess: &mut Session, shared: &Shared, topo: &Topology, tx: Tx, chunk: &mut ChunkBuilder) {
-    let backend = match tx.slot {
-        Some(slot) => topo.owner(slot),
-        None => topo.backends.first(),
-    };
-    let Some(backend) = backend else {
-        return chunk.ready(CmdError::ClusterDown(tx.slot.map_or(0, |s| s.get())).into());
-    };
+/// (any shard when no command names a key), or on the client's pinned connection after
+/// WATCH; only EXEC's reply reaches the client.
+fn exec(
+    sess: &mut Session,
+    shared: &Shared,
+    topo: &Topology,
+    tx: Tx,
+    watch: Option<Watch>,
+    chunk: &mut ChunkBuilder,
+) {
     let mut fences = Vec::new();
     let mut whole = BytesMut::from(MULTI);
-    chunk.add_unanswered(backend, Bytes::from_static(MULTI));
     for (spec, req) in &tx.queued {
         if let Some(f) = shared.hotkeys.on_write(spec, req) {
             fences.extend(f);
         }
         whole.extend_from_slice(&req.raw);
-        chunk.add_unanswered(backend, req.raw.clone());
     }
     whole.extend_from_slice(EXEC);
     let replies = u32::try_from(tx.queued.len() + 2).unwrap_or(u32::MAX);
-    let part = chunk.add_exec(
-        backend,
-        Bytes::from_static(EXEC),
-        whole.freeze(),
-        replies,
-        tx.slot,
-    );
+    let part = match &watch {
+        Some(w) => chunk.add_pinned(&w.pin, whole.freeze(), replies, Some(w.slot)),
+        None => {
+            let backend = match tx.slot {
+                Some(slot) => topo.owner(slot),
+                None => topo.backends.first(),
+            };
+            let Some(backend) = backend else {
+                return chunk.ready(CmdError::ClusterDown(tx.slot.map_or(0, |s| s.get())).into());
+            };
+            chunk.add_unanswered(backend, Bytes::from_static(MULTI));
+            for (_, req) in &tx.queued {
+                chunk.add_unanswered(backend, req.raw.clone());
+            }
+            chunk.add_exec(
+                backend,
+                Bytes::from_static(EXEC),
+                whole.freeze(),
+                replies,
+                tx.slot,
+            )
+        }
+    };
     chunk.items.push(Item::Fwd {
         part,
         conv: Conv::Plain,

@@ -449,7 +449,6 @@ async fn unsupported_and_local_commands() {
     for (cmd, word) in [
         (vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "XREAD"),
         (vec!["SUBSCRIBE", "ch"], "SUBSCRIBE"),
-        (vec!["WATCH", "k"], "WATCH"),
         (vec!["WAIT", "1", "0"], "WAIT"),
     ] {
         let r = raw.text(&cmd).await;

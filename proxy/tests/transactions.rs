@@ -102,10 +102,79 @@ async fn cross_slot_transactions_abort() {
         assert!(e.starts_with("-ERR"), "{refused:?}: {e}");
     }
     assert_eq!(c.cmd(&["DISCARD"]).await, V::s("OK"));
-    // WATCH is refused with a reason; UNWATCH is harmless.
-    let e = c.text(&["WATCH", "a"]).await;
-    assert!(e.contains("not supported through the proxy"), "{e}");
+    // Watched keys and the transaction's share a slot too.
+    assert_eq!(c.cmd(&["WATCH", "a"]).await, V::s("OK"));
+    let e = c.text(&["WATCH", "b"]).await;
+    assert!(e.starts_with("-CROSSSLOT"), "{e}");
+    assert_eq!(c.cmd(&["MULTI"]).await, V::s("OK"));
+    let e = c.text(&["SET", "b", "1"]).await;
+    assert!(e.starts_with("-CROSSSLOT"), "{e}");
+    assert_eq!(c.cmd(&["DISCARD"]).await, V::s("OK"));
     assert_eq!(c.cmd(&["UNWATCH"]).await, V::s("OK"));
+}
+
+/// WATCH through the proxy, with a second client changing watched keys: every reply of both
+/// connections compared with redis-server's.
+#[tokio::test]
+async fn watch_matches_redis_through_the_proxy() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let shards = vec![
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    let (mut want, mut want_other) = (
+        Raw::connect(redis.addr).await,
+        Raw::connect(redis.addr).await,
+    );
+    let (mut got, mut got_other) = (proxy.raw().await, proxy.raw().await);
+    let mut rng = fastrand::Rng::with_seed(0x7e12);
+    let mut history: std::collections::VecDeque<String> = Default::default();
+    let (mut execs, mut nulls) = (0, 0);
+    for i in 0..OPS / 2 {
+        let k = KEYS[rng.usize(..KEYS.len())];
+        let other = rng.u8(..100) < 25;
+        let args: Vec<String> = match rng.u8(..100) {
+            _ if other => vec!["INCR".into(), k.into()],
+            0..=14 => vec!["WATCH".into(), k.into()],
+            15..=24 => vec!["MULTI".into()],
+            25..=39 => vec!["EXEC".into()],
+            40..=44 => vec!["UNWATCH".into()],
+            45..=49 => vec!["DISCARD".into()],
+            50..=74 => vec!["INCR".into(), k.into()],
+            _ => vec!["GET".into(), k.into()],
+        };
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (w, g) = if other {
+            (&mut want_other, &mut got_other)
+        } else {
+            (&mut want, &mut got)
+        };
+        let expected = w.text(&a).await;
+        let actual = g.text(&a).await;
+        history.push_back(format!(
+            "{} {a:?} -> {expected:?}",
+            if other { "other" } else { "tx   " }
+        ));
+        if history.len() > 24 {
+            history.pop_front();
+        }
+        assert_eq!(
+            actual,
+            expected,
+            "op {i} differs; the last operations:\n{}",
+            history.iter().cloned().collect::<Vec<_>>().join("\n")
+        );
+        if a[0] == "EXEC" && !expected.starts_with('-') {
+            execs += 1;
+            nulls += usize::from(expected == "*-1\r\n");
+        }
+    }
+    eprintln!("{execs} EXECs, {nulls} failed on a watched key");
+    assert!(execs > 100 && nulls > 20, "{execs} {nulls}");
 }
 
 /// The redis crate's atomic pipeline, from several clients at once: no reader sees half a

@@ -32,6 +32,47 @@ impl Drop for Closing {
     }
 }
 
+/// A backend connection one client holds from WATCH to EXEC (the shard's watch belongs to a
+/// connection): opened when its first batch is sent, closed when its last holder lets go, so
+/// the shard forgets the watch with it.
+pub struct Pinned {
+    backend: Arc<Backend>,
+    conn: tokio::sync::OnceCell<Closing>,
+}
+
+impl Pinned {
+    pub fn new(backend: Arc<Backend>) -> Arc<Pinned> {
+        Arc::new(Pinned {
+            backend,
+            conn: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    /// Queues a batch on the pinned connection (opening it first). A connection that failed
+    /// fails every later batch too: the watch it held is gone.
+    pub async fn send(&self, batch: Batch) {
+        self.backend.requests.fetch_add(batch.count as u64, Relaxed);
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let settings = (*self.backend.settings).clone();
+                conn::connect(&settings, Arc::new(Notify::new()))
+                    .await
+                    .map(Closing)
+            })
+            .await;
+        match conn {
+            Ok(c) if !c.0.is_closed() => c.0.send(batch).await,
+            Ok(_) => batch.fail(self.backend.unavailable()),
+            Err(e) => batch.fail(e),
+        }
+    }
+}
+
 /// deadpool manager: creates connections and recycles them with a PING.
 pub struct Manager {
     settings: Arc<ConnSettings>,

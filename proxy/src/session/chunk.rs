@@ -25,6 +25,8 @@ pub(super) struct GroupRx {
     rx: oneshot::Receiver<BatchResult>,
     /// The batch's replies once they arrived, and when (for traces).
     pub(super) result: Option<(BatchResult, Instant)>,
+    /// A pinned connection stays open at least until this batch is answered.
+    _pin: Option<Arc<crate::backend::Pinned>>,
 }
 
 /// A chunk sent to the backends, waiting to be answered. Invariant: `meta` is empty or
@@ -64,7 +66,9 @@ pub(super) async fn dispatch(
             count: g.count as usize,
             done,
         };
-        if let Some(permit) = g.dedicated {
+        if let Some(pin) = &g.pinned {
+            pin.send(batch).await;
+        } else if let Some(permit) = g.dedicated {
             blocking = true;
             g.backend.send_dedicated(batch, permit);
         } else if large {
@@ -76,6 +80,7 @@ pub(super) async fn dispatch(
             backend: g.backend,
             rx,
             result: None,
+            _pin: g.pinned,
         });
     }
     queue.push_back(Chunk {

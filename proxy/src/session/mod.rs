@@ -64,6 +64,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         close: false,
         writes: 0,
         tx: None,
+        watch: None,
     };
     let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);

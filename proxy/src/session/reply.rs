@@ -269,7 +269,15 @@ impl Ctx<'_> {
             },
             None => return err_bytes(CmdError::err("internal error: missing batch")),
         };
-        if raw.first() == Some(&b'-') {
+        if raw.first() == Some(&b'-') && part.pinned {
+            // The watch lives on the pinned connection: nothing is resent elsewhere. An EXEC
+            // redirected there (its slot moved) failed as a watched transaction fails.
+            if part.replies > 1 && redirect::decide(&raw, 0) != Action::Done {
+                Bytes::from_static(b"*-1\r\n")
+            } else {
+                raw
+            }
+        } else if raw.first() == Some(&b'-') {
             self.follow(part, raw).await
         } else {
             raw
@@ -286,7 +294,7 @@ impl Ctx<'_> {
         sent_to: &Arc<Backend>,
         e: &BackendError,
     ) -> Option<Bytes> {
-        if !matches!(e, BackendError::Unavailable { .. }) {
+        if part.pinned || !matches!(e, BackendError::Unavailable { .. }) {
             return None;
         }
         let owner = self.shared.topology.load()?.owner(part.slot?)?.clone();
@@ -515,6 +523,7 @@ impl Ctx<'_> {
     async fn read(&self, req: Bytes, slot: membership::Slot) -> Bytes {
         let part = Part {
             dedicated: false,
+            pinned: false,
             replies: 1,
             group: u32::MAX,
             idx: 0,

@@ -64,12 +64,27 @@ try:
 except redis.ResponseError as e:
     assert "CROSSSLOT" in str(e) or "EXECABORT" in str(e), e
 assert r.get("py:tx:one") is None
-# WATCH is refused with a reason (not a hang), and the connection goes on.
-try:
-    r.execute_command("WATCH", "py:s")
-    raise AssertionError("WATCH through the proxy must be refused")
-except redis.ResponseError as e:
-    assert "not supported through the proxy" in str(e), e
+# The WATCH retry loop (redis-py's transaction helper): read, then write if unchanged.
+r.set("{py:tx}:n", 0)
+def bump(pipe):
+    n = int(pipe.get("{py:tx}:n"))
+    pipe.multi()
+    pipe.set("{py:tx}:n", n + 1)
+for _ in range(20):
+    r.transaction(bump, "{py:tx}:n")
+assert r.get("{py:tx}:n") == "20"
+# A watched key changed by another client fails the transaction (WatchError).
+with r.pipeline() as p:
+    p.watch("{py:tx}:n")
+    r.incr("{py:tx}:n")
+    p.multi()
+    p.set("{py:tx}:n", 0)
+    try:
+        p.execute()
+        raise AssertionError("a changed watched key must fail EXEC")
+    except redis.WatchError:
+        pass
+assert r.get("{py:tx}:n") == "21"
 
 # Errors are raised for the command; the connection goes on.
 try:
