@@ -73,6 +73,9 @@ pub enum Item {
     Ready(Bytes),
     /// Forwarded to one shard.
     Fwd { part: Part, conv: Conv },
+    /// A transaction's EXEC: its array's elements shaped for RESP3 one by one, as the queued
+    /// commands' own replies would be.
+    Exec { part: Part, convs: Vec<Conv> },
     /// Split by shard (or slot). A part's `Range` indexes `order`, which lists key ordinals
     /// (positions in the client's reply) part by part: the part's i-th key is key
     /// `order[range.start + i]`.
@@ -600,7 +603,7 @@ fn refused(top: &CommandSpec, spec: &CommandSpec, refusal: Refusal) -> CmdError 
     }
 }
 
-fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
+pub fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
     match spec.id {
         CommandId::Hgetall => Conv::Map,
         CommandId::Hrandfield if req.argc() == 4 => Conv::Pairs,

@@ -252,10 +252,12 @@ fn exec(
             )
         }
     };
-    chunk.items.push(Item::Fwd {
-        part,
-        conv: Conv::Plain,
-    });
+    let convs = tx
+        .queued
+        .iter()
+        .map(|(spec, req)| crate::plan::conv_for(spec, req))
+        .collect();
+    chunk.items.push(Item::Exec { part, convs });
     // The near cache drops what the transaction wrote once its reply is rendered.
     if !fences.is_empty() {
         sess.writes += 1;

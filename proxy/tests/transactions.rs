@@ -224,3 +224,36 @@ async fn atomic_pipelines_through_the_proxy() {
         .expect("get");
     assert_eq!(n, 800);
 }
+
+/// A RESP3 client gets each reply inside EXEC shaped as that command's own reply (maps,
+/// sets, doubles), as from redis-server.
+#[tokio::test]
+async fn exec_replies_in_resp3_match_redis() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let shards = vec![TestShard::default().await, TestShard::default().await];
+    let proxy = Proxy::over(&shards).await;
+    let mut want = Raw::connect(redis.addr).await;
+    let mut got = proxy.raw().await;
+    for c in [&mut want, &mut got] {
+        let hello = c.text(&["HELLO", "3"]).await;
+        assert!(hello.starts_with('%'), "{hello}");
+    }
+    let script: [&[&str]; 11] = [
+        &["MULTI"],
+        &["HSET", "{r}h", "f", "v", "g", "w"],
+        &["HGETALL", "{r}h"],
+        &["ZADD", "{r}z", "1.5", "m", "2", "n"],
+        &["ZSCORE", "{r}z", "m"],
+        &["ZRANGE", "{r}z", "0", "-1", "WITHSCORES"],
+        &["ZPOPMIN", "{r}z"],
+        &["SADD", "{r}s", "a"],
+        &["SMEMBERS", "{r}s"],
+        &["GET", "{r}missing"],
+        &["EXEC"],
+    ];
+    for cmd in script {
+        assert_eq!(got.text(cmd).await, want.text(cmd).await, "{cmd:?}");
+    }
+}

@@ -423,6 +423,26 @@ impl Ctx<'_> {
                 let r = self.part_reply(&part).await;
                 self.forward(&r, conv, out);
             }
+            Item::Exec { part, convs } => {
+                let r = self.part_reply(&part).await;
+                if self.proto == Proto::Resp2 {
+                    out.extend_from_slice(&r);
+                } else {
+                    // Each queued command's reply reshaped as it would be alone.
+                    let reply = match decode_reply(&r) {
+                        Ok(Reply::Array(items)) if items.len() == convs.len() => Reply::Array(
+                            items
+                                .into_iter()
+                                .zip(convs)
+                                .map(|(item, conv)| convert(conv, item))
+                                .collect(),
+                        ),
+                        Ok(other) => other,
+                        Err(e) => Reply::Error(format!("ERR backend {e}")),
+                    };
+                    encode(&reply, self.proto, out);
+                }
+            }
             Item::Fan {
                 parts,
                 order,
@@ -575,68 +595,73 @@ impl Ctx<'_> {
             Ok(rep) => rep,
             Err(e) => Reply::Error(format!("ERR backend {e}")),
         };
-        let reply = match (conv, reply) {
-            (Conv::Map, Reply::Array(items)) if items.len() % 2 == 0 => {
-                let mut it = items.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((k, v));
-                }
-                Reply::Map(pairs)
-            }
-            (Conv::Pairs, Reply::Array(items)) if items.len() % 2 == 0 => {
-                let mut it = items.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push(Reply::Array(vec![k, v]));
-                }
-                Reply::Array(pairs)
-            }
-            (Conv::Set, Reply::Array(items)) => Reply::Set(items),
-            (Conv::Scored, Reply::Array(items)) if items.len() % 2 == 0 => {
-                let mut it = items.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(m), Some(s)) = (it.next(), it.next()) {
-                    pairs.push(Reply::Array(vec![m, double(s)]));
-                }
-                Reply::Array(pairs)
-            }
-            (Conv::Double, r) => double(r),
-            (Conv::Doubles, Reply::Array(items)) => {
-                Reply::Array(items.into_iter().map(double).collect())
-            }
-            (Conv::FlatScored, Reply::Array(items)) => Reply::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, r)| if i % 2 == 1 { double(r) } else { r })
-                    .collect(),
-            ),
-            (Conv::KeyPairs, Reply::Array(mut items)) if items.len() == 2 => {
-                if let Some(Reply::Array(pairs)) = items.pop() {
-                    let pairs = pairs
-                        .into_iter()
-                        .map(|p| match p {
-                            Reply::Array(mut ms) if ms.len() == 2 => {
-                                let s = ms.pop().map(double);
-                                ms.extend(s);
-                                Reply::Array(ms)
-                            }
-                            other => other,
-                        })
-                        .collect();
-                    items.push(Reply::Array(pairs));
-                }
-                Reply::Array(items)
-            }
-            (Conv::KeyScore, Reply::Array(mut items)) if items.len() == 3 => {
-                let s = items.pop().map(double);
-                items.extend(s);
-                Reply::Array(items)
-            }
-            (_, r) => r,
-        };
+        let reply = convert(conv, reply);
         encode(&reply, self.proto, out);
+    }
+}
+
+/// A RESP2 backend reply reshaped for a RESP3 client as `conv` says.
+fn convert(conv: Conv, reply: Reply) -> Reply {
+    match (conv, reply) {
+        (Conv::Map, Reply::Array(items)) if items.len() % 2 == 0 => {
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Reply::Map(pairs)
+        }
+        (Conv::Pairs, Reply::Array(items)) if items.len() % 2 == 0 => {
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push(Reply::Array(vec![k, v]));
+            }
+            Reply::Array(pairs)
+        }
+        (Conv::Set, Reply::Array(items)) => Reply::Set(items),
+        (Conv::Scored, Reply::Array(items)) if items.len() % 2 == 0 => {
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(m), Some(s)) = (it.next(), it.next()) {
+                pairs.push(Reply::Array(vec![m, double(s)]));
+            }
+            Reply::Array(pairs)
+        }
+        (Conv::Double, r) => double(r),
+        (Conv::Doubles, Reply::Array(items)) => {
+            Reply::Array(items.into_iter().map(double).collect())
+        }
+        (Conv::FlatScored, Reply::Array(items)) => Reply::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| if i % 2 == 1 { double(r) } else { r })
+                .collect(),
+        ),
+        (Conv::KeyPairs, Reply::Array(mut items)) if items.len() == 2 => {
+            if let Some(Reply::Array(pairs)) = items.pop() {
+                let pairs = pairs
+                    .into_iter()
+                    .map(|p| match p {
+                        Reply::Array(mut ms) if ms.len() == 2 => {
+                            let s = ms.pop().map(double);
+                            ms.extend(s);
+                            Reply::Array(ms)
+                        }
+                        other => other,
+                    })
+                    .collect();
+                items.push(Reply::Array(pairs));
+            }
+            Reply::Array(items)
+        }
+        (Conv::KeyScore, Reply::Array(mut items)) if items.len() == 3 => {
+            let s = items.pop().map(double);
+            items.extend(s);
+            Reply::Array(items)
+        }
+        (_, r) => r,
     }
 }
 
