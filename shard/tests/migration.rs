@@ -968,3 +968,57 @@ async fn a_blocked_client_is_redirected_when_its_slot_moves() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Transactions in cluster mode: keys of one transaction share a slot (EXEC answers
+/// `-CROSSSLOT` otherwise), a queued command on a slot the node lost is `-MOVED` and aborts
+/// the transaction, and a slot migrating away dirties a WATCH on its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_follow_slot_ownership() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let manual = |dir, seeds| Config {
+        cluster_rebalance: shard::config::Rebalance::Manual,
+        ..node_config(dir, seeds)
+    };
+    let a = TestShard::start(manual(dirs[0].path(), vec![])).await;
+    let b = TestShard::start(manual(dirs[1].path(), vec![a.bus_addr().await])).await;
+    wait_until(30, "two members", || async {
+        field(&info(&a).await, "cluster_known_nodes") == 2
+    })
+    .await;
+    let mut ra = a.raw().await;
+    assert_eq!(ra.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(ra.cmd(&["SET", "{x}1", "1"]).await, V::s("QUEUED"));
+    assert_eq!(ra.cmd(&["SET", "{y}1", "1"]).await, V::s("QUEUED"));
+    assert_err(&ra.cmd(&["EXEC"]).await, "CROSSSLOT");
+    assert_eq!(ra.cmd(&["GET", "{x}1"]).await, V::Nil, "nothing ran");
+
+    let slot = Slot::for_key(b"{tx}").get().to_string();
+    assert_eq!(ra.cmd(&["SET", "{tx}k", "1"]).await, V::s("OK"));
+    assert_eq!(ra.cmd(&["WATCH", "{tx}k"]).await, V::s("OK"));
+    let b_id = cmd(&b, &["CLUSTER", "MYID"]).await.as_str().to_string();
+    assert_eq!(
+        ra.cmd(&["CLUSTER", "MIGRATE", &slot, &slot, &b_id]).await,
+        V::s("OK")
+    );
+    let b_port = i64::from(b.addr.port());
+    let n: i64 = slot.parse().expect("slot");
+    wait_until(30, "the slot to move", || async {
+        owner_port(&a, n).await == Some(b_port)
+            && field(&info(&a).await, "cluster_slots_migrating") == 0
+    })
+    .await;
+    assert_eq!(ra.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(
+        ra.text(&["EXEC"]).await,
+        "*-1\r\n",
+        "the slot moving away is a change"
+    );
+    assert_eq!(ra.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_err(&ra.cmd(&["SET", "{tx}k", "2"]).await, "MOVED");
+    assert_err(&ra.cmd(&["EXEC"]).await, "EXECABORT");
+    assert_eq!(
+        b.raw().await.cmd(&["GET", "{tx}k"]).await,
+        V::s("1"),
+        "the key moved with its slot, unchanged"
+    );
+}

@@ -76,7 +76,12 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
     if s.tx.in_multi() && !multi::runs_at_once(spec.id) {
         return multi::queue(s, shared, spec, args);
     }
-    let asking = std::mem::take(&mut s.asking);
+    // ASKING holds for a whole transaction (Redis keeps the flag while in MULTI).
+    let asking = if matches!(spec.id, CommandId::Multi | CommandId::Exec) {
+        s.asking
+    } else {
+        std::mem::take(&mut s.asking)
+    };
     if spec.has_keys() {
         let keys = || {
             spec.key_positions(args.len(), |i| args.get(i))

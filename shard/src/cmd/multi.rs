@@ -176,7 +176,7 @@ fn admit(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> Resu
     if let Some(c) = shared.cluster.get()
         && spec.has_keys()
     {
-        let asking = std::mem::take(&mut s.asking);
+        let asking = s.asking;
         let keys = || spec.key_positions(a.len(), |i| a.get(i)).map(|i| a.get(i));
         let view = c.handle.load();
         crate::cluster::route(
