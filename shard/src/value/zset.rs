@@ -15,7 +15,7 @@
 //!   its chunk (a bounded memmove); splitting a full chunk or dropping an empty one rebuilds
 //!   the Fenwick tree, O(n / CHUNK_MAX), once every `CHUNK_MAX / 2` writes at most. No
 //!   maintained crate offers an order-statistic map keyed by `(f64, bytes)` with this
-//!   compactness (a list entry is one 16-byte pointer, in chunks, with no per-node
+//!   compactness (a list entry is a 16-byte pointer and its score, in chunks, with no per-node
 //!   allocation), hence our own. The map is a `hashbrown::HashTable` of the same pointers: a
 //!   member's score and bytes are one allocation shared by both.
 //!
