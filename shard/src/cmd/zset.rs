@@ -25,7 +25,33 @@ use membership::double::{parse as double, strtod};
 
 /// A score argument: `ERR value is not a valid float` otherwise.
 fn score_arg(b: &[u8]) -> Result<f64, CmdError> {
-    double(b).ok_or_else(|| CmdError::err("value is not a valid float"))
+    match small_integer(b) {
+        Some(d) => Ok(d),
+        None => double(b).ok_or_else(|| CmdError::err("value is not a valid float")),
+    }
+}
+
+/// The common case of a score, an optional sign and 1 to 15 decimal digits, without
+/// `strtod`'s general path (which allocates): such an integer is below 2^53, so it converts
+/// to `f64` exactly and the result is `strtod`'s (leading zeros and `-0` included).
+fn small_integer(b: &[u8]) -> Option<f64> {
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    let d = n as f64;
+    Some(if neg { -d } else { d })
 }
 
 /// A WEIGHTS argument: `ERR weight value is not a float` otherwise.
@@ -944,6 +970,46 @@ pub fn zscan(s: &mut Session, a: &Args) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_integer_scores_match_strtod() {
+        for t in [
+            "0",
+            "-0",
+            "+0",
+            "7",
+            "-7",
+            "+7",
+            "000000012345",
+            "-000000099999",
+            "999999999999999",
+            "-999999999999999",
+            "1000000000000000",
+            "",
+            "-",
+            "+",
+            "1a",
+            "1.5",
+            "1e3",
+            " 1",
+            "--1",
+            "0x10",
+            "1 ",
+        ] {
+            let b = t.as_bytes();
+            if let Some(d) = small_integer(b) {
+                let want = double(b).map(f64::to_bits);
+                assert_eq!(Some(d.to_bits()), want, "{t:?}");
+            }
+            assert_eq!(
+                score_arg(b).ok().map(f64::to_bits),
+                double(b).map(f64::to_bits),
+                "{t:?}"
+            );
+        }
+        assert!(small_integer(b"000000012345").is_some());
+        assert!(small_integer(b"1000000000000000").is_none());
+    }
 
     #[test]
     fn scores_parse_like_strtod() {

@@ -6,8 +6,9 @@
 //! - `intset`: every member a canonical integer (`string2ll`'s rules) and at most 512 of
 //!   them, kept as a sorted `Vec<i64>` (SMEMBERS answers in ascending order, as Redis's
 //!   intset does).
-//! - `hashtable`: a dense `Vec` of members (each inline up to 16 bytes, so short members cost
-//!   no allocation of their own) plus a `hashbrown::HashTable<u32>` of indices into it, as
+//! - `hashtable`: a dense `Vec` of members (each inline up to 22 bytes in a 24-byte slot, so
+//!   short members cost no allocation of their own and comparing one touches no other cache
+//!   line) plus a `hashbrown::HashTable<u32>` of indices into it, as
 //!   `indexmap` lays a map out. Membership is O(1); a random member (SPOP, SRANDMEMBER) is a
 //!   uniform pick of an index; removal swaps the last member into the hole. For a million
 //!   ~10-byte members this is ~36 bytes a member (measured: RSS and accounting agree), where
@@ -22,7 +23,6 @@ use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use smallvec::SmallVec;
 
 use crate::protocol::strict_i64;
 use crate::store::glob::glob_match;
@@ -30,8 +30,55 @@ use crate::store::glob::glob_match;
 /// Redis's `set-max-intset-entries` default.
 pub const INTSET_MAX_ENTRIES: usize = 512;
 
-/// A member of a hashtable-encoded set: inline up to 16 bytes, else on the heap.
-type Member = SmallVec<[u8; 16]>;
+/// Bytes a hashtable member keeps inline.
+const INLINE: usize = 22;
+
+/// A member of a hashtable-encoded set: inline up to [`INLINE`] bytes, else a boxed slice of
+/// exactly its length. 24 bytes either way (a `SmallVec<[u8; 16]>` is as big and holds 6
+/// bytes less inline: redis-benchmark's `element:000000012345`, 20 bytes, spilled, and each
+/// SADD of it paid a malloc and each lookup a second cache miss).
+#[derive(Clone)]
+enum Member {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Member {
+    fn from_slice(m: &[u8]) -> Member {
+        match u8::try_from(m.len()) {
+            Ok(len) if m.len() <= INLINE => {
+                let mut buf = [0; INLINE];
+                if let Some(to) = buf.get_mut(..m.len()) {
+                    to.copy_from_slice(m);
+                }
+                Member::Inline { len, buf }
+            }
+            _ => Member::Heap(m.into()),
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Member::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Member::Heap(b) => b,
+        }
+    }
+}
+
+impl std::ops::Deref for Member {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
 
 /// A set value. It keeps its accounted bytes' variable part as it changes, so accounting a
 /// write is O(1) however large the set is (the store re-accounts a value after every write).
@@ -74,7 +121,7 @@ fn hash(b: &[u8]) -> u64 {
 }
 
 fn heap_len(m: &[u8]) -> usize {
-    if m.len() > 16 { m.len() } else { 0 }
+    if m.len() > INLINE { m.len() } else { 0 }
 }
 
 /// Redis's intset: sorted integers, each stored in the narrowest width (2, 4 or 8 bytes,
@@ -199,18 +246,22 @@ impl Table {
             .map(|&i| i as usize)
     }
 
-    /// Adds `m` if absent; true if added.
+    /// Adds `m` if absent; true if added. One probe of the index either way.
     fn insert(&mut self, m: &[u8]) -> bool {
-        if self.find(m).is_some() {
-            return false;
-        }
         let members = &self.members;
         let i = members.len() as u32;
-        self.index.insert_unique(hash(m), i, |&j| {
-            members.get(j as usize).map_or(0, |x| hash(x))
-        });
-        self.members.push(Member::from_slice(m));
-        true
+        match self.index.entry(
+            hash(m),
+            |&j| members.get(j as usize).is_some_and(|x| x.as_slice() == m),
+            |&j| members.get(j as usize).map_or(0, |x| hash(x)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(i);
+                self.members.push(Member::from_slice(m));
+                true
+            }
+        }
     }
 
     /// Removes the member at `i`, moving the last member into its place.
@@ -596,6 +647,18 @@ mod tests {
         }
         let members: HashSet<Vec<u8>> = s.members().iter().map(|b| b.to_vec()).collect();
         assert_eq!(members, model);
+    }
+
+    #[test]
+    fn members_are_inline_up_to_22_bytes() {
+        assert_eq!(MEMBER_SLOT, 24);
+        for n in [0, 1, 16, 17, 22, 23, 64] {
+            let m = vec![b'x'; n];
+            let member = Member::from_slice(&m);
+            assert_eq!(member.as_slice(), &m[..]);
+            assert_eq!(matches!(member, Member::Heap(_)), n > INLINE);
+            assert_eq!(heap_len(&m), if n > INLINE { n } else { 0 });
+        }
     }
 
     #[test]
