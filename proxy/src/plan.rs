@@ -488,7 +488,7 @@ pub fn plan(
         }
         return;
     };
-    if sess.tx.is_some() && !crate::transaction::runs_at_once(spec.id) {
+    if sess.tx.is_some() && !membership::command::runs_at_once_in_multi(spec.id) {
         return crate::transaction::queue(sess, spec, req, chunk);
     }
     // Hot keys: a write fences its keys in the near cache until its reply has been rendered.

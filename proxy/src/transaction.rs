@@ -49,19 +49,6 @@ pub struct Tx {
     pub aborted: bool,
 }
 
-/// The commands that run at once inside MULTI instead of being queued.
-pub fn runs_at_once(id: CommandId) -> bool {
-    matches!(
-        id,
-        CommandId::Exec
-            | CommandId::Discard
-            | CommandId::Multi
-            | CommandId::Watch
-            | CommandId::Quit
-            | CommandId::Reset
-    )
-}
-
 /// A command inside MULTI (already known, authenticated and of the right arity).
 pub fn queue(
     sess: &mut Session,

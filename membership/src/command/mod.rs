@@ -625,6 +625,20 @@ impl CommandSpec {
     }
 }
 
+/// The commands that run at once while a client is in MULTI; every other command is queued
+/// for EXEC (Redis's `processCommand`). Shared by the shard and the proxy's own queue.
+pub fn runs_at_once_in_multi(id: CommandId) -> bool {
+    matches!(
+        id,
+        CommandId::Exec
+            | CommandId::Discard
+            | CommandId::Multi
+            | CommandId::Watch
+            | CommandId::Quit
+            | CommandId::Reset
+    )
+}
+
 /// Redis's ACL categories in the order `COMMAND INFO` lists them.
 const ACL_ORDER: [&str; 21] = [
     "@keyspace",

@@ -73,7 +73,7 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
             return Err(e);
         }
     };
-    if s.tx.in_multi() && !multi::runs_at_once(spec.id) {
+    if s.tx.in_multi() && !command::runs_at_once_in_multi(spec.id) {
         return multi::queue(s, shared, spec, args);
     }
     // ASKING holds for a whole transaction (Redis keeps the flag while in MULTI).

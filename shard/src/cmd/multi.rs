@@ -78,19 +78,6 @@ impl Tx {
     }
 }
 
-/// The commands that run at once inside MULTI instead of being queued.
-pub fn runs_at_once(id: CommandId) -> bool {
-    matches!(
-        id,
-        CommandId::Exec
-            | CommandId::Discard
-            | CommandId::Multi
-            | CommandId::Watch
-            | CommandId::Quit
-            | CommandId::Reset
-    )
-}
-
 pub fn multi(s: &mut Session) -> CmdResult {
     if s.tx.in_multi() {
         return Err(CmdError::err("MULTI calls can not be nested"));
