@@ -72,8 +72,14 @@ pub async fn run_with_admin(
     let tracking = Arc::new(crate::tracking::Tracking::new(
         config.tracking_table_max_keys,
     ));
-    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers too.
-    db.set_key_listener(tracking.clone());
+    let pubsub = Arc::new(crate::pubsub::PubSub::default());
+    let notify = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
+    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers too,
+    // and raise `expired` / `evicted` keyspace notifications.
+    db.set_key_listener(Arc::new(crate::store::Listeners(vec![
+        tracking.clone(),
+        notify.clone(),
+    ])));
     let shared = Arc::new(Shared {
         db,
         clock,
@@ -98,6 +104,8 @@ pub async fn run_with_admin(
         tracing,
         slowlog: crate::slowlog::SlowLog::default(),
         blocking: crate::blocking::Blocking::default(),
+        pubsub,
+        notify,
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;

@@ -17,6 +17,8 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::migrate;
+use crate::notify::Notifier;
+use crate::pubsub::PubSub;
 use crate::slowlog::SlowLog;
 use crate::store::Db;
 use crate::tracking::Tracking;
@@ -59,6 +61,9 @@ pub struct Shared {
     pub slowlog: SlowLog,
     /// Clients blocked on keys (BLPOP and the other blocking commands).
     pub blocking: Blocking,
+    /// Pub/sub subscriptions, and keyspace notifications published through them.
+    pub pubsub: Arc<PubSub>,
+    pub notify: Arc<Notifier>,
 }
 
 impl Shared {

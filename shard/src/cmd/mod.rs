@@ -11,6 +11,8 @@ mod connection;
 mod hash;
 mod key;
 mod list;
+mod notify;
+mod pubsub;
 mod server;
 mod session;
 mod set;
@@ -21,6 +23,7 @@ mod zset;
 mod zset_multi;
 
 pub use blocking::blocked_redirect;
+pub use pubsub::off as pubsub_off;
 pub use session::Session;
 pub use tracking::off as tracking_off;
 pub use warm::{WarmPlan, load_warm, pace_writes, settle_warm, warm_plan};
@@ -117,8 +120,13 @@ fn dispatch(s: &mut Session, args: &Args) -> CmdResult {
 /// more instructions under callgrind).
 #[inline]
 fn run_tracked(s: &mut Session, spec: &'static CommandSpec, args: &Args) -> CmdResult {
+    pubsub::check_context(s, spec)?;
     tracking::before(s, spec, args);
+    let seen = notify::before(s, spec, args);
     let r = run(s, spec, args);
+    if let Some(seen) = seen {
+        notify::after(s, spec, args, &r, seen);
+    }
     tracking::after(s, spec, args, r.is_ok());
     if r.is_ok() && spec.is_write() {
         blocking::after_write(s, spec, args);
@@ -169,7 +177,7 @@ fn dispatch_cluster(
 fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
     use CommandId::*;
     match spec.id {
-        Ping => connection::ping(a),
+        Ping => pubsub::ping(s, a),
         Echo => Ok(Reply::Bulk(a.bytes(1))),
         Hello => connection::hello(s, a),
         Auth => connection::auth(s, a),
@@ -313,6 +321,17 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             zset_multi::zsetop(s, spec.id, a)
         }
 
+        Subscribe => pubsub::subscribe(s, crate::pubsub::Kind::Channel, a),
+        Psubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Pattern, a),
+        Ssubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Shard, a),
+        Unsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Channel, a),
+        Punsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Pattern, a),
+        Sunsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Shard, a),
+        Publish => pubsub::publish(s, a, false),
+        Spublish => pubsub::publish(s, a, true),
+        PubsubChannels | PubsubNumsub | PubsubNumpat | PubsubShardchannels
+        | PubsubShardnumsub | PubsubHelp => pubsub::pubsub(s, spec.id, a),
+
         ClusterKeyslot
         | ClusterCountkeysinslot
         | ClusterGetkeysinslot
@@ -332,7 +351,7 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
             s.asking = true;
             Ok(Reply::Ok)
         }
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub => {
             Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
