@@ -624,3 +624,86 @@ async fn evicted_keys_are_notified() {
     assert!(a.get(2).is_some_and(|k| k.as_str().starts_with("key")), "{msg:?}");
     srv.stop().await;
 }
+
+/// Cluster mode: shard channels are keyed by their slot (MOVED to the owner, CROSSSLOT across
+/// slots, as Redis Cluster); plain channels are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
+    use shard::testing::{Config, assert_err, info_field};
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let config = |dir: &std::path::Path, seeds: Vec<String>| Config {
+        dir: dir.to_path_buf(),
+        cluster_enabled: true,
+        cluster_port: Some(0),
+        cluster_seeds: seeds,
+        cluster_secret: Some("pubsub-test-secret".into()),
+        ..Config::default()
+    };
+    let a = TestShard::start(config(dirs[0].path(), vec![])).await;
+    let seed = a.bus_addr().await;
+    let b = TestShard::start(config(dirs[1].path(), vec![seed])).await;
+    let mut raw = a.raw().await;
+    // Until both nodes serve their slots (the join and its slot plan take a moment).
+    for i in 0.. {
+        assert!(i < 600, "the cluster of two did not converge");
+        let info = raw.cmd(&["CLUSTER", "INFO"]).await;
+        let other = b.raw().await.cmd(&["CLUSTER", "INFO"]).await;
+        if [&info, &other].iter().all(|i| {
+            info_field(i.as_str(), "cluster_state").as_deref() == Some("ok")
+                && info_field(i.as_str(), "cluster_size").as_deref() == Some("2")
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let moved_for = |v: &V| match v {
+        V::Err(e) if e.starts_with("MOVED ") => Some(e.clone()),
+        _ => None,
+    };
+    // A channel this node owns and one it does not, found by asking it.
+    let (mut mine, mut theirs) = (None, None);
+    for i in 0..1000 {
+        let ch = format!("ch{i}");
+        match moved_for(&raw.cmd(&["SPUBLISH", &ch, "probe"]).await) {
+            Some(e) => theirs = theirs.or(Some((ch, e))),
+            None => mine = mine.or(Some(ch)),
+        }
+        if mine.is_some() && theirs.is_some() {
+            break;
+        }
+    }
+    let (mine, (theirs, moved)) = (mine.expect("an own slot"), theirs.expect("a foreign slot"));
+    let slot = membership::Slot::for_key(theirs.as_bytes()).get();
+    assert!(moved.starts_with(&format!("MOVED {slot} 127.0.0.1:")), "{moved}");
+
+    let mut sub = a.raw().await;
+    assert_eq!(sub.cmd(&["SSUBSCRIBE", &theirs]).await, V::Err(moved.clone()));
+    assert_err(
+        &sub.cmd(&["SSUBSCRIBE", &mine, &theirs]).await,
+        "CROSSSLOT Keys in request don't hash to the same slot",
+    );
+    assert_eq!(sub.cmd(&["SUNSUBSCRIBE", &theirs]).await, V::Err(moved));
+    sub.send(&encode(&["SSUBSCRIBE", &mine])).await;
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("ssubscribe"), V::s(&mine), V::Int(1)])
+    );
+    assert_eq!(raw.cmd(&["SPUBLISH", &mine, "hello"]).await, V::Int(1));
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("smessage"), V::s(&mine), V::s("hello")])
+    );
+    // Plain channels are node-local and never redirected.
+    sub.send(&encode(&["SUBSCRIBE", &theirs])).await;
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("subscribe"), V::s(&theirs), V::Int(1)])
+    );
+    assert_eq!(raw.cmd(&["PUBLISH", &theirs, "local"]).await, V::Int(1));
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("message"), V::s(&theirs), V::s("local")])
+    );
+    b.stop().await;
+    a.stop().await;
+}
