@@ -344,7 +344,12 @@ async fn config_matches_redis() {
         &["CONFIG", "SET", "notify-keyspace-events", ""],
         &["CONFIG", "GET", "notify-keyspace-events"],
         &["CONFIG", "GET", "client-output-buffer-limit"],
-        &["CONFIG", "SET", "client-output-buffer-limit", "pubsub 64mb 16mb 30"],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 64mb 16mb 30",
+        ],
         &["CONFIG", "GET", "client-output-buffer-limit"],
         &[
             "CONFIG",
@@ -354,9 +359,24 @@ async fn config_matches_redis() {
         ],
         &["CONFIG", "GET", "client-output-buffer-limit"],
         &["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1 2"],
-        &["CONFIG", "SET", "client-output-buffer-limit", "master 1 2 3"],
-        &["CONFIG", "SET", "client-output-buffer-limit", "pubsub x 2 3"],
-        &["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1 2 -3"],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "master 1 2 3",
+        ],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub x 2 3",
+        ],
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1 2 -3",
+        ],
         &["CONFIG", "GET", "client-output-buffer-limit"],
     ];
     for args in steps {
@@ -382,7 +402,12 @@ async fn introspection_in_info_and_client_list() {
     assert_eq!(info_int(info.as_str(), "pubsub_patterns"), 1);
     assert_eq!(info_int(info.as_str(), "pubsubshard_channels"), 1);
     let list = other.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]).await;
-    let line = list.as_str().lines().next().expect("the subscriber").to_string();
+    let line = list
+        .as_str()
+        .lines()
+        .next()
+        .expect("the subscriber")
+        .to_string();
     assert!(
         line.contains(" flags=P ") && line.contains(" sub=2 psub=1 ssub=1 "),
         "{line}"
@@ -457,7 +482,10 @@ async fn redis_crate_pubsub() {
         .expect("resp3 connection");
     con3.subscribe("ch3").await.expect("subscribe");
     // Any command is allowed in RESP3 while subscribed.
-    let pong: String = redis::cmd("PING").query_async(&mut con3).await.expect("ping");
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut con3)
+        .await
+        .expect("ping");
     assert_eq!(pong, "PONG");
     let n: i64 = redis::cmd("PUBLISH")
         .arg("ch3")
@@ -559,13 +587,21 @@ async fn a_subscriber_that_does_not_read_is_disconnected_at_the_hard_limit() {
     let srv = TestShard::default().await;
     let mut publ = srv.raw().await;
     assert_eq!(
-        publ.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0"])
-            .await,
+        publ.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 0 0"
+        ])
+        .await,
         V::s("OK")
     );
     let mut sub = srv.raw().await;
     sub.send(&encode(&["SUBSCRIBE", "firehose"])).await;
-    assert_eq!(sub.read().await, V::Arr(vec![V::s("subscribe"), V::s("firehose"), V::Int(1)]));
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("subscribe"), V::s("firehose"), V::Int(1)])
+    );
     let payload = "x".repeat(64 * 1024);
     let mut sent = 0;
     // Socket buffers take some megabytes before the queue grows; the limit cuts it off well
@@ -585,7 +621,11 @@ async fn a_subscriber_that_does_not_read_is_disconnected_at_the_hard_limit() {
         1
     );
     assert_eq!(info_int(info.as_str(), "pubsub_channels"), 0);
-    assert_eq!(publ.cmd(&["PING"]).await, V::s("PONG"), "the publisher goes on");
+    assert_eq!(
+        publ.cmd(&["PING"]).await,
+        V::s("PONG"),
+        "the publisher goes on"
+    );
     assert!(
         sub.closed_after_replies().await,
         "the subscriber's connection is closed"
@@ -605,7 +645,8 @@ async fn evicted_keys_are_notified() {
         assert_eq!(c.cmd(&["CONFIG", "SET", k, v]).await, V::s("OK"));
     }
     let mut sub = srv.raw().await;
-    sub.send(&encode(&["SUBSCRIBE", "__keyevent@0__:evicted"])).await;
+    sub.send(&encode(&["SUBSCRIBE", "__keyevent@0__:evicted"]))
+        .await;
     sub.read().await;
     let value = "v".repeat(1000);
     for i in 0..200 {
@@ -621,7 +662,10 @@ async fn evicted_keys_are_notified() {
     let a = msg.as_arr();
     assert_eq!(a.first(), Some(&V::s("message")), "{msg:?}");
     assert_eq!(a.get(1), Some(&V::s("__keyevent@0__:evicted")));
-    assert!(a.get(2).is_some_and(|k| k.as_str().starts_with("key")), "{msg:?}");
+    assert!(
+        a.get(2).is_some_and(|k| k.as_str().starts_with("key")),
+        "{msg:?}"
+    );
     srv.stop().await;
 }
 
@@ -674,10 +718,16 @@ async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
     }
     let (mine, (theirs, moved)) = (mine.expect("an own slot"), theirs.expect("a foreign slot"));
     let slot = membership::Slot::for_key(theirs.as_bytes()).get();
-    assert!(moved.starts_with(&format!("MOVED {slot} 127.0.0.1:")), "{moved}");
+    assert!(
+        moved.starts_with(&format!("MOVED {slot} 127.0.0.1:")),
+        "{moved}"
+    );
 
     let mut sub = a.raw().await;
-    assert_eq!(sub.cmd(&["SSUBSCRIBE", &theirs]).await, V::Err(moved.clone()));
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &theirs]).await,
+        V::Err(moved.clone())
+    );
     assert_err(
         &sub.cmd(&["SSUBSCRIBE", &mine, &theirs]).await,
         "CROSSSLOT Keys in request don't hash to the same slot",

@@ -329,8 +329,8 @@ fn run(s: &mut Session, spec: &'static CommandSpec, a: &Args) -> CmdResult {
         Sunsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Shard, a),
         Publish => pubsub::publish(s, a, false),
         Spublish => pubsub::publish(s, a, true),
-        PubsubChannels | PubsubNumsub | PubsubNumpat | PubsubShardchannels
-        | PubsubShardnumsub | PubsubHelp => pubsub::pubsub(s, spec.id, a),
+        PubsubChannels | PubsubNumsub | PubsubNumpat | PubsubShardchannels | PubsubShardnumsub
+        | PubsubHelp => pubsub::pubsub(s, spec.id, a),
 
         ClusterKeyslot
         | ClusterCountkeysinslot

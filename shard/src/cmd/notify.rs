@@ -45,8 +45,8 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) -> Option<Seen> {
         Del | Unlink => {
             seen.existed = a.slice(1).iter().map(|k| exists(s, k)).collect();
         }
-        Ltrim | Sinterstore | Sunionstore | Sdiffstore | Zunionstore | Zinterstore
-        | Zdiffstore | Zrangestore => seen.existed = vec![exists(s, a.get(1))],
+        Ltrim | Sinterstore | Sunionstore | Sdiffstore | Zunionstore | Zinterstore | Zdiffstore
+        | Zrangestore => seen.existed = vec![exists(s, a.get(1))],
         Getex => {
             let key = a.get(1);
             seen.had_ttl = s
@@ -78,7 +78,10 @@ fn zadd_members(id: CommandId, a: &Args) -> Vec<Bytes> {
     let first = (2..a.len())
         .find(|&i| !opts.iter().any(|o| eq(a.get(i), o)))
         .unwrap_or(a.len());
-    (first + 1..a.len()).step_by(2).map(|i| a.bytes(i)).collect()
+    (first + 1..a.len())
+        .step_by(2)
+        .map(|i| a.bytes(i))
+        .collect()
 }
 
 fn scores(s: &mut Session, key: &[u8], members: &[Bytes]) -> Vec<Option<f64>> {
@@ -197,7 +200,11 @@ pub fn after(s: &mut Session, spec: &CommandSpec, a: &Args, r: &CmdResult, seen:
         Lpush | Lpushx if nonempty(reply) => ev(class::LIST, "lpush", key),
         Rpush | Rpushx if nonempty(reply) => ev(class::LIST, "rpush", key),
         Lpop | Rpop if nonempty(reply) => {
-            ev(class::LIST, if spec.id == Lpop { "lpop" } else { "rpop" }, key);
+            ev(
+                class::LIST,
+                if spec.id == Lpop { "lpop" } else { "rpop" },
+                key,
+            );
             del_if_gone(key);
         }
         Lset if ok => ev(class::LIST, "lset", key),

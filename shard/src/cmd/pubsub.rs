@@ -46,9 +46,7 @@ pub fn ping(s: &Session, a: &Args) -> CmdResult {
 
 fn confirmation(kind: Kind, subscribe: bool, name: Option<Bytes>, count: usize) -> Reply {
     Reply::Push(vec![
-        Reply::Bulk(Bytes::from_static(
-            kind.confirmation(subscribe).as_bytes(),
-        )),
+        Reply::Bulk(Bytes::from_static(kind.confirmation(subscribe).as_bytes())),
         name.map_or(Reply::Nil, Reply::Bulk),
         Reply::Int(count as i64),
     ])
@@ -123,7 +121,12 @@ pub fn pubsub(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
         Reply::Array(
             a.slice(2)
                 .iter()
-                .flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(ps.numsub(kind, c) as i64)])
+                .flat_map(|c| {
+                    [
+                        Reply::Bulk(c.clone()),
+                        Reply::Int(ps.numsub(kind, c) as i64),
+                    ]
+                })
                 .collect(),
         )
     };

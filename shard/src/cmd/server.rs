@@ -149,8 +149,14 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
             line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
-            line("pubsub_channels", &sh.pubsub.len(crate::pubsub::Kind::Channel));
-            line("pubsub_patterns", &sh.pubsub.len(crate::pubsub::Kind::Pattern));
+            line(
+                "pubsub_channels",
+                &sh.pubsub.len(crate::pubsub::Kind::Channel),
+            );
+            line(
+                "pubsub_patterns",
+                &sh.pubsub.len(crate::pubsub::Kind::Pattern),
+            );
             line(
                 "pubsubshard_channels",
                 &sh.pubsub.len(crate::pubsub::Kind::Shard),
