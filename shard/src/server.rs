@@ -73,7 +73,14 @@ pub async fn run_with_admin(
         config.tracking_table_max_keys,
     ));
     let pubsub = Arc::new(crate::pubsub::PubSub::default());
+    // Both were checked by `validate`.
+    if let Ok(limits) = pubsub.limits().parse(&config.client_output_buffer_limit) {
+        pubsub.set_limits(limits);
+    }
     let notify = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
+    notify.set_flags(
+        crate::notify::parse_flags(config.notify_keyspace_events.as_bytes()).unwrap_or(0),
+    );
     // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers too,
     // and raise `expired` / `evicted` keyspace notifications.
     db.set_key_listener(Arc::new(crate::store::Listeners(vec![

@@ -757,3 +757,39 @@ async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Both settings can come from the configuration (file, environment, flags) too.
+#[tokio::test]
+async fn settings_from_the_configuration() {
+    let srv = TestShard::start(shard::testing::Config {
+        notify_keyspace_events: "KEA".into(),
+        client_output_buffer_limit: "pubsub 1mb 0 0".into(),
+        ..shard::testing::Config::default()
+    })
+    .await;
+    let mut c = srv.raw().await;
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "notify-keyspace-events"]).await,
+        V::Arr(vec![V::s("notify-keyspace-events"), V::s("AKE")])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "client-output-buffer-limit"])
+            .await,
+        V::Arr(vec![
+            V::s("client-output-buffer-limit"),
+            V::s("normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 0 0")
+        ])
+    );
+    srv.stop().await;
+    let bad = shard::testing::Config {
+        notify_keyspace_events: "KEq".into(),
+        ..shard::testing::Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err = shard::run(listener, bad, std::future::pending())
+        .await
+        .expect_err("an invalid flag is refused");
+    assert!(err.to_string().contains("notify-keyspace-events"), "{err}");
+}
