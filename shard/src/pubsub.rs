@@ -180,20 +180,20 @@ impl Limits {
         }
         let mut out = *self;
         for g in words.chunks_exact(4) {
-            let class = match g[0].to_ascii_lowercase().as_str() {
+            let [class, hard, soft, secs] = g else {
+                continue;
+            };
+            let class = match class.to_ascii_lowercase().as_str() {
                 "normal" => &mut out.normal,
                 "slave" | "replica" => &mut out.replica,
                 "pubsub" => &mut out.pubsub,
                 _ => return Err("Invalid client class specified in buffer limit configuration."),
             };
             let bad = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
-            let hard = membership::settings::parse_memory(g[1]).ok_or(bad)?;
-            let soft = membership::settings::parse_memory(g[2]).ok_or(bad)?;
-            let soft_secs = g[3].parse::<u64>().map_err(|_| bad)?;
             *class = Limit {
-                hard,
-                soft,
-                soft_secs,
+                hard: membership::settings::parse_memory(hard).ok_or(bad)?,
+                soft: membership::settings::parse_memory(soft).ok_or(bad)?,
+                soft_secs: secs.parse::<u64>().map_err(|_| bad)?,
             };
         }
         Ok(out)

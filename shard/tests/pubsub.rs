@@ -792,3 +792,32 @@ async fn settings_from_the_configuration() {
         .expect_err("an invalid flag is refused");
     assert!(err.to_string().contains("notify-keyspace-events"), "{err}");
 }
+
+/// HELLO and subscribed mode, as Redis: over RESP2 HELLO is refused while subscribed; over
+/// RESP3 `HELLO 2` is allowed and puts the connection under RESP2's rules.
+#[tokio::test]
+async fn hello_while_subscribed_matches_redis() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let srv = TestShard::default().await;
+    let mut sides = Vec::new();
+    for addr in [redis.addr, srv.addr] {
+        let mut resp2 = Side::new(addr, false).await;
+        let mut resp3 = Side::new(addr, true).await;
+        let mut seen = Vec::new();
+        seen.push(resp2.sub(&["SUBSCRIBE", "c"]).await);
+        seen.push(resp2.sub(&["HELLO", "3"]).await);
+        seen.push(resp2.sub(&["HELLO"]).await);
+        seen.push(resp3.sub(&["SUBSCRIBE", "c"]).await);
+        // HELLO's own reply names the server and the connection: not compared.
+        resp3.sub(&["HELLO", "2"]).await;
+        resp3.sub.resp3 = false;
+        seen.push(resp3.sub(&["GET", "c"]).await);
+        seen.push(resp3.sub(&["UNSUBSCRIBE"]).await);
+        seen.push(resp3.sub(&["GET", "c"]).await);
+        sides.push(seen);
+    }
+    assert_eq!(sides[1], sides[0]);
+    srv.stop().await;
+}
