@@ -287,6 +287,17 @@ async fn keyspace_differential(resp3: bool, flags: &str) {
         &["HINCRBYFLOAT", "h", "n", "0.5"],
         &["HDEL", "h", "f", "g", "x", "n"],
         &["UNLINK", "m2", "m3"],
+        // Blocking pops that find something at once.
+        &["RPUSH", "bl", "a", "b", "c", "d"],
+        &["BLPOP", "bl", "0"],
+        &["BRPOP", "nokey", "bl", "0"],
+        &["BLMOVE", "bl", "bl2", "RIGHT", "LEFT", "0"],
+        &["BRPOPLPUSH", "bl", "bl2", "0"],
+        &["BLMPOP", "0", "1", "bl2", "LEFT", "COUNT", "5"],
+        &["ZADD", "bz", "1", "a", "2", "b", "3", "c"],
+        &["BZPOPMIN", "bz", "0"],
+        &["BZPOPMAX", "bz", "0"],
+        &["BZMPOP", "0", "1", "bz", "MIN"],
         &["FLUSHALL"],
     ];
     let mut events = 0;
@@ -819,5 +830,56 @@ async fn hello_while_subscribed_matches_redis() {
         sides.push(seen);
     }
     assert_eq!(sides[1], sides[0]);
+    srv.stop().await;
+}
+
+/// A blocked client served by another client's push: the push's event, then the pop's (and
+/// `del` when it emptied the key), as in Redis.
+#[tokio::test]
+async fn events_of_a_blocked_client_served_later_match_redis() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let srv = TestShard::default().await;
+    let mut seen = Vec::new();
+    for addr in [redis.addr, srv.addr] {
+        let mut side = Side::new(addr, false).await;
+        let set = side
+            .publ(&["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+            .await;
+        assert_eq!(set, "+OK\r\n");
+        side.sub(&["PSUBSCRIBE", "__key*__:*"]).await;
+        let mut blocked = Raw::connect(addr).await;
+        let mut events = Vec::new();
+        for (block, write) in [
+            (vec!["BLPOP", "bl", "0"], vec!["RPUSH", "bl", "x"]),
+            (vec!["BRPOP", "bl", "0"], vec!["LPUSH", "bl", "y", "z"]),
+            (
+                vec!["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"],
+                vec!["RPUSH", "src", "m"],
+            ),
+            (vec!["BZPOPMIN", "zs", "0"], vec!["ZADD", "zs", "1", "a"]),
+            (
+                vec!["BZMPOP", "0", "1", "zs", "MAX", "COUNT", "2"],
+                vec!["ZADD", "zs", "1", "a", "2", "b", "3", "c"],
+            ),
+        ] {
+            blocked.send(&encode(&block)).await;
+            // Until the client is blocked (its command was read and ran).
+            loop {
+                let info = side.publ(&["INFO", "clients"]).await;
+                if info.contains("blocked_clients:1\r\n") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            side.publ(&write).await;
+            events.push(String::from_utf8_lossy(&blocked.reply().await).into_owned());
+            events.extend(side.sub(&["PING"]).await);
+        }
+        seen.push(events);
+    }
+    assert_eq!(seen[1], seen[0]);
+    assert!(seen[0].len() > 15, "{:?}", seen[0]);
     srv.stop().await;
 }

@@ -5,7 +5,9 @@
 //! command empties is followed by its `del` event, as in Redis.
 //!
 //! Nothing runs while notifications are off or nobody is subscribed (one atomic load each).
-//! Not covered: commands served later by a blocked client (BLPOP ...), `new` and `keymiss`.
+//! Blocking pops raise theirs here when they find something at once; a blocked client served
+//! later by another client's write raises them from `blocking::after_write` (the events travel
+//! in `blocking::Served`). Not covered: `new` and `keymiss`.
 
 use bytes::Bytes;
 use membership::command::{CommandId, CommandSpec};
@@ -227,7 +229,41 @@ pub fn after(s: &mut Session, spec: &CommandSpec, a: &Args, r: &CmdResult, seen:
             ev(class::LIST, if from { "lpop" } else { "rpop" }, key);
             del_if_gone(key);
         }
-        Lmpop => {
+        // The blocking pops, when they found something at once (`v[0]` is the key).
+        Blpop | Brpop | Bzpopmin | Bzpopmax => {
+            if let Reply::Array(v) = reply
+                && let Some(Reply::Bulk(k)) = v.first()
+            {
+                let (c, name) = match spec.id {
+                    Blpop => (class::LIST, "lpop"),
+                    Brpop => (class::LIST, "rpop"),
+                    Bzpopmin => (class::ZSET, "zpopmin"),
+                    _ => (class::ZSET, "zpopmax"),
+                };
+                ev(c, name, k);
+                del_if_gone(k);
+            }
+        }
+        Blmove | Brpoplpush if nonempty(reply) => {
+            let (from, to) = if spec.id == Brpoplpush {
+                (false, true)
+            } else {
+                (eq(a.get(3), "left"), eq(a.get(4), "left"))
+            };
+            ev(class::LIST, if to { "lpush" } else { "rpush" }, a.get(2));
+            ev(class::LIST, if from { "lpop" } else { "rpop" }, key);
+            del_if_gone(key);
+        }
+        Bzmpop => {
+            if let Reply::Array(v) = reply
+                && let Some(Reply::Bulk(k)) = v.first()
+            {
+                let min = has_opt(a, 3, &["min"]);
+                ev(class::ZSET, if min { "zpopmin" } else { "zpopmax" }, k);
+                del_if_gone(k);
+            }
+        }
+        Lmpop | Blmpop => {
             if let Reply::Array(v) = reply
                 && let Some(Reply::Bulk(k)) = v.first()
             {
