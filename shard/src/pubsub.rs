@@ -63,6 +63,9 @@ enum Msg {
         channel: Bytes,
         payload: Bytes,
     },
+    /// `sunsubscribe <channel> <count>`: the server dropped the subscription (its slot went
+    /// to another node).
+    Sunsubscribed { channel: Bytes, count: usize },
 }
 
 impl Msg {
@@ -79,6 +82,7 @@ impl Msg {
                 channel,
                 payload,
             } => 20 + 3 * BULK + pattern.len() + channel.len() + payload.len(),
+            Msg::Sunsubscribed { channel, .. } => 40 + BULK + channel.len(),
         }
     }
 
@@ -105,6 +109,12 @@ impl Msg {
                 put_bulk(out, pattern);
                 put_bulk(out, channel);
                 put_bulk(out, payload);
+            }
+            Msg::Sunsubscribed { channel, count } => {
+                membership::resp::put_len(out, head, 3);
+                put_bulk(out, b"sunsubscribe");
+                put_bulk(out, channel);
+                membership::resp::put_len(out, b':', *count);
             }
         }
     }
@@ -336,6 +346,20 @@ impl Subscriber {
         q.bytes = 0;
     }
 
+    /// Queues a server notice (not subject to the output buffer limit).
+    fn notice(&self, msg: Msg) {
+        if self.closed.load(Relaxed) {
+            return;
+        }
+        {
+            let mut q = self.queue.lock();
+            q.bytes += msg.size();
+            q.msgs.push_back(msg);
+        }
+        self.pending.store(true, Relaxed);
+        self.wake.notify.notify_one();
+    }
+
     /// Queues `msg`, or disconnects the client when the queue is over its limit.
     fn push(&self, msg: Msg, limit: Limit, now: Instant) {
         if self.closed.load(Relaxed) {
@@ -546,6 +570,37 @@ impl PubSub {
         if !was_closed && s.closed.load(Relaxed) {
             self.disconnections.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Drops every subscription to the shard channels `gone` picks (their slot now belongs to
+    /// another node), telling each subscriber with a `sunsubscribe` message, as Redis Cluster
+    /// does. Returns how many subscriptions were dropped.
+    pub fn drop_shard_channels(&self, gone: impl Fn(&[u8]) -> bool) -> usize {
+        if self.shard.read().is_empty() {
+            return 0;
+        }
+        // Collected first: a client's own lock is taken before the map's (see the module).
+        let doomed: Vec<(Bytes, Vec<Arc<Subscriber>>)> = self
+            .shard
+            .read()
+            .iter()
+            .filter(|(c, _)| gone(c))
+            .map(|(c, subs)| (c.clone(), subs.clone()))
+            .collect();
+        let mut dropped = 0;
+        for (channel, subs) in doomed {
+            for s in subs {
+                if self.unsubscribe(&s, Kind::Shard, &channel) {
+                    dropped += 1;
+                    let count = s.shard_count();
+                    s.notice(Msg::Sunsubscribed {
+                        channel: channel.clone(),
+                        count,
+                    });
+                }
+            }
+        }
+        dropped
     }
 
     /// Whether anyone is subscribed to anything (keyspace notifications skip their work

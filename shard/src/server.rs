@@ -122,6 +122,9 @@ pub async fn run_with_admin(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(background(shared.clone()));
+    if shared.cluster.get().is_some() {
+        tasks.spawn(drop_lost_shard_channels(shared.clone()));
+    }
     if let Some(admin) = admin {
         let node_id = match shared.cluster.get() {
             Some(c) => c.me.to_string(),
@@ -308,6 +311,31 @@ async fn leave_or_pause(config: &Config, handle: &membership::swim::AgentHandle)
                 Ok(Err(e)) => tracing::warn!(error = %e, "restart notice failed"),
                 Err(_) => tracing::warn!("restart notice timed out"),
             }
+        }
+    }
+}
+
+/// Cluster mode: subscriptions to shard channels whose slot went to another node are dropped
+/// (the subscriber gets `sunsubscribe`), as Redis Cluster does when a node loses a slot.
+async fn drop_lost_shard_channels(shared: Arc<Shared>) {
+    let Some(c) = shared.cluster.get() else {
+        return;
+    };
+    let mut views = c.handle.subscribe();
+    loop {
+        {
+            let view = views.borrow_and_update().clone();
+            let me = c.me;
+            let n = shared.pubsub.drop_shard_channels(|ch| {
+                view.slots.owner_id(membership::Slot::for_key(ch)) != Some(me)
+            });
+            if n > 0 {
+                tracing::debug!(subscriptions = n, "dropped shard channels of lost slots");
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = views.changed() => if r.is_err() { return },
         }
     }
 }

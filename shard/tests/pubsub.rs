@@ -764,6 +764,17 @@ async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
         sub.read().await,
         V::Arr(vec![V::s("message"), V::s(&theirs), V::s("local")])
     );
+    // The shard channel's slot moves away: its subscribers are told, as by Redis Cluster.
+    let s = membership::Slot::for_key(mine.as_bytes()).get().to_string();
+    assert_eq!(
+        raw.cmd(&["CLUSTER", "MIGRATE", &s, &s, b_id.as_str()])
+            .await,
+        V::s("OK")
+    );
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("sunsubscribe"), V::s(&mine), V::Int(0)])
+    );
     b.stop().await;
     a.stop().await;
 }
