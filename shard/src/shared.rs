@@ -86,4 +86,8 @@ impl migrate::Node for Shared {
     fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
     }
+
+    fn publish(&self, channel: &[u8], message: &[u8]) {
+        self.pubsub.publish(channel, message, false);
+    }
 }

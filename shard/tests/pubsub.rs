@@ -764,6 +764,30 @@ async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
         sub.read().await,
         V::Arr(vec![V::s("message"), V::s(&theirs), V::s("local")])
     );
+    // PUBLISH reaches the other node's subscribers over the cluster bus; its reply counts
+    // this node's receivers, as in Redis Cluster.
+    let mut on_b = b.raw().await;
+    on_b.send(&encode(&["SUBSCRIBE", "news"])).await;
+    assert_eq!(
+        on_b.read().await,
+        V::Arr(vec![V::s("subscribe"), V::s("news"), V::Int(1)])
+    );
+    for i in 0..3 {
+        let payload = format!("from a {i}");
+        assert_eq!(raw.cmd(&["PUBLISH", "news", &payload]).await, V::Int(0));
+        assert_eq!(
+            on_b.read().await,
+            V::Arr(vec![V::s("message"), V::s("news"), V::s(&payload)])
+        );
+    }
+    let mut publ_b = b.raw().await;
+    assert_eq!(publ_b.cmd(&["PUBLISH", &theirs, "from b"]).await, V::Int(0));
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![V::s("message"), V::s(&theirs), V::s("from b")])
+    );
+    // Shard channels stay on their node.
+    assert_eq!(publ_b.cmd(&["SPUBLISH", &theirs, "shard"]).await, V::Int(0));
     // The shard channel's slot moves away: its subscribers are told, as by Redis Cluster.
     let s = membership::Slot::for_key(mine.as_bytes()).get().to_string();
     assert_eq!(

@@ -96,9 +96,13 @@ pub fn unsubscribe(s: &mut Session, kind: Kind, a: &Args) -> CmdResult {
     Ok(Reply::Many(replies))
 }
 
-/// PUBLISH and SPUBLISH: the number of clients that received the message.
+/// PUBLISH and SPUBLISH: the number of clients of this node that received the message. In
+/// cluster mode PUBLISH goes to the other nodes' subscribers too (`migrate::publish`).
 pub fn publish(s: &mut Session, a: &Args, shard: bool) -> CmdResult {
     let n = s.shared.pubsub.publish(a.get(1), a.get(2), shard);
+    if !shard && let Some(c) = s.shared.cluster.get() {
+        c.publish.forward(a.get(1), a.get(2));
+    }
     Ok(Reply::Int(n as i64))
 }
 
