@@ -1,7 +1,8 @@
 //! One client connection, a batch at a time. [`serve`] reads as the pipeline it runs:
 //!
-//! 1. **read** whatever bytes the socket has ([`Conn::read`]); pushed invalidations and a kill
-//!    (CLIENT KILL, shutdown) wake the same wait;
+//! 1. **read** whatever bytes the socket has ([`Conn::read`]); pushed invalidations, pub/sub
+//!    messages and a kill (CLIENT KILL, shutdown, the pub/sub output buffer limit) wake the
+//!    same wait;
 //! 2. **parse** every complete request in the buffer (`protocol::next_request`); an incomplete
 //!    one waits for more bytes, a malformed one ends the connection after its error reply;
 //! 3. **load** the warm-tier keys the request names into RAM, pacing writes while the warm
