@@ -136,6 +136,10 @@ pub enum Reply {
     Double(f64),
     /// RESP2: a bulk string (text).
     Verbatim(String),
+    /// An out-of-band message (pub/sub): RESP3 `>`, RESP2 an array.
+    Push(Vec<Reply>),
+    /// Several replies to one command, back to back (SUBSCRIBE confirms each channel).
+    Many(Vec<Reply>),
 }
 
 impl Reply {
@@ -283,6 +287,11 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             out.put_slice(b"\r\n");
         }
         Reply::Verbatim(s) => put_bulk(out, s.as_bytes()),
+        Reply::Push(items) => {
+            put_len(out, if v3 { b'>' } else { b'*' }, items.len());
+            items.iter().for_each(|r| encode(r, proto, out));
+        }
+        Reply::Many(replies) => replies.iter().for_each(|r| encode(r, proto, out)),
     }
 }
 

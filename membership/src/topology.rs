@@ -46,7 +46,7 @@ impl From<Reply> for Value {
             Reply::Double(d) => Value::Str(crate::resp::format_double(d).into_bytes()),
             Reply::Bulk(b) => Value::Str(b.to_vec()),
             Reply::Nil | Reply::NilArray => Value::Nil,
-            Reply::Array(a) | Reply::Set(a) => {
+            Reply::Array(a) | Reply::Set(a) | Reply::Push(a) | Reply::Many(a) => {
                 Value::Array(a.into_iter().map(Value::from).collect())
             }
             Reply::Map(m) => Value::Map(

@@ -34,6 +34,9 @@ use crate::store::Db;
 pub struct Served {
     pub reply: Reply,
     pub changed: Vec<Bytes>,
+    /// Its keyspace events in Redis's order (class, event, key; `crate::notify`), raised when
+    /// a blocked client is served by another client's write.
+    pub events: Vec<(u32, &'static str, Bytes)>,
 }
 
 /// Tries a blocked command's work on one key (`db`, the time in Unix ms, the key): `None`
@@ -188,7 +191,7 @@ impl Blocking {
         db: &Db,
         now: u64,
         written: impl IntoIterator<Item = Bytes>,
-        mut changed: impl FnMut(&[u8]),
+        mut on_served: impl FnMut(&Served),
     ) {
         let mut reg = self.registry.lock();
         let mut ready: VecDeque<Bytes> = written
@@ -207,6 +210,7 @@ impl Blocking {
                 let Ok(Some(served)) = (w.attempt)(db, now, &key) else {
                     break;
                 };
+                on_served(&served);
                 if let Some(w) = reg.remove(id) {
                     self.waiting.fetch_sub(1, SeqCst);
                     // A waiter whose connection is gone drops its receiver: the data it took
@@ -214,7 +218,6 @@ impl Blocking {
                     let _ = w.reply.send(Wake::Reply(served.reply));
                 }
                 for k in served.changed {
-                    changed(&k);
                     if k != key && reg.by_key.contains_key(&k) && !ready.contains(&k) {
                         ready.push_back(k);
                     }

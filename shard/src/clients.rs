@@ -23,6 +23,8 @@ pub struct ClientHandle {
     pub kill: CancellationToken,
     /// Invalidation messages (CLIENT TRACKING) waiting to be written to this connection.
     pub inbox: Arc<crate::tracking::Inbox>,
+    /// Its pub/sub subscriptions and the messages waiting for it (woken through `inbox`).
+    pub pubsub: Arc<crate::pubsub::Subscriber>,
 }
 
 #[derive(Default)]
@@ -69,10 +71,11 @@ impl ClientHandle {
     /// One `CLIENT LIST` line (without the trailing newline).
     pub fn info_line(&self, now_ms: u64) -> String {
         let m = self.meta.lock();
+        let (sub, psub, ssub) = self.pubsub.counts();
         let mut s = String::with_capacity(256);
         let _ = write!(
             s,
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 \
              watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
              events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -81,6 +84,8 @@ impl ClientHandle {
             String::from_utf8_lossy(&m.name),
             self.age_secs(now_ms),
             now_ms.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000,
+            // `P`: subscribed to something (Redis's CLIENT_PUBSUB), else `N`: no flags.
+            if self.pubsub.subscribed() { "P" } else { "N" },
             if m.last_cmd.is_empty() {
                 "NULL"
             } else {
@@ -116,6 +121,13 @@ impl Clients {
             return None;
         }
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let inbox: Arc<crate::tracking::Inbox> = Arc::default();
+        let kill = parent.child_token();
+        let pubsub = Arc::new(crate::pubsub::Subscriber::new(
+            id,
+            inbox.clone(),
+            kill.clone(),
+        ));
         let h = Arc::new(ClientHandle {
             id,
             addr,
@@ -124,8 +136,9 @@ impl Clients {
             last_active_ms: AtomicU64::new(now_ms),
             resp: AtomicU8::new(2),
             meta: Mutex::new(ClientMeta::default()),
-            kill: parent.child_token(),
-            inbox: Arc::default(),
+            kill,
+            inbox,
+            pubsub,
         });
         map.insert(id, h.clone());
         Some(h)

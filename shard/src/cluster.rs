@@ -39,6 +39,8 @@ pub struct Cluster {
     pub me: NodeId,
     pub bus_addr: SocketAddr,
     pub migrations: Arc<Migrations>,
+    /// PUBLISH's way to the other nodes (`migrate::publish`).
+    pub publish: migrate::Forwarder,
 }
 
 /// The outcome of checking a keyed command against slot ownership.
@@ -306,6 +308,8 @@ pub async fn start(
         migrations: migrations.clone(),
         auto: config.cluster_rebalance == Rebalance::Auto,
     };
+    let (publish, outbox) = migrate::Forwarder::new();
+    tokio::spawn(migrate::run_forwarder(ctx.clone(), outbox));
     tokio::spawn(migrate::maintain(ctx.clone()));
     tokio::spawn(migrate::run_destination(ctx.clone()));
     tokio::spawn(migrate::run_source(ctx, jobs));
@@ -314,6 +318,7 @@ pub async fn start(
         me,
         bus_addr,
         migrations,
+        publish,
     })
 }
 

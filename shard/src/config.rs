@@ -48,6 +48,11 @@ pub struct Config {
     pub warm_writer_nice: u8,
     /// Most keys remembered for CLIENT TRACKING's default mode (0 = unlimited).
     pub tracking_table_max_keys: u64,
+    /// Keyspace notification classes, Redis's flag letters (`KEA`, ...); empty: off.
+    pub notify_keyspace_events: String,
+    /// `client-output-buffer-limit` in Redis's syntax (`pubsub 32mb 8mb 60`); only the pubsub
+    /// class is enforced.
+    pub client_output_buffer_limit: String,
     /// Join or form a cluster (SWIM membership over QUIC); otherwise a standalone server.
     pub cluster_enabled: bool,
     /// UDP port of the cluster bus (QUIC); default: the client port + 10000 (or any free port
@@ -127,6 +132,8 @@ impl Default for Config {
             warm_cache_bytes: 32 * 1024 * 1024,
             warm_writer_nice: 19,
             tracking_table_max_keys: 1_000_000,
+            notify_keyspace_events: String::new(),
+            client_output_buffer_limit: crate::pubsub::Limits::default().render(),
             cluster_enabled: false,
             cluster_port: None,
             cluster_seeds: Vec::new(),
@@ -243,6 +250,16 @@ impl settings::Layered for Config {
                     .try_into()
                     .map_err(|_| "must be a non-negative number")?
             }
+            "notify-keyspace-events" => {
+                let s = as_string(v)?;
+                crate::notify::parse_flags(s.as_bytes()).ok_or(crate::notify::INVALID_FLAGS)?;
+                self.notify_keyspace_events = s;
+            }
+            "client-output-buffer-limit" => {
+                let s = as_string(v)?;
+                crate::pubsub::Limits::default().parse(&s)?;
+                self.client_output_buffer_limit = s;
+            }
             "cluster-enabled" => self.cluster_enabled = as_bool(v)?,
             "cluster-port" => {
                 self.cluster_port = Some(
@@ -310,6 +327,15 @@ impl settings::Layered for Config {
         }
         if self.maxclients == 0 {
             errs.push("`maxclients`: must be at least 1".into());
+        }
+        if crate::notify::parse_flags(self.notify_keyspace_events.as_bytes()).is_none() {
+            errs.push(format!(
+                "`notify-keyspace-events`: {}",
+                crate::notify::INVALID_FLAGS
+            ));
+        }
+        if let Err(e) = crate::pubsub::Limits::default().parse(&self.client_output_buffer_limit) {
+            errs.push(format!("`client-output-buffer-limit`: {e}"));
         }
         if !(1..=64).contains(&self.maxmemory_samples) {
             errs.push("`maxmemory-samples`: must be between 1 and 64".into());

@@ -1,7 +1,8 @@
 //! One client connection, a batch at a time. [`serve`] reads as the pipeline it runs:
 //!
-//! 1. **read** whatever bytes the socket has ([`Conn::read`]); pushed invalidations and a kill
-//!    (CLIENT KILL, shutdown) wake the same wait;
+//! 1. **read** whatever bytes the socket has ([`Conn::read`]); pushed invalidations, pub/sub
+//!    messages and a kill (CLIENT KILL, shutdown, the pub/sub output buffer limit) wake the
+//!    same wait;
 //! 2. **parse** every complete request in the buffer (`protocol::next_request`); an incomplete
 //!    one waits for more bytes, a malformed one ends the connection after its error reply;
 //! 3. **load** the warm-tier keys the request names into RAM, pacing writes while the warm
@@ -35,6 +36,8 @@ use crate::protocol::{self, Args, Limits, Reply};
 use crate::shared::Shared;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Pub/sub messages taken from a subscriber's queue per write.
+const PUSH_CHUNK: usize = 64 * 1024;
 
 pub async fn serve(shared: &Arc<Shared>, stream: TcpStream, handle: &Arc<ClientHandle>) {
     let mut conn = Conn::new(shared, stream, handle);
@@ -165,16 +168,35 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Delivers invalidations that arrived while the client sent nothing.
+    /// Delivers invalidations and pub/sub messages that arrived while the client sent
+    /// nothing. Messages are written a chunk at a time: those not yet taken stay in the
+    /// subscriber's queue, where they count against its output buffer limit, and a kill (that
+    /// limit, CLIENT KILL) ends a write the peer is not reading.
     async fn write_pushed(&mut self) -> std::io::Result<()> {
         self.handle
             .inbox
             .drain_into(self.session.proto, &mut self.output);
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
+        loop {
+            let more = self.handle.pubsub.has_pending()
+                && self
+                    .handle
+                    .pubsub
+                    .drain_into(self.session.proto, &mut self.output, PUSH_CHUNK);
+            if self.output.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                biased;
+                _ = self.handle.kill.cancelled() => {
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
+                }
+                r = self.stream.write_all(&self.output) => r?,
+            }
             self.output.clear();
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Steps 2 to 6 for every complete request in the input buffer.
@@ -246,6 +268,13 @@ impl<'a> Conn<'a> {
             return;
         }
         self.observe(&reply, sampled, from_warm);
+        // Messages published before the reply (by this command too) come before it, as in
+        // Redis.
+        if self.handle.pubsub.has_pending() {
+            self.handle
+                .pubsub
+                .drain_into(self.session.proto, &mut self.output, usize::MAX);
+        }
         self.encode(&reply);
         if self.handle.inbox.has_pending() {
             self.handle
@@ -440,6 +469,8 @@ impl<'a> Conn<'a> {
 
     async fn close(mut self) {
         self.handle.inbox.close();
+        self.handle.pubsub.close();
+        cmd::pubsub_off(&self.session);
         cmd::tracking_off(&mut self.session);
         cmd::transaction_reset(&mut self.session);
         let _ = self.stream.shutdown().await;

@@ -34,6 +34,12 @@ pub enum CmdError {
     NanOrInfinity,
     #[error("out of range")]
     OutOfRange,
+    /// A command a RESP2 connection in subscribed mode may not run (its full name).
+    #[error("not allowed in subscribed mode")]
+    PubsubContext(String),
+    /// A known container's subcommand with arguments it does not take (`PUBSUB CHANNELS a b`).
+    #[error("subcommand syntax")]
+    SubcommandSyntax { container: String, sub: String },
 }
 
 pub type CmdResult = Result<Reply, CmdError>;
@@ -62,6 +68,12 @@ impl CmdError {
             }
             CmdError::NanOrInfinity => "ERR increment would produce NaN or Infinity".into(),
             CmdError::OutOfRange => "ERR value is out of range".into(),
+            CmdError::PubsubContext(name) => format!(
+                "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+            CmdError::SubcommandSyntax { container, sub } => format!(
+                "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {container} HELP."
+            ),
         }
     }
 }

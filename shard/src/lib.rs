@@ -13,7 +13,7 @@
 //! | wire | `protocol`, `error` | request framing, reply encoding; errors as Redis replies |
 //! | values | `value` | `Value`, `Kind`, per-type accounting and encoding, the one codec |
 //! | storage | `store` (with `store::warm`) | slot tables, expiry, eviction, the warm tier |
-//! | services | `clock`, `config`, `slowlog`, `tracking`, `clients`, `blocking` | blocked clients' registry |
+//! | services | `clock`, `config`, `slowlog`, `tracking`, `pubsub`, `notify`, `clients`, `blocking` | client-side caching, pub/sub and keyspace notifications, blocked clients' registry |
 //! | cluster | `migrate`, then `cluster` | slot gates and migration tasks; membership, routing |
 //! | state | `shared` | what every connection and task shares |
 //! | requests | `cmd`, `observe` | dispatch and command families; metrics and spans |
@@ -36,8 +36,10 @@ mod connection;
 pub mod error;
 mod gates;
 pub mod migrate;
+mod notify;
 pub mod observe;
 pub mod protocol;
+mod pubsub;
 mod server;
 mod shared;
 mod slowlog;

@@ -72,13 +72,24 @@ pub async fn run_with_admin(
     let tracking = Arc::new(crate::tracking::Tracking::new(
         config.tracking_table_max_keys,
     ));
+    let pubsub = Arc::new(crate::pubsub::PubSub::default());
+    // Both were checked by `validate`.
+    if let Ok(limits) = pubsub.limits().parse(&config.client_output_buffer_limit) {
+        pubsub.set_limits(limits);
+    }
+    let notify = Arc::new(crate::notify::Notifier::new(pubsub.clone()));
+    notify.set_flags(
+        crate::notify::parse_flags(config.notify_keyspace_events.as_bytes()).unwrap_or(0),
+    );
     let watches = Arc::new(crate::watch::Watches::default());
-    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers and
-    // dirty the transactions watching them.
-    db.set_key_listener(Arc::new(crate::watch::GoneKeys {
-        tracking: tracking.clone(),
-        watches: watches.clone(),
-    }));
+    // Keys the store drops by itself (expiry, eviction, lost slots) invalidate trackers,
+    // dirty the transactions watching them, and raise `expired` / `evicted` keyspace
+    // notifications.
+    db.set_key_listener(Arc::new(crate::store::Listeners(vec![
+        tracking.clone(),
+        watches.clone(),
+        notify.clone(),
+    ])));
     let shared = Arc::new(Shared {
         db,
         clock,
@@ -105,6 +116,8 @@ pub async fn run_with_admin(
         tracing,
         slowlog: crate::slowlog::SlowLog::default(),
         blocking: crate::blocking::Blocking::default(),
+        pubsub,
+        notify,
     });
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;
@@ -114,6 +127,9 @@ pub async fn run_with_admin(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(background(shared.clone()));
+    if shared.cluster.get().is_some() {
+        tasks.spawn(drop_lost_shard_channels(shared.clone()));
+    }
     if let Some(admin) = admin {
         let node_id = match shared.cluster.get() {
             Some(c) => c.me.to_string(),
@@ -300,6 +316,31 @@ async fn leave_or_pause(config: &Config, handle: &membership::swim::AgentHandle)
                 Ok(Err(e)) => tracing::warn!(error = %e, "restart notice failed"),
                 Err(_) => tracing::warn!("restart notice timed out"),
             }
+        }
+    }
+}
+
+/// Cluster mode: subscriptions to shard channels whose slot went to another node are dropped
+/// (the subscriber gets `sunsubscribe`), as Redis Cluster does when a node loses a slot.
+async fn drop_lost_shard_channels(shared: Arc<Shared>) {
+    let Some(c) = shared.cluster.get() else {
+        return;
+    };
+    let mut views = c.handle.subscribe();
+    loop {
+        {
+            let view = views.borrow_and_update().clone();
+            let me = c.me;
+            let n = shared.pubsub.drop_shard_channels(|ch| {
+                view.slots.owner_id(membership::Slot::for_key(ch)) != Some(me)
+            });
+            if n > 0 {
+                tracing::debug!(subscriptions = n, "dropped shard channels of lost slots");
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            r = views.changed() => if r.is_err() { return },
         }
     }
 }

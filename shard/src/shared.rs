@@ -17,6 +17,8 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::migrate;
+use crate::notify::Notifier;
+use crate::pubsub::PubSub;
 use crate::slowlog::SlowLog;
 use crate::store::Db;
 use crate::tracking::Tracking;
@@ -63,6 +65,9 @@ pub struct Shared {
     pub watches: Arc<crate::watch::Watches>,
     /// The slot gates in standalone mode (cluster mode uses its migrations' gates).
     pub gates: crate::gates::SlotGates,
+    /// Pub/sub subscriptions, and keyspace notifications published through them.
+    pub pubsub: Arc<PubSub>,
+    pub notify: Arc<Notifier>,
 }
 
 impl Shared {
@@ -93,5 +98,9 @@ impl migrate::Node for Shared {
 
     fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    fn publish(&self, channel: &[u8], message: &[u8]) {
+        self.pubsub.publish(channel, message, false);
     }
 }

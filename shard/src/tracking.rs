@@ -316,8 +316,8 @@ impl crate::store::KeyListener for Tracking {
         self.is_active()
     }
 
-    fn keys_gone(&self, keys: &[crate::store::Key]) {
-        for k in keys {
+    fn keys_gone(&self, keys: &[(crate::store::Key, crate::store::Gone)]) {
+        for (k, _) in keys {
             self.invalidate(k, 0);
         }
     }

@@ -134,22 +134,15 @@ impl Watches {
     }
 }
 
-/// The store's listener for keys that vanish by themselves: trackers are told, watchers are
-/// dirtied.
-pub struct GoneKeys {
-    pub tracking: Arc<crate::tracking::Tracking>,
-    pub watches: Arc<Watches>,
-}
-
-impl crate::store::KeyListener for GoneKeys {
+/// Keys that vanish by themselves (expired, evicted, migrated away) dirty their watchers.
+impl crate::store::KeyListener for Watches {
     fn listening(&self) -> bool {
-        self.tracking.is_active() || self.watches.is_active()
+        self.is_active()
     }
 
-    fn keys_gone(&self, keys: &[crate::store::Key]) {
-        for k in keys {
-            self.tracking.invalidate(k, 0);
-            self.watches.touch(k);
+    fn keys_gone(&self, keys: &[(crate::store::Key, crate::store::Gone)]) {
+        for (k, _) in keys {
+            self.touch(k);
         }
     }
 }

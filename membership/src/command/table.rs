@@ -330,7 +330,26 @@ static CLUSTER_SUBS: &[CommandSpec] = &[
     row("help",            ClusterHelp,               2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "cluster", "5.0.0", "Returns helpful text about the different subcommands."),
 ];
 
-/// What AutoCache serves: the shard executes every row; the proxy routes it by its route.
+/// SUBSCRIBE and the other (un)subscribes: `pubsub noscript loading stale`.
+const PNLS: Flags = Flags::PUBSUB.union(NLS);
+/// PUBLISH, SPUBLISH: `pubsub loading stale fast`.
+const PLSF: Flags = Flags::PUBSUB.union(LSF);
+/// The PUBSUB introspection subcommands: `pubsub loading stale`.
+const PLS: Flags = Flags::PUBSUB.union(LS);
+
+#[rustfmt::skip]
+static PUBSUB_SUBS: &[CommandSpec] = &[
+    //  name             id                   arity flags keys key use  route            tips     group     since    summary
+    row("channels",      PubsubChannels,        -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "List active channels"),
+    row("numpat",        PubsubNumpat,           2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions"),
+    row("numsub",        PubsubNumsub,          -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "Get the count of subscribers for channels"),
+    row("shardchannels", PubsubShardchannels,   -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "List active shard channels"),
+    row("shardnumsub",   PubsubShardnumsub,     -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
+    row("help",          PubsubHelp,             2, LS,   K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
+];
+
+/// What AutoCache serves: the shard executes every row; the proxy routes it by its route
+/// (pub/sub's rows excepted: a proxy refuses them, see `Refusal::PubSub`).
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     //  name            id            arity flags  keys key use        route                     tips            group         since     summary
@@ -493,6 +512,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("zinterstore",      Zinterstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zdiffstore",       Zdiffstore,        -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zintercard",       Zintercard,        -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result").with_specs(KEYNUM_AT_1_RO),
+    row("subscribe",    Subscribe,      -2, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to the given channels"),
+    row("psubscribe",   Psubscribe,     -2, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to channels matching the given patterns"),
+    row("ssubscribe",   Ssubscribe,     -2, PNLS,  KN,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Listen for messages published to the given shard channels"),
+    row("unsubscribe",  Unsubscribe,    -1, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to the given channels"),
+    row("punsubscribe", Punsubscribe,   -1, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to channels matching the given patterns"),
+    row("sunsubscribe", Sunsubscribe,   -1, PNLS,  KN,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Stop listening for messages posted to the given shard channels"),
+    row("publish",      Publish,         3, PLSF,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Post a message to a channel"),
+    row("spublish",     Spublish,        3, PLSF,  K1,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Post a message to a shard channel"),
+    row("pubsub",       Pubsub,         -2, NONE,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.8.0",  "A container for Pub/Sub commands").with_subcommands(PUBSUB_SUBS),
 ];
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not
@@ -504,14 +532,6 @@ pub static REFUSED: &[CommandSpec] = &[
     //  name            id        arity flags  keys key use          route                    tips     group           since    summary
     row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
     row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
-    row("subscribe",    Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to the given channels."),
-    row("psubscribe",   Unserved,   -2, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Listen for messages published to channels matching the given patterns."),
-    row("ssubscribe",   Unserved,   -2, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Listen for messages published to the given shard channels."),
-    row("unsubscribe",  Unserved,   -1, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Stop listening for messages posted to the given channels."),
-    row("punsubscribe", Unserved,   -1, NLS,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Stop listening for messages posted to channels matching the given patterns."),
-    row("sunsubscribe", Unserved,   -1, NLS,   KN,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Stop listening for messages posted to the given shard channels."),
-    row("publish",      Unserved,    3, LSF,   K0,  NO_KEYS,         Refused(PubSub),         NO_TIPS, "pubsub",       "2.0.0", "Post a message to a channel."),
-    row("spublish",     Unserved,    3, LSF,   K1,  NOT_KEY,         Refused(PubSub),         NO_TIPS, "pubsub",       "7.0.0", "Post a message to a shard channel."),
     row("wait",         Unserved,    3, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection."),
     row("waitaof",      Unserved,    4, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."),
     row("monitor",      Unserved,    1, ANLS,  K0,  NO_KEYS,         Refused(Monitor),        NO_TIPS, "server",       "1.0.0", "Listen for all requests received by the server in real time."),

@@ -16,6 +16,7 @@ use super::list::{self, End};
 use super::session::Session;
 use crate::blocking::{Attempt, Outcome, Served, Wake};
 use crate::error::{CmdError, CmdResult};
+use crate::notify::class;
 use crate::protocol::{Args, Reply};
 
 /// A client waiting in a blocking command.
@@ -104,6 +105,7 @@ pub fn bpop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             let key = Bytes::copy_from_slice(key);
             Served {
                 reply: Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(e)]),
+                events: pop_events(db, now, &key, class::LIST, list_pop(end)),
                 changed: vec![key],
             }
         }))
@@ -120,6 +122,7 @@ pub fn blmpop(s: &mut Session, a: &Args) -> CmdResult {
             let key = Bytes::copy_from_slice(key);
             Served {
                 reply: list::mpop_reply(key.clone(), popped),
+                events: pop_events(db, now, &key, class::LIST, list_pop(end)),
                 changed: vec![key],
             }
         }))
@@ -141,12 +144,17 @@ pub fn blmove(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     };
     let dst = a.bytes(2);
     let attempt: Attempt = Box::new(move |db, now, src| {
-        Ok(
-            list::move_element(db, now, src, &dst, from, to)?.map(|e| Served {
+        Ok(list::move_element(db, now, src, &dst, from, to)?.map(|e| {
+            let src = Bytes::copy_from_slice(src);
+            let push = if to == End::Left { "lpush" } else { "rpush" };
+            let mut events = vec![(class::LIST, push, dst.clone())];
+            events.extend(pop_events(db, now, &src, class::LIST, list_pop(from)));
+            Served {
                 reply: Reply::Bulk(e),
-                changed: vec![Bytes::copy_from_slice(src), dst.clone()],
-            }),
-        )
+                changed: vec![src, dst.clone()],
+                events,
+            }
+        }))
     });
     // Redis answers a timed-out BLMOVE with a null array too (RESP2 `*-1`).
     block_on(s, vec![a.bytes(1)], wait, Reply::NilArray, attempt)
@@ -184,6 +192,7 @@ pub fn bzpop(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Reply::Bulk(member),
                     super::zset::score(score),
                 ]),
+                events: pop_events(db, now, &key, class::ZSET, zset_pop(max)),
                 changed: vec![key],
             })
         }))
@@ -203,6 +212,7 @@ pub fn bzmpop(s: &mut Session, a: &Args) -> CmdResult {
                     Reply::Bulk(key.clone()),
                     super::zset::popped_reply(popped, true),
                 ]),
+                events: pop_events(db, now, &key, class::ZSET, zset_pop(max)),
                 changed: vec![key],
             }
         }))
@@ -262,9 +272,37 @@ pub fn serve_written(s: &Session, keys: Vec<Bytes>) {
     }
     let shared = &s.shared;
     let me = s.handle.id;
-    shared.blocking.serve(&shared.db, s.now, keys, |k| {
-        shared.tracking.invalidate(k, me);
+    shared.blocking.serve(&shared.db, s.now, keys, |served| {
+        for k in &served.changed {
+            shared.tracking.invalidate(k, me);
+        }
+        for (c, event, k) in &served.events {
+            shared.notify.event(*c, event, k);
+        }
     });
+}
+
+/// The keyspace events of a pop from `key`: the pop, then `del` if it emptied the key.
+fn pop_events(
+    db: &crate::store::Db,
+    now: u64,
+    key: &Bytes,
+    c: u32,
+    event: &'static str,
+) -> Vec<(u32, &'static str, Bytes)> {
+    let mut events = vec![(c, event, key.clone())];
+    if !db.for_key(key).contains(key, now) {
+        events.push((class::GENERIC, "del", key.clone()));
+    }
+    events
+}
+
+fn list_pop(end: End) -> &'static str {
+    if end == End::Left { "lpop" } else { "rpop" }
+}
+
+fn zset_pop(max: bool) -> &'static str {
+    if max { "zpopmax" } else { "zpopmin" }
 }
 
 /// For a blocked client in cluster mode: the error that ends its wait once its slot is no

@@ -143,6 +143,7 @@ pub fn select(a: &Args) -> CmdResult {
 pub fn reset(s: &mut Session) -> CmdResult {
     super::tracking::off(s);
     super::multi::reset(s);
+    super::pubsub::off(s);
     s.proto = Proto::Resp2;
     s.handle.set_resp(2);
     s.handle.set_name(Bytes::new());
@@ -229,6 +230,7 @@ pub fn client(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
 
 fn client_list(s: &mut Session, a: &Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<bool> = None;
     let mut i = 2;
     while i < a.len() {
         if eq(a.get(i), "type") && i + 1 < a.len() {
@@ -242,9 +244,12 @@ fn client_list(s: &mut Session, a: &Args) -> CmdResult {
                     String::from_utf8_lossy(t)
                 )));
             }
-            if !eq(t, "normal") {
-                return Ok(Reply::Verbatim(String::new()));
-            }
+            // Subscribed clients are of type pubsub, the others normal (no replicas here).
+            kind = match () {
+                _ if eq(t, "normal") => Some(false),
+                _ if eq(t, "pubsub") => Some(true),
+                _ => return Ok(Reply::Verbatim(String::new())),
+            };
             i += 2;
         } else if eq(a.get(i), "id") && i + 1 < a.len() {
             let mut v = Vec::new();
@@ -266,7 +271,9 @@ fn client_list(s: &mut Session, a: &Args) -> CmdResult {
     }
     let mut out = String::new();
     for c in s.shared.clients.snapshot() {
-        if ids.as_ref().is_none_or(|v| v.contains(&c.id)) {
+        if ids.as_ref().is_none_or(|v| v.contains(&c.id))
+            && kind.is_none_or(|p| p == c.pubsub.subscribed())
+        {
             out.push_str(&c.info_line(s.now));
             out.push('\n');
         }

@@ -12,6 +12,8 @@ mod hash;
 mod key;
 mod list;
 mod multi;
+mod notify;
+mod pubsub;
 mod server;
 mod session;
 mod set;
@@ -23,6 +25,7 @@ mod zset_multi;
 
 pub use blocking::blocked_redirect;
 pub use multi::reset as transaction_reset;
+pub use pubsub::off as pubsub_off;
 pub use session::Session;
 pub use tracking::off as tracking_off;
 pub use warm::{WarmPlan, load_warm, pace_writes, settle_warm, warm_plan};
@@ -163,8 +166,13 @@ fn run_tracked(
     spec: &'static CommandSpec,
     args: &Args,
 ) -> CmdResult {
+    pubsub::check_context(s, spec)?;
     tracking::before(s, spec, args);
+    let seen = notify::before(s, spec, args);
     let r = run(s, shared, spec, args);
+    if let Some(seen) = seen {
+        notify::after(s, spec, args, &r, seen);
+    }
     tracking::after(s, spec, args, r.is_ok());
     if let Ok(reply) = &r
         && spec.is_write()
@@ -206,7 +214,7 @@ fn cluster_route<'g, 'k, I: Iterator<Item = &'k [u8]>>(
 fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -> CmdResult {
     use CommandId::*;
     match spec.id {
-        Ping => connection::ping(a),
+        Ping => pubsub::ping(s, a),
         Echo => Ok(Reply::Bulk(a.bytes(1))),
         Hello => connection::hello(s, a),
         Auth => connection::auth(s, a),
@@ -355,6 +363,17 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             zset_multi::zsetop(s, spec.id, a)
         }
 
+        Subscribe => pubsub::subscribe(s, crate::pubsub::Kind::Channel, a),
+        Psubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Pattern, a),
+        Ssubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Shard, a),
+        Unsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Channel, a),
+        Punsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Pattern, a),
+        Sunsubscribe => pubsub::unsubscribe(s, crate::pubsub::Kind::Shard, a),
+        Publish => pubsub::publish(s, a, false),
+        Spublish => pubsub::publish(s, a, true),
+        PubsubChannels | PubsubNumsub | PubsubNumpat | PubsubShardchannels | PubsubShardnumsub
+        | PubsubHelp => pubsub::pubsub(s, spec.id, a),
+
         ClusterKeyslot
         | ClusterCountkeysinslot
         | ClusterGetkeysinslot
@@ -374,7 +393,7 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             s.asking = true;
             Ok(Reply::Ok)
         }
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub => {
             Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup

@@ -141,10 +141,26 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 &st.conns.net_output_bytes.load(Relaxed),
             );
             line("rejected_connections", &st.conns.rejected.load(Relaxed));
+            line(
+                "client_output_buffer_limit_disconnections",
+                &sh.pubsub.disconnections.load(Relaxed),
+            );
             line("expired_keys", &db.stats.expired_keys.load(Relaxed));
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
             line("keyspace_misses", &st.keyspace_misses.load(Relaxed));
+            line(
+                "pubsub_channels",
+                &sh.pubsub.len(crate::pubsub::Kind::Channel),
+            );
+            line(
+                "pubsub_patterns",
+                &sh.pubsub.len(crate::pubsub::Kind::Pattern),
+            );
+            line(
+                "pubsubshard_channels",
+                &sh.pubsub.len(crate::pubsub::Kind::Shard),
+            );
             line("tracking_total_keys", &sh.tracking.tracked_keys());
             line(
                 "tracking_invalidations",
@@ -225,7 +241,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
 
 // ---- CONFIG ----
 
-const PARAMS: [&str; 17] = [
+const PARAMS: [&str; 19] = [
     "bind",
     "port",
     "dir",
@@ -243,6 +259,8 @@ const PARAMS: [&str; 17] = [
     "databases",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "notify-keyspace-events",
+    "client-output-buffer-limit",
 ];
 
 fn config_value(s: &Session, name: &str) -> String {
@@ -268,6 +286,8 @@ fn config_value(s: &Session, name: &str) -> String {
         "databases" => "1".into(),
         "slowlog-log-slower-than" => sh.slowlog.slower_than_us.load(Relaxed).to_string(),
         "slowlog-max-len" => sh.slowlog.max_len.load(Relaxed).to_string(),
+        "notify-keyspace-events" => crate::notify::render_flags(sh.notify.flags()),
+        "client-output-buffer-limit" => sh.pubsub.limits().render(),
         _ => String::new(),
     }
 }
@@ -283,9 +303,11 @@ enum Assign {
     SlowlogMaxLen(usize),
     /// An encoding threshold: its index in `value::limits::NAMES`, and the value.
     Encoding(usize, i64),
+    NotifyFlags(u32),
+    OutputBufferLimits(crate::pubsub::Limits),
 }
 
-fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
+fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
     let text = String::from_utf8_lossy(v);
     let bad =
         |why: &str| format!("CONFIG SET failed (possibly related to argument '{name}') - {why}");
@@ -313,6 +335,8 @@ fn parse_assign(name: &str, v: &[u8]) -> Result<Assign, String> {
             .map(Assign::SlowlogMaxLen)
             .ok_or_else(|| bad("argument must be between 0 and 9223372036854775807 inclusive")),
         "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
+        "notify-keyspace-events" => crate::notify::parse_flags(v).map(Assign::NotifyFlags).ok_or_else(|| bad(crate::notify::INVALID_FLAGS)),
+        "client-output-buffer-limit" => s.shared.pubsub.limits().parse(&text).map(Assign::OutputBufferLimits).map_err(bad),
         _ if let Some(i) = EncodingLimits::index(name) => {
             let n = if NAMES[i].0.ends_with("-value") {
                 parse_memory(&text)
@@ -363,7 +387,7 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             let mut assigns = Vec::new();
             for kv in a.slice(2).chunks_exact(2) {
                 let name = String::from_utf8_lossy(&kv[0]).to_ascii_lowercase();
-                assigns.push(parse_assign(&name, &kv[1]).map_err(CmdError::err)?);
+                assigns.push(parse_assign(s, &name, &kv[1]).map_err(CmdError::err)?);
             }
             let sh = &s.shared;
             for asg in assigns {
@@ -375,6 +399,8 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Assign::Requirepass(p) => *sh.runtime.requirepass.write() = p,
                     Assign::SlowlogSlowerThan(n) => sh.slowlog.slower_than_us.store(n, Relaxed),
                     Assign::Encoding(i, n) => sh.db.encodings.set(i, n),
+                    Assign::NotifyFlags(f) => sh.notify.set_flags(f),
+                    Assign::OutputBufferLimits(l) => sh.pubsub.set_limits(l),
                     Assign::SlowlogMaxLen(n) => {
                         sh.slowlog.max_len.store(n, Relaxed);
                         sh.slowlog.trim();

@@ -36,6 +36,8 @@ pub trait Node: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// Cancelled when the server stops.
     fn shutdown(&self) -> &CancellationToken;
+    /// A PUBLISH made on another node of the cluster: delivered to this node's subscribers.
+    fn publish(&self, channel: &[u8], message: &[u8]);
 }
 
 /// What the migration tasks need.

@@ -67,6 +67,8 @@ async fn serve_import(ctx: &Ctx, s: membership::swim::IncomingStream) -> Result<
                 }
             }
             Frame::Done { .. } => write_reply(&mut send, REPLY_OK, 0, "").await?,
+            // Cluster-wide PUBLISH: delivered here, never answered.
+            Frame::Publish { channel, message } => ctx.node.publish(&channel, &message),
         }
     }
     Ok(())

@@ -24,6 +24,7 @@ mod context;
 mod destination;
 mod gate;
 mod maintain;
+mod publish;
 mod source;
 mod wire;
 
@@ -33,5 +34,6 @@ pub use gate::{
     BATCH_BYTES, BATCH_KEYS, Job, MigrationStats, Migrations, Presence, SlotState, migration_lines,
 };
 pub use maintain::maintain;
+pub use publish::{Forwarder, run_forwarder};
 pub use source::{AUTO_STEP_SLOTS, migrate_range, next_auto_job, run_source};
 pub use wire::{Frame, Item, decode_frame, encode_batch, encode_begin, encode_done};

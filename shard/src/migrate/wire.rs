@@ -4,7 +4,9 @@
 //! * BEGIN (1): source node id (20 bytes), migration id (u64), first slot (u16), last slot (u16);
 //! * BATCH (2): record count (u32), then per record: slot (u16), key length (u32), key, record
 //!   length (u32), record;
-//! * DONE (3): first slot, last slot (the range was claimed for the destination).
+//! * DONE (3): first slot, last slot (the range was claimed for the destination);
+//! * PUBLISH (4): channel length (u32), channel, message length (u32), message: a PUBLISH made
+//!   on the sending node, for this node's subscribers (no reply; see `migrate::publish`).
 //!
 //! Replies, destination → source: `u8 status` (0 ok, 1 refused), `u32 count` (keys installed),
 //! `u16 length`, message.
@@ -28,6 +30,7 @@ const MAX_FRAME: usize = 1 << 30;
 const FRAME_BEGIN: u8 = 1;
 const FRAME_BATCH: u8 = 2;
 const FRAME_DONE: u8 = 3;
+const FRAME_PUBLISH: u8 = 4;
 pub(super) const REPLY_OK: u8 = 0;
 pub(super) const REPLY_REFUSED: u8 = 1;
 
@@ -76,6 +79,18 @@ pub fn encode_batch(items: &[Item]) -> Vec<u8> {
     b
 }
 
+pub fn encode_publish(channel: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(13 + channel.len() + message.len());
+    let len = 9 + channel.len() + message.len();
+    b.extend_from_slice(&(len as u32).to_be_bytes());
+    b.push(FRAME_PUBLISH);
+    b.extend_from_slice(&(channel.len() as u32).to_be_bytes());
+    b.extend_from_slice(channel);
+    b.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    b.extend_from_slice(message);
+    b
+}
+
 /// A decoded frame body.
 #[derive(Debug, PartialEq)]
 pub enum Frame {
@@ -89,6 +104,10 @@ pub enum Frame {
     Done {
         first: u16,
         last: u16,
+    },
+    Publish {
+        channel: Vec<u8>,
+        message: Vec<u8>,
     },
 }
 
@@ -168,6 +187,15 @@ pub fn decode_frame(body: &[u8]) -> Result<Frame, MigrateError> {
             first: c.u16()?,
             last: c.u16()?,
         },
+        FRAME_PUBLISH => {
+            let n = c.u32()? as usize;
+            let channel = c.take(n)?.to_vec();
+            let n = c.u32()? as usize;
+            Frame::Publish {
+                channel,
+                message: c.take(n)?.to_vec(),
+            }
+        }
         _ => return Err(MigrateError::Frame("unknown frame type")),
     };
     if !c.0.is_empty() {
@@ -236,6 +264,23 @@ mod tests {
             value,
             expire_at,
         }
+    }
+
+    #[test]
+    fn publish_frames_round_trip() {
+        let f = encode_publish(b"news", b"");
+        assert_eq!(
+            decode_frame(&f[4..]).expect("publish"),
+            Frame::Publish {
+                channel: b"news".to_vec(),
+                message: Vec::new()
+            }
+        );
+        assert_eq!(
+            u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize,
+            f.len() - 4
+        );
+        assert!(decode_frame(&f[4..f.len() - 1]).is_err() || f.len() == 17);
     }
 
     /// Frames as the migration code wrote them before the value codec existed (captured from

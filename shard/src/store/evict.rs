@@ -174,7 +174,7 @@ impl Db {
                 } else {
                     let mut g = self.slot(slot);
                     if g.remove(&key).is_some() {
-                        g.note_gone(&key);
+                        g.note_gone_as(&key, super::Gone::Evicted);
                         self.stats.evicted_keys.fetch_add(1, Relaxed);
                     }
                 }

@@ -124,7 +124,7 @@ pub struct SlotMap {
     pins: HashMap<Key, u32>,
     /// Keys that vanished by themselves (expired, evicted, dropped) while a key listener
     /// wants to hear of it; reported when the lock is released.
-    gone: Vec<Key>,
+    gone: Vec<(Key, Gone)>,
     track_gone: bool,
 }
 
@@ -144,8 +144,14 @@ impl SlotMap {
 
     /// Records that `key` vanished without a command naming it (see [`KeyListener`]).
     pub fn note_gone(&mut self, key: &[u8]) {
+        self.note_gone_as(key, Gone::Dropped);
+    }
+
+    /// Records that `key` vanished for `why` (keyspace notifications tell expiry and eviction
+    /// apart).
+    pub fn note_gone_as(&mut self, key: &[u8], why: Gone) {
         if self.track_gone {
-            self.gone.push(Key::from_slice(key));
+            self.gone.push((Key::from_slice(key), why));
         }
     }
 
@@ -168,7 +174,7 @@ impl SlotMap {
                 self.expired += 1;
                 Self::mark_stale(&mut self.stale, &k, &e);
                 if self.track_gone {
-                    self.gone.push(k);
+                    self.gone.push((k, Gone::Expired));
                 }
                 None
             }
@@ -184,7 +190,7 @@ impl SlotMap {
     pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
         if self.map.get(key)?.is_expired(now) {
             self.remove(key);
-            self.note_gone(key);
+            self.note_gone_as(key, Gone::Expired);
             self.expired += 1;
             return None;
         }
@@ -301,7 +307,7 @@ impl SlotMap {
             .collect();
         for k in &expired {
             self.remove(k);
-            self.note_gone(k);
+            self.note_gone_as(k, Gone::Expired);
         }
         let warm_expired: Vec<Key> = self
             .warm
@@ -312,7 +318,7 @@ impl SlotMap {
         for k in &warm_expired {
             if let Some(m) = self.warm_remove(k) {
                 self.stale.push((k.clone(), m.generation));
-                self.note_gone(k);
+                self.note_gone_as(k, Gone::Expired);
             }
         }
         let n = expired.len() + warm_expired.len();
@@ -394,7 +400,35 @@ impl SlotMap {
 pub trait KeyListener: Send + Sync {
     /// Whether anyone listens now (checked once per slot lock).
     fn listening(&self) -> bool;
-    fn keys_gone(&self, keys: &[Key]);
+    fn keys_gone(&self, keys: &[(Key, Gone)]);
+}
+
+/// Why a key vanished without a command naming it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// Its TTL passed (found by a lookup or the expiry cycle).
+    Expired,
+    /// Evicted under `maxmemory`.
+    Evicted,
+    /// It left this node (its slot was given away or migrated) or was replaced by a migration.
+    Dropped,
+}
+
+/// Several listeners told in turn (CLIENT TRACKING, keyspace notifications).
+pub struct Listeners(pub Vec<Arc<dyn KeyListener>>);
+
+impl KeyListener for Listeners {
+    fn listening(&self) -> bool {
+        self.0.iter().any(|l| l.listening())
+    }
+
+    fn keys_gone(&self, keys: &[(Key, Gone)]) {
+        for l in &self.0 {
+            if l.listening() {
+                l.keys_gone(keys);
+            }
+        }
+    }
 }
 
 /// Counters the INFO command reports.

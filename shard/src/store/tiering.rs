@@ -256,7 +256,7 @@ impl Db {
                 .map(|(k, m)| (k.clone(), m.generation));
             if let Some((k, generation)) = victim {
                 g.warm_remove(&k);
-                g.note_gone(&k);
+                g.note_gone_as(&k, super::Gone::Evicted);
                 w.delete(slot, &k, generation);
                 w.stats.evictions.fetch_add(1, Relaxed);
                 self.stats.evicted_keys.fetch_add(1, Relaxed);
