@@ -42,6 +42,10 @@ impl Flags {
     pub const MOVABLEKEYS: Flags = Flags(1 << 12);
     /// Left out of the slow log (EXEC: its commands are logged one by one).
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
+    /// Not shown to MONITOR (EVAL and friends: their commands are shown instead).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 14);
+    /// May name no keys although it has key specs (EVAL with `numkeys` 0).
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 15);
     /// Connection-level commands that are always answered by whoever holds the client
     /// connection (never forwarded).
     pub(crate) const CONN: Flags = Flags(
@@ -53,7 +57,7 @@ impl Flags {
             | Self::ALLOW_BUSY.0,
     );
 
-    const NAMES: [(Flags, &'static str); 13] = [
+    const NAMES: [(Flags, &'static str); 15] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -62,9 +66,11 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
+        (Flags::SKIP_MONITOR, "skip_monitor"),
         (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
         (Flags::MOVABLEKEYS, "movablekeys"),
     ];
@@ -465,6 +471,16 @@ pub enum CommandId {
     SlowlogLen,
     SlowlogReset,
     SlowlogHelp,
+    // scripting
+    Eval,
+    Evalsha,
+    EvalRo,
+    EvalshaRo,
+    Script,
+    ScriptLoad,
+    ScriptExists,
+    ScriptFlush,
+    ScriptHelp,
     /// A row of [`REFUSED`]: a command this project knows but neither server executes.
     Unserved,
     /// A command a proxy learned from its backends' `COMMAND` (not in [`COMMANDS`]); keep it
@@ -591,7 +607,8 @@ impl CommandSpec {
         if self.flags.contains(Flags::WRITE) {
             cats.push("@write");
         }
-        if self.flags.contains(Flags::READONLY) {
+        // Redis leaves scripting commands (EVAL_RO ...) out of @read.
+        if self.flags.contains(Flags::READONLY) && self.group != "scripting" {
             cats.push("@read");
         }
         cats.push(match self.group {
@@ -603,6 +620,7 @@ impl CommandSpec {
             "generic" => "@keyspace",
             "connection" => "@connection",
             "transactions" => "@transaction",
+            "scripting" => "@scripting",
             _ => "@admin",
         });
         if self.flags.contains(Flags::ADMIN) && !cats.contains(&"@admin") {

@@ -30,8 +30,10 @@ fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
         return None;
     }
     let all = args.slice(0);
+    // A script's keys are written if its key spec says it may write them (EVAL, not EVAL_RO).
+    let writes = spec.is_write() || spec.specs.iter().any(|k| k.write);
     Some((
-        spec.is_write(),
+        writes,
         spec.key_positions(args.len(), |i| args.get(i))
             .filter_map(move |i| all.get(i)),
     ))
