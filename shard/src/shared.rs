@@ -63,6 +63,8 @@ pub struct Shared {
     pub watches: Arc<crate::watch::Watches>,
     /// The slot gates in standalone mode (cluster mode uses its migrations' gates).
     pub gates: crate::gates::SlotGates,
+    /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
+    pub scripts: crate::scripts::Scripts,
 }
 
 impl Shared {

@@ -11,8 +11,10 @@ mod connection;
 mod hash;
 mod key;
 mod list;
+mod lua;
 mod multi;
 mod server;
+mod script;
 mod session;
 mod set;
 mod string;
@@ -82,7 +84,7 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
     } else {
         std::mem::take(&mut s.asking)
     };
-    if spec.has_keys() {
+    if spec.has_keys() && !script::takes_own_gates(spec.id) {
         let keys = || {
             spec.key_positions(args.len(), |i| args.get(i))
                 .map(|i| args.get(i))
@@ -374,7 +376,10 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             s.asking = true;
             Ok(Reply::Ok)
         }
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog => {
+        Eval | Evalsha | EvalRo | EvalshaRo => script::eval(s, shared, spec, a),
+        ScriptLoad | ScriptExists | ScriptFlush | ScriptHelp => script::script(s, spec.id, a),
+
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Script => {
             Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
