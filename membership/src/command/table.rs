@@ -259,7 +259,10 @@ const NODES_SUM_ND: &[&str] = &[
     "nondeterministic_output",
 ];
 const NO_TIPS: &[&str] = &[];
-const ALL_AND: &[&str] = &["request_policy:all_shards", "response_policy:agg_logical_and"];
+const ALL_AND: &[&str] = &[
+    "request_policy:all_shards",
+    "response_policy:agg_logical_and",
+];
 const SPECIAL_ND: &[&str] = &["nondeterministic_output", "request_policy:special"];
 
 #[rustfmt::skip]

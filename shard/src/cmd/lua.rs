@@ -14,8 +14,8 @@
 //! removed when the script ends, so no state passes from one script to the next.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
@@ -35,7 +35,7 @@ const MAX_DEPTH: usize = 256;
 const PRELUDE: &str = r#"
 local bridge, env, version, version_num = ...
 local G = _G
-local error, type, tostring, select, rawget = error, type, tostring, select, rawget
+local error, type, tostring, select, rawget, setmetatable = error, type, tostring, select, rawget, setmetatable
 local raw_getfenv, raw_setfenv, raw_loadstring, raw_load = getfenv, setfenv, loadstring, load
 
 local function pack(...) return {n = select('#', ...), ...} end
@@ -72,6 +72,11 @@ local function readonly(t)
 end
 for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine'}) do
   if G[name] then G[name] = readonly(G[name]) end
+end
+local raw_setmetatable = setmetatable
+G.setmetatable = function(t, m)
+  if protected[t] then error('Attempt to modify a readonly table', 0) end
+  return raw_setmetatable(t, m)
 end
 local raw_rawset = rawset
 G.rawset = function(t, k, v)
@@ -118,6 +123,8 @@ G.pcall = function(f, ...)
   if not r[1] then
     local raised = bridge.take_raised()
     if raised then r[2] = raised end
+    -- As Redis's pcall: an error table's message, not the table.
+    if type(r[2]) == 'table' and type(rawget(r[2], 'err')) == 'string' then r[2] = r[2].err end
   end
   return unpack(r, 1, r.n)
 end
@@ -187,7 +194,9 @@ impl Engine {
             LuaOptions::default(),
         )?;
         let g = lua.globals();
-        for name in ["dofile", "loadfile", "print", "require", "module", "package"] {
+        for name in [
+            "dofile", "loadfile", "print", "require", "module", "package",
+        ] {
             g.raw_set(name, Value::Nil)?;
         }
         let bridge = lua.create_table()?;
@@ -229,10 +238,16 @@ impl Engine {
             "log",
             lua.create_function(|lua, args: Variadic<Value>| {
                 if args.len() < 2 {
-                    return Err(raise(lua, "ERR redis.log() requires two arguments or more."));
+                    return Err(raise(
+                        lua,
+                        "ERR redis.log() requires two arguments or more.",
+                    ));
                 }
                 let Some(level) = args.first().and_then(number) else {
-                    return Err(raise(lua, "ERR First argument must be a number (log level)."));
+                    return Err(raise(
+                        lua,
+                        "ERR First argument must be a number (log level).",
+                    ));
                 };
                 if !(0.0..=3.0).contains(&level) {
                     return Err(raise(lua, "ERR Invalid debug level."));
@@ -317,12 +332,10 @@ impl Engine {
             .split('.')
             .filter_map(|p| p.parse::<i64>().ok())
             .fold(0i64, |acc, p| acc * 256 + p);
-        let (runner, redis): (Function, Table) = lua.load(PRELUDE).set_name("=autocache").call((
-            bridge.clone(),
-            env.clone(),
-            version,
-            num,
-        ))?;
+        let (runner, redis): (Function, Table) = lua
+            .load(PRELUDE)
+            .set_name("=autocache")
+            .call((bridge.clone(), env.clone(), version, num))?;
         Ok(Engine {
             lua,
             env,

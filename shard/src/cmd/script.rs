@@ -56,8 +56,8 @@ pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> C
             "Number of keys can't be greater than number of args",
         ));
     }
-    let numkeys = usize::try_from(numkeys)
-        .map_err(|_| CmdError::err("Number of keys can't be negative"))?;
+    let numkeys =
+        usize::try_from(numkeys).map_err(|_| CmdError::err("Number of keys can't be negative"))?;
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(a.get(1)).to_ascii_lowercase();
         match shared.scripts.get(&sha) {
@@ -87,12 +87,10 @@ pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> C
             |slot| c.migrations.state(slot),
             asking,
             || match first {
-                Some(slot) => c.migrations.presence(
-                    &shared.db,
-                    slot,
-                    keys.iter().map(|k| &k[..]),
-                    s.now,
-                ),
+                Some(slot) => {
+                    c.migrations
+                        .presence(&shared.db, slot, keys.iter().map(|k| &k[..]), s.now)
+                }
                 None => crate::migrate::Presence::default(),
             },
         )
@@ -151,7 +149,8 @@ fn call_checked<'g>(
     resp: u8,
 ) -> CmdResult {
     let unknown = || CmdError::err("Unknown Redis command called from script");
-    let (top, sub) = command::resolve(a.get(0), (a.len() > 1).then(|| a.get(1))).ok_or_else(unknown)?;
+    let (top, sub) =
+        command::resolve(a.get(0), (a.len() > 1).then(|| a.get(1))).ok_or_else(unknown)?;
     let spec = match (top.is_container(), sub) {
         (false, _) => top,
         (true, Some(sub)) => sub,
@@ -169,7 +168,9 @@ fn call_checked<'g>(
         ));
     }
     if spec.flags.contains(Flags::NOSCRIPT) {
-        return Err(CmdError::err("This Redis command is not allowed from script"));
+        return Err(CmdError::err(
+            "This Redis command is not allowed from script",
+        ));
     }
     if run.read_only && spec.is_write() {
         return Err(CmdError::err(
@@ -222,10 +223,23 @@ fn call_checked<'g>(
     }
     let saved = std::mem::replace(
         &mut s.proto,
-        if resp == 3 { Proto::Resp3 } else { Proto::Resp2 },
+        if resp == 3 {
+            Proto::Resp3
+        } else {
+            Proto::Resp2
+        },
     );
     s.commands += 1;
-    let r = super::run_tracked(s, shared, spec, a);
+    // Keys the script did not declare may still be in the warm tier.
+    let plan = super::warm_plan(s, a);
+    let loaded = match &plan {
+        Some(p) => super::warm::load_warm_now(s, a, p),
+        None => Ok(()),
+    };
+    let r = loaded.and_then(|()| super::run_tracked(s, shared, spec, a));
+    if let Some(p) = plan {
+        super::settle_warm(s, p);
+    }
     s.proto = saved;
     r
 }
@@ -260,10 +274,7 @@ pub fn script(s: &Session, id: CommandId, a: &Args) -> CmdResult {
         }
         // Redis's SCRIPT HELP ends with "Prints this help.", not the usual "Print".
         _ => Ok(Reply::Array(
-            SCRIPT_HELP
-                .iter()
-                .map(|l| Reply::Simple(l))
-                .collect(),
+            SCRIPT_HELP.iter().map(|l| Reply::Simple(l)).collect(),
         )),
     }
 }

@@ -154,6 +154,37 @@ pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), 
     )))
 }
 
+/// [`load_warm`] for a command a script runs: the script holds its worker until it ends, so
+/// the warm tier is read right here.
+pub fn load_warm_now(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), CmdError> {
+    let mut todo = plan.keys.clone();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let w = s
+        .shared
+        .db
+        .warm()
+        .ok_or_else(|| CmdError::err("warm tier is not enabled"))?
+        .clone();
+    for _ in 0..4 {
+        let records = read_warm(&w, &todo)?;
+        for (k, rec) in todo.iter().zip(records) {
+            s.shared.db.install(k, rec, s.now);
+        }
+        match planned_keys(s, args) {
+            Some((_, keys)) => todo = s.shared.db.warm_keys(keys.iter(), s.now),
+            None => return Ok(()),
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(CmdError::from(CommandError::Raw(
+        "TRYAGAIN keys kept moving between tiers; retry the command".into(),
+    )))
+}
+
 /// Reads `keys` from the warm tier (blocking), timing the reads for the choice above.
 fn read_warm(w: &WarmStore, keys: &[WarmKey]) -> Result<Vec<Option<Record>>, CmdError> {
     let start = std::time::Instant::now();
