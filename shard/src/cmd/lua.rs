@@ -421,7 +421,7 @@ impl Engine {
                 scope.create_function(move |lua, args: MultiValue| {
                     let reply = match command_args(args) {
                         Ok(argv) => match call.try_borrow_mut() {
-                            Ok(mut call) => (&mut **call)(argv, resp.get()),
+                            Ok(mut call) => (**call)(argv, resp.get()),
                             Err(_) => Reply::Error("ERR recursive redis.call".into()),
                         },
                         Err(e) => Reply::Error(e.into()),
