@@ -559,3 +559,67 @@ async fn scripts_see_warm_tier_keys() {
     );
     srv.stop().await;
 }
+
+/// Cluster mode: a script's declared keys share one slot; a key it did not declare must be in
+/// that slot too (the first one it touches when it declared none), as Redis Cluster says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_mode_keeps_a_script_in_one_slot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let srv = TestShard::start(shard::testing::Config {
+        dir: dir.path().to_path_buf(),
+        cluster_enabled: true,
+        cluster_port: Some(0),
+        cluster_secret: Some("test-cluster-secret".into()),
+        ..shard::testing::Config::default()
+    })
+    .await;
+    let mut c = srv.raw().await;
+    for _ in 0..300 {
+        let info = c.cmd(&["CLUSTER", "INFO"]).await;
+        if info.as_str().contains("cluster_state:ok") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let e = c.text(&["EVAL", "return 1", "2", "a", "b"]).await;
+    assert!(e.starts_with("-CROSSSLOT"), "{e}");
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return {redis.call('INCR', KEYS[1]), redis.call('INCR', KEYS[2]), redis.call('INCR', '{t}c')}",
+            "2",
+            "{t}a",
+            "{t}b"
+        ])
+        .await,
+        V::Arr(vec![V::Int(1), V::Int(1), V::Int(1)])
+    );
+    let e = c
+        .text(&["EVAL", "return redis.call('GET', 'other')", "1", "{t}a"])
+        .await;
+    assert!(
+        e.starts_with(
+            "-ERR Script attempted to access keys that do not hash to the same slot script: "
+        ),
+        "{e}"
+    );
+    let e = c
+        .text(&[
+            "EVAL",
+            "redis.call('SET', 'x', 1) return redis.call('SET', 'y', 1)",
+            "0",
+        ])
+        .await;
+    assert!(
+        e.starts_with(
+            "-ERR Script attempted to access keys that do not hash to the same slot script: "
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        c.cmd(&["GET", "x"]).await,
+        V::s("1"),
+        "the first write stays"
+    );
+    srv.stop().await;
+}
