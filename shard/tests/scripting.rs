@@ -223,6 +223,35 @@ fn corpus() -> Vec<Vec<&'static str>> {
             "local f = loadstring('return 1 + 1') return f()",
             "0",
         ],
+        vec![
+            "EVAL",
+            "return {bit.band(0xff, 0x0f, 0x3c), bit.bor(1, 2, 4), bit.bxor(5, 3), bit.bnot(0)}",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return {bit.lshift(1, 31), bit.rshift(-1, 28), bit.arshift(-256, 4), bit.lshift(1, 33)}",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return {bit.rol(0x12345678, 8), bit.ror(0x12345678, 8), bit.bswap(0x12345678)}",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return {bit.tobit(2^32 + 5), bit.tobit(-1), bit.tobit(2.5), bit.tobit(3.5), bit.band('7', 3)}",
+            "0",
+        ],
+        vec![
+            "EVAL",
+            "return {bit.tohex(255), bit.tohex(-1, -4), bit.tohex(0x1234, 2), bit.tohex(1, 12)}",
+            "0",
+        ],
+        vec!["EVAL", "return bit.band()", "0"],
+        vec!["EVAL", "return bit.band({}, 1)", "0"],
+        vec!["EVAL", "local x = bit.bor(1, nil) return x", "0"],
+        vec!["EVAL", "bit.band = nil", "0"],
         // The sandbox.
         vec!["EVAL", "x = 1", "0"],
         vec!["EVAL", "return undefined_thing", "0"],

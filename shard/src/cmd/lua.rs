@@ -70,7 +70,8 @@ local function readonly(t)
   protected[p] = true
   return p
 end
-for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine'}) do
+G.bit = bridge.bit
+for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit'}) do
   if G[name] then G[name] = readonly(G[name]) end
 end
 local raw_setmetatable = setmetatable
@@ -304,6 +305,7 @@ impl Engine {
                 Ok(())
             })?,
         )?;
+        bridge.raw_set("bit", bit_library(&lua)?)?;
         f(
             "take_raised",
             lua.create_function(|lua, ()| {
@@ -464,6 +466,113 @@ fn raise(lua: &Lua, line: &str) -> mlua::Error {
     match err_table(lua, line).and_then(|t| lua.set_named_registry_value(RAISED, t)) {
         Ok(()) => mlua::Error::runtime(line),
         Err(e) => e,
+    }
+}
+
+/// Lua BitOp's `bit` library, as Redis bundles it: 32-bit operations on numbers, results
+/// signed.
+fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    type Op = fn(&[i32]) -> f64;
+    let t = lua.create_table()?;
+    // (name, required arguments, whether more may follow, the operation)
+    let ops: [(&str, usize, bool, Op); 11] = [
+        ("tobit", 1, false, |a| f64::from(a[0])),
+        ("bnot", 1, false, |a| f64::from(!a[0])),
+        ("band", 1, true, |a| {
+            f64::from(a.iter().fold(-1, |x, y| x & y))
+        }),
+        ("bor", 1, true, |a| {
+            f64::from(a.iter().fold(0, |x, y| x | y))
+        }),
+        ("bxor", 1, true, |a| {
+            f64::from(a.iter().fold(0, |x, y| x ^ y))
+        }),
+        ("lshift", 2, false, |a| {
+            f64::from(((a[0] as u32) << (a[1] & 31)) as i32)
+        }),
+        ("rshift", 2, false, |a| {
+            f64::from(((a[0] as u32) >> (a[1] & 31)) as i32)
+        }),
+        ("arshift", 2, false, |a| f64::from(a[0] >> (a[1] & 31))),
+        ("rol", 2, false, |a| {
+            f64::from((a[0] as u32).rotate_left((a[1] & 31) as u32) as i32)
+        }),
+        ("ror", 2, false, |a| {
+            f64::from((a[0] as u32).rotate_right((a[1] & 31) as u32) as i32)
+        }),
+        ("bswap", 1, false, |a| f64::from(a[0].swap_bytes())),
+    ];
+    for (name, required, more, op) in ops {
+        let func = lua.create_function(move |lua, args: Variadic<Value>| {
+            let n = if more {
+                args.len().max(required)
+            } else {
+                required
+            };
+            let mut ints = Vec::with_capacity(n);
+            for i in 0..n {
+                ints.push(bit_arg(lua, name, &args, i)?);
+            }
+            Ok(op(&ints))
+        })?;
+        t.raw_set(name, func)?;
+    }
+    t.raw_set(
+        "tohex",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let x = bit_arg(lua, "tohex", &args, 0)? as u32;
+            let n = match args.get(1) {
+                None | Some(Value::Nil) => 8,
+                Some(_) => bit_arg(lua, "tohex", &args, 1)?,
+            };
+            let digits = n.unsigned_abs().min(8) as usize;
+            let masked = if digits >= 8 {
+                x
+            } else {
+                x & ((1u32 << (4 * digits)) - 1)
+            };
+            Ok(if n < 0 {
+                format!("{masked:0digits$X}")
+            } else {
+                format!("{masked:0digits$x}")
+            })
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// Argument `i` of a `bit` function as BitOp's `tobit` makes it (rounded, modulo 2^32), or
+/// `luaL_checknumber`'s error, raised as a string with the caller's position.
+fn bit_arg(lua: &Lua, name: &str, args: &[Value], i: usize) -> mlua::Result<i32> {
+    let v = args.get(i).unwrap_or(&Value::Nil);
+    match number(v) {
+        Some(x) => Ok(x.round_ties_even().rem_euclid(4_294_967_296.0) as u32 as i32),
+        None => {
+            let got = match v {
+                Value::Nil if i >= args.len() => "no value",
+                other => other.type_name(),
+            };
+            let at = lua
+                .inspect_stack(1)
+                .filter(|f| f.source().what != "C")
+                .map(|f| {
+                    let src = f
+                        .source()
+                        .short_src
+                        .map(|s| s.into_owned())
+                        .unwrap_or_default();
+                    format!("{src}:{}: ", f.curr_line())
+                })
+                .unwrap_or_default();
+            let msg = format!(
+                "{at}bad argument #{} to '{name}' (number expected, got {got})",
+                i + 1
+            );
+            Err(match lua.set_named_registry_value(RAISED, msg.as_str()) {
+                Ok(()) => mlua::Error::runtime(msg),
+                Err(e) => e,
+            })
+        }
     }
 }
 
