@@ -6,7 +6,7 @@
 //! its one state. A script runs commands only while it runs: `redis.call` reaches the session
 //! through a function made in a [`mlua::Lua::scope`], valid for that one run.
 //!
-//! The sandbox: the base, `string`, `table` and `math` libraries, without `dofile`,
+//! The sandbox: the base, `string`, `table`, `math`, `bit` and `cjson` libraries, without `dofile`,
 //! `loadfile`, `print` or `os`, `io`, `debug`, `package`. A script's globals are a table that
 //! refuses new entries (`Attempt to modify a readonly table`) and errors on reading a missing
 //! one (`Script attempted to access nonexistent global variable`), as Redis 7.0's read-only
@@ -70,8 +70,8 @@ local function readonly(t)
   protected[p] = true
   return p
 end
-G.bit = bridge.bit
-for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit'}) do
+G.bit, G.cjson = bridge.bit, bridge.cjson
+for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit', 'cjson'}) do
   if G[name] then G[name] = readonly(G[name]) end
 end
 local raw_setmetatable = setmetatable
@@ -306,6 +306,7 @@ impl Engine {
             })?,
         )?;
         bridge.raw_set("bit", bit_library(&lua)?)?;
+        bridge.raw_set("cjson", super::json::library(&lua)?)?;
         f(
             "take_raised",
             lua.create_function(|lua, ()| {
@@ -552,32 +553,41 @@ fn bit_arg(lua: &Lua, name: &str, args: &[Value], i: usize) -> mlua::Result<i32>
                 Value::Nil if i >= args.len() => "no value",
                 other => other.type_name(),
             };
-            let at = lua
-                .inspect_stack(1)
-                .filter(|f| f.source().what != "C")
-                .map(|f| {
-                    let src = f
-                        .source()
-                        .short_src
-                        .map(|s| s.into_owned())
-                        .unwrap_or_default();
-                    format!("{src}:{}: ", f.curr_line())
-                })
-                .unwrap_or_default();
-            let msg = format!(
-                "{at}bad argument #{} to '{name}' (number expected, got {got})",
-                i + 1
-            );
-            Err(match lua.set_named_registry_value(RAISED, msg.as_str()) {
-                Ok(()) => mlua::Error::runtime(msg),
-                Err(e) => e,
-            })
+            Err(raise_where(
+                lua,
+                &format!(
+                    "bad argument #{} to '{name}' (number expected, got {got})",
+                    i + 1
+                ),
+            ))
         }
     }
 }
 
+/// Raises a string error as a C library's `luaL_error` does: prefixed with the position of
+/// the Lua code that called the library function.
+pub(super) fn raise_where(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1)
+        .filter(|f| f.source().what != "C")
+        .map(|f| {
+            let src = f
+                .source()
+                .short_src
+                .map(|s| s.into_owned())
+                .unwrap_or_default();
+            format!("{src}:{}: ", f.curr_line())
+        })
+        .unwrap_or_default();
+    let msg = format!("{at}{msg}");
+    match lua.set_named_registry_value(RAISED, msg.as_str()) {
+        Ok(()) => mlua::Error::runtime(msg),
+        Err(e) => e,
+    }
+}
+
 /// A Lua value as `lua_tonumber` reads it (numbers, and strings that hold one).
-fn number(v: &Value) -> Option<f64> {
+pub(super) fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Integer(i) => Some(*i as f64),
         Value::Number(n) => Some(*n),

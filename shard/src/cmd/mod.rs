@@ -9,6 +9,7 @@ mod blocking;
 mod cluster;
 mod connection;
 mod hash;
+mod json;
 mod key;
 mod list;
 mod lua;
