@@ -6,8 +6,8 @@
 //! its one state. A script runs commands only while it runs: `redis.call` reaches the session
 //! through a function made in a [`mlua::Lua::scope`], valid for that one run.
 //!
-//! The sandbox: the base, `string`, `table`, `math`, `bit` and `cjson` libraries, without `dofile`,
-//! `loadfile`, `print` or `os`, `io`, `debug`, `package`. A script's globals are a table that
+//! The sandbox: the base, `string`, `table`, `math`, `bit` and `cjson` libraries, without
+//! `dofile`, `loadfile`, `print` or `os`, `io`, `debug`, `package`. A script's globals are a table that
 //! refuses new entries (`Attempt to modify a readonly table`) and errors on reading a missing
 //! one (`Script attempted to access nonexistent global variable`), as Redis 7.0's read-only
 //! global table does; anything a script still manages to put in it (`rawset(_G, ...)`) is

@@ -85,7 +85,10 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
     } else {
         std::mem::take(&mut s.asking)
     };
-    if spec.has_keys() && !script::takes_own_gates(spec.id) {
+    if script::takes_own_gates(spec.id) {
+        // A script routes its declared keys itself, with the ASKING flag.
+        s.asking = asking;
+    } else if spec.has_keys() {
         let keys = || {
             spec.key_positions(args.len(), |i| args.get(i))
                 .map(|i| args.get(i))

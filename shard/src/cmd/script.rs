@@ -47,6 +47,8 @@ struct Run<'g> {
 
 /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
 pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> CmdResult {
+    // One-shot, like every command's (dispatch leaves it to the script's own routing).
+    let asking = std::mem::take(&mut s.asking);
     let by_sha = matches!(spec.id, CommandId::Evalsha | CommandId::EvalshaRo);
     let read_only = matches!(spec.id, CommandId::EvalRo | CommandId::EvalshaRo);
     let numkeys = super::args::parse_i64(a.get(2))?;
@@ -74,10 +76,11 @@ pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> C
     let slots = || keys.iter().map(|k| Slot::for_key(k));
     // Inside EXEC the transaction already holds these gates.
     let _gates = (!in_exec).then(|| shared.gates().exclusive_many(slots()));
+    // Inside EXEC the transaction routed them already (and took the ASKING flag).
     if let Some(c) = shared.cluster.get()
         && !keys.is_empty()
+        && !in_exec
     {
-        let asking = std::mem::take(&mut s.asking);
         let view = c.handle.load();
         let first = slots().next();
         crate::cluster::route(
