@@ -309,6 +309,9 @@ fn corpus() -> Vec<Vec<&'static str>> {
         vec!["EVAL", "return _G.leak", "0"],
         vec!["EVAL", "local v = 1 return v", "0"],
         vec!["EVAL", "setmetatable(_G, nil)", "0"],
+        vec!["EVAL", "getmetatable('').__index.upper = nil", "0"],
+        vec!["EVAL", "getmetatable('').x = 1", "0"],
+        vec!["EVAL", "return ('abc'):upper()", "0"],
         // The script cache.
         vec!["SCRIPT", "LOAD", "return 'loaded'"],
         vec!["SCRIPT", "LOAD", "not lua at all"],
@@ -689,5 +692,39 @@ async fn cluster_mode_keeps_a_script_in_one_slot() {
         V::s("1"),
         "the first write stays"
     );
+    srv.stop().await;
+}
+
+/// Scripts that fail in Lua's own ways (memory, stack, self-containing tables) get error
+/// replies; the server goes on serving.
+#[tokio::test]
+async fn runaway_scripts_get_errors_not_crashes() {
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    let e = c
+        .text(&["EVAL", "local s = string.rep('xx', 2^30) return #s", "0"])
+        .await;
+    assert!(e.starts_with("-ERR") && e.contains("memory"), "{e}");
+    let e = c
+        .text(&[
+            "EVAL",
+            "local function f() return 1 + f() end return f()",
+            "0",
+        ])
+        .await;
+    assert!(e.starts_with("-ERR") && e.contains("stack overflow"), "{e}");
+    let deep = c
+        .text(&["EVAL", "local t = {} t[1] = t return t", "0"])
+        .await;
+    assert!(deep.contains("-ERR reached lua stack limit"), "{deep}");
+    let e = c
+        .text(&["EVAL", "local c = redis.call string.upper = c", "0"])
+        .await;
+    assert!(e.starts_with("-ERR"), "{e}");
+    assert_eq!(
+        c.cmd(&["EVAL", "return 'still here'", "0"]).await,
+        V::s("still here")
+    );
+    assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
     srv.stop().await;
 }

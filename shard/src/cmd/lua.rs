@@ -25,6 +25,8 @@ use crate::scripts::Scripts;
 
 /// The chunk name Redis gives user scripts: errors read `user_script:1: ...`.
 const CHUNK: &str = "@user_script";
+/// The most memory one thread's Lua state may take.
+const MEMORY_LIMIT: usize = 1 << 30;
 /// Where a Rust function puts the error table it raises (see `raise`).
 const RAISED: &str = "autocache.raised";
 /// Nested tables deeper than this are not converted (a table may contain itself).
@@ -83,6 +85,15 @@ local raw_rawset = rawset
 G.rawset = function(t, k, v)
   if protected[t] then error('Attempt to modify a readonly table', 0) end
   return raw_rawset(t, k, v)
+end
+-- Strings' metatable (its __index is the real string library) is seen read only too.
+local raw_getmetatable = getmetatable
+local string_meta = raw_getmetatable('')
+local string_meta_view = readonly({__index = G.string})
+G.getmetatable = function(t)
+  local m = raw_getmetatable(t)
+  if m == string_meta then return string_meta_view end
+  return m
 end
 
 -- Functions a script loads, and the thread's environment, are the script's globals.
@@ -194,6 +205,9 @@ impl Engine {
             StdLib::STRING | StdLib::TABLE | StdLib::MATH,
             LuaOptions::default(),
         )?;
+        // A script cannot take the server's memory (Redis has no such limit; a runaway
+        // `string.rep` would otherwise meet the OOM killer).
+        lua.set_memory_limit(MEMORY_LIMIT)?;
         let g = lua.globals();
         for name in [
             "dofile", "loadfile", "print", "require", "module", "package",
