@@ -718,6 +718,9 @@ fn from_lua(v: &Value, resp: u8, depth: usize) -> Reply {
     match v {
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(true) => Reply::Int(1),
+        // After `redis.setresp(3)` Redis answers a boolean; RESP2 has it as 0 (RESP3 `#f`
+        // is not modelled: `:0` there too).
+        Value::Boolean(false) if resp == 3 => Reply::Int(0),
         Value::Boolean(false) => Reply::Nil,
         Value::Integer(i) => Reply::Int(*i),
         // C's `(long long)` cast truncates; out of range saturates here instead.
