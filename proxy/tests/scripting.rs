@@ -1,6 +1,8 @@
 //! Lua scripts through the proxy over three shards: EVAL and EVALSHA route by their declared
 //! keys to the slot's owner (a keyless one to any shard), SCRIPT LOAD and SCRIPT FLUSH go to
-//! every shard, and the redis crate's `Script` (EVALSHA, then EVAL on NOSCRIPT) works.
+//! every shard, an EVALSHA a shard answers NOSCRIPT for is healed by the proxy (it loads the
+//! script there and retries) unless the client flushed the scripts through it, and the redis
+//! crate's `Script` (EVALSHA, then EVAL on NOSCRIPT) works.
 
 mod common;
 
@@ -68,6 +70,21 @@ async fn scripts_route_by_their_keys_through_the_proxy() {
         c.cmd(&["SCRIPT", "EXISTS", &sha, "nope"]).await,
         V::Arr(vec![V::Int(1), V::Int(0)])
     );
+    // A shard that lost its scripts (restarted, flushed behind the proxy's back): the proxy
+    // loads the script there again and the EVALSHA succeeds.
+    let mut first = shards[0].raw().await;
+    assert_eq!(first.cmd(&["SCRIPT", "FLUSH"]).await, V::s("OK"));
+    for k in keys.iter().filter(|k| owner_3(k) == 0).take(3) {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k]).await, V::s(k));
+    }
+    assert_eq!(
+        first.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+        V::Arr(vec![V::Int(1)])
+    );
+    // A script the proxy never saw stays unknown.
+    let unknown = "0123456789012345678901234567890123456789";
+    let e = c.text(&["EVALSHA", unknown, "1", &keys[0]]).await;
+    assert_eq!(e, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
     assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]).await, V::s("OK"));
     let e = c.text(&["EVALSHA", &sha, "1", &keys[0]]).await;
     assert_eq!(e, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
