@@ -384,6 +384,24 @@ fn corpus() -> Vec<Vec<&'static str>> {
             "ffffffffffffffffffffffffffffffffffffffff",
             "0",
         ],
+        // Commands scripts may not run, and server-wide ones they may.
+        vec!["EVAL", "return redis.call('SHUTDOWN')", "0"],
+        vec![
+            "EVAL",
+            "return redis.call('CONFIG', 'SET', 'maxmemory', '1')",
+            "0",
+        ],
+        vec!["EVAL", "return redis.call('CLIENT', 'ID')", "0"],
+        vec!["EVAL", "return redis.call('AUTH', 'x')", "0"],
+        vec!["EVAL", "return redis.call('SCRIPT', 'FLUSH')", "0"],
+        vec!["EVAL", "return redis.call('DBSIZE')", "0"],
+        vec![
+            "EVAL",
+            "redis.call('SET', KEYS[1], 1) return redis.call('FLUSHALL')",
+            "1",
+            "gone",
+        ],
+        vec!["EVAL", "return redis.call('DBSIZE')", "0"],
         // Scripts inside transactions.
         vec!["MULTI"],
         vec!["EVAL", "return redis.call('INCR', KEYS[1])", "1", "tx"],
