@@ -37,6 +37,7 @@ mod observe;
 pub mod outbuf;
 mod plan;
 pub mod protocol;
+mod scripts;
 mod server;
 mod session;
 mod shared;

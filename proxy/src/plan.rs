@@ -491,6 +491,7 @@ pub fn plan(
     if sess.tx.is_some() && !membership::command::runs_at_once_in_multi(spec.id) {
         return crate::transaction::queue(sess, spec, req, chunk);
     }
+    shared.scripts.observe(spec, &req);
     // Hot keys: a write fences its keys in the near cache until its reply has been rendered.
     let fences = shared.hotkeys.on_write(spec, &req);
     route(sess, shared, topo, spec, req, chunk);

@@ -124,6 +124,7 @@ pub async fn run_with_admin(
         blocking: Arc::new(tokio::sync::Semaphore::new(config.blocking_connections)),
         busy: (!config.busy_poll.is_zero()).then(|| crate::busy::BusyPoll::new(config.busy_poll)),
         learned: Arc::new(ArcSwap::from_pointee(Default::default())),
+        scripts: Default::default(),
         config,
     });
     if let Some(b) = &shared.busy {

@@ -86,4 +86,6 @@ pub struct Shared {
     pub busy: Option<Arc<BusyPoll>>,
     /// Commands learned from the backends' `COMMAND` (empty until a backend answered).
     pub learned: Arc<ArcSwap<LearnedTable>>,
+    /// Scripts sent through the proxy, to heal `-NOSCRIPT` (see `crate::scripts`).
+    pub scripts: crate::scripts::Scripts,
 }

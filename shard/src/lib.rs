@@ -13,7 +13,7 @@
 //! | wire | `protocol`, `error` | request framing, reply encoding; errors as Redis replies |
 //! | values | `value` | `Value`, `Kind`, per-type accounting and encoding, the one codec |
 //! | storage | `store` (with `store::warm`) | slot tables, expiry, eviction, the warm tier |
-//! | services | `clock`, `config`, `slowlog`, `tracking`, `pubsub`, `notify`, `clients`, `blocking` | client-side caching, pub/sub and keyspace notifications, blocked clients' registry |
+//! | services | `clock`, `config`, `slowlog`, `tracking`, `pubsub`, `notify`, `clients`, `blocking`, `scripts` | client-side caching, pub/sub and keyspace notifications, blocked clients' registry, the script cache |
 //! | cluster | `migrate`, then `cluster` | slot gates and migration tasks; membership, routing |
 //! | state | `shared` | what every connection and task shares |
 //! | requests | `cmd`, `observe` | dispatch and command families; metrics and spans |
@@ -40,6 +40,7 @@ mod notify;
 pub mod observe;
 pub mod protocol;
 mod pubsub;
+mod scripts;
 mod server;
 mod shared;
 mod slowlog;

@@ -44,6 +44,12 @@ impl Args {
     }
 }
 
+impl From<Vec<Bytes>> for Args {
+    fn from(v: Vec<Bytes>) -> Args {
+        Args(v)
+    }
+}
+
 impl From<&Request> for Args {
     /// The request's arguments as slices of its bytes (reference counts, no copies).
     fn from(req: &Request) -> Args {

@@ -112,6 +112,7 @@ pub async fn run_with_admin(
         tracking,
         watches,
         gates: crate::gates::SlotGates::default(),
+        scripts: Default::default(),
         metrics: std::sync::OnceLock::new(),
         tracing,
         slowlog: crate::slowlog::SlowLog::default(),

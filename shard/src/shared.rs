@@ -68,6 +68,8 @@ pub struct Shared {
     /// Pub/sub subscriptions, and keyspace notifications published through them.
     pub pubsub: Arc<PubSub>,
     pub notify: Arc<Notifier>,
+    /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
+    pub scripts: crate::scripts::Scripts,
 }
 
 impl Shared {

@@ -727,6 +727,10 @@ async fn shard_channels_follow_slot_ownership_in_cluster_mode() {
                 &raw.cmd(&["INFO", "cluster"]).await,
                 "cluster_slots_migrating",
             ) == "0"
+            && field(
+                &b.raw().await.cmd(&["INFO", "cluster"]).await,
+                "cluster_slots_importing",
+            ) == "0"
         {
             break;
         }

@@ -44,6 +44,10 @@ impl Flags {
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 13);
     /// Pub/sub commands (and the `@pubsub` ACL category).
     pub const PUBSUB: Flags = Flags(1 << 14);
+    /// Not shown to MONITOR (EVAL and friends: their commands are shown instead).
+    pub const SKIP_MONITOR: Flags = Flags(1 << 15);
+    /// May name no keys although it has key specs (EVAL with `numkeys` 0).
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 16);
     /// Connection-level commands that are always answered by whoever holds the client
     /// connection (never forwarded).
     pub(crate) const CONN: Flags = Flags(
@@ -55,7 +59,7 @@ impl Flags {
             | Self::ALLOW_BUSY.0,
     );
 
-    const NAMES: [(Flags, &'static str); 14] = [
+    const NAMES: [(Flags, &'static str); 16] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
@@ -65,9 +69,11 @@ impl Flags {
         (Flags::BLOCKING, "blocking"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
+        (Flags::SKIP_MONITOR, "skip_monitor"),
         (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
         (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (Flags::ALLOW_BUSY, "allow_busy"),
         (Flags::MOVABLEKEYS, "movablekeys"),
     ];
@@ -484,6 +490,16 @@ pub enum CommandId {
     PubsubShardchannels,
     PubsubShardnumsub,
     PubsubHelp,
+    // scripting
+    Eval,
+    Evalsha,
+    EvalRo,
+    EvalshaRo,
+    Script,
+    ScriptLoad,
+    ScriptExists,
+    ScriptFlush,
+    ScriptHelp,
     /// A row of [`REFUSED`]: a command this project knows but neither server executes.
     Unserved,
     /// A command a proxy learned from its backends' `COMMAND` (not in [`COMMANDS`]); keep it
@@ -610,7 +626,8 @@ impl CommandSpec {
         if self.flags.contains(Flags::WRITE) {
             cats.push("@write");
         }
-        if self.flags.contains(Flags::READONLY) {
+        // Redis leaves scripting commands (EVAL_RO ...) out of @read.
+        if self.flags.contains(Flags::READONLY) && self.group != "scripting" {
             cats.push("@read");
         }
         // Pub/sub's category comes from its flag (PUBSUB HELP, in the group, has neither).
@@ -623,6 +640,7 @@ impl CommandSpec {
             "generic" => Some("@keyspace"),
             "connection" => Some("@connection"),
             "transactions" => Some("@transaction"),
+            "scripting" => Some("@scripting"),
             "pubsub" => None,
             _ => Some("@admin"),
         } {

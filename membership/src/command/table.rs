@@ -55,6 +55,12 @@ const fn row(
 }
 
 const F: Flags = Flags::FAST;
+const NS: Flags = Flags::NOSCRIPT.union(Flags::STALE);
+/// EVAL and EVALSHA (Redis's `may_replicate` is not shown by `COMMAND INFO`).
+const SCRIPT: Flags = NS
+    .union(Flags::SKIP_MONITOR)
+    .union(Flags::NO_MANDATORY_KEYS);
+const SCRIPT_RO: Flags = SCRIPT.union(Flags::READONLY);
 const N: Flags = Flags::NOSCRIPT;
 const R: Flags = Flags::READONLY;
 const S: Flags = Flags::STALE;
@@ -102,6 +108,18 @@ const K12: KeyPos = keys(1, 2, 1);
 const KN: KeyPos = keys(1, -1, 1);
 const KN1: KeyPos = keys(1, -2, 1);
 const KV: KeyPos = keys(1, -1, 2);
+
+/// EVAL and EVALSHA: `script numkeys key [key ...] arg [arg ...]`, Redis 7's key spec.
+const EVAL_SPECS: &[KeySpec] = &[keynum_at(2)];
+/// EVAL_RO and EVALSHA_RO: the same keys, read only.
+const EVAL_RO_SPECS: &[KeySpec] = &[KeySpec {
+    write: false,
+    ..keynum_at(2)
+}];
+const EVAL_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update"])
+    .notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")];
+const EVAL_RO_KEYS: &[KeyUse] = &[KeyUse::flags(&["RO", "access"])
+    .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")];
 
 /// `numkeys key [key ...]` from argument 1 (LMPOP, ZMPOP, SINTERCARD, ...).
 const KEYNUM_AT_1: &[KeySpec] = &[keynum_at(1)];
@@ -241,6 +259,10 @@ const NODES_SUM_ND: &[&str] = &[
     "nondeterministic_output",
 ];
 const NO_TIPS: &[&str] = &[];
+const ALL_AND: &[&str] = &[
+    "request_policy:all_shards",
+    "response_policy:agg_logical_and",
+];
 const SPECIAL_ND: &[&str] = &["nondeterministic_output", "request_policy:special"];
 
 #[rustfmt::skip]
@@ -346,6 +368,15 @@ static PUBSUB_SUBS: &[CommandSpec] = &[
     row("shardchannels", PubsubShardchannels,   -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "List active shard channels"),
     row("shardnumsub",   PubsubShardnumsub,     -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
     row("help",          PubsubHelp,             2, LS,   K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
+];
+
+#[rustfmt::skip]
+static SCRIPT_SUBS: &[CommandSpec] = &[
+    //  name      id            arity flags keys key use  route                     tips      group        since    summary
+    row("load",   ScriptLoad,       3, NS,  K0,  NO_KEYS, AllShards(Merge::Same),   NODES_OK, "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
+    row("exists", ScriptExists,    -3, N,   K0,  NO_KEYS, AllShards(Merge::Same),   ALL_AND,  "scripting", "2.6.0", "Check existence of scripts in the script cache."),
+    row("flush",  ScriptFlush,     -2, N,   K0,  NO_KEYS, AllShards(Merge::AllOk),  NODES_OK, "scripting", "2.6.0", "Remove all the scripts from the script cache."),
+    row("help",   ScriptHelp,       2, LS,  K0,  NO_KEYS, AnyShard,                 NO_TIPS,  "scripting", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
 /// What AutoCache serves: the shard executes every row; the proxy routes it by its route
@@ -521,6 +552,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("publish",      Publish,         3, PLSF,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Post a message to a channel"),
     row("spublish",     Spublish,        3, PLSF,  K1,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Post a message to a shard channel"),
     row("pubsub",       Pubsub,         -2, NONE,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.8.0",  "A container for Pub/Sub commands").with_subcommands(PUBSUB_SUBS),
+    // scripting
+    row("eval",         Eval,           -3, SCRIPT,    K0, EVAL_KEYS,  SameSlot,                 NO_TIPS,        "scripting",  "2.6.0",  "Execute a Lua script server side").with_specs(EVAL_SPECS),
+    row("evalsha",      Evalsha,        -3, SCRIPT,    K0, RW_AU,      SameSlot,                 NO_TIPS,        "scripting",  "2.6.0",  "Execute a Lua script server side").with_specs(EVAL_SPECS),
+    row("eval_ro",      EvalRo,         -3, SCRIPT_RO, K0, EVAL_RO_KEYS, SameSlot,               NO_TIPS,        "scripting",  "7.0.0",  "Execute a read-only Lua script server side").with_specs(EVAL_RO_SPECS),
+    row("evalsha_ro",   EvalshaRo,      -3, SCRIPT_RO, K0, RO_A,       SameSlot,                 NO_TIPS,        "scripting",  "7.0.0",  "Execute a read-only Lua script server side").with_specs(EVAL_RO_SPECS),
+    row("script",       Script,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "scripting",  "2.6.0",  "A container for Lua scripts management commands").with_subcommands(SCRIPT_SUBS),
 ];
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not

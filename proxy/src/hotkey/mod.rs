@@ -154,7 +154,8 @@ impl HotKeys {
     /// value).
     pub fn on_write(&self, spec: &CommandSpec, req: &Request) -> Option<Vec<Fence>> {
         let cache = self.cache.as_ref()?;
-        if !spec.is_write() {
+        // A script (EVAL: not flagged `write`) may write the keys its key spec says it may.
+        if !spec.is_write() && !spec.specs.iter().any(|k| k.write) {
             return None;
         }
         if matches!(spec.id, CommandId::Flushall | CommandId::Flushdb) {

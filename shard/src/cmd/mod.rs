@@ -9,11 +9,14 @@ mod blocking;
 mod cluster;
 mod connection;
 mod hash;
+mod json;
 mod key;
 mod list;
+mod lua;
 mod multi;
 mod notify;
 mod pubsub;
+mod script;
 mod server;
 mod session;
 mod set;
@@ -85,7 +88,10 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
     } else {
         std::mem::take(&mut s.asking)
     };
-    if spec.has_keys() {
+    if script::takes_own_gates(spec.id) {
+        // A script routes its declared keys itself, with the ASKING flag.
+        s.asking = asking;
+    } else if spec.has_keys() {
         let keys = || {
             spec.key_positions(args.len(), |i| args.get(i))
                 .map(|i| args.get(i))
@@ -393,7 +399,10 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             s.asking = true;
             Ok(Reply::Ok)
         }
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub => {
+        Eval | Evalsha | EvalRo | EvalshaRo => script::eval(s, shared, spec, a),
+        ScriptLoad | ScriptExists | ScriptFlush | ScriptHelp => script::script(s, spec.id, a),
+
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script => {
             Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup

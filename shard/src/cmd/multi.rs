@@ -66,6 +66,22 @@ impl Tx {
         self.queue.iter().flatten().map(|(_, a)| a)
     }
 
+    /// A script starts: like EXEC, its commands do not block and the clients blocked on the
+    /// keys it writes are served when it ends. `false` when already inside EXEC (the
+    /// transaction ends it).
+    pub fn begin_script(&mut self) -> bool {
+        if self.exec_writes.is_some() {
+            return false;
+        }
+        self.exec_writes = Some(Vec::new());
+        true
+    }
+
+    /// The script begun by [`Tx::begin_script`] ended: the keys its writes named.
+    pub fn end_script(&mut self) -> Vec<Bytes> {
+        self.exec_writes.take().unwrap_or_default()
+    }
+
     /// Keys a write inside EXEC named; `false` outside EXEC (serve blocked clients now).
     pub fn defer_written(&mut self, keys: impl Iterator<Item = Bytes>) -> bool {
         match &mut self.exec_writes {

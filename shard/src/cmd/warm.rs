@@ -30,8 +30,10 @@ fn request_keys(args: &Args) -> Option<(bool, impl Iterator<Item = &Bytes>)> {
         return None;
     }
     let all = args.slice(0);
+    // A script's keys are written if its key spec says it may write them (EVAL, not EVAL_RO).
+    let writes = spec.is_write() || spec.specs.iter().any(|k| k.write);
     Some((
-        spec.is_write(),
+        writes,
         spec.key_positions(args.len(), |i| args.get(i))
             .filter_map(move |i| all.get(i)),
     ))
@@ -136,6 +138,37 @@ pub async fn load_warm(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), 
                 .await
                 .map_err(|e| CmdError::err(format!("warm tier read failed: {e}")))??
         };
+        for (k, rec) in todo.iter().zip(records) {
+            s.shared.db.install(k, rec, s.now);
+        }
+        match planned_keys(s, args) {
+            Some((_, keys)) => todo = s.shared.db.warm_keys(keys.iter(), s.now),
+            None => return Ok(()),
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(CmdError::from(CommandError::Raw(
+        "TRYAGAIN keys kept moving between tiers; retry the command".into(),
+    )))
+}
+
+/// [`load_warm`] for a command a script runs: the script holds its worker until it ends, so
+/// the warm tier is read right here.
+pub fn load_warm_now(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), CmdError> {
+    let mut todo = plan.keys.clone();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let w = s
+        .shared
+        .db
+        .warm()
+        .ok_or_else(|| CmdError::err("warm tier is not enabled"))?
+        .clone();
+    for _ in 0..4 {
+        let records = read_warm(&w, &todo)?;
         for (k, rec) in todo.iter().zip(records) {
             s.shared.db.install(k, rec, s.now);
         }

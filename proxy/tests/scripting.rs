@@ -1,0 +1,113 @@
+//! Lua scripts through the proxy over three shards: EVAL and EVALSHA route by their declared
+//! keys to the slot's owner (a keyless one to any shard), SCRIPT LOAD and SCRIPT FLUSH go to
+//! every shard, an EVALSHA a shard answers NOSCRIPT for is healed by the proxy (it loads the
+//! script there and retries) unless the client flushed the scripts through it, and the redis
+//! crate's `Script` (EVALSHA, then EVAL on NOSCRIPT) works.
+
+mod common;
+
+use common::*;
+use shard::testing::{TestShard, V};
+
+#[tokio::test]
+async fn scripts_route_by_their_keys_through_the_proxy() {
+    let shards = vec![
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    let mut c = proxy.raw().await;
+    let keys = spread_keys(30);
+    let set = "return redis.call('SET', KEYS[1], ARGV[1])";
+    for k in &keys {
+        assert_eq!(c.cmd(&["EVAL", set, "1", k, k]).await, V::s("OK"), "{k}");
+    }
+    for k in &keys {
+        // On the owner itself: the script ran there.
+        let mut owner = shards[owner_3(k)].raw().await;
+        assert_eq!(owner.cmd(&["GET", k]).await, V::s(k), "{k}");
+        assert_eq!(
+            c.cmd(&["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", k])
+                .await,
+            V::s(k)
+        );
+    }
+    // Keyless: any shard answers.
+    assert_eq!(c.cmd(&["EVAL", "return 1 + 1", "0"]).await, V::Int(2));
+    // Declared keys in different slots.
+    let e = c.text(&["EVAL", "return 1", "2", "a", "b"]).await;
+    assert!(e.starts_with("-CROSSSLOT"), "{e}");
+    // Same slot (a hash tag): atomic on one shard.
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return {redis.call('INCR', KEYS[1]), redis.call('INCR', KEYS[2])}",
+            "2",
+            "{t}a",
+            "{t}b"
+        ])
+        .await,
+        V::Arr(vec![V::Int(1), V::Int(1)])
+    );
+
+    // SCRIPT LOAD reaches every shard: EVALSHA works whichever shard the key routes to.
+    let get = "return redis.call('GET', KEYS[1])";
+    let sha = c.cmd(&["SCRIPT", "LOAD", get]).await;
+    let sha = sha.as_str().to_string();
+    assert_eq!(sha.len(), 40);
+    for s in &shards {
+        let mut direct = s.raw().await;
+        assert_eq!(
+            direct.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+            V::Arr(vec![V::Int(1)])
+        );
+    }
+    for k in &keys {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k]).await, V::s(k));
+    }
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha, "nope"]).await,
+        V::Arr(vec![V::Int(1), V::Int(0)])
+    );
+    // A shard that lost its scripts (restarted, flushed behind the proxy's back): the proxy
+    // loads the script there again and the EVALSHA succeeds.
+    let mut first = shards[0].raw().await;
+    assert_eq!(first.cmd(&["SCRIPT", "FLUSH"]).await, V::s("OK"));
+    for k in keys.iter().filter(|k| owner_3(k) == 0).take(3) {
+        assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k]).await, V::s(k));
+    }
+    assert_eq!(
+        first.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+        V::Arr(vec![V::Int(1)])
+    );
+    // A script the proxy never saw stays unknown.
+    let unknown = "0123456789012345678901234567890123456789";
+    let e = c.text(&["EVALSHA", unknown, "1", &keys[0]]).await;
+    assert_eq!(e, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]).await, V::s("OK"));
+    let e = c.text(&["EVALSHA", &sha, "1", &keys[0]]).await;
+    assert_eq!(e, "-NOSCRIPT No matching script. Please use EVAL.\r\n");
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+        V::Arr(vec![V::Int(0)])
+    );
+
+    // The redis crate's Script: NOSCRIPT from the key's shard, then EVAL.
+    let mut con = proxy.redis().await;
+    let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    for (i, k) in keys.iter().take(6).enumerate() {
+        let key = format!("n:{k}");
+        let n: i64 = script
+            .key(&key)
+            .arg(i + 1)
+            .invoke_async(&mut con)
+            .await
+            .expect("script");
+        assert_eq!(n, i as i64 + 1);
+    }
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}
