@@ -790,3 +790,29 @@ async fn runaway_scripts_get_errors_not_crashes() {
     assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
     srv.stop().await;
 }
+
+/// A script that never ends is stopped with an error after the time limit (even one that
+/// catches errors with pcall), and the shard serves other clients meanwhile and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_scripts_are_stopped() {
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    let mut other = srv.raw().await;
+    for body in [
+        "while true do end",
+        "while true do pcall(function() while true do end end) end",
+    ] {
+        c.send(&shard::testing::encode(&["EVAL", body, "1", "{loop}k"]))
+            .await;
+        // Another slot's key is served while the script runs.
+        assert_eq!(other.cmd(&["SET", "elsewhere", "1"]).await, V::s("OK"));
+        let e = c.reply().await;
+        let e = String::from_utf8_lossy(&e);
+        assert!(
+            e.starts_with("-ERR") && e.contains("script stopped after"),
+            "{e}"
+        );
+    }
+    assert_eq!(c.cmd(&["SET", "{loop}k", "v"]).await, V::s("OK"));
+    srv.stop().await;
+}

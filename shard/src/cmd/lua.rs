@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+};
 
 use crate::protocol::{Reply, format_g17};
 use crate::scripts::Scripts;
@@ -27,6 +29,13 @@ use crate::scripts::Scripts;
 const CHUNK: &str = "@user_script";
 /// The most memory one thread's Lua state may take.
 const MEMORY_LIMIT: usize = 1 << 30;
+/// How long a script may run before it is stopped with an error. Redis lets a script run on
+/// past `busy-reply-threshold` and answers other clients `-BUSY` until SCRIPT KILL; here the
+/// gates a script holds (and the worker thread it runs on) would stall other clients, so a
+/// runaway script is ended instead.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Instructions between two checks of the time limit.
+const CHECK_EVERY: u32 = 1000;
 /// Where a Rust function puts the error table it raises (see `raise`).
 const RAISED: &str = "autocache.raised";
 /// Nested tables deeper than this are not converted (a table may contain itself).
@@ -129,9 +138,11 @@ setmetatable(env, {
 G._G = env
 
 -- An error table raised by a Rust function travels as a marker; the table is kept aside.
-local raw_pcall, unpack = pcall, unpack
+local raw_pcall, raw_xpcall, unpack = pcall, xpcall, unpack
 G.pcall = function(f, ...)
   local r = pack(raw_pcall(f, ...))
+  -- A script past its time limit cannot catch the error that stops it.
+  if not r[1] and bridge.expired() then error(r[2], 0) end
   if not r[1] then
     local raised = bridge.take_raised()
     if raised then r[2] = raised end
@@ -152,7 +163,12 @@ local function handler(err)
   end
   return err
 end
-return function(f) return xpcall(f, handler) end, redis
+G.xpcall = function(f, h)
+  local r = pack(raw_xpcall(f, h))
+  if not r[1] and bridge.expired() then error(r[2], 0) end
+  return unpack(r, 1, r.n)
+end
+return function(f) return raw_xpcall(f, handler) end, redis
 "#;
 
 /// One thread's Lua state.
@@ -162,6 +178,8 @@ pub struct Engine {
     env: Table,
     /// The RESP version a script chose with `redis.setresp` (2 at the start of each run).
     resp: Rc<Cell<u8>>,
+    /// When the running script must stop ([`TIME_LIMIT`] after its start).
+    deadline: Rc<Cell<Option<std::time::Instant>>>,
     /// The `redis` library behind the scripts' read-only view of it.
     redis: Table,
     /// `xpcall` of a script with Redis's error handler.
@@ -208,6 +226,23 @@ impl Engine {
         // A script cannot take the server's memory (Redis has no such limit; a runaway
         // `string.rep` would otherwise meet the OOM killer).
         lua.set_memory_limit(MEMORY_LIMIT)?;
+        // Past its deadline a script gets an error at every check, so a `pcall` that catches
+        // one is left by the next.
+        let deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::new(Cell::new(None));
+        let due = deadline.clone();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(CHECK_EVERY),
+            move |_, _| match due.get() {
+                Some(t) if std::time::Instant::now() >= t => {
+                    Err(mlua::Error::RuntimeError(format!(
+                        "ERR script stopped after {} ms: scripts are limited to {} s",
+                        TIME_LIMIT.as_millis(),
+                        TIME_LIMIT.as_secs()
+                    )))
+                }
+                _ => Ok(VmState::Continue),
+            },
+        );
         let g = lua.globals();
         for name in [
             "dofile", "loadfile", "print", "require", "module", "package",
@@ -215,6 +250,13 @@ impl Engine {
             g.raw_set(name, Value::Nil)?;
         }
         let bridge = lua.create_table()?;
+        let due = deadline.clone();
+        bridge.raw_set(
+            "expired",
+            lua.create_function(move |_, ()| {
+                Ok(due.get().is_some_and(|t| std::time::Instant::now() >= t))
+            })?,
+        )?;
         let resp = Rc::new(Cell::new(2u8));
         let f = |name: &str, func: Function| bridge.raw_set(name, func);
         f(
@@ -357,6 +399,7 @@ impl Engine {
             lua,
             env,
             resp,
+            deadline,
             redis,
             runner,
             functions: HashMap::new(),
@@ -451,7 +494,11 @@ impl Engine {
             };
             redis.raw_set("call", command(true)?)?;
             redis.raw_set("pcall", command(false)?)?;
-            let (ok, v): (bool, Value) = self.runner.call(f.clone())?;
+            self.deadline
+                .set(Some(std::time::Instant::now() + TIME_LIMIT));
+            let ran = self.runner.call(f.clone());
+            self.deadline.set(None);
+            let (ok, v): (bool, Value) = ran?;
             if ok {
                 return Ok(from_lua(&v, resp.get(), 0));
             }
