@@ -16,6 +16,7 @@ use crate::workload::{KeyPattern, KeySpace, Ratio, SizeRange, WorkloadSpec};
     after_help = "Examples:\n  \
       autocache-loadtest -s 127.0.0.1 -p 6379 -c 50 -t 1 --ratio 1:1 -d 64 --key-maximum 99999 -n 20000\n  \
       autocache-loadtest -p 7000 --cluster-mode --hash-tag-group 16 --mget-ratio 0.2 --mget-keys 10 --test-time 30\n  \
+      autocache-loadtest -p 7000 --tx-commands 3 --hash-tag-group 16 --pipeline 16 -n 20000\n  \
       autocache-loadtest --target 127.0.0.1:7400 --target 127.0.0.1:7401 --rounds 5 --test-time 10"
 )]
 pub struct Args {
@@ -73,6 +74,10 @@ pub struct Args {
     /// Keys per MGET.
     #[arg(long = "mget-keys", default_value_t = 10)]
     pub mget_keys: usize,
+    /// Every request a transaction: MULTI, N x INCR on keys of one slot, EXEC (0 = off).
+    /// Replaces the SET:GET mix; use --hash-tag-group for distinct keys in one slot.
+    #[arg(long = "tx-commands", default_value_t = 0)]
+    pub tx_commands: usize,
     /// Name keys prefix{id/N}:id so N consecutive ids share a hash tag (a cluster slot).
     #[arg(long = "hash-tag-group", default_value_t = 0)]
     pub hash_tag_group: u64,
@@ -183,6 +188,7 @@ impl Default for Config {
                 get_pattern: KeyPattern::Random,
                 mget_ratio: 0.0,
                 mget_keys: 10,
+                tx_commands: 0,
                 value_size: SizeRange { min: 32, max: 32 },
             },
             expiry: None,
@@ -242,6 +248,19 @@ impl Config {
         }
         if w.mget_keys == 0 || w.mget_keys > u16::MAX as usize {
             errs.push("--mget-keys must be in 1..=65535".into());
+        }
+        if w.tx_commands > u16::MAX as usize {
+            errs.push("--tx-commands must be at most 65535".into());
+        }
+        if w.tx_commands > 0 && w.mget_ratio > 0.0 {
+            errs.push("--tx-commands and --mget-ratio: every request is a transaction".into());
+        }
+        if w.tx_commands > 0 && self.prefill {
+            errs.push(
+                "--tx-commands and --prefill: the transactions INCR their keys, which the \
+                 prefill's string values would refuse"
+                    .into(),
+            );
         }
         if w.value_size.max > 512 * 1024 * 1024 {
             errs.push("values larger than 512 MiB are not supported".into());
@@ -407,6 +426,7 @@ impl Args {
                 get_pattern,
                 mget_ratio: self.mget_ratio,
                 mget_keys: self.mget_keys,
+                tx_commands: self.tx_commands,
                 value_size,
             },
             expiry: self.expiry,
@@ -531,6 +551,15 @@ mod tests {
             "1e-9",
         ])
         .expect_err("invalid");
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn transactions() {
+        let c = parse(&["--tx-commands", "3", "--hash-tag-group", "16"]).expect("valid");
+        assert_eq!(c.workload.tx_commands, 3);
+        let errs = parse(&["--tx-commands", "70000", "--prefill", "--mget-ratio", "0.1"])
+            .expect_err("invalid");
         assert_eq!(errs.len(), 3, "{errs:?}");
     }
 

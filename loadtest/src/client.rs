@@ -28,8 +28,14 @@ pub enum Reply {
     Nil,
     /// `-...`: the message's byte range in the skimmed buffer (without `-` and CRLF).
     Error(Range<usize>),
-    /// `*n`: element count and how many elements were nil (MGET misses).
-    Array { len: usize, nils: usize },
+    /// `*n`: element count, how many elements were nil (MGET misses), how many were errors
+    /// (commands that failed inside EXEC) and the first error's message range.
+    Array {
+        len: usize,
+        nils: usize,
+        errors: usize,
+        first_error: Option<Range<usize>>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -87,16 +93,33 @@ fn skim_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Reply, usize)
             }
             let mut at = next;
             let mut nils = 0;
+            let mut errors = 0;
+            let mut first_error = None;
             for _ in 0..len {
                 match skim_at(buf, at, depth + 1)? {
                     None => return Ok(None),
                     Some((r, end)) => {
-                        nils += usize::from(r == Reply::Nil);
+                        match r {
+                            Reply::Nil => nils += 1,
+                            Reply::Error(range) => {
+                                errors += 1;
+                                first_error.get_or_insert(range);
+                            }
+                            _ => {}
+                        }
                         at = end;
                     }
                 }
             }
-            Ok(Some((Reply::Array { len, nils }, at)))
+            Ok(Some((
+                Reply::Array {
+                    len,
+                    nils,
+                    errors,
+                    first_error,
+                },
+                at,
+            )))
         }
         _ => Err(ProtocolError("unknown reply type byte")),
     }
@@ -181,15 +204,34 @@ impl Encoder {
     }
 }
 
-/// A sub-request waiting for its reply on one connection.
+/// What a reply in a connection's FIFO answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A whole request (SET, GET, one MGET part): its reply completes the part.
+    Command,
+    /// An `ASKING` sent before a redirected command; its `+OK` is skipped.
+    Asking,
+    /// A transaction's `MULTI` or one of its queued commands: `+OK` / `+QUEUED` expected.
+    Queued,
+    /// A transaction's `EXEC`: its reply completes the transaction.
+    Exec,
+}
+
+impl Role {
+    /// Whether this reply completes (a part of) its logical request.
+    pub fn completes(self) -> bool {
+        matches!(self, Role::Command | Role::Exec)
+    }
+}
+
+/// A reply expected on one connection, in order.
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
     /// Index into the client's table of logical requests.
     pub logical: u32,
     /// For MGET split by slot: the key positions this sub-request carries.
     pub keys: (u16, u16),
-    /// The reply belongs to an `ASKING` sent before a redirected command; it is skipped.
-    pub asking: bool,
+    pub role: Role,
 }
 
 /// A connection with its buffers and the FIFO of sub-requests in flight.
@@ -292,6 +334,15 @@ mod tests {
     use redis_protocol::resp2::encode::extend_encode;
     use redis_protocol::resp2::types::BytesFrame;
 
+    fn array(len: usize, nils: usize) -> Reply {
+        Reply::Array {
+            len,
+            nils,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
     fn skim_all(b: &[u8]) -> Reply {
         let (r, n) = skim(b).expect("valid").expect("complete");
         assert_eq!(
@@ -311,14 +362,8 @@ mod tests {
         assert_eq!(skim_all(b"$0\r\n\r\n"), Reply::Bulk);
         assert_eq!(skim_all(b"$-1\r\n"), Reply::Nil);
         assert_eq!(skim_all(b"*-1\r\n"), Reply::Nil);
-        assert_eq!(
-            skim_all(b"*3\r\n$1\r\na\r\n$-1\r\n$-1\r\n"),
-            Reply::Array { len: 3, nils: 2 }
-        );
-        assert_eq!(
-            skim_all(b"*2\r\n*1\r\n:1\r\n+x\r\n"),
-            Reply::Array { len: 2, nils: 0 }
-        );
+        assert_eq!(skim_all(b"*3\r\n$1\r\na\r\n$-1\r\n$-1\r\n"), array(3, 2));
+        assert_eq!(skim_all(b"*2\r\n*1\r\n:1\r\n+x\r\n"), array(2, 0));
         let b = b"-MOVED 3999 127.0.0.1:6381\r\n";
         let Reply::Error(r) = skim_all(b) else {
             panic!("not an error")
@@ -327,6 +372,29 @@ mod tests {
         assert_eq!(error_kind(&b[r]), b"MOVED");
         // A bulk string may contain CR and LF.
         assert_eq!(skim_all(b"$4\r\na\r\nb\r\n"), Reply::Bulk);
+    }
+
+    #[test]
+    fn skims_a_transactions_replies() {
+        let b: &[u8] = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n-ERR not an integer\r\n";
+        let (r, n) = skim(b).expect("valid").expect("complete");
+        assert_eq!((r, n), (Reply::Status, 5));
+        let (r, m) = skim(&b[n..]).expect("valid").expect("complete");
+        assert_eq!((r, m), (Reply::Status, 9));
+        let exec = &b[n + 2 * m..];
+        let Reply::Array {
+            len: 2,
+            nils: 0,
+            errors: 1,
+            first_error: Some(e),
+        } = skim_all(exec)
+        else {
+            panic!("not EXEC's array with one error");
+        };
+        assert_eq!(&exec[e.clone()], b"ERR not an integer");
+        assert_eq!(error_kind(&exec[e]), b"ERR");
+        // A command error before an incomplete element: still incomplete.
+        assert_eq!(skim(&exec[..exec.len() - 1]), Ok(None));
     }
 
     #[test]
@@ -375,10 +443,10 @@ mod tests {
                 BytesFrame::Integer(_) => Reply::Int,
                 BytesFrame::BulkString(_) => Reply::Bulk,
                 BytesFrame::Null => Reply::Nil,
-                BytesFrame::Array(v) => Reply::Array {
-                    len: v.len(),
-                    nils: v.iter().filter(|e| **e == BytesFrame::Null).count(),
-                },
+                BytesFrame::Array(v) => array(
+                    v.len(),
+                    v.iter().filter(|e| **e == BytesFrame::Null).count(),
+                ),
                 BytesFrame::Error(_) => unreachable!(),
             };
             assert_eq!(reply, want);

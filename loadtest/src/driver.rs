@@ -20,7 +20,7 @@ use membership::Slot;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::client::{Conn, Encoder, Pending, Reply, error_kind, skim};
+use crate::client::{Conn, Encoder, Pending, Reply, Role, error_kind, skim};
 use crate::cluster::{Action, SlotMap, address_allowed, redirect_action};
 use crate::report::{Stats, TimelinePoint};
 use crate::workload::{KeySpace, OpGen, OpKind, PrefillGen};
@@ -28,7 +28,7 @@ use crate::workload::{KeySpace, OpGen, OpKind, PrefillGen};
 /// Live totals for the progress line and the timeline; clients add to them once per batch.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub ops: [AtomicU64; 3],
+    pub ops: [AtomicU64; OpKind::COUNT],
     pub errors: AtomicU64,
     pub latency_us_sum: AtomicU64,
     pub latency_n: AtomicU64,
@@ -36,7 +36,7 @@ pub struct Counters {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct LocalCounts {
-    ops: [u64; 3],
+    ops: [u64; OpKind::COUNT],
     errors: u64,
     latency_us_sum: u64,
     latency_n: u64,
@@ -44,7 +44,7 @@ struct LocalCounts {
 
 impl LocalCounts {
     fn publish(&mut self, c: &Counters) {
-        if self.ops == [0; 3] && self.errors == 0 {
+        if self.ops == [0; OpKind::COUNT] && self.errors == 0 {
             return;
         }
         for (a, n) in c.ops.iter().zip(self.ops) {
@@ -127,6 +127,9 @@ struct Logical {
     misses: u32,
     redirects: u32,
     error: Option<String>,
+    /// A transaction's queued command was redirected: the node aborts it at EXEC, and the
+    /// whole transaction is then resent where this points.
+    tx_redirect: Option<Action>,
 }
 
 enum Event {
@@ -197,6 +200,38 @@ fn encode(
                 key(enc, wbuf, id);
             }
         }
+        OpKind::Tx => {
+            enc.command(wbuf, &[b"MULTI"]);
+            for &id in keys {
+                enc.array_header(wbuf, 2);
+                enc.bulk(wbuf, b"INCR");
+                key(enc, wbuf, id);
+            }
+            enc.command(wbuf, &[b"EXEC"]);
+        }
+    }
+}
+
+/// How a transaction's EXEC reply ends it.
+#[derive(Debug, PartialEq, Eq)]
+enum ExecVerdict {
+    /// An array with one reply per queued command, none an error.
+    Done,
+    /// `-EXECABORT ...` and the like, or an array holding a command's error: the message (of
+    /// the first error) is the error's kind.
+    ErrorReply,
+    /// Anything else, counted under this kind: a null array (a WATCHed key changed; this
+    /// workload watches none), an array of the wrong length, or not an array.
+    Failed(&'static str),
+}
+
+fn exec_verdict(reply: &Reply, commands: usize) -> ExecVerdict {
+    match reply {
+        Reply::Array { len, .. } if *len != commands => ExecVerdict::Failed("exec-length"),
+        Reply::Array { errors: 0, .. } => ExecVerdict::Done,
+        Reply::Array { .. } | Reply::Error(_) => ExecVerdict::ErrorReply,
+        Reply::Nil => ExecVerdict::Failed("exec-nil"),
+        Reply::Status | Reply::Int | Reply::Bulk => ExecVerdict::Failed("exec-not-array"),
     }
 }
 
@@ -245,6 +280,7 @@ impl Client {
                 misses: 0,
                 redirects: 0,
                 error: None,
+                tx_redirect: None,
             })
             .collect();
         Ok(Client {
@@ -406,6 +442,7 @@ impl Client {
         l.misses = 0;
         l.redirects = 0;
         l.error = None;
+        l.tx_redirect = None;
         self.issued += 1;
         self.outstanding += 1;
         if self.p.limit.is_some_and(|n| self.issued >= n) {
@@ -415,6 +452,21 @@ impl Client {
         if !self.p.cluster {
             l.remaining = 1;
             self.send(idx, (0, nkeys), 0, false, now);
+            return;
+        }
+        if op == OpKind::Tx {
+            // Never split: the generator keeps a transaction's keys in one slot, and if they
+            // were not, the node's CROSSSLOT is the answer to count.
+            l.remaining = 1;
+            self.key_buf.clear();
+            self.p.keys.write_key(
+                l.keys.first().copied().unwrap_or_default(),
+                &mut self.key_buf,
+            );
+            match self.map.node_for(Slot::for_key(&self.key_buf)) {
+                Some(node) => self.send(idx, (0, nkeys), node, false, now),
+                None => self.sub_failed(idx, "unassigned-slot", now),
+            }
             return;
         }
         // Cluster: group keys by slot (an MGET whose keys span slots becomes one MGET per slot).
@@ -464,11 +516,12 @@ impl Client {
             c.active_at = now;
         }
         if asking {
+            // Before a transaction it covers the whole of it, as in Redis.
             self.enc.command(&mut c.wbuf, &[b"ASKING"]);
             c.inflight.push_back(Pending {
                 logical: idx,
                 keys,
-                asking: true,
+                role: Role::Asking,
             });
         }
         let ks = l
@@ -486,11 +539,27 @@ impl Client {
             ks,
             l.value_len,
         );
-        c.inflight.push_back(Pending {
-            logical: idx,
-            keys,
-            asking: false,
-        });
+        if l.op == OpKind::Tx {
+            // MULTI's +OK and one +QUEUED per command, then EXEC's array.
+            for _ in 0..=ks.len() {
+                c.inflight.push_back(Pending {
+                    logical: idx,
+                    keys,
+                    role: Role::Queued,
+                });
+            }
+            c.inflight.push_back(Pending {
+                logical: idx,
+                keys,
+                role: Role::Exec,
+            });
+        } else {
+            c.inflight.push_back(Pending {
+                logical: idx,
+                keys,
+                role: Role::Command,
+            });
+        }
     }
 
     async fn on_readable(&mut self, i: usize) {
@@ -519,7 +588,12 @@ impl Client {
                     return;
                 }
             };
-            if let Reply::Error(r) = &reply {
+            if let Reply::Error(r)
+            | Reply::Array {
+                first_error: Some(r),
+                ..
+            } = &reply
+            {
                 self.err_buf.clear();
                 self.err_buf
                     .extend_from_slice(c.rbuf.get(r.clone()).unwrap_or_default());
@@ -536,65 +610,157 @@ impl Client {
     }
 
     async fn on_reply(&mut self, conn: usize, p: Pending, reply: Reply, now: Instant) {
-        if p.asking {
+        match p.role {
             // The ASKING's own +OK; an error there shows up on the command after it.
-            return;
+            Role::Asking => return,
+            Role::Queued => return self.on_queued(conn, p.logical, &reply),
+            Role::Exec => return self.on_exec(conn, p, &reply, now).await,
+            Role::Command => {}
         }
         let idx = p.logical;
+        if let Reply::Error(_) = reply {
+            if self.p.cluster {
+                let action = self.redirect_for(conn, idx);
+                if self.follow(idx, p.keys, action, now).await {
+                    return;
+                }
+            }
+            self.fail_with_err_buf(idx);
+            return self.sub_done(idx, now);
+        }
         let Some(l) = self.table.get_mut(idx as usize) else {
             return;
         };
         match reply {
-            Reply::Error(_) => {
-                if self.p.cluster {
-                    let from = self
-                        .conns
-                        .get(conn)
-                        .and_then(|c| c.as_ref())
-                        .map_or(self.p.seed_addr, |c| c.addr);
-                    let action =
-                        redirect_action(&self.err_buf, from, l.redirects, self.p.max_redirects);
-                    match action {
-                        Action::Moved { slot, addr } | Action::Ask { slot, addr } => {
-                            let ask = matches!(action, Action::Ask { .. });
-                            l.redirects += 1;
-                            if ask {
-                                self.stats.asked += 1;
-                            } else {
-                                self.stats.moved += 1;
-                            }
-                            match self.node_for_addr(addr).await {
-                                Some(node) => {
-                                    if !ask {
-                                        self.map.set_owner(slot, node as u16);
-                                    }
-                                    self.send(idx, p.keys, node, ask, now);
-                                }
-                                None => self.sub_failed(idx, "redirect-refused", now),
-                            }
-                            return;
-                        }
-                        Action::TooManyRedirects => {
-                            self.sub_failed(idx, "too-many-redirects", now);
-                            return;
-                        }
-                        Action::Fail => {}
-                    }
-                }
-                let kind = String::from_utf8_lossy(error_kind(&self.err_buf)).into_owned();
-                if let Some(l) = self.table.get_mut(idx as usize) {
-                    l.error.get_or_insert(kind);
-                }
-            }
             Reply::Nil if l.op == OpKind::Get => l.misses += 1,
             Reply::Bulk if l.op == OpKind::Get => l.hits += 1,
-            Reply::Array { len, nils } if l.op == OpKind::Mget => {
+            Reply::Array { len, nils, .. } if l.op == OpKind::Mget => {
                 l.hits += (len - nils) as u32;
                 l.misses += nils as u32;
             }
             _ => {}
         }
         self.sub_done(idx, now);
+    }
+
+    /// A reply to a transaction's MULTI or queued command: `+OK`/`+QUEUED`, or an error that
+    /// makes EXEC abort. A redirect is kept and followed once EXEC has answered.
+    fn on_queued(&mut self, conn: usize, idx: u32, reply: &Reply) {
+        let action = match reply {
+            Reply::Status => return,
+            Reply::Error(_) if self.p.cluster => self.redirect_for(conn, idx),
+            Reply::Error(_) => Action::Fail,
+            _ => {
+                // The server ran the command instead of queueing it.
+                if let Some(l) = self.table.get_mut(idx as usize) {
+                    l.error.get_or_insert_with(|| "tx-not-queued".to_owned());
+                }
+                return;
+            }
+        };
+        match action {
+            Action::Moved { .. } | Action::Ask { .. } => {
+                if let Some(l) = self.table.get_mut(idx as usize) {
+                    l.tx_redirect.get_or_insert(action);
+                }
+            }
+            Action::TooManyRedirects => {
+                if let Some(l) = self.table.get_mut(idx as usize) {
+                    l.error
+                        .get_or_insert_with(|| "too-many-redirects".to_owned());
+                }
+            }
+            Action::Fail => self.fail_with_err_buf(idx),
+        }
+    }
+
+    /// EXEC's reply ends a transaction, unless it or a queued command was redirected: then the
+    /// whole transaction goes again to the node named.
+    async fn on_exec(&mut self, conn: usize, p: Pending, reply: &Reply, now: Instant) {
+        let idx = p.logical;
+        let Some(l) = self.table.get_mut(idx as usize) else {
+            return;
+        };
+        let queued_redirect = l.tx_redirect.take();
+        let commands = l.keys.len();
+        if self.p.cluster {
+            // EXEC itself is redirected when a slot moved after queueing (Redis checks the
+            // queued keys again at EXEC).
+            if let Reply::Error(_) = reply {
+                let action = self.redirect_for(conn, idx);
+                if self.follow(idx, p.keys, action, now).await {
+                    return;
+                }
+            }
+            if let Some(action) = queued_redirect
+                && self.follow(idx, p.keys, action, now).await
+            {
+                return;
+            }
+        }
+        match exec_verdict(reply, commands) {
+            ExecVerdict::Done => {}
+            ExecVerdict::ErrorReply => self.fail_with_err_buf(idx),
+            ExecVerdict::Failed(kind) => {
+                if let Some(l) = self.table.get_mut(idx as usize) {
+                    l.error.get_or_insert_with(|| kind.to_owned());
+                }
+            }
+        }
+        self.sub_done(idx, now);
+    }
+
+    /// The redirect decision for the error reply in `err_buf`, received on `conn` for `idx`.
+    fn redirect_for(&self, conn: usize, idx: u32) -> Action {
+        let from = self
+            .conns
+            .get(conn)
+            .and_then(|c| c.as_ref())
+            .map_or(self.p.seed_addr, |c| c.addr);
+        let redirects = self.table.get(idx as usize).map_or(0, |l| l.redirects);
+        redirect_action(&self.err_buf, from, redirects, self.p.max_redirects)
+    }
+
+    /// Acts on a redirect for the part `keys` of `idx`: resends it (MOVED also updates the
+    /// map) or fails it. `false` for `Action::Fail`: the error is the caller's to count.
+    async fn follow(&mut self, idx: u32, keys: (u16, u16), action: Action, now: Instant) -> bool {
+        let (slot, addr, ask) = match action {
+            Action::Moved { slot, addr } => (slot, addr, false),
+            Action::Ask { slot, addr } => (slot, addr, true),
+            Action::TooManyRedirects => {
+                self.sub_failed(idx, "too-many-redirects", now);
+                return true;
+            }
+            Action::Fail => return false,
+        };
+        if let Some(l) = self.table.get_mut(idx as usize) {
+            l.redirects += 1;
+        }
+        if ask {
+            self.stats.asked += 1;
+        } else {
+            self.stats.moved += 1;
+        }
+        match self.node_for_addr(addr).await {
+            Some(node) => {
+                if !ask {
+                    self.map.set_owner(slot, node as u16);
+                }
+                self.send(idx, keys, node, ask, now);
+            }
+            None => self.sub_failed(idx, "redirect-refused", now),
+        }
+        true
+    }
+
+    /// Records the error reply in `err_buf`, by its first word, as `idx`'s error (the first
+    /// one a request meets is the one counted).
+    fn fail_with_err_buf(&mut self, idx: u32) {
+        if let Some(l) = self.table.get_mut(idx as usize)
+            && l.error.is_none()
+        {
+            l.error = Some(String::from_utf8_lossy(error_kind(&self.err_buf)).into_owned());
+        }
     }
 
     /// The node index for a redirect target, connecting if it is new. `None` if the address is
@@ -652,7 +818,7 @@ impl Client {
                         self.stats.mget_key_hits += u64::from(l.hits);
                         self.stats.mget_key_misses += u64::from(l.misses);
                     }
-                    OpKind::Set => {}
+                    OpKind::Set | OpKind::Tx => {}
                 }
                 self.local.latency_us_sum += us;
                 self.local.latency_n += 1;
@@ -679,7 +845,7 @@ impl Client {
         };
         self.exhausted = true;
         for p in conn.inflight {
-            if !p.asking {
+            if p.role.completes() {
                 self.sub_failed(p.logical, kind, now);
             }
         }
@@ -856,7 +1022,7 @@ async fn ticker(
     test_time: Option<Duration>,
 ) -> Vec<TimelinePoint> {
     let mut timeline = Vec::new();
-    let mut last = [0u64; 3];
+    let mut last = [0u64; OpKind::COUNT];
     let mut last_err = 0;
     let mut last_lat = (0u64, 0u64);
     let mut last_t = t0;
@@ -867,7 +1033,8 @@ async fn ticker(
             _ = done.changed() => true,
         };
         let now = Instant::now();
-        let ops: [u64; 3] = std::array::from_fn(|i| counters.ops[i].load(Ordering::Relaxed));
+        let ops: [u64; OpKind::COUNT] =
+            std::array::from_fn(|i| counters.ops[i].load(Ordering::Relaxed));
         let err = counters.errors.load(Ordering::Relaxed);
         let lat = (
             counters.latency_us_sum.load(Ordering::Relaxed),
@@ -879,10 +1046,11 @@ async fn ticker(
             let n = lat.1 - last_lat.1;
             let point = TimelinePoint {
                 t_secs: now.saturating_duration_since(t0).as_secs_f64(),
-                ops_per_sec: rate(0) + rate(1) + rate(2),
-                set_per_sec: rate(0),
-                get_per_sec: rate(1),
-                mget_per_sec: rate(2),
+                ops_per_sec: (0..OpKind::COUNT).map(rate).sum(),
+                set_per_sec: rate(OpKind::Set.index()),
+                get_per_sec: rate(OpKind::Get.index()),
+                mget_per_sec: rate(OpKind::Mget.index()),
+                tx_per_sec: rate(OpKind::Tx.index()),
                 errors: err - last_err,
                 mean_latency_ms: if n > 0 {
                     (lat.0 - last_lat.0) as f64 / n as f64 / 1000.0
@@ -902,16 +1070,17 @@ async fn ticker(
                     ),
                     _ => String::new(),
                 };
+                let mix = if ops[OpKind::Tx.index()] > 0 {
+                    format!("TX {:.0}", point.tx_per_sec)
+                } else {
+                    format!(
+                        "SET {:.0}, GET {:.0}, MGET {:.0}",
+                        point.set_per_sec, point.get_per_sec, point.mget_per_sec
+                    )
+                };
                 eprintln!(
-                    "[{label}{pct} {:.0}s] {:.0} ops/s (SET {:.0}, GET {:.0}, MGET {:.0}), {} requests, {} errors, avg {:.3} ms",
-                    point.t_secs,
-                    point.ops_per_sec,
-                    point.set_per_sec,
-                    point.get_per_sec,
-                    point.mget_per_sec,
-                    done_n,
-                    err,
-                    point.mean_latency_ms
+                    "[{label}{pct} {:.0}s] {:.0} ops/s ({mix}), {} requests, {} errors, avg {:.3} ms",
+                    point.t_secs, point.ops_per_sec, done_n, err, point.mean_latency_ms
                 );
             }
             timeline.push(point);
@@ -923,5 +1092,103 @@ async fn ticker(
         if finished {
             return timeline;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_protocol::resp2::decode::decode_bytes_mut;
+    use redis_protocol::resp2::types::BytesFrame;
+
+    fn space() -> KeySpace {
+        KeySpace {
+            prefix: b"k:".to_vec(),
+            min: 0,
+            max: 99,
+            group_size: 10,
+        }
+    }
+
+    /// The commands in `buf`, each as its arguments.
+    fn commands(mut buf: BytesMut) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        while let Some((frame, _, _)) = decode_bytes_mut(&mut buf).expect("valid RESP") {
+            let BytesFrame::Array(parts) = frame else {
+                panic!("not a command: {frame:?}");
+            };
+            out.push(
+                parts
+                    .iter()
+                    .map(|p| match p {
+                        BytesFrame::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        other => panic!("not a bulk string: {other:?}"),
+                    })
+                    .collect(),
+            );
+        }
+        assert!(buf.is_empty(), "trailing bytes");
+        out
+    }
+
+    fn encoded(op: OpKind, keys: &[u64]) -> Vec<Vec<String>> {
+        let mut wbuf = BytesMut::new();
+        encode(
+            &mut Encoder::default(),
+            &mut Vec::new(),
+            &space(),
+            b"vvvv",
+            None,
+            &mut wbuf,
+            op,
+            keys,
+            2,
+        );
+        commands(wbuf)
+    }
+
+    #[test]
+    fn encodes_each_kind() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(encoded(OpKind::Set, &[7]), [v(&["SET", "k:{0}:7", "vv"])]);
+        assert_eq!(encoded(OpKind::Get, &[17]), [v(&["GET", "k:{1}:17"])]);
+        assert_eq!(
+            encoded(OpKind::Mget, &[20, 21]),
+            [v(&["MGET", "k:{2}:20", "k:{2}:21"])]
+        );
+        assert_eq!(
+            encoded(OpKind::Tx, &[35, 36, 37]),
+            [
+                v(&["MULTI"]),
+                v(&["INCR", "k:{3}:35"]),
+                v(&["INCR", "k:{3}:36"]),
+                v(&["INCR", "k:{3}:37"]),
+                v(&["EXEC"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_replies_are_judged() {
+        let judge = |b: &[u8]| {
+            let (r, n) = skim(b).expect("valid").expect("complete");
+            assert_eq!(n, b.len());
+            exec_verdict(&r, 3)
+        };
+        assert_eq!(judge(b"*3\r\n:1\r\n:1\r\n:2\r\n"), ExecVerdict::Done);
+        assert_eq!(
+            judge(b"*3\r\n:1\r\n-ERR value is not an integer or out of range\r\n:2\r\n"),
+            ExecVerdict::ErrorReply
+        );
+        assert_eq!(
+            judge(b"-EXECABORT Transaction discarded because of previous errors.\r\n"),
+            ExecVerdict::ErrorReply
+        );
+        assert_eq!(judge(b"*-1\r\n"), ExecVerdict::Failed("exec-nil"));
+        assert_eq!(
+            judge(b"*2\r\n:1\r\n:1\r\n"),
+            ExecVerdict::Failed("exec-length")
+        );
+        assert_eq!(judge(b"+OK\r\n"), ExecVerdict::Failed("exec-not-array"));
     }
 }

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
 use crate::report::Report;
+use crate::workload::OpKind;
 
 /// A named line.
 #[derive(Clone, Debug)]
@@ -176,10 +177,11 @@ pub fn write_plots(
                 .collect(),
         });
         type Rate = fn(&crate::report::TimelinePoint) -> f64;
-        let per_op: [(&str, Rate, u64); 3] = [
+        let per_op: [(&str, Rate, u64); OpKind::COUNT] = [
             ("SET", |p| p.set_per_sec, r.sets.count),
             ("GET", |p| p.get_per_sec, r.gets.count),
             ("MGET", |p| p.mget_per_sec, r.mgets.count),
+            ("TX", |p| p.tx_per_sec, r.transactions.count),
         ];
         for (i, (name, f, count)) in per_op.into_iter().enumerate() {
             if count > 0 {
@@ -196,12 +198,15 @@ pub fn write_plots(
                 group: 0,
                 points: percentile_curve(&h.total),
             });
-            for (name, i) in [("SET", 0), ("GET", 1), ("MGET", 2)] {
-                if !h.per_op[i].is_empty() {
+            for op in OpKind::ALL {
+                let (name, i) = (op.name(), op.index());
+                if let Some(hist) = h.per_op.get(i)
+                    && !hist.is_empty()
+                {
                     lat.push(Series {
                         label: name.into(),
                         group: i + 1,
-                        points: percentile_curve(&h.per_op[i]),
+                        points: percentile_curve(hist),
                     });
                 }
             }

@@ -22,11 +22,11 @@ pub fn new_histogram() -> Histogram<u64> {
 #[derive(Clone, Debug)]
 pub struct Stats {
     /// Latency of successful requests, per `OpKind::index()`.
-    pub hist: [Histogram<u64>; 3],
+    pub hist: [Histogram<u64>; OpKind::COUNT],
     /// Completed requests (successful or not), per kind.
-    pub count: [u64; 3],
+    pub count: [u64; OpKind::COUNT],
     /// Requests that ended in an error, per kind.
-    pub failed: [u64; 3],
+    pub failed: [u64; OpKind::COUNT],
     pub get_hits: u64,
     pub get_misses: u64,
     pub mget_key_hits: u64,
@@ -47,9 +47,9 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            hist: [new_histogram(), new_histogram(), new_histogram()],
-            count: [0; 3],
-            failed: [0; 3],
+            hist: std::array::from_fn(|_| new_histogram()),
+            count: [0; OpKind::COUNT],
+            failed: [0; OpKind::COUNT],
             get_hits: 0,
             get_misses: 0,
             mget_key_hits: 0,
@@ -104,7 +104,7 @@ impl Stats {
     }
 
     pub fn merge(&mut self, other: &Stats) {
-        for i in 0..3 {
+        for i in 0..OpKind::COUNT {
             if let Err(e) = self.hist[i].add(&other.hist[i]) {
                 // Cannot happen with auto-resizing histograms; don't lose the count if it does.
                 self.count_error(&format!("histogram:{e:?}"), 1);
@@ -211,6 +211,7 @@ pub struct TimelinePoint {
     pub set_per_sec: f64,
     pub get_per_sec: f64,
     pub mget_per_sec: f64,
+    pub tx_per_sec: f64,
     pub errors: u64,
     pub mean_latency_ms: f64,
 }
@@ -232,12 +233,15 @@ pub struct Report {
     pub connections: usize,
     pub pipeline: usize,
     pub duration_secs: f64,
-    /// Completed requests of every kind, failed ones included (an MGET is one request).
+    /// Completed requests of every kind, failed ones included (an MGET is one request, and so
+    /// is a transaction).
     pub requests: u64,
     pub ops_per_sec: f64,
     pub sets: OpReport,
     pub gets: OpReport,
     pub mgets: OpReport,
+    /// `MULTI`, N commands, `EXEC`: latency from MULTI's send to EXEC's reply.
+    pub transactions: OpReport,
     pub totals: OpReport,
     /// GET hits plus MGET keys found.
     pub hits: u64,
@@ -265,7 +269,7 @@ pub struct Report {
 /// The merged histograms behind a report, kept for the plots.
 #[derive(Clone, Debug)]
 pub struct HistogramSet {
-    pub per_op: [Histogram<u64>; 3],
+    pub per_op: [Histogram<u64>; OpKind::COUNT],
     pub total: Histogram<u64>,
 }
 
@@ -326,6 +330,7 @@ impl Report {
             sets: op(OpKind::Set, 0, 0),
             gets: op(OpKind::Get, stats.get_hits, stats.get_misses),
             mgets: op(OpKind::Mget, stats.mget_key_hits, stats.mget_key_misses),
+            transactions: op(OpKind::Tx, 0, 0),
             totals: OpReport::from_histogram(&total, requests, failed, secs, hits, misses),
             hits,
             misses,
@@ -394,6 +399,7 @@ impl Report {
             ("SETs", &self.sets),
             ("GETs", &self.gets),
             ("MGETs", &self.mgets),
+            ("TXs", &self.transactions),
             ("Totals", &self.totals),
         ] {
             if r.count == 0 && name != "Totals" {

@@ -76,16 +76,20 @@ pub enum OpKind {
     Set = 0,
     Get = 1,
     Mget = 2,
+    /// `MULTI`, one `INCR` per key, `EXEC`: one request, written as one pipelined unit.
+    Tx = 3,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 3] = [OpKind::Set, OpKind::Get, OpKind::Mget];
+    pub const COUNT: usize = 4;
+    pub const ALL: [OpKind; OpKind::COUNT] = [OpKind::Set, OpKind::Get, OpKind::Mget, OpKind::Tx];
 
     pub fn name(self) -> &'static str {
         match self {
             OpKind::Set => "SET",
             OpKind::Get => "GET",
             OpKind::Mget => "MGET",
+            OpKind::Tx => "TX",
         }
     }
 
@@ -310,6 +314,9 @@ pub struct WorkloadSpec {
     /// Share of reads sent as MGET, in `[0, 1]`.
     pub mget_ratio: f64,
     pub mget_keys: usize,
+    /// Commands per transaction; 0 = no transactions. When set, every request is a
+    /// transaction and the SET:GET ratio and MGET share do not apply.
+    pub tx_commands: usize,
     pub value_size: SizeRange,
 }
 
@@ -326,6 +333,7 @@ pub struct OpGen {
     mget_ratio: f64,
     mget_acc: f64,
     mget_keys: usize,
+    tx_commands: usize,
     space: KeySpace,
     value_size: SizeRange,
 }
@@ -342,6 +350,7 @@ impl OpGen {
             mget_ratio: spec.mget_ratio.clamp(0.0, 1.0),
             mget_acc: 0.0,
             mget_keys: spec.mget_keys.max(1),
+            tx_commands: spec.tx_commands,
             space: spec.keys.clone(),
             value_size: spec.value_size,
         })
@@ -351,6 +360,10 @@ impl OpGen {
     /// 0 otherwise).
     pub fn next_op(&mut self, keys: &mut Vec<u64>) -> (OpKind, usize) {
         keys.clear();
+        if self.tx_commands > 0 {
+            self.fill_tx(keys);
+            return (OpKind::Tx, 0);
+        }
         let cycle = self.ratio.set + self.ratio.get;
         let is_set = self.cycle_pos < self.ratio.set;
         self.cycle_pos = (self.cycle_pos + 1) % cycle.max(1);
@@ -390,6 +403,19 @@ impl OpGen {
         let span = hi - lo + 1;
         let n = (self.mget_keys as u64).min(span);
         for i in 0..n {
+            keys.push(lo + (first - lo + i) % span);
+        }
+    }
+
+    /// A transaction's keys must share a slot (a Redis Cluster node and the proxy refuse one
+    /// that spans slots). With hash-tag groups: consecutive ids inside one group from a key
+    /// drawn by the SET pattern, wrapping inside the group (so ids repeat when the group is
+    /// smaller than the transaction). Without groups: that one key, once per command.
+    fn fill_tx(&mut self, keys: &mut Vec<u64>) {
+        let first = self.set_keys.next_id(&mut self.rng);
+        let (lo, hi) = self.space.group_of(first);
+        let span = hi - lo + 1;
+        for i in 0..self.tx_commands as u64 {
             keys.push(lo + (first - lo + i) % span);
         }
     }
@@ -470,6 +496,7 @@ mod tests {
             get_pattern: KeyPattern::Random,
             mget_ratio: 0.0,
             mget_keys: 10,
+            tx_commands: 0,
             value_size: SizeRange { min: 64, max: 64 },
         }
     }
@@ -527,7 +554,7 @@ mod tests {
         sp.mget_ratio = 0.2;
         let mut g = OpGen::new(&sp, 7, 0, 1).expect("generator");
         let mut keys = Vec::new();
-        let mut n = [0u64; 3];
+        let mut n = [0u64; OpKind::COUNT];
         for _ in 0..11_000 {
             let (op, len) = g.next_op(&mut keys);
             n[op.index()] += 1;
@@ -535,6 +562,7 @@ mod tests {
                 OpKind::Set => assert_eq!((keys.len(), len), (1, 64)),
                 OpKind::Get => assert_eq!(keys.len(), 1),
                 OpKind::Mget => assert_eq!(keys.len(), 10),
+                OpKind::Tx => unreachable!("no transactions configured"),
             }
         }
         assert_eq!(n[OpKind::Set.index()], 1_000);
@@ -583,6 +611,51 @@ mod tests {
                 .collect();
             assert!(slots.iter().all(|s| *s == slots[0]), "one slot per MGET");
         }
+    }
+
+    #[test]
+    fn transactions_keep_their_keys_in_one_slot() {
+        let mut sp = spec(0, 99_999);
+        sp.tx_commands = 3;
+        sp.mget_ratio = 0.5; // ignored: every request is a transaction
+        let mut keys = Vec::new();
+        let mut name = Vec::new();
+        let slots = |sp: &WorkloadSpec, keys: &[u64], name: &mut Vec<u8>| -> Vec<Slot> {
+            keys.iter()
+                .map(|&id| {
+                    name.clear();
+                    sp.keys.write_key(id, name);
+                    Slot::for_key(name)
+                })
+                .collect()
+        };
+        // Without hash-tag groups: one key, once per command.
+        let mut g = OpGen::new(&sp, 5, 0, 1).expect("generator");
+        for _ in 0..100 {
+            assert_eq!(g.next_op(&mut keys), (OpKind::Tx, 0));
+            assert_eq!(keys.len(), 3);
+            assert!(keys.iter().all(|&k| k == keys[0]), "{keys:?}");
+        }
+        // With groups: distinct consecutive ids of one group, one slot.
+        sp.keys.group_size = 16;
+        let mut g = OpGen::new(&sp, 5, 0, 1).expect("generator");
+        for _ in 0..1_000 {
+            assert_eq!(g.next_op(&mut keys).0, OpKind::Tx);
+            let mut d = keys.clone();
+            d.sort_unstable();
+            d.dedup();
+            assert_eq!(d.len(), 3, "distinct: {keys:?}");
+            assert!(keys.iter().all(|&k| k / 16 == keys[0] / 16), "{keys:?}");
+            let s = slots(&sp, &keys, &mut name);
+            assert!(s.iter().all(|x| *x == s[0]));
+        }
+        // A group smaller than the transaction: ids repeat, the slot is still one.
+        sp.keys.group_size = 2;
+        sp.tx_commands = 5;
+        let mut g = OpGen::new(&sp, 5, 0, 1).expect("generator");
+        g.next_op(&mut keys);
+        assert_eq!(keys.len(), 5);
+        assert!(keys.iter().all(|&k| k / 2 == keys[0] / 2), "{keys:?}");
     }
 
     #[test]

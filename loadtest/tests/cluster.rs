@@ -207,3 +207,99 @@ async fn redirect_loops_are_bounded_and_counted() {
     );
     assert_eq!(r.redirects_moved, 30);
 }
+
+fn is(argv: &[Bytes], name: &str) -> bool {
+    argv.first()
+        .is_some_and(|c| c.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+fn status(s: &'static str) -> BytesFrame {
+    BytesFrame::SimpleString(Bytes::from_static(s.as_bytes()))
+}
+
+/// EXEC's reply for three queued INCRs.
+fn three_counts() -> BytesFrame {
+    BytesFrame::Array(vec![BytesFrame::Integer(1); 3])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_transaction_is_resent_whole() {
+    // C queues only in a transaction opened right after ASKING.
+    let c = node(Arc::new(|argv: &[Bytes], asking: bool| {
+        if is(argv, "MULTI") {
+            if asking {
+                status("OK")
+            } else {
+                err("ERR expected ASKING before MULTI".into())
+            }
+        } else if is(argv, "EXEC") {
+            three_counts()
+        } else {
+            status("QUEUED")
+        }
+    }))
+    .await;
+    // B owns everything but sends key 0 on to C with ASK, which aborts the transaction (one
+    // client, so one connection to B: the flag is that connection's).
+    let b_aborted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let b = node(Arc::new(move |argv: &[Bytes], _| {
+        use std::sync::atomic::Ordering::Relaxed;
+        if is(argv, "MULTI") {
+            status("OK")
+        } else if is(argv, "EXEC") {
+            if b_aborted.swap(false, Relaxed) {
+                err("EXECABORT Transaction discarded because of previous errors.".into())
+            } else {
+                three_counts()
+            }
+        } else if argv.get(1).is_some_and(|k| k.as_ref() == b"k:0") {
+            b_aborted.store(true, Relaxed);
+            err(format!("ASK {} {c}", slot_of(argv)))
+        } else {
+            status("QUEUED")
+        }
+    }))
+    .await;
+    // A claims every slot but MOVEs every key to B, and aborts at EXEC.
+    let a_addr = Arc::new(std::sync::OnceLock::<SocketAddr>::new());
+    let a_seen = Arc::clone(&a_addr);
+    let a = node(Arc::new(move |argv: &[Bytes], _| {
+        if is(argv, "CLUSTER") {
+            shards_reply(*a_seen.get().expect("own address"))
+        } else if is(argv, "MULTI") {
+            status("OK")
+        } else if is(argv, "EXEC") {
+            err("EXECABORT Transaction discarded because of previous errors.".into())
+        } else {
+            err(format!("MOVED {} {b}", slot_of(argv)))
+        }
+    }))
+    .await;
+    a_addr.set(a).expect("set once");
+
+    let mut cfg = Config {
+        targets: vec![a.to_string()],
+        clients: 1,
+        threads: 1,
+        pipeline: 4,
+        requests: Some(100),
+        cluster_mode: true,
+        hard_timeout: Some(Duration::from_secs(30)),
+        ..Config::default()
+    };
+    cfg.workload.keys.prefix = b"k:".to_vec();
+    cfg.workload.keys.max = 7;
+    cfg.workload.tx_commands = 3;
+    let r = loadtest::run(&cfg).await.expect("run");
+
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!((r.requests, r.transactions.count), (100, 100));
+    // Each key's slot moves once (unless transactions on it were in flight together); every
+    // transaction on key 0 is ASKed.
+    assert!(
+        (8..=8 + 4).contains(&r.redirects_moved),
+        "{}",
+        r.redirects_moved
+    );
+    assert!(r.redirects_ask >= 1, "{}", r.redirects_ask);
+}

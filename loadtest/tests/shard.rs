@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use loadtest::Config;
 use loadtest::workload::{KeyPattern, Ratio};
-use shard::testing::TestShard;
+use shard::testing::{TestShard, V};
 use tokio::net::TcpListener;
 
 fn config(addr: &str) -> Config {
@@ -144,4 +144,46 @@ async fn error_replies_are_counted_by_kind() {
     let e = loadtest::run(&c).await.expect_err("not a cluster");
     shard.stop().await;
     assert!(format!("{e:#}").contains("CLUSTER"), "{e:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_one_request_each_and_their_errors_are_counted() {
+    let shard = TestShard::default().await;
+    let mut c = config(&shard.addr.to_string());
+    c.pipeline = 8;
+    c.requests = Some(250);
+    c.workload.keys.max = 99;
+    c.workload.keys.group_size = 4;
+    c.workload.tx_commands = 3;
+    let r = loadtest::run(&c).await.expect("run");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.requests, 4 * 250);
+    assert_eq!(r.transactions.count, 4 * 250);
+    assert_eq!(r.sets.count + r.gets.count + r.mgets.count, 0);
+    assert!(r.transactions.p50_ms > 0.0);
+    // Every INCR ran exactly once.
+    let mut raw = shard.raw().await;
+    let mut sum = 0;
+    for id in 0..=99u64 {
+        let mut key = Vec::new();
+        c.workload.keys.write_key(id, &mut key);
+        let key = String::from_utf8(key).expect("ascii key");
+        if let V::Str(n) = raw.cmd(&["GET", &key]).await {
+            sum += n.parse::<u64>().expect("a counter");
+        }
+    }
+    assert_eq!(sum, 3 * 4 * 250);
+
+    // Keys holding strings: EXEC's array carries INCR's error, the transaction counts as one.
+    let mut fill = config(&shard.addr.to_string());
+    fill.workload.keys = c.workload.keys.clone();
+    fill.prefill = true;
+    fill.requests = Some(1);
+    loadtest::run(&fill).await.expect("prefill");
+    c.requests = Some(20);
+    let r = loadtest::run(&c).await.expect("run");
+    shard.stop().await;
+    assert_eq!(r.transactions.count, 80);
+    assert_eq!(r.transactions.errors, 80);
+    assert_eq!(r.errors.get("ERR"), Some(&80), "{:?}", r.errors);
 }
