@@ -92,6 +92,22 @@ async fn lists_through_the_proxy_match_redis() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitmaps_through_the_proxy_match_redis() {
+    use shard::testing::random::bitmap;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(bitmap::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| [vec!["TYPE", k.as_str()], vec!["GET", k.as_str()]])
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0xb_17, |rng| bitmap::step(rng, TAG), &probes)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sets_through_the_proxy_match_redis() {
     use shard::testing::random::set;
     let Some(pair) = Pair::start().await else {

@@ -287,6 +287,22 @@ async fn keyspace_differential(resp3: bool, flags: &str) {
         &["HINCRBYFLOAT", "h", "n", "0.5"],
         &["HDEL", "h", "f", "g", "x", "n"],
         &["UNLINK", "m2", "m3"],
+        &["SETBIT", "bits", "7", "1"],
+        &["SETBIT", "bits", "7", "1"],
+        &["SETBIT", "bits", "3", "0"],
+        &["SETBIT", "bits", "30", "0"],
+        &["BITFIELD", "bits", "GET", "u8", "0"],
+        &["BITFIELD", "bits", "SET", "u8", "0", "1"],
+        &["BITFIELD", "bits", "SET", "u8", "0", "1"],
+        &[
+            "BITFIELD", "bits", "OVERFLOW", "FAIL", "INCRBY", "u2", "100", "9",
+        ],
+        &[
+            "BITFIELD", "bits2", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9",
+        ],
+        &["BITOP", "AND", "bdst", "bits", "bits2"],
+        &["BITOP", "OR", "bdst", "nokey"],
+        &["BITOP", "OR", "bdst", "nokey"],
         // Blocking pops that find something at once.
         &["RPUSH", "bl", "a", "b", "c", "d"],
         &["BLPOP", "bl", "0"],

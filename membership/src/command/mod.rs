@@ -298,6 +298,14 @@ pub enum CommandId {
     Strlen,
     Getrange,
     Setrange,
+    // bitmaps
+    Setbit,
+    Getbit,
+    Bitcount,
+    Bitpos,
+    Bitop,
+    Bitfield,
+    BitfieldRo,
     // generic
     Del,
     Unlink,
@@ -609,6 +617,31 @@ impl CommandSpec {
         KeyPositions::Found(found.into_iter())
     }
 
+    /// Positions of the keys a write may change: [`Self::key_positions`] without those its
+    /// key use marks read-only (SUNIONSTORE's and BITOP's sources, COPY's source). The last
+    /// of several uses covers the rest of an open-ended range; with key specs (EVAL) every
+    /// key counts.
+    pub fn written_key_positions<'a>(
+        &'a self,
+        argc: usize,
+        arg: impl Fn(usize) -> &'a [u8],
+    ) -> impl Iterator<Item = usize> + 'a {
+        let read_only = |u: &KeyUse| u.flags.first() == Some(&"RO");
+        let uses = if self.specs.is_empty() {
+            self.key_use
+        } else {
+            &[]
+        };
+        self.key_positions(argc, arg)
+            .enumerate()
+            .filter(move |&(n, _)| match uses {
+                [] => true,
+                [one] => !read_only(one),
+                _ => !uses.get(n).or(uses.last()).is_some_and(read_only),
+            })
+            .map(|(_, i)| i)
+    }
+
     pub fn is_container(&self) -> bool {
         !self.subcommands.is_empty()
     }
@@ -633,6 +666,7 @@ impl CommandSpec {
         // Pub/sub's category comes from its flag (PUBSUB HELP, in the group, has neither).
         if let Some(c) = match self.group {
             "string" => Some("@string"),
+            "bitmap" => Some("@bitmap"),
             "hash" => Some("@hash"),
             "list" => Some("@list"),
             "set" => Some("@set"),

@@ -108,6 +108,8 @@ const K12: KeyPos = keys(1, 2, 1);
 const KN: KeyPos = keys(1, -1, 1);
 const KN1: KeyPos = keys(1, -2, 1);
 const KV: KeyPos = keys(1, -1, 2);
+/// BITOP: the destination, then the sources, after the operation.
+const KN2: KeyPos = keys(2, -1, 1);
 
 /// EVAL and EVALSHA: `script numkeys key [key ...] arg [arg ...]`, Redis 7's key spec.
 const EVAL_SPECS: &[KeySpec] = &[keynum_at(2)];
@@ -202,6 +204,13 @@ const ZRANGESTORE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["OW", "update"]),
     KeyUse::flags(&["RO", "access"]),
 ];
+/// BITOP: the destination is overwritten from the sources.
+const BITOP_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
+const BITFIELD_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update", "variable_flags"])
+    .notes("This command allows both access and modification of the key")];
 const GETEX_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")
 ];
@@ -428,6 +437,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("strlen",       Strlen,          2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Returns the length of a string value."),
     row("getrange",     Getrange,        4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "2.4.0",  "Returns a substring of the string stored at a key."),
     row("setrange",     Setrange,        4, WD,    K1,  RW_U,          SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    row("setbit",       Setbit,          4, WD,    K1,  RW_AU,         SingleKey,                NO_TIPS,        "bitmap",     "2.2.0",  "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
+    row("getbit",       Getbit,          3, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "2.2.0",  "Returns a bit value by offset."),
+    row("bitcount",     Bitcount,       -2, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "2.6.0",  "Counts the number of set bits (population counting) in a string."),
+    row("bitpos",       Bitpos,         -3, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "2.8.7",  "Finds the first set (1) or clear (0) bit in a string."),
+    row("bitop",        Bitop,          -4, WD,    KN2, BITOP_KEYS,    SameSlot,                 NO_TIPS,        "bitmap",     "2.6.0",  "Performs bitwise operations on multiple strings, and stores the result."),
+    row("bitfield",     Bitfield,       -2, WD,    K1,  BITFIELD_KEYS, SingleKey,                NO_TIPS,        "bitmap",     "3.2.0",  "Performs arbitrary bitfield integer operations on strings."),
+    row("bitfield_ro",  BitfieldRo,     -2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "6.0.0",  "Performs arbitrary read-only bitfield integer operations on strings."),
     row("del",          Del,            -2, W,     KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Deletes one or more keys."),
     row("unlink",       Unlink,         -2, WF,    KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "4.0.0",  "Asynchronously deletes one or more keys."),
     row("exists",       Exists,         -2, RF,    KN,  RO,            FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Determines whether one or more keys exist."),

@@ -5,6 +5,7 @@
 //! this file; `warm.rs` is the warm-tier work the connection does around each request.
 
 mod args;
+mod bitmap;
 mod blocking;
 mod cluster;
 mod connection;
@@ -275,6 +276,14 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Strlen => string::strlen(s, a),
         Getrange => string::getrange(s, a),
         Setrange => string::setrange(s, a),
+
+        Setbit => bitmap::setbit(s, a),
+        Getbit => bitmap::getbit(s, a),
+        Bitcount => bitmap::bitcount(s, a),
+        Bitpos => bitmap::bitpos(s, a),
+        Bitop => bitmap::bitop(s, a),
+        Bitfield => bitmap::bitfield(s, a, false),
+        BitfieldRo => bitmap::bitfield(s, a, true),
 
         Del | Unlink => key::del(s, a),
         Exists => key::exists(s, a, false),

@@ -292,17 +292,8 @@ pub fn touch_written(shared: &Shared, spec: &CommandSpec, a: &Args, reply: &Repl
     if matches!(spec.id, CommandId::Rename | CommandId::Renamenx) && a.get(1) == a.get(2) {
         return;
     }
-    let read_only = |u: &membership::command::KeyUse| u.flags.first() == Some(&"RO");
-    let per_key = spec.specs.is_empty() && spec.key_use.len() > 1;
-    for (n, i) in spec.key_positions(a.len(), |i| a.get(i)).enumerate() {
-        let skip = match spec.key_use {
-            [one] if spec.specs.is_empty() => read_only(one),
-            uses if per_key => uses.get(n).is_some_and(read_only),
-            _ => false,
-        };
-        if !skip {
-            w.touch(a.get(i));
-        }
+    for i in spec.written_key_positions(a.len(), |i| a.get(i)) {
+        w.touch(a.get(i));
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Seen {
     had_ttl: bool,
     /// ZADD, ZINCRBY: the named members' scores before.
     scores: Vec<Option<f64>>,
+    /// SETBIT, BITFIELD: the string before (`setbit` is raised only if it changed).
+    string: Option<Bytes>,
 }
 
 const COMMAND_CLASSES: u32 =
@@ -42,6 +44,7 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) -> Option<Seen> {
         existed: Vec::new(),
         had_ttl: false,
         scores: Vec::new(),
+        string: None,
     };
     match spec.id {
         Del | Unlink => {
@@ -49,6 +52,8 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) -> Option<Seen> {
         }
         Ltrim | Sinterstore | Sunionstore | Sdiffstore | Zunionstore | Zinterstore | Zdiffstore
         | Zrangestore => seen.existed = vec![exists(s, a.get(1))],
+        Bitop => seen.existed = vec![exists(s, a.get(2))],
+        Setbit | Bitfield => seen.string = string(s, a.get(1)),
         Getex => {
             let key = a.get(1);
             seen.had_ttl = s
@@ -65,6 +70,14 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) -> Option<Seen> {
         _ => {}
     }
     Some(seen)
+}
+
+/// The string at `key` (a shared handle, not a copy), if it holds one.
+fn string(s: &Session, key: &[u8]) -> Option<Bytes> {
+    match &s.shared.db.for_key(key).peek(key, s.now)?.value {
+        crate::store::Value::Str(b) => Some(b.clone()),
+        _ => None,
+    }
 }
 
 fn exists(s: &Session, key: &[u8]) -> bool {
@@ -175,6 +188,26 @@ pub fn after(s: &mut Session, spec: &CommandSpec, a: &Args, r: &CmdResult, seen:
         Incrbyfloat => ev(class::STRING, "incrbyfloat", key),
         Append => ev(class::STRING, "append", key),
         Setrange if !a.get(3).is_empty() => ev(class::STRING, "setrange", key),
+        // Created, grown or a bit flipped: the string is not what it was.
+        Setbit if seen.string != string(s, key) => ev(class::STRING, "setbit", key),
+        Bitfield
+            if super::bitmap::changed(
+                a,
+                reply,
+                seen.string.as_deref(),
+                string(s, key).as_deref(),
+            ) =>
+        {
+            ev(class::STRING, "setbit", key)
+        }
+        Bitop => {
+            let dst = a.get(2);
+            if !gone(dst) {
+                ev(class::STRING, "set", dst);
+            } else if seen.existed.first() == Some(&true) {
+                ev(class::GENERIC, "del", dst);
+            }
+        }
 
         Del | Unlink => {
             let mut told: Vec<&[u8]> = Vec::new();

@@ -250,7 +250,8 @@ pub fn after(s: &Session, spec: &CommandSpec, a: &Args, ok: bool) {
             t.invalidate_all();
         }
     } else if spec.flags.contains(Flags::WRITE) {
-        for i in spec.key_positions(a.len(), |i| a.get(i)) {
+        // Only the keys the write may change, as Redis signals (not SUNIONSTORE's sources).
+        for i in spec.written_key_positions(a.len(), |i| a.get(i)) {
             t.invalidate(a.get(i), s.handle.id);
         }
     }

@@ -1,6 +1,7 @@
 //! Seeded random command generators for the differential tests (one module per type), shared
 //! by the shard's tests and the proxy's, which run the same sequences through a proxy.
 
+pub mod bitmap;
 pub mod hash;
 pub mod list;
 pub mod set;
