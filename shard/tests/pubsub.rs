@@ -302,6 +302,10 @@ async fn keyspace_differential(resp3: bool, flags: &str) {
         ],
         &["BITOP", "AND", "bdst", "bits", "bits2"],
         &["BITOP", "OR", "bdst", "nokey"],
+        &["PFADD", "hll", "a", "b"],
+        &["PFADD", "hll", "a"],
+        &["PFCOUNT", "hll"],
+        &["PFMERGE", "hll2", "hll"],
         &["BITOP", "OR", "bdst", "nokey"],
         // Blocking pops that find something at once.
         &["RPUSH", "bl", "a", "b", "c", "d"],

@@ -306,6 +306,10 @@ pub enum CommandId {
     Bitop,
     Bitfield,
     BitfieldRo,
+    // hyperloglog
+    Pfadd,
+    Pfcount,
+    Pfmerge,
     // generic
     Del,
     Unlink,
@@ -667,6 +671,7 @@ impl CommandSpec {
         if let Some(c) = match self.group {
             "string" => Some("@string"),
             "bitmap" => Some("@bitmap"),
+            "hyperloglog" => Some("@hyperloglog"),
             "hash" => Some("@hash"),
             "list" => Some("@list"),
             "set" => Some("@set"),

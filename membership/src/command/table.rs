@@ -211,6 +211,15 @@ const BITOP_KEYS: &[KeyUse] = &[
 ];
 const BITFIELD_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update", "variable_flags"])
     .notes("This command allows both access and modification of the key")];
+/// PFCOUNT: read-only, but it may rewrite the cached cardinality inside the value.
+const PFCOUNT_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access"]).notes(
+    "RW because it may change the internal representation of the key, and propagate to replicas",
+)];
+/// PFMERGE: the destination is read and added to, the sources read.
+const PFMERGE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RW", "access", "insert"]),
+    KeyUse::flags(&["RO", "access"]),
+];
 const GETEX_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")
 ];
@@ -444,6 +453,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("bitop",        Bitop,          -4, WD,    KN2, BITOP_KEYS,    SameSlot,                 NO_TIPS,        "bitmap",     "2.6.0",  "Performs bitwise operations on multiple strings, and stores the result."),
     row("bitfield",     Bitfield,       -2, WD,    K1,  BITFIELD_KEYS, SingleKey,                NO_TIPS,        "bitmap",     "3.2.0",  "Performs arbitrary bitfield integer operations on strings."),
     row("bitfield_ro",  BitfieldRo,     -2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "6.0.0",  "Performs arbitrary read-only bitfield integer operations on strings."),
+    row("pfadd",        Pfadd,          -2, WDF,   K1,  RW_I,          SingleKey,                NO_TIPS,        "hyperloglog", "2.8.9", "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist."),
+    row("pfcount",      Pfcount,        -2, R,     KN,  PFCOUNT_KEYS,  SameSlot,                 NO_TIPS,        "hyperloglog", "2.8.9", "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s)."),
+    row("pfmerge",      Pfmerge,        -2, WD,    KN,  PFMERGE_KEYS,  SameSlot,                 NO_TIPS,        "hyperloglog", "2.8.9", "Merges one or more HyperLogLog values into a single key."),
     row("del",          Del,            -2, W,     KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Deletes one or more keys."),
     row("unlink",       Unlink,         -2, WF,    KN,  RM_D,          FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "4.0.0",  "Asynchronously deletes one or more keys."),
     row("exists",       Exists,         -2, RF,    KN,  RO,            FanOut(Merge::Sum),       MULTI_SUM,      "generic",    "1.0.0",  "Determines whether one or more keys exist."),

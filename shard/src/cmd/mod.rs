@@ -10,6 +10,7 @@ mod blocking;
 mod cluster;
 mod connection;
 mod hash;
+mod hll;
 mod json;
 mod key;
 mod list;
@@ -284,6 +285,10 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Bitop => bitmap::bitop(s, a),
         Bitfield => bitmap::bitfield(s, a, false),
         BitfieldRo => bitmap::bitfield(s, a, true),
+
+        Pfadd => hll::pfadd(s, a),
+        Pfcount => hll::pfcount(s, a),
+        Pfmerge => hll::pfmerge(s, a),
 
         Del | Unlink => key::del(s, a),
         Exists => key::exists(s, a, false),

@@ -200,6 +200,8 @@ pub fn after(s: &mut Session, spec: &CommandSpec, a: &Args, r: &CmdResult, seen:
         {
             ev(class::STRING, "setbit", key)
         }
+        Pfadd if one => ev(class::STRING, "pfadd", key),
+        Pfmerge if ok => ev(class::STRING, "pfadd", key),
         Bitop => {
             let dst = a.get(2);
             if !gone(dst) {

@@ -338,7 +338,7 @@ fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
         "notify-keyspace-events" => crate::notify::parse_flags(v).map(Assign::NotifyFlags).ok_or_else(|| bad(crate::notify::INVALID_FLAGS)),
         "client-output-buffer-limit" => s.shared.pubsub.limits().parse(&text).map(Assign::OutputBufferLimits).map_err(bad),
         _ if let Some(i) = EncodingLimits::index(name) => {
-            let n = if NAMES[i].0.ends_with("-value") {
+            let n = if NAMES[i].0.ends_with("-value") || NAMES[i].0 == "hll-sparse-max-bytes" {
                 parse_memory(&text)
                     .and_then(|n| i64::try_from(n).ok())
                     .ok_or_else(|| bad("argument must be a memory value"))?

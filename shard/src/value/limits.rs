@@ -19,6 +19,8 @@ pub struct Limits {
     pub set_max_listpack_value: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    /// The largest a HyperLogLog's sparse representation grows before it turns dense.
+    pub hll_sparse_max_bytes: i64,
 }
 
 impl Default for Limits {
@@ -33,6 +35,7 @@ impl Default for Limits {
             set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }
@@ -53,7 +56,7 @@ impl Limits {
 }
 
 /// Every CONFIG name, its old alias if any, and the field it sets.
-pub const NAMES: [(&str, Option<&str>); 8] = [
+pub const NAMES: [(&str, Option<&str>); 9] = [
     (
         "hash-max-listpack-entries",
         Some("hash-max-ziplist-entries"),
@@ -68,11 +71,12 @@ pub const NAMES: [(&str, Option<&str>); 8] = [
         Some("zset-max-ziplist-entries"),
     ),
     ("zset-max-listpack-value", Some("zset-max-ziplist-value")),
+    ("hll-sparse-max-bytes", None),
 ];
 
 /// The thresholds of one server, changed by CONFIG SET.
 #[derive(Debug)]
-pub struct EncodingLimits([AtomicI64; 8]);
+pub struct EncodingLimits([AtomicI64; 9]);
 
 impl Default for EncodingLimits {
     fn default() -> EncodingLimits {
@@ -87,6 +91,7 @@ impl Default for EncodingLimits {
                 d.set_max_listpack_value,
                 d.zset_max_listpack_entries,
                 d.zset_max_listpack_value,
+                d.hll_sparse_max_bytes,
             ]
             .map(AtomicI64::new),
         )
@@ -105,6 +110,7 @@ impl EncodingLimits {
             set_max_listpack_value: v(5),
             zset_max_listpack_entries: v(6),
             zset_max_listpack_value: v(7),
+            hll_sparse_max_bytes: v(8),
         }
     }
 
