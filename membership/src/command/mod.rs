@@ -298,6 +298,8 @@ pub enum CommandId {
     Strlen,
     Getrange,
     Setrange,
+    Substr,
+    Lcs,
     // bitmaps
     Setbit,
     Getbit,

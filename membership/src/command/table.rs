@@ -220,6 +220,8 @@ const PFMERGE_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "insert"]),
     KeyUse::flags(&["RO", "access"]),
 ];
+/// LCS: both keys read, in one spec.
+const LCS_KEYS: &[KeyUse] = &[KeyUse::flags(&["RO", "access"])];
 const GETEX_KEYS: &[KeyUse] = &[
     KeyUse::flags(&["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")
 ];
@@ -446,6 +448,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("strlen",       Strlen,          2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Returns the length of a string value."),
     row("getrange",     Getrange,        4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "2.4.0",  "Returns a substring of the string stored at a key."),
     row("setrange",     Setrange,        4, WD,    K1,  RW_U,          SingleKey,                NO_TIPS,        "string",     "2.2.0",  "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    row("substr",       Substr,          4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Returns a substring from a string value."),
+    row("lcs",          Lcs,            -3, R,     K12, LCS_KEYS,      SameSlot,                 NO_TIPS,        "string",     "7.0.0",  "Finds the longest common substring."),
     row("setbit",       Setbit,          4, WD,    K1,  RW_AU,         SingleKey,                NO_TIPS,        "bitmap",     "2.2.0",  "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."),
     row("getbit",       Getbit,          3, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "2.2.0",  "Returns a bit value by offset."),
     row("bitcount",     Bitcount,       -2, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "bitmap",     "2.6.0",  "Counts the number of set bits (population counting) in a string."),

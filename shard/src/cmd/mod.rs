@@ -275,7 +275,8 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Incrbyfloat => string::incr_by_float(s, a),
         Append => string::append(s, a),
         Strlen => string::strlen(s, a),
-        Getrange => string::getrange(s, a),
+        Getrange | Substr => string::getrange(s, a),
+        Lcs => string::lcs(s, a),
         Setrange => string::setrange(s, a),
 
         Setbit => bitmap::setbit(s, a),

@@ -386,3 +386,127 @@ pub fn setrange(s: &mut Session, a: &Args) -> CmdResult {
     replace_keep_ttl(&mut t, key, v.freeze(), s.now);
     Ok(Reply::Int(total as i64))
 }
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: Redis 7.0's dynamic programme,
+/// its ranges emitted as `t_string.c` walks back (a match that does not extend the current
+/// range closes that range and starts none), and its limits and texts.
+pub fn lcs(s: &mut Session, a: &Args) -> CmdResult {
+    let (ka, kb) = (a.get(1), a.get(2));
+    let mut g = s.shared.db.lock_keys([ka, kb].into_iter());
+    let mut read = |k: &[u8]| match g.table(k).lookup(k, s.now) {
+        None => Ok(Bytes::new()),
+        Some(Entry {
+            value: Value::Str(b),
+            ..
+        }) => Ok(b.clone()),
+        Some(_) => Err(CmdError::err(
+            "The specified keys must contain string values",
+        )),
+    };
+    let (x, y) = (read(ka), read(kb));
+    drop(g);
+    let (x, y) = (x?, y?);
+    let (mut get_len, mut get_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < a.len() {
+        let o = a.get(j);
+        if eq(o, "idx") {
+            get_idx = true;
+        } else if eq(o, "len") {
+            get_len = true;
+        } else if eq(o, "withmatchlen") {
+            with_len = true;
+        } else if eq(o, "minmatchlen") && j + 1 < a.len() {
+            min_len = parse_i64(a.get(j + 1))?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if get_len && get_idx {
+        return Err(CmdError::err(
+            "If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (n, m) = (x.len(), y.len());
+    let cells = (n as u64 + 1) * (m as u64 + 1);
+    if cells.saturating_mul(4) > s.shared.config.proto_max_bulk_len {
+        return Err(CmdError::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let w = m + 1;
+    let mut t = vec![0u32; (n + 1) * w];
+    for i in 1..=n {
+        for k in 1..=m {
+            t[i * w + k] = if x[i - 1] == y[k - 1] {
+                t[(i - 1) * w + k - 1] + 1
+            } else {
+                t[(i - 1) * w + k].max(t[i * w + k - 1])
+            };
+        }
+    }
+    let total = t[n * w + m];
+    if get_len {
+        return Ok(Reply::Int(i64::from(total)));
+    }
+    let mut common = vec![0u8; total as usize];
+    let mut matches = Vec::new();
+    let (mut i, mut k, mut left) = (n, m, total as usize);
+    // The current range: (a_start, a_end, b_start, b_end); None between ranges.
+    let mut range: Option<(usize, usize, usize, usize)> = None;
+    while i > 0 && k > 0 {
+        let mut emit = false;
+        if x[i - 1] == y[k - 1] {
+            common[left - 1] = x[i - 1];
+            match &mut range {
+                None => range = Some((i - 1, i - 1, k - 1, k - 1)),
+                Some((a0, _, b0, _)) if *a0 == i && *b0 == k => {
+                    *a0 -= 1;
+                    *b0 -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if range.is_some_and(|(a0, _, b0, _)| a0 == 0 || b0 == 0) {
+                emit = true;
+            }
+            left -= 1;
+            i -= 1;
+            k -= 1;
+        } else {
+            if t[(i - 1) * w + k] > t[i * w + k - 1] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            emit = range.is_some();
+        }
+        if emit && let Some((a0, a1, b0, b1)) = range.take() {
+            let len = (a1 - a0 + 1) as i64;
+            if get_idx && (min_len == 0 || len >= min_len) {
+                let mut m = vec![
+                    Reply::Array(vec![Reply::Int(a0 as i64), Reply::Int(a1 as i64)]),
+                    Reply::Array(vec![Reply::Int(b0 as i64), Reply::Int(b1 as i64)]),
+                ];
+                if with_len {
+                    m.push(Reply::Int(len));
+                }
+                matches.push(Reply::Array(m));
+            }
+        }
+    }
+    if get_idx {
+        return Ok(Reply::Map(vec![
+            (
+                Reply::Bulk(Bytes::from_static(b"matches")),
+                Reply::Array(matches),
+            ),
+            (
+                Reply::Bulk(Bytes::from_static(b"len")),
+                Reply::Int(i64::from(total)),
+            ),
+        ]));
+    }
+    Ok(Reply::Bulk(Bytes::from(common)))
+}

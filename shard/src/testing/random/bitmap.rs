@@ -11,6 +11,8 @@ pub const COMMANDS: &[&str] = &[
     "bitop",
     "bitfield",
     "bitfield_ro",
+    "lcs",
+    "substr",
 ];
 
 /// The key names the generator uses (before the tag); `l` is now and then a list.
@@ -147,7 +149,24 @@ impl Gen<'_> {
     fn command(&mut self) -> Step {
         let k = self.key();
         let exact = Step::exact;
-        match self.rng.u8(..40) {
+        match self.rng.u8(..43) {
+            40 | 41 => {
+                let mut c = vec!["LCS".into(), k, self.key()];
+                for _ in 0..self.rng.usize(0..3) {
+                    match self.rng.u8(..6) {
+                        0 => c.push("LEN".into()),
+                        1 | 2 => c.push("IDX".into()),
+                        3 => c.push("WITHMATCHLEN".into()),
+                        4 => {
+                            c.push("MINMATCHLEN".into());
+                            c.push(self.index());
+                        }
+                        _ => c.push("bogus".into()),
+                    }
+                }
+                exact(c)
+            }
+            42 => exact(vec!["SUBSTR".into(), k, self.index(), self.index()]),
             0..=7 => {
                 let bit = match self.rng.u8(..12) {
                     0 => "2".into(),
