@@ -68,32 +68,30 @@ fn write<R>(
     let need = (max_bit >> 3) as usize + 1;
     let now = s.now;
     let mut t = s.shared.db.for_key(key);
-    match t.lookup(key, now) {
-        None => {
+    let mut f = Some(f);
+    // One lookup for an existing string: changed in place when this is the only reference
+    // to its buffer, else copied once.
+    let done = t.update(key, now, |v| {
+        let Value::Str(b) = v else { return None };
+        let f = f.take()?;
+        let mut buf = BytesMut::from(std::mem::take(b));
+        let grew = buf.len() < need;
+        if grew {
+            buf.resize(need, 0);
+        }
+        let r = f(&mut buf, grew);
+        *b = buf.freeze();
+        Some(r)
+    });
+    match (done, f) {
+        (Some(Some(r)), _) => Ok(r),
+        (None, Some(f)) => {
             let mut buf = BytesMut::zeroed(need);
             let r = f(&mut buf, true);
             t.insert(key, Entry::new(Value::Str(buf.freeze()), 0, now));
             Ok(r)
         }
-        Some(Entry {
-            value: Value::Str(_),
-            ..
-        }) => {
-            let r = t.update(key, now, |v| {
-                let Value::Str(b) = v else { return None };
-                // In place when this is the only reference to the buffer, else one copy.
-                let mut buf = BytesMut::from(std::mem::take(b));
-                let grew = buf.len() < need;
-                if grew {
-                    buf.resize(need, 0);
-                }
-                let r = f(&mut buf, grew);
-                *b = buf.freeze();
-                Some(r)
-            });
-            r.flatten().ok_or(CmdError::WrongType)
-        }
-        Some(_) => Err(CmdError::WrongType),
+        _ => Err(CmdError::WrongType),
     }
 }
 

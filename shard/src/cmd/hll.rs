@@ -99,6 +99,14 @@ fn dense_put(regs: &mut [u8], i: usize, v: u8) {
     }
 }
 
+/// Every register of a dense HLL in order, four from each three bytes.
+fn dense_registers(regs: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    regs.chunks_exact(3).flat_map(|c| {
+        let w = u32::from(c[0]) | (u32::from(c[1]) << 8) | (u32::from(c[2]) << 16);
+        [0, 6, 12, 18].map(|shift| ((w >> shift) & 63) as u8)
+    })
+}
+
 /// Raises register `i` to `count` if lower; whether it changed.
 fn dense_set(regs: &mut [u8], i: usize, count: u8) -> bool {
     if count > dense_get(regs, i) {
@@ -338,8 +346,8 @@ fn add(v: &mut Vec<u8>, ele: &[u8], max_bytes: usize) -> Result<bool, Corrupt> {
 /// Raises `max` to the registers of `v`.
 fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
     if v[4] == DENSE {
-        for (i, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(dense_get(&v[HDR..], i));
+        for (m, r) in max.iter_mut().zip(dense_registers(&v[HDR..])) {
+            *m = (*m).max(r);
         }
         return Ok(());
     }
@@ -406,8 +414,8 @@ fn tau(mut x: f64) -> f64 {
 fn count(v: &[u8]) -> Result<u64, Corrupt> {
     let mut h = [0u32; 64];
     if v[4] == DENSE {
-        for i in 0..REGISTERS {
-            h[usize::from(dense_get(&v[HDR..], i))] += 1;
+        for r in dense_registers(&v[HDR..]) {
+            h[usize::from(r)] += 1;
         }
     } else {
         let mut idx = 0;
@@ -437,38 +445,52 @@ fn max_bytes(s: &Session) -> usize {
 pub fn pfadd(s: &mut Session, a: &Args) -> CmdResult {
     let (key, now, limit) = (a.get(1), s.now, max_bytes(s));
     let mut t = s.shared.db.for_key(key);
-    let existing = match t.lookup(key, now) {
-        None => None,
+    match t.lookup(key, now) {
+        None => {
+            let mut v = empty();
+            for ele in a.slice(2) {
+                // A new HLL is valid: adding to it cannot find it corrupt.
+                add(&mut v, ele, limit).map_err(corrupt)?;
+            }
+            invalidate_cache(&mut v);
+            t.insert(key, Entry::new(Value::Str(Bytes::from(v)), 0, now));
+            return Ok(Reply::Int(1));
+        }
         Some(Entry {
             value: Value::Str(b),
             ..
-        }) if is_hll(b) => Some(b.clone()),
+        }) if is_hll(b) => {}
         Some(Entry {
             value: Value::Str(_),
             ..
         }) => return Err(not_hll()),
         Some(_) => return Err(CmdError::WrongType),
-    };
-    let created = existing.is_none();
-    let mut v = existing.map_or_else(empty, |b| b.to_vec());
-    let mut changed = created;
-    for ele in a.slice(2) {
-        match add(&mut v, ele, limit) {
-            Ok(c) => changed |= c,
-            Err(e) => {
-                // Redis updates in place: what the elements before the corrupt spot changed
-                // stays (with no event and the cache left as it was).
-                if changed {
-                    store(&mut t, key, v, created, now);
+    }
+    // In place, as Redis: without a copy when this is the only reference to the buffer. What
+    // elements before a corrupt spot changed stays (with no event, the cache as it was).
+    let r = t.update(key, now, |value| {
+        let Value::Str(b) = value else {
+            return Ok(false);
+        };
+        let mut v = Vec::from(bytes::BytesMut::from(std::mem::take(b)));
+        let mut changed = false;
+        let mut r = Ok(());
+        for ele in a.slice(2) {
+            match add(&mut v, ele, limit) {
+                Ok(c) => changed |= c,
+                Err(e) => {
+                    r = Err(e);
+                    break;
                 }
-                return Err(corrupt(e));
             }
         }
-    }
-    if changed {
-        invalidate_cache(&mut v);
-        store(&mut t, key, v, created, now);
-    }
+        if changed && r.is_ok() {
+            invalidate_cache(&mut v);
+        }
+        *b = Bytes::from(v);
+        r.map(|()| changed)
+    });
+    let changed = r.unwrap_or(Ok(false)).map_err(corrupt)?;
     Ok(Reply::Int(i64::from(changed)))
 }
 

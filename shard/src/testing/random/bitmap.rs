@@ -15,8 +15,9 @@ pub const COMMANDS: &[&str] = &[
     "substr",
 ];
 
-/// The key names the generator uses (before the tag); `l` is now and then a list.
-pub const KEYS: &[&str] = &["a", "b", "c", "d", "l"];
+/// The key names the generator uses (before the tag); `l` is now and then a list, `x` and
+/// `y` hold short strings for LCS.
+pub const KEYS: &[&str] = &["a", "b", "c", "d", "l", "x", "y"];
 
 /// The next random bitmap command, on the keys `KEYS` with `tag` before each.
 pub fn step(rng: &mut fastrand::Rng, tag: &str) -> Step {
@@ -150,8 +151,22 @@ impl Gen<'_> {
         let k = self.key();
         let exact = Step::exact;
         match self.rng.u8(..43) {
-            40 | 41 => {
-                let mut c = vec!["LCS".into(), k, self.key()];
+            40 => {
+                // Short strings for LCS, whose table is the product of the two lengths.
+                let text: String = (0..self.rng.usize(0..30))
+                    .map(|_| ['a', 'b', 'c'][self.rng.usize(..3)])
+                    .collect();
+                let x = ["x", "y"][self.rng.usize(..2)];
+                exact(vec!["SET".into(), format!("{}{x}", self.tag), text])
+            }
+            41 => {
+                let x = ["x", "y"][self.rng.usize(..2)];
+                let other = if self.rng.bool() {
+                    format!("{}{}", self.tag, ["x", "y"][self.rng.usize(..2)])
+                } else {
+                    k
+                };
+                let mut c = vec!["LCS".into(), format!("{}{x}", self.tag), other];
                 for _ in 0..self.rng.usize(0..3) {
                     match self.rng.u8(..6) {
                         0 => c.push("LEN".into()),
