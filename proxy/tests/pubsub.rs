@@ -625,3 +625,72 @@ async fn shard_channels_follow_a_slot_migration() {
     b.stop().await;
     a.stop().await;
 }
+
+/// In front of a real Redis Cluster: channels, patterns and shard channels on every node,
+/// messages published straight on a node, keyspace notifications, and redis-py's script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_in_front_of_a_real_redis_cluster() {
+    use common::redis_cluster::{RedisCluster, cli, tools_present};
+    if !tools_present() {
+        return;
+    }
+    let rc = RedisCluster::start();
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    let mut sub = proxy.raw().await;
+    let mut publ = proxy.raw().await;
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "news"]).await,
+        V::Arr(vec![V::s("subscribe"), V::s("news"), V::Int(1)])
+    );
+    assert_eq!(
+        sub.cmd(&["PSUBSCRIBE", "sport.*"]).await,
+        V::Arr(vec![V::s("psubscribe"), V::s("sport.*"), V::Int(2)])
+    );
+    // Shard channels whose slots are on different nodes.
+    let channels: Vec<String> = (0..30).map(|i| format!("sch:{i}")).collect();
+    let mut owners = std::collections::HashSet::new();
+    for (i, ch) in channels.iter().enumerate() {
+        assert_eq!(
+            sub.cmd(&["SSUBSCRIBE", ch]).await,
+            V::Arr(vec![V::s("ssubscribe"), V::s(ch), V::Int(i as i64 + 1)])
+        );
+        owners.insert(rc.owner(ch));
+    }
+    assert_eq!(owners.len(), 3, "shard channels on every node");
+    assert_eq!(publ.cmd(&["PUBLISH", "news", "n1"]).await, V::Int(1));
+    assert_eq!(sub.read().await, message("news", "n1"));
+    assert_eq!(publ.cmd(&["PUBLISH", "sport.golf", "g"]).await, V::Int(1));
+    assert_eq!(
+        sub.read().await,
+        V::Arr(vec![
+            V::s("pmessage"),
+            V::s("sport.*"),
+            V::s("sport.golf"),
+            V::s("g")
+        ])
+    );
+    for ch in &channels {
+        assert_eq!(publ.cmd(&["SPUBLISH", ch, "s"]).await, V::Int(1), "{ch}");
+        assert_eq!(
+            sub.read().await,
+            V::Arr(vec![V::s("smessage"), V::s(ch), V::s("s")])
+        );
+    }
+    // Published straight on each node: the cluster bus brings it to the hub's node; it
+    // arrives once.
+    for p in &rc.ports {
+        cli(*p, &["PUBLISH", "news", &format!("from {p}")]);
+        assert_eq!(sub.read().await, message("news", &format!("from {p}")));
+    }
+    assert_eq!(
+        publ.cmd(&["PUBSUB", "NUMSUB", "news"]).await,
+        V::Arr(vec![V::s("news"), V::Int(1)])
+    );
+    assert_eq!(publ.cmd(&["PUBSUB", "NUMPAT"]).await, V::Int(1));
+    assert_eq!(sub.cmd(&["RESET"]).await, V::s("RESET"));
+    let Some(python) = redis_py() else {
+        return;
+    };
+    run_redis_py_script(&python, "redis_py_pubsub.py", proxy.addr).await;
+    proxy.stop().await;
+}

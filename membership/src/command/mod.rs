@@ -216,7 +216,7 @@ impl Refusal {
     pub const fn reason(self) -> &'static str {
         match self {
             Refusal::Blocking => "blocking commands would hold a shared backend connection",
-            Refusal::PubSub => "pub/sub needs a dedicated connection",
+            Refusal::PubSub => "the proxy's pub/sub hub does not know this command",
             Refusal::Transaction => "transactions need a dedicated connection",
             Refusal::ReplicationAck => "replication acknowledgements are per backend connection",
             Refusal::Monitor => "it needs a dedicated connection",
