@@ -14,7 +14,7 @@
 //!   NUMPAT: the nodes' counts summed, with this proxy's upstream subscriptions replaced by its
 //!   own clients' (other proxies' hubs still count once each).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use membership::command::{CommandId, CommandSpec, full_name, lookup_any};
 
 use crate::aggregate::Gather;
@@ -91,39 +91,20 @@ pub fn route(
     };
     match spec.id {
         CommandId::Subscribe | CommandId::Psubscribe | CommandId::Ssubscribe => {
-            let mut out = BytesMut::new();
-            let mut waits = Vec::new();
-            hub.subscribe(
-                &mut sess.pubsub,
-                sess.id,
-                sess.proto,
-                kind,
-                names(&req),
-                &mut out,
-                &mut waits,
-            );
+            let a = hub.subscribe(&mut sess.pubsub, sess.id, sess.proto, kind, names(&req));
             sess.pubsub.unconfirmed += 1;
             chunk.subscribes += 1;
             chunk.items.push(Item::Subscribed {
-                waits,
-                reply: out.freeze(),
+                waits: a.waits,
+                reply: a.reply.freeze(),
             });
         }
         CommandId::Unsubscribe | CommandId::Punsubscribe | CommandId::Sunsubscribe => {
-            let mut out = BytesMut::new();
-            let mut waits = Vec::new();
             let which = (req.argc() > 1).then(|| names(&req).collect());
-            hub.unsubscribe(
-                &mut sess.pubsub,
-                sess.proto,
-                kind,
-                which,
-                &mut out,
-                &mut waits,
-            );
+            let a = hub.unsubscribe(&mut sess.pubsub, sess.proto, kind, which);
             chunk.items.push(Item::Subscribed {
-                waits,
-                reply: out.freeze(),
+                waits: a.waits,
+                reply: a.reply.freeze(),
             });
         }
         CommandId::Publish => match hub.publish_target(topo) {

@@ -48,6 +48,14 @@ pub struct HubStats {
     pub recomputes: AtomicU64,
 }
 
+/// A (un)subscribe's confirmations (encoded for the client's protocol), and the nodes'
+/// answers they wait for.
+#[derive(Default)]
+pub struct Answer {
+    pub reply: BytesMut,
+    pub waits: Vec<oneshot::Receiver<()>>,
+}
+
 /// What the hub holds, at one moment.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct Gauges {
@@ -113,8 +121,8 @@ impl Hub {
         tokio::spawn(self.clone().follow());
     }
 
-    /// Subscribes a client to `names` of `kind`; the client's confirmations (encoded for
-    /// `proto`), and what they wait for: the nodes' confirmations of new subscriptions.
+    /// Subscribes a client to `names` of `kind`; the client's confirmations, which wait for
+    /// the nodes' confirmations of the subscriptions this made new.
     pub fn subscribe(
         &self,
         c: &mut ClientSubs,
@@ -122,9 +130,9 @@ impl Hub {
         proto: Proto,
         kind: Kind,
         names: impl Iterator<Item = Bytes>,
-        out: &mut BytesMut,
-        waits: &mut Vec<oneshot::Receiver<()>>,
-    ) {
+    ) -> Answer {
+        let mut answer = Answer::default();
+        let (out, waits) = (&mut answer.reply, &mut answer.waits);
         let sub = c.handle(id, proto);
         let topo = self.cell.load();
         let mut st = self.state.lock();
@@ -146,20 +154,21 @@ impl Hub {
             }
             confirmation(out, proto, kind, true, Some(&name), c.count_for(kind));
         }
+        answer
     }
 
     /// Unsubscribes a client from `names` (all of `kind` when `None`); its confirmations,
-    /// and what they wait for: the nodes' answers to the unsubscribes this made (after them,
-    /// PUBLISH no longer counts this proxy's subscription).
+    /// which wait for the nodes' answers to the unsubscribes this made (after them, PUBLISH
+    /// no longer counts this proxy's subscription).
     pub fn unsubscribe(
         &self,
         c: &mut ClientSubs,
         proto: Proto,
         kind: Kind,
         names: Option<Vec<Bytes>>,
-        out: &mut BytesMut,
-        waits: &mut Vec<oneshot::Receiver<()>>,
-    ) {
+    ) -> Answer {
+        let mut answer = Answer::default();
+        let (out, waits) = (&mut answer.reply, &mut answer.waits);
         let id = c.handle.as_ref().map(|h| h.id);
         let mut st = self.state.lock();
         match names {
@@ -190,6 +199,7 @@ impl Hub {
                 }
             }
         }
+        answer
     }
 
     /// The client is gone (or RESET): every subscription dropped, without confirmations.
