@@ -16,10 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${REPS:-3}
 # PUBLISHes per run: with 1 subscriber, and with 100.
-N1=${N1:-200000}
-N100=${N100:-20000}
+N1=${N1:-1000000}
+N100=${N100:-50000}
 PIPELINE=${PIPELINE:-32}
-BASE=${BASE:-7460}
+BASE=${BASE:-7520}
 OUT=$(mktemp -d /tmp/pubsub-bench.XXXXXX)
 
 for bin in redis-server redis-cli python3; do

@@ -501,6 +501,19 @@ pub fn plan(
     if let Some(e) = crate::subscribe::refuse_in_context(sess, spec, &req) {
         return err(chunk, e);
     }
+    if sess.tx.is_some() && crate::subscribe::subscribes(spec) {
+        // Queued, it would run on a shared backend connection and leave it subscribed.
+        if let Some(tx) = sess.tx.as_mut() {
+            tx.aborted = true;
+        }
+        return err(
+            chunk,
+            CmdError::Unsupported {
+                name: spec.name.into(),
+                reason: "subscriptions inside MULTI are not supported",
+            },
+        );
+    }
     if sess.tx.is_some() && !membership::command::runs_at_once_in_multi(spec.id) {
         return crate::transaction::queue(sess, spec, req, chunk);
     }

@@ -59,6 +59,15 @@ pub fn refuse_in_context(
     )))
 }
 
+/// Whether the command (un)subscribes.
+pub fn subscribes(spec: &CommandSpec) -> bool {
+    use CommandId::*;
+    matches!(
+        spec.id,
+        Subscribe | Ssubscribe | Psubscribe | Unsubscribe | Sunsubscribe | Punsubscribe
+    )
+}
+
 /// PING in RESP2 subscribed mode: `*2 $4 pong <message or "">`.
 pub fn subscribed_ping(sess: &Session, req: &Request) -> Option<Reply> {
     if sess.proto == Proto::Resp3 || !sess.pubsub.subscribed() || req.argc() > 2 {

@@ -694,3 +694,25 @@ async fn pubsub_in_front_of_a_real_redis_cluster() {
     run_redis_py_script(&python, "redis_py_pubsub.py", proxy.addr).await;
     proxy.stop().await;
 }
+
+/// SUBSCRIBE inside MULTI would run on a shared backend connection: refused, and the
+/// transaction aborts; PUBLISH inside MULTI runs.
+#[tokio::test]
+async fn subscribing_inside_multi_is_refused() {
+    let shard = TestShard::default().await;
+    let proxy = Proxy::over(std::slice::from_ref(&shard)).await;
+    let mut c = proxy.raw().await;
+    assert_eq!(c.text(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(
+        c.text(&["SUBSCRIBE", "x"]).await,
+        "-ERR SUBSCRIBE is not supported through the proxy: subscriptions inside MULTI are not supported\r\n"
+    );
+    assert!(c.text(&["EXEC"]).await.starts_with("-EXECABORT"));
+    assert_eq!(c.text(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(c.text(&["PUBLISH", "x", "y"]).await, "+QUEUED\r\n");
+    assert_eq!(c.text(&["EXEC"]).await, "*1\r\n:0\r\n");
+    // The shared connections are not subscribed: plain commands still work.
+    assert_eq!(c.text(&["SET", "k", "v"]).await, "+OK\r\n");
+    proxy.stop().await;
+    shard.stop().await;
+}

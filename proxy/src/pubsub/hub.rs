@@ -288,7 +288,7 @@ impl Hub {
 
     /// A message from node `from`, for subscribers of `(kind, name)`; `raw` is the node's RESP2
     /// frame, which is what a RESP2 client gets.
-    pub(super) fn deliver(&self, from: &str, kind: Kind, name: &[u8], channel: &[u8], raw: Bytes) {
+    pub(super) fn deliver(&self, from: &str, kind: Kind, name: &Bytes, channel: &[u8], raw: Bytes) {
         let st = self.state.lock();
         // Only the designated node's classic messages are passed on; other nodes contribute
         // their keyspace notifications (a PUBLISH in a cluster reaches them all).
@@ -298,7 +298,7 @@ impl Hub {
         {
             return;
         }
-        let Some(entry) = st.subs.get(&(kind, Bytes::copy_from_slice(name))) else {
+        let Some(entry) = st.subs.get(&(kind, name.clone())) else {
             self.stats.received.fetch_add(1, Relaxed);
             return;
         };
