@@ -98,7 +98,10 @@ impl Link {
             return None;
         }
         let (tx, rx) = oneshot::channel();
-        st.waiters.entry(key.clone()).or_default().push(tx);
+        let waiting = st.waiters.entry(key.clone()).or_default();
+        // Clients that gave up waiting (a node down past the backend timeout) are let go.
+        waiting.retain(|w| !w.is_closed());
+        waiting.push(tx);
         Some(rx)
     }
 
