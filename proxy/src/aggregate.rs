@@ -21,6 +21,10 @@ pub enum Gather {
     Slowlog { count: Option<usize> },
     /// RANDOMKEY: the replies come in pairs per shard, `DBSIZE` then `RANDOMKEY`.
     Random,
+    /// PUBSUB: channel lists united (CHANNELS, SHARDCHANNELS), or counts summed (`numbers`:
+    /// NUMSUB and SHARDNUMSUB per channel, NUMPAT), each count corrected by `adjust` (this
+    /// proxy's clients in place of its hub's upstream subscriptions).
+    Pubsub { numbers: bool, adjust: Vec<i64> },
 }
 
 /// Combines the shards' replies (in slot-map order) as `how` says. `random` is a uniformly
@@ -56,7 +60,73 @@ pub fn gather(how: Gather, replies: Vec<Reply>, random: u64) -> Reply {
             Reply::Array(merge_slowlog(shards, count))
         }
         Gather::Random => random_key(replies, random),
+        Gather::Pubsub { numbers, adjust } => pubsub(replies, numbers, &adjust),
     }
+}
+
+/// [`Gather::Pubsub`]. Nodes that failed are left out, unless all did.
+fn pubsub(replies: Vec<Reply>, numbers: bool, adjust: &[i64]) -> Reply {
+    let mut first_error = None;
+    let mut answered: Vec<Reply> = Vec::with_capacity(replies.len());
+    for r in replies {
+        match r {
+            e @ Reply::Error(_) => {
+                first_error.get_or_insert(e);
+            }
+            other => answered.push(other),
+        }
+    }
+    if answered.is_empty()
+        && let Some(e) = first_error
+    {
+        return e;
+    }
+    let fix = |i: usize, n: i64| (n + adjust.get(i).copied().unwrap_or(0)).max(0);
+    if !numbers {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for r in answered {
+            if let Reply::Array(names) | Reply::Set(names) = r {
+                for n in names {
+                    if let Reply::Bulk(b) = &n
+                        && seen.insert(b.clone())
+                    {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        return Reply::Array(out);
+    }
+    if answered.iter().all(|r| matches!(r, Reply::Int(_))) {
+        let sum = answered
+            .iter()
+            .map(|r| if let Reply::Int(n) = r { *n } else { 0 })
+            .sum();
+        return Reply::Int(fix(0, sum));
+    }
+    // Flat `channel, count` pairs, in the request's order on every node.
+    let mut out: Vec<Reply> = Vec::new();
+    for r in answered {
+        let Reply::Array(flat) = r else { continue };
+        if out.is_empty() {
+            out = flat;
+            continue;
+        }
+        for (i, v) in flat.into_iter().enumerate() {
+            if let (Some(Reply::Int(acc)), Reply::Int(n)) = (out.get_mut(i), v) {
+                *acc += n;
+            }
+        }
+    }
+    for (i, r) in out.iter_mut().enumerate() {
+        if i % 2 == 1
+            && let Reply::Int(n) = r
+        {
+            *n = fix(i / 2, *n);
+        }
+    }
+    Reply::Array(out)
 }
 
 fn unexpected(cmd: &str, r: &Reply) -> Reply {

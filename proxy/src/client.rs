@@ -1,6 +1,7 @@
 //! A client connection's own state: what the planner and the locally answered commands read
 //! and change (protocol, authentication, QUIT, writes in flight). The session owns it and lends
-//! it down, so this module depends on nothing of the proxy's but the protocol.
+//! it down, so this module depends on nothing of the proxy's but the protocol and the pub/sub
+//! client state.
 
 use crate::protocol::Proto;
 
@@ -18,4 +19,6 @@ pub struct Session {
     pub tx: Option<crate::transaction::Tx>,
     /// WATCH's pinned backend connection, until EXEC, DISCARD, UNWATCH or RESET.
     pub watch: Option<crate::transaction::Watch>,
+    /// Its subscriptions and message queue (see `crate::pubsub`).
+    pub pubsub: crate::pubsub::ClientSubs,
 }

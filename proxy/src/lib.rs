@@ -13,7 +13,8 @@
 //! 4. `local` — commands the proxy answers itself; `observe` — metrics and traces.
 //! 5. `shared` — the proxy-wide state (configuration, slot map cell, backends, clients,
 //!    counters, hot keys, learned commands); `client` — one connection's own state.
-//! 6. `hotkey` — hot keys and the near cache; `learned` — commands learned from the backends.
+//! 6. `hotkey` — hot keys and the near cache; `learned` — commands learned from the backends;
+//!    `pubsub` — the subscription hub (upstream subscriptions fanned out to the clients).
 //! 7. `topology` — the slot map snapshot.
 //! 8. `backend` — multiplexed shard connections.
 //! 9. What uses nothing above: `aggregate` (merge rules of gathered replies), `algebra`
@@ -37,10 +38,12 @@ mod observe;
 pub mod outbuf;
 mod plan;
 pub mod protocol;
+pub mod pubsub;
 mod scripts;
 mod server;
 mod session;
 mod shared;
+mod subscribe;
 pub mod topology;
 mod transaction;
 

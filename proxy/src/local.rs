@@ -75,6 +75,7 @@ fn run(
             Reply::ok()
         }
         CommandId::Reset => {
+            shared.pubsub.remove_client(&mut sess.pubsub);
             sess.tx = None;
             sess.watch = None;
             sess.proto = Proto::Resp2;
@@ -568,8 +569,9 @@ pub fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
         ));
     }
     if want("stats") {
+        let ps = shared.pubsub.gauges();
         out.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries_tryagain:{}\r\ntopology_refreshes:{}\r\ntopology_epoch:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nredirects_moved:{}\r\nredirects_ask:{}\r\nretries_tryagain:{}\r\ntopology_refreshes:{}\r\ntopology_epoch:{}\r\nclient_output_buffer_limit_disconnections:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\npubsub_upstream_subscriptions:{}\r\npubsub_messages_received:{}\r\npubsub_messages_fanned_out:{}\r\npubsub_slow_subscribers_dropped:{}\r\n\r\n",
             st.conns.received.load(Relaxed),
             st.conns.rejected.load(Relaxed),
             st.total_commands.load(Relaxed),
@@ -581,6 +583,13 @@ pub fn info(shared: &Shared, topo: &Topology, req: &Request) -> String {
             shared.topology.refreshes.load(Relaxed),
             topo.epoch,
             st.output_buffer_limit_disconnections.load(Relaxed),
+            ps.channels,
+            ps.patterns,
+            ps.shard_channels,
+            ps.upstream,
+            shared.pubsub.stats.received.load(Relaxed),
+            shared.pubsub.stats.fanned_out.load(Relaxed),
+            shared.pubsub.stats.slow_dropped.load(Relaxed),
         ));
     }
     if want("replication") {

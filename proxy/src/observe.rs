@@ -19,6 +19,7 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
     fn with<T: Default>(w: &Weak<Shared>, f: impl FnOnce(&Shared) -> T) -> T {
         w.upgrade().map(|s| f(&s)).unwrap_or_default()
     }
+    register_pubsub(m, &w);
     let s = w.clone();
     m.counter_by(
         "autocache_hotkey_cache_lookups",
@@ -284,4 +285,61 @@ pub fn emit(t: &Tracing, trace: Option<Box<CmdTrace>>, f: Finished<'_>) {
         events,
         error: f.error,
     });
+}
+
+/// The subscription hub's gauges and counters (`crate::pubsub`).
+fn register_pubsub(m: &Metrics, w: &Weak<Shared>) {
+    type Gauge = fn(&crate::pubsub::hub::Gauges) -> usize;
+    let gauges: [(&'static str, &'static str, Gauge); 4] = [
+        (
+            "autocache_pubsub_upstream_subscriptions",
+            "Subscriptions the proxy holds on the nodes for its clients (one per channel, pattern or shard channel and node).",
+            |g| g.upstream,
+        ),
+        (
+            "autocache_pubsub_local_subscriptions",
+            "Subscriptions of the proxy's clients (one per client and channel, pattern or shard channel).",
+            |g| g.local,
+        ),
+        (
+            "autocache_pubsub_subscribers",
+            "Clients of the proxy subscribed to anything.",
+            |g| g.subscribers,
+        ),
+        (
+            "autocache_pubsub_links",
+            "Upstream pub/sub connections up (at most one per node).",
+            |g| g.links,
+        ),
+    ];
+    for (name, help, f) in gauges {
+        let s = w.clone();
+        m.gauge(name, help, move || {
+            s.upgrade().map_or(0, |sh| f(&sh.pubsub.gauges()) as i64)
+        });
+    }
+    type Counter = fn(&crate::pubsub::hub::HubStats) -> u64;
+    let counters: [(&'static str, &'static str, Counter); 3] = [
+        (
+            "autocache_pubsub_messages_received",
+            "Messages the proxy received from the nodes for its subscribers.",
+            |s| s.received.load(Relaxed),
+        ),
+        (
+            "autocache_pubsub_messages_fanned_out",
+            "Messages queued to subscribers (one per message and client).",
+            |s| s.fanned_out.load(Relaxed),
+        ),
+        (
+            "autocache_pubsub_slow_subscribers_dropped",
+            "Subscribers disconnected for client-output-buffer-limit pubsub.",
+            |s| s.slow_dropped.load(Relaxed),
+        ),
+    ];
+    for (name, help, f) in counters {
+        let s = w.clone();
+        m.counter(name, help, move || {
+            s.upgrade().map_or(0, |sh| f(&sh.pubsub.stats))
+        });
+    }
 }

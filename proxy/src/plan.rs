@@ -129,6 +129,13 @@ pub enum Item {
     Unowned { req: Bytes, slot: Slot, conv: Conv },
     /// Lowers the fences of the writes before it, once they have been answered.
     Release(Vec<hotkey::Fence>),
+    /// (P|S)SUBSCRIBE's confirmations, written once the nodes confirmed the subscriptions
+    /// they made new (each wait ends then, or when it is given up), within the backend
+    /// timeout.
+    Subscribed {
+        waits: Vec<tokio::sync::oneshot::Receiver<()>>,
+        reply: Bytes,
+    },
 }
 
 /// Requests for one backend in this chunk.
@@ -168,6 +175,8 @@ pub struct ChunkBuilder {
     pub trace: Option<Box<CmdTrace>>,
     /// Writes planned that fence near-cache keys (see [`crate::client::Session::writes`]).
     pub writes: usize,
+    /// (P|S)SUBSCRIBE items in it (see `crate::pubsub::ClientSubs::unconfirmed`).
+    pub subscribes: usize,
 }
 
 impl ChunkBuilder {
@@ -181,6 +190,7 @@ impl ChunkBuilder {
             cur: None,
             trace: None,
             writes: 0,
+            subscribes: 0,
         }
     }
 
@@ -199,7 +209,7 @@ impl ChunkBuilder {
         self.trace = None;
     }
 
-    fn add(&mut self, backend: &Arc<Backend>, req: Bytes, slot: Option<Slot>) -> Part {
+    pub fn add(&mut self, backend: &Arc<Backend>, req: Bytes, slot: Option<Slot>) -> Part {
         let group = match self.groups.iter().position(|g| {
             Arc::ptr_eq(&g.backend, backend) && g.dedicated.is_none() && g.pinned.is_none()
         }) {
@@ -488,8 +498,29 @@ pub fn plan(
         }
         return;
     };
+    if let Some(e) = crate::subscribe::refuse_in_context(sess, spec, &req) {
+        return err(chunk, e);
+    }
+    if sess.tx.is_some() && crate::subscribe::subscribes(spec) {
+        // Queued, it would run on a shared backend connection and leave it subscribed.
+        if let Some(tx) = sess.tx.as_mut() {
+            tx.aborted = true;
+        }
+        return err(
+            chunk,
+            CmdError::Unsupported {
+                name: spec.name.into(),
+                reason: "subscriptions inside MULTI are not supported",
+            },
+        );
+    }
     if sess.tx.is_some() && !membership::command::runs_at_once_in_multi(spec.id) {
         return crate::transaction::queue(sess, spec, req, chunk);
+    }
+    if spec.id == CommandId::Ping
+        && let Some(pong) = crate::subscribe::subscribed_ping(sess, &req)
+    {
+        return chunk.ready(pong);
     }
     shared.scripts.observe(spec, &req);
     // Hot keys: a write fences its keys in the near cache until its reply has been rendered.
@@ -582,6 +613,7 @@ fn route(
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
         Route::Blocking => blocking(shared, topo, spec, req, chunk),
+        Route::PubSub => crate::subscribe::route(sess, shared, topo, spec, req, chunk),
         Route::Transaction => crate::transaction::command(sess, shared, topo, spec, req, chunk),
         Route::AnyShard => match topo.backends.first() {
             Some(b) => {

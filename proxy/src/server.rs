@@ -125,8 +125,21 @@ pub async fn run_with_admin(
         busy: (!config.busy_poll.is_zero()).then(|| crate::busy::BusyPoll::new(config.busy_poll)),
         learned: Arc::new(ArcSwap::from_pointee(Default::default())),
         scripts: Default::default(),
+        pubsub: crate::pubsub::Hub::new(
+            cell.clone(),
+            backends.clone(),
+            crate::pubsub::LinkSettings {
+                username: config.backend_user.clone(),
+                password: config.backend_password.clone(),
+                connect_timeout: config.connect_timeout,
+                health_interval: config.health_interval,
+            },
+            config.client_output_buffer_limit.pubsub,
+            stop.child_token(),
+        ),
         config,
     });
+    shared.pubsub.start();
     if let Some(b) = &shared.busy {
         tokio::spawn(b.clone().run(stop.child_token()));
     }

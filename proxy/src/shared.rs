@@ -88,4 +88,6 @@ pub struct Shared {
     pub learned: Arc<ArcSwap<LearnedTable>>,
     /// Scripts sent through the proxy, to heal `-NOSCRIPT` (see `crate::scripts`).
     pub scripts: crate::scripts::Scripts,
+    /// The subscription hub (pub/sub).
+    pub pubsub: Arc<crate::pubsub::Hub>,
 }

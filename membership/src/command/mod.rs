@@ -180,6 +180,9 @@ pub enum Route {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a transaction's commands run on one backend
     /// connection, in one slot.
     Transaction,
+    /// (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBLISH, PUBSUB: a proxy serves them from its
+    /// subscription hub (one upstream subscription per channel, fanned out to its clients).
+    PubSub,
     /// Not served through a proxy, for this reason. Checked before arity: the client learns
     /// why, whatever its arguments.
     Refused(Refusal),
@@ -191,7 +194,7 @@ pub enum Route {
 pub enum Refusal {
     /// BLPOP, XREAD ...: would hold a pooled backend connection while it waits.
     Blocking,
-    /// SUBSCRIBE, PUBLISH ...: a subscriber needs its own backend connection.
+    /// A learned pub/sub command the proxy's hub does not know.
     PubSub,
     /// MULTI, EXEC, WATCH ...: a transaction's commands must share one backend connection.
     Transaction,
@@ -213,7 +216,7 @@ impl Refusal {
     pub const fn reason(self) -> &'static str {
         match self {
             Refusal::Blocking => "blocking commands would hold a shared backend connection",
-            Refusal::PubSub => "pub/sub needs a dedicated connection",
+            Refusal::PubSub => "the proxy's pub/sub hub does not know this command",
             Refusal::Transaction => "transactions need a dedicated connection",
             Refusal::ReplicationAck => "replication acknowledgements are per backend connection",
             Refusal::Monitor => "it needs a dedicated connection",
@@ -846,18 +849,14 @@ mod tests {
         }
     }
 
-    /// A served row is routed somewhere (pub/sub excepted: the shard serves it, a proxy refuses
-    /// it until it gives subscribers connections of their own); a refused row says why and is
-    /// executed by no one.
+    /// A served row is routed somewhere; a refused row says why and is executed by no one.
     #[test]
     fn route_kinds_follow_the_tables() {
         for (top, c) in COMMANDS
             .iter()
             .flat_map(|c| std::iter::once((c, c)).chain(c.subcommands.iter().map(move |s| (c, s))))
         {
-            if c.group != "pubsub" {
-                assert_eq!(c.refusal(), None, "{}", full_name(top, c));
-            }
+            assert_eq!(c.refusal(), None, "{}", full_name(top, c));
             assert_ne!(c.id, CommandId::Unserved, "{}", full_name(top, c));
         }
         for c in REFUSED {
@@ -868,7 +867,7 @@ mod tests {
         let refusal = |n: &[u8]| lookup_any(n).and_then(CommandSpec::refusal);
         assert_eq!(refusal(b"XREAD"), Some(Refusal::Blocking));
         assert_eq!(refusal(b"BLPOP"), None, "served on a connection of its own");
-        assert_eq!(refusal(b"subscribe"), Some(Refusal::PubSub));
+        assert_eq!(refusal(b"subscribe"), None, "served by the proxy's hub");
         assert_eq!(refusal(b"Multi"), None, "served on a connection of its own");
         assert_eq!(refusal(b"wait"), Some(Refusal::ReplicationAck));
         assert_eq!(refusal(b"move"), Some(Refusal::OneDatabase));

@@ -381,13 +381,13 @@ const PLS: Flags = Flags::PUBSUB.union(LS);
 
 #[rustfmt::skip]
 static PUBSUB_SUBS: &[CommandSpec] = &[
-    //  name             id                   arity flags keys key use  route            tips     group     since    summary
-    row("channels",      PubsubChannels,        -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "List active channels"),
-    row("numpat",        PubsubNumpat,           2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions"),
-    row("numsub",        PubsubNumsub,          -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "2.8.0", "Get the count of subscribers for channels"),
-    row("shardchannels", PubsubShardchannels,   -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "List active shard channels"),
-    row("shardnumsub",   PubsubShardnumsub,     -2, PLS,  K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
-    row("help",          PubsubHelp,             2, LS,   K0,  NO_KEYS, Refused(PubSub), NO_TIPS, "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
+    //  name             id                   arity flags keys key use  route   tips     group     since    summary
+    row("channels",      PubsubChannels,        -2, PLS,  K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "2.8.0", "List active channels"),
+    row("numpat",        PubsubNumpat,           2, PLS,  K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "2.8.0", "Get the count of unique patterns pattern subscriptions"),
+    row("numsub",        PubsubNumsub,          -2, PLS,  K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "2.8.0", "Get the count of subscribers for channels"),
+    row("shardchannels", PubsubShardchannels,   -2, PLS,  K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "7.0.0", "List active shard channels"),
+    row("shardnumsub",   PubsubShardnumsub,     -2, PLS,  K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "7.0.0", "Get the count of subscribers for shard channels"),
+    row("help",          PubsubHelp,             2, LS,   K0,  NO_KEYS, Route::PubSub,  NO_TIPS, "pubsub", "6.2.0", "Show helpful text about the different subcommands"),
 ];
 
 #[rustfmt::skip]
@@ -399,8 +399,7 @@ static SCRIPT_SUBS: &[CommandSpec] = &[
     row("help",   ScriptHelp,       2, LS,  K0,  NO_KEYS, AnyShard,                 NO_TIPS,  "scripting", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
-/// What AutoCache serves: the shard executes every row; the proxy routes it by its route
-/// (pub/sub's rows excepted: a proxy refuses them, see `Refusal::PubSub`).
+/// What AutoCache serves: the shard executes every row; the proxy routes it by its route.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
     //  name            id            arity flags  keys key use        route                     tips            group         since     summary
@@ -575,15 +574,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("zinterstore",      Zinterstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zdiffstore",       Zdiffstore,        -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zintercard",       Zintercard,        -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result").with_specs(KEYNUM_AT_1_RO),
-    row("subscribe",    Subscribe,      -2, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to the given channels"),
-    row("psubscribe",   Psubscribe,     -2, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to channels matching the given patterns"),
-    row("ssubscribe",   Ssubscribe,     -2, PNLS,  KN,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Listen for messages published to the given shard channels"),
-    row("unsubscribe",  Unsubscribe,    -1, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to the given channels"),
-    row("punsubscribe", Punsubscribe,   -1, PNLS,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to channels matching the given patterns"),
-    row("sunsubscribe", Sunsubscribe,   -1, PNLS,  KN,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Stop listening for messages posted to the given shard channels"),
-    row("publish",      Publish,         3, PLSF,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.0.0",  "Post a message to a channel"),
-    row("spublish",     Spublish,        3, PLSF,  K1,  NOT_KEY,       Refused(PubSub),          NO_TIPS,        "pubsub",     "7.0.0",  "Post a message to a shard channel"),
-    row("pubsub",       Pubsub,         -2, NONE,  K0,  NO_KEYS,       Refused(PubSub),          NO_TIPS,        "pubsub",     "2.8.0",  "A container for Pub/Sub commands").with_subcommands(PUBSUB_SUBS),
+    row("subscribe",    Subscribe,      -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to the given channels"),
+    row("psubscribe",   Psubscribe,     -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to channels matching the given patterns"),
+    row("ssubscribe",   Ssubscribe,     -2, PNLS,  KN,  NOT_KEY,       Route::PubSub,             NO_TIPS,        "pubsub",     "7.0.0",  "Listen for messages published to the given shard channels"),
+    row("unsubscribe",  Unsubscribe,    -1, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to the given channels"),
+    row("punsubscribe", Punsubscribe,   -1, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Stop listening for messages posted to channels matching the given patterns"),
+    row("sunsubscribe", Sunsubscribe,   -1, PNLS,  KN,  NOT_KEY,       Route::PubSub,             NO_TIPS,        "pubsub",     "7.0.0",  "Stop listening for messages posted to the given shard channels"),
+    row("publish",      Publish,         3, PLSF,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Post a message to a channel"),
+    row("spublish",     Spublish,        3, PLSF,  K1,  NOT_KEY,       SingleKey,                NO_TIPS,        "pubsub",     "7.0.0",  "Post a message to a shard channel"),
+    row("pubsub",       Pubsub,         -2, NONE,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.8.0",  "A container for Pub/Sub commands").with_subcommands(PUBSUB_SUBS),
     // scripting
     row("eval",         Eval,           -3, SCRIPT,    K0, EVAL_KEYS,  SameSlot,                 NO_TIPS,        "scripting",  "2.6.0",  "Execute a Lua script server side").with_specs(EVAL_SPECS),
     row("evalsha",      Evalsha,        -3, SCRIPT,    K0, RW_AU,      SameSlot,                 NO_TIPS,        "scripting",  "2.6.0",  "Execute a Lua script server side").with_specs(EVAL_SPECS),

@@ -42,6 +42,8 @@ pub(super) struct Chunk {
     pub(super) writes: usize,
     /// It holds a blocking command (on a connection of its own).
     pub(super) blocking: bool,
+    /// (P|S)SUBSCRIBE items in it.
+    pub(super) subscribes: usize,
 }
 
 /// Sends the chunk's backend batches, then queues the chunk to be answered; returns its items.
@@ -92,6 +94,7 @@ pub(super) async fn dispatch(
         close,
         writes: chunk.writes,
         blocking,
+        subscribes: chunk.subscribes,
     });
     items
 }

@@ -65,6 +65,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         writes: 0,
         tx: None,
         watch: None,
+        pubsub: Default::default(),
     };
     let max_bulk = usize::try_from(shared.config.proto_max_bulk_len).unwrap_or(usize::MAX);
     let query_limit = max_bulk.saturating_mul(2).max(1 << 20);
@@ -108,12 +109,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         // While a blocking command waits, the client's input is still read (and held, as
         // Redis holds a blocked client's input), so a client that goes away is noticed.
         let blocked = queue.front().is_some_and(|c| c.blocking) && input.len() < query_limit;
+        // Messages wait while a subscribe confirmation is planned and not yet written.
+        let pushing = sess.pubsub.rx.is_some() && sess.pubsub.unconfirmed == 0;
+        let subscriber = sess.pubsub.handle.clone();
         let wake = if pending && room {
             Wake::Pending
         } else {
             tokio::select! {
                 biased;
+                () = killed(subscriber.as_deref()), if subscriber.is_some() => Wake::Killed,
                 () = head_answered(&mut queue), if waiting => Wake::Answered,
+                Some(msg) = next_push(&mut sess.pubsub.rx), if pushing => Wake::Push(msg),
                 _ = shared.drain.cancelled(), if reading => {
                     reading = false;
                     continue;
@@ -131,15 +137,34 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 sess.writes = sess.writes.saturating_sub(chunk.writes);
                 in_flight = in_flight.saturating_sub(chunk.items.len());
                 let items = chunk.items.len();
+                let subscribes = chunk.subscribes;
                 if !replier.answer(chunk).await {
                     break;
                 }
+                sess.pubsub.unconfirmed = sess.pubsub.unconfirmed.saturating_sub(subscribes);
                 estimate = outbuf::next_estimate(estimate, replier.last_bytes, items);
                 if queue.is_empty() {
                     replier.idle();
                 }
                 if let Some(b) = &shared.busy {
                     b.note();
+                }
+                continue;
+            }
+            Wake::Killed => {
+                shared
+                    .stats
+                    .output_buffer_limit_disconnections
+                    .fetch_add(1, Relaxed);
+                break;
+            }
+            Wake::Push(first) => {
+                let Some(sub) = subscriber else { continue };
+                if !write_pushes(&mut replier, &mut sess.pubsub, &sub, first).await {
+                    break;
+                }
+                if queue.is_empty() {
+                    replier.idle();
                 }
                 continue;
             }
@@ -260,7 +285,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         if sess.close {
             reading = false;
         }
+        if let Some(h) = &sess.pubsub.handle {
+            // HELLO may have switched protocols: messages are encoded for the new one.
+            h.set_proto(sess.proto);
+        }
     }
+    shared.pubsub.remove_client(&mut sess.pubsub);
     replier.finish().await;
     shared.clients.lock().remove(&id);
 }
@@ -297,8 +327,67 @@ async fn answer_without_map(
     dispatch(queue, chunk, sess.id as usize, sess.close, false).await
 }
 
+/// Bytes of queued messages written to a subscriber at once.
+const PUSH_BATCH: usize = 64 * 1024;
+
+/// The next queued message (never completes without a queue).
+async fn next_push(
+    rx: &mut Option<tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>>,
+) -> Option<bytes::Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when the subscriber overcame its output buffer limit.
+async fn killed(sub: Option<&crate::pubsub::Subscriber>) {
+    match sub {
+        Some(s) => s.kill.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes `first` and what else is queued (up to [`PUSH_BATCH`]) with one syscall.
+async fn write_pushes(
+    replier: &mut Replier,
+    subs: &mut crate::pubsub::ClientSubs,
+    sub: &crate::pubsub::Subscriber,
+    first: bytes::Bytes,
+) -> bool {
+    let mut total = first.len();
+    let mut more = Vec::new();
+    if let Some(rx) = subs.rx.as_mut() {
+        while total < PUSH_BATCH {
+            match rx.try_recv() {
+                Ok(m) => {
+                    total += m.len();
+                    more.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let ok = if more.is_empty() {
+        replier.push(&first, &sub.kill).await
+    } else {
+        let mut buf = BytesMut::with_capacity(total);
+        buf.extend_from_slice(&first);
+        for m in &more {
+            buf.extend_from_slice(m);
+        }
+        replier.push(&buf, &sub.kill).await
+    };
+    sub.written(total);
+    ok
+}
+
 /// What the session's loop woke up for.
 enum Wake {
+    /// A queued pub/sub message.
+    Push(bytes::Bytes),
+    /// The subscriber overcame its output buffer limit.
+    Killed,
     /// The oldest chunk's batches are answered.
     Answered,
     /// The client sent something (or closed).

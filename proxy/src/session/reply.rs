@@ -65,6 +65,24 @@ impl Replier {
         }
     }
 
+    /// Writes queued pub/sub messages; false when the client is gone or must go (`kill`: it
+    /// overcame its output buffer limit meanwhile).
+    pub(super) async fn push(
+        &mut self,
+        buf: &[u8],
+        kill: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        self.shared
+            .stats
+            .conns
+            .net_output_bytes
+            .fetch_add(buf.len() as u64, Relaxed);
+        tokio::select! {
+            r = self.w.write_all(buf) => r.is_ok(),
+            _ = kill.cancelled() => false,
+        }
+    }
+
     pub(super) async fn finish(mut self) {
         let _ = self.w.shutdown().await;
     }
@@ -552,6 +570,15 @@ impl Ctx<'_> {
                 self.forward(&r, conv, out);
             }
             Item::Release(fences) => drop(fences),
+            Item::Subscribed { waits, reply } => {
+                let deadline = tokio::time::Instant::now() + self.shared.config.backend_timeout;
+                for w in waits {
+                    // A node that does not confirm in time: the client is answered anyway (the
+                    // hub keeps trying), as Redis's SUBSCRIBE never fails.
+                    let _ = tokio::time::timeout_at(deadline, w).await;
+                }
+                out.extend_from_slice(&reply);
+            }
         }
     }
 

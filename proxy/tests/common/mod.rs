@@ -183,11 +183,16 @@ pub fn redis_py() -> Option<String> {
 
 /// Runs tests/clients/redis_py.py against `addr` and fails with its output unless it passes.
 pub async fn run_redis_py(python: &str, addr: SocketAddr) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/redis_py.py");
+    run_redis_py_script(python, "redis_py.py", addr).await
+}
+
+/// Runs tests/clients/`name` against `addr` and fails with its output unless it prints `ok`.
+pub async fn run_redis_py_script(python: &str, name: &str, addr: SocketAddr) {
+    let script = format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::time::timeout(
         TIMEOUT,
         tokio::process::Command::new(python)
-            .arg(script)
+            .arg(&script)
             .arg(addr.port().to_string())
             .kill_on_drop(true)
             .output(),
@@ -201,7 +206,7 @@ pub async fn run_redis_py(python: &str, addr: SocketAddr) {
     );
     assert!(
         out.status.success() && stdout.trim() == "ok",
-        "redis-py script failed ({}):\n{stdout}\n{stderr}",
+        "redis-py script {name} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
 }
