@@ -5,14 +5,15 @@
 #   redis-server                       the reference
 #   autocache-shard (direct)           ratio shard / redis-server
 #   autocache-proxy -> that one shard  ratio proxy / direct: what the hop costs a script
-# plus, with WORKLOADS="evalsha incr", a plain INCR in the same run as a baseline. REPS rounds,
+# plus, with WORKLOADS="evalsha incr noop", a plain INCR in the same run as a baseline and the
+# EVALSHA of `return 1` with one key (what running any script costs, without its commands). REPS rounds,
 # the systems alternating within each round; medians and ratios printed as a markdown table,
 # with the CPU time per request of the process measured and, behind the proxy, of its shard
 # (from /proc/PID/stat).
 # Loopback only; every run is bounded by -n and timeout(1).
 #
 #   docs/bench/scripts.sh                            # 3 rounds, EVALSHA only
-#   REPS=5 WORKLOADS="evalsha incr" docs/bench/scripts.sh
+#   REPS=5 WORKLOADS="evalsha incr noop" docs/bench/scripts.sh
 #   N_P1=20000 N_P16=100000 REPS=1 docs/bench/scripts.sh   # a quick check
 #   PERF=1 docs/bench/scripts.sh     # also perf record the shard during one -P 16 EVALSHA run
 set -euo pipefail
@@ -28,6 +29,7 @@ BASE=${BASE:-7460}
 PERF=${PERF:-0}
 OUT=$(mktemp -d /tmp/scripts.XXXXXX)
 SCRIPT="redis.call('INCR', KEYS[1]); return redis.call('GET', KEYS[1])"
+NOOP="return 1"
 
 for bin in redis-server redis-cli redis-benchmark python3; do
   command -v "$bin" >/dev/null || { echo "missing $bin (apt-get install redis-server redis-tools)" >&2; exit 1; }
@@ -68,10 +70,12 @@ for p in "$BASE" $((BASE + 9)); do wait_port "$p"; done
 # The script is loaded once per system (through the proxy: on its shard); every run's EVALSHA
 # must find it (a NOSCRIPT would show as errors in redis-benchmark's output).
 SHA=""
+NOOP_SHA=""
 for port in $((BASE + 9)) $((BASE + 1)) "$BASE"; do
   sha=$(redis-cli -p "$port" SCRIPT LOAD "$SCRIPT")
   [ -z "$SHA" ] || [ "$sha" = "$SHA" ] || { echo "SHA mismatch on $port: $sha" >&2; exit 1; }
   SHA=$sha
+  NOOP_SHA=$(redis-cli -p "$port" SCRIPT LOAD "$NOOP")
 done
 [ "$(redis-cli -p "$BASE" EVALSHA "$SHA" 1 ev:check)" = 1 ] || { echo "EVALSHA check failed" >&2; exit 1; }
 
@@ -82,7 +86,8 @@ for rep in $(seq "$REPS"); do
     case $w in
       evalsha) cmd=(EVALSHA "$SHA" 1 ev:__rand_int__) ;;
       incr) cmd=(INCR in:__rand_int__) ;;
-      *) echo "unknown workload $w (evalsha, incr)" >&2; exit 1 ;;
+      noop) cmd=(EVALSHA "$NOOP_SHA" 1 no:__rand_int__) ;;
+      *) echo "unknown workload $w (evalsha, incr, noop)" >&2; exit 1 ;;
     esac
     for P_ in $PIPELINES; do
       n=$N_P1; [ "$P_" != 1 ] && n=$N_P16
@@ -93,7 +98,7 @@ for rep in $(seq "$REPS"); do
         perf_pid=""
         if [ "$PERF" = 1 ] && [ "$rep" = 1 ] && [ "$P_" = 16 ] && [ "$w" = evalsha ] &&
           [ "$name" != proxy ]; then
-          perf record -F 999 -g -p "${PID[$name]}" -o "$OUT/perf-$name.data" >/dev/null 2>&1 &
+          perf record -F 999 -p "${PID[$name]}" -o "$OUT/perf-$name.data" >/dev/null 2>&1 &
           perf_pid=$!
           sleep 0.5
         fi
@@ -138,7 +143,7 @@ g = defaultdict(list)
 for r in csv.DictReader(open(sys.argv[1]), delimiter="\t"):
     g[(r["workload"], r["system"], r["pipeline"])].append(r)
 med = lambda rs, k: st.median(float(r[k]) for r in rs)
-names = {"evalsha": "EVALSHA (INCR + GET)", "incr": "INCR"}
+names = {"evalsha": "EVALSHA (INCR + GET)", "incr": "INCR", "noop": "EVALSHA (return 1)"}
 print("| workload | -P | redis-server | autocache-shard | shard / redis | proxy → that shard | proxy / direct |")
 print("|---|---|---|---|---|---|---|")
 rounds = []
