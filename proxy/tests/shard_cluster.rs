@@ -192,24 +192,3 @@ async fn proxy_follows_an_online_slot_migration() {
     assert!(k > 500, "C holds migrated keys: {k}");
     proxy.stop().await;
 }
-
-/// ioredis through the proxy over three cluster-mode shards (the slot map from their CLUSTER
-/// SHARDS): multi/exec, WATCH retries, defineCommand, pipelines over every shard.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ioredis_through_the_proxy_over_cluster_mode_shards() {
-    let Some(node) = ioredis() else {
-        return;
-    };
-    let a = cluster_shard("io-a", vec![]).await;
-    converged(&[&a], 1).await;
-    let seed = a.bus_addr().await;
-    let b = cluster_shard("io-b", vec![seed.clone()]).await;
-    let c = cluster_shard("io-c", vec![seed]).await;
-    converged(&[&a, &b, &c], 3).await;
-    let proxy = Proxy::start(config(&[a.addr.to_string()])).await;
-    run_ioredis(&node, proxy.addr, IOREDIS_PROXY_FLAGS).await;
-    proxy.stop().await;
-    for s in [a, b, c] {
-        s.stop().await;
-    }
-}
