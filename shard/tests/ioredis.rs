@@ -46,6 +46,40 @@ async fn converge(nodes: &[&TestShard], size: usize) {
     panic!("cluster of {size} did not converge in 60 s");
 }
 
+/// Polls until no slot is migrating or importing and the slot map (CLUSTER NODES' node ids and
+/// slot ranges) is the same twice 300 ms apart: joining shards take their slots over online,
+/// after `cluster_size` already counts them, and a transaction on a moving slot is aborted.
+async fn settled(node: &TestShard) {
+    let map = || async {
+        let nodes = node.raw().await.cmd(&["CLUSTER", "NODES"]).await;
+        let mut lines: Vec<String> = nodes
+            .as_str()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let mut kept = f.first().map(|s| s.to_string()).unwrap_or_default();
+                for r in f.iter().skip(8) {
+                    kept.push(' ');
+                    kept.push_str(r);
+                }
+                kept
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n")
+    };
+    let mut last = String::new();
+    for _ in 0..200 {
+        let now = map().await;
+        if now == last && !now.contains('[') {
+            return;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("the slot map did not settle in 60 s:\n{last}");
+}
+
 /// ioredis's Redis.Cluster reads CLUSTER SLOTS from a seed and routes each command (and each
 /// single-slot pipeline, transaction and script) to the slot's owner among our shards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,6 +93,7 @@ async fn ioredis_cluster_client_on_a_shard_cluster() {
     let b = TestShard::start(cluster_config("io-b", vec![seed.clone()])).await;
     let c = TestShard::start(cluster_config("io-c", vec![seed])).await;
     converge(&[&a, &b, &c], 3).await;
+    settled(&a).await;
     run_ioredis(&node, a.addr, &["--cluster"]).await;
     for s in [a, b, c] {
         s.stop().await;
