@@ -49,15 +49,33 @@ impl Scripts {
         {
             return None;
         }
-        let sha = String::from_utf8_lossy(parsed.arg(1)).to_ascii_lowercase();
+        let mut out = self.load_request(parsed.arg(1))?;
+        out.put_slice(req);
+        Some(out.freeze())
+    }
+
+    /// For a queued EVALSHA (or EVALSHA_RO) whose script this proxy knows: `SCRIPT LOAD
+    /// <body>`, to send before the transaction. Inside MULTI a `-NOSCRIPT` comes back in EXEC's
+    /// reply, too late to heal, so the script is loaded on the shard first.
+    pub fn load_before_exec(&self, spec: &CommandSpec, req: &Request) -> Option<Bytes> {
+        match spec.id {
+            CommandId::Evalsha | CommandId::EvalshaRo if req.argc() > 1 => {
+                Some(self.load_request(req.arg(1))?.freeze())
+            }
+            _ => None,
+        }
+    }
+
+    /// `SCRIPT LOAD <body>` of a known script.
+    fn load_request(&self, sha: &[u8]) -> Option<BytesMut> {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
         let body = self.bodies.lock().get(&sha)?.clone();
-        let mut out = BytesMut::with_capacity(body.len() + req.len() + 40);
+        let mut out = BytesMut::with_capacity(body.len() + 40);
         out.put_slice(b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n$");
         out.put_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.put_slice(b"\r\n");
         out.put_slice(&body);
         out.put_slice(b"\r\n");
-        out.put_slice(req);
-        Some(out.freeze())
+        Some(out)
     }
 }

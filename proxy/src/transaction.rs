@@ -5,7 +5,8 @@
 //! commands and `EXEC` as one batch to the slot's owner: a batch goes out whole on one backend
 //! connection, so the shard runs it as one transaction, and a connection lost on the way
 //! leaves nothing applied (the shard discards an unfinished MULTI). The client gets the
-//! shard's EXEC reply.
+//! shard's EXEC reply. A queued EVALSHA whose script the proxy has seen is preceded by a
+//! `SCRIPT LOAD` of it, ahead of MULTI: inside a transaction a `-NOSCRIPT` cannot be healed.
 //!
 //! WATCH pins the client to a backend connection of its own on the watched slot's owner
 //! ([`crate::backend::Pinned`]): the WATCH goes there, and so does the transaction's batch,
@@ -207,6 +208,13 @@ fn exec(
     chunk: &mut ChunkBuilder,
 ) {
     let mut fences = Vec::new();
+    // Scripts of queued EVALSHAs this proxy knows, loaded ahead of MULTI (their replies
+    // dropped), so the shard has them whichever shard the client's script first ran on.
+    let loads: Vec<Bytes> = tx
+        .queued
+        .iter()
+        .filter_map(|(spec, req)| shared.scripts.load_before_exec(spec, req))
+        .collect();
     let mut whole = BytesMut::from(MULTI);
     for (spec, req) in &tx.queued {
         if let Some(f) = shared.hotkeys.on_write(spec, req) {
@@ -217,7 +225,16 @@ fn exec(
     whole.extend_from_slice(EXEC);
     let replies = u32::try_from(tx.queued.len() + 2).unwrap_or(u32::MAX);
     let part = match &watch {
-        Some(w) => chunk.add_pinned(&w.pin, whole.freeze(), replies, Some(w.slot)),
+        Some(w) => {
+            // Nothing on a pinned connection is resent: the loads go in the one batch.
+            let mut batch = BytesMut::new();
+            for load in &loads {
+                batch.extend_from_slice(load);
+            }
+            batch.extend_from_slice(&whole);
+            let replies = replies.saturating_add(u32::try_from(loads.len()).unwrap_or(u32::MAX));
+            chunk.add_pinned(&w.pin, batch.freeze(), replies, Some(w.slot))
+        }
         None => {
             let backend = match tx.slot {
                 Some(slot) => topo.owner(slot),
@@ -226,6 +243,11 @@ fn exec(
             let Some(backend) = backend else {
                 return chunk.ready(CmdError::ClusterDown(tx.slot.map_or(0, |s| s.get())).into());
             };
+            // Sent ahead, outside `whole`: a redirected transaction is resent after ASKING,
+            // which must come right before its MULTI.
+            for load in loads {
+                chunk.add_unanswered(backend, load);
+            }
             chunk.add_unanswered(backend, Bytes::from_static(MULTI));
             for (_, req) in &tx.queued {
                 chunk.add_unanswered(backend, req.raw.clone());

@@ -258,6 +258,19 @@ async fn redis_py_through_the_proxy_over_a_real_redis_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ioredis_through_the_proxy_over_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let Some(node) = ioredis() else {
+        return;
+    };
+    let rc = RedisCluster::start();
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    run_ioredis(&node, proxy.addr, IOREDIS_PROXY_FLAGS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_near_cache_never_serves_a_key_past_its_ttl_over_a_real_redis_cluster() {
     if !tools_present() {
         return;

@@ -111,3 +111,55 @@ async fn scripts_route_by_their_keys_through_the_proxy() {
         s.stop().await;
     }
 }
+
+/// An EVALSHA queued in MULTI on a shard that never saw the script (it ran by EVAL on
+/// another): inside EXEC a `-NOSCRIPT` cannot be healed, so the proxy loads the script on the
+/// shard ahead of the transaction, with and without WATCH. ioredis's `defineCommand` in
+/// `multi()` sends exactly this.
+#[tokio::test]
+async fn evalsha_inside_multi_runs_on_a_shard_that_never_saw_the_script() {
+    let shards = vec![
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    let mut c = proxy.raw().await;
+    let keys = spread_keys(30);
+    let on =
+        |shard: usize| -> Vec<&String> { keys.iter().filter(|k| owner_3(k) == shard).collect() };
+    let (k0, k1, k2) = (on(0)[0], on(1)[0], on(2)[0]);
+    let body = "return redis.call('INCR', KEYS[1])";
+    assert_eq!(c.cmd(&["EVAL", body, "1", k0]).await, V::Int(1));
+    let sha = shards[0].raw().await.cmd(&["SCRIPT", "LOAD", body]).await;
+    let sha = sha.as_str().to_string();
+    for s in &shards[1..] {
+        assert_eq!(
+            s.raw().await.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+            V::Arr(vec![V::Int(0)])
+        );
+    }
+    assert_eq!(c.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k1]).await, V::s("QUEUED"));
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k1]).await, V::s("QUEUED"));
+    assert_eq!(c.cmd(&["EXEC"]).await, V::Arr(vec![V::Int(1), V::Int(2)]));
+    // After WATCH the transaction goes on the client's pinned connection.
+    assert_eq!(c.cmd(&["WATCH", k2]).await, V::s("OK"));
+    assert_eq!(c.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(c.cmd(&["EVALSHA", &sha, "1", k2]).await, V::s("QUEUED"));
+    assert_eq!(c.cmd(&["EXEC"]).await, V::Arr(vec![V::Int(1)]));
+    // A script the proxy never saw still fails in place, as on Redis.
+    let unknown = "0123456789012345678901234567890123456789";
+    assert_eq!(c.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(c.cmd(&["EVALSHA", unknown, "1", k1]).await, V::s("QUEUED"));
+    assert_eq!(c.cmd(&["GET", k1]).await, V::s("QUEUED"));
+    let e = c.text(&["EXEC"]).await;
+    assert_eq!(
+        e,
+        "*2\r\n-NOSCRIPT No matching script. Please use EVAL.\r\n$1\r\n2\r\n"
+    );
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}

@@ -593,6 +593,17 @@ async fn redis_py_works_through_the_proxy() {
     run_redis_py(&python, proxy.addr).await;
 }
 
+/// ioredis through the proxy over three shards: multi/exec, WATCH retries, defineCommand
+/// (EVALSHA, falling back to EVAL), pipelines spread over every shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ioredis_works_through_the_proxy() {
+    let Some(node) = ioredis() else {
+        return;
+    };
+    let (_shards, proxy) = three().await;
+    run_ioredis(&node, proxy.addr, IOREDIS_PROXY_FLAGS).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_polling_serves_single_and_fanned_out_commands() {
     let shards = vec![

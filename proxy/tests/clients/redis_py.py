@@ -4,6 +4,8 @@ Usage: python3 redis_py.py PORT
 Exits non-zero (an assertion or a redis-py exception) on any mismatch; prints "ok" at the end.
 """
 import sys
+import threading
+import time
 
 import redis
 
@@ -99,6 +101,120 @@ except redis.ResponseError as e:
     assert "unknown command" in str(e), e
 got = r.get("py:s")
 assert got == "v1", got
+
+# register_script: EVALSHA, and on NOSCRIPT a SCRIPT LOAD then EVALSHA again.
+incr_get = r.register_script("redis.call('INCR', KEYS[1]); return redis.call('GET', KEYS[1])")
+assert incr_get(keys=["py:sc"]) == "1"
+assert incr_get(keys=["py:sc"]) == "2"
+assert r.script_exists(incr_get.sha) == [True]
+assert r.script_flush() is True
+assert r.script_exists(incr_get.sha) == [False]
+assert incr_get(keys=["py:sc"]) == "3"
+echo = r.register_script("return {KEYS[1], ARGV[1], tonumber(ARGV[2]) * 2}")
+assert echo(keys=["py:e"], args=["a", 21]) == ["py:e", "a", 42]
+failing = r.register_script("return redis.error_reply('MY failure')")
+try:
+    failing(keys=["py:f"])
+    raise AssertionError("a script's error_reply must raise")
+except redis.ResponseError as e:
+    assert str(e) == "MY failure", e
+# In a pipeline redis-py checks SCRIPT EXISTS and loads what is missing first; the keys here
+# live on every shard. A transactional pipeline keeps its keys in one slot.
+assert r.script_flush() is True
+p = r.pipeline(transaction=False)
+for i in range(20):
+    incr_get(keys=[f"py:sp:{i}"], client=p)
+assert p.execute() == ["1"] * 20
+t = r.pipeline()
+incr_get(keys=["{py:st}:a"], client=t)
+incr_get(keys=["{py:st}:a"], client=t)
+t.get("{py:st}:a")
+assert t.execute() == ["1", "2", "2"]
+
+# Lock: SET NX PX to acquire, register_script'ed Lua to release, extend and reacquire.
+from redis.exceptions import LockError, LockNotOwnedError  # noqa: E402
+
+lock = r.lock("py:lock", timeout=5, sleep=0.01)
+assert lock.acquire(blocking=False) is True
+assert lock.locked() and lock.owned()
+assert 4000 < r.pttl("py:lock") <= 5000
+rival = r.lock("py:lock", timeout=5, sleep=0.01)
+assert rival.acquire(blocking=False) is False
+t0 = time.monotonic()
+assert rival.acquire(blocking_timeout=0.2) is False
+assert 0.15 < time.monotonic() - t0 < 5
+assert not rival.owned()
+assert lock.extend(10) is True
+assert 10000 < r.pttl("py:lock") <= 15000
+assert lock.extend(2, replace_ttl=True) is True
+assert 1000 < r.pttl("py:lock") <= 2000
+assert lock.reacquire() is True
+assert 4000 < r.pttl("py:lock") <= 5000
+lock.release()
+assert not lock.locked() and r.exists("py:lock") == 0
+try:
+    lock.release()
+    raise AssertionError("releasing an unlocked lock must fail")
+except LockError:
+    pass
+# A lock whose key someone else took over is not ours to release or extend.
+assert lock.acquire(blocking=False) is True
+r.set("py:lock", "someone-else")
+try:
+    lock.extend(1)
+    raise AssertionError("extending a lock not owned must fail")
+except LockNotOwnedError:
+    pass
+try:
+    lock.release()
+    raise AssertionError("releasing a lock not owned must fail")
+except LockNotOwnedError:
+    pass
+assert r.get("py:lock") == "someone-else"
+r.delete("py:lock")
+# The lock's timeout: it expires by itself, and a blocked acquirer then gets it.
+short = r.lock("py:lock:short", timeout=0.3, sleep=0.01)
+assert short.acquire(blocking=False) is True
+waiter = r.lock("py:lock:short", timeout=5, sleep=0.01)
+t0 = time.monotonic()
+assert waiter.acquire(blocking_timeout=5) is True
+assert 0.1 < time.monotonic() - t0 < 5
+assert not short.owned() and waiter.owned()
+waiter.release()
+# As a context manager.
+with r.lock("py:lock:with", timeout=5, blocking_timeout=1) as held:
+    assert held.owned() and r.exists("py:lock:with") == 1
+assert r.exists("py:lock:with") == 0
+# Two clients contending with blocking acquires: never both inside, every increment counted.
+inside = threading.Lock()
+overlaps = []
+errors = []
+def worker(n):
+    c = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, decode_responses=True)
+    try:
+        for _ in range(n):
+            with c.lock("py:lock:shared", timeout=5, sleep=0.005, blocking_timeout=10):
+                if not inside.acquire(blocking=False):
+                    overlaps.append(1)
+                    continue
+                try:
+                    v = int(c.get("py:lock:count") or 0)
+                    time.sleep(0.002)
+                    c.set("py:lock:count", v + 1)
+                finally:
+                    inside.release()
+    except Exception as e:  # reported by the main thread
+        errors.append(e)
+    finally:
+        c.close()
+threads = [threading.Thread(target=worker, args=(25,)) for _ in range(2)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join(30)
+assert not errors, errors
+assert not overlaps, "two clients held the lock at once"
+assert r.get("py:lock:count") == "50"
 
 # Cluster-wide commands: SCAN walks every shard once, DBSIZE sums them.
 scanned = set(r.scan_iter(match="py:p:*", count=50))

@@ -220,3 +220,8 @@ pub async fn backend_requests(raw: &mut Raw) -> u64 {
         .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// Flags of tests/clients/ioredis.js through the proxy. Its pub/sub part (`--pubsub`) runs on
+/// the shard only (shard/tests/ioredis.rs) until the proxy relays SUBSCRIBE: add "--pubsub"
+/// here to run it through the proxy as well.
+pub const IOREDIS_PROXY_FLAGS: &[&str] = &["--proxy"];

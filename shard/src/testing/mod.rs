@@ -6,6 +6,7 @@
 //! Fixtures panic on failure: they are test code, and a panic with a message is the clearest
 //! test failure.
 
+pub mod node;
 pub mod random;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use crate::Config;
+pub use node::{ioredis, run_ioredis};
 
 /// How long a fixture waits for anything (CI machines are slow in debug builds).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
