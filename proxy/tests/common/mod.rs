@@ -221,7 +221,5 @@ pub async fn backend_requests(raw: &mut Raw) -> u64 {
         .sum()
 }
 
-/// Flags of tests/clients/ioredis.js through the proxy. Its pub/sub part (`--pubsub`) runs on
-/// the shard only (shard/tests/ioredis.rs) until the proxy relays SUBSCRIBE: add "--pubsub"
-/// here to run it through the proxy as well.
-pub const IOREDIS_PROXY_FLAGS: &[&str] = &["--proxy"];
+/// Flags of tests/clients/ioredis.js through the proxy: pub/sub included.
+pub const IOREDIS_PROXY_FLAGS: &[&str] = &["--proxy", "--pubsub"];
