@@ -40,6 +40,8 @@ mod notify;
 pub mod observe;
 pub mod protocol;
 mod pubsub;
+mod functions;
+mod running;
 mod scripts;
 mod server;
 mod shared;
