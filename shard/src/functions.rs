@@ -81,8 +81,11 @@ impl Library {
         &self.code[at..]
     }
 
+    /// A function by name (function names are case-insensitive, as in Redis).
     pub fn function(&self, name: &str) -> Option<&Function> {
-        self.functions.iter().find(|f| f.name == name)
+        self.functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -124,14 +127,15 @@ pub type Compile<'a> = dyn FnMut(&[u8]) -> Result<Vec<Function>, String> + 'a;
 #[derive(Default)]
 struct Registry {
     libraries: BTreeMap<String, Arc<Library>>,
-    /// Function name to its library's name.
+    /// Function name (lower case: names are case-insensitive) to its library's name.
     functions: BTreeMap<String, String>,
 }
 
 impl Registry {
     fn link(&mut self, lib: Arc<Library>) {
         for f in &lib.functions {
-            self.functions.insert(f.name.clone(), lib.name.clone());
+            self.functions
+                .insert(f.name.to_ascii_lowercase(), lib.name.clone());
         }
         self.libraries.insert(lib.name.clone(), lib);
     }
@@ -139,7 +143,7 @@ impl Registry {
     fn unlink(&mut self, name: &str) -> Option<Arc<Library>> {
         let lib = self.libraries.remove(name)?;
         for f in &lib.functions {
-            self.functions.remove(&f.name);
+            self.functions.remove(&f.name.to_ascii_lowercase());
         }
         Some(lib)
     }
@@ -147,7 +151,7 @@ impl Registry {
     fn collision(&self, lib: &Library) -> Option<String> {
         lib.functions
             .iter()
-            .find(|f| self.functions.contains_key(&f.name))
+            .find(|f| self.functions.contains_key(&f.name.to_ascii_lowercase()))
             .map(|f| format!("Function {} already exists", f.name))
     }
 }
@@ -179,7 +183,7 @@ impl Functions {
     /// A library by the SHA1-less lookup FCALL does: the function's library.
     pub fn find(&self, function: &str) -> Option<Arc<Library>> {
         let r = self.registry.read();
-        let lib = r.functions.get(function)?;
+        let lib = r.functions.get(&function.to_ascii_lowercase())?;
         r.libraries.get(lib).cloned()
     }
 

@@ -399,7 +399,7 @@ static FUNCTION_SUBS: &[CommandSpec] = &[
     row("delete",  FunctionDelete,     3, WN,  K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Delete a function by name"),
     row("flush",   FunctionFlush,     -2, WN,  K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Deleting all functions"),
     row("restore", FunctionRestore,   -3, WDN, K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Restore all the functions on the given payload"),
-    row("dump",    FunctionDump,       2, N,   K0, NO_KEYS, AnyShard,                 ND_OUT,     "scripting", "7.0.0", "Dump all functions into a serialized binary payload"),
+    row("dump",    FunctionDump,       2, N,   K0, NO_KEYS, AnyShard,                 NO_TIPS,    "scripting", "7.0.0", "Dump all functions into a serialized binary payload"),
     row("list",    FunctionList,      -2, N,   K0, NO_KEYS, AnyShard,                 ND_ORDER,   "scripting", "7.0.0", "List information about all the functions"),
     row("stats",   FunctionStats,      2, NB,  K0, NO_KEYS, AnyShard,                 STATS_TIPS, "scripting", "7.0.0", "Return information about the function currently running (name, description, duration)"),
     row("kill",    FunctionKill,       2, NB,  K0, NO_KEYS, AllShards(Merge::AnyOk),  ALL_ONE_OK, "scripting", "7.0.0", "Kill the function currently in execution."),

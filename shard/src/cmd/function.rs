@@ -133,7 +133,7 @@ pub fn function(s: &Session, id: CommandId, a: &Args) -> CmdResult {
                 2 => {}
                 3 if eq(a.get(2), "sync") || eq(a.get(2), "async") => {}
                 3 => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
-                _ => return Err(syntax()),
+                _ => return Err(syntax(a)),
             }
             fs.flush();
             Ok(Reply::Ok)
@@ -150,7 +150,7 @@ pub fn function(s: &Session, id: CommandId, a: &Args) -> CmdResult {
                         "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
                     ));
                 }
-                _ => return Err(syntax()),
+                _ => return Err(syntax(a)),
             };
             fs.restore(a.get(2), policy, &mut compile).map_err(raw)?;
             Ok(Reply::Ok)
@@ -166,8 +166,12 @@ pub fn function(s: &Session, id: CommandId, a: &Args) -> CmdResult {
     }
 }
 
-fn syntax() -> CmdError {
-    CmdError::err("syntax error")
+/// `addReplySubcommandSyntaxError`.
+fn syntax(a: &Args) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        String::from_utf8_lossy(a.get(1))
+    ))
 }
 
 /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE], libraries by name.
@@ -316,5 +320,5 @@ const FUNCTION_HELP: &[&str] = &[
     "      libraries with the new libraries (notice that even on this option there is a chance of failure",
     "      in case of functions name collision with another library).",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];

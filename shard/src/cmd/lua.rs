@@ -347,7 +347,7 @@ impl Engine {
                 if !crate::functions::valid_name(reg.name.as_bytes()) {
                     return Err(raise(lua, &format!("ERR {}", crate::functions::BAD_NAME)));
                 }
-                if list.iter().any(|r| r.name == reg.name) {
+                if list.iter().any(|r| r.name.eq_ignore_ascii_case(&reg.name)) {
                     return Err(raise(lua, "ERR Function already exists in the library"));
                 }
                 list.push(reg);
@@ -590,7 +590,7 @@ impl Engine {
     ) -> Result<Function, String> {
         if let Some(lib) = self.libraries.get(sha) {
             return lib
-                .get(name)
+                .get(&name.to_ascii_lowercase())
                 .cloned()
                 .ok_or_else(|| "Function not found".to_string());
         }
@@ -600,9 +600,9 @@ impl Engine {
         }
         let lib: HashMap<String, Function> = registered
             .into_iter()
-            .map(|r| (r.name, r.function))
+            .map(|r| (r.name.to_ascii_lowercase(), r.function))
             .collect();
-        let f = lib.get(name).cloned();
+        let f = lib.get(&name.to_ascii_lowercase()).cloned();
         self.libraries.insert(sha.to_string(), Rc::new(lib));
         f.ok_or_else(|| "Function not found".to_string())
     }
