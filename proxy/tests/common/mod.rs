@@ -184,6 +184,20 @@ pub fn redis_py() -> Option<String> {
 /// Runs tests/clients/redis_py.py against `addr` and fails with its output unless it passes.
 pub async fn run_redis_py(python: &str, addr: SocketAddr) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/redis_py.py");
+    run_python(python, script, addr).await;
+}
+
+/// Runs the shard's tests/clients/redis_py_scripts.py (redis-py's `register_script`, `Lock`,
+/// FCALL) against `addr`: the same script the shard's tests run directly on a shard.
+pub async fn run_redis_py_scripts(python: &str, addr: SocketAddr) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shard/tests/clients/redis_py_scripts.py"
+    );
+    run_python(python, script, addr).await;
+}
+
+async fn run_python(python: &str, script: &str, addr: SocketAddr) {
     let out = tokio::time::timeout(
         TIMEOUT,
         tokio::process::Command::new(python)
