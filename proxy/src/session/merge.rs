@@ -285,4 +285,32 @@ mod tests {
             &mut out
         ));
     }
+    #[test]
+    fn script_exists_is_the_and_of_the_shards() {
+        let a = Bytes::from_static(b"*3\r\n:1\r\n:1\r\n:0\r\n");
+        let b = Bytes::from_static(b"*3\r\n:1\r\n:0\r\n:0\r\n");
+        assert_eq!(
+            merge_all([&a, &b], Merge::AllAnd),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(0)])
+        );
+        let short = Bytes::from_static(b"*1\r\n:1\r\n");
+        assert!(matches!(merge_all([&a, &short], Merge::AllAnd), Reply::Error(_)));
+    }
+
+    #[test]
+    fn a_kill_succeeds_when_any_shard_killed() {
+        let ok = Bytes::from_static(b"+OK\r\n");
+        let notbusy = Bytes::from_static(b"-NOTBUSY No scripts in execution right now.\r\n");
+        let unkillable = Bytes::from_static(b"-UNKILLABLE Sorry\r\n");
+        assert_eq!(merge_all([&notbusy, &ok, &notbusy], Merge::AnyOk), Reply::ok());
+        assert_eq!(
+            merge_all([&notbusy, &unkillable], Merge::AnyOk),
+            Reply::Error("UNKILLABLE Sorry".into())
+        );
+        assert_eq!(
+            merge_all([&notbusy, &notbusy], Merge::AnyOk),
+            Reply::Error("NOTBUSY No scripts in execution right now.".into())
+        );
+    }
+
 }
