@@ -36,8 +36,11 @@ fn library_name(code: &[u8]) -> Option<String> {
     if !line.starts_with("#!") {
         return None;
     }
-    line.split_ascii_whitespace()
-        .find_map(|p| p.get(..5).filter(|k| k.eq_ignore_ascii_case("name=")).map(|_| p[5..].to_string()))
+    line.split_ascii_whitespace().find_map(|p| {
+        p.get(..5)
+            .filter(|k| k.eq_ignore_ascii_case("name="))
+            .map(|_| p[5..].to_string())
+    })
 }
 
 /// One command in RESP.
@@ -60,7 +63,8 @@ impl Scripts {
         match spec.id {
             CommandId::FunctionLoad if req.argc() > 2 => {
                 let code = req.arg(req.argc() - 1);
-                let replace = (2..req.argc() - 1).any(|i| req.arg(i).eq_ignore_ascii_case(b"replace"));
+                let replace =
+                    (2..req.argc() - 1).any(|i| req.arg(i).eq_ignore_ascii_case(b"replace"));
                 if let Some(name) = library_name(code) {
                     let mut libs = self.libraries.lock();
                     // Without REPLACE an existing library stays (the shards refuse the load).
@@ -109,7 +113,9 @@ impl Scripts {
             return None;
         }
         let mut out = BytesMut::with_capacity(req.len() + 64);
-        let loads = if name.eq_ignore_ascii_case(b"evalsha") || name.eq_ignore_ascii_case(b"evalsha_ro") {
+        let loads = if name.eq_ignore_ascii_case(b"evalsha")
+            || name.eq_ignore_ascii_case(b"evalsha_ro")
+        {
             let sha = String::from_utf8_lossy(parsed.arg(1)).to_ascii_lowercase();
             let body = self.bodies.lock().get(&sha)?.clone();
             command(&mut out, &[b"SCRIPT", b"LOAD", &body]);
@@ -119,7 +125,10 @@ impl Scripts {
             let libs = self.libraries.lock();
             let mut n = 0;
             for code in libs.values() {
-                if String::from_utf8_lossy(code).to_ascii_lowercase().contains(&function) {
+                if String::from_utf8_lossy(code)
+                    .to_ascii_lowercase()
+                    .contains(&function)
+                {
                     command(&mut out, &[b"FUNCTION", b"LOAD", b"REPLACE", code]);
                     n += 1;
                 }
@@ -142,7 +151,10 @@ mod tests {
 
     #[test]
     fn library_names_come_from_the_header() {
-        assert_eq!(library_name(b"#!lua name=lib1\ncode").as_deref(), Some("lib1"));
+        assert_eq!(
+            library_name(b"#!lua name=lib1\ncode").as_deref(),
+            Some("lib1")
+        );
         assert_eq!(library_name(b"#!LUA NAME=x\n").as_deref(), Some("x"));
         assert_eq!(library_name(b"return 1"), None);
     }

@@ -274,15 +274,24 @@ async fn redis_py_scripts_and_locks_over_a_real_redis_cluster() {
     // A master that lost its libraries behind the proxy's back gets them again.
     let mut c = proxy.raw().await;
     let lib = "#!lua name=rc\nredis.register_function('rc_get', function(keys) return redis.call('GET', keys[1]) end)";
-    assert_eq!(c.cmd(&["FUNCTION", "LOAD", lib]).await, shard::testing::V::s("rc"));
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", lib]).await,
+        shard::testing::V::s("rc")
+    );
     for seed in rc.seeds() {
         let addr: std::net::SocketAddr = seed.parse().expect("seed address");
         let mut direct = shard::testing::Raw::connect(addr).await;
-        assert_eq!(direct.cmd(&["FUNCTION", "FLUSH"]).await, shard::testing::V::s("OK"));
+        assert_eq!(
+            direct.cmd(&["FUNCTION", "FLUSH"]).await,
+            shard::testing::V::s("OK")
+        );
     }
     for i in 0..20 {
         let k = format!("rc:{i}");
-        assert_eq!(c.cmd(&["FCALL", "rc_get", "1", &k]).await, shard::testing::V::Nil);
+        assert_eq!(
+            c.cmd(&["FCALL", "rc_get", "1", &k]).await,
+            shard::testing::V::Nil
+        );
     }
     proxy.stop().await;
 }

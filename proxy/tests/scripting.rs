@@ -143,7 +143,11 @@ async fn functions_through_the_proxy() {
     for k in &keys {
         assert_eq!(c.cmd(&["FCALL", "pset", "1", k, k]).await, V::s("OK"));
         let mut owner = shards[owner_3(k)].raw().await;
-        assert_eq!(owner.cmd(&["GET", k]).await, V::s(k), "ran on the owner: {k}");
+        assert_eq!(
+            owner.cmd(&["GET", k]).await,
+            V::s(k),
+            "ran on the owner: {k}"
+        );
         assert_eq!(c.cmd(&["FCALL_RO", "pget", "1", k]).await, V::s(k));
     }
     let e = c.text(&["FCALL", "pset", "2", "a", "b", "v"]).await;
@@ -175,29 +179,50 @@ async fn functions_through_the_proxy() {
     let dump = bulk[start..bulk.len() - 2].to_vec();
     assert_eq!(c.cmd(&["FUNCTION", "DELETE", "plib"]).await, V::s("OK"));
     for s in &shards {
-        assert_eq!(s.raw().await.cmd(&["FUNCTION", "LIST"]).await, V::Arr(Vec::new()));
+        assert_eq!(
+            s.raw().await.cmd(&["FUNCTION", "LIST"]).await,
+            V::Arr(Vec::new())
+        );
     }
     // Deleted through the proxy: not healed.
     assert_eq!(
         c.cmd(&["FCALL", "pset", "1", &keys[0], "x"]).await,
         V::Err("ERR Function not found".into())
     );
-    c.send(&shard::testing::encode_bytes(&[b"FUNCTION", b"RESTORE", &dump]))
-        .await;
+    c.send(&shard::testing::encode_bytes(&[
+        b"FUNCTION",
+        b"RESTORE",
+        &dump,
+    ]))
+    .await;
     assert_eq!(c.read().await, V::s("OK"));
     for s in &shards {
-        assert_eq!(s.raw().await.cmd(&["FUNCTION", "LIST"]).await.as_arr().len(), 1);
+        assert_eq!(
+            s.raw()
+                .await
+                .cmd(&["FUNCTION", "LIST"])
+                .await
+                .as_arr()
+                .len(),
+            1
+        );
     }
     assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]).await, V::s("OK"));
     for s in &shards {
-        assert_eq!(s.raw().await.cmd(&["FUNCTION", "LIST"]).await, V::Arr(Vec::new()));
+        assert_eq!(
+            s.raw().await.cmd(&["FUNCTION", "LIST"]).await,
+            V::Arr(Vec::new())
+        );
     }
 
     // SCRIPT EXISTS answers 1 only when every shard has the script.
     let body = "return 'only here'";
     let sha = shards[1].raw().await.cmd(&["SCRIPT", "LOAD", body]).await;
     let sha = sha.as_str().to_string();
-    assert_eq!(c.cmd(&["SCRIPT", "EXISTS", &sha]).await, V::Arr(vec![V::Int(0)]));
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+        V::Arr(vec![V::Int(0)])
+    );
     assert_eq!(c.cmd(&["SCRIPT", "LOAD", body]).await, V::s(&sha));
     assert_eq!(
         c.cmd(&["SCRIPT", "EXISTS", &sha, "nope"]).await,

@@ -52,10 +52,7 @@ pub fn flag_bit(name: &[u8]) -> Option<u8> {
 
 /// Whether a library or function name is valid (`functionsVerifyName`).
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 pub struct Function {
@@ -77,7 +74,11 @@ pub struct Library {
 impl Library {
     /// The code after the `#!lua` line, its newline kept so line numbers match the text.
     pub fn body(&self) -> &[u8] {
-        let at = self.code.iter().position(|&c| c == b'\n').unwrap_or(self.code.len());
+        let at = self
+            .code
+            .iter()
+            .position(|&c| c == b'\n')
+            .unwrap_or(self.code.len());
         &self.code[at..]
     }
 
@@ -419,8 +420,14 @@ mod tests {
 
     #[test]
     fn headers_are_checked_as_redis_does() {
-        assert_eq!(parse_header(b"lua name=x").unwrap_err(), "Missing library metadata");
-        assert_eq!(parse_header(b"#!lua name=x").unwrap_err(), "Invalid library metadata");
+        assert_eq!(
+            parse_header(b"lua name=x").unwrap_err(),
+            "Missing library metadata"
+        );
+        assert_eq!(
+            parse_header(b"#!lua name=x").unwrap_err(),
+            "Invalid library metadata"
+        );
         assert_eq!(
             parse_header(b"#!lua name=a name=b\n").unwrap_err(),
             "Invalid metadata value, name argument was given multiple times"
@@ -429,7 +436,10 @@ mod tests {
             parse_header(b"#!lua foo=bar\n").unwrap_err(),
             "Invalid metadata value given: foo=bar"
         );
-        assert_eq!(parse_header(b"#!lua\n").unwrap_err(), "Library name was not given");
+        assert_eq!(
+            parse_header(b"#!lua\n").unwrap_err(),
+            "Library name was not given"
+        );
         assert_eq!(
             parse_header(b"#!LUA NAME=lib\n").unwrap(),
             ("LUA".to_string(), "lib".to_string())
@@ -439,16 +449,26 @@ mod tests {
     #[test]
     fn dump_restores_and_damage_is_refused() {
         let fs = Functions::default();
-        fs.load(Bytes::from_static(b"#!lua name=a\nf one\nf two"), false, &mut compile)
-            .unwrap();
-        fs.load(Bytes::from_static(b"#!lua name=b\nf three"), false, &mut compile)
-            .unwrap();
+        fs.load(
+            Bytes::from_static(b"#!lua name=a\nf one\nf two"),
+            false,
+            &mut compile,
+        )
+        .unwrap();
+        fs.load(
+            Bytes::from_static(b"#!lua name=b\nf three"),
+            false,
+            &mut compile,
+        )
+        .unwrap();
         let dump = fs.dump();
         let other = Functions::default();
         other.restore(&dump, Policy::Append, &mut compile).unwrap();
         assert_eq!(other.counts(), (2, 3));
         assert_eq!(
-            other.restore(&dump, Policy::Append, &mut compile).unwrap_err(),
+            other
+                .restore(&dump, Policy::Append, &mut compile)
+                .unwrap_err(),
             "ERR Library a already exists"
         );
         other.restore(&dump, Policy::Replace, &mut compile).unwrap();
@@ -464,16 +484,28 @@ mod tests {
     #[test]
     fn collisions_leave_the_registry_unchanged() {
         let fs = Functions::default();
-        fs.load(Bytes::from_static(b"#!lua name=a\nf one"), false, &mut compile)
-            .unwrap();
+        fs.load(
+            Bytes::from_static(b"#!lua name=a\nf one"),
+            false,
+            &mut compile,
+        )
+        .unwrap();
         assert_eq!(
-            fs.load(Bytes::from_static(b"#!lua name=b\nf one"), false, &mut compile)
-                .unwrap_err(),
+            fs.load(
+                Bytes::from_static(b"#!lua name=b\nf one"),
+                false,
+                &mut compile
+            )
+            .unwrap_err(),
             "ERR Function one already exists"
         );
         assert_eq!(
-            fs.load(Bytes::from_static(b"#!lua name=a\nf x"), false, &mut compile)
-                .unwrap_err(),
+            fs.load(
+                Bytes::from_static(b"#!lua name=a\nf x"),
+                false,
+                &mut compile
+            )
+            .unwrap_err(),
             "ERR Library 'a' already exists"
         );
         assert_eq!(

@@ -21,7 +21,10 @@ use smallvec::SmallVec;
 const SLICE: Duration = Duration::from_millis(5);
 
 /// A lock taken at once if free, else in slices until `give_up`.
-fn patiently<G>(mut take: impl FnMut(Duration) -> Option<G>, give_up: &dyn Fn() -> bool) -> Option<G> {
+fn patiently<G>(
+    mut take: impl FnMut(Duration) -> Option<G>,
+    give_up: &dyn Fn() -> bool,
+) -> Option<G> {
     if let Some(g) = take(Duration::ZERO) {
         return Some(g);
     }

@@ -66,9 +66,20 @@ fn corpus() -> Vec<Vec<String>> {
     let mut c = vec![
         s(&["FUNCTION", "FLUSH"]),
         s(&[
-            "COMMAND", "INFO", "fcall", "fcall_ro", "function|load", "function|delete",
-            "function|flush", "function|restore", "function|dump", "function|list",
-            "function|stats", "function|kill", "function|help", "script|kill",
+            "COMMAND",
+            "INFO",
+            "fcall",
+            "fcall_ro",
+            "function|load",
+            "function|delete",
+            "function|flush",
+            "function|restore",
+            "function|dump",
+            "function|list",
+            "function|stats",
+            "function|kill",
+            "function|help",
+            "script|kill",
         ]),
         s(&["COMMAND", "GETKEYS", "FCALL", "f", "2", "a", "b", "c"]),
         s(&["FUNCTION", "LOAD", LIB1]),
@@ -215,7 +226,9 @@ fn lua_value(rng: &mut fastrand::Rng, depth: usize) -> String {
         4 => format!("string.rep('r', {})", rng.usize(250..70_000)),
         5 => format!("{}/3", rng.i32(-100..100)),
         6 => {
-            let items: Vec<String> = (0..rng.usize(..20)).map(|_| lua_value(rng, depth - 1)).collect();
+            let items: Vec<String> = (0..rng.usize(..20))
+                .map(|_| lua_value(rng, depth - 1))
+                .collect();
             format!("{{{}}}", items.join(", "))
         }
         _ => {
@@ -314,7 +327,11 @@ async fn dump_restores_on_another_shard() {
         .await
         .expect("load");
     assert_eq!(name, "lib1");
-    let dump: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query_async(&mut ca).await.expect("dump");
+    let dump: Vec<u8> = redis::cmd("FUNCTION")
+        .arg("DUMP")
+        .query_async(&mut ca)
+        .await
+        .expect("dump");
     let restore = |policy: Option<&str>, payload: Vec<u8>| {
         let mut cmd = redis::cmd("FUNCTION");
         cmd.arg("RESTORE").arg(payload);
@@ -323,22 +340,51 @@ async fn dump_restores_on_another_shard() {
         }
         cmd
     };
-    let ok: String = restore(None, dump.clone()).query_async(&mut cb).await.expect("restore");
+    let ok: String = restore(None, dump.clone())
+        .query_async(&mut cb)
+        .await
+        .expect("restore");
     assert_eq!(ok, "OK");
     let e = restore(Some("APPEND"), dump.clone())
         .query_async::<String>(&mut cb)
         .await
         .expect_err("collision");
     assert!(e.to_string().contains("Library lib1 already exists"), "{e}");
-    let _: String = restore(Some("REPLACE"), dump.clone()).query_async(&mut cb).await.expect("replace");
-    let _: String = restore(Some("FLUSH"), dump.clone()).query_async(&mut cb).await.expect("flush");
+    let _: String = restore(Some("REPLACE"), dump.clone())
+        .query_async(&mut cb)
+        .await
+        .expect("replace");
+    let _: String = restore(Some("FLUSH"), dump.clone())
+        .query_async(&mut cb)
+        .await
+        .expect("flush");
     let mut damaged = dump.clone();
     let last = damaged.len() - 1;
     damaged[last] ^= 0xff;
-    let e = restore(None, damaged).query_async::<String>(&mut cb).await.expect_err("damaged");
-    assert!(e.to_string().contains("DUMP payload version or checksum are wrong"), "{e}");
-    let _: String = redis::cmd("FCALL").arg("f1").arg(1).arg("k").arg("v").query_async(&mut cb).await.expect("fcall");
-    let v: String = redis::cmd("FCALL_RO").arg("f2").arg(1).arg("k").query_async(&mut cb).await.expect("fcall_ro");
+    let e = restore(None, damaged)
+        .query_async::<String>(&mut cb)
+        .await
+        .expect_err("damaged");
+    assert!(
+        e.to_string()
+            .contains("DUMP payload version or checksum are wrong"),
+        "{e}"
+    );
+    let _: String = redis::cmd("FCALL")
+        .arg("f1")
+        .arg(1)
+        .arg("k")
+        .arg("v")
+        .query_async(&mut cb)
+        .await
+        .expect("fcall");
+    let v: String = redis::cmd("FCALL_RO")
+        .arg("f2")
+        .arg(1)
+        .arg("k")
+        .query_async(&mut cb)
+        .await
+        .expect("fcall_ro");
     assert_eq!(v, "v");
     a.stop().await;
     b.stop().await;
@@ -395,25 +441,37 @@ redis.register_function('spin', function(keys, args) while true do end end)
 redis.register_function('spinw', function(keys, args) redis.call('set', keys[1], 1) while true do end end)";
     assert_eq!(other.cmd(&["FUNCTION", "LOAD", lib]).await, V::s("slow"));
     assert_eq!(
-        other.cmd(&["CONFIG", "SET", "busy-reply-threshold", "0"]).await,
+        other
+            .cmd(&["CONFIG", "SET", "busy-reply-threshold", "0"])
+            .await,
         V::s("OK")
     );
-    c.send(&shard::testing::encode(&["FCALL", "spin", "1", "k"])).await;
+    c.send(&shard::testing::encode(&["FCALL", "spin", "1", "k"]))
+        .await;
     wait_busy(&mut other).await;
     assert_eq!(other.cmd(&["GET", "x"]).await, V::Err(BUSY_FUNCTION.into()));
     let stats = other.cmd(&["FUNCTION", "STATS"]).await;
     let running = format!("{stats:?}");
-    assert!(running.contains("spin") && running.contains("duration_ms"), "{running}");
-    assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, V::Err(BUSY_FUNCTION.into()));
+    assert!(
+        running.contains("spin") && running.contains("duration_ms"),
+        "{running}"
+    );
+    assert_eq!(
+        other.cmd(&["SCRIPT", "KILL"]).await,
+        V::Err(BUSY_FUNCTION.into())
+    );
     assert_eq!(other.cmd(&["FUNCTION", "KILL"]).await, V::s("OK"));
     let e = String::from_utf8_lossy(&c.reply().await).into_owned();
     assert!(
-        e.starts_with("-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."),
+        e.starts_with(
+            "-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2."
+        ),
         "{e}"
     );
     assert_eq!(other.cmd(&["GET", "x"]).await, V::Nil);
 
-    c.send(&shard::testing::encode(&["FCALL", "spinw", "1", "k"])).await;
+    c.send(&shard::testing::encode(&["FCALL", "spinw", "1", "k"]))
+        .await;
     wait_busy(&mut other).await;
     assert!(matches!(
         other.cmd(&["FUNCTION", "KILL"]).await,
@@ -460,7 +518,10 @@ async fn redis_py_scripts_and_locks() {
         return;
     };
     let srv = TestShard::default().await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/redis_py_scripts.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/redis_py_scripts.py"
+    );
     let out = tokio::time::timeout(
         shard::testing::TIMEOUT,
         tokio::process::Command::new(python)

@@ -265,10 +265,7 @@ const ALL_AND: &[&str] = &[
     "request_policy:all_shards",
     "response_policy:agg_logical_and",
 ];
-const ALL_ONE_OK: &[&str] = &[
-    "request_policy:all_shards",
-    "response_policy:one_succeeded",
-];
+const ALL_ONE_OK: &[&str] = &["request_policy:all_shards", "response_policy:one_succeeded"];
 const STATS_TIPS: &[&str] = &[
     "nondeterministic_output",
     "request_policy:all_shards",

@@ -130,7 +130,9 @@ pub(super) fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge:
         Merge::AllOk => Reply::ok(),
         Merge::Concat | Merge::KeyOrder => Reply::Array(concat),
         Merge::Same => first.unwrap_or(Reply::Nil),
-        Merge::AllAnd | Merge::AnyOk => Reply::Error(format!("ERR internal error: {merge:?} merge")),
+        Merge::AllAnd | Merge::AnyOk => {
+            Reply::Error(format!("ERR internal error: {merge:?} merge"))
+        }
         // Planned as their own items (Item::Scan, Item::Gather), never merged here.
         Merge::Cursor | Merge::Random | Merge::Info | Merge::Config | Merge::Slowlog => {
             Reply::Error(format!("ERR internal error: {merge:?} merge"))
@@ -154,9 +156,11 @@ fn merge_and<'a>(replies: impl IntoIterator<Item = &'a Bytes>) -> Reply {
                     .collect();
                 combined = Some(match combined {
                     None => ints,
-                    Some(c) if c.len() == ints.len() => {
-                        c.iter().zip(&ints).map(|(a, b)| i64::from(*a != 0 && *b != 0)).collect()
-                    }
+                    Some(c) if c.len() == ints.len() => c
+                        .iter()
+                        .zip(&ints)
+                        .map(|(a, b)| i64::from(*a != 0 && *b != 0))
+                        .collect(),
                     Some(_) => {
                         return Reply::Error(
                             "ERR shards answered arrays of different lengths".into(),
@@ -172,7 +176,13 @@ fn merge_and<'a>(replies: impl IntoIterator<Item = &'a Bytes>) -> Reply {
             }
         }
     }
-    Reply::Array(combined.unwrap_or_default().into_iter().map(Reply::Int).collect())
+    Reply::Array(
+        combined
+            .unwrap_or_default()
+            .into_iter()
+            .map(Reply::Int)
+            .collect(),
+    )
 }
 
 /// SCRIPT KILL, FUNCTION KILL: `+OK` when any shard killed its script, else the most telling
@@ -183,7 +193,10 @@ fn merge_any_ok<'a>(replies: impl IntoIterator<Item = &'a Bytes>) -> Reply {
         match decoded(r) {
             Reply::Status(s) if s == "OK" => return Reply::ok(),
             Reply::Error(e) => {
-                if error.as_ref().is_none_or(|old: &String| old.starts_with("NOTBUSY")) {
+                if error
+                    .as_ref()
+                    .is_none_or(|old: &String| old.starts_with("NOTBUSY"))
+                {
                     error = Some(e);
                 }
             }
@@ -294,7 +307,10 @@ mod tests {
             Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(0)])
         );
         let short = Bytes::from_static(b"*1\r\n:1\r\n");
-        assert!(matches!(merge_all([&a, &short], Merge::AllAnd), Reply::Error(_)));
+        assert!(matches!(
+            merge_all([&a, &short], Merge::AllAnd),
+            Reply::Error(_)
+        ));
     }
 
     #[test]
@@ -302,7 +318,10 @@ mod tests {
         let ok = Bytes::from_static(b"+OK\r\n");
         let notbusy = Bytes::from_static(b"-NOTBUSY No scripts in execution right now.\r\n");
         let unkillable = Bytes::from_static(b"-UNKILLABLE Sorry\r\n");
-        assert_eq!(merge_all([&notbusy, &ok, &notbusy], Merge::AnyOk), Reply::ok());
+        assert_eq!(
+            merge_all([&notbusy, &ok, &notbusy], Merge::AnyOk),
+            Reply::ok()
+        );
         assert_eq!(
             merge_all([&notbusy, &unkillable], Merge::AnyOk),
             Reply::Error("UNKILLABLE Sorry".into())
@@ -312,5 +331,4 @@ mod tests {
             Reply::Error("NOTBUSY No scripts in execution right now.".into())
         );
     }
-
 }

@@ -132,7 +132,11 @@ pub fn function(s: &Session, id: CommandId, a: &Args) -> CmdResult {
             match a.len() {
                 2 => {}
                 3 if eq(a.get(2), "sync") || eq(a.get(2), "async") => {}
-                3 => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+                3 => {
+                    return Err(CmdError::err(
+                        "FUNCTION FLUSH only supports SYNC|ASYNC option",
+                    ));
+                }
                 _ => return Err(syntax(a)),
             }
             fs.flush();
@@ -200,7 +204,9 @@ fn list(s: &Session, a: &Args) -> CmdResult {
     let libs = s.shared.functions.libraries();
     let items = libs
         .iter()
-        .filter(|lib| pattern.is_none_or(|p| crate::store::glob::glob_match(p, lib.name.as_bytes(), false)))
+        .filter(|lib| {
+            pattern.is_none_or(|p| crate::store::glob::glob_match(p, lib.name.as_bytes(), false))
+        })
         .map(|lib| {
             let functions = lib
                 .functions

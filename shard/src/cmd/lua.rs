@@ -563,8 +563,7 @@ impl Engine {
                 format!("Error compiling function: {msg}")
             })?;
         *self.registering.borrow_mut() = Some(Vec::new());
-        *self.current.borrow_mut() =
-            Current::Loading(std::time::Instant::now() + LOAD_TIMEOUT);
+        *self.current.borrow_mut() = Current::Loading(std::time::Instant::now() + LOAD_TIMEOUT);
         let _ = self.lua.unset_named_registry_value(RAISED);
         let out = self.loader.call::<Option<mlua::String>>(chunk);
         *self.current.borrow_mut() = Current::Idle;
@@ -735,7 +734,8 @@ fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
     let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
     match args {
         [name, callback] => {
-            let name = string(name).ok_or("first argument to redis.register_function must be a string")?;
+            let name =
+                string(name).ok_or("first argument to redis.register_function must be a string")?;
             let Value::Function(function) = callback else {
                 return Err("second argument to redis.register_function must be a function");
             };
@@ -748,7 +748,9 @@ fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
         }
         [named] => {
             let Value::Table(t) = named else {
-                return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+                return Err(
+                    "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                );
             };
             let (mut name, mut description, mut function, mut flags) = (None, None, None, 0u8);
             for pair in t.pairs::<Value, Value>() {
@@ -766,18 +768,25 @@ fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
                     }
                     "callback" => match v {
                         Value::Function(f) => function = Some(f),
-                        _ => return Err("callback argument given to redis.register_function must be a function"),
+                        _ => {
+                            return Err(
+                                "callback argument given to redis.register_function must be a function",
+                            );
+                        }
                     },
                     "flags" => {
                         let Value::Table(list) = v else {
-                            return Err("flags argument to redis.register_function must be a table representing function flags");
+                            return Err(
+                                "flags argument to redis.register_function must be a table representing function flags",
+                            );
                         };
                         for i in 1.. {
                             match list.raw_get::<Value>(i) {
                                 Ok(Value::Nil) => break,
                                 Ok(v) => {
                                     let flag = string(&v).ok_or("unknown flag given")?;
-                                    flags |= crate::functions::flag_bit(&flag).ok_or("unknown flag given")?;
+                                    flags |= crate::functions::flag_bit(&flag)
+                                        .ok_or("unknown flag given")?;
                                 }
                                 Err(_) => return Err("unknown flag given"),
                             }
@@ -787,7 +796,8 @@ fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
                 }
             }
             let name = name.ok_or("redis.register_function must get a function name argument")?;
-            let function = function.ok_or("redis.register_function must get a callback argument")?;
+            let function =
+                function.ok_or("redis.register_function must get a callback argument")?;
             Ok(Registered {
                 name: text(name),
                 description,

@@ -8,8 +8,8 @@ mod args;
 mod blocking;
 mod cluster;
 mod connection;
-mod hash;
 mod function;
+mod hash;
 mod json;
 mod key;
 mod list;
@@ -123,7 +123,11 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
 /// While another client's script has run past `busy-reply-threshold`, only `allow_busy`
 /// commands run (Redis's `processCommand`).
 #[inline]
-fn busy(s: &Session, shared: &Shared, spec: &'static CommandSpec) -> Result<&'static CommandSpec, CmdError> {
+fn busy(
+    s: &Session,
+    shared: &Shared,
+    spec: &'static CommandSpec,
+) -> Result<&'static CommandSpec, CmdError> {
     match shared.running.busy_for(s.handle.id) {
         Some(line) if !spec.flags.contains(Flags::ALLOW_BUSY) => {
             Err(CmdError::from(CommandError::Raw(line.into())))
@@ -450,9 +454,7 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         }
 
         Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script
-        | Function => {
-            Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
-        }
+        | Function => Err(CmdError::from(CommandError::WrongArity(spec.name.into()))),
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
         // yields neither.
         Learned | Unserved => Err(CmdError::from(CommandError::UnknownCommand {

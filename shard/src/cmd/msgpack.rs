@@ -18,10 +18,7 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("_NAME", "lua-cmsgpack")?;
     t.raw_set("_VERSION", "lua-cmsgpack 0.4.0")?;
-    t.raw_set(
-        "_COPYRIGHT",
-        "Copyright (C) 2012, Salvatore Sanfilippo",
-    )?;
+    t.raw_set("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo")?;
     t.raw_set("_DESCRIPTION", "MessagePack C implementation for Lua")?;
     t.raw_set(
         "pack",
@@ -379,7 +376,11 @@ fn unpack(
             ),
         ));
     }
-    let limit = if decode_all { usize::MAX } else { limit as usize };
+    let limit = if decode_all {
+        usize::MAX
+    } else {
+        limit as usize
+    };
     let mut c = Cursor {
         data: &data,
         pos: offset,
@@ -394,7 +395,11 @@ fn unpack(
         }
     }
     if !decode_all {
-        let next = if c.pos >= data.len() { -1 } else { c.pos as i64 };
+        let next = if c.pos >= data.len() {
+            -1
+        } else {
+            c.pos as i64
+        };
         out.insert(0, Value::Number(next as f64));
     }
     Ok(MultiValue::from_iter(out))

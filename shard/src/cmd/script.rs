@@ -277,7 +277,9 @@ fn call_checked<'g>(
     }
     if spec.is_write() {
         run.wrote = true;
-        run.running.wrote.store(true, std::sync::atomic::Ordering::Relaxed);
+        run.running
+            .wrote
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if spec.has_keys() {
         let slots: Vec<Slot> = spec

@@ -202,12 +202,20 @@ fn pack(lua: &Lua, args: &[Value]) -> mlua::Result<mlua::String> {
             b'f' => {
                 let v = check_number(lua, args, arg, "pack")? as f32;
                 arg += 1;
-                out.extend(if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend(if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'd' => {
                 let v = check_number(lua, args, arg, "pack")?;
                 arg += 1;
-                out.extend(if h.little { v.to_le_bytes() } else { v.to_be_bytes() });
+                out.extend(if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                });
             }
             b'c' | b's' => {
                 let s = check_string(lua, args, arg, "pack")?;
@@ -286,13 +294,21 @@ fn unpack(lua: &Lua, args: &[Value]) -> mlua::Result<MultiValue> {
             b'f' => {
                 let mut b = [0u8; 4];
                 b.copy_from_slice(&data[pos..pos + 4]);
-                let v = if h.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
+                let v = if h.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
                 out.push(Value::Number(f64::from(v)));
             }
             b'd' => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&data[pos..pos + 8]);
-                let v = if h.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
+                let v = if h.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
                 out.push(Value::Number(v));
             }
             b'c' => {
@@ -301,7 +317,11 @@ fn unpack(lua: &Lua, args: &[Value]) -> mlua::Result<MultiValue> {
                         return Err(raise_where(lua, "format 'c0' needs a previous size"));
                     };
                     out.pop();
-                    size = if prev < 0.0 { usize::MAX } else { prev as usize };
+                    size = if prev < 0.0 {
+                        usize::MAX
+                    } else {
+                        prev as usize
+                    };
                     if size > ld || pos > ld - size {
                         return Err(short());
                     }
