@@ -421,27 +421,27 @@ mod tests {
     #[test]
     fn headers_are_checked_as_redis_does() {
         assert_eq!(
-            parse_header(b"lua name=x").unwrap_err(),
+            parse_header(b"lua name=x").expect_err("refused"),
             "Missing library metadata"
         );
         assert_eq!(
-            parse_header(b"#!lua name=x").unwrap_err(),
+            parse_header(b"#!lua name=x").expect_err("refused"),
             "Invalid library metadata"
         );
         assert_eq!(
-            parse_header(b"#!lua name=a name=b\n").unwrap_err(),
+            parse_header(b"#!lua name=a name=b\n").expect_err("refused"),
             "Invalid metadata value, name argument was given multiple times"
         );
         assert_eq!(
-            parse_header(b"#!lua foo=bar\n").unwrap_err(),
+            parse_header(b"#!lua foo=bar\n").expect_err("refused"),
             "Invalid metadata value given: foo=bar"
         );
         assert_eq!(
-            parse_header(b"#!lua\n").unwrap_err(),
+            parse_header(b"#!lua\n").expect_err("refused"),
             "Library name was not given"
         );
         assert_eq!(
-            parse_header(b"#!LUA NAME=lib\n").unwrap(),
+            parse_header(b"#!LUA NAME=lib\n").expect("accepted"),
             ("LUA".to_string(), "lib".to_string())
         );
     }
@@ -454,24 +454,24 @@ mod tests {
             false,
             &mut compile,
         )
-        .unwrap();
+        .expect("accepted");
         fs.load(
             Bytes::from_static(b"#!lua name=b\nf three"),
             false,
             &mut compile,
         )
-        .unwrap();
+        .expect("accepted");
         let dump = fs.dump();
         let other = Functions::default();
-        other.restore(&dump, Policy::Append, &mut compile).unwrap();
+        other.restore(&dump, Policy::Append, &mut compile).expect("accepted");
         assert_eq!(other.counts(), (2, 3));
         assert_eq!(
             other
                 .restore(&dump, Policy::Append, &mut compile)
-                .unwrap_err(),
+                .expect_err("refused"),
             "ERR Library a already exists"
         );
-        other.restore(&dump, Policy::Replace, &mut compile).unwrap();
+        other.restore(&dump, Policy::Replace, &mut compile).expect("accepted");
         assert_eq!(other.counts(), (2, 3));
         for cut in 0..dump.len() {
             assert!(decode(&dump[..cut]).is_none(), "cut at {cut}");
@@ -489,14 +489,14 @@ mod tests {
             false,
             &mut compile,
         )
-        .unwrap();
+        .expect("accepted");
         assert_eq!(
             fs.load(
                 Bytes::from_static(b"#!lua name=b\nf one"),
                 false,
                 &mut compile
             )
-            .unwrap_err(),
+            .expect_err("refused"),
             "ERR Function one already exists"
         );
         assert_eq!(
@@ -505,12 +505,12 @@ mod tests {
                 false,
                 &mut compile
             )
-            .unwrap_err(),
+            .expect_err("refused"),
             "ERR Library 'a' already exists"
         );
         assert_eq!(
             fs.load(Bytes::from_static(b"#!lua name=a\n"), true, &mut compile)
-                .unwrap_err(),
+                .expect_err("refused"),
             "ERR No functions registered"
         );
         assert_eq!(fs.find("one").map(|l| l.name.clone()).as_deref(), Some("a"));
