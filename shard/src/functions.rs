@@ -463,7 +463,9 @@ mod tests {
         .expect("accepted");
         let dump = fs.dump();
         let other = Functions::default();
-        other.restore(&dump, Policy::Append, &mut compile).expect("accepted");
+        other
+            .restore(&dump, Policy::Append, &mut compile)
+            .expect("accepted");
         assert_eq!(other.counts(), (2, 3));
         assert_eq!(
             other
@@ -471,7 +473,9 @@ mod tests {
                 .expect_err("refused"),
             "ERR Library a already exists"
         );
-        other.restore(&dump, Policy::Replace, &mut compile).expect("accepted");
+        other
+            .restore(&dump, Policy::Replace, &mut compile)
+            .expect("accepted");
         assert_eq!(other.counts(), (2, 3));
         for cut in 0..dump.len() {
             assert!(decode(&dump[..cut]).is_none(), "cut at {cut}");
