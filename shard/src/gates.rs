@@ -28,7 +28,11 @@ fn patiently<G>(
     if let Some(g) = take(Duration::ZERO) {
         return Some(g);
     }
-    // The holder may be a slow script: this thread may wait long, let the runtime go on.
+    // A transaction or a migration batch lets go soon; a slow script may not: past the first
+    // slice this thread may wait long, so the runtime's other work goes to another thread.
+    if let Some(g) = take(SLICE) {
+        return Some(g);
+    }
     crate::running::hand_off();
     loop {
         if let Some(g) = take(SLICE) {
