@@ -257,6 +257,45 @@ async fn redis_py_through_the_proxy_over_a_real_redis_cluster() {
     run_redis_py(&python, proxy.addr).await;
 }
 
+/// redis-py's `register_script`, `Lock` and FCALL through the proxy in front of a real Redis
+/// Cluster: FUNCTION LOAD reaches every master, FCALL routes by key, SCRIPT EXISTS is the AND
+/// of the masters' answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_scripts_and_locks_over_a_real_redis_cluster() {
+    if !tools_present() {
+        return;
+    }
+    let Some(python) = redis_py() else {
+        return;
+    };
+    let rc = RedisCluster::start();
+    let proxy = Proxy::start(config(&rc.seeds()[..1])).await;
+    run_redis_py_scripts(&python, proxy.addr).await;
+    // A master that lost its libraries behind the proxy's back gets them again.
+    let mut c = proxy.raw().await;
+    let lib = "#!lua name=rc\nredis.register_function('rc_get', function(keys) return redis.call('GET', keys[1]) end)";
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", lib]).await,
+        shard::testing::V::s("rc")
+    );
+    for seed in rc.seeds() {
+        let addr: std::net::SocketAddr = seed.parse().expect("seed address");
+        let mut direct = shard::testing::Raw::connect(addr).await;
+        assert_eq!(
+            direct.cmd(&["FUNCTION", "FLUSH"]).await,
+            shard::testing::V::s("OK")
+        );
+    }
+    for i in 0..20 {
+        let k = format!("rc:{i}");
+        assert_eq!(
+            c.cmd(&["FCALL", "rc_get", "1", &k]).await,
+            shard::testing::V::Nil
+        );
+    }
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ioredis_through_the_proxy_over_a_real_redis_cluster() {
     if !tools_present() {

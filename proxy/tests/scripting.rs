@@ -2,7 +2,10 @@
 //! keys to the slot's owner (a keyless one to any shard), SCRIPT LOAD and SCRIPT FLUSH go to
 //! every shard, an EVALSHA a shard answers NOSCRIPT for is healed by the proxy (it loads the
 //! script there and retries) unless the client flushed the scripts through it, and the redis
-//! crate's `Script` (EVALSHA, then EVAL on NOSCRIPT) works.
+//! crate's `Script` (EVALSHA, then EVAL on NOSCRIPT) works. Functions likewise: FUNCTION
+//! LOAD / DELETE / FLUSH / RESTORE reach every shard, FCALL routes by its keys, and an FCALL a
+//! shard answers `Function not found` for is healed by loading the library there. redis-py's
+//! `register_script` and `Lock` work through the proxy.
 
 mod common;
 
@@ -106,6 +109,150 @@ async fn scripts_route_by_their_keys_through_the_proxy() {
             .expect("script");
         assert_eq!(n, i as i64 + 1);
     }
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}
+
+const LIB: &str = "#!lua name=plib
+redis.register_function('pset', function(keys, args) return redis.call('SET', keys[1], args[1]) end)
+redis.register_function{function_name='pget', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}";
+
+#[tokio::test]
+async fn functions_through_the_proxy() {
+    let shards = vec![
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    let mut c = proxy.raw().await;
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB]).await, V::s("plib"));
+    // Every shard has it.
+    for s in &shards {
+        let list = s.raw().await.cmd(&["FUNCTION", "LIST"]).await;
+        assert_eq!(list.as_arr().len(), 1, "{list:?}");
+    }
+    // A second LOAD without REPLACE is refused (by every shard alike).
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", LIB]).await,
+        V::Err("ERR Library 'plib' already exists".into())
+    );
+    let keys = spread_keys(30);
+    for k in &keys {
+        assert_eq!(c.cmd(&["FCALL", "pset", "1", k, k]).await, V::s("OK"));
+        let mut owner = shards[owner_3(k)].raw().await;
+        assert_eq!(
+            owner.cmd(&["GET", k]).await,
+            V::s(k),
+            "ran on the owner: {k}"
+        );
+        assert_eq!(c.cmd(&["FCALL_RO", "pget", "1", k]).await, V::s(k));
+    }
+    let e = c.text(&["FCALL", "pset", "2", "a", "b", "v"]).await;
+    assert!(e.starts_with("-CROSSSLOT"), "{e}");
+    // FUNCTION LIST, DUMP and STATS come from one shard.
+    let list = c.cmd(&["FUNCTION", "LIST"]).await;
+    assert_eq!(list.as_arr().len(), 1, "{list:?}");
+    let stats = c.text(&["FUNCTION", "STATS"]).await;
+    assert!(stats.contains("libraries_count"), "{stats}");
+
+    // A shard that lost its libraries (restarted, flushed behind the proxy's back): the proxy
+    // loads them there again and the FCALL succeeds.
+    let mut first = shards[0].raw().await;
+    assert_eq!(first.cmd(&["FUNCTION", "FLUSH"]).await, V::s("OK"));
+    for k in keys.iter().filter(|k| owner_3(k) == 0).take(3) {
+        assert_eq!(c.cmd(&["FCALL_RO", "pget", "1", k]).await, V::s(k));
+    }
+    assert_eq!(first.cmd(&["FUNCTION", "LIST"]).await.as_arr().len(), 1);
+    // A function the proxy never saw loaded stays unknown.
+    assert_eq!(
+        c.cmd(&["FCALL", "nosuch", "1", &keys[0]]).await,
+        V::Err("ERR Function not found".into())
+    );
+
+    // DUMP from one shard, RESTORE to all.
+    c.send(&shard::testing::encode(&["FUNCTION", "DUMP"])).await;
+    let bulk = c.reply().await;
+    let start = bulk.iter().position(|&b| b == b'\n').expect("bulk header") + 1;
+    let dump = bulk[start..bulk.len() - 2].to_vec();
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "plib"]).await, V::s("OK"));
+    for s in &shards {
+        assert_eq!(
+            s.raw().await.cmd(&["FUNCTION", "LIST"]).await,
+            V::Arr(Vec::new())
+        );
+    }
+    // Deleted through the proxy: not healed.
+    assert_eq!(
+        c.cmd(&["FCALL", "pset", "1", &keys[0], "x"]).await,
+        V::Err("ERR Function not found".into())
+    );
+    c.send(&shard::testing::encode_bytes(&[
+        b"FUNCTION",
+        b"RESTORE",
+        &dump,
+    ]))
+    .await;
+    assert_eq!(c.read().await, V::s("OK"));
+    for s in &shards {
+        assert_eq!(
+            s.raw()
+                .await
+                .cmd(&["FUNCTION", "LIST"])
+                .await
+                .as_arr()
+                .len(),
+            1
+        );
+    }
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]).await, V::s("OK"));
+    for s in &shards {
+        assert_eq!(
+            s.raw().await.cmd(&["FUNCTION", "LIST"]).await,
+            V::Arr(Vec::new())
+        );
+    }
+
+    // SCRIPT EXISTS answers 1 only when every shard has the script.
+    let body = "return 'only here'";
+    let sha = shards[1].raw().await.cmd(&["SCRIPT", "LOAD", body]).await;
+    let sha = sha.as_str().to_string();
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha]).await,
+        V::Arr(vec![V::Int(0)])
+    );
+    assert_eq!(c.cmd(&["SCRIPT", "LOAD", body]).await, V::s(&sha));
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha, "nope"]).await,
+        V::Arr(vec![V::Int(1), V::Int(0)])
+    );
+    // Nothing runs anywhere.
+    for kill in [["SCRIPT", "KILL"], ["FUNCTION", "KILL"]] {
+        assert_eq!(
+            c.cmd(&kill).await,
+            V::Err("NOTBUSY No scripts in execution right now.".into())
+        );
+    }
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_scripts_and_locks_through_the_proxy() {
+    let Some(python) = redis_py() else {
+        return;
+    };
+    let shards = vec![
+        TestShard::default().await,
+        TestShard::default().await,
+        TestShard::default().await,
+    ];
+    let proxy = Proxy::over(&shards).await;
+    run_redis_py_scripts(&python, proxy.addr).await;
     proxy.stop().await;
     for s in shards {
         s.stop().await;

@@ -25,6 +25,9 @@ pub struct Config {
     pub maxmemory_samples: u32,
     pub requirepass: Option<String>,
     pub maxclients: usize,
+    /// After this many milliseconds a running script makes other clients' commands answer
+    /// `-BUSY` (`busy-reply-threshold`, alias `lua-time-limit`).
+    pub busy_reply_threshold_ms: u64,
     /// Largest accepted bulk string in a request.
     pub proto_max_bulk_len: u64,
     /// A client whose unparsed input exceeds this is disconnected.
@@ -119,6 +122,7 @@ impl Default for Config {
             maxmemory_samples: 5,
             requirepass: None,
             maxclients: 10_000,
+            busy_reply_threshold_ms: crate::running::DEFAULT_THRESHOLD_MS,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             hz: 10,
@@ -202,6 +206,11 @@ impl settings::Layered for Config {
                 self.requirepass = (!s.is_empty()).then_some(s);
             }
             "maxclients" => self.maxclients = as_int(v)?.try_into().map_err(|_| "out of range")?,
+            "busy-reply-threshold" | "lua-time-limit" => {
+                self.busy_reply_threshold_ms = as_int(v)?
+                    .try_into()
+                    .map_err(|_| "must be a non-negative number of milliseconds")?
+            }
             "proto-max-bulk-len" => self.proto_max_bulk_len = as_memory(v)?,
             "client-query-buffer-limit" => self.client_query_buffer_limit = as_memory(v)?,
             "hz" => self.hz = as_int(v)?.try_into().map_err(|_| "out of range")?,

@@ -5,10 +5,44 @@
 //!
 //! Several gates are always taken in ascending slot order, so two holders of overlapping
 //! sets cannot deadlock.
+//!
+//! A script holds the write side of its slots' gates for as long as it runs, which may be
+//! long: commands wait for a gate with [`SlotGates::shared_many_or`] and friends, in slices,
+//! and give up when the caller says so (a script has run past `busy-reply-threshold`: the
+//! command is answered `-BUSY`), so waiting commands do not hold worker threads forever.
+
+use std::time::Duration;
 
 use membership::{SLOT_COUNT, Slot};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use smallvec::SmallVec;
+
+/// How long a waiting command sleeps between two checks of whether to give up.
+const SLICE: Duration = Duration::from_millis(5);
+
+/// A lock taken at once if free, else in slices until `give_up`.
+fn patiently<G>(
+    mut take: impl FnMut(Duration) -> Option<G>,
+    give_up: &dyn Fn() -> bool,
+) -> Option<G> {
+    if let Some(g) = take(Duration::ZERO) {
+        return Some(g);
+    }
+    // A transaction or a migration batch lets go soon; a slow script may not: past the first
+    // slice this thread may wait long, so the runtime's other work goes to another thread.
+    if let Some(g) = take(SLICE) {
+        return Some(g);
+    }
+    crate::running::hand_off();
+    loop {
+        if let Some(g) = take(SLICE) {
+            return Some(g);
+        }
+        if give_up() {
+            return None;
+        }
+    }
+}
 
 pub struct SlotGates {
     gates: Box<[RwLock<()>]>,
@@ -58,6 +92,62 @@ impl SlotGates {
         s.dedup();
         s.into_iter()
             .map(|i| self.gates[usize::from(i)].write())
+            .collect()
+    }
+
+    /// [`SlotGates::shared`], or `None` once `give_up` says so while waiting.
+    pub fn shared_or(
+        &self,
+        slot: Slot,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<RwLockReadGuard<'_, ()>> {
+        let gate = &self.gates[slot.index()];
+        patiently(|d| gate.try_read_for(d), give_up)
+    }
+
+    /// [`SlotGates::shared_many`], or `None` once `give_up` says so while waiting.
+    pub fn shared_many_or(
+        &self,
+        slots: impl Iterator<Item = Slot>,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<Shared<'_>> {
+        let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
+        if s.len() > 1 {
+            s.sort_unstable();
+            s.dedup();
+        }
+        s.into_iter()
+            .map(|i| {
+                let gate = &self.gates[usize::from(i)];
+                patiently(|d| gate.try_read_for(d), give_up)
+            })
+            .collect()
+    }
+
+    /// [`SlotGates::exclusive`], or `None` once `give_up` says so while waiting.
+    pub fn exclusive_or(
+        &self,
+        slot: Slot,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<RwLockWriteGuard<'_, ()>> {
+        let gate = &self.gates[slot.index()];
+        patiently(|d| gate.try_write_for(d), give_up)
+    }
+
+    /// [`SlotGates::exclusive_many`], or `None` once `give_up` says so while waiting.
+    pub fn exclusive_many_or(
+        &self,
+        slots: impl Iterator<Item = Slot>,
+        give_up: &dyn Fn() -> bool,
+    ) -> Option<Vec<RwLockWriteGuard<'_, ()>>> {
+        let mut s: Vec<u16> = slots.map(|s| s.get()).collect();
+        s.sort_unstable();
+        s.dedup();
+        s.into_iter()
+            .map(|i| {
+                let gate = &self.gates[usize::from(i)];
+                patiently(|d| gate.try_write_for(d), give_up)
+            })
             .collect()
     }
 

@@ -90,7 +90,11 @@ pub async fn run_with_admin(
         watches.clone(),
         notify.clone(),
     ])));
+    let stopping = CancellationToken::new();
+    let functions = crate::functions::Functions::new(config.warm_tier.then(|| config.dir.clone()));
     let shared = Arc::new(Shared {
+        running: crate::running::Running::new(config.busy_reply_threshold_ms, stopping.clone()),
+        functions,
         db,
         clock,
         runtime: Runtime {
@@ -107,7 +111,7 @@ pub async fn run_with_admin(
             fastrand::u64(..),
             fastrand::u32(..)
         ),
-        shutdown: CancellationToken::new(),
+        shutdown: stopping,
         cluster: std::sync::OnceLock::new(),
         tracking,
         watches,
@@ -120,6 +124,11 @@ pub async fn run_with_admin(
         pubsub,
         notify,
     });
+    match crate::cmd::load_persisted_functions(&shared) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(libraries = n, "function libraries loaded"),
+        Err(e) => tracing::warn!(error = %e, "function libraries not loaded"),
+    }
     if shared.config.cluster_enabled {
         let c = crate::cluster::start(&shared.config, local_addr, shared.clone()).await?;
         let _ = shared.cluster.set(c);

@@ -70,6 +70,10 @@ pub struct Shared {
     pub notify: Arc<Notifier>,
     /// Lua scripts by SHA1 (EVAL, SCRIPT LOAD).
     pub scripts: crate::scripts::Scripts,
+    /// Function libraries (FUNCTION LOAD).
+    pub functions: crate::functions::Functions,
+    /// Scripts and functions running now (`-BUSY`, SCRIPT KILL, FUNCTION KILL).
+    pub running: crate::running::Running,
 }
 
 impl Shared {

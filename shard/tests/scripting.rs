@@ -791,10 +791,11 @@ async fn runaway_scripts_get_errors_not_crashes() {
     srv.stop().await;
 }
 
-/// A script that never ends is stopped with an error after the time limit (even one that
-/// catches errors with pcall), and the shard serves other clients meanwhile and after.
+/// A script that never ends runs until SCRIPT KILL (even one that catches errors with pcall):
+/// another slot's keys are served meanwhile, until it has run past `busy-reply-threshold`;
+/// then other clients get `-BUSY`, except for SCRIPT KILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endless_scripts_are_stopped() {
+async fn endless_scripts_run_until_killed() {
     let srv = TestShard::default().await;
     let mut c = srv.raw().await;
     let mut other = srv.raw().await;
@@ -802,17 +803,52 @@ async fn endless_scripts_are_stopped() {
         "while true do end",
         "while true do pcall(function() while true do end end) end",
     ] {
+        set_threshold(&mut other, "60000").await;
         c.send(&shard::testing::encode(&["EVAL", body, "1", "{loop}k"]))
             .await;
-        // Another slot's key is served while the script runs.
+        // Another slot's key is served while the script runs below the threshold.
         assert_eq!(other.cmd(&["SET", "elsewhere", "1"]).await, V::s("OK"));
+        set_threshold(&mut other, "0").await;
+        wait_busy(&mut other, BUSY_EVAL).await;
+        assert_eq!(other.cmd(&["SCRIPT", "KILL"]).await, V::s("OK"));
         let e = c.reply().await;
         let e = String::from_utf8_lossy(&e);
         assert!(
-            e.starts_with("-ERR") && e.contains("script stopped after"),
+            e.starts_with("-ERR Script killed by user with SCRIPT KILL... script: ")
+                && e.contains("on @user_script:1."),
             "{e}"
         );
     }
+    assert_eq!(
+        other.cmd(&["SCRIPT", "KILL"]).await,
+        V::Err("NOTBUSY No scripts in execution right now.".into())
+    );
     assert_eq!(c.cmd(&["SET", "{loop}k", "v"]).await, V::s("OK"));
     srv.stop().await;
+}
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+async fn set_threshold(c: &mut Raw, ms: &str) {
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "busy-reply-threshold", ms]).await,
+        V::s("OK")
+    );
+}
+
+/// PINGs until the reply is `busy` (the script has started and run past the threshold).
+async fn wait_busy(c: &mut Raw, busy: &str) {
+    let wait = async {
+        loop {
+            match c.cmd(&["PING"]).await {
+                V::Err(e) if e == busy => return,
+                V::Str(p) if p == "PONG" => tokio::task::yield_now().await,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(shard::testing::TIMEOUT, wait)
+        .await
+        .expect("the script makes the server busy");
 }

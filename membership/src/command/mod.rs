@@ -256,6 +256,12 @@ pub enum Merge {
     /// Every shard answers alike (`SCRIPT LOAD`'s digest, `+OK`): the first reply, unless
     /// one is an error.
     Same,
+    /// Arrays of 0/1 combined position by position with a logical AND (SCRIPT EXISTS: a
+    /// script exists when every shard has it).
+    AllAnd,
+    /// `+OK` when any shard said OK, else the first error (SCRIPT KILL, FUNCTION KILL: the
+    /// shard running the script answers OK, the others `-NOTBUSY`).
+    AnyOk,
 }
 
 /// Identity of every command this project implements, so dispatch is a `match`, not string
@@ -517,6 +523,19 @@ pub enum CommandId {
     ScriptExists,
     ScriptFlush,
     ScriptHelp,
+    ScriptKill,
+    Fcall,
+    FcallRo,
+    Function,
+    FunctionLoad,
+    FunctionList,
+    FunctionDelete,
+    FunctionFlush,
+    FunctionDump,
+    FunctionRestore,
+    FunctionStats,
+    FunctionKill,
+    FunctionHelp,
     /// A row of [`REFUSED`]: a command this project knows but neither server executes.
     Unserved,
     /// A command a proxy learned from its backends' `COMMAND` (not in [`COMMANDS`]); keep it

@@ -92,6 +92,8 @@ const ANLSB: Flags = Flags::ADMIN
     .union(Flags::LOADING)
     .union(Flags::STALE)
     .union(Flags::ALLOW_BUSY);
+/// SCRIPT KILL, FUNCTION KILL, FUNCTION STATS: `noscript allow_busy`.
+const NB: Flags = Flags::NOSCRIPT.union(Flags::ALLOW_BUSY);
 const NLSFB: Flags = Flags::NOSCRIPT
     .union(Flags::LOADING)
     .union(Flags::STALE)
@@ -283,6 +285,12 @@ const ALL_AND: &[&str] = &[
     "request_policy:all_shards",
     "response_policy:agg_logical_and",
 ];
+const ALL_ONE_OK: &[&str] = &["request_policy:all_shards", "response_policy:one_succeeded"];
+const STATS_TIPS: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_shards",
+    "response_policy:special",
+];
 const SPECIAL_ND: &[&str] = &["nondeterministic_output", "request_policy:special"];
 
 #[rustfmt::skip]
@@ -394,9 +402,25 @@ static PUBSUB_SUBS: &[CommandSpec] = &[
 static SCRIPT_SUBS: &[CommandSpec] = &[
     //  name      id            arity flags keys key use  route                     tips      group        since    summary
     row("load",   ScriptLoad,       3, NS,  K0,  NO_KEYS, AllShards(Merge::Same),   NODES_OK, "scripting", "2.6.0", "Load the specified Lua script into the script cache."),
-    row("exists", ScriptExists,    -3, N,   K0,  NO_KEYS, AllShards(Merge::Same),   ALL_AND,  "scripting", "2.6.0", "Check existence of scripts in the script cache."),
+    row("exists", ScriptExists,    -3, N,   K0,  NO_KEYS, AllShards(Merge::AllAnd), ALL_AND,  "scripting", "2.6.0", "Check existence of scripts in the script cache."),
     row("flush",  ScriptFlush,     -2, N,   K0,  NO_KEYS, AllShards(Merge::AllOk),  NODES_OK, "scripting", "2.6.0", "Remove all the scripts from the script cache."),
     row("help",   ScriptHelp,       2, LS,  K0,  NO_KEYS, AnyShard,                 NO_TIPS,  "scripting", "5.0.0", "Show helpful text about the different subcommands"),
+    row("kill",   ScriptKill,       2, NB,  K0,  NO_KEYS, AllShards(Merge::AnyOk),  ALL_ONE_OK, "scripting", "2.6.0", "Kill the script currently in execution."),
+];
+
+/// FUNCTION's subcommands: changes go to every shard, reads to one (functions are per node).
+#[rustfmt::skip]
+static FUNCTION_SUBS: &[CommandSpec] = &[
+    //  name       id               arity flags keys key use  route                     tips        group        since    summary
+    row("load",    FunctionLoad,      -3, WDN, K0, NO_KEYS, AllShards(Merge::Same),   ALL_OK,     "scripting", "7.0.0", "Create a function with the given arguments (name, code, description)"),
+    row("delete",  FunctionDelete,     3, WN,  K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Delete a function by name"),
+    row("flush",   FunctionFlush,     -2, WN,  K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Deleting all functions"),
+    row("restore", FunctionRestore,   -3, WDN, K0, NO_KEYS, AllShards(Merge::AllOk),  ALL_OK,     "scripting", "7.0.0", "Restore all the functions on the given payload"),
+    row("dump",    FunctionDump,       2, N,   K0, NO_KEYS, AnyShard,                 NO_TIPS,    "scripting", "7.0.0", "Dump all functions into a serialized binary payload"),
+    row("list",    FunctionList,      -2, N,   K0, NO_KEYS, AnyShard,                 ND_ORDER,   "scripting", "7.0.0", "List information about all the functions"),
+    row("stats",   FunctionStats,      2, NB,  K0, NO_KEYS, AnyShard,                 STATS_TIPS, "scripting", "7.0.0", "Return information about the function currently running (name, description, duration)"),
+    row("kill",    FunctionKill,       2, NB,  K0, NO_KEYS, AllShards(Merge::AnyOk),  ALL_ONE_OK, "scripting", "7.0.0", "Kill the function currently in execution."),
+    row("help",    FunctionHelp,       2, LS,  K0, NO_KEYS, AnyShard,                 NO_TIPS,    "scripting", "7.0.0", "Show helpful text about the different subcommands"),
 ];
 
 /// What AutoCache serves: the shard executes every row; the proxy routes it by its route.
@@ -588,6 +612,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("evalsha",      Evalsha,        -3, SCRIPT,    K0, RW_AU,      SameSlot,                 NO_TIPS,        "scripting",  "2.6.0",  "Execute a Lua script server side").with_specs(EVAL_SPECS),
     row("eval_ro",      EvalRo,         -3, SCRIPT_RO, K0, EVAL_RO_KEYS, SameSlot,               NO_TIPS,        "scripting",  "7.0.0",  "Execute a read-only Lua script server side").with_specs(EVAL_RO_SPECS),
     row("evalsha_ro",   EvalshaRo,      -3, SCRIPT_RO, K0, RO_A,       SameSlot,                 NO_TIPS,        "scripting",  "7.0.0",  "Execute a read-only Lua script server side").with_specs(EVAL_RO_SPECS),
+    row("fcall",        Fcall,          -3, SCRIPT,    K0, EVAL_KEYS,  SameSlot,                 NO_TIPS,        "scripting",  "7.0.0",  "Invoke a function").with_specs(EVAL_SPECS),
+    row("fcall_ro",     FcallRo,        -3, SCRIPT_RO, K0, EVAL_RO_KEYS, SameSlot,               NO_TIPS,        "scripting",  "7.0.0",  "Invoke a read-only function").with_specs(EVAL_RO_SPECS),
+    row("function",     Function,       -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "scripting",  "7.0.0",  "A container for function commands").with_subcommands(FUNCTION_SUBS),
     row("script",       Script,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "scripting",  "2.6.0",  "A container for Lua scripts management commands").with_subcommands(SCRIPT_SUBS),
 ];
 

@@ -96,6 +96,11 @@ pub(super) fn merge_fan(replies: &[(Bytes, &[u32])], nkeys: usize, merge: Merge)
 }
 
 pub(super) fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge: Merge) -> Reply {
+    match merge {
+        Merge::AllAnd => return merge_and(replies),
+        Merge::AnyOk => return merge_any_ok(replies),
+        _ => {}
+    }
     let mut sum = 0i64;
     let mut concat = Vec::new();
     let mut first = None;
@@ -125,11 +130,84 @@ pub(super) fn merge_all<'a>(replies: impl IntoIterator<Item = &'a Bytes>, merge:
         Merge::AllOk => Reply::ok(),
         Merge::Concat | Merge::KeyOrder => Reply::Array(concat),
         Merge::Same => first.unwrap_or(Reply::Nil),
+        Merge::AllAnd | Merge::AnyOk => {
+            Reply::Error(format!("ERR internal error: {merge:?} merge"))
+        }
         // Planned as their own items (Item::Scan, Item::Gather), never merged here.
         Merge::Cursor | Merge::Random | Merge::Info | Merge::Config | Merge::Slowlog => {
             Reply::Error(format!("ERR internal error: {merge:?} merge"))
         }
     }
+}
+
+/// Arrays of 0/1 (SCRIPT EXISTS) combined position by position: 1 only where every shard
+/// said 1.
+fn merge_and<'a>(replies: impl IntoIterator<Item = &'a Bytes>) -> Reply {
+    let mut combined: Option<Vec<i64>> = None;
+    for r in replies {
+        match decoded(r) {
+            Reply::Array(items) => {
+                let ints: Vec<i64> = items
+                    .iter()
+                    .map(|i| match i {
+                        Reply::Int(n) => *n,
+                        _ => 0,
+                    })
+                    .collect();
+                combined = Some(match combined {
+                    None => ints,
+                    Some(c) if c.len() == ints.len() => c
+                        .iter()
+                        .zip(&ints)
+                        .map(|(a, b)| i64::from(*a != 0 && *b != 0))
+                        .collect(),
+                    Some(_) => {
+                        return Reply::Error(
+                            "ERR shards answered arrays of different lengths".into(),
+                        );
+                    }
+                });
+            }
+            e @ Reply::Error(_) => return e,
+            other => {
+                return Reply::Error(format!(
+                    "ERR unexpected backend reply to a fanned-out command: {other:?}"
+                ));
+            }
+        }
+    }
+    Reply::Array(
+        combined
+            .unwrap_or_default()
+            .into_iter()
+            .map(Reply::Int)
+            .collect(),
+    )
+}
+
+/// SCRIPT KILL, FUNCTION KILL: `+OK` when any shard killed its script, else the most telling
+/// error (`-NOTBUSY` only when every shard said so).
+fn merge_any_ok<'a>(replies: impl IntoIterator<Item = &'a Bytes>) -> Reply {
+    let mut error = None;
+    for r in replies {
+        match decoded(r) {
+            Reply::Status(s) if s == "OK" => return Reply::ok(),
+            Reply::Error(e) => {
+                if error
+                    .as_ref()
+                    .is_none_or(|old: &String| old.starts_with("NOTBUSY"))
+                {
+                    error = Some(e);
+                }
+            }
+            other => {
+                return Reply::Error(format!(
+                    "ERR unexpected backend reply to a fanned-out command: {other:?}"
+                ));
+            }
+        }
+    }
+    Reply::Error(error.unwrap_or_else(|| "NOTBUSY No scripts in execution right now.".into()))
 }
 
 /// Rewrites a shard's SCAN reply cursor into the proxy cursor.
@@ -219,5 +297,38 @@ mod tests {
             Proto::Resp2,
             &mut out
         ));
+    }
+    #[test]
+    fn script_exists_is_the_and_of_the_shards() {
+        let a = Bytes::from_static(b"*3\r\n:1\r\n:1\r\n:0\r\n");
+        let b = Bytes::from_static(b"*3\r\n:1\r\n:0\r\n:0\r\n");
+        assert_eq!(
+            merge_all([&a, &b], Merge::AllAnd),
+            Reply::Array(vec![Reply::Int(1), Reply::Int(0), Reply::Int(0)])
+        );
+        let short = Bytes::from_static(b"*1\r\n:1\r\n");
+        assert!(matches!(
+            merge_all([&a, &short], Merge::AllAnd),
+            Reply::Error(_)
+        ));
+    }
+
+    #[test]
+    fn a_kill_succeeds_when_any_shard_killed() {
+        let ok = Bytes::from_static(b"+OK\r\n");
+        let notbusy = Bytes::from_static(b"-NOTBUSY No scripts in execution right now.\r\n");
+        let unkillable = Bytes::from_static(b"-UNKILLABLE Sorry\r\n");
+        assert_eq!(
+            merge_all([&notbusy, &ok, &notbusy], Merge::AnyOk),
+            Reply::ok()
+        );
+        assert_eq!(
+            merge_all([&notbusy, &unkillable], Merge::AnyOk),
+            Reply::Error("UNKILLABLE Sorry".into())
+        );
+        assert_eq!(
+            merge_all([&notbusy, &notbusy], Merge::AnyOk),
+            Reply::Error("NOTBUSY No scripts in execution right now.".into())
+        );
     }
 }

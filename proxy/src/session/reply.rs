@@ -329,15 +329,16 @@ impl Ctx<'_> {
     }
 
     /// An EVALSHA a shard did not know the script of, sent again behind a SCRIPT LOAD of the
-    /// script (when this proxy saw it); the EVALSHA's new reply.
+    /// script (when this proxy saw it), or an FCALL behind FUNCTION LOADs of the libraries
+    /// naming its function; the request's new reply.
     async fn reload_script(&self, part: &Part) -> Option<Bytes> {
         // A pinned connection (WATCH ... EXEC) is not the pool's: not resent there.
         if part.replies != 1 || part.pinned {
             return None;
         }
-        let req = self.shared.scripts.reload_then(&part.req)?;
+        let (req, replies) = self.shared.scripts.reload_then(&part.req)?;
         let to = self.results.get(part.group as usize)?.0.clone();
-        self.call(part, &to, req, 2).await.ok()?.pop()
+        self.call(part, &to, req, replies).await.ok()?.pop()
     }
 
     /// Sends a redirected request: a blocking command again on a connection of its own.
@@ -358,7 +359,7 @@ impl Ctx<'_> {
     /// Follows MOVED/ASK/TRYAGAIN/CLUSTERDOWN as [`redirect::decide`] says, within its budgets.
     async fn follow(&self, part: &Part, mut reply: Bytes) -> Bytes {
         let shared = self.shared;
-        if reply.starts_with(b"-NOSCRIPT")
+        if (reply.starts_with(b"-NOSCRIPT") || reply.starts_with(b"-ERR Function not found"))
             && let Some(healed) = self.reload_script(part).await
         {
             reply = healed;

@@ -189,6 +189,20 @@ pub async fn run_redis_py(python: &str, addr: SocketAddr) {
 /// Runs tests/clients/`name` against `addr` and fails with its output unless it prints `ok`.
 pub async fn run_redis_py_script(python: &str, name: &str, addr: SocketAddr) {
     let script = format!("{}/tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
+    run_python(python, &script, addr).await;
+}
+
+/// Runs the shard's tests/clients/redis_py_scripts.py (redis-py's `register_script`, `Lock`,
+/// FCALL) against `addr`: the same script the shard's tests run directly on a shard.
+pub async fn run_redis_py_scripts(python: &str, addr: SocketAddr) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shard/tests/clients/redis_py_scripts.py"
+    );
+    run_python(python, script, addr).await;
+}
+
+async fn run_python(python: &str, script: &str, addr: SocketAddr) {
     let out = tokio::time::timeout(
         TIMEOUT,
         tokio::process::Command::new(python)
@@ -206,7 +220,7 @@ pub async fn run_redis_py_script(python: &str, name: &str, addr: SocketAddr) {
     );
     assert!(
         out.status.success() && stdout.trim() == "ok",
-        "redis-py script {name} failed ({}):\n{stdout}\n{stderr}",
+        "redis-py script {script} failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
 }

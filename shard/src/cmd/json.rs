@@ -214,7 +214,7 @@ fn table(v: &Value, t: &Table, depth: usize, out: &mut String) -> Result<(), Str
 }
 
 /// C's `%.<precision>g`.
-fn format_g(d: f64, precision: usize) -> String {
+pub(super) fn format_g(d: f64, precision: usize) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0" } else { "0" }.into();
     }

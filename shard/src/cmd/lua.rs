@@ -23,19 +23,23 @@ use mlua::{
 };
 
 use crate::protocol::{Reply, format_g17};
+use crate::running::{Run, Stop};
 use crate::scripts::Scripts;
+use std::sync::Arc;
 
 /// The chunk name Redis gives user scripts: errors read `user_script:1: ...`.
 const CHUNK: &str = "@user_script";
+/// ... and function libraries (`user_function:2: ...`).
+const FUNCTION_CHUNK: &str = "@user_function";
 /// The most memory one thread's Lua state may take.
 const MEMORY_LIMIT: usize = 1 << 30;
-/// How long a script may run before it is stopped with an error. Redis lets a script run on
-/// past `busy-reply-threshold` and answers other clients `-BUSY` until SCRIPT KILL; here the
-/// gates a script holds (and the worker thread it runs on) would stall other clients, so a
-/// runaway script is ended instead.
-pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Instructions between two checks of the time limit.
+/// Instructions between two checks of whether the running script was killed.
 const CHECK_EVERY: u32 = 1000;
+/// How long FUNCTION LOAD may run a library's code (Redis's `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// Compiled libraries kept per thread before the cache starts over (a client replacing
+/// libraries in a loop must not grow it).
+const MAX_LIBRARIES: usize = 1000;
 /// Where a Rust function puts the error table it raises (see `raise`).
 const RAISED: &str = "autocache.raised";
 /// Nested tables deeper than this are not converted (a table may contain itself).
@@ -44,7 +48,7 @@ const MAX_DEPTH: usize = 256;
 /// The `redis` library and the sandbox, in Lua; run once per state with the bridge table (the
 /// Rust functions) and the scripts' globals table.
 const PRELUDE: &str = r#"
-local bridge, env, version, version_num = ...
+local bridge, env, fenv, version, version_num = ...
 local G = _G
 local error, type, tostring, select, rawget, setmetatable = error, type, tostring, select, rawget, setmetatable
 local raw_getfenv, raw_setfenv, raw_loadstring, raw_load = getfenv, setfenv, loadstring, load
@@ -81,8 +85,28 @@ local function readonly(t)
   protected[p] = true
   return p
 end
-G.bit, G.cjson = bridge.bit, bridge.cjson
-for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit', 'cjson'}) do
+G.bit, G.cjson, G.cmsgpack, G.struct = bridge.bit, bridge.cjson, bridge.cmsgpack, bridge.struct
+-- What a library's code sees while FUNCTION LOAD runs it (Redis 7.0's library API): only
+-- `redis`, with register_function, log and the version.
+local load_redis = {
+  register_function = bridge.register_function, log = bridge.log,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = version, REDIS_VERSION_NUM = version_num,
+}
+local load_redis_view = setmetatable({}, {
+  __index = function(_, k)
+    local v = load_redis[k]
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+protected[load_redis_view] = true
+local load_api = {redis = load_redis_view}
+for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit', 'cjson', 'cmsgpack', 'struct'}) do
   if G[name] then G[name] = readonly(G[name]) end
 end
 local raw_setmetatable = setmetatable
@@ -124,25 +148,33 @@ G.getfenv = function(f)
   return e
 end
 
-setmetatable(env, {
-  __index = function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
+local function globals(api)
+  return {
+    __index = function(_, k)
+      local v = rawget(api(), k)
+      if v == nil then
+        error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  }
+end
+setmetatable(env, globals(function() return G end))
 G._G = env
+-- Libraries' globals: the library API while FUNCTION LOAD runs their code, the scripts'
+-- globals when their functions run (Redis switches its functions state's globals so).
+local loading = false
+protected[fenv] = true
+setmetatable(fenv, globals(function() if loading then return load_api end return G end))
 
 -- An error table raised by a Rust function travels as a marker; the table is kept aside.
 local raw_pcall, raw_xpcall, unpack = pcall, xpcall, unpack
 G.pcall = function(f, ...)
   local r = pack(raw_pcall(f, ...))
   -- A script past its time limit cannot catch the error that stops it.
-  if not r[1] and bridge.expired() then error(r[2], 0) end
+  if not r[1] and bridge.stopped() then error(r[2], 0) end
   if not r[1] then
     local raised = bridge.take_raised()
     if raised then r[2] = raised end
@@ -156,19 +188,36 @@ local function handler(err)
   local raised = bridge.take_raised()
   if raised then err = raised end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
-  local line = bridge.where()
+  local line, source = bridge.where()
   if line then
-    err.source = '@user_script'
+    err.source = source
     err.line = line
   end
   return err
 end
 G.xpcall = function(f, h)
   local r = pack(raw_xpcall(f, h))
-  if not r[1] and bridge.expired() then error(r[2], 0) end
+  if not r[1] and bridge.stopped() then error(r[2], 0) end
   return unpack(r, 1, r.n)
 end
-return function(f) return raw_xpcall(f, handler) end, redis
+-- Runs a script, or a function with its keys and arguments, under Redis's error handler.
+local function run(f, ...)
+  if select('#', ...) == 0 then return raw_xpcall(f, handler) end
+  local args = pack(...)
+  return raw_xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
+end
+-- Runs a library's code for FUNCTION LOAD: nil, or the error line (`luaExtractErrorInformation`).
+local function load_library(f)
+  loading = true
+  local ok, e = raw_pcall(f)
+  loading = false
+  if ok then return nil end
+  local raised = bridge.take_raised()
+  if raised then e = raised end
+  if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then return e.err end
+  return 'ERR ' .. tostring(e)
+end
+return run, redis, load_library
 "#;
 
 /// One thread's Lua state.
@@ -178,13 +227,22 @@ pub struct Engine {
     env: Table,
     /// The RESP version a script chose with `redis.setresp` (2 at the start of each run).
     resp: Rc<Cell<u8>>,
-    /// When the running script must stop ([`TIME_LIMIT`] after its start).
-    deadline: Rc<Cell<Option<std::time::Instant>>>,
+    /// The script running now (SCRIPT KILL and shutdown stop it), or the deadline of the
+    /// library code FUNCTION LOAD runs.
+    current: Rc<RefCell<Current>>,
     /// The `redis` library behind the scripts' read-only view of it.
     redis: Table,
     /// `xpcall` of a script with Redis's error handler.
     runner: Function,
+    /// Runs a library's code for FUNCTION LOAD.
+    loader: Function,
+    /// Libraries' globals (see the prelude).
+    fenv: Table,
+    /// What `redis.register_function` collects while FUNCTION LOAD runs a library.
+    registering: Rc<RefCell<Option<Vec<Registered>>>>,
     functions: HashMap<String, Function>,
+    /// Compiled libraries by the SHA1 of their code: their functions by name.
+    libraries: HashMap<String, Rc<HashMap<String, Function>>>,
     /// `Scripts::flushes` when `functions` was last emptied.
     flushes: u64,
 }
@@ -213,6 +271,24 @@ pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R, String> {
     })
 }
 
+/// What the Lua hook checks.
+#[derive(Default)]
+enum Current {
+    #[default]
+    Idle,
+    Script(Arc<Run>),
+    Loading(std::time::Instant),
+}
+
+/// A function a library registered: its name, description and flags (the names Redis knows
+/// in `scripts_flags_def`, checked).
+pub struct Registered {
+    pub name: String,
+    pub description: Option<Bytes>,
+    pub flags: u8,
+    function: Function,
+}
+
 /// How a script's `redis.call` runs one command: the arguments and the RESP version the
 /// script asked for (`redis.setresp`), to the command's reply.
 pub type CallFn<'a> = dyn FnMut(Vec<Bytes>, u8) -> Reply + 'a;
@@ -226,21 +302,21 @@ impl Engine {
         // A script cannot take the server's memory (Redis has no such limit; a runaway
         // `string.rep` would otherwise meet the OOM killer).
         lua.set_memory_limit(MEMORY_LIMIT)?;
-        // Past its deadline a script gets an error at every check, so a `pcall` that catches
-        // one is left by the next.
-        let deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::new(Cell::new(None));
-        let due = deadline.clone();
+        // A killed script gets an error at every check, so a `pcall` that catches one is left
+        // by the next (and the prelude's `pcall` rethrows it).
+        let current: Rc<RefCell<Current>> = Rc::default();
+        let cur = current.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(CHECK_EVERY),
-            move |_, _| match due.get() {
-                Some(t) if std::time::Instant::now() >= t => {
-                    Err(mlua::Error::RuntimeError(format!(
-                        "ERR script stopped after {} ms: scripts are limited to {} s",
-                        TIME_LIMIT.as_millis(),
-                        TIME_LIMIT.as_secs()
-                    )))
+            move |lua, _| {
+                let current = cur.borrow();
+                if let Current::Script(run) = &*current {
+                    run.check_in();
                 }
-                _ => Ok(VmState::Continue),
+                match stop_reason(&current) {
+                    Some(line) => Err(raise(lua, line)),
+                    None => Ok(VmState::Continue),
+                }
             },
         );
         let g = lua.globals();
@@ -250,11 +326,32 @@ impl Engine {
             g.raw_set(name, Value::Nil)?;
         }
         let bridge = lua.create_table()?;
-        let due = deadline.clone();
+        let cur = current.clone();
         bridge.raw_set(
-            "expired",
-            lua.create_function(move |_, ()| {
-                Ok(due.get().is_some_and(|t| std::time::Instant::now() >= t))
+            "stopped",
+            lua.create_function(move |_, ()| Ok(stop_reason(&cur.borrow()).is_some()))?,
+        )?;
+        let registering: Rc<RefCell<Option<Vec<Registered>>>> = Rc::default();
+        let into = registering.clone();
+        bridge.raw_set(
+            "register_function",
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                let reg = register_args(&args).map_err(|e| raise(lua, &format!("ERR {e}")))?;
+                let mut into = into.borrow_mut();
+                let Some(list) = into.as_mut() else {
+                    return Err(raise(
+                        lua,
+                        "ERR redis.register_function can only be called on FUNCTION LOAD command",
+                    ));
+                };
+                if !crate::functions::valid_name(reg.name.as_bytes()) {
+                    return Err(raise(lua, &format!("ERR {}", crate::functions::BAD_NAME)));
+                }
+                if list.iter().any(|r| r.name.eq_ignore_ascii_case(&reg.name)) {
+                    return Err(raise(lua, "ERR Function already exists in the library"));
+                }
+                list.push(reg);
+                Ok(())
             })?,
         )?;
         let resp = Rc::new(Cell::new(2u8));
@@ -363,6 +460,8 @@ impl Engine {
         )?;
         bridge.raw_set("bit", bit_library(&lua)?)?;
         bridge.raw_set("cjson", super::json::library(&lua)?)?;
+        bridge.raw_set("cmsgpack", super::msgpack::library(&lua)?)?;
+        bridge.raw_set("struct", super::structlib::library(&lua)?)?;
         f(
             "take_raised",
             lua.create_function(|lua, ()| {
@@ -378,31 +477,39 @@ impl Engine {
                     let Some(frame) = lua.inspect_stack(level) else {
                         break;
                     };
-                    if frame.source().source.as_deref() == Some(CHUNK) {
-                        return Ok(Some(frame.curr_line()));
+                    let source = frame.source().source;
+                    if let Some(src) = source.as_deref()
+                        && (src == CHUNK || src == FUNCTION_CHUNK)
+                    {
+                        return Ok((Some(frame.curr_line()), Some(src.to_string())));
                     }
                 }
-                Ok(None)
+                Ok((None, None))
             })?,
         )?;
         let env = lua.create_table()?;
+        let fenv = lua.create_table()?;
         let version = crate::REDIS_VERSION;
         let num = version
             .split('.')
             .filter_map(|p| p.parse::<i64>().ok())
             .fold(0i64, |acc, p| acc * 256 + p);
-        let (runner, redis): (Function, Table) = lua
+        let (runner, redis, loader): (Function, Table, Function) = lua
             .load(PRELUDE)
             .set_name("=autocache")
-            .call((bridge.clone(), env.clone(), version, num))?;
+            .call((bridge.clone(), env.clone(), fenv.clone(), version, num))?;
         Ok(Engine {
             lua,
             env,
             resp,
-            deadline,
+            current,
             redis,
             runner,
+            loader,
+            fenv,
+            registering,
             functions: HashMap::new(),
+            libraries: HashMap::new(),
             flushes: Scripts::flushes(),
         })
     }
@@ -438,21 +545,91 @@ impl Engine {
         Ok(f)
     }
 
-    /// Runs a compiled script with its KEYS and ARGV; commands go to `call`. The reply as Redis
-    /// makes it from the script's result or error.
-    pub fn run(
+    /// Compiles a library's code (its text after the `#!lua` line) and runs it as FUNCTION
+    /// LOAD does: the functions it registers, or the error as Redis words it (without the
+    /// `ERR` code).
+    pub fn load_library(&mut self, code: &[u8]) -> Result<Vec<Registered>, String> {
+        let chunk = self
+            .lua
+            .load(code)
+            .set_name(FUNCTION_CHUNK)
+            .set_environment(self.fenv.clone())
+            .into_function()
+            .map_err(|e| {
+                let msg = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                format!("Error compiling function: {msg}")
+            })?;
+        *self.registering.borrow_mut() = Some(Vec::new());
+        *self.current.borrow_mut() = Current::Loading(std::time::Instant::now() + LOAD_TIMEOUT);
+        let _ = self.lua.unset_named_registry_value(RAISED);
+        let out = self.loader.call::<Option<mlua::String>>(chunk);
+        *self.current.borrow_mut() = Current::Idle;
+        let registered = self.registering.borrow_mut().take().unwrap_or_default();
+        self.clean();
+        match out {
+            Ok(None) => Ok(registered),
+            Ok(Some(e)) => Err(format!(
+                "Error registering functions: {}",
+                String::from_utf8_lossy(&e.as_bytes())
+            )),
+            Err(e) => Err(format!("Error registering functions: ERR {e}")),
+        }
+    }
+
+    /// Function `name` of the library whose code (after the `#!lua` line) is `code`, whose
+    /// SHA1 is `sha`: compiled in this thread's state the first time.
+    pub fn library_function(
         &mut self,
         sha: &str,
+        code: &[u8],
+        name: &str,
+    ) -> Result<Function, String> {
+        if let Some(lib) = self.libraries.get(sha) {
+            return lib
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+                .ok_or_else(|| "Function not found".to_string());
+        }
+        let registered = self.load_library(code)?;
+        if self.libraries.len() >= MAX_LIBRARIES {
+            self.libraries.clear();
+        }
+        let lib: HashMap<String, Function> = registered
+            .into_iter()
+            .map(|r| (r.name.to_ascii_lowercase(), r.function))
+            .collect();
+        let f = lib.get(&name.to_ascii_lowercase()).cloned();
+        self.libraries.insert(sha.to_string(), Rc::new(lib));
+        f.ok_or_else(|| "Function not found".to_string())
+    }
+
+    /// Runs a compiled script with its KEYS and ARGV (or a function with its keys and
+    /// arguments, when `function`); commands go to `call`. `name` is the script's SHA1 or the
+    /// function's name. The reply as Redis makes it from the result or error.
+    #[allow(clippy::too_many_arguments)] // one run's whole context
+    pub fn run(
+        &mut self,
+        name: &str,
         f: &Function,
         keys: &[Bytes],
         argv: &[Bytes],
+        function: bool,
+        running: &Arc<Run>,
         call: &mut CallFn<'_>,
     ) -> Reply {
-        let out = self.run_inner(sha, f, keys, argv, call);
+        *self.current.borrow_mut() = Current::Script(running.clone());
+        let out = self.run_inner(name, f, keys, argv, function, call);
+        *self.current.borrow_mut() = Current::Idle;
         self.clean();
+        let g = self.lua.globals();
+        let _ = g.raw_set("KEYS", Value::Nil);
+        let _ = g.raw_set("ARGV", Value::Nil);
         match out {
             Ok(r) => r,
-            Err(e) => Reply::Error(format!("ERR Error running script {sha}, {e}")),
+            Err(e) => Reply::Error(format!("ERR Error running script {name}, {e}")),
         }
     }
 
@@ -462,14 +639,21 @@ impl Engine {
         f: &Function,
         keys: &[Bytes],
         argv: &[Bytes],
+        function: bool,
         call: &mut CallFn<'_>,
     ) -> mlua::Result<Reply> {
         let lua = &self.lua;
         let g = lua.globals();
-        g.raw_set("KEYS", strings(lua, keys)?)?;
-        g.raw_set("ARGV", strings(lua, argv)?)?;
-        // A previous run may have changed the function's environment (`setfenv`).
-        f.set_environment(self.env.clone())?;
+        let (keys, argv) = (strings(lua, keys)?, strings(lua, argv)?);
+        if function {
+            // A library's functions keep the library's globals.
+            f.set_environment(self.fenv.clone())?;
+        } else {
+            g.raw_set("KEYS", keys.clone())?;
+            g.raw_set("ARGV", argv.clone())?;
+            // A previous run may have changed the function's environment (`setfenv`).
+            f.set_environment(self.env.clone())?;
+        }
         let resp = &*self.resp;
         resp.set(2);
         lua.unset_named_registry_value(RAISED)?;
@@ -494,10 +678,11 @@ impl Engine {
             };
             redis.raw_set("call", command(true)?)?;
             redis.raw_set("pcall", command(false)?)?;
-            self.deadline
-                .set(Some(std::time::Instant::now() + TIME_LIMIT));
-            let ran = self.runner.call(f.clone());
-            self.deadline.set(None);
+            let ran = if function {
+                self.runner.call((f.clone(), keys, argv))
+            } else {
+                self.runner.call(f.clone())
+            };
             let (ok, v): (bool, Value) = ran?;
             if ok {
                 return Ok(from_lua(&v, resp.get(), 0));
@@ -509,16 +694,118 @@ impl Engine {
         out
     }
 
-    /// Removes what a script put in its globals, and what the run set.
+    /// Removes what a script put in its globals (or a library in its), and what the run set.
     fn clean(&self) {
-        let stray: Vec<Value> = self
-            .env
-            .pairs::<Value, Value>()
-            .filter_map(|p| p.ok().map(|(k, _)| k))
-            .collect();
-        for k in stray {
-            let _ = self.env.raw_set(k, Value::Nil);
+        for env in [&self.env, &self.fenv] {
+            let stray: Vec<Value> = env
+                .pairs::<Value, Value>()
+                .filter_map(|p| p.ok().map(|(k, _)| k))
+                .collect();
+            for k in stray {
+                let _ = env.raw_set(k, Value::Nil);
+            }
         }
+    }
+}
+
+/// The error that stops the running script (or library load) now, if it must stop.
+fn stop_reason(current: &Current) -> Option<&'static str> {
+    match current {
+        Current::Idle => None,
+        Current::Script(run) => match run.stop()? {
+            Stop::Killed => Some("ERR Script killed by user with SCRIPT KILL..."),
+            Stop::Shutdown => Some("ERR Script stopped: the server is shutting down"),
+        },
+        Current::Loading(deadline) => {
+            (std::time::Instant::now() >= *deadline).then_some("ERR FUNCTION LOAD timeout")
+        }
+    }
+}
+
+/// `redis.register_function`'s arguments, both forms (`luaRegisterFunctionReadArgs`); the
+/// error text without its code.
+fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
+    let string = |v: &Value| match v {
+        Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Integer(i) => Some(Bytes::from(i.to_string())),
+        Value::Number(n) => Some(Bytes::from(format_g17(*n))),
+        _ => None,
+    };
+    let text = |b: Bytes| String::from_utf8_lossy(&b).into_owned();
+    match args {
+        [name, callback] => {
+            let name =
+                string(name).ok_or("first argument to redis.register_function must be a string")?;
+            let Value::Function(function) = callback else {
+                return Err("second argument to redis.register_function must be a function");
+            };
+            Ok(Registered {
+                name: text(name),
+                description: None,
+                flags: 0,
+                function: function.clone(),
+            })
+        }
+        [named] => {
+            let Value::Table(t) = named else {
+                return Err(
+                    "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                );
+            };
+            let (mut name, mut description, mut function, mut flags) = (None, None, None, 0u8);
+            for pair in t.pairs::<Value, Value>() {
+                let Ok((k, v)) = pair else {
+                    return Err("unknown argument given to redis.register_function");
+                };
+                let key = string(&k)
+                    .ok_or("named argument key given to redis.register_function is not a string")?;
+                match text(key).to_ascii_lowercase().as_str() {
+                    "function_name" => {
+                        name = Some(string(&v).ok_or("function_name argument given to redis.register_function must be a string")?);
+                    }
+                    "description" => {
+                        description = Some(string(&v).ok_or("description argument given to redis.register_function must be a string")?);
+                    }
+                    "callback" => match v {
+                        Value::Function(f) => function = Some(f),
+                        _ => {
+                            return Err(
+                                "callback argument given to redis.register_function must be a function",
+                            );
+                        }
+                    },
+                    "flags" => {
+                        let Value::Table(list) = v else {
+                            return Err(
+                                "flags argument to redis.register_function must be a table representing function flags",
+                            );
+                        };
+                        for i in 1.. {
+                            match list.raw_get::<Value>(i) {
+                                Ok(Value::Nil) => break,
+                                Ok(v) => {
+                                    let flag = string(&v).ok_or("unknown flag given")?;
+                                    flags |= crate::functions::flag_bit(&flag)
+                                        .ok_or("unknown flag given")?;
+                                }
+                                Err(_) => return Err("unknown flag given"),
+                            }
+                        }
+                    }
+                    _ => return Err("unknown argument given to redis.register_function"),
+                }
+            }
+            let name = name.ok_or("redis.register_function must get a function name argument")?;
+            let function =
+                function.ok_or("redis.register_function must get a callback argument")?;
+            Ok(Registered {
+                name: text(name),
+                description,
+                flags,
+                function,
+            })
+        }
+        _ => Err("wrong number of arguments to redis.register_function"),
     }
 }
 

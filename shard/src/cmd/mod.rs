@@ -9,12 +9,14 @@ mod bitmap;
 mod blocking;
 mod cluster;
 mod connection;
+mod function;
 mod hash;
 mod hll;
 mod json;
 mod key;
 mod list;
 mod lua;
+mod msgpack;
 mod multi;
 mod notify;
 mod pubsub;
@@ -23,12 +25,14 @@ mod server;
 mod session;
 mod set;
 mod string;
+mod structlib;
 mod tracking;
 mod warm;
 mod zset;
 mod zset_multi;
 
 pub use blocking::blocked_redirect;
+pub use function::load_persisted as load_persisted_functions;
 pub use multi::reset as transaction_reset;
 pub use pubsub::off as pubsub_off;
 pub use session::Session;
@@ -73,7 +77,7 @@ pub fn execute(s: &mut Session, shared: &Shared, args: Args) -> Reply {
 }
 
 fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
-    let spec = match admit(s, args) {
+    let spec = match admit(s, args).and_then(|spec| busy(s, shared, spec)) {
         Ok(spec) => spec,
         Err(e) => {
             // Refused while queueing: the transaction will abort.
@@ -104,7 +108,8 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
                 .collect(),
             None => shared
                 .gates
-                .shared_many(keys().map(membership::Slot::for_key)),
+                .shared_many_or(keys().map(membership::Slot::for_key), &gave_up(s, shared))
+                .ok_or_else(|| busy_error(s, shared))?,
         };
         if spec.flags.contains(Flags::DENYOOM) && shared.db.make_room(s.now).is_err() {
             return Err(CmdError::Oom);
@@ -115,6 +120,37 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
         return Err(CmdError::Oom);
     }
     run_tracked(s, shared, spec, args)
+}
+
+/// While another client's script has run past `busy-reply-threshold`, only `allow_busy`
+/// commands run (Redis's `processCommand`).
+#[inline]
+fn busy(
+    s: &Session,
+    shared: &Shared,
+    spec: &'static CommandSpec,
+) -> Result<&'static CommandSpec, CmdError> {
+    match shared.running.busy_for(s.handle.id) {
+        Some(line) if !spec.flags.contains(Flags::ALLOW_BUSY) => {
+            Err(CmdError::from(CommandError::Raw(line.into())))
+        }
+        _ => Ok(spec),
+    }
+}
+
+/// When a command waiting for a slot's gate gives up: a script has run past the threshold.
+fn gave_up<'a>(s: &'a Session, shared: &'a Shared) -> impl Fn() -> bool + 'a {
+    let id = s.handle.id;
+    move || shared.running.busy_for(id).is_some()
+}
+
+/// The `-BUSY` error for a command that gave up waiting.
+fn busy_error(s: &Session, shared: &Shared) -> CmdError {
+    let line = shared
+        .running
+        .busy_for(s.handle.id)
+        .unwrap_or(crate::running::BUSY_EVAL);
+    CmdError::from(CommandError::Raw(line.into()))
 }
 
 /// The checks every command passes: it exists, its arity, authentication.
@@ -202,7 +238,15 @@ fn cluster_route<'g, 'k, I: Iterator<Item = &'k [u8]>>(
     asking: bool,
 ) -> Result<Option<parking_lot::RwLockReadGuard<'g, ()>>, CmdError> {
     let first = keys().next().map(membership::Slot::for_key);
-    let gate = first.map(|slot| c.migrations.gate(slot));
+    let gate = match first {
+        Some(slot) => Some(
+            c.migrations
+                .gates
+                .shared_or(slot, &gave_up(s, shared))
+                .ok_or_else(|| busy_error(s, shared))?,
+        ),
+        None => None,
+    };
     let view = c.handle.load();
     crate::cluster::route(
         &view.slots,
@@ -415,11 +459,17 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             Ok(Reply::Ok)
         }
         Eval | Evalsha | EvalRo | EvalshaRo => script::eval(s, shared, spec, a),
-        ScriptLoad | ScriptExists | ScriptFlush | ScriptHelp => script::script(s, spec.id, a),
-
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script => {
-            Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
+        ScriptLoad | ScriptExists | ScriptFlush | ScriptHelp | ScriptKill => {
+            script::script(s, spec.id, a)
         }
+        Fcall | FcallRo => function::fcall(s, shared, spec, a),
+        FunctionLoad | FunctionList | FunctionDelete | FunctionFlush | FunctionDump
+        | FunctionRestore | FunctionStats | FunctionKill | FunctionHelp => {
+            function::function(s, spec.id, a)
+        }
+
+        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script
+        | Function => Err(CmdError::from(CommandError::WrongArity(spec.name.into()))),
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
         // yields neither.
         Learned | Unserved => Err(CmdError::from(CommandError::UnknownCommand {

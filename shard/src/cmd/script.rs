@@ -9,6 +9,8 @@
 //! ones is refused in cluster mode, as Redis Cluster refuses it; in standalone mode it is
 //! served without that slot's gate (another client's command on it may interleave).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use membership::Slot;
 use membership::command::{self, CommandId, CommandSpec, Flags};
@@ -29,13 +31,22 @@ const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 pub fn takes_own_gates(id: CommandId) -> bool {
     matches!(
         id,
-        CommandId::Eval | CommandId::Evalsha | CommandId::EvalRo | CommandId::EvalshaRo
+        CommandId::Eval
+            | CommandId::Evalsha
+            | CommandId::EvalRo
+            | CommandId::EvalshaRo
+            | CommandId::Fcall
+            | CommandId::FcallRo
     )
 }
 
 /// What one run of a script knows while its commands run.
 struct Run<'g> {
     read_only: bool,
+    /// A function with `allow-oom`: its write commands run over maxmemory.
+    allow_oom: bool,
+    /// A function with `allow-cross-slot-keys`: its commands may touch other local slots.
+    cross_slot: bool,
     /// The slot the script's keys are in (declared, or the first one touched).
     slot: Option<Slot>,
     /// Whether it may take a slot's gate when it first touches one (it holds none yet and
@@ -43,39 +54,99 @@ struct Run<'g> {
     may_gate: bool,
     gate: Option<RwLockWriteGuard<'g, ()>>,
     wrote: bool,
+    running: Arc<crate::running::Run>,
 }
 
-/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
-pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> CmdResult {
-    // One-shot, like every command's (dispatch leaves it to the script's own routing).
-    let asking = std::mem::take(&mut s.asking);
-    let by_sha = matches!(spec.id, CommandId::Evalsha | CommandId::EvalshaRo);
-    let read_only = matches!(spec.id, CommandId::EvalRo | CommandId::EvalshaRo);
-    let numkeys = super::args::parse_i64(a.get(2))?;
+/// A script or function about to run.
+pub(super) struct Script {
+    /// The script's SHA1, or the function's name.
+    pub name: String,
+    pub is_eval: bool,
+    pub read_only: bool,
+    pub allow_oom: bool,
+    pub cross_slot: bool,
+}
+
+/// The number of keys of an EVAL or FCALL (`numkeys` at argument 2), with Redis's errors.
+pub(super) fn numkeys(a: &Args, bad: &'static str) -> Result<usize, CmdError> {
+    let numkeys = super::args::parse_i64(a.get(2)).map_err(|e| match bad {
+        "" => e,
+        text => CmdError::err(text),
+    })?;
     let rest = a.len().saturating_sub(3);
     if numkeys > rest as i64 {
         return Err(CmdError::err(
             "Number of keys can't be greater than number of args",
         ));
     }
-    let numkeys =
-        usize::try_from(numkeys).map_err(|_| CmdError::err("Number of keys can't be negative"))?;
+    usize::try_from(numkeys).map_err(|_| CmdError::err("Number of keys can't be negative"))
+}
+
+/// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO.
+pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> CmdResult {
+    let by_sha = matches!(spec.id, CommandId::Evalsha | CommandId::EvalshaRo);
+    let read_only = matches!(spec.id, CommandId::EvalRo | CommandId::EvalshaRo);
+    let numkeys = match numkeys(a, "") {
+        Ok(n) => n,
+        Err(e) => {
+            s.asking = false;
+            return Err(e);
+        }
+    };
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(a.get(1)).to_ascii_lowercase();
         match shared.scripts.get(&sha) {
             Some(body) if sha.len() == 40 => (sha, body),
-            _ => return Err(CmdError::from(CommandError::Raw(NOSCRIPT.into()))),
+            _ => {
+                s.asking = false;
+                return Err(CmdError::from(CommandError::Raw(NOSCRIPT.into())));
+            }
         }
     } else {
         (Scripts::sha1hex(a.get(1)), a.bytes(1))
     };
+    let script = Script {
+        name: sha.clone(),
+        is_eval: true,
+        read_only,
+        allow_oom: false,
+        cross_slot: false,
+    };
+    let compile = |engine: &mut lua::Engine| engine.function(&sha, &body);
+    let reply = execute(s, shared, a, numkeys, script, compile)?;
+    if !by_sha {
+        shared.scripts.insert(sha.clone(), body.clone());
+    }
+    Ok(reply)
+}
+
+/// Runs a script or function: routes and gates its declared keys (the ASKING flag is one-shot,
+/// like every command's: dispatch left it to this), compiles it (`compile`, in this thread's
+/// Lua state) and runs it, registered as running (`-BUSY`, KILL).
+pub(super) fn execute(
+    s: &mut Session,
+    shared: &Shared,
+    a: &Args,
+    numkeys: usize,
+    script: Script,
+    compile: impl FnOnce(&mut lua::Engine) -> Result<mlua::Function, String>,
+) -> CmdResult {
+    let asking = std::mem::take(&mut s.asking);
     let args = a.slice(3);
     let (keys, argv) = args.split_at(numkeys.min(args.len()));
 
     let in_exec = s.tx.in_exec();
     let slots = || keys.iter().map(|k| Slot::for_key(k));
     // Inside EXEC the transaction already holds these gates.
-    let _gates = (!in_exec).then(|| shared.gates().exclusive_many(slots()));
+    let _gates = match in_exec {
+        true => None,
+        false => Some(
+            shared
+                .gates()
+                .exclusive_many_or(slots(), &super::gave_up(s, shared))
+                .ok_or_else(|| super::busy_error(s, shared))?,
+        ),
+    };
     // Inside EXEC the transaction routed them already (and took the ASKING flag).
     if let Some(c) = shared.cluster.get()
         && !keys.is_empty()
@@ -100,25 +171,41 @@ pub fn eval(s: &mut Session, shared: &Shared, spec: &CommandSpec, a: &Args) -> C
         .into_result()?;
     }
 
-    let compiled = lua::with_engine(|engine| engine.function(&sha, &body))
+    let compiled = lua::with_engine(compile)
         .and_then(|r| r)
         .map_err(|e| CmdError::from(CommandError::Raw(e)))?;
-    if !by_sha {
-        shared.scripts.insert(sha.clone(), body.clone());
-    }
 
+    let guard = shared.running.start(
+        s.handle.id,
+        script.is_eval,
+        script.name.clone(),
+        a.slice(0).to_vec(),
+    );
     let mut run = Run {
-        read_only,
+        read_only: script.read_only,
+        allow_oom: script.allow_oom,
+        cross_slot: script.cross_slot,
         slot: slots().next(),
         may_gate: keys.is_empty() && !in_exec,
         gate: None,
         wrote: false,
+        running: guard.run.clone(),
     };
     let started = s.tx.begin_script();
+    let running = guard.run.clone();
     let reply = lua::with_engine(|engine| {
         let mut call = |argv: Vec<Bytes>, resp: u8| call(s, shared, &mut run, argv, resp);
-        engine.run(&sha, &compiled, keys, argv, &mut call)
+        engine.run(
+            &script.name,
+            &compiled,
+            keys,
+            argv,
+            !script.is_eval,
+            &running,
+            &mut call,
+        )
     });
+    drop(guard);
     if started {
         let written = s.tx.end_script();
         drop(run);
@@ -181,11 +268,18 @@ fn call_checked<'g>(
         ));
     }
     // As Redis: a script that already wrote may go on writing over maxmemory.
-    if spec.flags.contains(Flags::DENYOOM) && !run.wrote && shared.db.make_room(s.now).is_err() {
+    if spec.flags.contains(Flags::DENYOOM)
+        && !run.wrote
+        && !run.allow_oom
+        && shared.db.make_room(s.now).is_err()
+    {
         return Err(CmdError::Oom);
     }
     if spec.is_write() {
         run.wrote = true;
+        run.running
+            .wrote
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if spec.has_keys() {
         let slots: Vec<Slot> = spec
@@ -209,6 +303,7 @@ fn call_checked<'g>(
             }
             if let (Some(first), Some(declared)) = (slots.first(), run.slot)
                 && *first != declared
+                && !run.cross_slot
             {
                 return Err(CmdError::err(
                     "Script attempted to access keys that do not hash to the same slot",
@@ -220,7 +315,13 @@ fn call_checked<'g>(
         {
             run.slot = Some(first);
             if run.may_gate && slots.iter().all(|s| *s == first) {
-                run.gate = Some(shared.gates().exclusive(first));
+                let give_up = super::gave_up(s, shared);
+                run.gate = Some(
+                    shared
+                        .gates()
+                        .exclusive_or(first, &give_up)
+                        .ok_or_else(|| super::busy_error(s, shared))?,
+                );
             }
         }
     }
@@ -275,6 +376,10 @@ pub fn script(s: &Session, id: CommandId, a: &Args) -> CmdResult {
             scripts.flush();
             Ok(Reply::Ok)
         }
+        CommandId::ScriptKill => match s.shared.running.kill(true) {
+            Ok(()) => Ok(Reply::Ok),
+            Err(line) => Err(CmdError::from(CommandError::Raw(line.into()))),
+        },
         // Redis's SCRIPT HELP ends with "Prints this help.", not the usual "Print".
         _ => Ok(Reply::Array(
             SCRIPT_HELP.iter().map(|l| Reply::Simple(l)).collect(),

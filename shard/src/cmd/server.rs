@@ -241,7 +241,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
 
 // ---- CONFIG ----
 
-const PARAMS: [&str; 19] = [
+const PARAMS: [&str; 21] = [
     "bind",
     "port",
     "dir",
@@ -261,6 +261,8 @@ const PARAMS: [&str; 19] = [
     "slowlog-max-len",
     "notify-keyspace-events",
     "client-output-buffer-limit",
+    "busy-reply-threshold",
+    "lua-time-limit",
 ];
 
 fn config_value(s: &Session, name: &str) -> String {
@@ -288,6 +290,7 @@ fn config_value(s: &Session, name: &str) -> String {
         "slowlog-max-len" => sh.slowlog.max_len.load(Relaxed).to_string(),
         "notify-keyspace-events" => crate::notify::render_flags(sh.notify.flags()),
         "client-output-buffer-limit" => sh.pubsub.limits().render(),
+        "busy-reply-threshold" | "lua-time-limit" => sh.running.threshold_ms().to_string(),
         _ => String::new(),
     }
 }
@@ -305,6 +308,7 @@ enum Assign {
     Encoding(usize, i64),
     NotifyFlags(u32),
     OutputBufferLimits(crate::pubsub::Limits),
+    BusyReplyThreshold(u64),
 }
 
 fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
@@ -334,6 +338,12 @@ fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
             .and_then(|n| usize::try_from(n).ok())
             .map(Assign::SlowlogMaxLen)
             .ok_or_else(|| bad("argument must be between 0 and 9223372036854775807 inclusive")),
+        "busy-reply-threshold" | "lua-time-limit" => match parse_i64(v) {
+            Err(_) => Err(bad("argument couldn't be parsed into an integer")),
+            Ok(n) => u64::try_from(n)
+                .map(Assign::BusyReplyThreshold)
+                .map_err(|_| bad("argument must be between 0 and 9223372036854775807 inclusive")),
+        },
         "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
         "notify-keyspace-events" => crate::notify::parse_flags(v).map(Assign::NotifyFlags).ok_or_else(|| bad(crate::notify::INVALID_FLAGS)),
         "client-output-buffer-limit" => s.shared.pubsub.limits().parse(&text).map(Assign::OutputBufferLimits).map_err(bad),
@@ -401,6 +411,7 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Assign::Encoding(i, n) => sh.db.encodings.set(i, n),
                     Assign::NotifyFlags(f) => sh.notify.set_flags(f),
                     Assign::OutputBufferLimits(l) => sh.pubsub.set_limits(l),
+                    Assign::BusyReplyThreshold(ms) => sh.running.set_threshold_ms(ms),
                     Assign::SlowlogMaxLen(n) => {
                         sh.slowlog.max_len.store(n, Relaxed);
                         sh.slowlog.trim();
