@@ -90,6 +90,7 @@ pub async fn run_with_admin(
         watches.clone(),
         notify.clone(),
     ])));
+    let gates = db.gates();
     let shared = Arc::new(Shared {
         db,
         clock,
@@ -111,7 +112,7 @@ pub async fn run_with_admin(
         cluster: std::sync::OnceLock::new(),
         tracking,
         watches,
-        gates: crate::gates::SlotGates::default(),
+        gates,
         scripts: Default::default(),
         metrics: std::sync::OnceLock::new(),
         tracing,
