@@ -73,9 +73,9 @@ impl Small {
 /// Entries per chunk of the large representation before it splits in two.
 const CHUNK_MAX: usize = 256;
 
-/// Accounted bytes per member of a small set beyond its bytes: its score and length byte in
-/// the packed buffer, and the buffer's share of allocation rounding.
-pub const SMALL_OVERHEAD: usize = 12;
+/// Accounted bytes of a small set beyond its packed buffer's capacity: the allocation's
+/// header and rounding (the value itself is inline in the key's entry).
+pub const SMALL_OVERHEAD: usize = 16;
 /// Accounted bytes per member of a large set beyond its bytes: its allocation (reference
 /// counts, score, rounding), a hash-table slot at the table's average load, and a list slot in
 /// a partly full chunk (24 bytes: the node and its score). Measured: a million `element:N`
@@ -932,15 +932,14 @@ impl<'a> FromIterator<(&'a [u8], f64)> for ZSetValue {
     }
 }
 
-/// Accounted bytes of a sorted set: its members' bytes plus a per-member overhead. O(1).
+/// Accounted bytes of a sorted set, O(1): a small set's packed buffer as allocated, a large
+/// set's members' bytes plus a per-member overhead.
 #[inline]
 pub fn payload_bytes(z: &ZSetValue) -> usize {
-    let per = if z.is_small() {
-        SMALL_OVERHEAD
-    } else {
-        LARGE_OVERHEAD
-    };
-    z.member_bytes() + z.len() * per
+    match &z.repr {
+        Repr::Small { buf, .. } => SMALL_OVERHEAD + buf.capacity(),
+        Repr::Large(_) => z.member_bytes() + z.len() * LARGE_OVERHEAD,
+    }
 }
 
 /// `listpack` or `skiplist`, as Redis 7.0 reports with its default limits.
