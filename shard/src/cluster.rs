@@ -298,7 +298,7 @@ pub async fn start(
         swim::spawn(cfg, transport).map_err(|e| ClusterError::Agent(e.to_string()))?;
     let me = handle.me().id;
     tracing::info!(node = %me, bus = %bus_addr, "cluster membership started");
-    let (migrations, jobs) = Migrations::new();
+    let (migrations, jobs) = Migrations::new(node.db().gates());
     let migrations = Arc::new(migrations);
     let ctx = migrate::Ctx {
         node,

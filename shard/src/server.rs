@@ -92,6 +92,7 @@ pub async fn run_with_admin(
     ])));
     let stopping = CancellationToken::new();
     let functions = crate::functions::Functions::new(config.warm_tier.then(|| config.dir.clone()));
+    let gates = db.gates();
     let shared = Arc::new(Shared {
         running: crate::running::Running::new(config.busy_reply_threshold_ms, stopping.clone()),
         functions,
@@ -115,7 +116,7 @@ pub async fn run_with_admin(
         cluster: std::sync::OnceLock::new(),
         tracking,
         watches,
-        gates: crate::gates::SlotGates::default(),
+        gates,
         scripts: Default::default(),
         metrics: std::sync::OnceLock::new(),
         tracing,

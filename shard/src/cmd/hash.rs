@@ -20,7 +20,7 @@ fn with_hash_mut<R>(
 ) -> Result<R, CmdError> {
     let mut t = s.shared.db.for_key(key);
     if !t.contains(key, s.now) {
-        t.insert(key, Entry::new(Value::Hash(Box::default()), 0, s.now));
+        t.insert(key, Entry::new(Value::Hash(HashValue::default()), 0, s.now));
     }
     t.update(key, s.now, |v| match v {
         Value::Hash(h) => f(h),

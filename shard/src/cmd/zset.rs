@@ -561,11 +561,8 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             // over 64 bytes); the set converts as members come.
             let first = pairs.first().map_or(0, |(_, m)| m.len());
             let mut z = ZSetValue::with_hint_within(0, first, small);
-            z.reserve(
-                elements,
-                pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0),
-            );
-            t.insert(key, Entry::new(Value::ZSet(Box::new(z)), 0, s.now));
+            z.reserve_entries(pairs.iter().map(|(score, m)| (*score, &m[..])));
+            t.insert(key, Entry::new(Value::ZSet(z), 0, s.now));
         }
         Some(Entry {
             value: Value::ZSet(_),

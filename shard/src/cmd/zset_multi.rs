@@ -32,7 +32,7 @@ fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64, small: S
     }
     let z = build(items, small);
     let n = z.len() as i64;
-    t.insert(dst, Entry::new(Value::ZSet(Box::new(z)), 0, now));
+    t.insert(dst, Entry::new(Value::ZSet(z), 0, now));
     Reply::Int(n)
 }
 

@@ -96,12 +96,13 @@ pub struct Migrations {
 }
 
 impl Migrations {
-    pub fn new() -> (Migrations, mpsc::Receiver<Job>) {
+    /// Over the store's slot gates (`Db::gates`).
+    pub fn new(gates: crate::gates::SlotGates) -> (Migrations, mpsc::Receiver<Job>) {
         let (jobs, rx) = mpsc::channel(64);
         (
             Migrations {
                 states: (0..SLOT_COUNT).map(|_| AtomicU8::new(0)).collect(),
-                gates: crate::gates::SlotGates::default(),
+                gates,
                 inner: Mutex::new(Inner::default()),
                 stats: MigrationStats::default(),
                 jobs,

@@ -292,7 +292,7 @@ mod tests {
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
         let items = vec![
             item("a", Value::Str(Bytes::from_static(b"1")), 0),
-            item("{a}b", Value::Hash(Box::new(h)), 123),
+            item("{a}b", Value::Hash(h), 123),
         ];
         let batch = unhex(concat!(
             "0000004d02000000023c87000000016100000013010000000000000000000000000000000000313c87",
@@ -327,7 +327,7 @@ mod tests {
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
         let items = vec![
             item("a", Value::Str(Bytes::from_static(b"1")), 0),
-            item("{a}b", Value::Hash(Box::new(h)), 123),
+            item("{a}b", Value::Hash(h), 123),
             item("", Value::Str(Bytes::new()), 7),
         ];
         let b = encode_batch(&items);

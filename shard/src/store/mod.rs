@@ -13,6 +13,7 @@ mod key;
 mod migrate;
 mod scan;
 pub mod sketch;
+mod table;
 mod tiering;
 pub mod warm;
 
@@ -30,9 +31,8 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::R
 
 use bytes::Bytes;
 use hashbrown::HashMap;
-use hashbrown::hash_map::EntryRef;
 use membership::{SLOT_COUNT, Slot};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 /// Redis's initial LFU counter for new keys.
 const LFU_INIT: u8 = 5;
@@ -45,10 +45,11 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 = no TTL.
     expire_at: u64,
-    /// While non-zero, the warm tier still holds an identical copy of this entry under this
-    /// generation (the key was loaded from it and has not changed since). Any change clears it
-    /// and deletes that copy, so a key never has two differing values.
-    warm_generation: u64,
+    /// Whether the warm tier still holds an identical copy of this entry (the key was loaded
+    /// from it and has not changed since); its generation is in `SlotMap::warm_copies`, out
+    /// of line because few entries have one. Any change clears it and deletes that copy, so a
+    /// key never has two differing values.
+    warm_copy: bool,
     /// Last access, Unix milliseconds truncated to 32 bits (compared with wrapping arithmetic).
     last_access: u32,
     /// Redis-style logarithmic access counter.
@@ -60,7 +61,7 @@ impl Entry {
         Entry {
             value,
             expire_at,
-            warm_generation: 0,
+            warm_copy: false,
             last_access: now as u32,
             freq: LFU_INIT,
         }
@@ -111,7 +112,7 @@ impl Entry {
 /// The keys of one slot: the RAM tier's entries and the index of the slot's warm keys.
 #[derive(Default)]
 pub struct SlotMap {
-    map: HashMap<Key, Entry>,
+    map: table::KeyTable,
     warm: HashMap<Key, WarmMeta>,
     volatile: usize,
     bytes: usize,
@@ -120,6 +121,8 @@ pub struct SlotMap {
     expired: u64,
     /// Warm copies made stale by a change, to delete when the lock is released.
     stale: Vec<(Key, u64)>,
+    /// The warm-copy generation of each RAM entry whose `warm_copy` is set.
+    warm_copies: HashMap<Key, u64>,
     /// Keys named by commands in flight (warm tier only): never demoted until released.
     pins: HashMap<Key, u32>,
     /// Keys that vanished by themselves (expired, evicted, dropped) while a key listener
@@ -155,9 +158,21 @@ impl SlotMap {
         }
     }
 
-    fn mark_stale(stale: &mut Vec<(Key, u64)>, key: &[u8], e: &Entry) {
-        if e.warm_generation != 0 {
-            stale.push((Key::from_slice(key), e.warm_generation));
+    /// Forgets the warm copy of `key` (if `had` one) and queues its deletion: the entry it
+    /// mirrored changed or left.
+    #[inline]
+    fn drop_warm_copy(&mut self, key: &[u8], had: bool) {
+        if had && let Some(generation) = self.warm_copies.remove(key) {
+            self.stale.push((Key::from_slice(key), generation));
+        }
+    }
+
+    /// The generation of the warm copy of `key`'s entry `e`, if it has one.
+    fn warm_copy_of(&self, key: &[u8], e: &Entry) -> Option<u64> {
+        if e.warm_copy {
+            self.warm_copies.get(key).copied()
+        } else {
+            None
         }
     }
 
@@ -165,21 +180,24 @@ impl SlotMap {
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         // One hash lookup on the hot path. Only fields disjoint from `map` are touched while
         // the entry is borrowed.
-        match self.map.entry_ref(key) {
-            EntryRef::Vacant(_) => None,
-            EntryRef::Occupied(o) if o.get().is_expired(now) => {
-                let (k, e) = o.remove_entry();
+        match self.map.get_or_remove(key, |e| e.is_expired(now)) {
+            table::Lookup::Absent => None,
+            table::Lookup::Removed(k, e) => {
                 self.bytes = self.bytes.saturating_sub(Entry::cost(&k, &e.value));
                 self.volatile -= usize::from(e.expire_at != 0);
                 self.expired += 1;
-                Self::mark_stale(&mut self.stale, &k, &e);
+                // Fields only: `map` stays borrowed for the live arm's return.
+                if e.warm_copy
+                    && let Some(generation) = self.warm_copies.remove(&k[..])
+                {
+                    self.stale.push((k.clone(), generation));
+                }
                 if self.track_gone {
                     self.gone.push((k, Gone::Expired));
                 }
                 None
             }
-            EntryRef::Occupied(o) => {
-                let e = o.into_mut();
+            table::Lookup::Live(e) => {
                 e.touch(now);
                 Some(e)
             }
@@ -205,27 +223,25 @@ impl SlotMap {
     pub fn insert(&mut self, key: &[u8], mut entry: Entry) -> Option<Entry> {
         // Only `install` marks an entry as having a warm copy (of this very key): an entry
         // moved here from elsewhere (RENAME) has none.
-        entry.warm_generation = 0;
+        entry.warm_copy = false;
         self.bytes += Entry::cost(key, &entry.value);
         self.volatile += usize::from(entry.expire_at != 0);
-        let old = match self.map.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, entry)),
-            None => self.map.insert(Key::from_slice(key), entry),
-        };
+        let old = self.map.insert(key, entry);
         if let Some(o) = &old {
             self.unaccount(key, o);
-            Self::mark_stale(&mut self.stale, key, o);
+            self.drop_warm_copy(key, o.warm_copy);
         }
         old
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let e = self.remove_raw(key)?;
-        Self::mark_stale(&mut self.stale, key, &e);
+        self.drop_warm_copy(key, e.warm_copy);
         Some(e)
     }
 
-    /// Removes an entry without touching its warm copy (demotion and un-installing).
+    /// Removes an entry without touching its warm copy (demotion and un-installing; the caller
+    /// settles `warm_copies`).
     fn remove_raw(&mut self, key: &[u8]) -> Option<Entry> {
         let (k, e) = self.map.remove_entry(key)?;
         self.unaccount(&k, &e);
@@ -244,10 +260,8 @@ impl SlotMap {
         };
         self.volatile = self.volatile + usize::from(expire_at != 0) - usize::from(e.expire_at != 0);
         e.expire_at = expire_at;
-        if e.warm_generation != 0 {
-            self.stale
-                .push((Key::from_slice(key), std::mem::take(&mut e.warm_generation)));
-        }
+        let had = std::mem::take(&mut e.warm_copy);
+        self.drop_warm_copy(key, had);
         true
     }
 
@@ -264,10 +278,8 @@ impl SlotMap {
         let r = f(&mut e.value);
         let after = e.value.payload_bytes();
         let empty = e.value.is_empty_aggregate();
-        let generation = std::mem::take(&mut e.warm_generation);
-        if generation != 0 {
-            self.stale.push((Key::from_slice(key), generation));
-        }
+        let had = std::mem::take(&mut e.warm_copy);
+        self.drop_warm_copy(key, had);
         self.bytes = (self.bytes + after).saturating_sub(before);
         if empty {
             self.remove(key);
@@ -375,10 +387,10 @@ impl SlotMap {
         generation: impl FnOnce() -> u64,
     ) -> Option<(Entry, u64, bool)> {
         let e = self.remove_raw(key)?;
-        let (generation, write) = if e.warm_generation != 0 {
-            (e.warm_generation, false)
-        } else {
-            (generation(), true)
+        let copy = e.warm_copy.then(|| self.warm_copies.remove(key)).flatten();
+        let (generation, write) = match copy {
+            Some(g) => (g, false),
+            None => (generation(), true),
         };
         let size = Entry::cost(key, &e.value) as u32;
         self.warm_insert(
@@ -463,9 +475,28 @@ pub enum Promotion {
 /// Bytes of RAM budget per key the frequency sketch is sized for (a small entry).
 const SKETCH_BYTES_PER_KEY: u64 = 256;
 
+/// One slot's table lock and the slot's gate (`crate::gates`) side by side: every keyed
+/// command takes the gate's read side and then the table's lock, so both sit at the start of
+/// one 64-byte line (with the table's header) and the gate costs no cache miss of its own.
+#[repr(align(64))]
+pub struct SlotCell {
+    pub(crate) gate: RwLock<()>,
+    table: Mutex<SlotMap>,
+}
+
+impl Default for SlotCell {
+    fn default() -> SlotCell {
+        SlotCell {
+            gate: RwLock::new(()),
+            table: Mutex::new(SlotMap::default()),
+        }
+    }
+}
+
 /// The whole keyspace: the RAM tier and, when enabled, the warm tier's index.
 pub struct Db {
-    slots: Box<[Mutex<SlotMap>]>,
+    /// Shared with the slot gates (`Db::gates`), which live in the same cells.
+    slots: Arc<[SlotCell]>,
     /// Keys per slot, both tiers.
     lens: Box<[AtomicU32]>,
     keys: AtomicUsize,
@@ -492,9 +523,7 @@ pub struct Db {
 impl Db {
     pub fn new(maxmemory: u64, policy: Policy, samples: u32) -> Db {
         Db {
-            slots: (0..SLOT_COUNT)
-                .map(|_| Mutex::new(SlotMap::default()))
-                .collect(),
+            slots: (0..SLOT_COUNT).map(|_| SlotCell::default()).collect(),
             lens: (0..SLOT_COUNT).map(|_| AtomicU32::new(0)).collect(),
             keys: AtomicUsize::new(0),
             warm_keys: AtomicUsize::new(0),
@@ -551,9 +580,14 @@ impl Db {
         self.warm.as_ref()
     }
 
+    /// The slot gates over this keyspace's slots (a handle to the same cells).
+    pub fn gates(&self) -> crate::gates::SlotGates {
+        crate::gates::SlotGates::new(self.slots.clone())
+    }
+
     /// Locks the table of `slot`.
     pub fn slot(&self, slot: Slot) -> SlotGuard<'_> {
-        let guard = self.slots[slot.index()].lock();
+        let guard = self.slots[slot.index()].table.lock();
         SlotGuard::new(self, slot, guard)
     }
 

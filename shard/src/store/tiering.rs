@@ -104,12 +104,9 @@ impl Db {
     pub fn unpin(&self, keys: &[Bytes], wrote: bool) {
         for k in keys {
             let mut g = self.for_key(k);
-            if wrote
-                && let Some(e) = g.map.get_mut(&k[..])
-                && e.warm_generation != 0
-            {
-                let generation = std::mem::take(&mut e.warm_generation);
-                g.stale.push((Key::from_slice(k), generation));
+            if wrote && let Some(e) = g.map.get_mut(&k[..]) {
+                let had = std::mem::take(&mut e.warm_copy);
+                g.drop_warm_copy(k, had);
             }
             if let Some(n) = g.pins.get_mut(&k[..]) {
                 *n -= 1;
@@ -153,7 +150,9 @@ impl Db {
         g.warm_remove(&wk.key);
         g.insert(&wk.key, Entry::new(rec.value, rec.expire_at, now));
         if let Some(e) = g.map.get_mut(&wk.key[..]) {
-            e.warm_generation = wk.generation;
+            e.warm_copy = true;
+            g.warm_copies
+                .insert(Key::from_slice(&wk.key), wk.generation);
         }
         if let Some(w) = &self.warm {
             w.stats.hits.fetch_add(1, Relaxed);
@@ -166,10 +165,10 @@ impl Db {
     pub fn settle(&self, wk: &WarmKey, wrote: bool, now: u64) -> bool {
         let Some(w) = &self.warm else { return false };
         let mut g = self.slot(wk.slot);
-        let Some(e) = g.map.get_mut(&wk.key[..]) else {
+        let Some(e) = g.map.get(&wk.key[..]) else {
             return false;
         };
-        if e.warm_generation != wk.generation {
+        if g.warm_copy_of(&wk.key, e) != Some(wk.generation) {
             // Changed or replaced: the stale copy was already queued for deletion.
             return false;
         }
@@ -183,8 +182,10 @@ impl Db {
             };
         if promote {
             if wrote {
-                e.warm_generation = 0;
-                g.stale.push((Key::from_slice(&wk.key), wk.generation));
+                if let Some(e) = g.map.get_mut(&wk.key[..]) {
+                    e.warm_copy = false;
+                }
+                g.drop_warm_copy(&wk.key, true);
             }
             // A key promoted by a read keeps its warm record as a clean copy: demoting it
             // again unchanged writes nothing, and any change deletes the copy (`unpin`, and
@@ -193,6 +194,7 @@ impl Db {
             w.stats.promotions.fetch_add(1, Relaxed);
             return !wrote;
         } else if let Some(e) = g.remove_raw(&wk.key) {
+            g.warm_copies.remove(&wk.key[..]);
             let size = Entry::cost(&wk.key, &e.value) as u32;
             let meta = WarmMeta {
                 generation: wk.generation,

@@ -122,18 +122,14 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
     let payload = b.get(HEADER_LEN..).ok_or(DecodeError::Truncated)?;
     let value = match h.kind {
         Kind::String => Value::Str(string::decode(payload)),
-        Kind::Hash => Value::Hash(Box::new(
-            hash::decode(payload).ok_or(DecodeError::Truncated)?,
-        )),
+        Kind::Hash => Value::Hash(hash::decode(payload).ok_or(DecodeError::Truncated)?),
         Kind::List => Value::List(Box::new(
             list::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
         Kind::Set => Value::Set(Box::new(
             set::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
-        Kind::ZSet => Value::ZSet(Box::new(
-            zset::decode(payload).ok_or(DecodeError::Truncated)?,
-        )),
+        Kind::ZSet => Value::ZSet(zset::decode(payload).ok_or(DecodeError::Truncated)?),
     };
     Ok(Record {
         generation: h.generation,
@@ -171,7 +167,7 @@ pub(crate) mod tests {
             .iter()
             .map(|(f, v)| (Bytes::from_static(f), Bytes::from_static(v)))
             .collect();
-        Value::Hash(Box::new(h))
+        Value::Hash(h)
     }
 
     /// Records written by the warm tier's own `encode` before this module existed (captured
@@ -272,12 +268,12 @@ pub(crate) mod tests {
         let z: ZSetValue = [(&b"a"[..], 1.5), (&b"bc"[..], f64::NEG_INFINITY)]
             .into_iter()
             .collect();
-        assert_eq!(rec.value, Value::ZSet(Box::new(z)));
+        assert_eq!(rec.value, Value::ZSet(z));
         assert_eq!(encode(6, 0, &rec.value), bytes);
         // A large set keeps its representation; a NaN score or an unknown representation byte
         // is corrupt.
         let big = ZSetValue::with_hint(1_000, 0);
-        let v = Value::ZSet(Box::new(big));
+        let v = Value::ZSet(big);
         assert_eq!(
             decode(&encode(1, 0, &v))
                 .expect("large")
@@ -305,7 +301,7 @@ pub(crate) mod tests {
             Value::Str(Bytes::from(vec![0u8; 100_000])),
             hash(&[]),
             hash(&[(b"", b""), (b"f", b"")]),
-            Value::Hash(Box::new(big)),
+            Value::Hash(big),
             list(&[]),
             list(&[b"", b"a", b"", b"bc"]),
             Value::List(Box::new(
@@ -332,12 +328,12 @@ pub(crate) mod tests {
                     .map(|m| m.as_bytes())
                     .collect::<SetValue>(),
             )),
-            Value::ZSet(Box::default()),
-            Value::ZSet(Box::new(
+            Value::ZSet(ZSetValue::default()),
+            Value::ZSet(
                 (0..300)
                     .map(|i: i32| (&[b'z'; 90][..(i % 90) as usize], f64::from(i) - 0.5))
                     .collect::<ZSetValue>(),
-            )),
+            ),
         ]);
         for value in values {
             for (generation, expire_at) in [(0, 0), (7, 99), (u64::MAX, u64::MAX)] {
@@ -360,9 +356,7 @@ pub(crate) mod tests {
             hash(&[(b"field", b"value"), (b"f2", b"v2")]),
             list(&[b"element", b"e2"]),
             set(&[b"member", b"m2"]),
-            Value::ZSet(Box::new(
-                [(&b"m1"[..], 1.0), (&b"m2"[..], 2.0)].into_iter().collect(),
-            )),
+            Value::ZSet([(&b"m1"[..], 1.0), (&b"m2"[..], 2.0)].into_iter().collect()),
         ];
         for value in &values {
             let good = encode(1, 2, value);

@@ -65,21 +65,19 @@ type Entry = SmallVec<[u8; INLINE]>;
 /// A hash value: field → value. It keeps its variable accounted bytes up to date as it
 /// changes, so accounting a write costs O(1) however large the hash is (the store re-accounts
 /// a value after every write).
+///
+/// 32 bytes, so `Value` holds it without a box of its own: a small hash is its packed buffer
+/// and nothing else on the heap.
 #[derive(Debug, Clone, Default)]
 pub struct HashValue {
     repr: Repr,
-    /// Sum of the fields' and values' lengths.
-    bytes: usize,
-    /// Heap bytes of the table's entries (those longer than the inline 24 bytes).
-    heap: usize,
 }
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Packed {
-        buf: Vec<u8>,
-        len: usize,
-    },
+    /// `len` and `bytes` (the sum of the fields' and values' lengths) fit in 32 bits: the
+    /// buffer is kept under 4 GiB (a hash that would outgrow it becomes a table).
+    Packed { buf: Vec<u8>, len: u32, bytes: u32 },
     /// Boxed: a small hash (the common case) pays only the packed variant's size.
     Table(Box<Table>),
 }
@@ -89,15 +87,23 @@ impl Default for Repr {
         Repr::Packed {
             buf: Vec::new(),
             len: 0,
+            bytes: 0,
         }
     }
 }
+
+/// Longest packed buffer: its lengths are kept in 32 bits.
+const PACKED_MAX: usize = u32::MAX as usize / 2;
 
 #[derive(Clone, Default)]
 struct Table {
     /// Indices into `entries`, hashed by the field of the entry they point at.
     index: HashTable<u32>,
     entries: Vec<Entry>,
+    /// Sum of the fields' and values' lengths.
+    bytes: usize,
+    /// Heap bytes of the entries (those longer than the inline 24 bytes).
+    heap: usize,
 }
 
 impl std::fmt::Debug for Table {
@@ -256,13 +262,30 @@ impl Table {
 impl HashValue {
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Packed { len, .. } => *len,
+            Repr::Packed { len, .. } => *len as usize,
             Repr::Table(t) => t.entries.len(),
+        }
+    }
+
+    /// Sum of the fields' and values' lengths, kept as the hash changes.
+    pub fn bytes(&self) -> usize {
+        match &self.repr {
+            Repr::Packed { bytes, .. } => *bytes as usize,
+            Repr::Table(t) => t.bytes,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Heap bytes of a table's entries (those longer than the inline 24 bytes).
+    #[cfg(test)]
+    fn heap(&self) -> usize {
+        match &self.repr {
+            Repr::Packed { .. } => 0,
+            Repr::Table(t) => t.heap,
+        }
     }
 
     /// Whether the hash is in its packed (`listpack`) representation.
@@ -293,20 +316,23 @@ impl HashValue {
     /// more than `small.entries` fields or a field or value longer than `small.value` bytes;
     /// true if the field is new.
     pub fn insert_within(&mut self, f: &[u8], v: &[u8], small: Small) -> bool {
-        if let Repr::Packed { buf, len } = &mut self.repr {
-            if f.len() <= small.value && v.len() <= small.value {
+        if let Repr::Packed { buf, len, bytes } = &mut self.repr {
+            if f.len() <= small.value
+                && v.len() <= small.value
+                && buf.len() + 2 * (f.len() + v.len() + 10) <= PACKED_MAX
+            {
                 if let Some((start, _, old, end)) = packed(buf).find(|e| e.1 == f) {
                     // In place: the entry keeps its position.
-                    self.bytes = self.bytes + v.len() - old.len();
+                    *bytes = *bytes + v.len() as u32 - old.len() as u32;
                     let mut e = Vec::with_capacity(end - start);
                     pack(f, v, &mut e);
                     buf.splice(start..end, e);
                     return false;
                 }
-                if *len < small.entries {
+                if (*len as usize) < small.entries {
                     pack(f, v, buf);
                     *len += 1;
-                    self.bytes += f.len() + v.len();
+                    *bytes += (f.len() + v.len()) as u32;
                     return true;
                 }
             }
@@ -316,17 +342,17 @@ impl HashValue {
             return false;
         };
         let e = make_entry(f, v);
-        self.heap += entry_heap(&e);
+        t.heap += entry_heap(&e);
         match t.find(f) {
             Some(i) => {
                 let old = std::mem::replace(&mut t.entries[i], e);
-                self.heap -= entry_heap(&old);
-                self.bytes = self.bytes + v.len() - split(&old).1.len();
+                t.heap -= entry_heap(&old);
+                t.bytes = t.bytes + v.len() - split(&old).1.len();
                 false
             }
             None => {
                 t.push(e);
-                self.bytes += f.len() + v.len();
+                t.bytes += f.len() + v.len();
                 true
             }
         }
@@ -335,9 +361,9 @@ impl HashValue {
     /// Removes `field`; true if it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Packed { buf, len } => match packed(buf).find(|e| e.1 == field) {
+            Repr::Packed { buf, len, bytes } => match packed(buf).find(|e| e.1 == field) {
                 Some((start, f, v, end)) => {
-                    self.bytes -= f.len() + v.len();
+                    *bytes -= (f.len() + v.len()) as u32;
                     buf.drain(start..end);
                     *len -= 1;
                     if buf.len() < buf.capacity() / 2 {
@@ -349,9 +375,9 @@ impl HashValue {
             },
             Repr::Table(t) => match t.find(field).and_then(|i| t.remove_at(i)) {
                 Some(e) => {
-                    self.heap -= entry_heap(&e);
+                    t.heap -= entry_heap(&e);
                     let (f, v) = split(&e);
-                    self.bytes -= f.len() + v.len();
+                    t.bytes -= f.len() + v.len();
                     true
                 }
                 None => false,
@@ -363,7 +389,7 @@ impl HashValue {
     /// hash of ten fields is allocated once, at its size, not grown 8, 16, 32, 64, 128 bytes).
     pub fn reserve<'a>(&mut self, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>, small: Small) {
         match &mut self.repr {
-            Repr::Packed { buf, len } => {
+            Repr::Packed { buf, len, .. } => {
                 let (mut n, mut bytes) = (0, 0);
                 for (f, v) in pairs {
                     if f.len() > small.value || v.len() > small.value {
@@ -372,7 +398,7 @@ impl HashValue {
                     n += 1;
                     bytes += varint_len(f.len()) + f.len() + varint_len(v.len()) + v.len();
                 }
-                if *len + n <= small.entries {
+                if *len as usize + n <= small.entries && buf.len() + bytes <= PACKED_MAX {
                     buf.reserve_exact(bytes);
                 }
             }
@@ -389,20 +415,20 @@ impl HashValue {
 
     /// The packed buffer becomes a table (one way).
     fn convert_to_table(&mut self) {
-        let Repr::Packed { buf, len } = &self.repr else {
+        let Repr::Packed { buf, len, bytes } = &self.repr else {
             return;
         };
+        let len = *len as usize;
         let mut t = Box::<Table>::default();
         t.entries.reserve_exact(len + 1);
         t.index.reserve(len + 1, |_| 0);
-        let mut heap = 0;
         for (_, f, v, _) in packed(buf) {
             let e = make_entry(f, v);
-            heap += entry_heap(&e);
+            t.heap += entry_heap(&e);
             t.push(e);
         }
+        t.bytes = *bytes as usize;
         self.repr = Repr::Table(t);
-        self.heap = heap;
     }
 
     /// Every (field, value), packed hashes in insertion order.
@@ -493,8 +519,9 @@ pub const ENTRY_SLOT: usize = std::mem::size_of::<Entry>();
 /// Accounted bytes per slot of the index: a `u32` and a control byte, and the table's
 /// spare buckets (it holds at most 7/8 of them).
 const INDEX_SLOT: usize = 6;
-/// The boxed `HashValue` itself and its allocations' headers.
-const HASH_HEADER: usize = 64;
+/// The packed buffer's allocation rounding and header (the value itself is inline in the
+/// key's entry).
+const HASH_HEADER: usize = 16;
 /// The boxed table of a large hash.
 const TABLE_HEADER: usize = 64;
 
@@ -509,7 +536,7 @@ pub fn payload_bytes(h: &HashValue) -> usize {
                 TABLE_HEADER
                     + t.entries.capacity() * ENTRY_SLOT
                     + t.index.capacity() * INDEX_SLOT
-                    + h.heap
+                    + t.heap
             }
         }
 }
@@ -528,7 +555,7 @@ pub fn encoding(h: &HashValue, _limits: &super::limits::Limits) -> &'static str 
 // iteration order (decoding does not depend on it), to the end of the record.
 
 pub fn encoded_len(h: &HashValue) -> usize {
-    8 * h.len() + h.bytes
+    8 * h.len() + h.bytes()
 }
 
 pub fn encode(h: &HashValue, out: &mut Vec<u8>) {
@@ -588,10 +615,10 @@ mod tests {
         assert!(h.insert(b("g"), b("")));
         assert!(!h.insert(b("f"), b("value")));
         assert_eq!(h.get(b"f"), Some(&b"value"[..]));
-        assert_eq!((h.bytes, h.heap), recount(&h));
+        assert_eq!((h.bytes(), h.heap()), recount(&h));
         assert!(h.remove(b"f"));
         assert!(!h.remove(b"nope"));
-        assert_eq!((h.bytes, h.heap), recount(&h));
+        assert_eq!((h.bytes(), h.heap()), recount(&h));
         let h: HashValue = [(b("a"), b("1")), (b("a"), b("22"))].into_iter().collect();
         assert_eq!((h.len(), h.get(b"a")), (1, Some(&b"22"[..])));
         assert_eq!(encoded_len(&h), 8 + 3);
@@ -639,7 +666,7 @@ mod tests {
                     _ => assert_eq!(h.get(&f), model.get(&f).map(|v| &v[..]), "{seed} {step}"),
                 }
                 assert_eq!(h.len(), model.len());
-                assert_eq!((h.bytes, h.heap), recount(&h), "{seed} {step}");
+                assert_eq!((h.bytes(), h.heap()), recount(&h), "{seed} {step}");
                 if h.is_small() {
                     assert!(!was_table, "never back to the packed buffer");
                     assert!(h.len() <= small.entries);
@@ -660,7 +687,7 @@ mod tests {
             for (f, _) in h.iter() {
                 c.insert(f, b"w");
             }
-            assert_eq!((c.bytes, c.heap), recount(&c), "a clone's kept bytes");
+            assert_eq!((c.bytes(), c.heap()), recount(&c), "a clone's kept bytes");
             let all: HashMap<Vec<u8>, Vec<u8>> =
                 h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
             assert_eq!(all, model);

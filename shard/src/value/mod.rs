@@ -27,14 +27,16 @@ pub use zset::ZSetValue;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Bytes),
-    /// Boxed: a hash table is several words, and most values are strings, so the enum (and
-    /// every table entry) stays two words plus the tag.
-    Hash(Box<HashValue>),
-    /// Boxed for the same reason as `Hash`.
+    /// Inline: a `HashValue` is no larger than the string's handle (a small hash is its packed
+    /// buffer alone; a large one boxes its table itself).
+    Hash(HashValue),
+    /// Boxed: a list is larger than the string's handle, and the enum (in every key's entry)
+    /// stays the size of that handle plus the tag.
     List(Box<ListValue>),
-    /// Boxed for the same reason as `Hash`.
+    /// Boxed for the same reason as `List`.
     Set(Box<SetValue>),
-    ZSet(Box<ZSetValue>),
+    /// Inline, as `Hash`.
+    ZSet(ZSetValue),
 }
 
 /// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
@@ -161,11 +163,11 @@ mod tests {
                 Kind::Hash => {
                     let mut h = HashValue::default();
                     h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
-                    Value::Hash(Box::new(h))
+                    Value::Hash(h)
                 }
                 Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
                 Kind::Set => Value::Set(Box::new(SetValue::from_iter([&b"m"[..]]))),
-                Kind::ZSet => Value::ZSet(Box::new([(&b"m"[..], 1.5)].into_iter().collect())),
+                Kind::ZSet => Value::ZSet([(&b"m"[..], 1.5)].into_iter().collect()),
             })
             .collect()
     }
@@ -208,23 +210,17 @@ mod tests {
         assert_eq!(s(&[b'a'; 45]).encoding(&Limits::default()), "raw");
         let mut h = HashValue::default();
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
-        let small = Value::Hash(Box::new(h.clone()));
+        let small = Value::Hash(h.clone());
         assert_eq!(
             (small.type_name(), small.encoding(&Limits::default())),
             ("hash", "listpack")
         );
         h.insert(Bytes::from(vec![b'f'; 65]), Bytes::new());
-        assert_eq!(
-            Value::Hash(Box::new(h)).encoding(&Limits::default()),
-            "hashtable"
-        );
+        assert_eq!(Value::Hash(h).encoding(&Limits::default()), "hashtable");
         let many: HashValue = (0..129)
             .map(|i| (Bytes::from(format!("f{i}")), Bytes::new()))
             .collect();
-        assert_eq!(
-            Value::Hash(Box::new(many)).encoding(&Limits::default()),
-            "hashtable"
-        );
+        assert_eq!(Value::Hash(many).encoding(&Limits::default()), "hashtable");
         let small: ListValue = (0..100).map(|i| Bytes::from(format!("e{i}"))).collect();
         let small = Value::List(Box::new(small));
         assert_eq!(
@@ -245,10 +241,10 @@ mod tests {
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"vv"));
         h.insert(Bytes::from_static(b""), Bytes::from_static(b""));
         let packed = hash::payload_bytes(&h);
-        let v = Value::Hash(Box::new(h));
+        let v = Value::Hash(h);
         assert_eq!(v.payload_bytes(), packed);
         assert!(!v.is_empty_aggregate());
-        assert!(Value::Hash(Box::default()).is_empty_aggregate());
+        assert!(Value::Hash(HashValue::default()).is_empty_aggregate());
         assert!(!Value::Str(Bytes::new()).is_empty_aggregate());
         let l = Value::List(Box::new(ListValue::from([Bytes::from_static(b"ab")])));
         assert_eq!(

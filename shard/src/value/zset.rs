@@ -3,7 +3,8 @@
 //! Two representations, as in Redis:
 //!
 //! - **small** (`listpack`): one packed byte buffer of `(score, length, member)` entries
-//!   sorted by score then member, 9 bytes of overhead per member. A member lookup is a linear
+//!   sorted by score then member, 3 to 10 bytes of overhead per member (an integral score
+//!   takes 1, 2 or 4 bytes, as Redis's listpack stores it as an integer; others 8). A member lookup is a linear
 //!   scan, as in Redis's listpack, bounded by the limits below (128 entries, members of at
 //!   most 64 bytes).
 //! - **large** (`skiplist`): a member → score hash map for O(1) ZSCORE, plus an
@@ -72,9 +73,9 @@ impl Small {
 /// Entries per chunk of the large representation before it splits in two.
 const CHUNK_MAX: usize = 256;
 
-/// Accounted bytes per member of a small set beyond its bytes: its score and length byte in
-/// the packed buffer, and the buffer's share of allocation rounding.
-pub const SMALL_OVERHEAD: usize = 12;
+/// Accounted bytes of a small set beyond its packed buffer's capacity: the allocation's
+/// header and rounding (the value itself is inline in the key's entry).
+pub const SMALL_OVERHEAD: usize = 16;
 /// Accounted bytes per member of a large set beyond its bytes: its allocation (reference
 /// counts, score, rounding), a hash-table slot at the table's average load, and a list slot in
 /// a partly full chunk (24 bytes: the node and its score). Measured: a million `element:N`
@@ -132,30 +133,37 @@ impl Node {
     }
 }
 
-/// A sorted set value.
+/// A sorted set value: 32 bytes, so `Value` holds it without a box of its own (a small set
+/// is its packed buffer and nothing else on the heap).
 #[derive(Debug, Clone, Default)]
 pub struct ZSetValue {
     repr: Repr,
-    /// Sum of the members' lengths.
-    bytes: usize,
 }
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Packed entries in order, each `score (8 bytes, native order), length (1 byte), member`
-    /// (a small set's members are at most 64 bytes), like Redis's listpack.
+    /// Packed entries in order, each `score code (1 byte), score (1, 2 or 4 bytes of a
+    /// little-endian integer, or 8 of an f64 in native order), length (1 byte), member` (a
+    /// small set's members are at most 255 bytes), like Redis's listpack. `len` and
+    /// `bytes` (the sum of the members' lengths) fit in 32 bits: the buffer is kept under
+    /// [`PACKED_MAX`] (a set that would outgrow it converts).
     Small {
         buf: Vec<u8>,
-        len: usize,
+        len: u32,
+        bytes: u32,
     },
     Large(Box<Large>),
 }
+
+/// Longest packed buffer: its lengths are kept in 32 bits.
+const PACKED_MAX: usize = u32::MAX as usize / 2;
 
 impl Default for Repr {
     fn default() -> Repr {
         Repr::Small {
             buf: Vec::new(),
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -165,6 +173,8 @@ struct Large {
     hasher: foldhash::fast::RandomState,
     map: HashTable<Node>,
     list: ChunkList,
+    /// Sum of the members' lengths.
+    bytes: usize,
 }
 
 impl Large {
@@ -174,19 +184,68 @@ impl Large {
     }
 }
 
+/// Score codes of a packed entry: an integral score that fits in 8, 16 or 32 bits is stored
+/// in that many bytes; any other score as its 8 bytes.
+const SCORE_I8: u8 = 0;
+const SCORE_I16: u8 = 1;
+const SCORE_I32: u8 = 2;
+const SCORE_F64: u8 = 3;
+
+/// The longest packed entry.
+const PACKED_ENTRY_MAX: usize = 10 + SMALL_MEMBER_MAX;
+
+/// The code and width of `score` in a packed entry.
+#[inline]
+fn score_code(score: f64) -> (u8, usize) {
+    if score.fract() == 0.0 && score >= f64::from(i32::MIN) && score <= f64::from(i32::MAX) {
+        let i = score as i32;
+        if i8::try_from(i).is_ok() {
+            (SCORE_I8, 1)
+        } else if i16::try_from(i).is_ok() {
+            (SCORE_I16, 2)
+        } else {
+            (SCORE_I32, 4)
+        }
+    } else {
+        (SCORE_F64, 8)
+    }
+}
+
+/// Bytes of the packed entry of `score` and a member of `len` bytes.
+#[inline]
+fn packed_len(score: f64, len: usize) -> usize {
+    2 + score_code(score).1 + len
+}
+
+/// Writes the packed entry of `(score, member)` (a member of at most `SMALL_MEMBER_MAX`
+/// bytes) to the front of `out`; returns its length.
+fn put_packed(score: f64, member: &[u8], out: &mut [u8; PACKED_ENTRY_MAX]) -> usize {
+    let (code, w) = score_code(score);
+    out[0] = code;
+    match code {
+        SCORE_I8 => out[1] = (score as i8) as u8,
+        SCORE_I16 => out[1..3].copy_from_slice(&(score as i16).to_le_bytes()),
+        SCORE_I32 => out[1..5].copy_from_slice(&(score as i32).to_le_bytes()),
+        _ => out[1..9].copy_from_slice(&score.to_ne_bytes()),
+    }
+    out[1 + w] = member.len() as u8;
+    out[2 + w..2 + w + member.len()].copy_from_slice(member);
+    2 + w + member.len()
+}
+
 /// Decodes the packed entry at `at` of a small set's buffer: the entry and the next offset.
 #[inline]
 fn packed_at(buf: &[u8], at: usize) -> Option<(EntryRef<'_>, usize)> {
-    let (score, rest) = buf.get(at..)?.split_first_chunk::<8>()?;
-    let (&len, rest) = rest.split_first()?;
+    let (&code, rest) = buf.get(at..)?.split_first()?;
+    let (score, w) = match code {
+        SCORE_I8 => (f64::from(*rest.first()? as i8), 1),
+        SCORE_I16 => (f64::from(i16::from_le_bytes(*rest.first_chunk()?)), 2),
+        SCORE_I32 => (f64::from(i32::from_le_bytes(*rest.first_chunk()?)), 4),
+        _ => (f64::from_ne_bytes(*rest.first_chunk()?), 8),
+    };
+    let (&len, rest) = rest.get(w..)?.split_first()?;
     let member = rest.get(..usize::from(len))?;
-    Some((
-        EntryRef {
-            score: f64::from_ne_bytes(*score),
-            member,
-        },
-        at + 9 + usize::from(len),
-    ))
+    Some((EntryRef { score, member }, at + 2 + w + usize::from(len)))
 }
 
 /// An entry of the ordered list: the node and, beside it, its score, so the binary searches
@@ -548,13 +607,31 @@ impl ZSetValue {
             && n <= LISTPACK_MAX_ENTRIES
             && max_len <= LISTPACK_MAX_VALUE
         {
-            buf.reserve_exact(n * (9 + max_len));
+            buf.reserve_exact(n * (10 + max_len));
+        }
+    }
+
+    /// Room in a small set for these new `(score, member)` entries, exactly (ZADD sizes a
+    /// new set for its arguments: one allocation, no spare room); nothing for a large set or
+    /// beyond the default small limits.
+    pub fn reserve_entries<'a>(&mut self, items: impl ExactSizeIterator<Item = (f64, &'a [u8])>) {
+        if let Repr::Small { buf, .. } = &mut self.repr
+            && items.len() <= LISTPACK_MAX_ENTRIES
+        {
+            let mut need = 0;
+            for (score, m) in items {
+                if m.len() > LISTPACK_MAX_VALUE {
+                    return;
+                }
+                need += packed_len(score, m.len());
+            }
+            buf.reserve_exact(need);
         }
     }
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Small { len, .. } => *len,
+            Repr::Small { len, .. } => *len as usize,
             Repr::Large(l) => l.list.len,
         }
     }
@@ -569,18 +646,25 @@ impl ZSetValue {
 
     /// Sum of the members' lengths, kept as the set changes.
     pub fn member_bytes(&self) -> usize {
-        self.bytes
+        match &self.repr {
+            Repr::Small { bytes, .. } => *bytes as usize,
+            Repr::Large(l) => l.bytes,
+        }
     }
 
     /// Turns a small set into a large one (one way).
     fn convert(&mut self) {
-        if let Repr::Small { buf, len } = &self.repr {
-            let mut large = Large::default();
+        if let Repr::Small { buf, len, bytes } = &self.repr {
+            let len = *len as usize;
+            let mut large = Large {
+                bytes: *bytes as usize,
+                ..Large::default()
+            };
             large
                 .map
-                .reserve(*len, |n| large.hasher.hash_one(n.member()));
+                .reserve(len, |n| large.hasher.hash_one(n.member()));
             let mut chunk = Chunk::new();
-            grow(&mut chunk, *len);
+            grow(&mut chunk, len);
             let mut at = 0;
             while let Some((e, next)) = packed_at(buf, at) {
                 let node = Node::new(e.member, e.score);
@@ -602,11 +686,12 @@ impl ZSetValue {
     }
 
     /// The offset of `member`'s packed entry in a small set's buffer.
-    fn small_find(buf: &[u8], member: &[u8]) -> Option<(usize, f64)> {
+    /// Its offset, the next entry's offset and its score.
+    fn small_find(buf: &[u8], member: &[u8]) -> Option<(usize, usize, f64)> {
         let mut at = 0;
         while let Some((e, next)) = packed_at(buf, at) {
             if e.member == member {
-                return Some((at, e.score));
+                return Some((at, next, e.score));
             }
             at = next;
         }
@@ -615,7 +700,7 @@ impl ZSetValue {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Small { buf, .. } => Self::small_find(buf, member).map(|(_, s)| s),
+            Repr::Small { buf, .. } => Self::small_find(buf, member).map(|(_, _, s)| s),
             Repr::Large(l) => l.find(member).map(Node::score),
         }
     }
@@ -629,22 +714,23 @@ impl ZSetValue {
     /// [`ZSetValue::insert`], leaving the packed representation past these limits
     /// (`zset-max-listpack-entries` and `-value`).
     pub fn insert_within(&mut self, member: &[u8], score: f64, small: Small) -> Option<f64> {
-        if let Repr::Small { buf, len } = &self.repr
+        if let Repr::Small { buf, len, .. } = &self.repr
             && (member.len() > small.value()
-                || (*len >= small.entries && Self::small_find(buf, member).is_none()))
+                || buf.len() + PACKED_ENTRY_MAX > PACKED_MAX
+                || (*len as usize >= small.entries && Self::small_find(buf, member).is_none()))
         {
             self.convert();
         }
         match &mut self.repr {
-            Repr::Small { buf, len } => {
+            Repr::Small { buf, len, bytes } => {
                 // A listpack keeps -0 as the integer 0.
                 let score = if score == 0.0 { 0.0 } else { score };
-                let old = Self::small_find(buf, member).map(|(at, old)| {
-                    buf.drain(at..at + 9 + member.len());
+                let old = Self::small_find(buf, member).map(|(at, next, old)| {
+                    buf.drain(at..next);
                     old
                 });
                 if old.is_none() {
-                    self.bytes += member.len();
+                    *bytes += member.len() as u32;
                     *len += 1;
                 }
                 // The first entry not below the new one.
@@ -655,12 +741,10 @@ impl ZSetValue {
                     }
                     at = next;
                 }
-                let mut packed = [0u8; 9 + SMALL_MEMBER_MAX];
-                packed[..8].copy_from_slice(&score.to_ne_bytes());
-                packed[8] = member.len() as u8;
-                packed[9..9 + member.len()].copy_from_slice(member);
-                buf.reserve_exact(9 + member.len());
-                buf.splice(at..at, packed[..9 + member.len()].iter().copied());
+                let mut packed = [0u8; PACKED_ENTRY_MAX];
+                let n = put_packed(score, member, &mut packed);
+                buf.reserve_exact(n);
+                buf.splice(at..at, packed[..n].iter().copied());
                 old
             }
             Repr::Large(l) => {
@@ -681,7 +765,7 @@ impl ZSetValue {
                     hashbrown::hash_table::Entry::Vacant(v) => {
                         v.insert(node.clone());
                         l.list.insert(node);
-                        self.bytes += member.len();
+                        l.bytes += member.len();
                         None
                     }
                 }
@@ -692,10 +776,11 @@ impl ZSetValue {
     /// Removes `member`; its score if it was there.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let score = match &mut self.repr {
-            Repr::Small { buf, len } => {
-                let (at, score) = Self::small_find(buf, member)?;
-                buf.drain(at..at + 9 + member.len());
+            Repr::Small { buf, len, bytes } => {
+                let (at, next, score) = Self::small_find(buf, member)?;
+                buf.drain(at..next);
                 *len -= 1;
+                *bytes -= member.len() as u32;
                 score
             }
             Repr::Large(l) => {
@@ -703,10 +788,10 @@ impl ZSetValue {
                 let (node, _) = l.map.find_entry(h, |n| n.member() == member).ok()?.remove();
                 let score = node.score();
                 l.list.remove(score, member);
+                l.bytes -= member.len();
                 score
             }
         };
-        self.bytes -= member.len();
         Some(score)
     }
 
@@ -787,7 +872,7 @@ impl ZSetValue {
                 if let Ok(e) = l.map.find_entry(h, |x| Arc::ptr_eq(&x.0, &n.0)) {
                     e.remove();
                 }
-                self.bytes -= n.member().len();
+                l.bytes -= n.member().len();
                 gone.push((Bytes::copy_from_slice(n.member()), n.score()));
             }
             return gone;
@@ -832,7 +917,7 @@ impl ZSetValue {
             .iter()
             .map(|n| (Bytes::copy_from_slice(n.member()), n.score()))
             .collect();
-        self.bytes -= gone.iter().map(|(m, _)| m.len()).sum::<usize>();
+        l.bytes -= gone.iter().map(|(m, _)| m.len()).sum::<usize>();
         gone
     }
 }
@@ -847,15 +932,14 @@ impl<'a> FromIterator<(&'a [u8], f64)> for ZSetValue {
     }
 }
 
-/// Accounted bytes of a sorted set: its members' bytes plus a per-member overhead. O(1).
+/// Accounted bytes of a sorted set, O(1): a small set's packed buffer as allocated, a large
+/// set's members' bytes plus a per-member overhead.
 #[inline]
 pub fn payload_bytes(z: &ZSetValue) -> usize {
-    let per = if z.is_small() {
-        SMALL_OVERHEAD
-    } else {
-        LARGE_OVERHEAD
-    };
-    z.member_bytes() + z.len() * per
+    match &z.repr {
+        Repr::Small { buf, .. } => SMALL_OVERHEAD + buf.capacity(),
+        Repr::Large(_) => z.member_bytes() + z.len() * LARGE_OVERHEAD,
+    }
 }
 
 /// `listpack` or `skiplist`, as Redis 7.0 reports with its default limits.
@@ -917,19 +1001,64 @@ mod tests {
     fn matches_a_sorted_vector_model() {
         for (members, steps, scores) in [(100, 5_000, 50), (3_000, 40_000, 50), (3_000, 20_000, 1)]
         {
-            model_run(members, steps, scores);
+            model_run(members, steps, |rng| f64::from(rng.i32(-scores..scores)));
         }
     }
 
-    /// `scores`: scores are drawn from `-scores..scores` (1: every score 0 or -1, so chunks
-    /// end at equal scores and are told apart by member).
-    fn model_run(members: usize, steps: usize, scores: i32) {
+    /// Scores at the edges of every packed width (integers of 8, 16 and 32 bits, one past
+    /// each, fractions, infinities, -0), in a set that stays small and one that converts.
+    #[test]
+    fn packed_scores_of_every_width_match_the_model() {
+        const EDGES: [f64; 20] = [
+            0.0,
+            -0.0,
+            127.0,
+            -128.0,
+            128.0,
+            -129.0,
+            32767.0,
+            -32768.0,
+            32768.0,
+            -32769.0,
+            2147483647.0,
+            -2147483648.0,
+            2147483648.0,
+            -2147483649.0,
+            0.5,
+            -1.5,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ];
+        for (score, want) in EDGES.iter().zip([1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8]) {
+            assert_eq!(score_code(*score).1, want, "{score}");
+            let mut out = [0u8; PACKED_ENTRY_MAX];
+            let n = put_packed(*score, b"m", &mut out);
+            let (e, next) = packed_at(&out[..n], 0).unwrap_or_else(|| panic!("{score}"));
+            assert_eq!((e.score, e.member, next), (*score, &b"m"[..], n));
+        }
+        for members in [100, 3_000] {
+            model_run(members, 10_000, |rng| {
+                let e = EDGES[rng.usize(..EDGES.len())];
+                if rng.bool() {
+                    e
+                } else {
+                    e + f64::from(rng.i8(..))
+                }
+            });
+        }
+    }
+
+    /// Scores come from `score` (drawn from `-1..1` every score is 0 or -1, so chunks end at
+    /// equal scores and are told apart by member).
+    fn model_run(members: usize, steps: usize, score: impl Fn(&mut fastrand::Rng) -> f64) {
         let mut rng = fastrand::Rng::with_seed(11);
         let mut z = ZSetValue::new();
         let mut model: Vec<(f64, Bytes)> = Vec::new();
         for step in 0..steps {
             let m = b(&format!("m{}", rng.usize(..members)));
-            let score = f64::from(rng.i32(-scores..scores));
+            let score = score(&mut rng);
             if rng.u8(..20) == 0 && !model.is_empty() {
                 // ZPOPMIN / ZPOPMAX of a few.
                 model.sort_by(|a, b| cmp(a.0, &a.1, b.0, &b.1));

@@ -490,7 +490,7 @@ mod tests {
         let rec = w.read(s2, b"hash", 42).expect("read").expect("present");
         let mut h = HashValue::default();
         h.insert(Bytes::from_static(b"field"), Bytes::from_static(b"value"));
-        assert_eq!(rec.value, Value::Hash(Box::new(h)));
+        assert_eq!(rec.value, Value::Hash(h));
         w.close();
         drop(w);
         // The undecodable records were deleted at the first start-up.
