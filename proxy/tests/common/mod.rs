@@ -206,7 +206,7 @@ async fn run_python(python: &str, script: &str, addr: SocketAddr) {
     let out = tokio::time::timeout(
         TIMEOUT,
         tokio::process::Command::new(python)
-            .arg(&script)
+            .arg(script)
             .arg(addr.port().to_string())
             .kill_on_drop(true)
             .output(),
