@@ -1,8 +1,8 @@
 //! Commands learned from the backends: at start-up the proxy reads one backend's `COMMAND`
 //! reply and routes every command its own table (`membership::command`) does not carry by
 //! what the backend says of it — arity, flags, key positions and Redis 7 key specs, and the
-//! cluster routing tips (`request_policy`, `response_policy`). So `PFADD`, `ZADD`, `XADD`,
-//! `ZUNIONSTORE`, `EVAL` or a module's commands go through in front of Redis or Valkey.
+//! cluster routing tips (`request_policy`, `response_policy`). So `XADD`, `GEOADD`,
+//! `SORT` or a module's commands go through in front of Redis or Valkey.
 //!
 //! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
 //! `-CROSSSLOT`); keyless ones to every shard when the backend says so (`request_policy:
@@ -417,23 +417,23 @@ mod tests {
         let raw = format!(
             "*5\r\n{}{}{}{}{}",
             cmd("get", 2, &["readonly", "fast"], (1, 1, 1), &[]),
-            cmd("pfadd", -2, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
+            cmd("mod.add", -2, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
             cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
-            cmd("pfcount", -2, &["readonly"], (1, -1, 1), &[]),
+            cmd("mod.count", -2, &["readonly"], (1, -1, 1), &[]),
             cmd("georadius", -6, &["write", "movablekeys"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
-        let pfadd = t.get(b"PFADD").expect("pfadd learned");
-        assert_eq!(pfadd.route, Route::SameSlot);
-        assert!(pfadd.is_write());
-        assert_eq!(pfadd.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
+        let add = t.get(b"MOD.ADD").expect("mod.add learned");
+        assert_eq!(add.route, Route::SameSlot);
+        assert!(add.is_write());
+        assert_eq!(add.key_positions(4, |_| b"x").collect::<Vec<_>>(), [1]);
         // BLPOP is the table's (served on a connection of its own), not learned.
         assert!(t.get(b"blpop").is_none());
-        let pfcount = t.get(b"pfcount").expect("pfcount learned");
-        assert_eq!(pfcount.route, Route::SameSlot);
+        let count = t.get(b"mod.count").expect("mod.count learned");
+        assert_eq!(count.route, Route::SameSlot);
         assert_eq!(
-            pfcount.key_positions(4, |_| b"x").collect::<Vec<_>>(),
+            count.key_positions(4, |_| b"x").collect::<Vec<_>>(),
             [1, 2, 3]
         );
         // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
