@@ -43,17 +43,18 @@ fn read<R>(
     f: impl FnOnce(&[u8]) -> Result<R, CmdError>,
 ) -> Result<Option<R>, CmdError> {
     let mut t = s.shared.db.for_key(key);
+    // Under the lock: no reference-count traffic on the stored buffer per read.
     let r = match t.lookup(key, s.now) {
         None => None,
         Some(Entry {
             value: Value::Str(b),
             ..
-        }) => Some(b.clone()),
+        }) => Some(f(b)),
         Some(_) => return Err(CmdError::WrongType),
     };
     drop(t);
     s.hit(r.is_some());
-    r.map(|b| f(&b)).transpose()
+    r.transpose()
 }
 
 /// Makes the string at `key` (created if absent) long enough to hold bit `max_bit`, then runs
