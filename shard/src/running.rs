@@ -32,16 +32,32 @@ pub const DEFAULT_THRESHOLD_MS: u64 = 5000;
 /// A script that has run this long gives its worker thread's runtime duties away.
 const HAND_OFF_AFTER: Duration = Duration::from_millis(10);
 
+/// How long [`hand_off`] waits for another worker to show it is awake.
+const WAKE_WAIT: Duration = Duration::from_millis(100);
+
 /// Hands this worker thread's share of the runtime (its queued tasks, and the I/O driver it
 /// may be the one to poll) to another thread, so that other connections go on being served
 /// while this thread stays busy in synchronous code: a slow script, or a command waiting for
 /// its gate. Cheap enough to do once a script has run for a while, too dear for every script.
 /// Nothing on a current-thread runtime (there is no other thread to hand to).
+///
+/// `block_in_place` alone is not enough: when its closure returns before the thread it spawned
+/// has taken this worker's core, the core comes back here, and with it the duty to poll the
+/// I/O driver, which a thread that never parks does not do: every connection stalls (seen as
+/// a shutdown that never reached a spinning script). So the closure waits until a task it
+/// spawns has run on another worker: that worker then parks on the driver.
 pub fn hand_off() {
     if let Ok(h) = tokio::runtime::Handle::try_current()
         && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
     {
-        tokio::task::block_in_place(|| {});
+        tokio::task::block_in_place(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            h.spawn(async move {
+                let _ = tx.send(());
+            });
+            // Every other worker may be as busy: then go on without.
+            let _ = rx.recv_timeout(WAKE_WAIT);
+        });
     }
 }
 

@@ -31,8 +31,11 @@ use std::sync::Arc;
 const CHUNK: &str = "@user_script";
 /// ... and function libraries (`user_function:2: ...`).
 const FUNCTION_CHUNK: &str = "@user_function";
-/// The most memory one thread's Lua state may take.
+/// The most memory one thread's Lua state may take: checked by the instruction hook, and by
+/// `string.rep` before it allocates (one call could otherwise take it all at once).
 const MEMORY_LIMIT: usize = 1 << 30;
+/// Lua's own text for an allocation that failed.
+const NO_MEMORY: &str = "ERR not enough memory";
 /// Instructions between two checks of whether the running script was killed.
 const CHECK_EVERY: u32 = 1000;
 /// How long FUNCTION LOAD may run a library's code (Redis's `LOAD_TIMEOUT_MS`).
@@ -40,22 +43,23 @@ const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Compiled libraries kept per thread before the cache starts over (a client replacing
 /// libraries in a loop must not grow it).
 const MAX_LIBRARIES: usize = 1000;
-/// Where a Rust function puts the error table it raises (see `raise`).
-const RAISED: &str = "autocache.raised";
+/// Where a Rust function puts the error value it raises (see `raise`): the state's app
+/// data, which costs nothing to clear (a registry entry has to be looked up by name).
+struct Raised(Value);
 /// Nested tables deeper than this are not converted (a table may contain itself).
 const MAX_DEPTH: usize = 256;
 
 /// The `redis` library and the sandbox, in Lua; run once per state with the bridge table (the
 /// Rust functions) and the scripts' globals table.
 const PRELUDE: &str = r#"
-local bridge, env, fenv, version, version_num = ...
+local bridge, env, fenv, version, version_num, script_keys, script_argv = ...
 local G = _G
 local error, type, tostring, select, rawget, setmetatable = error, type, tostring, select, rawget, setmetatable
 local raw_getfenv, raw_setfenv, raw_loadstring, raw_load = getfenv, setfenv, loadstring, load
 
 local function pack(...) return {n = select('#', ...), ...} end
 
--- redis.call, redis.pcall and the functions that raise errors are Rust (C) functions, as in
+-- redis.call and the functions that raise errors are Rust (C) functions, as in
 -- Redis: a C function called in tail position (`return redis.call(...)`) keeps the script's
 -- frame on the stack, so the error handler finds the script's line.
 local redis = {}
@@ -106,6 +110,16 @@ local load_redis_view = setmetatable({}, {
 })
 protected[load_redis_view] = true
 local load_api = {redis = load_redis_view}
+local rep, memory_limit = G.string.rep, bridge.memory_limit
+G.string.rep = function(s, n)
+  if type(n) == 'number' and (type(s) == 'string' or type(s) == 'number')
+      and #tostring(s) * n > memory_limit then
+    error('not enough memory', 0)
+  end
+  -- Not a tail call: argument errors name `rep`, as the library's own do.
+  local r = rep(s, n)
+  return r
+end
 for _, name in ipairs({'redis', 'string', 'table', 'math', 'coroutine', 'bit', 'cjson', 'cmsgpack', 'struct'}) do
   if G[name] then G[name] = readonly(G[name]) end
 end
@@ -161,7 +175,21 @@ local function globals(api)
     __metatable = false,
   }
 end
-setmetatable(env, globals(function() return G end))
+-- A script's KEYS and ARGV are two tables the engine refills for each run (they are not in
+-- the globals, so functions, whose globals are `G` too, do not see them).
+local script_api = {KEYS = script_keys, ARGV = script_argv}
+setmetatable(env, {
+  __index = function(_, k)
+    local v = rawget(G, k)
+    if v == nil then v = script_api[k] end
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
 G._G = env
 -- Libraries' globals: the library API while FUNCTION LOAD runs their code, the scripts'
 -- globals when their functions run (Redis switches its functions state's globals so).
@@ -200,11 +228,29 @@ G.xpcall = function(f, h)
   if not r[1] and bridge.stopped() then error(r[2], 0) end
   return unpack(r, 1, r.n)
 end
--- Runs a script, or a function with its keys and arguments, under Redis's error handler.
-local function run(f, ...)
-  if select('#', ...) == 0 then return raw_xpcall(f, handler) end
+-- redis.call is a Rust function made for each run (it reaches that run's client); redis.pcall
+-- is redis.call with its error returned instead of raised.
+local function finish(...)
+  redis.call = nil
+  return ...
+end
+redis.pcall = function(...)
+  local call = redis.call
+  if call == nil then error('Please use redis.pcall only from a script', 2) end
+  local ok, r = raw_pcall(call, ...)
+  if ok then return r end
+  if bridge.stopped() then error(r, 0) end
+  local raised = bridge.take_raised()
+  if raised then return raised end
+  return {err = 'ERR ' .. tostring(r)}
+end
+-- Runs a script, or a function with its keys and arguments, under Redis's error handler,
+-- with `call` as redis.call.
+local function run(call, f, ...)
+  redis.call = call
+  if select('#', ...) == 0 then return finish(raw_xpcall(f, handler)) end
   local args = pack(...)
-  return raw_xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
+  return finish(raw_xpcall(function() return f(unpack(args, 1, args.n)) end, handler))
 end
 -- Runs a library's code for FUNCTION LOAD: nil, or the error line (`luaExtractErrorInformation`).
 local function load_library(f)
@@ -217,7 +263,7 @@ local function load_library(f)
   if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then return e.err end
   return 'ERR ' .. tostring(e)
 end
-return run, redis, load_library
+return run, load_library
 "#;
 
 /// One thread's Lua state.
@@ -230,8 +276,9 @@ pub struct Engine {
     /// The script running now (SCRIPT KILL and shutdown stop it), or the deadline of the
     /// library code FUNCTION LOAD runs.
     current: Rc<RefCell<Current>>,
-    /// The `redis` library behind the scripts' read-only view of it.
-    redis: Table,
+    /// A script's KEYS and ARGV, refilled for each run.
+    keys: Table,
+    argv: Table,
     /// `xpcall` of a script with Redis's error handler.
     runner: Function,
     /// Runs a library's code for FUNCTION LOAD.
@@ -300,8 +347,11 @@ impl Engine {
             LuaOptions::default(),
         )?;
         // A script cannot take the server's memory (Redis has no such limit; a runaway
-        // `string.rep` would otherwise meet the OOM killer).
-        lua.set_memory_limit(MEMORY_LIMIT)?;
+        // script would otherwise meet the OOM killer). Not with mlua's `set_memory_limit`:
+        // under a limit mlua runs every operation that allocates (each string and table made
+        // for a script) as a protected call through a new C closure, which doubled the cost of
+        // a short script. The hook below checks the state's size instead, and `string.rep`,
+        // the one library call that can ask for gigabytes at once, checks before it allocates.
         // A killed script gets an error at every check, so a `pcall` that catches one is left
         // by the next (and the prelude's `pcall` rethrows it).
         let current: Rc<RefCell<Current>> = Rc::default();
@@ -312,6 +362,9 @@ impl Engine {
                 let current = cur.borrow();
                 if let Current::Script(run) = &*current {
                     run.check_in();
+                }
+                if lua.used_memory() > MEMORY_LIMIT {
+                    return Err(raise(lua, NO_MEMORY));
                 }
                 match stop_reason(&current) {
                     Some(line) => Err(raise(lua, line)),
@@ -458,6 +511,7 @@ impl Engine {
                 Ok(())
             })?,
         )?;
+        bridge.raw_set("memory_limit", MEMORY_LIMIT)?;
         bridge.raw_set("bit", bit_library(&lua)?)?;
         bridge.raw_set("cjson", super::json::library(&lua)?)?;
         bridge.raw_set("cmsgpack", super::msgpack::library(&lua)?)?;
@@ -465,9 +519,7 @@ impl Engine {
         f(
             "take_raised",
             lua.create_function(|lua, ()| {
-                let v: Value = lua.named_registry_value(RAISED)?;
-                lua.unset_named_registry_value(RAISED)?;
-                Ok(v)
+                Ok(lua.remove_app_data::<Raised>().map_or(Value::Nil, |r| r.0))
             })?,
         )?;
         bridge.raw_set(
@@ -494,16 +546,24 @@ impl Engine {
             .split('.')
             .filter_map(|p| p.parse::<i64>().ok())
             .fold(0i64, |acc, p| acc * 256 + p);
-        let (runner, redis, loader): (Function, Table, Function) = lua
-            .load(PRELUDE)
-            .set_name("=autocache")
-            .call((bridge.clone(), env.clone(), fenv.clone(), version, num))?;
+        let (keys, argv) = (lua.create_table()?, lua.create_table()?);
+        let (runner, loader): (Function, Function) =
+            lua.load(PRELUDE).set_name("=autocache").call((
+                bridge.clone(),
+                env.clone(),
+                fenv.clone(),
+                version,
+                num,
+                keys.clone(),
+                argv.clone(),
+            ))?;
         Ok(Engine {
             lua,
             env,
             resp,
             current,
-            redis,
+            keys,
+            argv,
             runner,
             loader,
             fenv,
@@ -564,7 +624,7 @@ impl Engine {
             })?;
         *self.registering.borrow_mut() = Some(Vec::new());
         *self.current.borrow_mut() = Current::Loading(std::time::Instant::now() + LOAD_TIMEOUT);
-        let _ = self.lua.unset_named_registry_value(RAISED);
+        self.lua.remove_app_data::<Raised>();
         let out = self.loader.call::<Option<mlua::String>>(chunk);
         *self.current.borrow_mut() = Current::Idle;
         let registered = self.registering.borrow_mut().take().unwrap_or_default();
@@ -624,9 +684,6 @@ impl Engine {
         let out = self.run_inner(name, f, keys, argv, function, call);
         *self.current.borrow_mut() = Current::Idle;
         self.clean();
-        let g = self.lua.globals();
-        let _ = g.raw_set("KEYS", Value::Nil);
-        let _ = g.raw_set("ARGV", Value::Nil);
         match out {
             Ok(r) => r,
             Err(e) => Reply::Error(format!("ERR Error running script {name}, {e}")),
@@ -643,55 +700,48 @@ impl Engine {
         call: &mut CallFn<'_>,
     ) -> mlua::Result<Reply> {
         let lua = &self.lua;
-        let g = lua.globals();
-        let (keys, argv) = (strings(lua, keys)?, strings(lua, argv)?);
-        if function {
+        // A function gets tables of its own (a library may keep them); a script's KEYS and
+        // ARGV are the engine's two tables, refilled (nothing of a run outlives it).
+        let args = if function {
             // A library's functions keep the library's globals.
             f.set_environment(self.fenv.clone())?;
+            Some((strings(lua, keys)?, strings(lua, argv)?))
         } else {
-            g.raw_set("KEYS", keys.clone())?;
-            g.raw_set("ARGV", argv.clone())?;
+            refill(lua, &self.keys, keys)?;
+            refill(lua, &self.argv, argv)?;
             // A previous run may have changed the function's environment (`setfenv`).
             f.set_environment(self.env.clone())?;
-        }
+            None
+        };
         let resp = &*self.resp;
         resp.set(2);
-        lua.unset_named_registry_value(RAISED)?;
-        let redis = &self.redis;
+        lua.remove_app_data::<Raised>();
         let call = RefCell::new(call);
-        let out = lua.scope(|scope| {
-            let command = |raise_error: bool| {
-                let call = &call;
-                scope.create_function(move |lua, args: MultiValue| {
-                    let reply = match command_args(args) {
-                        Ok(argv) => match call.try_borrow_mut() {
-                            Ok(mut call) => (**call)(argv, resp.get()),
-                            Err(_) => Reply::Error("ERR recursive redis.call".into()),
-                        },
-                        Err(e) => Reply::Error(e.into()),
-                    };
-                    if raise_error && let Reply::Error(line) = &reply {
-                        return Err(raise(lua, line));
-                    }
-                    to_lua(lua, &reply, resp.get() == 3, 0)
-                })
-            };
-            redis.raw_set("call", command(true)?)?;
-            redis.raw_set("pcall", command(false)?)?;
-            let ran = if function {
-                self.runner.call((f.clone(), keys, argv))
-            } else {
-                self.runner.call(f.clone())
+        // `redis.call` reaches this run's client, so it is made in a scope, for this run.
+        lua.scope(|scope| {
+            let call = scope.create_function(|lua, args: MultiValue| {
+                let reply = match command_args(args) {
+                    Ok(argv) => match call.try_borrow_mut() {
+                        Ok(mut call) => (**call)(argv, resp.get()),
+                        Err(_) => Reply::Error("ERR recursive redis.call".into()),
+                    },
+                    Err(e) => Reply::Error(e.into()),
+                };
+                if let Reply::Error(line) = &reply {
+                    return Err(raise(lua, line));
+                }
+                to_lua(lua, &reply, resp.get() == 3, 0)
+            })?;
+            let ran = match args {
+                Some((keys, argv)) => self.runner.call((call, f.clone(), keys, argv)),
+                None => self.runner.call((call, f.clone())),
             };
             let (ok, v): (bool, Value) = ran?;
             if ok {
                 return Ok(from_lua(&v, resp.get(), 0));
             }
             Ok(script_error(sha, &v))
-        });
-        redis.raw_set("call", Value::Nil)?;
-        redis.raw_set("pcall", Value::Nil)?;
-        out
+        })
     }
 
     /// Removes what a script put in its globals (or a library in its), and what the run set.
@@ -809,11 +859,14 @@ fn register_args(args: &[Value]) -> Result<Registered, &'static str> {
     }
 }
 
-/// Raises `{err = line}` from a Rust function: the table waits in the registry and the error
-/// handler (or `pcall`) takes it back; mlua can only raise its own error values.
+/// Raises `{err = line}` from a Rust function: the table waits aside ([`Raised`]) and the
+/// error handler (or `pcall`) takes it back; mlua can only raise its own error values.
 fn raise(lua: &Lua, line: &str) -> mlua::Error {
-    match err_table(lua, line).and_then(|t| lua.set_named_registry_value(RAISED, t)) {
-        Ok(()) => mlua::Error::runtime(line),
+    match err_table(lua, line) {
+        Ok(t) => {
+            lua.set_app_data(Raised(Value::Table(t)));
+            mlua::Error::runtime(line)
+        }
         Err(e) => e,
     }
 }
@@ -928,8 +981,11 @@ pub(super) fn raise_where(lua: &Lua, msg: &str) -> mlua::Error {
         })
         .unwrap_or_default();
     let msg = format!("{at}{msg}");
-    match lua.set_named_registry_value(RAISED, msg.as_str()) {
-        Ok(()) => mlua::Error::runtime(msg),
+    match lua.create_string(&msg) {
+        Ok(s) => {
+            lua.set_app_data(Raised(Value::String(s)));
+            mlua::Error::runtime(msg)
+        }
         Err(e) => e,
     }
 }
@@ -946,10 +1002,26 @@ pub(super) fn number(v: &Value) -> Option<f64> {
 
 fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
-    }
+    fill(lua, &t, items)?;
     Ok(t)
+}
+
+/// Empties `t` (and drops a metatable a script gave it), then fills it with `items`.
+fn refill(lua: &Lua, t: &Table, items: &[Bytes]) -> mlua::Result<()> {
+    t.clear()?;
+    t.set_metatable(None);
+    fill(lua, t, items)
+}
+
+fn fill(lua: &Lua, t: &Table, items: &[Bytes]) -> mlua::Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        // mlua pushes a `&str` straight onto the stack; other bytes go through a handle.
+        match std::str::from_utf8(item) {
+            Ok(text) => t.raw_seti(i + 1, text)?,
+            Err(_) => t.raw_seti(i + 1, lua.create_string(item)?)?,
+        }
+    }
+    Ok(())
 }
 
 /// A `redis.call`'s arguments: strings, and numbers as `%.17g`.
