@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use membership::Slot;
-use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use smallvec::SmallVec;
 
 use crate::store::SlotCell;
@@ -27,14 +27,16 @@ use crate::store::SlotCell;
 /// How long a waiting command sleeps between two checks of whether to give up.
 const SLICE: Duration = Duration::from_millis(5);
 
-/// A lock taken at once if free, else in slices until `give_up`.
+/// A lock taken at once if free (`take(None)`: no clock read, no slow path), else in slices
+/// (`take(Some(slice))`) until `give_up`.
 fn patiently<G>(
-    mut take: impl FnMut(Duration) -> Option<G>,
+    mut take: impl FnMut(Option<Duration>) -> Option<G>,
     give_up: &dyn Fn() -> bool,
 ) -> Option<G> {
-    if let Some(g) = take(Duration::ZERO) {
+    if let Some(g) = take(None) {
         return Some(g);
     }
+    let mut take = |d| take(Some(d));
     // A transaction or a migration batch lets go soon; a slow script may not: past the first
     // slice this thread may wait long, so the runtime's other work goes to another thread.
     if let Some(g) = take(SLICE) {
@@ -51,6 +53,26 @@ fn patiently<G>(
     }
 }
 
+/// How [`patiently`] takes a gate's read side.
+fn reader<'a>(
+    gate: &'a RwLock<()>,
+) -> impl FnMut(Option<Duration>) -> Option<RwLockReadGuard<'a, ()>> + 'a {
+    move |d| match d {
+        None => gate.try_read(),
+        Some(d) => gate.try_read_for(d),
+    }
+}
+
+/// How [`patiently`] takes a gate's write side.
+fn writer<'a>(
+    gate: &'a RwLock<()>,
+) -> impl FnMut(Option<Duration>) -> Option<RwLockWriteGuard<'a, ()>> + 'a {
+    move |d| match d {
+        None => gate.try_write(),
+        Some(d) => gate.try_write_for(d),
+    }
+}
+
 /// A handle to the gates of every slot (cheap to clone: the cells are shared with the store).
 #[derive(Clone)]
 pub struct SlotGates {
@@ -59,6 +81,8 @@ pub struct SlotGates {
 
 /// Read guards of a command's slots (usually one).
 pub type Shared<'a> = SmallVec<[RwLockReadGuard<'a, ()>; 1]>;
+/// Write guards of a script's or transaction's slots (usually one).
+pub type Exclusive<'a> = SmallVec<[RwLockWriteGuard<'a, ()>; 1]>;
 
 impl SlotGates {
     /// Over the store's cells (`Db::gates`).
@@ -108,7 +132,7 @@ impl SlotGates {
         give_up: &dyn Fn() -> bool,
     ) -> Option<RwLockReadGuard<'_, ()>> {
         let gate = &self.cells[slot.index()].gate;
-        patiently(|d| gate.try_read_for(d), give_up)
+        patiently(reader(gate), give_up)
     }
 
     /// [`SlotGates::shared_many`], or `None` once `give_up` says so while waiting.
@@ -125,7 +149,7 @@ impl SlotGates {
         s.into_iter()
             .map(|i| {
                 let gate = &self.cells[usize::from(i)].gate;
-                patiently(|d| gate.try_read_for(d), give_up)
+                patiently(reader(gate), give_up)
             })
             .collect()
     }
@@ -137,7 +161,7 @@ impl SlotGates {
         give_up: &dyn Fn() -> bool,
     ) -> Option<RwLockWriteGuard<'_, ()>> {
         let gate = &self.cells[slot.index()].gate;
-        patiently(|d| gate.try_write_for(d), give_up)
+        patiently(writer(gate), give_up)
     }
 
     /// [`SlotGates::exclusive_many`], or `None` once `give_up` says so while waiting.
@@ -145,14 +169,16 @@ impl SlotGates {
         &self,
         slots: impl Iterator<Item = Slot>,
         give_up: &dyn Fn() -> bool,
-    ) -> Option<Vec<RwLockWriteGuard<'_, ()>>> {
-        let mut s: Vec<u16> = slots.map(|s| s.get()).collect();
-        s.sort_unstable();
-        s.dedup();
+    ) -> Option<Exclusive<'_>> {
+        let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
+        if s.len() > 1 {
+            s.sort_unstable();
+            s.dedup();
+        }
         s.into_iter()
             .map(|i| {
                 let gate = &self.cells[usize::from(i)].gate;
-                patiently(|d| gate.try_write_for(d), give_up)
+                patiently(writer(gate), give_up)
             })
             .collect()
     }

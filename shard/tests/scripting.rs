@@ -791,6 +791,54 @@ async fn runaway_scripts_get_errors_not_crashes() {
     srv.stop().await;
 }
 
+/// Tens of thousands of runs on one connection leave nothing behind (the engine reuses its
+/// KEYS and ARGV tables): what one script did to them (extra entries, a metatable, holes) is
+/// gone in the next, and the Lua stack does not grow.
+#[tokio::test]
+async fn many_runs_leave_nothing_behind() {
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    let tamper = "KEYS[5] = 'x' ARGV.extra = 1 KEYS[1] = nil \
+                  setmetatable(ARGV, {__index = function() return 'meta' end}) return 0";
+    assert_eq!(
+        c.cmd(&["EVAL", tamper, "2", "a", "b", "c"]).await,
+        V::Int(0)
+    );
+    let look = "local n = 0 for _ in pairs(KEYS) do n = n + 1 end \
+                for _ in pairs(ARGV) do n = n + 1 end \
+                return {n, #KEYS, #ARGV, tostring(getmetatable(ARGV)), tostring(ARGV[9]), KEYS[1]}";
+    assert_eq!(
+        c.cmd(&["EVAL", look, "1", "k", "v"]).await,
+        V::Arr(vec![
+            V::Int(2),
+            V::Int(1),
+            V::Int(1),
+            V::s("nil"),
+            V::s("nil"),
+            V::s("k")
+        ])
+    );
+    let sha = c
+        .cmd(&["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"])
+        .await
+        .as_str()
+        .to_string();
+    let n = 20_000;
+    let mut batch = Vec::new();
+    for _ in 0..n {
+        batch.extend(shard::testing::encode(&["EVALSHA", &sha, "1", "counter"]));
+    }
+    c.send(&batch).await;
+    for i in 1..=n {
+        assert_eq!(c.read().await, V::Int(i), "run {i}");
+    }
+    assert_eq!(
+        c.cmd(&["EVAL", "return #KEYS + #ARGV", "0"]).await,
+        V::Int(0)
+    );
+    srv.stop().await;
+}
+
 /// A script that never ends runs until SCRIPT KILL (even one that catches errors with pcall):
 /// another slot's keys are served meanwhile, until it has run past `busy-reply-threshold`;
 /// then other clients get `-BUSY`, except for SCRIPT KILL.

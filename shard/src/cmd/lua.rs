@@ -1007,8 +1007,22 @@ fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 }
 
 /// Empties `t` (and drops a metatable a script gave it), then fills it with `items`.
+/// (Not with mlua's `Table::clear`, which leaves the table on the Lua stack: after some
+/// thousand runs, `out of Lua stack`.)
 fn refill(lua: &Lua, t: &Table, items: &[Bytes]) -> mlua::Result<()> {
-    t.clear()?;
+    for i in 1..=t.raw_len() {
+        t.raw_seti(i, Value::Nil)?;
+    }
+    if !t.is_empty() {
+        // A script stored other keys in it.
+        let stray: Vec<Value> = t
+            .pairs::<Value, Value>()
+            .filter_map(|p| p.ok().map(|(k, _)| k))
+            .collect();
+        for k in stray {
+            t.raw_set(k, Value::Nil)?;
+        }
+    }
     t.set_metatable(None);
     fill(lua, t, items)
 }
