@@ -346,7 +346,8 @@ static XGROUP_SUBS: &[CommandSpec] = &[
     row("destroy",        XgroupDestroy,           4, W,    K2,  RW_D,    SingleKey, NO_TIPS, "stream", "5.0.0", "Destroy a consumer group."),
     row("createconsumer", XgroupCreateconsumer,    5, WD,   K2,  RW_I,    SingleKey, NO_TIPS, "stream", "6.2.0", "Create a consumer in a consumer group."),
     row("delconsumer",    XgroupDelconsumer,       5, W,    K2,  RW_D,    SingleKey, NO_TIPS, "stream", "5.0.0", "Delete a consumer from a consumer group."),
-    row("help",           XgroupHelp,              2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
+    // HELP: any shard answers it (the proxy has no text of its own for it).
+    row("help",           XgroupHelp,              2, LS,   K0,  NO_KEYS, AnyShard,  NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
 #[rustfmt::skip]
@@ -355,7 +356,7 @@ static XINFO_SUBS: &[CommandSpec] = &[
     row("stream",    XinfoStream,      -3, R,    K2,  RO_A,    SingleKey, NO_TIPS, "stream", "5.0.0", "Get information about a stream"),
     row("groups",    XinfoGroups,       3, R,    K2,  RO_A,    SingleKey, NO_TIPS, "stream", "5.0.0", "List the consumer groups of a stream"),
     row("consumers", XinfoConsumers,    4, R,    K2,  RO_A,    SingleKey, ND_OUT,  "stream", "5.0.0", "List the consumers in a consumer group"),
-    row("help",      XinfoHelp,         2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
+    row("help",      XinfoHelp,         2, LS,   K0,  NO_KEYS, AnyShard,  NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
 #[rustfmt::skip]
