@@ -247,5 +247,5 @@ async fn streams_through_the_proxy_match_redis() {
         .collect();
     let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
     let mut g = stream::Gen::new(TAG);
-    pair.run(0x57_2ea_3, move |rng| g.step(rng), &probes).await;
+    pair.run(0x0057_2ea3, move |rng| g.step(rng), &probes).await;
 }

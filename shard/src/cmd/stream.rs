@@ -307,7 +307,7 @@ pub fn xadd(s: &mut Session, a: &Args) -> CmdResult {
     let t = parse_trim_args(a, true)?;
     let fields_at = t.id_at + 1;
     let n = a.len().saturating_sub(fields_at);
-    if n < 2 || n % 2 == 1 {
+    if n < 2 || !n.is_multiple_of(2) {
         return Err(CmdError::from(CommandError::WrongArity("xadd".into())));
     }
     if let Some((id, true)) = t.id
@@ -487,7 +487,7 @@ pub fn xsetid(s: &mut Session, a: &Args) -> CmdResult {
     }
     let key = a.get(1);
     let r = update(&s.shared.db, s.now, key, |x| {
-        if x.len() > 0 {
+        if !x.is_empty() {
             if x.last_valid_id().is_some_and(|max| id < max) {
                 return Err(CmdError::err(
                     "The ID specified in XSETID is smaller than the target stream top item",
@@ -1348,7 +1348,7 @@ fn serve_group(
             let ready = if wake {
                 x.last_id > last
             } else {
-                x.len() > 0 && x.last_valid_id().is_some_and(|m| m > last)
+                !x.is_empty() && x.last_valid_id().is_some_and(|m| m > last)
             };
             if !ready {
                 return None;
@@ -1437,7 +1437,7 @@ pub fn xread(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             count = parse_i64(a.get(i))?.max(0);
         } else if eq(o, "streams") && more > 0 {
             streams_at = i + 1;
-            if (a.len() - streams_at) % 2 != 0 {
+            if !(a.len() - streams_at).is_multiple_of(2) {
                 return Err(CmdError::err(
                     "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
