@@ -65,6 +65,10 @@ pub enum Conv {
     KeyPairs,
     /// `[key, member, score]` → the score as a double (BZPOPMIN, BZPOPMAX).
     KeyScore,
+    /// An array of `[key, value]` pairs → a map (XREAD, XREADGROUP).
+    KeyMap,
+    /// An array of flat field/value arrays → an array of maps (XINFO GROUPS, CONSUMERS).
+    Maps,
 }
 
 /// One entry of a client's reply queue.
@@ -612,6 +616,7 @@ fn route(
         }
         // Refusals are answered before the arity check (`plan`); a refused row never gets here.
         Route::Refused(refusal) => err(chunk, refused(spec, spec, refusal)),
+        Route::Blocking if !waits(spec, &req) => single(topo, spec, req, chunk, None),
         Route::Blocking => blocking(shared, topo, spec, req, chunk),
         Route::PubSub => crate::subscribe::route(sess, shared, topo, spec, req, chunk),
         Route::Transaction => crate::transaction::command(sess, shared, topo, spec, req, chunk),
@@ -651,6 +656,9 @@ pub fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
         CommandId::Zpopmin | CommandId::Zpopmax => Conv::FlatScored,
         CommandId::Zmpop | CommandId::Bzmpop => Conv::KeyPairs,
         CommandId::Bzpopmin | CommandId::Bzpopmax => Conv::KeyScore,
+        CommandId::Xread | CommandId::Xreadgroup => Conv::KeyMap,
+        CommandId::XinfoGroups | CommandId::XinfoConsumers => Conv::Maps,
+        CommandId::XinfoStream => Conv::Map,
         CommandId::Zrange
         | CommandId::Zrevrange
         | CommandId::Zrangebyscore
@@ -683,7 +691,20 @@ pub fn conv_for(spec: &CommandSpec, req: &Request) -> Conv {
 
 /// Whether a request is a blocking command (it starts a chunk of its own).
 pub fn blocks(req: &Request) -> bool {
-    lookup_any(req.arg(0)).is_some_and(|s| s.route == Route::Blocking)
+    lookup_any(req.arg(0)).is_some_and(|s| s.route == Route::Blocking && waits(s, req))
+}
+
+/// Whether a blocking command may wait: XREAD and XREADGROUP only with BLOCK (before
+/// STREAMS); without it they are plain reads of one slot.
+fn waits(spec: &CommandSpec, req: &Request) -> bool {
+    match spec.id {
+        CommandId::Xread | CommandId::Xreadgroup => req
+            .args()
+            .skip(1)
+            .take_while(|a| !a.eq_ignore_ascii_case(b"streams"))
+            .any(|a| a.eq_ignore_ascii_case(b"block")),
+        _ => true,
+    }
 }
 
 /// A blocking command: to its slot's owner on a connection of its own, within

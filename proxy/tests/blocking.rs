@@ -153,3 +153,86 @@ async fn blocking_commands_across_slots_answer_crossslot() {
         s.stop().await;
     }
 }
+
+/// XREAD and XREADGROUP through the proxy: with BLOCK on a connection of their own, woken by
+/// an XADD from another client; without it, plain reads of one slot; several streams only in
+/// one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_reads_block_through_the_proxy() {
+    let shards = vec![TestShard::default().await, TestShard::default().await];
+    let proxy = Proxy::over(&shards).await;
+    let mut admin = proxy.raw().await;
+    let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    assert_eq!(
+        admin.text(&["XREAD", "STREAMS", "a", "b", "0", "0"]).await,
+        crossslot
+    );
+    assert_eq!(
+        admin
+            .text(&["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "0", "0"])
+            .await,
+        crossslot
+    );
+    assert_eq!(
+        admin
+            .text(&["XREAD", "STREAMS", "{s}a", "{s}b", "0", "0"])
+            .await,
+        "*-1\r\n"
+    );
+    admin
+        .cmd(&["XGROUP", "CREATE", "{s}q", "g", "$", "MKSTREAM"])
+        .await;
+    let mut reader = proxy.raw().await;
+    reader
+        .send(&encode(&[
+            "XREAD", "BLOCK", "0", "STREAMS", "{s}a", "{s}q", "$", "$",
+        ]))
+        .await;
+    let mut worker = proxy.raw().await;
+    worker
+        .send(&encode(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "w1",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "{s}q",
+            ">",
+        ]))
+        .await;
+    // Both wait on the shard that owns the slot, on connections of their own.
+    let mut waiting = 0;
+    for _ in 0..1000 {
+        waiting = 0;
+        for s in &shards {
+            let info = s.raw().await.cmd(&["INFO", "clients"]).await;
+            waiting += info_int(info.as_str(), "blocked_clients");
+        }
+        if waiting == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(waiting, 2);
+    assert_eq!(
+        admin.text(&["XADD", "{s}q", "7-1", "job", "x"]).await,
+        "$3\r\n7-1\r\n"
+    );
+    let entry = V::Arr(vec![V::s("7-1"), V::strs(&["job", "x"])]);
+    let want = V::Arr(vec![V::Arr(vec![V::s("{s}q"), V::Arr(vec![entry])])]);
+    assert_eq!(reader.read().await, want);
+    assert_eq!(worker.read().await, want);
+    assert_eq!(worker.cmd(&["XACK", "{s}q", "g", "7-1"]).await, V::Int(1));
+    assert_eq!(
+        reader
+            .text(&["XREAD", "BLOCK", "10", "STREAMS", "{s}q", "$"])
+            .await,
+        "*-1\r\n"
+    );
+    proxy.stop().await;
+    for s in shards {
+        s.stop().await;
+    }
+}

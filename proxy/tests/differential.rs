@@ -227,3 +227,25 @@ async fn hashes_through_the_proxy_match_redis() {
     pair.run(0x9_4a54, |rng| hash::step(rng, TAG), &probes)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_through_the_proxy_match_redis() {
+    use shard::testing::random::stream;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(stream::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                vec!["TYPE", k.as_str()],
+                vec!["XRANGE", k.as_str(), "-", "+"],
+                vec!["XINFO", "GROUPS", k.as_str()],
+            ]
+        })
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    let mut g = stream::Gen::new(TAG);
+    pair.run(0x0057_2ea3, move |rng| g.step(rng), &probes).await;
+}

@@ -447,7 +447,6 @@ async fn unsupported_and_local_commands() {
     let (_shards, proxy) = three().await;
     let mut raw = proxy.raw().await;
     for (cmd, word) in [
-        (vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "XREAD"),
         (vec!["MONITOR"], "MONITOR"),
         (vec!["WAIT", "1", "0"], "WAIT"),
     ] {
@@ -591,6 +590,17 @@ async fn redis_py_works_through_the_proxy() {
     };
     let (_shards, proxy) = three().await;
     run_redis_py(&python, proxy.addr).await;
+}
+
+/// redis-py's consumer-group worker loop (XREADGROUP BLOCK, XACK, XAUTOCLAIM) through the
+/// proxy over three shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_stream_workers_through_the_proxy() {
+    let Some(python) = redis_py() else {
+        return;
+    };
+    let (_shards, proxy) = three().await;
+    run_redis_py_script(&python, "redis_py_streams.py", proxy.addr).await;
 }
 
 /// ioredis through the proxy over three shards: multi/exec, WATCH retries, defineCommand

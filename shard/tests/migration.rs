@@ -371,6 +371,25 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
                 ra.cmd(&["ZADD", &k, &i.to_string(), "m", "-inf", "", "0.5", "h"])
                     .await
             }
+            // Streams with a consumer group and a pending entry.
+            2 if i % 4 == 2 => {
+                ra.cmd(&["XADD", &k, "1-1", "f", &i.to_string()]).await;
+                ra.cmd(&["XADD", &k, "2-1", "f", "two"]).await;
+                ra.cmd(&["XGROUP", "CREATE", &k, "g", "0"]).await;
+                ra.cmd(&[
+                    "XREADGROUP",
+                    "GROUP",
+                    "g",
+                    "c",
+                    "COUNT",
+                    "1",
+                    "STREAMS",
+                    &k,
+                    ">",
+                ])
+                .await;
+                ra.cmd(&["XGROUP", "CREATECONSUMER", &k, "g", "idle"]).await
+            }
             _ => ra.cmd(&["SET", &k, &i.to_string()]).await,
         };
         assert!(matches!(r, V::Int(_)) || r == V::s("OK"), "{r:?}");
@@ -432,6 +451,27 @@ async fn cluster_migrate_moves_one_slot_with_its_keys() {
             "the source redirects"
         );
         match i % 6 {
+            2 if i % 4 == 2 => {
+                assert_eq!(
+                    rb.cmd(&["XRANGE", &k, "-", "+", "COUNT", "1"]).await,
+                    V::Arr(vec![V::Arr(vec![
+                        V::s("1-1"),
+                        V::strs(&["f", &i.to_string()])
+                    ])])
+                );
+                assert_eq!(
+                    rb.text(&["XPENDING", &k, "g"]).await,
+                    "*4\r\n:1\r\n$3\r\n1-1\r\n$3\r\n1-1\r\n*1\r\n*2\r\n$1\r\nc\r\n$1\r\n1\r\n"
+                );
+                assert_eq!(
+                    rb.cmd(&["XINFO", "CONSUMERS", &k, "g"])
+                        .await
+                        .as_arr()
+                        .len(),
+                    2
+                );
+                assert_eq!(rb.cmd(&["TYPE", &k]).await, V::s("stream"));
+            }
             4 => {
                 assert_eq!(rb.cmd(&["SCARD", &k]).await, V::Int(3));
                 assert_eq!(

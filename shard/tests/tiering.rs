@@ -332,6 +332,18 @@ async fn planned_restart_serves_everything_again() {
             .await;
     }
     c.cmd(&["SET", "ttl", "v", "EX", "1000"]).await;
+    c.cmd(&["XADD", "stream", "5-1", "f", "v"]).await;
+    c.cmd(&["XGROUP", "CREATE", "stream", "g", "0"]).await;
+    c.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "STREAMS",
+        "stream",
+        ">",
+    ])
+    .await;
     assert!(
         tiering(&mut c, "hot_keys").await > 0,
         "some keys only in RAM before shutdown"
@@ -341,7 +353,7 @@ async fn planned_restart_serves_everything_again() {
 
     let srv = TestShard::start(cfg).await;
     let mut c = srv.raw().await;
-    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(521));
+    assert_eq!(c.cmd(&["DBSIZE"]).await, V::Int(522));
     assert_eq!(tiering(&mut c, "hot_keys").await, 0);
     for i in 0..500 {
         assert_eq!(
@@ -351,6 +363,15 @@ async fn planned_restart_serves_everything_again() {
     }
     assert_eq!(c.cmd(&["HGET", "h7", "a"]).await, V::s("7"));
     assert!((900..=1000).contains(&c.cmd(&["TTL", "ttl"]).await.as_int()));
+    // A stream keeps its entries, its group and the group's pending entry.
+    assert_eq!(
+        c.cmd(&["XPENDING", "stream", "g", "-", "+", "1"])
+            .await
+            .as_arr()[0]
+            .as_arr()[..2],
+        [V::s("5-1"), V::s("alice")]
+    );
+    assert_eq!(c.cmd(&["XLEN", "stream"]).await, V::Int(1));
     srv.stop().await;
 
     // Without demote-on-shutdown, what was only in RAM is gone but the warm tier stays.

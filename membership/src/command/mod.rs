@@ -449,6 +449,32 @@ pub enum CommandId {
     Zinterstore,
     Zdiffstore,
     Zintercard,
+    // streams
+    Xadd,
+    Xrange,
+    Xrevrange,
+    Xlen,
+    Xdel,
+    Xtrim,
+    Xsetid,
+    Xread,
+    Xreadgroup,
+    Xack,
+    Xpending,
+    Xclaim,
+    Xautoclaim,
+    Xgroup,
+    XgroupCreate,
+    XgroupSetid,
+    XgroupDestroy,
+    XgroupCreateconsumer,
+    XgroupDelconsumer,
+    XgroupHelp,
+    Xinfo,
+    XinfoStream,
+    XinfoGroups,
+    XinfoConsumers,
+    XinfoHelp,
     // subcommands
     ClientId,
     ClientSetname,
@@ -691,8 +717,10 @@ impl CommandSpec {
         if self.flags.contains(Flags::READONLY) && self.group != "scripting" {
             cats.push("@read");
         }
-        // Pub/sub's category comes from its flag (PUBSUB HELP, in the group, has neither).
+        // Pub/sub's category comes from its flag (PUBSUB HELP, in the group, has neither); a
+        // container has none but `@slow` (Redis: `xgroup`, `object`, `client` ...).
         if let Some(c) = match self.group {
+            _ if self.is_container() => None,
             "string" => Some("@string"),
             "bitmap" => Some("@bitmap"),
             "hyperloglog" => Some("@hyperloglog"),
@@ -700,6 +728,7 @@ impl CommandSpec {
             "list" => Some("@list"),
             "set" => Some("@set"),
             "sorted-set" => Some("@sortedset"),
+            "stream" => Some("@stream"),
             "generic" => Some("@keyspace"),
             "connection" => Some("@connection"),
             "transactions" => Some("@transaction"),
@@ -884,7 +913,7 @@ mod tests {
             assert!(c.subcommands.is_empty(), "{}", c.name);
         }
         let refusal = |n: &[u8]| lookup_any(n).and_then(CommandSpec::refusal);
-        assert_eq!(refusal(b"XREAD"), Some(Refusal::Blocking));
+        assert_eq!(refusal(b"XREAD"), None, "served on a connection of its own");
         assert_eq!(refusal(b"BLPOP"), None, "served on a connection of its own");
         assert_eq!(refusal(b"subscribe"), None, "served by the proxy's hub");
         assert_eq!(refusal(b"Multi"), None, "served on a connection of its own");

@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn info_of_unknown_refused_and_sub_commands() {
-        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "xread", "client|id"])
+        let Ok(Reply::Array(entries)) = run(&["COMMAND", "INFO", "nosuch", "wait", "client|id"])
         else {
             panic!("array");
         };
@@ -426,8 +426,8 @@ mod tests {
             panic!("list");
         };
         assert!(all.contains(&Reply::str("client|setname")) && all.contains(&Reply::str("get")));
-        assert!(!all.contains(&Reply::str("xread")));
-        assert!(all.contains(&Reply::str("blpop")));
+        assert!(!all.contains(&Reply::str("wait")));
+        assert!(all.contains(&Reply::str("blpop")) && all.contains(&Reply::str("xread")));
         let Ok(Reply::Array(hash)) = run(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "HASH"]) else {
             panic!("list");
         };
@@ -458,9 +458,11 @@ mod tests {
             Ok(Reply::Array(vec![Reply::str("k")]))
         );
         assert_eq!(keys(&["nosuch", "a"]), Err(CommandError::InvalidCommand));
+        assert_eq!(keys(&["wait", "1", "0"]), Err(CommandError::InvalidCommand));
         assert_eq!(
-            keys(&["xread", "streams", "a", "0"]),
-            Err(CommandError::InvalidCommand)
+            keys(&["xread", "count", "2", "streams", "a", "b", "0", "0"]),
+            Ok(Reply::Array(vec![Reply::str("a"), Reply::str("b")])),
+            "the keys after STREAMS"
         );
         assert_eq!(
             keys(&["lmpop", "2", "a", "b", "left"]),

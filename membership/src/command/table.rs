@@ -19,7 +19,7 @@
 
 use super::Refusal::*;
 use super::Route::*;
-use super::{CommandId, CommandId::*, CommandSpec, Flags, KeyPos, KeyUse, Merge, Refusal, Route};
+use super::{CommandId, CommandId::*, CommandSpec, Flags, KeyPos, KeyUse, Merge, Route};
 use crate::keyspec::{BeginSearch, FindKeys, KeySpec};
 
 /// One row. Arguments in the tables' column order.
@@ -76,6 +76,7 @@ const LSF: Flags = Flags::LOADING.union(Flags::STALE).union(Flags::FAST);
 const NLS: Flags = Flags::NOSCRIPT.union(Flags::LOADING).union(Flags::STALE);
 const NLSK: Flags = NLS.union(Flags::SKIP_SLOWLOG);
 const WB: Flags = Flags::WRITE.union(Flags::BLOCKING);
+const RB: Flags = Flags::READONLY.union(Flags::BLOCKING);
 const WNB: Flags = WN.union(Flags::BLOCKING);
 const WDNB: Flags = WDN.union(Flags::BLOCKING);
 const WNBF: Flags = WNB.union(Flags::FAST);
@@ -254,6 +255,31 @@ const RW_U: &[KeyUse] = &[KeyUse::flags(&["RW", "update"])];
 const SET_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "access", "update", "variable_flags"])
     .notes("RW and ACCESS due to the optional `GET` argument")];
 
+/// XADD: updated rather than inserted into, because of its optional trimming.
+const XADD_KEYS: &[KeyUse] = &[KeyUse::flags(&["RW", "update"])
+    .notes("UPDATE instead of INSERT because of the optional trimming feature")];
+/// XREAD and XREADGROUP: the keys after STREAMS, the first half of what follows it.
+const XREAD_SPECS: &[KeySpec] = &[streams_after(1)];
+const XREADGROUP_SPECS: &[KeySpec] = &[streams_after(4)];
+
+/// Redis 7's key spec of XREAD/XREADGROUP: after the keyword STREAMS (searched from argument
+/// `startfrom`), half the remaining arguments are keys.
+const fn streams_after(startfrom: i32) -> KeySpec {
+    KeySpec {
+        begin: BeginSearch::Keyword {
+            keyword: "STREAMS",
+            startfrom,
+        },
+        find: FindKeys::Range {
+            lastkey: -1,
+            step: 1,
+            limit: 2,
+        },
+        write: false,
+        not_key: false,
+    }
+}
+
 const ALL_MIN: &[&str] = &["request_policy:all_shards", "response_policy:agg_min"];
 const ALL_ND: &[&str] = &["request_policy:all_shards", "nondeterministic_output"];
 const ALL_ND_ORDER: &[&str] = &["request_policy:all_shards", "nondeterministic_output_order"];
@@ -310,6 +336,27 @@ static CLIENT_SUBS: &[CommandSpec] = &[
     row("trackinginfo", ClientTrackinginfo,    2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.2.0", "Returns information about server-assisted client-side caching for the connection."),
     row("getredir",     ClientGetredir,        2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected."),
     row("help",         ClientHelp,            2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "connection", "5.0.0", "Returns helpful text about the different subcommands."),
+];
+
+#[rustfmt::skip]
+static XGROUP_SUBS: &[CommandSpec] = &[
+    //  name              id                    arity flags keys key use  route      tips     group     since    summary
+    row("create",         XgroupCreate,           -5, WD,   K2,  RW_I,    SingleKey, NO_TIPS, "stream", "5.0.0", "Create a consumer group."),
+    row("setid",          XgroupSetid,            -5, W,    K2,  RW_U,    SingleKey, NO_TIPS, "stream", "5.0.0", "Set a consumer group to an arbitrary last delivered ID value."),
+    row("destroy",        XgroupDestroy,           4, W,    K2,  RW_D,    SingleKey, NO_TIPS, "stream", "5.0.0", "Destroy a consumer group."),
+    row("createconsumer", XgroupCreateconsumer,    5, WD,   K2,  RW_I,    SingleKey, NO_TIPS, "stream", "6.2.0", "Create a consumer in a consumer group."),
+    row("delconsumer",    XgroupDelconsumer,       5, W,    K2,  RW_D,    SingleKey, NO_TIPS, "stream", "5.0.0", "Delete a consumer from a consumer group."),
+    // HELP: any shard answers it (the proxy has no text of its own for it).
+    row("help",           XgroupHelp,              2, LS,   K0,  NO_KEYS, AnyShard,  NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
+];
+
+#[rustfmt::skip]
+static XINFO_SUBS: &[CommandSpec] = &[
+    //  name         id              arity flags keys key use  route      tips     group     since    summary
+    row("stream",    XinfoStream,      -3, R,    K2,  RO_A,    SingleKey, NO_TIPS, "stream", "5.0.0", "Get information about a stream"),
+    row("groups",    XinfoGroups,       3, R,    K2,  RO_A,    SingleKey, NO_TIPS, "stream", "5.0.0", "List the consumer groups of a stream"),
+    row("consumers", XinfoConsumers,    4, R,    K2,  RO_A,    SingleKey, ND_OUT,  "stream", "5.0.0", "List the consumers in a consumer group"),
+    row("help",      XinfoHelp,         2, LS,   K0,  NO_KEYS, AnyShard,  NO_TIPS, "stream", "5.0.0", "Show helpful text about the different subcommands"),
 ];
 
 #[rustfmt::skip]
@@ -598,6 +645,21 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("zinterstore",      Zinterstore,       -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zdiffstore",       Zdiffstore,        -4, WD,   K1,  ZSTORE_KEYS,      SameSlot,                 NO_TIPS,        "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key").with_specs(STORE_KEYNUM_AT_2),
     row("zintercard",       Zintercard,        -3, R,    K0,  RO_A,             SameSlot,                 NO_TIPS,        "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result").with_specs(KEYNUM_AT_1_RO),
+    row("xadd",         Xadd,           -5, WDF,   K1,  XADD_KEYS,     SingleKey,                ND_OUT,         "stream",     "5.0.0",  "Appends a new entry to a stream"),
+    row("xrange",       Xrange,         -4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "Return a range of elements in a stream, with IDs matching the specified IDs interval"),
+    row("xrevrange",    Xrevrange,      -4, R,     K1,  RO_A,          SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE"),
+    row("xlen",         Xlen,            2, RF,    K1,  RO,            SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "Return the number of entries in a stream"),
+    row("xdel",         Xdel,           -3, WF,    K1,  RW_D,          SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist."),
+    row("xtrim",        Xtrim,          -4, W,     K1,  RW_D,          SingleKey,                ND_OUT,         "stream",     "5.0.0",  "Trims the stream to (approximately if '~' is passed) a certain size"),
+    row("xsetid",       Xsetid,         -3, WDF,   K1,  RW_U,          SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "An internal command for replicating stream values"),
+    row("xread",        Xread,          -4, RB,    K0,  RO_A,          Route::Blocking,          NO_TIPS,        "stream",     "5.0.0",  "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block.").with_specs(XREAD_SPECS),
+    row("xreadgroup",   Xreadgroup,     -7, WB,    K0,  RO_A,          Route::Blocking,          NO_TIPS,        "stream",     "5.0.0",  "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block.").with_specs(XREADGROUP_SPECS),
+    row("xack",         Xack,           -4, WF,    K1,  RW_U,          SingleKey,                NO_TIPS,        "stream",     "5.0.0",  "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL."),
+    row("xpending",     Xpending,       -3, R,     K1,  RO_A,          SingleKey,                ND_OUT,         "stream",     "5.0.0",  "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
+    row("xclaim",       Xclaim,         -6, WF,    K1,  RW_U,          SingleKey,                ND_OUT,         "stream",     "5.0.0",  "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
+    row("xautoclaim",   Xautoclaim,     -6, WF,    K1,  RW_D,          SingleKey,                ND_OUT,         "stream",     "6.2.0",  "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
+    row("xgroup",       Xgroup,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "stream",     "5.0.0",  "A container for consumer groups commands").with_subcommands(XGROUP_SUBS),
+    row("xinfo",        Xinfo,          -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "stream",     "5.0.0",  "A container for stream introspection commands").with_subcommands(XINFO_SUBS),
     row("subscribe",    Subscribe,      -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to the given channels"),
     row("psubscribe",   Psubscribe,     -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to channels matching the given patterns"),
     row("ssubscribe",   Ssubscribe,     -2, PNLS,  KN,  NOT_KEY,       Route::PubSub,             NO_TIPS,        "pubsub",     "7.0.0",  "Listen for messages published to the given shard channels"),
@@ -620,13 +682,11 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Commands neither server executes; a proxy refuses each with its reason (`-ERR BLPOP is not
 /// supported through the proxy: ...`) instead of calling it unknown. Their arity, flags and keys
-/// are Redis's, for the day one gets a real route; commands whose keys move (BLMPOP, XREAD) have
+/// are Redis's, for the day one gets a real route; commands whose keys move have
 /// `K0` until then.
 #[rustfmt::skip]
 pub static REFUSED: &[CommandSpec] = &[
     //  name            id        arity flags  keys key use          route                    tips     group           since    summary
-    row("xread",        Unserved,   -4, R,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
-    row("xreadgroup",   Unserved,   -7, W,     K0,  NO_KEYS,         Refused(Refusal::Blocking),       NO_TIPS, "stream",       "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
     row("wait",         Unserved,    3, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection."),
     row("waitaof",      Unserved,    4, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."),
     row("monitor",      Unserved,    1, ANLS,  K0,  NO_KEYS,         Refused(Monitor),        NO_TIPS, "server",       "1.0.0", "Listen for all requests received by the server in real time."),

@@ -701,6 +701,22 @@ fn convert(conv: Conv, reply: Reply) -> Reply {
             }
             Reply::Array(items)
         }
+        (Conv::KeyMap, Reply::Array(items)) => Reply::Map(
+            items
+                .into_iter()
+                .map(|kv| match kv {
+                    Reply::Array(mut kv) if kv.len() == 2 => {
+                        let v = kv.pop().unwrap_or(Reply::Nil);
+                        let k = kv.pop().unwrap_or(Reply::Nil);
+                        (k, v)
+                    }
+                    other => (other, Reply::Nil),
+                })
+                .collect(),
+        ),
+        (Conv::Maps, Reply::Array(items)) => {
+            Reply::Array(items.into_iter().map(|m| convert(Conv::Map, m)).collect())
+        }
         (Conv::KeyScore, Reply::Array(mut items)) if items.len() == 3 => {
             let s = items.pop().map(double);
             items.extend(s);

@@ -227,6 +227,37 @@ async function subscriptions(r) {
   sub.disconnect();
 }
 
+// Streams: a producer and a consumer group (XADD, XREADGROUP with a short BLOCK, XACK,
+// XPENDING, XAUTOCLAIM), all on one hash-tag group so Redis.Cluster keeps them together.
+async function streams(r) {
+  const s = "io:{st}:jobs";
+  await r.del(s);
+  assert.equal(await r.xgroup("CREATE", s, "g", "0", "MKSTREAM"), "OK");
+  const ids = [];
+  for (let i = 0; i < 20; i++) ids.push(await r.xadd(s, "MAXLEN", "~", "1000", "*", "n", String(i)));
+  assert.equal(await r.xlen(s), 20);
+  const first = await r.xreadgroup("GROUP", "g", "a", "COUNT", "5", "STREAMS", s, ">");
+  assert.equal(first[0][0], s);
+  assert.deepEqual(first[0][1].map((e) => e[1]), [0, 1, 2, 3, 4].map((i) => ["n", String(i)]));
+  let acked = 0;
+  for (;;) {
+    const got = await r.xreadgroup("GROUP", "g", "b", "COUNT", "4", "BLOCK", "100", "STREAMS", s, ">");
+    if (!got) break;
+    for (const [id] of got[0][1]) acked += await r.xack(s, "g", id);
+  }
+  assert.equal(acked, 15);
+  const pending = await r.xpending(s, "g");
+  assert.deepEqual(pending, [5, ids[0], ids[4], [["a", "5"]]]);
+  const [next, claimed, deleted] = await r.xautoclaim(s, "g", "c", "0", "0-0", "COUNT", "10", "JUSTID");
+  assert.equal(next, "0-0");
+  assert.deepEqual(claimed, ids.slice(0, 5));
+  assert.deepEqual(deleted, []);
+  assert.equal(await r.xack(s, "g", ...claimed), 5);
+  assert.deepEqual(await r.xrange(s, ids[19], "+"), [[ids[19], ["n", "19"]]]);
+  assert.equal(await r.xtrim(s, "MAXLEN", "10"), 10);
+  await r.del(s);
+}
+
 async function main() {
   const r = connect();
   const other = connect();
@@ -234,6 +265,7 @@ async function main() {
   await transactions(r, other);
   await scripts(r);
   await pipelines(r);
+  await streams(r);
   if (pubsub) await subscriptions(r);
   await r.quit();
   await other.quit();

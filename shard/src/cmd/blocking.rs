@@ -1,5 +1,5 @@
-//! The blocking commands (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP),
-//! CLIENT UNBLOCK, and the
+//! The blocking commands (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX BZMPOP; XREAD
+//! and XREADGROUP wait through [`block_on`] from `stream.rs`), CLIENT UNBLOCK, and the
 //! hook every write runs to serve the clients blocked on its keys (see `crate::blocking`).
 //!
 //! A blocking command that finds its keys empty leaves a [`Blocked`] in the session: the
@@ -53,7 +53,7 @@ fn timeout(b: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
 }
 
 /// Registers the attempt or serves it at once; on blocking, leaves the wait in the session.
-fn block_on(
+pub(super) fn block_on(
     s: &mut Session,
     keys: Vec<Bytes>,
     wait: Option<std::time::Duration>,

@@ -24,6 +24,7 @@ mod script;
 mod server;
 mod session;
 mod set;
+mod stream;
 mod string;
 mod structlib;
 mod tracking;
@@ -428,6 +429,21 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             zset_multi::zsetop(s, spec.id, a)
         }
 
+        Xadd => stream::xadd(s, a),
+        Xrange | Xrevrange => stream::xrange(s, spec.id, a),
+        Xlen => stream::xlen(s, a),
+        Xdel => stream::xdel(s, a),
+        Xtrim => stream::xtrim(s, a),
+        Xsetid => stream::xsetid(s, a),
+        Xread | Xreadgroup => stream::xread(s, spec.id, a),
+        Xack => stream::xack(s, a),
+        Xpending => stream::xpending(s, a),
+        Xclaim => stream::xclaim(s, a),
+        Xautoclaim => stream::xautoclaim(s, a),
+        XgroupCreate | XgroupSetid | XgroupDestroy | XgroupCreateconsumer | XgroupDelconsumer
+        | XgroupHelp => stream::xgroup(s, spec.id, a),
+        XinfoStream | XinfoGroups | XinfoConsumers | XinfoHelp => stream::xinfo(s, spec.id, a),
+
         Subscribe => pubsub::subscribe(s, crate::pubsub::Kind::Channel, a),
         Psubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Pattern, a),
         Ssubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Shard, a),
@@ -469,7 +485,9 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         }
 
         Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script
-        | Function => Err(CmdError::from(CommandError::WrongArity(spec.name.into()))),
+        | Function | Xgroup | Xinfo => {
+            Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
+        }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
         // yields neither.
         Learned | Unserved => Err(CmdError::from(CommandError::UnknownCommand {

@@ -8,7 +8,8 @@
 //! offset 0   u8   version = 1
 //!        1   u64  generation (warm tier: which demotion wrote it; migration: 0)
 //!        9   u64  expiry, Unix ms (0 = no TTL)
-//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set, 4 zset)
+//!       17   u8   kind code (`Kind::code`: 0 string, 1 hash, 2 list, 3 set, 4 zset,
+//!                 5 stream)
 //!       18   ...  payload, to the end of the record, by kind:
 //!                 string: the bytes
 //!                 hash:   per field: u32 length, field, u32 length, value
@@ -16,6 +17,7 @@
 //!                 set:    per member, any order: u32 length, member (integers as text)
 //!                 zset:   u8 representation (0 listpack, 1 skiplist), then per member
 //!                         in order: u64 score bits, u32 length, member
+//!                 stream: nodes, entries and consumer groups (`stream.rs`)
 //! ```
 //!
 //! These are byte for byte the records the warm tier and migration wrote before this module
@@ -25,7 +27,7 @@
 //! then matches on the version byte. A build that meets a version or kind it does not know
 //! fails with an error, never a guess.
 
-use super::{Kind, Value, hash, list, set, string, zset};
+use super::{Kind, Value, hash, list, set, stream, string, zset};
 
 /// The version this build writes.
 pub const VERSION: u8 = 1;
@@ -71,6 +73,7 @@ pub fn encoded_len(value: &Value) -> usize {
             Value::List(l) => list::encoded_len(l),
             Value::Set(s) => set::encoded_len(s),
             Value::ZSet(z) => zset::encoded_len(z),
+            Value::Stream(x) => stream::encoded_len(x),
         }
 }
 
@@ -93,6 +96,7 @@ pub fn encode_into(out: &mut Vec<u8>, generation: u64, expire_at: u64, value: &V
         Value::List(l) => list::encode(l, out),
         Value::Set(s) => set::encode(s, out),
         Value::ZSet(z) => zset::encode(z, out),
+        Value::Stream(x) => stream::encode(x, out),
     }
 }
 
@@ -130,6 +134,9 @@ pub fn decode(b: &[u8]) -> Result<Record, DecodeError> {
             set::decode(payload).ok_or(DecodeError::Truncated)?,
         )),
         Kind::ZSet => Value::ZSet(zset::decode(payload).ok_or(DecodeError::Truncated)?),
+        Kind::Stream => Value::Stream(Box::new(
+            stream::decode(payload).ok_or(DecodeError::Truncated)?,
+        )),
     };
     Ok(Record {
         generation: h.generation,
@@ -402,7 +409,16 @@ pub(crate) mod tests {
                         );
                         whole += 1;
                     }
-                    (Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_), Err(e)) => {
+                    // A stream's payload counts everything up front: a cut one never decodes.
+                    (Value::Stream(_), Ok(_)) => panic!("a cut stream decoded, cut {cut}"),
+                    (
+                        Value::Hash(_)
+                        | Value::List(_)
+                        | Value::Set(_)
+                        | Value::ZSet(_)
+                        | Value::Stream(_),
+                        Err(e),
+                    ) => {
                         assert_eq!(e, DecodeError::Truncated, "cut {cut}")
                     }
                 }

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod limits;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -21,6 +22,7 @@ use bytes::Bytes;
 pub use hash::HashValue;
 pub use list::{ELEMENT_OVERHEAD, ListValue};
 pub use set::SetValue;
+pub use stream::StreamValue;
 pub use zset::ZSetValue;
 
 /// A key's value, in RAM.
@@ -37,6 +39,8 @@ pub enum Value {
     Set(Box<SetValue>),
     /// Inline, as `Hash`.
     ZSet(ZSetValue),
+    /// Boxed, as `List`.
+    Stream(Box<StreamValue>),
 }
 
 /// A value's Redis type. Its [`Kind::code`] is part of the warm tier's on-disk records and of
@@ -49,12 +53,20 @@ pub enum Kind {
     List,
     Set,
     ZSet,
+    Stream,
 }
 
 impl Kind {
     /// Every kind, in code order (tests walk it; the compiler does not check it is complete,
     /// `kind_codes_are_stable_and_distinct` does).
-    pub const ALL: [Kind; 5] = [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet];
+    pub const ALL: [Kind; 6] = [
+        Kind::String,
+        Kind::Hash,
+        Kind::List,
+        Kind::Set,
+        Kind::ZSet,
+        Kind::Stream,
+    ];
 
     /// The stable one-byte code in records and migration frames.
     pub const fn code(self) -> u8 {
@@ -64,6 +76,7 @@ impl Kind {
             Kind::List => 2,
             Kind::Set => 3,
             Kind::ZSet => 4,
+            Kind::Stream => 5,
         }
     }
 
@@ -76,6 +89,7 @@ impl Kind {
             2 => Some(Kind::List),
             3 => Some(Kind::Set),
             4 => Some(Kind::ZSet),
+            5 => Some(Kind::Stream),
             _ => None,
         }
     }
@@ -88,6 +102,7 @@ impl Kind {
             Kind::List => "list",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -101,6 +116,7 @@ impl Value {
             Value::List(_) => Kind::List,
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -119,6 +135,7 @@ impl Value {
             Value::List(l) => list::encoding(l, limits),
             Value::Set(s) => set::encoding(s),
             Value::ZSet(z) => zset::encoding(z),
+            Value::Stream(x) => stream::encoding(x),
         }
     }
 
@@ -132,6 +149,7 @@ impl Value {
             Value::List(l) => list::payload_bytes(l),
             Value::Set(s) => set::payload_bytes(s),
             Value::ZSet(z) => zset::payload_bytes(z),
+            Value::Stream(x) => stream::payload_bytes(x),
         }
     }
 
@@ -145,6 +163,8 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps an empty stream (its last ID and groups live on).
+            Value::Stream(_) => false,
         }
     }
 }
@@ -168,6 +188,11 @@ mod tests {
                 Kind::List => Value::List(Box::new(ListValue::from([Bytes::from_static(b"e")]))),
                 Kind::Set => Value::Set(Box::new(SetValue::from_iter([&b"m"[..]]))),
                 Kind::ZSet => Value::ZSet([(&b"m"[..], 1.5)].into_iter().collect()),
+                Kind::Stream => {
+                    let mut s = StreamValue::new();
+                    s.append(stream::StreamId::new(1, 1), &[&b"f"[..], b"v"]);
+                    Value::Stream(Box::new(s))
+                }
             })
             .collect()
     }
@@ -180,6 +205,7 @@ mod tests {
         assert_eq!(Kind::List.code(), 2);
         assert_eq!(Kind::Set.code(), 3);
         assert_eq!(Kind::ZSet.code(), 4);
+        assert_eq!(Kind::Stream.code(), 5);
         for (i, k) in Kind::ALL.iter().enumerate() {
             assert_eq!(usize::from(k.code()), i, "ALL is in code order");
             assert_eq!(Kind::from_code(k.code()), Some(*k));
