@@ -448,7 +448,6 @@ async fn unsupported_and_local_commands() {
     let mut raw = proxy.raw().await;
     for (cmd, word) in [
         (vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"], "XREAD"),
-        (vec!["MONITOR"], "MONITOR"),
         (vec!["WAIT", "1", "0"], "WAIT"),
     ] {
         let r = raw.text(&cmd).await;
