@@ -72,7 +72,12 @@ fn run(
             Some(n) if i32::try_from(n).is_ok() => {
                 return Err(CmdError::err("SELECT is not allowed in cluster mode"));
             }
-            _ => return Err(CmdError::err("value is not an integer or out of range")),
+            Some(_) => {
+                return Err(CmdError::err(
+                    "value is out of range, value must between -2147483648 and 2147483647",
+                ));
+            }
+            None => return Err(CmdError::err("value is not an integer or out of range")),
         },
         CommandId::Quit => {
             sess.close = true;

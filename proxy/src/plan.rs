@@ -415,8 +415,7 @@ fn admit(
     let top = lookup_any(name).or_else(|| shared.learned.load().get(name));
     // Unknown and refused commands count as `unknown` in the statistics (no `chunk.cur`).
     let top = match top {
-        // MONITOR's row is refused for forwarding; the proxy serves it itself (`monitor`).
-        Some(top) if top.refusal().is_none() || top.id == CommandId::Monitor => top,
+        Some(top) if top.refusal().is_none() => top,
         found => {
             if !sess.authed {
                 return fail(chunk, CmdError::from(CommandError::NoAuth));

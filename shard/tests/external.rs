@@ -321,11 +321,11 @@ async fn redis_cli_tools_on_a_shard() {
         "{big}"
     );
     for line in [
-        "Biggest string found 'bigstr' has 100 bytes",
-        "Biggest   list found 'biglist' has 30 items",
-        "Biggest    set found 'bigset' has 30 members",
-        "Biggest   hash found 'h' has 2 fields",
-        "Biggest   zset found 'z' has 3 members",
+        "Biggest string found '\"bigstr\"' has 100 bytes",
+        "Biggest   list found '\"biglist\"' has 30 items",
+        "Biggest    set found '\"bigset\"' has 30 members",
+        "Biggest   hash found '\"h\"' has 2 fields",
+        "Biggest   zset found '\"z\"' has 3 members",
     ] {
         assert!(big.contains(line), "{line:?} in\n{big}");
     }
@@ -335,7 +335,10 @@ async fn redis_cli_tools_on_a_shard() {
         mem.contains(&format!("Sampled {nkeys} keys in the keyspace!")),
         "{mem}"
     );
-    assert!(mem.contains("Biggest   list found 'biglist' has"), "{mem}");
+    assert!(
+        mem.contains("Biggest   list found '\"biglist\"' has"),
+        "{mem}"
+    );
     assert!(!mem.contains("failed"), "{mem}");
 
     // --stat runs until stopped: line-buffered, stopped after two seconds.

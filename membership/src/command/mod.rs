@@ -200,8 +200,6 @@ pub enum Refusal {
     Transaction,
     /// WAIT, WAITAOF: they count acknowledgements of the writes of one backend connection.
     ReplicationAck,
-    /// MONITOR: a stream of one server's commands on a dedicated connection.
-    Monitor,
     /// SYNC, PSYNC: replication runs between shards.
     Replication,
     /// MOVE, SWAPDB: there is no database but 0.
@@ -219,7 +217,6 @@ impl Refusal {
             Refusal::PubSub => "the proxy's pub/sub hub does not know this command",
             Refusal::Transaction => "transactions need a dedicated connection",
             Refusal::ReplicationAck => "replication acknowledgements are per backend connection",
-            Refusal::Monitor => "it needs a dedicated connection",
             Refusal::Replication => "replication is between shards",
             Refusal::OneDatabase => "there is only database 0",
             Refusal::KeylessAdmin => "it administers a single server; send it to the shard itself",

@@ -479,7 +479,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("memory",       Memory,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "4.0.0",  "A container for memory diagnostics commands.").with_subcommands(MEMORY_SUBS),
     row("debug",        Debug,          -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "A container for debugging commands.").with_subcommands(DEBUG_SUBS),
     row("latency",      Latency,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.8.13", "A container for latency diagnostics commands.").with_subcommands(LATENCY_SUBS),
-    row("monitor",      CommandId::Monitor, 1, ANLS,  K0,  NO_KEYS,       Refused(Refusal::Monitor), NO_TIPS,       "server",     "1.0.0",  "Listen for all requests received by the server in real time."),
+    row("monitor",      CommandId::Monitor, 1, ANLS,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "Listen for all requests received by the server in real time."),
     row("slowlog",      Slowlog,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.2.12", "A container for slow log commands.").with_subcommands(SLOWLOG_SUBS),
     row("shutdown",     Shutdown,       -1, ANLSB, K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     row("get",          Get,             2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Returns the string value of a key."),

@@ -138,7 +138,10 @@ fn strict_version(b: &[u8]) -> Result<i64, CmdError> {
 pub fn select(s: &Session, a: &Args) -> CmdResult {
     let db = parse_i64(a.get(1))?;
     if i32::try_from(db).is_err() {
-        return Err(CmdError::NotInteger);
+        // Redis's `getIntFromObjectOrReply`.
+        return Err(CmdError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     match db {
         0 => Ok(Reply::Ok),
