@@ -434,7 +434,7 @@ fn merge_list(values: &[&str]) -> String {
             _ if is_percentile(k) => {
                 let worst = parsed
                     .iter()
-                    .filter_map(|p| get(p, *k))
+                    .filter_map(|p| get(p, k))
                     .fold(0.0f64, f64::max);
                 format!("{worst:.3}")
             }
