@@ -221,10 +221,15 @@ ROWS = [
                 "Bps",
                 [
                     (
-                        f"sum by (job, direction) (rate(autocache_network_bytes_total{{{SEL}}}[{RATE}]))",
-                        "{{job}} {{direction}}",
-                    )
+                        f"sum by (job) (rate(autocache_network_bytes_received_total{{{SEL}}}[{RATE}]))",
+                        "received {{job}}",
+                    ),
+                    (
+                        f"sum by (job) (rate(autocache_network_bytes_sent_total{{{SEL}}}[{RATE}]))",
+                        "sent {{job}}",
+                    ),
                 ],
+                "Bytes read from and written to clients per second (a shard's clients include the proxies).",
             ),
             timeseries(
                 "Expired / evicted keys",
@@ -333,6 +338,23 @@ ROWS = [
                 ],
                 "Reads served from RAM and from the warm tier (disk).",
                 stack=True,
+            ),
+            timeseries(
+                "Hit rate per tier (since start)",
+                "percentunit",
+                [
+                    (
+                        f'avg by (tier) (autocache_tiered_hit_rate{{job="autocache-shard", {SEL}}})',
+                        "{{tier}}",
+                    ),
+                    (
+                        f'avg(autocache_tiered_hit_rate{{job="autocache-proxy", tier="near", {SEL}}})',
+                        "near cache (proxies)",
+                    ),
+                ],
+                "autocache_tiered_hit_rate: the share of all key lookups since the process started "
+                "(or CONFIG RESETSTAT) answered by each tier, averaged over the shards; ram + warm is "
+                "the overall hit rate. The proxies' near cache: hits over near-cache lookups.",
             ),
             timeseries(
                 "Warm-tier share of hits",

@@ -186,19 +186,20 @@ pub fn parse_info(text: &str) -> Vec<Section> {
 /// Sections whose figures add up across shards. The shards' other sections describe one
 /// node (its process, persistence, replication) and are left out: the proxy answers server,
 /// clients, replication and cluster for itself.
-const SUMMED: [&str; 7] = [
+const SUMMED: [&str; 8] = [
     "memory",
     "stats",
     "cpu",
     "tiering",
     "commandstats",
     "errorstats",
+    "latencystats",
     "keyspace",
 ];
 
 /// The order sections are written in (Redis's, then the proxy's own); any other section
 /// follows in the order it was first seen.
-const ORDER: [&str; 16] = [
+const ORDER: [&str; 17] = [
     "server",
     "clients",
     "memory",
@@ -210,6 +211,7 @@ const ORDER: [&str; 16] = [
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
     "proxy",
@@ -427,6 +429,15 @@ fn merge_list(values: &[&str]) -> String {
                 };
                 format!("{}", avg.round() as i64)
             }
+            // Percentiles (latencystats `p50=..,p99=..`) do not add up: the worst shard's is
+            // reported, an upper bound of the whole's.
+            _ if is_percentile(k) => {
+                let worst = parsed
+                    .iter()
+                    .filter_map(|p| get(p, k))
+                    .fold(0.0f64, f64::max);
+                format!("{worst:.3}")
+            }
             "usec_per_call" => {
                 let calls = sum("calls");
                 let per = if calls > 0.0 {
@@ -447,6 +458,12 @@ fn merge_list(values: &[&str]) -> String {
         out.push(format!("{k}={value}"));
     }
     out.join(",")
+}
+
+/// `p50`, `p99.9`: a latencystats percentile.
+fn is_percentile(k: &str) -> bool {
+    k.strip_prefix('p')
+        .is_some_and(|rest| !rest.is_empty() && rest.parse::<f64>().is_ok())
 }
 
 // ---- CONFIG GET ----
@@ -606,6 +623,19 @@ fn random_key(replies: Vec<Reply>, random: u64) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_percentiles_take_the_worst_shard() {
+        let a =
+            "# Latencystats\r\nlatency_percentiles_usec_get:p50=1.000,p99=10.000,p99.9=20.000\r\n";
+        let b =
+            "# Latencystats\r\nlatency_percentiles_usec_get:p50=3.000,p99=5.000,p99.9=30.000\r\n";
+        let merged = merge_info("", &[a.to_string(), b.to_string()], 2);
+        assert!(
+            merged.contains("latency_percentiles_usec_get:p50=3.000,p99=10.000,p99.9=30.000"),
+            "{merged}"
+        );
+    }
 
     const SHARD_A: &str = "# Server\r\nredis_version:7.0.15\r\nprocess_id:1\r\n\r\n# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nmaxmemory:100\r\nmaxmemory_policy:allkeys-lru\r\nmem_fragmentation_ratio:1.50\r\n\r\n# Stats\r\ntotal_commands_processed:10\r\nkeyspace_hits:3\r\nlatest_fork_usec:5\r\n\r\n# CPU\r\nused_cpu_sys:1.250000\r\n\r\n# Persistence\r\nloading:0\r\n\r\n# Keyspace\r\ndb0:keys=10,expires=2,avg_ttl=1000\r\n";
     const SHARD_B: &str = "# Memory\r\nused_memory:2097152\r\nused_memory_human:2.00M\r\nmaxmemory:200\r\nmaxmemory_policy:noeviction\r\nmem_fragmentation_ratio:2.50\r\n\r\n# Stats\r\ntotal_commands_processed:20\r\nkeyspace_hits:4\r\nlatest_fork_usec:9\r\n\r\n# CPU\r\nused_cpu_sys:0.500000\r\n\r\n# Keyspace\r\ndb0:keys=5,expires=6,avg_ttl=3000\r\n";

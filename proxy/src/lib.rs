@@ -34,6 +34,7 @@ pub mod error;
 pub mod hotkey;
 pub mod learned;
 mod local;
+mod monitor;
 mod observe;
 pub mod outbuf;
 mod plan;

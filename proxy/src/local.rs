@@ -66,9 +66,18 @@ fn run(
             auth(sess, shared, user, pass, argc == 2)?;
             Reply::ok()
         }
-        CommandId::Select => match req.arg(1) {
-            b"0" => Reply::ok(),
-            _ => return Err(CmdError::err("DB index is out of range")),
+        // The proxy presents a cluster (`cluster_enabled:1`): Redis Cluster's answers.
+        CommandId::Select => match membership::resp::strict_i64(req.arg(1)) {
+            Some(0) => Reply::ok(),
+            Some(n) if i32::try_from(n).is_ok() => {
+                return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+            }
+            Some(_) => {
+                return Err(CmdError::err(
+                    "value is out of range, value must between -2147483648 and 2147483647",
+                ));
+            }
+            None => return Err(CmdError::err("value is not an integer or out of range")),
         },
         CommandId::Quit => {
             sess.close = true;
@@ -135,6 +144,31 @@ fn run(
             Reply::Verbatim(s)
         }
         CommandId::ClientNoEvict => Reply::ok(),
+        CommandId::ClientReply => {
+            return Err(CmdError::Unsupported {
+                name: "client reply".into(),
+                reason: "the proxy answers every request in order",
+            });
+        }
+        CommandId::ClientNoTouch => {
+            return Err(CmdError::Unsupported {
+                name: "client no-touch".into(),
+                reason: "the shards' connections are shared by the proxy's clients",
+            });
+        }
+        CommandId::LatencyHelp => help(
+            "LATENCY",
+            &[
+                "DOCTOR",
+                "    Return the latency report of one shard.",
+                "HISTORY <event>",
+                "    Return time-latency samples for the <event> class of every shard.",
+                "LATEST",
+                "    Return the latest latency samples for all events of every shard.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes on every shard.",
+            ],
+        ),
         CommandId::ClientTracking
         | CommandId::ClientCaching
         | CommandId::ClientTrackinginfo
@@ -188,6 +222,14 @@ fn run(
         CommandId::MemoryHelp => help(
             "MEMORY",
             &[
+                "DOCTOR",
+                "    Return one shard's memory problems report.",
+                "MALLOC-STATS",
+                "    Return one shard's allocator statistics.",
+                "PURGE",
+                "    Purge dirty pages on every shard.",
+                "STATS",
+                "    Return one shard's memory usage details.",
                 "USAGE <key> [SAMPLES <count>]",
                 "    Return memory in bytes used by <key> and its value.",
             ],
@@ -197,6 +239,10 @@ fn run(
             &[
                 "OBJECT <key>",
                 "    Show low level info about the <key> and associated value.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Turn the background expiry of every shard off (0) or on (1).",
+                "SLEEP <seconds>",
+                "    Stop every shard for <seconds>. Decimals allowed.",
             ],
         ),
         CommandId::SlowlogHelp => help(

@@ -33,6 +33,24 @@ pub fn register(m: &Metrics, shared: &Arc<Shared>) {
         },
     );
     let s = w.clone();
+    m.gauge_f64_by(
+        "autocache_tiered_hit_rate",
+        "Fraction of near-cache lookups (reads of hot keys) served by the proxy itself, tier=near; absent without a near cache.",
+        "tier",
+        move |emit| {
+            if let Some(c) = s.upgrade().and_then(|sh| sh.hotkeys.cache.clone()) {
+                let hits = c.stats.hits.load(Relaxed);
+                let lookups = hits + c.stats.misses.load(Relaxed);
+                let rate = if lookups == 0 {
+                    0.0
+                } else {
+                    hits as f64 / lookups as f64
+                };
+                emit("near", rate);
+            }
+        },
+    );
+    let s = w.clone();
     m.counter(
         "autocache_hotkey_invalidations",
         "Near-cache keys dropped because they changed (shard pushes, local writes, flushes).",

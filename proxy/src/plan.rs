@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use membership::command::{CommandId, CommandSpec, Merge, Refusal, Route, full_name, lookup_any};
+use membership::command::{
+    CommandId, CommandSpec, Flags, Merge, Refusal, Route, full_name, lookup_any,
+};
 use membership::{Mode, Slot};
 use tokio::sync::watch;
 
@@ -502,8 +504,20 @@ pub fn plan(
         }
         return;
     };
+    if shared.monitors.any()
+        && !spec.flags.contains(Flags::ADMIN)
+        && !spec.flags.contains(Flags::SKIP_MONITOR)
+    {
+        let addr = shared.clients.lock().get(&sess.id).map(|c| c.addr);
+        if let Some(addr) = addr {
+            shared.monitors.feed(addr, req.args());
+        }
+    }
     if let Some(e) = crate::subscribe::refuse_in_context(sess, spec, &req) {
         return err(chunk, e);
+    }
+    if spec.id == CommandId::Monitor {
+        return monitor(sess, shared, chunk);
     }
     if sess.tx.is_some() && crate::subscribe::subscribes(spec) {
         // Queued, it would run on a shared backend connection and leave it subscribed.
@@ -960,6 +974,19 @@ fn fan(topo: &Topology, spec: &CommandSpec, req: Request, merge: Merge, chunk: &
         nkeys,
         merge,
     });
+}
+
+/// MONITOR: this client gets a line for every command the proxy's clients send from now on.
+fn monitor(sess: &mut Session, shared: &Shared, chunk: &mut ChunkBuilder) {
+    if sess.tx.is_some() {
+        return err(
+            chunk,
+            CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"),
+        );
+    }
+    let h = sess.pubsub.handle(sess.id, sess.proto);
+    shared.monitors.add(h);
+    chunk.ready(Reply::ok());
 }
 
 /// SCAN: the proxy cursor is `shard_cursor * nshards + shard`; shards are walked in map order.

@@ -137,6 +137,7 @@ pub async fn run_with_admin(
             config.client_output_buffer_limit.pubsub,
             stop.child_token(),
         ),
+        monitors: Default::default(),
         config,
     });
     shared.pubsub.start();

@@ -90,4 +90,6 @@ pub struct Shared {
     pub scripts: crate::scripts::Scripts,
     /// The subscription hub (pub/sub).
     pub pubsub: Arc<crate::pubsub::Hub>,
+    /// MONITOR clients.
+    pub monitors: crate::monitor::Monitors,
 }

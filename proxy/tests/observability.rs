@@ -122,6 +122,21 @@ async fn proxy_metrics_and_readiness() {
         text.contains("autocache_hotkey_invalidations_total"),
         "{text}"
     );
+    // No near-cache lookup yet: its hit rate is 0. The byte counters under their own names.
+    assert_eq!(
+        metric_value(&text, "autocache_tiered_hit_rate{tier=\"near\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    for series in [
+        "autocache_network_bytes_received_total",
+        "autocache_network_bytes_sent_total",
+    ] {
+        assert!(
+            metric_value(&text, series).is_some_and(|v| v > 0.0),
+            "{series} in\n{text}"
+        );
+    }
     // Every forwarded command's round trip is timed, per shard.
     let backend_calls: f64 = [a.addr, b.addr]
         .iter()

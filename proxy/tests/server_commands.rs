@@ -255,9 +255,16 @@ async fn info_config_memory_and_slowlog_over_autocache_shards() {
         .await
         .expect("config get");
     let names: HashSet<String> = pairs.into_iter().map(|(k, _)| k).collect();
-    let want: HashSet<String> = ["maxmemory", "maxmemory-policy", "maxmemory-samples"]
-        .map(String::from)
-        .into();
+    // Redis 7.0's five (the shards know every Redis parameter).
+    let want: HashSet<String> = [
+        "maxmemory",
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "maxmemory-clients",
+        "maxmemory-eviction-tenacity",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(names, want);
     let mut raw = proxy.raw().await;
     assert_eq!(
@@ -676,4 +683,72 @@ async fn server_commands_over_a_real_redis_cluster() {
     );
 
     redis_cli_tools(proxy.addr.port(), keys.len()).await;
+}
+
+/// Introspection through the proxy: INFO commandstats / errorstats / latencystats from the
+/// shards, LATENCY gathered from every shard, MEMORY STATS of one, SELECT as Redis Cluster
+/// answers it, and MONITOR showing what the proxy's clients send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_through_the_proxy() {
+    let shards = [TestShard::default().await, TestShard::default().await];
+    let seeds: Vec<String> = shards.iter().map(|s| s.addr.to_string()).collect();
+    let proxy = Proxy::start(proxy::Config {
+        health_interval: std::time::Duration::from_secs(3600),
+        ..config(&seeds)
+    })
+    .await;
+    let mut c = proxy.raw().await;
+    assert_eq!(c.cmd(&["SELECT", "0"]).await, V::s("OK"));
+    assert_err(
+        &c.cmd(&["SELECT", "1"]).await,
+        "ERR SELECT is not allowed in cluster mode",
+    );
+    assert_err(
+        &c.cmd(&["SELECT", "x"]).await,
+        "ERR value is not an integer or out of range",
+    );
+
+    let mut m = proxy.raw().await;
+    assert_eq!(m.cmd(&["MONITOR"]).await, V::s("OK"));
+    for k in spread_keys(20) {
+        assert_eq!(c.cmd(&["SET", &k, "v"]).await, V::s("OK"));
+    }
+    assert_eq!(c.cmd(&["LPUSH", "{a}x", "1"]).await, V::Int(1));
+    let first = m.read().await;
+    let line = first.as_str();
+    assert!(line.contains(" [0 127.0.0.1:"), "{line}");
+    assert!(line.contains("] \"SET\" "), "{line}");
+    for _ in 0..19 {
+        assert!(m.read().await.as_str().contains("\"SET\""));
+    }
+    assert!(m.read().await.as_str().contains("\"LPUSH\" \"{a}x\" \"1\""));
+
+    let all = c.cmd(&["INFO", "all"]).await;
+    let set = field(all.as_str(), "cmdstat_set").expect("cmdstat_set");
+    assert!(set.starts_with("calls=20,"), "{set}");
+    assert!(
+        field(all.as_str(), "latency_percentiles_usec_set").is_some(),
+        "{all:?}"
+    );
+
+    // LATENCY on every shard: DEBUG SLEEP goes to each, each records it.
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "20"])
+            .await,
+        V::s("OK")
+    );
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.03"]).await, V::s("OK"));
+    let latest = c.cmd(&["LATENCY", "LATEST"]).await;
+    assert_eq!(latest.as_arr().len(), 2, "one per shard: {latest:?}");
+    assert_eq!(c.cmd(&["LATENCY", "RESET"]).await, V::Int(2));
+    let V::Arr(stats) = c.cmd(&["MEMORY", "STATS"]).await else {
+        panic!("MEMORY STATS")
+    };
+    assert!(stats.iter().any(|v| v == &V::s("keys.count")));
+    assert_err(
+        &c.cmd(&["CLIENT", "REPLY", "OFF"]).await,
+        "ERR CLIENT REPLY is not supported through the proxy",
+    );
+    drop(m);
+    assert_eq!(c.cmd(&["PING"]).await, V::s("PONG"));
 }

@@ -25,7 +25,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use telemetry::stats::{LocalStats, label_of, slot_of};
+use telemetry::stats::{CommandStats, LocalStats, Outcome, label_of, slot_of};
 use telemetry::trace::{TRACE_COMMAND, TraceParent};
 
 use crate::blocking::Wake;
@@ -107,10 +107,10 @@ struct Conn<'a> {
     output: BytesMut,
     limits: Limits,
     query_limit: usize,
-    /// Per-command statistics, published once per batch (only while metrics are kept).
-    metrics: Option<Arc<telemetry::Metrics>>,
+    /// Per-command statistics (INFO commandstats, the metrics), published once per batch.
+    commands: Arc<CommandStats>,
     local: LocalStats,
-    /// Whether each command is timed for the latency histogram.
+    /// Whether each command is timed for the latency histogram (`latency-tracking`).
     timed: bool,
     /// Whether the clock is read per command at all (latency histogram or slow-command traces).
     clocked: bool,
@@ -121,8 +121,7 @@ struct Conn<'a> {
 
 impl<'a> Conn<'a> {
     fn new(shared: &'a Arc<Shared>, stream: TcpStream, handle: &'a Arc<ClientHandle>) -> Self {
-        let metrics = shared.metrics.get().cloned();
-        let timed = metrics.as_ref().is_some_and(|m| m.latency);
+        let timed = shared.config.telemetry.latency_tracking;
         Conn {
             session: Session::new(shared, handle.clone()),
             shared,
@@ -136,7 +135,7 @@ impl<'a> Conn<'a> {
             },
             query_limit: usize::try_from(shared.config.client_query_buffer_limit)
                 .unwrap_or(usize::MAX),
-            metrics,
+            commands: shared.commands.clone(),
             local: LocalStats::default(),
             timed,
             clocked: timed || shared.tracing.as_ref().is_some_and(|t| t.traces_slow()),
@@ -211,6 +210,9 @@ impl<'a> Conn<'a> {
                     self.encode(&reply);
                 }
                 Ok(Some(args)) => {
+                    if self.shared.pause.active() {
+                        self.wait_unpaused(&args).await;
+                    }
                     let sampled = self.sampled();
                     // Without a warm tier there is nothing to load, and no future is built for
                     // it: the rest of a request is synchronous (a GET's whole path).
@@ -241,9 +243,7 @@ impl<'a> Conn<'a> {
             end = End::Close;
         }
         self.session.end_batch();
-        if let Some(m) = &self.metrics {
-            self.local.flush(&m.commands);
-        }
+        self.local.flush(&self.commands);
         if self.session.close_after_reply {
             end = End::Close;
         }
@@ -275,12 +275,33 @@ impl<'a> Conn<'a> {
                 .pubsub
                 .drain_into(self.session.proto, &mut self.output, usize::MAX);
         }
-        self.encode(&reply);
+        if self.session.reply_wanted() {
+            self.encode(&reply);
+        }
         if self.handle.inbox.has_pending() {
             self.handle
                 .inbox
                 .drain_into(self.session.proto, &mut self.output);
         }
+    }
+
+    /// CLIENT PAUSE: the replies so far are written, then the request waits while the pause
+    /// holds it (every request under ALL, those that may write under WRITE), or until the
+    /// client goes away.
+    async fn wait_unpaused(&mut self, args: &Args) {
+        let write = cmd::may_write(&self.session, args);
+        if self.shared.pause.blocks(write).is_none() {
+            return;
+        }
+        if self.write_replies().await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = self.handle.kill.cancelled() => {}
+            _ = self.shared.pause.wait(write) => {}
+        }
+        self.session.begin_batch();
+        self.mark = self.clocked.then(Instant::now);
     }
 
     /// A blocking command's wait: until it is served, its timeout passes, CLIENT UNBLOCK, its
@@ -397,13 +418,22 @@ impl<'a> Conn<'a> {
         };
         let began = self.mark;
         let took = self.lap();
-        if let Some(m) = &self.metrics {
-            let ns = took
-                .filter(|_| self.timed)
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-            let slot = slot_of(self.session.last_spec.map(|s| s.id));
-            self.local.record(&m.commands, slot, error.is_none(), ns);
-        }
+        let ns = took
+            .filter(|_| self.timed)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let slot = slot_of(self.session.last_spec.map(|s| s.id));
+        let outcome = match error {
+            None => Outcome::Ok,
+            Some(line) => {
+                self.shared.errors.record(line);
+                if self.session.rejected {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Failed
+                }
+            }
+        };
+        self.local.record_outcome(&self.commands, slot, outcome, ns);
         let Some(t) = &self.shared.tracing else {
             return;
         };
@@ -468,6 +498,9 @@ impl<'a> Conn<'a> {
     }
 
     async fn close(mut self) {
+        if self.session.monitoring {
+            self.shared.monitors.remove(self.handle.id);
+        }
         self.handle.inbox.close();
         self.handle.pubsub.close();
         cmd::pubsub_off(&self.session);

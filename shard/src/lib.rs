@@ -13,7 +13,7 @@
 //! | wire | `protocol`, `error` | request framing, reply encoding; errors as Redis replies |
 //! | values | `value` | `Value`, `Kind`, per-type accounting and encoding, the one codec |
 //! | storage | `store` (with `store::warm`) | slot tables, expiry, eviction, the warm tier |
-//! | services | `clock`, `config`, `slowlog`, `tracking`, `pubsub`, `notify`, `clients`, `blocking`, `scripts` | client-side caching, pub/sub and keyspace notifications, blocked clients' registry, the script cache |
+//! | services | `clock`, `config`, `params`, `slowlog`, `latency`, `errorstats`, `pause`, `monitor`, `tracking`, `pubsub`, `notify`, `clients`, `blocking`, `scripts` | client-side caching, pub/sub and keyspace notifications, blocked clients' registry, the script cache |
 //! | cluster | `migrate`, then `cluster` | slot gates and migration tasks; membership, routing |
 //! | state | `shared` | what every connection and task shares |
 //! | requests | `cmd`, `observe` | dispatch and command families; metrics and spans |
@@ -34,11 +34,16 @@ mod cmd;
 pub mod config;
 mod connection;
 pub mod error;
+mod errorstats;
 mod functions;
 mod gates;
+mod latency;
 pub mod migrate;
+mod monitor;
 mod notify;
 pub mod observe;
+pub mod params;
+mod pause;
 pub mod protocol;
 mod pubsub;
 mod running;
@@ -54,6 +59,8 @@ pub mod value;
 mod watch;
 
 pub use config::Config;
+/// One MONITOR line (without the leading `+`), as Redis prints it; the proxy's MONITOR uses it.
+pub use monitor::line as monitor_line;
 pub use server::{Error, run, run_with_admin};
 
 /// The Redis version this server reports (clients gate features on it).

@@ -223,6 +223,18 @@ fn register_tiers(m: &Metrics, w: &Weak<Shared>) {
         },
     );
     let s = w.clone();
+    m.gauge_f64_by(
+        "autocache_tiered_hit_rate",
+        "Fraction of key lookups since start (or CONFIG RESETSTAT) answered by each tier; ram + warm is the overall hit rate.",
+        "tier",
+        move |emit| {
+            let Some(sh) = s.upgrade() else { return };
+            let (ram, warm) = tier_hit_rates(&sh);
+            emit("ram", ram);
+            emit("warm", warm);
+        },
+    );
+    let s = w.clone();
     m.counter_by(
         "autocache_tier_hits",
         "Key lookups that found the key, by the tier that held it.",
@@ -235,6 +247,23 @@ fn register_tiers(m: &Metrics, w: &Weak<Shared>) {
             emit("warm", warm);
         },
     );
+}
+
+/// The RAM and warm tiers' shares of all key lookups (hits in the tier over hits plus
+/// misses); both 0 before the first lookup.
+pub fn tier_hit_rates(sh: &Shared) -> (f64, f64) {
+    let hits = sh.stats.keyspace_hits.load(Relaxed);
+    let lookups = hits + sh.stats.keyspace_misses.load(Relaxed);
+    if lookups == 0 {
+        return (0.0, 0.0);
+    }
+    let warm = sh
+        .db
+        .warm()
+        .map_or(0, |w| w.stats.hits.load(Relaxed))
+        .min(hits);
+    let ram = hits - warm;
+    (ram as f64 / lookups as f64, warm as f64 / lookups as f64)
 }
 
 /// Which tier answered a traced command.

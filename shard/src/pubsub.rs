@@ -66,6 +66,8 @@ enum Msg {
     /// `sunsubscribe <channel> <count>`: the server dropped the subscription (its slot went
     /// to another node).
     Sunsubscribed { channel: Bytes, count: usize },
+    /// A MONITOR line, sent as a status reply (`+1339518083.107412 [0 ...] "keys" "*"`).
+    Monitor(Bytes),
 }
 
 impl Msg {
@@ -83,6 +85,7 @@ impl Msg {
                 payload,
             } => 20 + 3 * BULK + pattern.len() + channel.len() + payload.len(),
             Msg::Sunsubscribed { channel, .. } => 40 + BULK + channel.len(),
+            Msg::Monitor(line) => 3 + line.len(),
         }
     }
 
@@ -115,6 +118,11 @@ impl Msg {
                 put_bulk(out, b"sunsubscribe");
                 put_bulk(out, channel);
                 membership::resp::put_len(out, b':', *count);
+            }
+            Msg::Monitor(line) => {
+                out.put_u8(b'+');
+                out.put_slice(line);
+                out.put_slice(b"\r\n");
             }
         }
     }
@@ -358,6 +366,13 @@ impl Subscriber {
         }
         self.pending.store(true, Relaxed);
         self.wake.notify.notify_one();
+    }
+
+    /// Queues a MONITOR line; a monitor that falls behind by more than `limit` is
+    /// disconnected (Redis applies the replica class to monitors). True while still open.
+    pub fn monitor_line(&self, line: Bytes, limit: Limit, now: Instant) -> bool {
+        self.push(Msg::Monitor(line), limit, now);
+        !self.closed.load(Relaxed)
     }
 
     /// Queues `msg`, or disconnects the client when the queue is over its limit.

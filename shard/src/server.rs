@@ -124,6 +124,13 @@ pub async fn run_with_admin(
         blocking: crate::blocking::Blocking::default(),
         pubsub,
         notify,
+        commands: Default::default(),
+        errors: Default::default(),
+        latency: Default::default(),
+        pause: Default::default(),
+        monitors: Default::default(),
+        params: Default::default(),
+        active_expire: std::sync::atomic::AtomicBool::new(true),
     });
     match crate::cmd::load_persisted_functions(&shared) {
         Ok(0) => {}
@@ -146,13 +153,14 @@ pub async fn run_with_admin(
             Some(c) => c.me.to_string(),
             None => shared.run_id.clone(),
         };
-        let metrics = Arc::new(telemetry::Metrics::new(
+        let metrics = Arc::new(telemetry::Metrics::with_commands(
             telemetry::Identity {
                 role: "shard",
                 version: env!("CARGO_PKG_VERSION"),
                 node_id,
             },
             shared.config.telemetry.latency_tracking,
+            shared.commands.clone(),
         )?);
         crate::observe::register(&metrics, &shared);
         let _ = shared.metrics.set(metrics.clone());
@@ -295,7 +303,16 @@ async fn background(shared: Arc<Shared>) {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                shared.db.active_expire(shared.clock.now_ms(), per_tick);
+                if !shared.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                let now = shared.clock.now_ms();
+                shared.db.active_expire(now, per_tick);
+                if shared.latency.enabled() {
+                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    shared.latency.add_if_needed("expire-cycle", ms, now / 1000);
+                }
             }
         }
     }

@@ -74,6 +74,21 @@ pub struct Shared {
     pub functions: crate::functions::Functions,
     /// Scripts and functions running now (`-BUSY`, SCRIPT KILL, FUNCTION KILL).
     pub running: crate::running::Running,
+    /// Per-command calls, errors and latency (INFO commandstats and latencystats; the
+    /// metrics export the same counters).
+    pub commands: Arc<telemetry::stats::CommandStats>,
+    /// Error replies by code (INFO errorstats).
+    pub errors: crate::errorstats::ErrorStats,
+    /// LATENCY: spikes over `latency-monitor-threshold`.
+    pub latency: crate::latency::LatencyMonitor,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::Pause,
+    /// MONITOR clients.
+    pub monitors: crate::monitor::Monitors,
+    /// Redis parameters CONFIG SET keeps without applying.
+    pub params: crate::params::Params,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the background expiry runs.
+    pub active_expire: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -288,3 +288,98 @@ async fn redis_benchmark_runs_clean() {
     drop(c);
     srv.stop().await;
 }
+
+/// redis-cli's monitoring tools straight on a shard: --bigkeys and --memkeys (SCAN, TYPE,
+/// the size commands, MEMORY USAGE), --stat (INFO's keyspace, memory, clients and stats
+/// fields) and --latency (PING).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_tools_on_a_shard() {
+    if !tools_present() {
+        return;
+    }
+    let srv = TestShard::default().await;
+    let mut c = srv.raw().await;
+    for i in 0..200 {
+        c.cmd(&["SET", &format!("s:{i}"), &"x".repeat(i % 50)])
+            .await;
+    }
+    let members: Vec<String> = (0..30).map(|i| i.to_string()).collect();
+    let mut push = vec!["RPUSH", "biglist"];
+    push.extend(members.iter().map(String::as_str));
+    c.cmd(&push).await;
+    let mut sadd = vec!["SADD", "bigset"];
+    sadd.extend(members.iter().map(String::as_str));
+    c.cmd(&sadd).await;
+    c.cmd(&["HSET", "h", "f1", "v", "f2", "v"]).await;
+    c.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]).await;
+    c.cmd(&["SET", "bigstr", &"y".repeat(100)]).await;
+    let nkeys = 205;
+
+    let big = cli(&srv, &["--bigkeys"]).await;
+    assert!(
+        big.contains(&format!("Sampled {nkeys} keys in the keyspace!")),
+        "{big}"
+    );
+    for line in [
+        "Biggest string found '\"bigstr\"' has 100 bytes",
+        "Biggest   list found '\"biglist\"' has 30 items",
+        "Biggest    set found '\"bigset\"' has 30 members",
+        "Biggest   hash found '\"h\"' has 2 fields",
+        "Biggest   zset found '\"z\"' has 3 members",
+    ] {
+        assert!(big.contains(line), "{line:?} in\n{big}");
+    }
+
+    let mem = cli(&srv, &["--memkeys"]).await;
+    assert!(
+        mem.contains(&format!("Sampled {nkeys} keys in the keyspace!")),
+        "{mem}"
+    );
+    assert!(
+        mem.contains("Biggest   list found '\"biglist\"' has"),
+        "{mem}"
+    );
+    assert!(!mem.contains("failed"), "{mem}");
+
+    // --stat runs until stopped: line-buffered, stopped after two seconds.
+    let args = ["2", "stdbuf", "-oL", "redis-cli", "-h", "127.0.0.1", "-p"]
+        .into_iter()
+        .map(String::from)
+        .chain([srv.addr.port().to_string()])
+        .chain(["--stat", "-i", "0.2"].into_iter().map(String::from))
+        .collect();
+    let stat = run_tool("timeout", args, None).await;
+    let text = String::from_utf8_lossy(&stat.stdout).into_owned();
+    let data: Vec<&str> = text
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| w.parse::<u64>().is_ok())
+        })
+        .unwrap_or_else(|| panic!("no --stat data line in\n{text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(data[0], nkeys.to_string(), "keys: {text}");
+    assert!(
+        data[1].ends_with('K') || data[1].ends_with('M'),
+        "mem: {text}"
+    );
+    assert!(
+        data[2].parse::<u64>().is_ok_and(|n| n >= 2),
+        "clients: {text}"
+    );
+    assert_eq!(data[3], "0", "blocked: {text}");
+    assert!(
+        !text.contains("SAVE") && !text.contains("LOAD") && !text.contains("AOF"),
+        "no child process column: {text}"
+    );
+
+    // Not a terminal: one `min max avg samples` line after the -i interval, then exit.
+    let lat = cli(&srv, &["--latency", "-i", "0.5"]).await;
+    let cols: Vec<&str> = lat.split_whitespace().collect();
+    assert_eq!(cols.len(), 4, "--latency: {lat}");
+    assert!(cols[3].parse::<u64>().is_ok_and(|n| n > 0), "{lat}");
+    drop(c);
+    srv.stop().await;
+}

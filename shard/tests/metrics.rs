@@ -55,6 +55,9 @@ async fn metrics_count_known_traffic_exactly() {
         ("autocache_tiered_keys{tier=\"ram\"}", 7.0),
         ("autocache_tiered_keys{tier=\"warm\"}", 0.0),
         ("autocache_tier_hits_total{tier=\"ram\"}", 5.0),
+        // 5 hits of 8 lookups, all in RAM.
+        ("autocache_tiered_hit_rate{tier=\"ram\"}", 0.625),
+        ("autocache_tiered_hit_rate{tier=\"warm\"}", 0.0),
         ("autocache_connections", 1.0),
         ("autocache_connections_received_total", 1.0),
         ("autocache_connections_rejected_total", 0.0),
@@ -78,6 +81,18 @@ async fn metrics_count_known_traffic_exactly() {
         assert!(
             metric_value(&text, series).is_some_and(|v| v > 0.0),
             "{series} in\n{text}"
+        );
+    }
+    // The named byte counters are the direction-labelled ones.
+    for (named, labelled) in [
+        ("autocache_network_bytes_received_total", "in"),
+        ("autocache_network_bytes_sent_total", "out"),
+    ] {
+        let dir = format!("autocache_network_bytes_total{{direction=\"{labelled}\"}}");
+        assert_eq!(
+            metric_value(&text, named),
+            metric_value(&text, &dir),
+            "{named} in\n{text}"
         );
     }
     assert!(

@@ -442,7 +442,7 @@ mod tests {
         );
         let docs = wire(&["COMMAND", "DOCS", "client", "nosuch"], Proto::Resp3);
         assert!(docs.starts_with("%1\r\n$6\r\nclient\r\n%4\r\n"), "{docs}");
-        assert!(docs.contains("$11\r\nsubcommands\r\n%14\r\n$9\r\nclient|id\r\n"));
+        assert!(docs.contains("$11\r\nsubcommands\r\n%18\r\n$9\r\nclient|id\r\n"));
     }
 
     /// Redis 7.2's `getKeysSubcommandImpl`: command, then keys, then arity.

@@ -335,6 +335,10 @@ static CLIENT_SUBS: &[CommandSpec] = &[
     row("caching",      ClientCaching,         3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Instructs the server whether to track the keys in the next request."),
     row("trackinginfo", ClientTrackinginfo,    2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.2.0", "Returns information about server-assisted client-side caching for the connection."),
     row("getredir",     ClientGetredir,        2, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected."),
+    row("pause",        ClientPause,          -3, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk), NO_TIPS, "connection", "3.0.0", "Suspends commands processing."),
+    row("unpause",      ClientUnpause,         2, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk), NO_TIPS, "connection", "6.2.0", "Resumes processing commands from paused clients."),
+    row("reply",        ClientReply,           3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "3.2.0", "Instructs the server whether to reply to commands."),
+    row("no-touch",     ClientNoTouch,         3, NLS,  K0,  NO_KEYS, Local, NO_TIPS, "connection", "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
     row("help",         ClientHelp,            2, LS,   K0,  NO_KEYS, Local, NO_TIPS, "connection", "5.0.0", "Returns helpful text about the different subcommands."),
 ];
 
@@ -376,6 +380,7 @@ static CONFIG_SUBS: &[CommandSpec] = &[
     row("get",       ConfigGet,         -3, ANLS, K0,  NO_KEYS, AllShards(Merge::Config), NO_TIPS,  "server", "2.0.0", "Returns the effective values of configuration parameters."),
     row("set",       ConfigSet,         -4, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),  NODES_OK, "server", "2.0.0", "Sets configuration parameters in-flight."),
     row("resetstat", ConfigResetstat,    2, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),  NO_TIPS,  "server", "2.0.0", "Resets the server's statistics."),
+    row("rewrite",   ConfigRewrite,      2, ANLS, K0,  NO_KEYS, AllShards(Merge::AllOk),  NODES_OK, "server", "2.8.0", "Persists the effective configuration to file."),
     row("help",      ConfigHelp,         2, LS,   K0,  NO_KEYS, Local,                    NO_TIPS,  "server", "5.0.0", "Returns helpful text about the different subcommands."),
 ];
 
@@ -383,6 +388,10 @@ static CONFIG_SUBS: &[CommandSpec] = &[
 static MEMORY_SUBS: &[CommandSpec] = &[
     //  name     id           arity flags keys key use  route      tips     group     since    summary
     row("usage", MemoryUsage,   -3, R,    K2,  RO,      SingleKey, NO_TIPS, "server", "4.0.0", "Estimates the memory usage of a key."),
+    row("stats",        MemoryStats,        2, NONE, K0, NO_KEYS, AnyShard,                ALL_SPECIAL_ND, "server", "4.0.0", "Returns details about memory usage."),
+    row("doctor",       MemoryDoctor,       2, NONE, K0, NO_KEYS, AnyShard,                ALL_SPECIAL_ND, "server", "4.0.0", "Outputs a memory problems report."),
+    row("malloc-stats", MemoryMallocStats,  2, NONE, K0, NO_KEYS, AnyShard,                ALL_SPECIAL_ND, "server", "4.0.0", "Returns the allocator statistics."),
+    row("purge",        MemoryPurge,        2, NONE, K0, NO_KEYS, AllShards(Merge::AllOk), ALL_OK,         "server", "4.0.0", "Asks the allocator to release memory."),
     row("help",  MemoryHelp,     2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "server", "4.0.0", "Returns helpful text about the different subcommands."),
 ];
 
@@ -390,7 +399,27 @@ static MEMORY_SUBS: &[CommandSpec] = &[
 static DEBUG_SUBS: &[CommandSpec] = &[
     //  name      id           arity flags keys key use  route      tips     group     since    summary
     row("object", DebugObject,    3, ANLS, K2,  RO,      SingleKey, NO_TIPS, "server", "1.0.0", "Returns low-level information about a key."),
+    row("sleep",             DebugSleep,           3, ANLS, K0, NO_KEYS, AllShards(Merge::AllOk), NO_TIPS, "server", "1.0.0", "Stops the server for the given number of seconds."),
+    row("set-active-expire", DebugSetActiveExpire, 3, ANLS, K0, NO_KEYS, AllShards(Merge::AllOk), NO_TIPS, "server", "1.0.0", "Turns the background expiry of keys off (0) or on (1)."),
     row("help",   DebugHelp,      2, LS,   K0,  NO_KEYS, Local,     NO_TIPS, "server", "1.0.0", "Returns helpful text about the different subcommands."),
+];
+
+/// LATENCY LATEST / HISTORY: `nondeterministic_output`, all nodes, special merge.
+const NODES_SPECIAL_ND: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_nodes",
+    "response_policy:special",
+];
+const NODES_SUM: &[&str] = &["request_policy:all_nodes", "response_policy:agg_sum"];
+
+#[rustfmt::skip]
+static LATENCY_SUBS: &[CommandSpec] = &[
+    //  name       id              arity flags keys key use  route                      tips              group     since     summary
+    row("latest",  LatencyLatest,     2, ANLS, K0,  NO_KEYS, AllShards(Merge::Concat),  NODES_SPECIAL_ND, "server", "2.8.13", "Returns the latest latency samples for all events."),
+    row("history", LatencyHistory,    3, ANLS, K0,  NO_KEYS, AllShards(Merge::Concat),  NODES_SPECIAL_ND, "server", "2.8.13", "Returns timestamp-latency samples for an event."),
+    row("reset",   LatencyReset,     -2, ANLS, K0,  NO_KEYS, AllShards(Merge::Sum),     NODES_SUM,        "server", "2.8.13", "Resets the latency data for one or more events."),
+    row("doctor",  LatencyDoctor,     2, ANLS, K0,  NO_KEYS, AnyShard,                  NODES_SPECIAL_ND, "server", "2.8.13", "Returns a human-readable latency analysis report."),
+    row("help",    LatencyHelp,       2, LS,   K0,  NO_KEYS, Local,                     NO_TIPS,          "server", "2.8.13", "Returns helpful text about the different subcommands."),
 ];
 
 #[rustfmt::skip]
@@ -496,6 +525,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("time",         Time,            1, LSF,   K0,  NO_KEYS,       Local,                    ND_OUT,         "server",     "2.6.0",  "Returns the server time."),
     row("memory",       Memory,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "4.0.0",  "A container for memory diagnostics commands.").with_subcommands(MEMORY_SUBS),
     row("debug",        Debug,          -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "A container for debugging commands.").with_subcommands(DEBUG_SUBS),
+    row("latency",      Latency,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.8.13", "A container for latency diagnostics commands.").with_subcommands(LATENCY_SUBS),
+    row("monitor",      CommandId::Monitor, 1, ANLS,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "Listen for all requests received by the server in real time."),
     row("slowlog",      Slowlog,        -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "2.2.12", "A container for slow log commands.").with_subcommands(SLOWLOG_SUBS),
     row("shutdown",     Shutdown,       -1, ANLSB, K0,  NO_KEYS,       Local,                    NO_TIPS,        "server",     "1.0.0",  "Synchronously saves the database(s) to disk and shuts down the Redis server."),
     row("get",          Get,             2, RF,    K1,  RO_A,          SingleKey,                NO_TIPS,        "string",     "1.0.0",  "Returns the string value of a key."),
@@ -689,7 +720,6 @@ pub static REFUSED: &[CommandSpec] = &[
     //  name            id        arity flags  keys key use          route                    tips     group           since    summary
     row("wait",         Unserved,    3, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "3.0.0", "Wait for the synchronous replication of all the write commands sent in the context of the current connection."),
     row("waitaof",      Unserved,    4, N,     K0,  NO_KEYS,         Refused(ReplicationAck), ALL_MIN, "generic",      "7.2.0", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas."),
-    row("monitor",      Unserved,    1, ANLS,  K0,  NO_KEYS,         Refused(Monitor),        NO_TIPS, "server",       "1.0.0", "Listen for all requests received by the server in real time."),
     row("sync",         Unserved,    1, AN,    K0,  NO_KEYS,         Refused(Replication),    NO_TIPS, "server",       "1.0.0", "Internal command used for replication."),
     row("psync",        Unserved,   -3, AN,    K0,  NO_KEYS,         Refused(Replication),    NO_TIPS, "server",       "2.8.0", "Internal command used for replication."),
     row("move",         Unserved,    3, WF,    K1,  RW_AU,           Refused(OneDatabase),    NO_TIPS, "generic",      "1.0.0", "Move a key to another database."),

@@ -58,6 +58,16 @@ impl Metrics {
     /// Creates the registry with the instruments both roles share: `commands_total`,
     /// `command_duration_seconds`, `uptime_seconds` and `info`.
     pub fn new(identity: Identity, latency: bool) -> Result<Metrics, MetricsError> {
+        Metrics::with_commands(identity, latency, Arc::new(CommandStats::default()))
+    }
+
+    /// [`Metrics::new`] over per-command statistics the server keeps anyway (a shard keeps
+    /// them for INFO commandstats whether or not metrics are exported).
+    pub fn with_commands(
+        identity: Identity,
+        latency: bool,
+        commands: Arc<CommandStats>,
+    ) -> Result<Metrics, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
@@ -72,7 +82,7 @@ impl Metrics {
             registry,
             provider,
             meter,
-            commands: Arc::new(CommandStats::default()),
+            commands,
             latency,
             histograms: Mutex::new(Vec::new()),
         };
@@ -219,6 +229,23 @@ impl Metrics {
             .build();
     }
 
+    /// A decimal gauge with one label, read at scrape time (ratios).
+    pub fn gauge_f64_by(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        label: &'static str,
+        f: impl Fn(&mut dyn FnMut(&str, f64)) + Send + Sync + 'static,
+    ) {
+        self.meter
+            .f64_observable_gauge(name)
+            .with_description(help)
+            .with_callback(move |o| {
+                f(&mut |v, n| o.observe(n, &[KeyValue::new(label, v.to_string())]));
+            })
+            .build();
+    }
+
     /// A histogram kept in [`crate::stats::AtomicHistogram`]s: `f` emits one snapshot per label
     /// value at scrape time; stored integers divided by `divisor` give the exported unit.
     pub fn histogram(
@@ -309,8 +336,9 @@ fn escape(v: &str) -> String {
 }
 
 /// Registers the connection metrics every server has: `autocache_connections` (now connected),
-/// `autocache_connections_received`, `autocache_connections_rejected` and
-/// `autocache_network_bytes` by direction. The callbacks hold `server` weakly (the registry must
+/// `autocache_connections_received`, `autocache_connections_rejected`,
+/// `autocache_network_bytes_received` / `_sent`, and `autocache_network_bytes` by direction
+/// (the same two figures under one name, kept for existing dashboards). The callbacks hold `server` weakly (the registry must
 /// not keep a stopped server alive) and report nothing once it is gone.
 pub fn register_connections<S: Send + Sync + 'static>(
     m: &Metrics,
@@ -336,6 +364,18 @@ pub fn register_connections<S: Send + Sync + 'static>(
         "autocache_connections_rejected",
         "Client connections refused (maxclients).",
         move || r(&|s| stats(s).rejected.load(Relaxed)),
+    );
+    let r = read.clone();
+    m.counter(
+        "autocache_network_bytes_received",
+        "Bytes read from clients (INFO total_net_input_bytes).",
+        move || r(&|s| stats(s).net_input_bytes.load(Relaxed)),
+    );
+    let r = read.clone();
+    m.counter(
+        "autocache_network_bytes_sent",
+        "Bytes written to clients (INFO total_net_output_bytes).",
+        move || r(&|s| stats(s).net_output_bytes.load(Relaxed)),
     );
     let w = std::sync::Arc::downgrade(server);
     m.counter_by(

@@ -72,6 +72,28 @@ pub struct HistogramSnapshot {
     pub sum: u64,
 }
 
+impl HistogramSnapshot {
+    /// An estimate of the `q` quantile (0..=1): the bucket holding it, interpolated linearly
+    /// between its bounds; values past the last bound are reported as that bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * self.count as f64).ceil().max(1.0);
+        let (mut lower, mut below) = (0u64, 0u64);
+        for &(bound, cumulative) in &self.buckets {
+            if cumulative as f64 >= rank {
+                let inside = (cumulative - below).max(1) as f64;
+                let fraction = (rank - below as f64) / inside;
+                return Some(lower as f64 + (bound - lower) as f64 * fraction);
+            }
+            lower = bound;
+            below = cumulative;
+        }
+        Some(lower as f64)
+    }
+}
+
 impl AtomicHistogram {
     pub fn new(bounds: &'static [u64]) -> AtomicHistogram {
         AtomicHistogram {
@@ -107,6 +129,14 @@ impl AtomicHistogram {
         self.counts.iter().map(|c| c.load(Relaxed)).sum()
     }
 
+    /// Forgets everything recorded (CONFIG RESETSTAT).
+    pub fn reset(&self) {
+        for c in self.counts.iter() {
+            c.store(0, Relaxed);
+        }
+        self.sum.store(0, Relaxed);
+    }
+
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut acc = 0;
         let mut buckets = Vec::with_capacity(self.bounds.len());
@@ -128,7 +158,11 @@ impl AtomicHistogram {
 #[repr(align(64))]
 pub struct CommandCounters {
     pub ok: AtomicU64,
+    /// Error replies, rejected ones included.
     pub err: AtomicU64,
+    /// Error replies given before the command ran (arity, authentication, redirection, OOM):
+    /// Redis's `rejected_calls`; `err - rejected` is its `failed_calls`.
+    pub rejected: AtomicU64,
     pub latency: AtomicHistogram,
 }
 
@@ -203,6 +237,7 @@ impl Default for CommandStats {
                 .map(|_| CommandCounters {
                     ok: AtomicU64::new(0),
                     err: AtomicU64::new(0),
+                    rejected: AtomicU64::new(0),
                     latency: AtomicHistogram::new(&LATENCY_BOUNDS_NS),
                 })
                 .collect(),
@@ -225,6 +260,16 @@ impl CommandStats {
         }
     }
 
+    /// Zeroes every command's counters (CONFIG RESETSTAT).
+    pub fn reset(&self) {
+        for c in self.slots.iter() {
+            c.ok.store(0, Relaxed);
+            c.err.store(0, Relaxed);
+            c.rejected.store(0, Relaxed);
+            c.latency.reset();
+        }
+    }
+
     /// Every command that ran at least once: `(cmd label, counters)`.
     pub fn used(&self) -> impl Iterator<Item = (&'static str, &CommandCounters)> {
         self.slots
@@ -242,10 +287,21 @@ impl CommandStats {
     }
 }
 
+/// How a command ended, for [`LocalStats::record_outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The command ran and replied with an error.
+    Failed,
+    /// Refused before it ran (arity, authentication, redirection, OOM ...).
+    Rejected,
+}
+
 struct LocalEntry {
     slot: u16,
     ok: u32,
     err: u32,
+    rejected: u32,
     sum: u64,
     counts: [u32; LATENCY_BUCKETS],
 }
@@ -262,6 +318,18 @@ const LOCAL_ENTRIES: usize = 8;
 impl LocalStats {
     #[inline]
     pub fn record(&mut self, global: &CommandStats, slot: usize, ok: bool, ns: Option<u64>) {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+        self.record_outcome(global, slot, outcome, ns);
+    }
+
+    #[inline]
+    pub fn record_outcome(
+        &mut self,
+        global: &CommandStats,
+        slot: usize,
+        outcome: Outcome,
+        ns: Option<u64>,
+    ) {
         let slot16 = slot as u16;
         let i = match self.entries.iter().position(|e| e.slot == slot16) {
             Some(i) => i,
@@ -273,6 +341,7 @@ impl LocalStats {
                     slot: slot16,
                     ok: 0,
                     err: 0,
+                    rejected: 0,
                     sum: 0,
                     counts: [0; LATENCY_BUCKETS],
                 });
@@ -282,10 +351,13 @@ impl LocalStats {
         let Some(e) = self.entries.get_mut(i) else {
             return;
         };
-        if ok {
-            e.ok += 1;
-        } else {
-            e.err += 1;
+        match outcome {
+            Outcome::Ok => e.ok += 1,
+            Outcome::Failed => e.err += 1,
+            Outcome::Rejected => {
+                e.err += 1;
+                e.rejected += 1;
+            }
         }
         if let Some(ns) = ns
             && let Some(c) = e.counts.get_mut(bucket(&LATENCY_BOUNDS_NS, ns))
@@ -309,6 +381,9 @@ impl LocalStats {
             }
             if e.err > 0 {
                 c.err.fetch_add(u64::from(e.err), Relaxed);
+            }
+            if e.rejected > 0 {
+                c.rejected.fetch_add(u64::from(e.rejected), Relaxed);
             }
             c.latency.add(&e.counts, e.sum);
         }
@@ -362,6 +437,39 @@ mod tests {
         assert_eq!(g.get("unknown").map(|c| c.err.load(Relaxed)), Some(1));
         let labels: Vec<_> = g.used().map(|(n, _)| n).collect();
         assert_eq!(labels, ["get", "set", "unknown"]);
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_a_bucket() {
+        let h = AtomicHistogram::new(&LATENCY_BOUNDS_NS);
+        assert_eq!(h.snapshot().quantile(0.5), None);
+        for _ in 0..100 {
+            h.record(15_000);
+        }
+        let s = h.snapshot();
+        // All 100 in (10 µs, 25 µs]: the median is halfway, p99 near the top.
+        assert_eq!(s.quantile(0.5), Some(17_500.0));
+        assert_eq!(s.quantile(0.99), Some(24_850.0));
+        h.record(5_000_000_000);
+        assert_eq!(h.snapshot().quantile(1.0), Some(1_000_000_000.0));
+        h.reset();
+        assert_eq!(h.count(), 0);
+    }
+
+    #[test]
+    fn rejected_calls_count_as_errors_too() {
+        let g = CommandStats::default();
+        let get = slot_of(lookup(b"get").map(|c| c.id));
+        let mut l = LocalStats::default();
+        l.record_outcome(&g, get, Outcome::Rejected, None);
+        l.record_outcome(&g, get, Outcome::Failed, None);
+        l.record_outcome(&g, get, Outcome::Ok, None);
+        l.flush(&g);
+        let c = g.get("get").expect("get");
+        let counts = [&c.ok, &c.err, &c.rejected].map(|a| a.load(Relaxed));
+        assert_eq!(counts, [1, 2, 1]);
+        g.reset();
+        assert_eq!(g.used().count(), 0);
     }
 
     #[test]

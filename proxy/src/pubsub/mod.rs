@@ -169,6 +169,11 @@ impl Subscriber {
         self.tx.send(msg).is_ok()
     }
 
+    /// Queues a line that is not a pub/sub message (MONITOR); false when the client must go.
+    pub fn push_line(&self, line: Bytes, limit: Limit, now: Instant) -> bool {
+        self.push(line, limit, now)
+    }
+
     /// `n` bytes were written to the client.
     pub fn written(&self, n: usize) {
         let before = self.queued.fetch_sub(n, Relaxed);
@@ -224,8 +229,8 @@ impl ClientSubs {
         }
     }
 
-    /// The queue, created on the first subscription.
-    fn handle(&mut self, id: u64, proto: Proto) -> std::sync::Arc<Subscriber> {
+    /// The queue, created on the first subscription (or MONITOR).
+    pub fn handle(&mut self, id: u64, proto: Proto) -> std::sync::Arc<Subscriber> {
         if let Some(h) = &self.handle {
             return h.clone();
         }

@@ -291,6 +291,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         }
     }
     shared.pubsub.remove_client(&mut sess.pubsub);
+    shared.monitors.remove(id);
     replier.finish().await;
     shared.clients.lock().remove(&id);
 }

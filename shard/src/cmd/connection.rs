@@ -133,9 +133,21 @@ fn strict_version(b: &[u8]) -> Result<i64, CmdError> {
     parse_i64(b).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))
 }
 
-pub fn select(a: &Args) -> CmdResult {
-    match parse_i64(a.get(1))? {
+/// SELECT: database 0 only. In cluster mode any other index is refused as Redis Cluster
+/// refuses it; a standalone shard answers as a Redis with `databases 1`.
+pub fn select(s: &Session, a: &Args) -> CmdResult {
+    let db = parse_i64(a.get(1))?;
+    if i32::try_from(db).is_err() {
+        // Redis's `getIntFromObjectOrReply`.
+        return Err(CmdError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    match db {
         0 => Ok(Reply::Ok),
+        _ if s.shared.cluster.get().is_some() => {
+            Err(CmdError::err("SELECT is not allowed in cluster mode"))
+        }
         _ => Err(CmdError::err("DB index is out of range")),
     }
 }
@@ -219,10 +231,18 @@ pub fn client(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                 "    USER <username>, SKIPME (YES|NO), MAXAGE <seconds>.",
                 "LIST [TYPE normal] [ID <id> ...]",
                 "    Return information about client connections.",
+                "NO-TOUCH (ON|OFF)",
+                "    Will not touch LRU/LFU stats when this mode is on.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
                 "SETINFO <option> <value>",
                 "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                 "SETNAME <name>",
                 "    Assign the name <name> to the current connection.",
+                "UNPAUSE",
+                "    Stop the current client pause, resuming traffic.",
             ],
         )),
     }

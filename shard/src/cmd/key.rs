@@ -327,6 +327,12 @@ pub fn debug(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             &[
                 "OBJECT <key>",
                 "    Show low level info about the <key> and associated value.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not",
+                "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+                "    default.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
             ],
         ));
     }

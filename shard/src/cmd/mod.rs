@@ -4,6 +4,7 @@
 //! families use `session.rs` (per-connection state) and `args.rs` (argument parsing), never
 //! this file; `warm.rs` is the warm-tier work the connection does around each request.
 
+mod admin;
 mod args;
 mod bitmap;
 mod blocking;
@@ -52,12 +53,37 @@ use membership::resp::CommandError;
 /// passed apart so the slot gates can be held while the session is borrowed mutably.
 pub fn execute(s: &mut Session, shared: &Shared, args: Args) -> Reply {
     s.last_spec = None;
+    s.rejected = false;
     // Two clock reads per command while the slow log is on (Redis's default), as in Redis.
-    let started = shared.slowlog.enabled().then(std::time::Instant::now);
-    let reply = match dispatch(s, shared, &args) {
+    let started =
+        (shared.slowlog.enabled() || shared.latency.enabled()).then(std::time::Instant::now);
+    let touch = s.no_touch && !is_touch(&args);
+    let reply = match crate::store::no_touch(touch, || dispatch(s, shared, &args)) {
         Ok(r) => r,
         Err(e) => e.into(),
     };
+    if let (Some(t), Some(spec)) = (started, s.last_spec)
+        && shared.latency.enabled()
+        && !s.rejected
+    {
+        // Redis's `command` / `fast-command` events (blocking commands' waits are not in it).
+        let event = if spec.flags.contains(Flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+        shared.latency.add_if_needed(event, ms, s.now / 1000);
+    }
+    if shared.monitors.any()
+        && let Some(spec) = s.last_spec
+        && !s.rejected
+        && !spec.flags.contains(Flags::ADMIN)
+        && !spec.flags.contains(Flags::SKIP_MONITOR)
+    {
+        let limit = shared.pubsub.limits().replica;
+        shared.monitors.feed(s.handle.addr, args.slice(0), limit);
+    }
     // SLOWLOG itself is not logged (Redis leaves it out too: it would fill the log with itself).
     if let (Some(t), Some(spec)) = (started, s.last_spec)
         && !spec.flags.contains(Flags::SKIP_SLOWLOG)
@@ -77,15 +103,22 @@ pub fn execute(s: &mut Session, shared: &Shared, args: Args) -> Reply {
     reply
 }
 
+/// TOUCH counts as an access even for a CLIENT NO-TOUCH client, as in Redis.
+fn is_touch(args: &Args) -> bool {
+    args.get(0).eq_ignore_ascii_case(b"touch")
+}
+
 fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
     let spec = match admit(s, args).and_then(|spec| busy(s, shared, spec)) {
         Ok(spec) => spec,
         Err(e) => {
             // Refused while queueing: the transaction will abort.
             s.tx.flag();
+            s.rejected = true;
             return Err(e);
         }
     };
+
     if s.tx.in_multi() && !command::runs_at_once_in_multi(spec.id) {
         return multi::queue(s, shared, spec, args);
     }
@@ -103,21 +136,28 @@ fn dispatch(s: &mut Session, shared: &Shared, args: &Args) -> CmdResult {
             spec.key_positions(args.len(), |i| args.get(i))
                 .map(|i| args.get(i))
         };
-        let _gates: crate::gates::Shared<'_> = match shared.cluster.get() {
-            Some(c) => cluster_route(s, shared, c, keys, asking)?
-                .into_iter()
-                .collect(),
+        let gates = match shared.cluster.get() {
+            Some(c) => cluster_route(s, shared, c, keys, asking).map(|g| g.into_iter().collect()),
             None => shared
                 .gates
                 .shared_many_or(keys().map(membership::Slot::for_key), &gave_up(s, shared))
-                .ok_or_else(|| busy_error(s, shared))?,
+                .ok_or_else(|| busy_error(s, shared)),
+        };
+        let _gates: crate::gates::Shared<'_> = match gates {
+            Ok(g) => g,
+            Err(e) => {
+                s.rejected = true;
+                return Err(e);
+            }
         };
         if spec.flags.contains(Flags::DENYOOM) && shared.db.make_room(s.now).is_err() {
+            s.rejected = true;
             return Err(CmdError::Oom);
         }
         return run_tracked(s, shared, spec, args);
     }
     if spec.flags.contains(Flags::DENYOOM) && shared.db.make_room(s.now).is_err() {
+        s.rejected = true;
         return Err(CmdError::Oom);
     }
     run_tracked(s, shared, spec, args)
@@ -178,6 +218,7 @@ fn admit(s: &mut Session, args: &Args) -> Result<&'static CommandSpec, CmdError>
         (true, None) if top.id == CommandId::Cluster && s.shared.cluster.get().is_none() => {
             return Err(cluster::disabled());
         }
+        (true, None) if top.id == CommandId::Debug => return Err(admin::debug_syntax(args)),
         (true, None) => {
             return Err(CmdError::from(CommandError::UnknownSubcommand {
                 container: top.name.into(),
@@ -189,6 +230,9 @@ fn admit(s: &mut Session, args: &Args) -> Result<&'static CommandSpec, CmdError>
     s.last_cmd = top.name;
     s.last_spec = Some(spec);
     if !spec.arity_ok(args.len()) {
+        if top.id == CommandId::Debug {
+            return Err(admin::debug_syntax(args));
+        }
         return Err(CmdError::from(CommandError::WrongArity(
             command::full_name(top, spec),
         )));
@@ -271,7 +315,7 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Echo => Ok(Reply::Bulk(a.bytes(1))),
         Hello => connection::hello(s, a),
         Auth => connection::auth(s, a),
-        Select => connection::select(a),
+        Select => connection::select(s, a),
         Quit => {
             s.close_after_reply = true;
             Ok(Reply::Ok)
@@ -284,6 +328,9 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Unwatch => multi::unwatch(s),
         ClientId | ClientSetname | ClientGetname | ClientSetinfo | ClientInfo | ClientList
         | ClientKill | ClientNoEvict | ClientHelp => connection::client(s, spec.id, a),
+        ClientPause | ClientUnpause => admin::pause(s, spec.id, a),
+        ClientReply => admin::reply(s, a),
+        ClientNoTouch => admin::no_touch(s, a),
         ClientUnblock => blocking::client_unblock(s, a),
         ClientTracking | ClientCaching | ClientTrackinginfo | ClientGetredir => {
             tracking::client(s, spec.id, a)
@@ -295,6 +342,7 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         Dbsize => Ok(Reply::Int(s.shared.db.len() as i64)),
         Flushdb | Flushall => server::flush(s, a),
         ConfigGet | ConfigSet | ConfigResetstat | ConfigHelp => server::config(s, spec.id, a),
+        ConfigRewrite => admin::config_rewrite(),
         Time => server::time(),
         Shutdown => server::shutdown(s, a),
 
@@ -359,8 +407,16 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         ObjectEncoding | ObjectFreq | ObjectIdletime | ObjectRefcount | ObjectHelp => {
             key::object(s, spec.id, a)
         }
-        MemoryUsage | MemoryHelp => key::memory(s, spec.id, a),
+        MemoryUsage => key::memory(s, spec.id, a),
+        MemoryStats | MemoryDoctor | MemoryMallocStats | MemoryPurge | MemoryHelp => {
+            admin::memory(s, spec.id)
+        }
         DebugObject | DebugHelp => key::debug(s, spec.id, a),
+        DebugSleep | DebugSetActiveExpire => admin::debug(s, spec.id, a),
+        LatencyLatest | LatencyHistory | LatencyReset | LatencyDoctor | LatencyHelp => {
+            admin::latency(s, spec.id, a)
+        }
+        Monitor => admin::monitor(s),
         SlowlogGet | SlowlogLen | SlowlogReset | SlowlogHelp => server::slowlog(s, spec.id, a),
 
         Hset | Hmset => hash::hset(s, a, spec.id == Hmset),
@@ -484,8 +540,8 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             function::function(s, spec.id, a)
         }
 
-        Client | Config | Object | Cluster | Memory | Debug | Slowlog | Pubsub | Script
-        | Function | Xgroup | Xinfo => {
+        Client | Config | Object | Cluster | Memory | Debug | Latency | Slowlog | Pubsub
+        | Script | Function | Xgroup | Xinfo => {
             Err(CmdError::from(CommandError::WrongArity(spec.name.into())))
         }
         // Only a proxy learns commands, and no server runs a refused one: the shard's lookup
@@ -495,4 +551,36 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
             args: Vec::new(),
         })),
     }
+}
+
+/// Whether a request may write, for CLIENT PAUSE WRITE (Redis's `write` and `may_replicate`
+/// commands: writes, scripts, PUBLISH, PFCOUNT, and EXEC of a transaction holding any).
+pub fn may_write(s: &Session, args: &Args) -> bool {
+    let Some((top, sub)) = command::resolve(args.get(0), args.len().gt(&1).then(|| args.get(1)))
+    else {
+        return false;
+    };
+    let spec = match (top.is_container(), sub) {
+        (true, Some(sub)) => sub,
+        _ => top,
+    };
+    if spec.id == CommandId::Exec {
+        return s.tx.queued().any(|q| may_write(s, q));
+    }
+    spec.is_write()
+        || matches!(
+            spec.id,
+            CommandId::Eval
+                | CommandId::Evalsha
+                | CommandId::Fcall
+                | CommandId::Publish
+                | CommandId::Spublish
+                | CommandId::Pfcount
+                | CommandId::ScriptLoad
+                | CommandId::ScriptFlush
+                | CommandId::FunctionLoad
+                | CommandId::FunctionDelete
+                | CommandId::FunctionFlush
+                | CommandId::FunctionRestore
+        )
 }

@@ -29,7 +29,7 @@ pub fn command(id: CommandId, a: &Args) -> CmdResult {
 
 // ---- INFO ----
 
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| {
@@ -40,8 +40,23 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-const DEFAULT_SECTIONS: [&str; 8] = [
-    "server", "clients", "memory", "stats", "cpu", "tiering", "cluster", "keyspace",
+/// INFO's sections in Redis's order (`tiering` is this server's), and whether plain `INFO`
+/// (or `INFO default`) includes each: commandstats and latencystats only come with `all`,
+/// `everything` or their name, as in Redis.
+const SECTIONS: [(&str, bool); 13] = [
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("tiering", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
 ];
 
 pub fn info(s: &mut Session, a: &Args) -> CmdResult {
@@ -50,13 +65,11 @@ pub fn info(s: &mut Session, a: &Args) -> CmdResult {
         .iter()
         .map(|w| String::from_utf8_lossy(w).to_ascii_lowercase())
         .collect();
-    let everything = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut out = String::with_capacity(2048);
-    for section in DEFAULT_SECTIONS {
-        if everything || wanted.iter().any(|w| w == section) {
+    for (section, in_default) in SECTIONS {
+        if all || (default && in_default) || wanted.iter().any(|w| w == section) {
             if !out.is_empty() {
                 out.push_str("\r\n");
             }
@@ -74,9 +87,14 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         "server" => "# Server",
         "clients" => "# Clients",
         "memory" => "# Memory",
+        "persistence" => "# Persistence",
         "stats" => "# Stats",
+        "replication" => "# Replication",
         "cpu" => "# CPU",
         "tiering" => "# Tiering",
+        "commandstats" => "# Commandstats",
+        "errorstats" => "# Errorstats",
+        "latencystats" => "# Latencystats",
         "cluster" => "# Cluster",
         _ => "# Keyspace",
     };
@@ -113,6 +131,113 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
             line("blocked_clients", &sh.blocking.blocked_clients());
             line("tracking_clients", &sh.tracking.clients());
         }
+        "persistence" => {
+            // No RDB or AOF: the warm tier (see # Tiering) is this server's persistence.
+            // The fields tools read (redis-cli --stat's SAVE/AOF/LOAD column) are all 0.
+            let started = (sh.clock.now_ms() / 1000).saturating_sub(sh.clock.uptime_secs());
+            for (k, v) in [
+                ("loading", "0"),
+                ("async_loading", "0"),
+                ("current_cow_peak", "0"),
+                ("current_cow_size", "0"),
+                ("current_cow_size_age", "0"),
+                ("current_fork_perc", "0.00"),
+                ("current_save_keys_processed", "0"),
+                ("current_save_keys_total", "0"),
+                ("rdb_changes_since_last_save", "0"),
+                ("rdb_bgsave_in_progress", "0"),
+            ] {
+                line(k, &v);
+            }
+            line("rdb_last_save_time", &started);
+            for (k, v) in [
+                ("rdb_last_bgsave_status", "ok"),
+                ("rdb_last_bgsave_time_sec", "-1"),
+                ("rdb_current_bgsave_time_sec", "-1"),
+                ("rdb_saves", "0"),
+                ("rdb_last_cow_size", "0"),
+                ("rdb_last_load_keys_expired", "0"),
+                ("rdb_last_load_keys_loaded", "0"),
+                ("aof_enabled", "0"),
+                ("aof_rewrite_in_progress", "0"),
+                ("aof_rewrite_scheduled", "0"),
+                ("aof_last_rewrite_time_sec", "-1"),
+                ("aof_current_rewrite_time_sec", "-1"),
+                ("aof_last_bgrewrite_status", "ok"),
+                ("aof_rewrites", "0"),
+                ("aof_rewrites_consecutive_failures", "0"),
+                ("aof_last_write_status", "ok"),
+                ("aof_last_cow_size", "0"),
+                ("module_fork_in_progress", "0"),
+                ("module_fork_last_cow_size", "0"),
+            ] {
+                line(k, &v);
+            }
+        }
+        "replication" => {
+            // No replicas (yet): a master with none, as a lone Redis reports itself.
+            line("role", &"master");
+            line("connected_slaves", &0);
+            line("master_failover_state", &"no-failover");
+            line("master_replid", &format_args!("{:0<40}", &sh.run_id));
+            line(
+                "master_replid2",
+                &"0000000000000000000000000000000000000000",
+            );
+            line("master_repl_offset", &0);
+            line("second_repl_offset", &-1);
+            line("repl_backlog_active", &0);
+            line("repl_backlog_size", &1_048_576);
+            line("repl_backlog_first_byte_offset", &0);
+            line("repl_backlog_histlen", &0);
+        }
+        "commandstats" => {
+            for (name, c) in sh.commands.used() {
+                if matches!(name, "unknown" | "other") {
+                    continue;
+                }
+                let (ok, err, rejected) = (
+                    c.ok.load(Relaxed),
+                    c.err.load(Relaxed),
+                    c.rejected.load(Relaxed),
+                );
+                let failed = err.saturating_sub(rejected);
+                let calls = ok + failed;
+                let usec = c.latency.snapshot().sum / 1000;
+                let per_call = if calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / calls as f64
+                };
+                line(
+                    &format!("cmdstat_{name}"),
+                    &format_args!(
+                        "calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}"
+                    ),
+                );
+            }
+        }
+        "errorstats" => {
+            for (code, n) in sh.errors.snapshot() {
+                line(&format!("errorstat_{code}"), &format_args!("count={n}"));
+            }
+        }
+        "latencystats" => {
+            let percentiles = latency_percentiles(s);
+            for (name, c) in sh.commands.used() {
+                let snap = c.latency.snapshot();
+                if snap.count == 0 || matches!(name, "unknown" | "other") {
+                    continue;
+                }
+                let mut v = String::new();
+                for (i, p) in percentiles.iter().enumerate() {
+                    let us = snap.quantile(p / 100.0).unwrap_or(0.0) / 1000.0;
+                    let sep = if i == 0 { "" } else { "," };
+                    let _ = write!(v, "{sep}p{}={us:.3}", trim_float(*p));
+                }
+                line(&format!("latency_percentiles_usec_{name}"), &v);
+            }
+        }
         "memory" => {
             let used = db.used_memory() as u64;
             line("used_memory", &used);
@@ -145,6 +270,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
                 "client_output_buffer_limit_disconnections",
                 &sh.pubsub.disconnections.load(Relaxed),
             );
+            line("total_error_replies", &sh.errors.total.load(Relaxed));
             line("expired_keys", &db.stats.expired_keys.load(Relaxed));
             line("evicted_keys", &db.stats.evicted_keys.load(Relaxed));
             line("keyspace_hits", &st.keyspace_hits.load(Relaxed));
@@ -239,9 +365,27 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
     }
 }
 
+/// `latency-tracking-info-percentiles` (Redis's default `50 99 99.9`).
+fn latency_percentiles(s: &Session) -> Vec<f64> {
+    let text = crate::params::find("latency-tracking-info-percentiles")
+        .map(|p| s.shared.params.get(p))
+        .unwrap_or_default();
+    text.split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect()
+}
+
+/// `99.9` as `99.9`, `50.0` as `50` (Redis's `%f` trimmed of trailing zeros).
+fn trim_float(f: f64) -> String {
+    let t = format!("{f:.6}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 // ---- CONFIG ----
 
-const PARAMS: [&str; 21] = [
+/// The parameters this server applies (or reports from its own state); every other Redis
+/// parameter is validated and kept by `crate::params`.
+const PARAMS: [&str; 23] = [
     "bind",
     "port",
     "dir",
@@ -263,6 +407,8 @@ const PARAMS: [&str; 21] = [
     "client-output-buffer-limit",
     "busy-reply-threshold",
     "lua-time-limit",
+    "latency-monitor-threshold",
+    "latency-tracking",
 ];
 
 fn config_value(s: &Session, name: &str) -> String {
@@ -283,7 +429,22 @@ fn config_value(s: &Session, name: &str) -> String {
         "proto-max-bulk-len" => c.proto_max_bulk_len.to_string(),
         "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
         "hz" => c.hz.to_string(),
-        "loglevel" => c.loglevel.clone(),
+        "loglevel" | "save" => crate::params::find(name)
+            .and_then(|p| sh.params.get_set(p))
+            .unwrap_or_else(|| {
+                if name == "save" {
+                    String::new()
+                } else {
+                    c.loglevel.clone()
+                }
+            }),
+        "latency-monitor-threshold" => sh.latency.threshold_ms.load(Relaxed).to_string(),
+        "latency-tracking" => if c.telemetry.latency_tracking {
+            "yes"
+        } else {
+            "no"
+        }
+        .into(),
         "appendonly" => "no".into(),
         "databases" => "1".into(),
         "slowlog-log-slower-than" => sh.slowlog.slower_than_us.load(Relaxed).to_string(),
@@ -309,6 +470,9 @@ enum Assign {
     NotifyFlags(u32),
     OutputBufferLimits(crate::pubsub::Limits),
     BusyReplyThreshold(u64),
+    LatencyThreshold(u64),
+    /// A Redis parameter kept without effect here, with its canonical value.
+    Param(&'static crate::params::Param, String),
 }
 
 fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
@@ -323,11 +487,11 @@ fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
             .filter(|n| (1..=64).contains(n))
             .map(|n| Assign::Samples(n as u32))
             .ok_or_else(|| bad("argument must be between 1 and 64 inclusive")),
-        "maxclients" => parse_i64(v)
-            .ok()
-            .filter(|n| *n >= 1)
-            .map(|n| Assign::Maxclients(n as usize))
-            .ok_or_else(|| bad("argument must be between 1 and 2147483647 inclusive")),
+        "maxclients" => match parse_i64(v) {
+            Err(_) => Err(bad("argument couldn't be parsed into an integer")),
+            Ok(n) if (1..=i64::from(u32::MAX)).contains(&n) => Ok(Assign::Maxclients(n as usize)),
+            Ok(_) => Err(bad("argument must be between 1 and 4294967295 inclusive")),
+        },
         "slowlog-log-slower-than" => parse_i64(v)
             .ok()
             .filter(|n| *n >= -1)
@@ -344,6 +508,17 @@ fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
                 .map(Assign::BusyReplyThreshold)
                 .map_err(|_| bad("argument must be between 0 and 9223372036854775807 inclusive")),
         },
+        "latency-monitor-threshold" => match parse_i64(v) {
+            Err(_) => Err(bad("argument couldn't be parsed into an integer")),
+            Ok(n) => u64::try_from(n)
+                .map(Assign::LatencyThreshold)
+                .map_err(|_| bad("argument must be between 0 and 9223372036854775807 inclusive")),
+        },
+        // Kept and reported: logging is configured at start-up, snapshots do not exist here.
+        "loglevel" | "save" => {
+            let p = crate::params::find(name).ok_or_else(|| bad("can't set immutable config"))?;
+            crate::params::validate(p, v).map(|v| Assign::Param(p, v)).map_err(|e| bad(&e))
+        }
         "requirepass" => Ok(Assign::Requirepass((!v.is_empty()).then(|| Bytes::copy_from_slice(v)))),
         "notify-keyspace-events" => crate::notify::parse_flags(v).map(Assign::NotifyFlags).ok_or_else(|| bad(crate::notify::INVALID_FLAGS)),
         "client-output-buffer-limit" => s.shared.pubsub.limits().parse(&text).map(Assign::OutputBufferLimits).map_err(bad),
@@ -358,6 +533,9 @@ fn parse_assign(s: &Session, name: &str, v: &[u8]) -> Result<Assign, String> {
             EncodingLimits::check(i, n).map(|n| Assign::Encoding(i, n)).map_err(|e| bad(&e))
         }
         _ if PARAMS.contains(&name) => Err(bad("can't set immutable config")),
+        _ if let Some(p) = crate::params::find(name) => {
+            crate::params::validate(p, v).map(|v| Assign::Param(p, v)).map_err(|e| bad(&e))
+        }
         _ => Err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")),
     }
 }
@@ -383,6 +561,26 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     {
                         let v = s.shared.db.encodings.value(i).to_string();
                         pairs.push((Reply::str(n), Reply::str(&v)));
+                    }
+                }
+            }
+            // Every other Redis parameter, kept (or defaulted) by `crate::params`.
+            for p in crate::params::PARAMS {
+                if p.names()
+                    .any(|n| PARAMS.contains(&n) || EncodingLimits::index(n).is_some())
+                {
+                    continue;
+                }
+                for n in p.names() {
+                    let hit = a.slice(2).iter().any(|pat| {
+                        if p.flags & crate::params::HIDDEN != 0 {
+                            pat.eq_ignore_ascii_case(n.as_bytes())
+                        } else {
+                            glob_match(pat, n.as_bytes(), true)
+                        }
+                    });
+                    if hit {
+                        pairs.push((Reply::str(n), Reply::str(&s.shared.params.get(p))));
                     }
                 }
             }
@@ -412,6 +610,8 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                     Assign::NotifyFlags(f) => sh.notify.set_flags(f),
                     Assign::OutputBufferLimits(l) => sh.pubsub.set_limits(l),
                     Assign::BusyReplyThreshold(ms) => sh.running.set_threshold_ms(ms),
+                    Assign::LatencyThreshold(ms) => sh.latency.threshold_ms.store(ms, Relaxed),
+                    Assign::Param(p, v) => sh.params.set(p, v),
                     Assign::SlowlogMaxLen(n) => {
                         sh.slowlog.max_len.store(n, Relaxed);
                         sh.slowlog.trim();
@@ -441,6 +641,8 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
             }
             s.shared.db.stats.expired_keys.store(0, Relaxed);
             s.shared.db.stats.evicted_keys.store(0, Relaxed);
+            s.shared.commands.reset();
+            s.shared.errors.reset();
             Ok(Reply::Ok)
         }
         _ => Ok(help(
@@ -452,6 +654,8 @@ pub fn config(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
                 "    Set the configuration <directive> to <value>.",
                 "RESETSTAT",
                 "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
             ],
         )),
     }

@@ -37,6 +37,45 @@ pub struct Session {
     pub blocked: Option<super::blocking::Blocked>,
     /// MULTI/EXEC/WATCH state.
     pub(crate) tx: super::multi::Tx,
+    /// Set when the command just executed was refused before it ran (INFO commandstats'
+    /// `rejected_calls`).
+    pub rejected: bool,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+    /// CLIENT NO-TOUCH.
+    pub no_touch: bool,
+    /// MONITOR was sent: this connection receives every command.
+    pub monitoring: bool,
+}
+
+/// CLIENT REPLY's state: whether replies are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// CLIENT REPLY SKIP was just executed: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped, then replies resume.
+    Skip,
+}
+
+impl Session {
+    /// Whether the reply of the command just executed is written (CLIENT REPLY), advancing
+    /// SKIP's state.
+    pub fn reply_wanted(&mut self) -> bool {
+        match self.reply_mode {
+            ReplyMode::On => true,
+            ReplyMode::Off => false,
+            ReplyMode::SkipNext => {
+                self.reply_mode = ReplyMode::Skip;
+                false
+            }
+            ReplyMode::Skip => {
+                self.reply_mode = ReplyMode::On;
+                false
+            }
+        }
+    }
 }
 
 impl Session {
@@ -59,6 +98,10 @@ impl Session {
             trace_next: None,
             blocked: None,
             tx: Default::default(),
+            rejected: false,
+            reply_mode: ReplyMode::On,
+            no_touch: false,
+            monitoring: false,
         }
     }
 

@@ -34,6 +34,23 @@ use hashbrown::HashMap;
 use membership::{SLOT_COUNT, Slot};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+thread_local! {
+    /// Set while a CLIENT NO-TOUCH client's command runs on this thread: lookups then leave
+    /// the entries' access time and LFU counter alone.
+    static NO_TOUCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with lookups not counting as accesses when `on` (CLIENT NO-TOUCH).
+pub fn no_touch<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    if !on {
+        return f();
+    }
+    NO_TOUCH.set(true);
+    let r = f();
+    NO_TOUCH.set(false);
+    r
+}
+
 /// Redis's initial LFU counter for new keys.
 const LFU_INIT: u8 = 5;
 const LFU_LOG_FACTOR: u32 = 10;
@@ -176,7 +193,8 @@ impl SlotMap {
         }
     }
 
-    /// The live entry for `key`, counting it as an access. An expired entry is removed.
+    /// The live entry for `key`, counting it as an access (unless the running command's
+    /// client set CLIENT NO-TOUCH, see [`no_touch`]). An expired entry is removed.
     pub fn lookup(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         // One hash lookup on the hot path. Only fields disjoint from `map` are touched while
         // the entry is borrowed.
@@ -198,7 +216,9 @@ impl SlotMap {
                 None
             }
             table::Lookup::Live(e) => {
-                e.touch(now);
+                if !NO_TOUCH.get() {
+                    e.touch(now);
+                }
                 Some(e)
             }
         }

@@ -555,6 +555,11 @@ fn on_path(program: &str) -> bool {
 /// Starts `redis-server`. `None` (after a notice) only when it is missing and
 /// `AUTOCACHE_SKIP_EXTERNAL=1`; missing otherwise, it panics with how to install it.
 pub async fn redis_server() -> Option<RedisServer> {
+    redis_server_with(&[]).await
+}
+
+/// [`redis_server`] with extra command-line options (`["--enable-debug-command", "yes"]`).
+pub async fn redis_server_with(extra: &[&str]) -> Option<RedisServer> {
     if !on_path("redis-server") {
         if std::env::var("AUTOCACHE_SKIP_EXTERNAL").is_ok_and(|v| v == "1") {
             eprintln!(
@@ -578,6 +583,7 @@ pub async fn redis_server() -> Option<RedisServer> {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
