@@ -5,6 +5,7 @@ pub mod bitmap;
 pub mod geo;
 pub mod hash;
 pub mod hll;
+pub mod keys;
 pub mod list;
 pub mod set;
 pub mod sort;
