@@ -5,16 +5,17 @@
 # MEMBERS points spread uniformly over a 1 x 1 degree square around (13.5, 38.5), about
 # 10 points per km² at 100,000 (written with redis-cli --pipe from a seeded generator);
 # the searches run from its centre. GEOADD writes to another key, members and positions
-# from __rand_int__ (13.<12 digits>, 38.<12 digits>). Loopback only; every run is bounded by -n.
+# from __rand_int__ (13.<12 digits>, 38.<12 digits>). Loopback only; every run is bounded by
+# -n, set per test (a search over thousands of candidates runs at a few thousand a second);
+# SCALE multiplies every -n.
 #
 #   docs/bench/geo.sh                   # 3 rounds, 100,000 points
-#   REPS=5 MEMBERS=10000 docs/bench/geo.sh
+#   REPS=5 MEMBERS=10000 SCALE=2 docs/bench/geo.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPS=${REPS:-3}
 MEMBERS=${MEMBERS:-100000}
-N_P1=${N_P1:-100000}
-N_P16=${N_P16:-500000}
+SCALE=${SCALE:-1}
 SHARD_PORT=${SHARD_PORT:-7321}
 REDIS_PORT=${REDIS_PORT:-7322}
 OUT=$(mktemp -d /tmp/geo-bench.XXXXXX)
@@ -54,20 +55,21 @@ for p in "$SHARD_PORT" "$REDIS_PORT"; do
   echo "port $p: $(redis-cli -p "$p" zcard g) points, $(redis-cli -p "$p" geosearch g fromlonlat 13.5 38.5 byradius 1 km | wc -l) within 1 km" >&2
 done
 
-# name|command
+# name|requests at -P 1|requests at -P 16|command
 TESTS=(
-  "GEOADD|geoadd ga 13.__rand_int__ 38.__rand_int__ m:__rand_int__"
-  "GEOSEARCH BYRADIUS 1 km|geosearch g fromlonlat 13.5 38.5 byradius 1 km"
-  "GEOSEARCH BYRADIUS 5 km ASC COUNT 10|geosearch g fromlonlat 13.5 38.5 byradius 5 km asc count 10"
-  "GEOSEARCH BYBOX 2x2 km WITHDIST|geosearch g fromlonlat 13.5 38.5 bybox 2 2 km withdist"
-  "GEOPOS|geopos g p:1 p:2"
+  "GEOADD|50000|200000|geoadd ga 13.__rand_int__ 38.__rand_int__ m:__rand_int__"
+  "GEOSEARCH BYRADIUS 1 km|30000|60000|geosearch g fromlonlat 13.5 38.5 byradius 1 km"
+  "GEOSEARCH BYRADIUS 2 km ASC COUNT 10|10000|20000|geosearch g fromlonlat 13.5 38.5 byradius 2 km asc count 10"
+  "GEOSEARCH BYBOX 2x2 km WITHDIST|20000|40000|geosearch g fromlonlat 13.5 38.5 bybox 2 2 km withdist"
+  "GEOPOS|50000|200000|geopos g p:1 p:2"
 )
 echo -e "system\ttest\tpipeline\trep\trps" >"$OUT/runs.tsv"
 for rep in $(seq "$REPS"); do
   for P in 1 16; do
-    n=$N_P1; [ "$P" = 16 ] && n=$N_P16
     for t in "${TESTS[@]}"; do
-      name=${t%%|*}; cmd=${t#*|}
+      IFS='|' read -r name n1 n16 cmd <<<"$t"
+      n=$n1; [ "$P" = 16 ] && n=$n16
+      n=$((n * SCALE))
       for sys in shard redis; do
         port=$SHARD_PORT; [ "$sys" = redis ] && port=$REDIS_PORT
         # shellcheck disable=SC2086

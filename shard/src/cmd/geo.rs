@@ -21,8 +21,8 @@ use crate::value::zset::Small;
 
 /// A longitude, latitude pair (`extractLongLatOrReply`).
 fn lon_lat(a: &Args, at: usize) -> Result<(f64, f64), CmdError> {
-    let lon = double(a.get(at)).ok_or(CmdError::NotFloat)?;
-    let lat = double(a.get(at + 1)).ok_or(CmdError::NotFloat)?;
+    let lon = coordinate(a.get(at)).ok_or(CmdError::NotFloat)?;
+    let lat = coordinate(a.get(at + 1)).ok_or(CmdError::NotFloat)?;
     if !(geohash::LONG_MIN..=geohash::LONG_MAX).contains(&lon)
         || !(geohash::LAT_MIN..=geohash::LAT_MAX).contains(&lat)
     {
@@ -93,16 +93,29 @@ pub fn geoadd(s: &mut Session, a: &Args) -> CmdResult {
     if !(a.len() - first).is_multiple_of(3) || (xx && nx) {
         return Err(CmdError::Syntax);
     }
-    let mut zadd: Vec<Bytes> = Vec::with_capacity(first + (a.len() - first) / 3 * 2);
-    zadd.push(Bytes::from_static(b"zadd"));
-    zadd.extend((1..first).map(|i| a.bytes(i)));
+    let ch = (2..first).any(|i| eq(a.get(i), "ch"));
+    let mut pairs = Vec::with_capacity((a.len() - first) / 3);
     for i in (first..a.len()).step_by(3) {
         let (lon, lat) = lon_lat(a, i)?;
-        let score = geohash::score(lon, lat) as u64;
-        zadd.push(Bytes::from(score.to_string()));
-        zadd.push(a.bytes(i + 2));
+        pairs.push((geohash::score(lon, lat), a.bytes(i + 2)));
     }
-    zset::zadd(s, CommandId::Zadd, &Args::from(zadd))
+    zset::geoadd_pairs(s, a.get(1), (nx, xx, ch), pairs)
+}
+
+/// A coordinate: plain decimals (what clients send) parsed directly, correctly rounded as
+/// `strtod` does; anything else through the general parser.
+fn coordinate(b: &[u8]) -> Option<f64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let plain = !digits.is_empty()
+        && digits.len() < 32
+        && digits.first().is_some_and(u8::is_ascii_digit)
+        && digits.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+        && digits.iter().filter(|c| **c == b'.').count() <= 1;
+    if plain {
+        std::str::from_utf8(b).ok()?.parse().ok()
+    } else {
+        double(b)
+    }
 }
 
 /// The members GEOADD names (after its options), for the keyspace events.

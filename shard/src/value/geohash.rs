@@ -457,12 +457,17 @@ pub fn format_distance(d: f64) -> String {
             i64::MIN
         };
     let (neg, m) = (v < 0, v.unsigned_abs());
-    format!(
-        "{}{}.{:04}",
-        if neg { "-" } else { "" },
-        m / 10000,
-        m % 10000
-    )
+    let mut out = String::with_capacity(26);
+    if neg {
+        out.push('-');
+    }
+    out.push_str(itoa::Buffer::new().format(m / 10000));
+    out.push('.');
+    let frac = m % 10000;
+    for div in [1000, 100, 10, 1] {
+        out.push(char::from(b'0' + ((frac / div) % 10) as u8));
+    }
+    out
 }
 
 #[cfg(test)]
