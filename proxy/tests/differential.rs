@@ -245,7 +245,7 @@ async fn geo_through_the_proxy_matches_redis() {
         })
         .collect();
     let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
-    pair.run(0x6e0_7, |rng| geo::step(rng, TAG), &probes).await;
+    pair.run(0x6e07, |rng| geo::step(rng, TAG), &probes).await;
 }
 
 /// SORT's BY and GET patterns carry the keys' hash tag, so they name keys of the sorted
@@ -259,6 +259,6 @@ async fn sort_through_the_proxy_matches_redis() {
     let keys = tagged(sort::KEYS);
     let probes: Vec<Vec<&str>> = keys.iter().map(|k| vec!["TYPE", k.as_str()]).collect();
     let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
-    pair.run(0x5027_7, |rng| sort::step(rng, TAG), &probes)
+    pair.run(0x5_0277, |rng| sort::step(rng, TAG), &probes)
         .await;
 }

@@ -450,12 +450,11 @@ pub fn format_distance(d: f64) -> String {
     }
     let scaled = (d * 10000.0).round_ties_even();
     // llrint: out of range gives LLONG_MIN.
-    let v: i64 =
-        if scaled.is_finite() && scaled >= -9.223372036854776e18 && scaled < 9.223372036854776e18 {
-            scaled as i64
-        } else {
-            i64::MIN
-        };
+    let v: i64 = if (-9.223372036854776e18..9.223372036854776e18).contains(&scaled) {
+        scaled as i64
+    } else {
+        i64::MIN
+    };
     let (neg, m) = (v < 0, v.unsigned_abs());
     let mut out = String::with_capacity(26);
     if neg {

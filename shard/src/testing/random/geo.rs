@@ -130,7 +130,7 @@ impl Gen<'_> {
 
     /// FROMMEMBER / FROMLONLAT and BYRADIUS / BYBOX, in either order, rarely missing or
     /// doubled.
-    fn from_by(&mut self, c: &mut Vec<String>) {
+    fn origin_and_area(&mut self, c: &mut Vec<String>) {
         let mut from = if self.rng.bool() {
             vec!["FROMMEMBER".to_string(), self.member()]
         } else {
@@ -230,13 +230,13 @@ impl Gen<'_> {
             }
             21..=26 => {
                 let mut c = vec!["GEOSEARCH".into(), k];
-                self.from_by(&mut c);
+                self.origin_and_area(&mut c);
                 self.options(&mut c, false, false, true);
                 exact(c)
             }
             27..=29 => {
                 let mut c = vec!["GEOSEARCHSTORE".into(), format!("{}d", self.tag), k];
-                self.from_by(&mut c);
+                self.origin_and_area(&mut c);
                 let with = self.rng.u8(..8) == 0;
                 self.options(&mut c, false, true, with);
                 exact(c)
