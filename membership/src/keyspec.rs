@@ -20,6 +20,9 @@ pub enum BeginSearch {
         keyword: &'static str,
         startfrom: i32,
     },
+    /// Redis's `unknown`: the keys cannot be found from the arguments alone (SORT's BY/GET
+    /// pattern keys); [`find`] adds none.
+    Unknown,
 }
 
 /// How the keys are found once the search has begun.
@@ -39,6 +42,8 @@ pub enum FindKeys {
         firstkey: usize,
         step: usize,
     },
+    /// Redis's `unknown` (see [`BeginSearch::Unknown`]).
+    Unknown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +69,7 @@ pub fn find<'a>(
             continue;
         }
         let first = match &spec.begin {
+            BeginSearch::Unknown => continue,
             BeginSearch::Index(i) => *i,
             BeginSearch::Keyword { keyword, startfrom } => {
                 let found = if *startfrom > 0 {
@@ -88,6 +94,7 @@ pub fn find<'a>(
             continue;
         }
         let (first, last, step) = match &spec.find {
+            FindKeys::Unknown => continue,
             FindKeys::Range {
                 lastkey,
                 step,

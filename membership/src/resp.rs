@@ -134,6 +134,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// RESP2: a bulk string.
     Double(f64),
+    /// A double in Redis's "human" form (`%.17Lf` without trailing zeros: GEOPOS's
+    /// coordinates): a bulk string in RESP2, a double in RESP3.
+    Human(f64),
     /// RESP2: a bulk string (text).
     Verbatim(String),
     /// An out-of-band message (pub/sub): RESP3 `>`, RESP2 an array.
@@ -245,6 +248,17 @@ pub fn format_g17(d: f64) -> String {
     }
 }
 
+/// Redis's `ld2string(.., LD_STR_HUMAN)` of a double: 17 decimals, trailing zeros (and a
+/// bare point) dropped, `-0` as `0`, infinities as `inf`/`-inf`.
+pub fn format_human(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let s = format!("{d:.17}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
 /// Appends the encoding of `reply` in protocol `proto` to `out`.
 pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
     let v3 = proto == Proto::Resp3;
@@ -280,6 +294,8 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
         }
         Reply::Double(d) if v3 => put_line(out, b',', format_g17(*d).as_bytes()),
         Reply::Double(d) => put_bulk(out, format_g17(*d).as_bytes()),
+        Reply::Human(d) if v3 => put_line(out, b',', format_human(*d).as_bytes()),
+        Reply::Human(d) => put_bulk(out, format_human(*d).as_bytes()),
         Reply::Verbatim(s) if v3 => {
             put_len(out, b'=', s.len() + 4);
             out.put_slice(b"txt:");

@@ -44,6 +44,7 @@ impl From<Reply> for Value {
             Reply::Error(e) => Value::Error(e),
             Reply::Int(n) => Value::Int(n),
             Reply::Double(d) => Value::Str(crate::resp::format_double(d).into_bytes()),
+            Reply::Human(d) => Value::Str(crate::resp::format_human(d).into_bytes()),
             Reply::Bulk(b) => Value::Str(b.to_vec()),
             Reply::Nil | Reply::NilArray => Value::Nil,
             Reply::Array(a) | Reply::Set(a) | Reply::Push(a) | Reply::Many(a) => {

@@ -1,8 +1,8 @@
 //! Commands learned from the backends: at start-up the proxy reads one backend's `COMMAND`
 //! reply and routes every command its own table (`membership::command`) does not carry by
 //! what the backend says of it — arity, flags, key positions and Redis 7 key specs, and the
-//! cluster routing tips (`request_policy`, `response_policy`). So `XADD`, `GEOADD`,
-//! `SORT` or a module's commands go through in front of Redis or Valkey.
+//! cluster routing tips (`request_policy`, `response_policy`). So `XADD`, `XRANGE`
+//! or a module's commands go through in front of Redis or Valkey.
 //!
 //! Keyed commands go to the owner of their keys' slot (all keys in one slot, else
 //! `-CROSSSLOT`); keyless ones to every shard when the backend says so (`request_policy:
@@ -420,7 +420,7 @@ mod tests {
             cmd("mod.add", -2, &["write", "denyoom", "fast"], (1, 1, 1), &[]),
             cmd("blpop", -3, &["write", "blocking"], (1, -2, 1), &[]),
             cmd("mod.count", -2, &["readonly"], (1, -1, 1), &[]),
-            cmd("georadius", -6, &["write", "movablekeys"], (1, 1, 1), &[]),
+            cmd("mod.movable", -6, &["write", "movablekeys"], (1, 1, 1), &[]),
         );
         let t = from_reply(&Bytes::from(raw)).expect("table");
         assert!(t.get(b"get").is_none(), "the built-in table wins");
@@ -438,7 +438,7 @@ mod tests {
         );
         // Movable keys without key specs (a Redis 6 reply): the keys cannot be found.
         assert_eq!(
-            t.get(b"georadius").map(|c| c.route),
+            t.get(b"mod.movable").map(|c| c.route),
             Some(Route::Refused(Refusal::KeysNotFound))
         );
     }

@@ -249,3 +249,38 @@ async fn streams_through_the_proxy_match_redis() {
     let mut g = stream::Gen::new(TAG);
     pair.run(0x0057_2ea3, move |rng| g.step(rng), &probes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geo_through_the_proxy_matches_redis() {
+    use shard::testing::random::geo;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(geo::KEYS);
+    let probes: Vec<Vec<&str>> = keys
+        .iter()
+        .flat_map(|k| {
+            [
+                vec!["TYPE", k.as_str()],
+                vec!["ZRANGE", k.as_str(), "0", "-1", "WITHSCORES"],
+            ]
+        })
+        .collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0x6e07, |rng| geo::step(rng, TAG), &probes).await;
+}
+
+/// SORT's BY and GET patterns carry the keys' hash tag, so they name keys of the sorted
+/// key's slot: a shard cluster accepts them as Redis Cluster does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_through_the_proxy_matches_redis() {
+    use shard::testing::random::sort;
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let keys = tagged(sort::KEYS);
+    let probes: Vec<Vec<&str>> = keys.iter().map(|k| vec!["TYPE", k.as_str()]).collect();
+    let probes: Vec<&[&str]> = probes.iter().map(Vec::as_slice).collect();
+    pair.run(0x5_0277, |rng| sort::step(rng, TAG), &probes)
+        .await;
+}

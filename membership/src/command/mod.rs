@@ -472,6 +472,20 @@ pub enum CommandId {
     XinfoGroups,
     XinfoConsumers,
     XinfoHelp,
+    // geo
+    Geoadd,
+    Geodist,
+    Geohash,
+    Geopos,
+    Georadius,
+    GeoradiusRo,
+    Georadiusbymember,
+    GeoradiusbymemberRo,
+    Geosearch,
+    Geosearchstore,
+    // sorting
+    Sort,
+    SortRo,
     // subcommands
     ClientId,
     ClientSetname,
@@ -681,6 +695,9 @@ impl CommandSpec {
         if self.specs.is_empty() {
             return KeyPositions::Range(self.keys.indices(argc));
         }
+        if self.id == CommandId::Sort {
+            return KeyPositions::Found(sort_keys(argc, arg).into_iter());
+        }
         let mut found = Vec::new();
         crate::keyspec::find(self.specs, argc, arg, &mut found);
         KeyPositions::Found(found.into_iter())
@@ -696,6 +713,20 @@ impl CommandSpec {
         arg: impl Fn(usize) -> &'a [u8],
     ) -> impl Iterator<Item = usize> + 'a {
         let read_only = |u: &KeyUse| u.flags.first() == Some(&"RO");
+        // With key specs: the keys of the specs that write (GEORADIUS's STORE destination,
+        // not its source).
+        let mut written = Vec::new();
+        if self.id == CommandId::Sort {
+            written = sort_keys(argc, &arg);
+            written.retain(|&i| i != 1);
+        } else if self.specs.iter().any(|k| !k.write) {
+            for k in self.specs.iter().filter(|k| k.write) {
+                crate::keyspec::find(std::slice::from_ref(k), argc, &arg, &mut written);
+            }
+            written.sort_unstable();
+            written.dedup();
+        }
+        let only = self.specs.iter().any(|k| !k.write).then_some(written);
         let uses = if self.specs.is_empty() {
             self.key_use
         } else {
@@ -703,7 +734,8 @@ impl CommandSpec {
         };
         self.key_positions(argc, arg)
             .enumerate()
-            .filter(move |&(n, _)| match uses {
+            .filter(move |&(n, i)| match uses {
+                _ if only.is_some() => only.as_ref().is_some_and(|w| w.contains(&i)),
                 [] => true,
                 [one] => !read_only(one),
                 _ => !uses.get(n).or(uses.last()).is_some_and(read_only),
@@ -733,10 +765,14 @@ impl CommandSpec {
             cats.push("@read");
         }
         // Pub/sub's category comes from its flag (PUBSUB HELP, in the group, has neither); a
-        // container has none but `@slow` (Redis: `xgroup`, `object`, `client` ...).
-        if let Some(c) = match self.group {
+        // container has none but `@slow` (Redis: `xgroup`, `object`, `client` ...). SORT reads
+        // lists, sets and sorted sets, and its patterns any key.
+        if matches!(self.id, CommandId::Sort | CommandId::SortRo) {
+            cats.extend(["@set", "@sortedset", "@list", "@dangerous"]);
+        } else if let Some(c) = match self.group {
             _ if self.is_container() => None,
             "string" => Some("@string"),
+            "geo" => Some("@geo"),
             "bitmap" => Some("@bitmap"),
             "hyperloglog" => Some("@hyperloglog"),
             "hash" => Some("@hash"),
@@ -774,6 +810,27 @@ impl CommandSpec {
         cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c));
         cats
     }
+}
+
+/// SORT's keys as Redis's `sortGetKeys` finds them: the sorted key, and the argument after
+/// the last `STORE` (LIMIT's two arguments and BY's and GET's one are skipped).
+pub fn sort_keys<'a>(argc: usize, arg: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut store = None;
+    let mut i = 2;
+    while i < argc {
+        let a = arg(i);
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    keys.extend(store);
+    keys
 }
 
 /// The commands that run at once while a client is in MULTI; every other command is queued
@@ -816,7 +873,7 @@ const ACL_ORDER: [&str; 21] = [
 ];
 
 /// Longest command name in the tables; longer input cannot match.
-const MAX_NAME: usize = 16;
+const MAX_NAME: usize = 20;
 
 /// Every row of both tables by name, with whether it is served (a row of [`COMMANDS`]).
 static BY_NAME: LazyLock<HashMap<&'static [u8], (&'static CommandSpec, bool)>> =

@@ -224,6 +224,7 @@ fn key_spec(u: &KeyUse, k: &KeySpec) -> Reply {
                 ]),
             ),
         ]),
+        BeginSearch::Unknown => map([("type", bulk("unknown")), ("spec", map([]))]),
     };
     fields.push(("begin_search", begin));
     let find = match &k.find {
@@ -257,6 +258,7 @@ fn key_spec(u: &KeyUse, k: &KeySpec) -> Reply {
                 ]),
             ),
         ]),
+        FindKeys::Unknown => map([("type", bulk("unknown")), ("spec", map([]))]),
     };
     fields.push(("find_keys", find));
     map(fields)

@@ -279,6 +279,91 @@ const fn streams_after(startfrom: i32) -> KeySpec {
         not_key: false,
     }
 }
+/// GEORADIUS and GEORADIUSBYMEMBER (`store_from`: where the options start): the source, and
+/// the STORE or STOREDIST destination after its keyword.
+const fn georadius_specs(store_from: i32) -> [KeySpec; 3] {
+    const RANGE: FindKeys = FindKeys::Range {
+        lastkey: 0,
+        step: 1,
+        limit: 0,
+    };
+    [
+        KeySpec {
+            begin: BeginSearch::Index(1),
+            find: RANGE,
+            write: false,
+            not_key: false,
+        },
+        KeySpec {
+            begin: BeginSearch::Keyword {
+                keyword: "STORE",
+                startfrom: store_from,
+            },
+            find: RANGE,
+            write: true,
+            not_key: false,
+        },
+        KeySpec {
+            begin: BeginSearch::Keyword {
+                keyword: "STOREDIST",
+                startfrom: store_from,
+            },
+            find: RANGE,
+            write: true,
+            not_key: false,
+        },
+    ]
+}
+const GEORADIUS_SPECS: &[KeySpec] = &georadius_specs(6);
+const GEORADIUSBYMEMBER_SPECS: &[KeySpec] = &georadius_specs(5);
+const GEORADIUS_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RO", "access"]),
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["OW", "update"]),
+];
+/// GEOSEARCHSTORE: the destination is overwritten, the source read.
+const GEOSEARCHSTORE_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["OW", "update"]),
+    KeyUse::flags(&["RO", "access"]),
+];
+/// SORT and SORT_RO: the sorted key, then Redis's `unknown` specs for the BY/GET pattern keys
+/// and SORT's STORE destination (found by [`super::sort_keys`], as Redis's `sortGetKeys`).
+const SORT_INDEX: KeySpec = KeySpec {
+    begin: BeginSearch::Index(1),
+    find: FindKeys::Range {
+        lastkey: 0,
+        step: 1,
+        limit: 0,
+    },
+    write: false,
+    not_key: false,
+};
+const UNKNOWN_RO: KeySpec = KeySpec {
+    begin: BeginSearch::Unknown,
+    find: FindKeys::Unknown,
+    write: false,
+    not_key: false,
+};
+const SORT_SPECS: &[KeySpec] = &[
+    SORT_INDEX,
+    UNKNOWN_RO,
+    KeySpec {
+        write: true,
+        ..UNKNOWN_RO
+    },
+];
+const SORT_RO_SPECS: &[KeySpec] = &[SORT_INDEX, UNKNOWN_RO];
+const SORT_PATTERN_USE: KeyUse = KeyUse::flags(&["RO", "access"]).notes(
+    "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort",
+);
+const SORT_KEYS: &[KeyUse] = &[
+    KeyUse::flags(&["RO", "access"]),
+    SORT_PATTERN_USE,
+    KeyUse::flags(&["OW", "update"]).notes(
+        "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array",
+    ),
+];
+const SORT_RO_KEYS: &[KeyUse] = &[KeyUse::flags(&["RO", "access"]), SORT_PATTERN_USE];
 
 const ALL_MIN: &[&str] = &["request_policy:all_shards", "response_policy:agg_min"];
 const ALL_ND: &[&str] = &["request_policy:all_shards", "nondeterministic_output"];
@@ -691,6 +776,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     row("xautoclaim",   Xautoclaim,     -6, WF,    K1,  RW_D,          SingleKey,                ND_OUT,         "stream",     "6.2.0",  "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
     row("xgroup",       Xgroup,         -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "stream",     "5.0.0",  "A container for consumer groups commands").with_subcommands(XGROUP_SUBS),
     row("xinfo",        Xinfo,          -2, NONE,  K0,  NO_KEYS,       Local,                    NO_TIPS,        "stream",     "5.0.0",  "A container for stream introspection commands").with_subcommands(XINFO_SUBS),
+    row("geoadd",               Geoadd,              -5, WD, K1,  RW_U,                SingleKey, NO_TIPS, "geo",     "3.2.0",  "Add one or more geospatial items in the geospatial index represented using a sorted set"),
+    row("geodist",              Geodist,             -4, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "3.2.0",  "Returns the distance between two members of a geospatial index"),
+    row("geohash",              Geohash,             -2, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "3.2.0",  "Returns members of a geospatial index as standard geohash strings"),
+    row("geopos",               Geopos,              -2, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "3.2.0",  "Returns longitude and latitude of members of a geospatial index"),
+    row("georadius",            Georadius,           -6, WD, K1,  GEORADIUS_KEYS,      SameSlot,  NO_TIPS, "geo",     "3.2.0",  "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a point").with_specs(GEORADIUS_SPECS),
+    row("georadius_ro",         GeoradiusRo,         -6, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "3.2.10", "A read-only variant for GEORADIUS"),
+    row("georadiusbymember",    Georadiusbymember,   -5, WD, K1,  GEORADIUS_KEYS,      SameSlot,  NO_TIPS, "geo",     "3.2.0",  "Query a sorted set representing a geospatial index to fetch members matching a given maximum distance from a member").with_specs(GEORADIUSBYMEMBER_SPECS),
+    row("georadiusbymember_ro", GeoradiusbymemberRo, -5, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "3.2.10", "A read-only variant for GEORADIUSBYMEMBER"),
+    row("geosearch",            Geosearch,           -7, R,  K1,  RO_A,                SingleKey, NO_TIPS, "geo",     "6.2.0",  "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle."),
+    row("geosearchstore",       Geosearchstore,      -8, WD, K12, GEOSEARCHSTORE_KEYS, SameSlot,  NO_TIPS, "geo",     "6.2.0",  "Query a sorted set representing a geospatial index to fetch members inside an area of a box or a circle, and store the result in another key."),
+    row("sort",                 Sort,                -2, WD, K1,  SORT_KEYS,           SameSlot,  NO_TIPS, "generic", "1.0.0",  "Sort the elements in a list, set or sorted set").with_specs(SORT_SPECS),
+    row("sort_ro",              SortRo,              -2, R,  K1,  SORT_RO_KEYS,        SingleKey, NO_TIPS, "generic", "7.0.0",  "Sort the elements in a list, set or sorted set. Read-only variant of SORT.").with_specs(SORT_RO_SPECS),
     row("subscribe",    Subscribe,      -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to the given channels"),
     row("psubscribe",   Psubscribe,     -2, PNLS,  K0,  NO_KEYS,       Route::PubSub,             NO_TIPS,        "pubsub",     "2.0.0",  "Listen for messages published to channels matching the given patterns"),
     row("ssubscribe",   Ssubscribe,     -2, PNLS,  KN,  NOT_KEY,       Route::PubSub,             NO_TIPS,        "pubsub",     "7.0.0",  "Listen for messages published to the given shard channels"),

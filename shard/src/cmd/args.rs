@@ -11,24 +11,18 @@ pub fn parse_i64(b: &[u8]) -> Result<i64, CmdError> {
     strict_i64(b).ok_or(CmdError::NotInteger)
 }
 
-/// Parses a finite float like Redis's `string2ld`: no spaces, no NaN or infinity.
-pub fn parse_f64(b: &[u8]) -> Result<f64, CmdError> {
-    strict_f64(b).ok_or(CmdError::NotFloat)
-}
-
-pub fn strict_f64(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty()
-        || s.starts_with(|c: char| c.is_whitespace())
-        || s.ends_with(|c: char| c.is_whitespace())
+/// Redis's `string2ld` as far as a double can follow it: the whole argument a number, no
+/// leading space, infinities accepted, NaN and out-of-range values refused.
+pub fn long_double(b: &[u8]) -> Option<f64> {
+    if b.first()
+        .is_none_or(|c| c.is_ascii_whitespace() || *c == 0x0b)
     {
         return None;
     }
-    let lower = s.to_ascii_lowercase();
-    if lower.contains("inf") || lower.contains("nan") {
-        return None;
+    match membership::double::strtod(b)? {
+        (v, false) if !v.is_nan() => Some(v),
+        _ => None,
     }
-    s.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 pub fn eq(a: &[u8], b: &str) -> bool {
@@ -122,12 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn floats_are_finite() {
-        assert_eq!(strict_f64(b"1.5"), Some(1.5));
-        assert_eq!(strict_f64(b"-.5"), Some(-0.5));
-        assert_eq!(strict_f64(b"1e3"), Some(1000.0));
-        for bad in [&b"inf"[..], b"-inf", b"nan", b" 1", b"", b"abc", b"1e400"] {
-            assert_eq!(strict_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+    fn long_doubles_as_string2ld() {
+        assert_eq!(long_double(b"1.5"), Some(1.5));
+        assert_eq!(long_double(b"-.5"), Some(-0.5));
+        assert_eq!(long_double(b"1e3"), Some(1000.0));
+        assert_eq!(long_double(b"inf"), Some(f64::INFINITY));
+        assert_eq!(long_double(b"-inf"), Some(f64::NEG_INFINITY));
+        for bad in [&b"nan"[..], b" 1", b"1 ", b"", b"abc", b"1e400"] {
+            assert_eq!(long_double(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use membership::command::CommandId;
 
-use super::args::{eq, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::args::{eq, long_double, parse_i64, strict_i64};
 use super::key::{parse_cursor, scan_opts};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
@@ -191,13 +191,16 @@ pub fn hincrby(s: &mut Session, a: &Args) -> CmdResult {
 }
 
 pub fn hincrbyfloat(s: &mut Session, a: &Args) -> CmdResult {
-    let by = parse_f64(a.get(3))?;
+    let by = long_double(a.get(3)).ok_or(CmdError::NotFloat)?;
+    if by.is_infinite() {
+        return Err(CmdError::err("value is NaN or Infinity"));
+    }
     let f = a.get(2);
     let small = Small::of(&s.shared.db.encodings.get());
     let new = with_hash_mut(s, a.get(1), |h| {
         let cur = match h.get(f) {
             None => 0.0,
-            Some(v) => strict_f64(v).ok_or(CmdError::HashNotFloat)?,
+            Some(v) => long_double(v).ok_or(CmdError::HashNotFloat)?,
         };
         let new = cur + by;
         if !new.is_finite() {

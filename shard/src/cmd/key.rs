@@ -157,13 +157,17 @@ pub fn rename(s: &mut Session, a: &Args, nx: bool) -> CmdResult {
 /// (one database here: `DB` other than 0 is out of range).
 pub fn copy(s: &mut Session, a: &Args) -> CmdResult {
     let mut replace = false;
+    let mut other_db = false;
     let mut j = 3;
     while j < a.len() {
         if eq(a.get(j), "replace") {
             replace = true;
         } else if eq(a.get(j), "db") && j + 1 < a.len() {
+            // Redis's 16 databases exist in name: 1 to 15 are refused below, as Redis
+            // Cluster refuses them, after the rest of the options are read.
             match super::args::strict_i64(a.get(j + 1)) {
                 Some(0) => {}
+                Some(1..=15) => other_db = true,
                 Some(_) => return Err(CmdError::err("DB index is out of range")),
                 None => return Err(CmdError::NotInteger),
             }
@@ -172,6 +176,11 @@ pub fn copy(s: &mut Session, a: &Args) -> CmdResult {
             return Err(CmdError::Syntax);
         }
         j += 1;
+    }
+    if other_db {
+        return Err(CmdError::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
     }
     let (src, dst) = (a.get(1), a.get(2));
     if src == dst {

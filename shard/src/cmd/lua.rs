@@ -1120,12 +1120,13 @@ fn to_lua(lua: &Lua, r: &Reply, resp3: bool, depth: usize) -> mlua::Result<Value
             wrapped("map", inner)?
         }
         Reply::Map(pairs) => seq(&mut pairs.iter().flat_map(|(k, v)| [k, v]))?,
-        Reply::Double(d) if resp3 => {
+        Reply::Double(d) | Reply::Human(d) if resp3 => {
             let t = lua.create_table()?;
             t.raw_set("double", *d)?;
             Value::Table(t)
         }
         Reply::Double(d) => Value::String(lua.create_string(format_g17(*d))?),
+        Reply::Human(d) => Value::String(lua.create_string(membership::resp::format_human(*d))?),
         Reply::Verbatim(s) => Value::String(lua.create_string(s)?),
         // Pub/sub commands are `noscript`: these do not reach a script; as arrays if they did.
         Reply::Push(items) | Reply::Many(items) => seq(&mut items.iter())?,

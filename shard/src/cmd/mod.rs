@@ -11,6 +11,7 @@ mod blocking;
 mod cluster;
 mod connection;
 mod function;
+mod geo;
 mod hash;
 mod hll;
 mod json;
@@ -20,11 +21,13 @@ mod lua;
 mod msgpack;
 mod multi;
 mod notify;
+mod pqsort;
 mod pubsub;
 mod script;
 mod server;
 mod session;
 mod set;
+mod sort;
 mod stream;
 mod string;
 mod structlib;
@@ -499,6 +502,13 @@ fn run(s: &mut Session, shared: &Shared, spec: &'static CommandSpec, a: &Args) -
         XgroupCreate | XgroupSetid | XgroupDestroy | XgroupCreateconsumer | XgroupDelconsumer
         | XgroupHelp => stream::xgroup(s, spec.id, a),
         XinfoStream | XinfoGroups | XinfoConsumers | XinfoHelp => stream::xinfo(s, spec.id, a),
+        Geoadd => geo::geoadd(s, a),
+        Geodist => geo::geodist(s, a),
+        Geohash => geo::geohash_cmd(s, a),
+        Geopos => geo::geopos(s, a),
+        Georadius | GeoradiusRo | Georadiusbymember | GeoradiusbymemberRo | Geosearch
+        | Geosearchstore => geo::search_cmd(s, spec.id, a),
+        Sort | SortRo => sort::sort(s, a, spec.id == SortRo),
 
         Subscribe => pubsub::subscribe(s, crate::pubsub::Kind::Channel, a),
         Psubscribe => pubsub::subscribe(s, crate::pubsub::Kind::Pattern, a),

@@ -67,6 +67,15 @@ pub fn before(s: &mut Session, spec: &CommandSpec, a: &Args) -> Option<Seen> {
             let members = zadd_members(spec.id, a);
             seen.scores = scores(s, a.get(1), &members);
         }
+        Geoadd => {
+            let members = super::geo::geoadd_members(a);
+            seen.scores = scores(s, a.get(1), &members);
+        }
+        Georadius | Georadiusbymember | Geosearchstore | Sort => {
+            if let Some(k) = store_key(spec, a) {
+                seen.existed = vec![exists(s, &k)];
+            }
+        }
         _ => {}
     }
     Some(seen)
@@ -104,6 +113,14 @@ fn scores(s: &mut Session, key: &[u8], members: &[Bytes]) -> Vec<Option<f64>> {
         .ok()
         .flatten()
         .unwrap_or_else(|| vec![None; members.len()])
+}
+
+/// The key a GEORADIUS(BYMEMBER) STORE, a GEOSEARCHSTORE or a SORT STORE writes: the last
+/// key its key specs find (the first is the source).
+fn store_key(spec: &CommandSpec, a: &Args) -> Option<Bytes> {
+    spec.written_key_positions(a.len(), |i| a.get(i))
+        .last()
+        .map(|i| a.bytes(i))
 }
 
 /// Whether any option word among `a[from..]` is one of `words`.
@@ -340,6 +357,27 @@ pub fn after(s: &mut Session, spec: &CommandSpec, a: &Args, r: &CmdResult, seen:
             }
         }
 
+        // GEOADD runs ZADD, which raises the events.
+        Geoadd => {
+            let members = super::geo::geoadd_members(a);
+            if scores(s, key, &members) != seen.scores {
+                n.event(class::ZSET, "zadd", key);
+            }
+        }
+        Georadius | Georadiusbymember | Geosearchstore | Sort => {
+            if let Some(k) = store_key(spec, a) {
+                let (c, name) = match spec.id {
+                    Georadius | Georadiusbymember => (class::ZSET, "georadiusstore"),
+                    Geosearchstore => (class::ZSET, "geosearchstore"),
+                    _ => (class::LIST, "sortstore"),
+                };
+                if nonempty(reply) {
+                    ev(c, name, &k);
+                } else if seen.existed.first() == Some(&true) {
+                    ev(class::GENERIC, "del", &k);
+                }
+            }
+        }
         Zadd | Zincrby => {
             let members = zadd_members(spec.id, a);
             if scores(s, key, &members) != seen.scores {

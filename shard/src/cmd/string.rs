@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::args::{eq, owned, parse_f64, parse_i64, strict_f64, strict_i64};
+use super::args::{eq, long_double, owned, parse_i64, strict_i64};
 use super::session::Session;
 use crate::error::{CmdError, CmdResult};
 use crate::protocol::{Args, Reply, format_double};
@@ -309,12 +309,14 @@ pub fn incr_by(s: &mut Session, key: &[u8], by: i64) -> CmdResult {
 
 pub fn incr_by_float(s: &mut Session, a: &Args) -> CmdResult {
     let key = a.get(1);
-    let by = parse_f64(a.get(2))?;
+    // Redis's order: the key's type, its value, then the increment (infinities parse, and
+    // their sum is refused below, as Redis's `string2ld` and check do).
     let mut t = s.shared.db.for_key(key);
     let cur = match get_str(&mut t, key, s.now)? {
         None => 0.0,
-        Some(b) => strict_f64(&b).ok_or(CmdError::NotFloat)?,
+        Some(b) => long_double(&b).ok_or(CmdError::NotFloat)?,
     };
+    let by = long_double(a.get(2)).ok_or(CmdError::NotFloat)?;
     let new = cur + by;
     if !new.is_finite() {
         return Err(CmdError::NanOrInfinity);

@@ -185,6 +185,24 @@ pub fn load_warm_now(s: &Session, args: &Args, plan: &WarmPlan) -> Result<(), Cm
     )))
 }
 
+/// Loads `key` from the warm tier into RAM now (a blocking read) if it is there: for keys a
+/// command finds only while it runs (SORT's BY and GET pattern keys).
+pub(super) fn load_key_now(s: &Session, key: &[u8]) -> Result<(), CmdError> {
+    let Some(w) = s.shared.db.warm() else {
+        return Ok(());
+    };
+    let key = Bytes::copy_from_slice(key);
+    let todo = s.shared.db.warm_keys(std::iter::once(&key), s.now);
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let w = w.clone();
+    for (k, rec) in todo.iter().zip(read_warm(&w, &todo)?) {
+        s.shared.db.install(k, rec, s.now);
+    }
+    Ok(())
+}
+
 /// Reads `keys` from the warm tier (blocking), timing the reads for the choice above.
 fn read_warm(w: &WarmStore, keys: &[WarmKey]) -> Result<Vec<Option<Record>>, CmdError> {
     let start = std::time::Instant::now();

@@ -551,7 +551,38 @@ pub fn zadd(s: &mut Session, id: CommandId, a: &Args) -> CmdResult {
     for j in 0..elements {
         pairs.push((score_arg(a.get(i + 2 * j))?, a.bytes(i + 2 * j + 1)));
     }
-    let key = a.get(1);
+    add_pairs(s, a.get(1), f, small, pairs)
+}
+
+/// GEOADD's ZADD: `pairs` (score, member) with NX, XX and CH as GEOADD parsed them; at
+/// least one pair (else ZADD's syntax error).
+pub(super) fn geoadd_pairs(
+    s: &mut Session,
+    key: &[u8],
+    (nx, xx, ch): (bool, bool, bool),
+    pairs: Vec<(f64, Bytes)>,
+) -> CmdResult {
+    if pairs.is_empty() {
+        return Err(CmdError::Syntax);
+    }
+    let small = Small::of(&s.shared.db.encodings.get());
+    let f = AddFlags {
+        nx,
+        xx,
+        ch,
+        ..AddFlags::default()
+    };
+    add_pairs(s, key, f, small, pairs)
+}
+
+/// ZADD after its arguments are checked: adds or updates `pairs` at `key`.
+fn add_pairs(
+    s: &mut Session,
+    key: &[u8],
+    f: AddFlags,
+    small: Small,
+    pairs: Vec<(f64, Bytes)>,
+) -> CmdResult {
     let nothing = || Ok(if f.incr { Reply::Nil } else { Reply::Int(0) });
     let mut t = s.shared.db.for_key(key);
     match t.peek(key, s.now) {

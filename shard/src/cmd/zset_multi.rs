@@ -25,7 +25,13 @@ fn build(items: &[(Bytes, f64)], small: Small) -> ZSetValue {
 }
 
 /// Stores `items` at `dst` (or deletes `dst` when there are none); the reply is their count.
-fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64, small: Small) -> Reply {
+pub(super) fn store(
+    t: &mut SlotMap,
+    dst: &[u8],
+    items: &[(Bytes, f64)],
+    now: u64,
+    small: Small,
+) -> Reply {
     if items.is_empty() {
         t.remove(dst);
         return Reply::Int(0);
@@ -37,7 +43,7 @@ fn store(t: &mut SlotMap, dst: &[u8], items: &[(Bytes, f64)], now: u64, small: S
 }
 
 /// The sorted set at `key` in a locked table: `Ok(None)` when absent.
-fn peek_zset<'a>(
+pub(super) fn peek_zset<'a>(
     t: &'a mut SlotMap,
     key: &[u8],
     now: u64,

@@ -719,9 +719,17 @@ fn unordered(reply: &str) -> (String, Vec<String>) {
     let mut rest = &bytes[header_end + 2..];
     let mut elements = Vec::new();
     // RESP3's decoder reads RESP2 too (a subset).
-    while let Ok(Some((DecodedFrame::Complete(_), n))) =
-        redis_protocol::resp3::decode::streaming::decode(rest)
-    {
+    loop {
+        // RESP2's nulls, which the RESP3 decoder refuses.
+        let n = if rest.starts_with(b"$-1\r\n") || rest.starts_with(b"*-1\r\n") {
+            5
+        } else if let Ok(Some((DecodedFrame::Complete(_), n))) =
+            redis_protocol::resp3::decode::streaming::decode(rest)
+        {
+            n
+        } else {
+            break;
+        };
         let element = String::from_utf8_lossy(&rest[..n]).into_owned();
         elements.push(if matches!(rest.first(), Some(b'*' | b'~')) {
             format!("{:?}", unordered(&element))

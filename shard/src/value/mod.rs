@@ -9,6 +9,7 @@
 //! be handled (no arm falls back to "string").
 
 pub mod codec;
+pub mod geohash;
 pub mod hash;
 pub mod limits;
 pub mod list;

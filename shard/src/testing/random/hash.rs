@@ -150,7 +150,8 @@ impl Gen<'_> {
                 exact(vec!["HINCRBY".into(), k, f, by])
             }
             21 => {
-                let by = ["1.5", "-0.25", "abc", "3", "1e5", "0"][self.rng.usize(..6)];
+                let by = ["1.5", "-0.25", "abc", "3", "1e5", "0", "inf", "-inf", "nan"]
+                    [self.rng.usize(..9)];
                 exact(vec!["HINCRBYFLOAT".into(), k, self.field(), by.into()])
             }
             22 => exact(vec!["HSTRLEN".into(), k, self.field()]),
