@@ -281,3 +281,35 @@ async fn redis_crate_receives_pushes() {
     );
     srv.stop().await;
 }
+
+/// PFCOUNT that refreshes an HLL's cached cardinality rewrites the value's bytes: as in Redis,
+/// trackers of the key are told (a near cache holding its GET must drop it), and a WATCH of it
+/// fails the transaction. A PFCOUNT answered from a valid cache changes nothing.
+#[tokio::test]
+async fn pfcount_cache_refresh_is_a_change() {
+    let srv = TestShard::default().await;
+    let mut reader = resp3(&srv).await;
+    let mut writer = srv.raw().await;
+    assert_eq!(reader.cmd(&["CLIENT", "TRACKING", "on"]).await, V::s("OK"));
+    assert_eq!(writer.cmd(&["PFADD", "h", "a", "b"]).await, V::Int(1));
+    let before = reader.cmd(&["GET", "h"]).await;
+    assert_eq!(writer.cmd(&["PFCOUNT", "h"]).await, V::Int(2));
+    expect_push(&mut reader, invalidate(&["h"])).await;
+    assert_ne!(
+        reader.cmd(&["GET", "h"]).await,
+        before,
+        "the cache bytes changed"
+    );
+    // Cached now: PFCOUNT again leaves the value (and the tracker) alone.
+    assert_eq!(writer.cmd(&["PFCOUNT", "h"]).await, V::Int(2));
+    assert_eq!(reader.cmd(&["PING"]).await, V::s("PONG"));
+
+    assert_eq!(writer.cmd(&["PFADD", "h", "c"]).await, V::Int(1));
+    assert_eq!(writer.cmd(&["WATCH", "h"]).await, V::s("OK"));
+    let mut other = srv.raw().await;
+    assert_eq!(other.cmd(&["PFCOUNT", "h"]).await, V::Int(3));
+    assert_eq!(writer.cmd(&["MULTI"]).await, V::s("OK"));
+    assert_eq!(writer.cmd(&["PING"]).await, V::s("QUEUED"));
+    assert_eq!(writer.cmd(&["EXEC"]).await, V::Nil);
+    srv.stop().await;
+}

@@ -545,10 +545,14 @@ pub fn pfcount(s: &mut Session, a: &Args) -> CmdResult {
         return Ok(Reply::Int(u64::from_le_bytes(card) as i64));
     }
     let card = count(&v).map_err(corrupt)?;
-    // The cached cardinality is part of the value, as in Redis.
+    // The cached cardinality is part of the value, as in Redis, which signals the key as
+    // modified: trackers (a proxy's near cache holding its GET) and WATCH see the new bytes.
     let mut v = v.to_vec();
     v[8..16].copy_from_slice(&card.to_le_bytes());
     store(&mut t, key, v, false, now);
+    drop(t);
+    s.shared.tracking.invalidate(key, s.handle.id);
+    s.shared.watches.touch(key);
     Ok(Reply::Int(card as i64))
 }
 
