@@ -73,6 +73,17 @@ fn writer<'a>(
     }
 }
 
+/// Distinct slots in ascending order: the order every multi-slot taker locks in (no
+/// deadlock between two of them).
+fn in_order(slots: impl Iterator<Item = Slot>) -> SmallVec<[u16; 4]> {
+    let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
+    if s.len() > 1 {
+        s.sort_unstable();
+        s.dedup();
+    }
+    s
+}
+
 /// A handle to the gates of every slot (cheap to clone: the cells are shared with the store).
 #[derive(Clone)]
 pub struct SlotGates {
@@ -97,12 +108,8 @@ impl SlotGates {
 
     /// The read side of several slots' gates (any order, duplicates allowed).
     pub fn shared_many(&self, slots: impl Iterator<Item = Slot>) -> Shared<'_> {
-        let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
-        if s.len() > 1 {
-            s.sort_unstable();
-            s.dedup();
-        }
-        s.into_iter()
+        in_order(slots)
+            .into_iter()
             .map(|i| self.cells[usize::from(i)].gate.read())
             .collect()
     }
@@ -117,10 +124,8 @@ impl SlotGates {
         &self,
         slots: impl Iterator<Item = Slot>,
     ) -> Vec<RwLockWriteGuard<'_, ()>> {
-        let mut s: Vec<u16> = slots.map(|s| s.get()).collect();
-        s.sort_unstable();
-        s.dedup();
-        s.into_iter()
+        in_order(slots)
+            .into_iter()
             .map(|i| self.cells[usize::from(i)].gate.write())
             .collect()
     }
@@ -141,12 +146,8 @@ impl SlotGates {
         slots: impl Iterator<Item = Slot>,
         give_up: &dyn Fn() -> bool,
     ) -> Option<Shared<'_>> {
-        let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
-        if s.len() > 1 {
-            s.sort_unstable();
-            s.dedup();
-        }
-        s.into_iter()
+        in_order(slots)
+            .into_iter()
             .map(|i| {
                 let gate = &self.cells[usize::from(i)].gate;
                 patiently(reader(gate), give_up)
@@ -170,12 +171,8 @@ impl SlotGates {
         slots: impl Iterator<Item = Slot>,
         give_up: &dyn Fn() -> bool,
     ) -> Option<Exclusive<'_>> {
-        let mut s: SmallVec<[u16; 4]> = slots.map(|s| s.get()).collect();
-        if s.len() > 1 {
-            s.sort_unstable();
-            s.dedup();
-        }
-        s.into_iter()
+        in_order(slots)
+            .into_iter()
             .map(|i| {
                 let gate = &self.cells[usize::from(i)].gate;
                 patiently(writer(gate), give_up)

@@ -1011,7 +1011,7 @@ fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 /// thousand runs, `out of Lua stack`.)
 fn refill(lua: &Lua, t: &Table, items: &[Bytes]) -> mlua::Result<()> {
     for i in 1..=t.raw_len() {
-        t.raw_seti(i, Value::Nil)?;
+        t.raw_set(i, Value::Nil)?;
     }
     if !t.is_empty() {
         // A script stored other keys in it.
@@ -1031,8 +1031,8 @@ fn fill(lua: &Lua, t: &Table, items: &[Bytes]) -> mlua::Result<()> {
     for (i, item) in items.iter().enumerate() {
         // mlua pushes a `&str` straight onto the stack; other bytes go through a handle.
         match std::str::from_utf8(item) {
-            Ok(text) => t.raw_seti(i + 1, text)?,
-            Err(_) => t.raw_seti(i + 1, lua.create_string(item)?)?,
+            Ok(text) => t.raw_set(i + 1, text)?,
+            Err(_) => t.raw_set(i + 1, lua.create_string(item)?)?,
         }
     }
     Ok(())
