@@ -504,17 +504,7 @@ async fn wait_busy(c: &mut Raw) {
 /// Skipped with a notice when no Python can `import redis`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_scripts_and_locks() {
-    let python = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import redis"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(python) = python else {
-        eprintln!(
-            "NOTICE: skipping redis_py_scripts_and_locks: no python3 with redis-py \
-             (apt-get install -y python3-redis)"
-        );
+    let Some(python) = shard::testing::python::redis_py("redis_py_scripts_and_locks") else {
         return;
     };
     let srv = TestShard::default().await;
@@ -522,22 +512,7 @@ async fn redis_py_scripts_and_locks() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/redis_py_scripts.py"
     );
-    let out = tokio::time::timeout(
-        shard::testing::TIMEOUT,
-        tokio::process::Command::new(python)
-            .arg(script)
-            .arg(srv.addr.port().to_string())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("redis-py in time")
-    .expect("python runs");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "redis-py failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let port = srv.addr.port().to_string();
+    shard::testing::python::run_ok(python, &[script, &port]).await;
     srv.stop().await;
 }

@@ -609,17 +609,7 @@ async fn redis_crate_pubsub() {
 /// no Python can `import redis`.
 #[tokio::test]
 async fn redis_py_pubsub() {
-    let python = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import redis"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(python) = python else {
-        eprintln!(
-            "NOTICE: skipping redis_py_pubsub: no python3 with redis-py \
-             (apt-get install -y python3-redis)"
-        );
+    let Some(python) = shard::testing::python::redis_py("redis_py_pubsub") else {
         return;
     };
     let srv = TestShard::default().await;
@@ -653,22 +643,8 @@ p.punsubscribe()
 p.close(); p2.close()
 print("ok")
 "#;
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(python)
-            .args(["-c", script, &srv.addr.port().to_string()])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("redis-py in time")
-    .expect("python runs");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "redis-py failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let port = srv.addr.port().to_string();
+    shard::testing::python::run_ok(python, &["-c", script, &port]).await;
     srv.stop().await;
 }
 

@@ -379,17 +379,8 @@ async fn memory_is_accounted_and_events_raised() {
 /// proxy). Skipped with a notice when no Python can `import redis`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_consumer_group_worker_loop() {
-    let python = ["python3", "/usr/bin/python3"].into_iter().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import redis"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(python) = python else {
-        eprintln!(
-            "NOTICE: skipping redis_py_consumer_group_worker_loop: no python3 with redis-py \
-             (apt-get install -y python3-redis)"
-        );
+    let Some(python) = shard::testing::python::redis_py("redis_py_consumer_group_worker_loop")
+    else {
         return;
     };
     let srv = TestShard::default().await;
@@ -397,22 +388,7 @@ async fn redis_py_consumer_group_worker_loop() {
         env!("CARGO_MANIFEST_DIR"),
         "/../proxy/tests/clients/redis_py_streams.py"
     );
-    let out = tokio::time::timeout(
-        shard::testing::TIMEOUT,
-        tokio::process::Command::new(python)
-            .arg(script)
-            .arg(srv.addr.port().to_string())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("redis-py in time")
-    .expect("python runs");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "redis-py failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let port = srv.addr.port().to_string();
+    shard::testing::python::run_ok(python, &[script, &port]).await;
     srv.stop().await;
 }

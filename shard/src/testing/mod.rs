@@ -7,6 +7,7 @@
 //! test failure.
 
 pub mod node;
+pub mod python;
 pub mod random;
 
 use std::net::SocketAddr;
